@@ -1,0 +1,144 @@
+"""One generic controller for every Neutron collection: list/create on the
+collection URL, show/update/delete on the item URL. Resource services do
+the work inside one transaction; this module validates, strips and shapes.
+
+A service implements::
+
+    list(ctx, conn, ListQuery) -> (items, more)
+    get(ctx, conn, id) -> item            (NotFound when not visible)
+    create(ctx, conn, values) -> id
+    update(ctx, conn, id, changes, check) (check(revision) enforces If-Match)
+    delete(ctx, conn, id, check)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine
+from starlette.requests import Request
+from starlette.responses import Response
+
+from kaon.api import listing
+from kaon.api.context import Context
+from kaon.api.responses import json_response
+from kaon.core.query import check_revision, links
+from kaon.db.engine import read_txn, write_txn
+from kaon.model import attrs
+from kaon.model.attrs import HTTPBadRequest, Resource
+
+MalformedRequestBody = attrs.errors.define(
+    "MalformedRequestBody", attrs.errors.BadRequest, "Malformed request body: {reason}."
+)
+
+
+def context_of(request: Request) -> Context:
+    return request.scope["kaon.context"]
+
+
+async def read_body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw:
+        raise HTTPBadRequest(msg="Resource body required")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedRequestBody(reason=str(exc).split(":")[0]) from None
+
+
+def shape(item: dict[str, Any], hidden: frozenset[str], fields: list[str]) -> dict[str, Any]:
+    if fields:
+        return {k: item[k] for k in fields if k in item and k not in hidden}
+    if hidden:
+        return {k: val for k, val in item.items() if k not in hidden}
+    return item
+
+
+class Collection:
+    def __init__(self, resource: Resource, service: Any, engine: Engine, filter_validation: bool = True,
+                 extra_filters: frozenset[str] = frozenset(), on_change: Callable[[], None] | None = None):
+        self.resource = resource
+        self.service = service
+        self.engine = engine
+        self.filter_validation = filter_validation
+        self.extra_filters = extra_filters
+        self.on_change = on_change
+
+    # The handlers run in Starlette's thread pool (sync DB work) after the
+    # body has been read on the event loop.
+    async def collection(self, request: Request) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
+        ctx = context_of(request)
+        if request.method == "GET":
+            q = listing.parse(self.resource, list(request.query_params.multi_items()),
+                              set(self.extra_filters), self.filter_validation)
+            body = await run_in_threadpool(self._list, ctx, q, str(request.url).split("?")[0])
+            return json_response(body)
+        payload = await read_body(request)
+        body = await run_in_threadpool(self._create, ctx, payload)
+        return json_response(body, status=201)
+
+    async def item(self, request: Request) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
+        ctx = context_of(request)
+        item_id = request.path_params["id"]
+        if request.method == "GET":
+            fields = request.query_params.getlist("fields")
+            body = await run_in_threadpool(self._show, ctx, item_id, fields)
+            return json_response(body)
+        if_match = request.headers.get("if-match")
+        if request.method == "PUT":
+            payload = await read_body(request)
+            body = await run_in_threadpool(self._update, ctx, item_id, payload, if_match)
+            return json_response(body)
+        await run_in_threadpool(self._delete, ctx, item_id, if_match)
+        return Response(status_code=204)
+
+    def _list(self, ctx: Context, q: listing.ListQuery, base_url: str) -> dict[str, Any]:
+        with read_txn(self.engine) as conn:
+            items, more = self.service.list(ctx, conn, q)
+        hidden = attrs.hidden_for(self.resource, ctx.is_admin)
+        out: dict[str, Any] = {self.resource.collection: [shape(i, hidden, q.fields) for i in items]}
+        page_links = links(base_url, q, [i["id"] for i in items], more, self.resource.collection)
+        if page_links:
+            out[f"{self.resource.collection}_links"] = page_links
+        return out
+
+    def _show(self, ctx: Context, item_id: str, fields: list[str]) -> dict[str, Any]:
+        with read_txn(self.engine) as conn:
+            item = self.service.get(ctx, conn, item_id)
+        return {self.resource.name: shape(item, attrs.hidden_for(self.resource, ctx.is_admin), fields)}
+
+    def _create(self, ctx: Context, payload: Any) -> dict[str, Any]:
+        bulk = isinstance(payload, dict) and self.resource.collection in payload and self.resource.name not in payload
+        items = attrs.unwrap(self.resource, payload)
+        values = [attrs.check_post(self.resource, item, ctx.is_admin) for item in items]
+        with write_txn(self.engine) as conn:
+            ids = [self.service.create(ctx, conn, v) for v in values]
+            created = [self.service.get(Context.admin(ctx.project_id), conn, i) for i in ids]
+        self._changed()
+        hidden = attrs.hidden_for(self.resource, ctx.is_admin)
+        if bulk:
+            return {self.resource.collection: [shape(c, hidden, []) for c in created]}
+        return {self.resource.name: shape(created[0], hidden, [])}
+
+    def _update(self, ctx: Context, item_id: str, payload: Any, if_match: str | None) -> dict[str, Any]:
+        changes = attrs.check_put(self.resource, payload, ctx.is_admin)
+        with write_txn(self.engine) as conn:
+            self.service.update(ctx, conn, item_id, changes, lambda rev: check_revision(rev, if_match))
+            item = self.service.get(Context.admin(ctx.project_id), conn, item_id)
+        self._changed()
+        return {self.resource.name: shape(item, attrs.hidden_for(self.resource, ctx.is_admin), [])}
+
+    def _delete(self, ctx: Context, item_id: str, if_match: str | None) -> None:
+        with write_txn(self.engine) as conn:
+            self.service.delete(ctx, conn, item_id, lambda rev: check_revision(rev, if_match))
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()

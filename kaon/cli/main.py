@@ -1,0 +1,58 @@
+"""The ``kaon`` command: ``server``, ``up`` (all-in-one node) and ``db``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from kaon.config import ConfigError, load_config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kaon", description="OpenStack Networking, rebuilt.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    srv = sub.add_parser("server", help="serve the Neutron v2.0 API (and identity)")
+    srv.add_argument("--config-file", action="append", default=[], help="Neutron-style ini file (repeatable)")
+
+    up = sub.add_parser("up", help="run an all-in-one node on embedded defaults")
+    up.add_argument("--config-file", action="append", default=[], help="extra ini file (repeatable)")
+    up.add_argument("--state-dir", help="where state, clouds.yaml and openrc files go")
+    up.add_argument("--port", type=int, help="API port (default 9696)")
+
+    db = sub.add_parser("db", help="database schema")
+    db.add_argument("action", choices=["upgrade"])
+    db.add_argument("--config-file", action="append", default=[])
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "server":
+            from kaon.cli.server import run_server
+
+            return run_server(load_config(args.config_file))
+        if args.command == "up":
+            from kaon.cli.up import run_up
+
+            return run_up(args.config_file, args.state_dir, args.port)
+        from kaon.db.engine import make_engine
+        from kaon.db.migrate import upgrade
+
+        cfg = load_config(args.config_file)
+        upgrade(make_engine(cfg.database.connection))
+        return 0
+    except ConfigError as exc:
+        print(f"kaon: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+def default_paths(state_dir: str | None) -> Path:
+    from kaon.config import default_state_path
+
+    return Path(state_dir or default_state_path())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

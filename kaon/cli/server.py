@@ -1,0 +1,68 @@
+"""``kaon server``: wire config, database, ML2, identity and the API, then serve."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from kaon.api.app import build_app
+from kaon.api.auth import AuthMiddleware
+from kaon.config import Config
+from kaon.db.engine import make_engine
+from kaon.db.migrate import upgrade
+from kaon.ml2.segments import TypeManager
+
+LOG = logging.getLogger("kaon.server")
+
+
+def build(cfg: Config) -> tuple[Any, dict[str, Any]]:
+    """The ASGI app for ``cfg`` and facts about it (URLs, client files)."""
+    state = Path(cfg.default.state_path)
+    state.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(cfg.database.connection)
+    upgrade(engine)
+    types = TypeManager.from_config(cfg)
+    strategy = cfg.default.auth_strategy
+    facts: dict[str, Any] = {"network_url": cfg.default.public_url, "auth_strategy": strategy}
+    identity_app = None
+    authenticator: Any = None
+    www = ""
+    if strategy == "kaon":
+        from kaon.identity.app import build_identity_app, make_token_validator
+        from kaon.identity.bootstrap import bootstrap
+        from kaon.identity.clientfiles import ensure_passwords, write_client_files
+        from kaon.identity.config import IdentityConfig
+
+        icfg = IdentityConfig(network_url=cfg.default.public_url, state_dir=state)
+        passwords = ensure_passwords(state)
+        bootstrap(engine, passwords["admin"], passwords["demo"],
+                  alt_demo_password=passwords.get("alt_demo"), reader_password=passwords.get("demo_reader"))
+        facts["client_files"] = {k: str(v) for k, v in
+                                 write_client_files(state, icfg.identity_root, passwords).items()}
+        facts["identity_url"] = icfg.identity_root + "/v3"
+        authenticator = make_token_validator(engine, icfg)
+        identity_app = build_identity_app(engine, icfg, authenticator)
+        www = icfg.identity_root
+    elif strategy == "keystone":
+        authenticator = dict(cfg.keystone_authtoken)
+
+    def with_auth(app: Any) -> Any:
+        return AuthMiddleware(app, strategy, authenticator, www_authenticate_uri=www)
+
+    app = build_app(cfg, engine, types, identity_app=identity_app, auth=with_auth)
+    return app, facts
+
+
+def run_server(cfg: Config, announce: Any = None) -> int:
+    app, facts = build(cfg)
+    (Path(cfg.default.state_path) / "server.json").write_text(json.dumps(facts, indent=2))
+    if announce is not None:
+        announce(facts)
+    LOG.info("kaon server on %s (auth_strategy=%s)", facts["network_url"], facts["auth_strategy"])
+    uvicorn.run(app, host=cfg.default.bind_host, port=cfg.default.bind_port, log_level="warning",
+                access_log=False, lifespan="off")
+    return 0

@@ -1,0 +1,184 @@
+"""IP address management: default pools, pool validation, and allocation
+that never hands one address to two ports.
+
+Allocation tries candidates in order from a per-process hint (the last
+address handed out on that subnet), asking the database which of a batch
+of candidates are taken. The hint is only a speed-up: correctness comes from
+the unique (subnet_id, ip_address) constraint. On PostgreSQL each insert
+runs in a SAVEPOINT, so a concurrent transaction that took the same address
+first makes this one move on to the next candidate instead of failing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import netaddr
+from sqlalchemy import Connection, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from kaon import errors
+from kaon.db.core_tables import ip_allocations
+
+BATCH = 64
+
+InvalidAllocationPool = errors.define("InvalidAllocationPool", errors.BadRequest,
+                                      "The allocation pool {pool} is not valid.")
+OutOfBoundsAllocationPool = errors.define(
+    "OutOfBoundsAllocationPool", errors.BadRequest,
+    "The allocation pool {pool} spans beyond the subnet cidr {subnet_cidr}.")
+OverlappingAllocationPools = errors.define(
+    "OverlappingAllocationPools", errors.Conflict,
+    "Found overlapping allocation pools: {pool_1} and {pool_2} for subnet {subnet_cidr}.")
+GatewayConflictWithAllocationPools = errors.define(
+    "GatewayConflictWithAllocationPools", errors.Conflict,
+    "Gateway ip {ip_address} conflicts with allocation pool {pool}.")
+InvalidIpForSubnet = errors.define("InvalidIpForSubnet", errors.BadRequest,
+                                   "IP address {ip_address} is not a valid IP for the specified subnet.")
+InvalidIpForNetwork = errors.define("InvalidIpForNetwork", errors.BadRequest,
+                                    "IP address {ip_address} is not a valid IP for any of the subnets on the specified network.")
+
+_hints: dict[str, int] = {}
+_hints_lock = threading.Lock()
+
+
+def default_pools(cidr: str, gateway_ip: str | None) -> list[dict[str, str]]:
+    net = netaddr.IPNetwork(cidr)
+    first, last = net.first, net.last
+    if first == last:
+        return [{"start": str(net.ip), "end": str(net.ip)}]
+    lo = first + 1
+    hi = last - (1 if net.version == 4 else 0)
+    if lo >= hi:
+        return []
+    pool = netaddr.IPSet(netaddr.IPRange(lo, hi))
+    if gateway_ip:
+        pool.remove(netaddr.IPAddress(gateway_ip))
+    return [{"start": str(r[0]), "end": str(r[-1])} for r in pool.iter_ipranges()]
+
+
+def parse_pools(raw: Any, cidr: str) -> list[dict[str, str]]:
+    """Validate client-given pools against the subnet (Neutron's rules)."""
+    if not isinstance(raw, list):
+        raise errors.InvalidInput(error_message="Invalid input for allocation_pools. Reason: not a list")
+    net = netaddr.IPNetwork(cidr)
+    ranges: list[netaddr.IPRange] = []
+    for pool in raw:
+        if not isinstance(pool, dict) or set(pool) != {"start", "end"}:
+            raise errors.InvalidInput(
+                error_message=f"Invalid input for allocation_pools. Reason: Invalid data format for IP pool: '{pool}'.")
+        try:
+            start, end = netaddr.IPAddress(pool["start"]), netaddr.IPAddress(pool["end"])
+        except (netaddr.AddrFormatError, ValueError, TypeError):
+            raise InvalidAllocationPool(pool=pool) from None
+        if start.version != net.version or end.version != net.version or start > end:
+            raise InvalidAllocationPool(pool=pool)
+        bad = {net.first} if net.size > 2 else set()
+        if net.version == 4 and net.size > 2:
+            bad.add(net.last)
+        if start.value < net.first or end.value > net.last or start.value in bad or end.value in bad:
+            raise OutOfBoundsAllocationPool(pool=f"{start}-{end}", subnet_cidr=cidr)
+        ranges.append(netaddr.IPRange(start, end))
+    for i, a in enumerate(ranges):
+        for b in ranges[i + 1:]:
+            if a.first <= b.last and b.first <= a.last:
+                raise OverlappingAllocationPools(pool_1=a, pool_2=b, subnet_cidr=cidr)
+    return [{"start": str(r[0]), "end": str(r[-1])} for r in ranges]
+
+
+def check_gateway(gateway_ip: str | None, pools: list[dict[str, str]]) -> None:
+    if not gateway_ip:
+        return
+    gw = netaddr.IPAddress(gateway_ip).value
+    for pool in pools:
+        rng = netaddr.IPRange(pool["start"], pool["end"])
+        if rng.first <= gw <= rng.last:
+            raise GatewayConflictWithAllocationPools(ip_address=gateway_ip, pool=f"{pool['start']}-{pool['end']}")
+
+
+def in_subnet(ip: str, cidr: str) -> bool:
+    try:
+        return netaddr.IPAddress(ip) in netaddr.IPNetwork(cidr)
+    except (netaddr.AddrFormatError, ValueError):
+        return False
+
+
+def usable(ip: str, cidr: str) -> bool:
+    """An address a port may hold: in the subnet and not its network (v4:
+    nor broadcast) address, except on /31 and /32."""
+    net = netaddr.IPNetwork(cidr)
+    addr = netaddr.IPAddress(ip)
+    if addr not in net:
+        return False
+    if net.version == 4 and net.prefixlen < 31:
+        return addr.value not in (net.first, net.last)
+    if net.version == 6 and net.prefixlen < 127:
+        return addr.value != net.first
+    return True
+
+
+def _candidates(pools: list[dict[str, str]], start_after: int | None) -> Iterator[int]:
+    ranges = sorted((netaddr.IPAddress(p["start"]).value, netaddr.IPAddress(p["end"]).value) for p in pools)
+    if start_after is not None:
+        for lo, hi in ranges:
+            if hi > start_after:
+                yield from range(max(lo, start_after + 1), hi + 1)
+    for lo, hi in ranges:
+        if start_after is not None and lo > start_after:
+            break
+        stop = hi if start_after is None else min(hi, start_after)
+        yield from range(lo, stop + 1)
+
+
+def insert_allocation(conn: Connection, port_id: str, subnet: Any, ip: str) -> bool:
+    """Insert one allocation; False when another port holds the address."""
+    row = {"port_id": port_id, "ip_address": ip, "subnet_id": subnet.id, "network_id": subnet.network_id}
+    if conn.dialect.name == "sqlite":
+        # The write lock is ours for the whole transaction: a read is exact.
+        taken = conn.execute(select(ip_allocations.c.port_id).where(
+            ip_allocations.c.subnet_id == subnet.id, ip_allocations.c.ip_address == ip)).first()
+        if taken is not None:
+            return False
+        conn.execute(insert(ip_allocations).values(row))
+        return True
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(ip_allocations).values(row))
+        return True
+    except IntegrityError:
+        return False
+
+
+def allocate_any(conn: Connection, port_id: str, subnet: Any) -> str | None:
+    """Next free address of the subnet's pools, or None when it is full."""
+    version = subnet.ip_version
+    with _hints_lock:
+        hint = _hints.get(subnet.id)
+    gen = _candidates(subnet.allocation_pools or [], hint)
+    while True:
+        batch = [next(gen, None) for _ in range(BATCH)]
+        batch = [c for c in batch if c is not None]
+        if not batch:
+            return None
+        texts = [str(netaddr.IPAddress(c, version)) for c in batch]
+        taken = set(conn.execute(select(ip_allocations.c.ip_address).where(
+            ip_allocations.c.subnet_id == subnet.id, ip_allocations.c.ip_address.in_(texts))).scalars())
+        for value, text in zip(batch, texts, strict=True):
+            if text in taken:
+                continue
+            if insert_allocation(conn, port_id, subnet, text):
+                with _hints_lock:
+                    _hints[subnet.id] = value
+                return text
+
+
+def eui64(cidr: str, mac: str) -> str:
+    net = netaddr.IPNetwork(cidr)
+    return str(netaddr.EUI(mac).ipv6(net.network))
+
+
+def forget(subnet_id: str) -> None:
+    with _hints_lock:
+        _hints.pop(subnet_id, None)

@@ -1,0 +1,367 @@
+"""Ports: MAC and IP allocation, device ownership, address pairs, DHCP
+options, binding fields, with Neutron's policy on who may set what."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from kaon import errors
+from kaon.api.context import Context
+from kaon.api.listing import ListQuery
+from kaon.core import ipam, port_extras, quotas, stdattrs
+from kaon.core.networks import Networks
+from kaon.core.query import paginate, where_filters
+from kaon.core.subnets import Subnets
+from kaon.db.core_tables import ip_allocations, networks, port_security_groups, ports, subnets
+from kaon.model.attrs import HTTPBadRequest
+
+PortBound = errors.define("PortBound", errors.InUse,
+                          "Unable to complete operation on port {port_id}, port is already bound, "
+                          "port type: {vif_type}, old_mac {old_mac}, new_mac {new_mac}.")
+ServicePortInUse = errors.define("ServicePortInUse", errors.InUse,
+                                 "Port {port_id} cannot be deleted directly via the port API: {reason}.")
+MacGenerationFailure = errors.define("MacAddressGenerationFailure", errors.ServiceUnavailable,
+                                     "Unable to generate unique mac on network {net_id}.")
+
+ROUTER_OWNERS = ("network:router_interface", "network:router_gateway", "network:floatingip",
+                 "network:router_interface_distributed", "network:router_centralized_snat",
+                 "network:ha_router_replicated_interface")
+COLUMNS = {name: ports.c[name] for name in (
+    "id", "name", "description", "project_id", "network_id", "mac_address", "admin_state_up", "status",
+    "device_id", "device_owner", "port_security_enabled", "dns_name", "created_at", "updated_at",
+    "revision_number",
+)}
+COLUMNS.update({"binding:host_id": ports.c.binding_host_id, "binding:vnic_type": ports.c.binding_vnic_type,
+                "binding:vif_type": ports.c.binding_vif_type})
+
+
+class Ports:
+    def __init__(self, nets: Networks, subs: Subnets, cfg: Any) -> None:
+        self.nets = nets
+        self.subs = subs
+        self.cfg = cfg
+        base = cfg.default.base_mac
+        self.base_mac = [int(p, 16) for p in base.split(":")]
+
+    # -- reads ---------------------------------------------------------
+    def visible(self, ctx: Context) -> Any:
+        owned_nets = select(networks.c.id).where(networks.c.project_id == ctx.project_id)
+        return or_(ports.c.project_id == ctx.project_id, ports.c.network_id.in_(owned_nets))
+
+    def fetch_row(self, ctx: Context, conn: Connection, port_id: str) -> Any:
+        stmt = select(ports).where(ports.c.id == port_id)
+        if not ctx.is_admin:
+            stmt = stmt.where(self.visible(ctx))
+        row = conn.execute(stmt).first()
+        if row is None:
+            raise errors.PortNotFound(port_id=port_id)
+        return row
+
+    def get(self, ctx: Context, conn: Connection, port_id: str) -> dict[str, Any]:
+        return self._render(conn, [self.fetch_row(ctx, conn, port_id)])[0]
+
+    def list(self, ctx: Context, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], bool]:
+        stmt = select(ports)
+        if not ctx.is_admin:
+            stmt = stmt.where(self.visible(ctx))
+        special = {
+            "fixed_ips": _fixed_ips_filter,
+            "ip_address": lambda vals: ports.c.id.in_(
+                select(ip_allocations.c.port_id).where(ip_allocations.c.ip_address.in_(vals))),
+            "subnet_id": lambda vals: ports.c.id.in_(
+                select(ip_allocations.c.port_id).where(ip_allocations.c.subnet_id.in_(vals))),
+            "security_groups": lambda vals: ports.c.id.in_(
+                select(port_security_groups.c.port_id).where(port_security_groups.c.security_group_id.in_(vals))),
+        }
+        for clause in where_filters(q, COLUMNS, special, ports.c.id):
+            stmt = stmt.where(clause)
+        stmt, reverse = paginate(conn, stmt, q, COLUMNS, ports.c.id, ports)
+        rows = conn.execute(stmt).all()
+        more = q.limit is not None and len(rows) > q.limit
+        rows = rows[: q.limit] if q.limit is not None else rows
+        if reverse:
+            rows.reverse()
+        return self._render(conn, rows), more
+
+    def _render(self, conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
+        if not rows:
+            return []
+        ids = [r.id for r in rows]
+        ips: dict[str, list[dict[str, str]]] = {}
+        sgs: dict[str, list[str]] = {}
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            for pid, sid, ip in conn.execute(select(
+                    ip_allocations.c.port_id, ip_allocations.c.subnet_id, ip_allocations.c.ip_address)
+                    .where(ip_allocations.c.port_id.in_(chunk))):
+                ips.setdefault(pid, []).append({"subnet_id": sid, "ip_address": ip})
+            for pid, sg in conn.execute(select(port_security_groups.c.port_id, port_security_groups.c.security_group_id)
+                                        .where(port_security_groups.c.port_id.in_(chunk))):
+                sgs.setdefault(pid, []).append(sg)
+        tag_map = stdattrs.tags_for(conn, ids)
+        out = []
+        for r in rows:
+            item = stdattrs.render(r, tag_map.get(r.id, []))
+            item.update({
+                "network_id": r.network_id, "mac_address": r.mac_address, "admin_state_up": r.admin_state_up,
+                "status": r.status, "device_id": r.device_id, "device_owner": r.device_owner,
+                "fixed_ips": ips.get(r.id, []), "security_groups": sorted(sgs.get(r.id, [])),
+                "port_security_enabled": r.port_security_enabled,
+                "allowed_address_pairs": r.allowed_address_pairs, "extra_dhcp_opts": r.extra_dhcp_opts,
+                "binding:host_id": r.binding_host_id, "binding:vnic_type": r.binding_vnic_type,
+                "binding:profile": r.binding_profile, "binding:vif_type": r.binding_vif_type,
+                "binding:vif_details": r.binding_vif_details, "dns_name": r.dns_name,
+                "ip_allocation": "immediate",
+            })
+            out.append(item)
+        return out
+
+    # -- create --------------------------------------------------------
+    def create(self, ctx: Context, conn: Connection, values: dict[str, Any]) -> str:
+        net = self.nets.fetch_row(ctx, conn, values["network_id"])
+        net_owner = ctx.is_admin or net.project_id == ctx.project_id
+        if not net_owner and not self._shared(conn, net.id, ctx):
+            raise errors.NetworkNotFound(net_id=net.id)
+        self._check_privileged(ctx, net_owner, values, "create")
+        project = stdattrs.owner_project(ctx, values)
+        quotas.check(conn, self.cfg, project, "port", 1)
+        row = stdattrs.new_row(project, values)
+        port_security = values.get("port_security_enabled", net.port_security_enabled)
+        row.update(
+            network_id=net.id, admin_state_up=values["admin_state_up"], status="DOWN",
+            device_id=values.get("device_id", ""), device_owner=values.get("device_owner", ""),
+            port_security_enabled=port_security,
+            binding_host_id=values.get("binding:host_id", ""),
+            binding_vnic_type=values.get("binding:vnic_type", "normal"),
+            binding_profile=values.get("binding:profile") or {}, binding_vif_type="unbound",
+            binding_vif_details={}, dns_name=values.get("dns_name", ""), extra_dhcp_opts=[],
+            allowed_address_pairs=[],
+        )
+        row["mac_address"] = self._insert_with_mac(conn, row, values.get("mac_address"))
+        pairs = port_extras.address_pairs(values.get("allowed_address_pairs"), row["mac_address"], self.cfg)
+        port_extras.check_port_security(port_security, pairs, values.get("security_groups"))
+        opts = port_extras.dhcp_opts(values.get("extra_dhcp_opts"))
+        if pairs or opts:
+            conn.execute(update(ports).where(ports.c.id == row["id"]).values(
+                allowed_address_pairs=pairs, extra_dhcp_opts=opts))
+        self._allocate(conn, row["id"], net.id, row["mac_address"], values.get("fixed_ips"),
+                       row["device_owner"])
+        for sg in values.get("security_groups") or []:
+            conn.execute(insert(port_security_groups).values(port_id=row["id"], security_group_id=sg))
+        return row["id"]
+
+    def _shared(self, conn: Connection, net_id: str, ctx: Context) -> bool:
+        from kaon.db.core_tables import network_rbacs
+
+        return conn.execute(select(network_rbacs.c.id).where(
+            network_rbacs.c.object_id == net_id, network_rbacs.c.action == "access_as_shared",
+            network_rbacs.c.target_project.in_(("*", ctx.project_id)))).first() is not None
+
+    @staticmethod
+    def _check_privileged(ctx: Context, net_owner: bool, values: dict[str, Any], action: str) -> None:
+        if net_owner or ctx.is_service:
+            return
+        if "mac_address" in values:
+            raise errors.PolicyNotAuthorized(action=f"rule:{action}_port:mac_address")
+        if str(values.get("device_owner", "")).startswith("network:"):
+            raise errors.PolicyNotAuthorized(action=f"rule:{action}_port:device_owner")
+        for fip in values.get("fixed_ips") or []:
+            if isinstance(fip, dict) and "ip_address" in fip:
+                raise errors.PolicyNotAuthorized(action=f"rule:{action}_port:fixed_ips:ip_address")
+
+    def _insert_with_mac(self, conn: Connection, row: dict[str, Any], mac: str | None) -> str:
+        if mac is not None:
+            if not self._mac_free(conn, row["network_id"], mac):
+                raise errors.MacAddressInUse(net_id=row["network_id"], mac=mac)
+            self._insert(conn, {**row, "mac_address": mac})
+            return mac
+        for _ in range(self.cfg.default.mac_generation_retries):
+            candidate = self._random_mac()
+            if self._mac_free(conn, row["network_id"], candidate) and self._insert(
+                    conn, {**row, "mac_address": candidate}, quiet=True):
+                return candidate
+        raise MacGenerationFailure(net_id=row["network_id"])
+
+    def _mac_free(self, conn: Connection, net_id: str, mac: str) -> bool:
+        return conn.execute(select(ports.c.id).where(
+            ports.c.network_id == net_id, ports.c.mac_address == mac)).first() is None
+
+    def _insert(self, conn: Connection, row: dict[str, Any], quiet: bool = False) -> bool:
+        if conn.dialect.name == "sqlite":
+            conn.execute(insert(ports).values(row))
+            return True
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(ports).values(row))
+            return True
+        except IntegrityError:
+            if quiet:
+                return False
+            raise errors.MacAddressInUse(net_id=row["network_id"], mac=row["mac_address"]) from None
+
+    def _random_mac(self) -> str:
+        parts = [b if i < 3 or b else random.randint(0, 255) for i, b in enumerate(self.base_mac)]
+        return ":".join(f"{p:02x}" for p in parts)
+
+    # -- addresses -----------------------------------------------------
+    def _allocate(self, conn: Connection, port_id: str, net_id: str, mac: str, fixed_ips: Any,
+                  device_owner: str) -> None:
+        subs = conn.execute(select(subnets).where(subnets.c.network_id == net_id)
+                            .order_by(subnets.c.created_at, subnets.c.id)).all()
+        if fixed_ips is None:
+            self._allocate_default(conn, port_id, net_id, mac, subs, device_owner)
+            return
+        for req in port_extras.fixed_ip_requests(fixed_ips):
+            self._allocate_one(conn, port_id, net_id, mac, subs, req)
+
+    def _allocate_default(self, conn: Connection, port_id: str, net_id: str, mac: str, subs: list[Any],
+                          device_owner: str) -> None:
+        v4 = [s for s in subs if s.ip_version == 4]
+        stateful6 = [s for s in subs if s.ip_version == 6 and not _auto_address(s)]
+        auto6 = [s for s in subs if s.ip_version == 6 and _auto_address(s)]
+        wanted = 0
+        got = 0
+        for group in (v4, stateful6):
+            if not group:
+                continue
+            wanted += 1
+            for s in group:
+                if ipam.allocate_any(conn, port_id, s) is not None:
+                    got += 1
+                    break
+        if wanted and not got:
+            raise errors.IpAddressGenerationFailure(net_id=net_id)
+        if device_owner not in ROUTER_OWNERS:
+            for s in auto6:
+                ip = ipam.eui64(s.cidr, mac)
+                if not ipam.insert_allocation(conn, port_id, s, ip):
+                    raise errors.IpAddressInUse(net_id=net_id, ip_address=ip)
+
+    def _allocate_one(self, conn: Connection, port_id: str, net_id: str, mac: str, subs: list[Any],
+                      req: dict[str, str]) -> None:
+        by_id = {s.id: s for s in subs}
+        ip = req.get("ip_address")
+        if "subnet_id" in req:
+            subnet = by_id.get(req["subnet_id"])
+            if subnet is None:
+                raise HTTPBadRequest(msg=f"Invalid input for operation: Failed to create port on network "
+                                         f"{net_id}, because fixed_ips included invalid subnet {req['subnet_id']}.")
+            if ip is not None and not ipam.usable(ip, subnet.cidr):
+                raise ipam.InvalidIpForSubnet(ip_address=ip)
+        else:
+            matches = [s for s in subs if ip is not None and ipam.in_subnet(ip, s.cidr)]
+            if not matches or not ipam.usable(ip, matches[0].cidr):  # type: ignore[arg-type]
+                raise ipam.InvalidIpForNetwork(ip_address=ip)
+            subnet = matches[0]
+        if ip is None:
+            if subnet.ip_version == 6 and _auto_address(subnet):
+                ip = ipam.eui64(subnet.cidr, mac)
+            else:
+                if ipam.allocate_any(conn, port_id, subnet) is None:
+                    raise errors.IpAddressGenerationFailure(net_id=net_id)
+                return
+        if not ipam.insert_allocation(conn, port_id, subnet, ip):
+            raise errors.IpAddressInUse(net_id=net_id, ip_address=ip)
+
+    # -- update / delete -----------------------------------------------
+    def writable_row(self, ctx: Context, conn: Connection, port_id: str, action: str) -> tuple[Any, bool]:
+        row = self.fetch_row(ctx, conn, port_id)
+        net_owner = ctx.is_admin or conn.execute(
+            select(networks.c.project_id).where(networks.c.id == row.network_id)).scalar() == ctx.project_id
+        if not net_owner and row.project_id != ctx.project_id:
+            raise errors.PolicyNotAuthorized(action=f"{action}_port")
+        return row, net_owner
+
+    def update(self, ctx: Context, conn: Connection, port_id: str, changes: dict[str, Any],
+               check: Any = None) -> None:
+        row, net_owner = self.writable_row(ctx, conn, port_id, "update")
+        if check is not None:
+            check(row.revision_number)
+        self._check_privileged(ctx, net_owner, changes, "update")
+        out = {k: changes[k] for k in ("name", "description", "admin_state_up", "device_id", "device_owner",
+                                      "dns_name") if k in changes}
+        mac = row.mac_address
+        if "mac_address" in changes and changes["mac_address"] != row.mac_address:
+            if row.binding_vif_type not in ("unbound", "binding_failed"):
+                raise PortBound(port_id=port_id, vif_type=row.binding_vif_type, old_mac=row.mac_address,
+                                new_mac=changes["mac_address"])
+            if not self._mac_free(conn, row.network_id, changes["mac_address"]):
+                raise errors.MacAddressInUse(net_id=row.network_id, mac=changes["mac_address"])
+            mac = out["mac_address"] = changes["mac_address"]
+        for key, col in (("binding:host_id", "binding_host_id"), ("binding:vnic_type", "binding_vnic_type"),
+                         ("binding:profile", "binding_profile")):
+            if key in changes:
+                out[col] = changes[key] if key != "binding:profile" else (changes[key] or {})
+        security = changes.get("port_security_enabled", row.port_security_enabled)
+        out["port_security_enabled"] = security
+        pairs = row.allowed_address_pairs
+        if "allowed_address_pairs" in changes:
+            pairs = out["allowed_address_pairs"] = port_extras.address_pairs(
+                changes["allowed_address_pairs"], mac, self.cfg)
+        if "security_groups" in changes:
+            sgs = changes["security_groups"] or []
+            conn.execute(delete(port_security_groups).where(port_security_groups.c.port_id == port_id))
+            for sg in sgs:
+                conn.execute(insert(port_security_groups).values(port_id=port_id, security_group_id=sg))
+        else:
+            sgs = list(conn.execute(select(port_security_groups.c.security_group_id)
+                                    .where(port_security_groups.c.port_id == port_id)).scalars())
+        port_extras.check_port_security(security, pairs, sgs, updating=True)
+        if "extra_dhcp_opts" in changes:
+            out["extra_dhcp_opts"] = port_extras.merge_dhcp_opts(row.extra_dhcp_opts, changes["extra_dhcp_opts"])
+        if "fixed_ips" in changes:
+            self._reallocate(conn, row, mac, changes["fixed_ips"])
+        conn.execute(update(ports).where(ports.c.id == port_id).values(stdattrs.bump(out, row.revision_number)))
+
+    def _reallocate(self, conn: Connection, row: Any, mac: str, fixed_ips: Any) -> None:
+        current = {(s, ip) for s, ip in conn.execute(select(ip_allocations.c.subnet_id, ip_allocations.c.ip_address)
+                                                     .where(ip_allocations.c.port_id == row.id))}
+        reqs = port_extras.fixed_ip_requests(fixed_ips or [])
+        keep = {(r["subnet_id"], r["ip_address"]) for r in reqs if "subnet_id" in r and "ip_address" in r}
+        keep |= {(s, ip) for s, ip in current for r in reqs
+                 if "subnet_id" not in r and r.get("ip_address") == ip}
+        for s, ip in current - keep:
+            conn.execute(delete(ip_allocations).where(ip_allocations.c.port_id == row.id,
+                                                      ip_allocations.c.subnet_id == s,
+                                                      ip_allocations.c.ip_address == ip))
+        kept_ips = {ip for _, ip in current & keep}
+        subs = conn.execute(select(subnets).where(subnets.c.network_id == row.network_id)).all()
+        for r in reqs:
+            if r.get("ip_address") in kept_ips:
+                continue
+            self._allocate_one(conn, row.id, row.network_id, mac, subs, r)
+
+    def delete(self, ctx: Context, conn: Connection, port_id: str, check: Any = None) -> None:
+        row, _ = self.writable_row(ctx, conn, port_id, "delete")
+        if check is not None:
+            check(row.revision_number)
+        if row.device_owner in ROUTER_OWNERS:
+            raise ServicePortInUse(port_id=port_id,
+                                   reason=f"has owner {row.device_owner}")
+        conn.execute(delete(ports).where(ports.c.id == port_id))
+
+
+def _auto_address(subnet: Any) -> bool:
+    return subnet.ipv6_address_mode in ("slaac", "dhcpv6-stateless")
+
+
+def _fixed_ips_filter(values: list[Any]) -> Any:
+    clauses = []
+    for raw in values:
+        key, _, val = str(raw).partition("=")
+        if key == "ip_address":
+            col = ip_allocations.c.ip_address == val
+        elif key == "subnet_id":
+            col = ip_allocations.c.subnet_id == val
+        elif key == "ip_address_substr":
+            col = ip_allocations.c.ip_address.contains(val)
+        else:
+            raise HTTPBadRequest(msg=f"{key} is invalid attribute for filtering fixed_ips")
+        clauses.append(ports.c.id.in_(select(ip_allocations.c.port_id).where(col)))
+    from sqlalchemy import and_
+
+    return and_(*clauses)

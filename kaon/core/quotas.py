@@ -1,0 +1,85 @@
+"""Quotas: Neutron's defaults from ``[quotas]``, per-project overrides in
+the ``quotas`` table, usage counted live in the same transaction.
+
+Concurrency: on SQLite every write transaction holds the database's write
+lock from its first statement (BEGIN IMMEDIATE), so count-then-insert cannot
+interleave. On PostgreSQL two transactions could both count N-1; a
+transaction-scoped advisory lock per (project, resource) serialises them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection, Table, func, select, text
+
+from kaon import errors
+from kaon.db import core_tables as t
+
+# resource name -> how to count a project's usage. Other modules (routers,
+# floating IPs, security groups ...) register theirs with :func:`register`.
+Counter = Callable[[Connection, str], int]
+COUNTERS: dict[str, Counter] = {}
+
+DEFAULTS = {
+    "network": 100, "subnet": 100, "port": 500, "router": 10, "floatingip": 50,
+    "security_group": 10, "security_group_rule": 100, "rbac_policy": 10, "subnetpool": -1,
+}
+
+
+def table_counter(table: Table) -> Counter:
+    def count(conn: Connection, project: str) -> int:
+        return conn.execute(select(func.count()).select_from(table).where(table.c.project_id == project)).scalar_one()
+
+    return count
+
+
+def register(resource: str, counter: Counter) -> None:
+    COUNTERS[resource] = counter
+
+
+register("network", table_counter(t.networks))
+register("subnet", table_counter(t.subnets))
+register("port", table_counter(t.ports))
+
+
+def default_limit(cfg: Any, resource: str) -> int:
+    """``[quotas] quota_<resource>``, else Neutron's default, else ``default_quota``."""
+    limits = cfg.quotas.limits
+    if resource in limits:
+        return int(limits[resource])
+    return DEFAULTS.get(resource, cfg.quotas.default_quota)
+
+
+def limits(conn: Connection, cfg: Any, project: str) -> dict[str, int]:
+    out = {res: default_limit(cfg, res) for res in DEFAULTS}
+    for res, limit in conn.execute(
+        select(t.quotas.c.resource, t.quotas.c.limit).where(t.quotas.c.project_id == project)
+    ):
+        out[res] = limit
+    return out
+
+
+def limit_of(conn: Connection, cfg: Any, project: str, resource: str) -> int:
+    override = conn.execute(
+        select(t.quotas.c.limit).where(t.quotas.c.project_id == project, t.quotas.c.resource == resource)
+    ).scalar()
+    return override if override is not None else default_limit(cfg, resource)
+
+
+def usage(conn: Connection, project: str) -> dict[str, int]:
+    return {res: count(conn, project) for res, count in COUNTERS.items()}
+
+
+def check(conn: Connection, cfg: Any, project: str, resource: str, delta: int) -> None:
+    if not project:
+        return  # service-owned resources (gateway, FIP ports) count against nobody
+    limit = limit_of(conn, cfg, project, resource)
+    if limit < 0:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"quota:{project}:{resource}"})
+    used = COUNTERS[resource](conn, project) if resource in COUNTERS else 0
+    if used + delta > limit:
+        raise errors.OverQuota(overs=resource)

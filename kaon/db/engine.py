@@ -1,0 +1,74 @@
+"""Engines and transactions.
+
+One write transaction per API request. On SQLite a write transaction starts
+with ``BEGIN IMMEDIATE`` so that two writers never both read, then both try
+to upgrade their lock (which SQLite answers with SQLITE_BUSY for one of them
+after the fact); the second writer waits at BEGIN instead. On PostgreSQL the
+services lock the rows they allocate from (``SELECT ... FOR UPDATE``), and
+unique constraints are the backstop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.pool import StaticPool
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url)
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def _sqlite_engine(url: str) -> Engine:
+    memory = url in ("sqlite://", "sqlite:///:memory:")
+    kwargs: dict[str, object] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+    if memory:
+        kwargs["poolclass"] = StaticPool
+    engine = create_engine(url, **kwargs)  # type: ignore[arg-type]
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        # pysqlite's own transaction handling would emit BEGIN lazily and
+        # never BEGIN IMMEDIATE; take it over (SQLAlchemy's documented recipe).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        if not memory:
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):  # type: ignore[no-untyped-def]
+        mode = conn.info.get("kaon_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def is_sqlite(engine_or_conn: Engine | Connection) -> bool:
+    return engine_or_conn.dialect.name == "sqlite"
+
+
+@contextmanager
+def write_txn(engine: Engine) -> Iterator[Connection]:
+    """A read-write transaction, committed on success, rolled back on error."""
+    with engine.connect() as conn:
+        conn.info["kaon_begin"] = "IMMEDIATE"
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            conn.info.pop("kaon_begin", None)
+
+
+@contextmanager
+def read_txn(engine: Engine) -> Iterator[Connection]:
+    with engine.connect() as conn:
+        with conn.begin():
+            yield conn

@@ -1,0 +1,174 @@
+"""Fixtures and hooks for kaon's test suite.
+
+Fixtures (helpers behind them live in tests/fixtures/):
+
+  postgres_cluster   session  PostgresCluster (throwaway initdb'd server on 127.0.0.1)
+  postgres_server    session  its SQLAlchemy URL: postgresql+psycopg://kaon:PW@127.0.0.1:PORT/kaon
+  fresh_pg_database  function callable(url=None, prefix="t") -> URL of a new database,
+                              dropped at teardown (url: any URL on the server; default the
+                              session server)
+  db_url             function a fresh empty database URL, parametrized sqlite / pg
+  live_server        function callable(db_url=None, auth_strategy="noauth", extra_conf=None,
+                              **kw) -> KaonServer (a running ``python -m kaon server``),
+                              stopped at teardown
+  openstack_cli      function callable(server_or_clouds_yaml, cloud="kaon-admin") -> OpenStackCLI
+  openstack_bin      session  path of the ``openstack`` binary
+
+Plain helpers: ``from tests.fixtures import require, free_port, start_kaon_server, ...``.
+One server for a whole module (much faster than one per test)::
+
+    @pytest.fixture(scope="module")
+    def server(tmp_path_factory):
+        with start_kaon_server(tmp_path_factory.mktemp("srv"), auth_strategy="kaon") as srv:
+            yield srv
+
+Markers: needs_root (skips unless root), needs_cli (skips without the openstack
+CLI), needs_postgres (set on the pg param of db_url).  With KAON_REQUIRE_ALL=1
+(CI) every skip is reported as a failure with its reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures import cli as _cli
+from tests.fixtures import postgres as _pg
+from tests.fixtures import server as _server
+from tests.fixtures.require import (
+    apply_require_all,
+    pytest_make_collect_report,  # noqa: F401  (a hook)
+    require,
+)
+from tests.fixtures.require import configure as _require_configure
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in (
+        "needs_root: needs root and kernel features",
+        "needs_postgres: needs a PostgreSQL server (started by the suite)",
+        "needs_cli: needs python-openstackclient",
+    ):
+        config.addinivalue_line("markers", line)
+    _require_configure(config)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    # 1. skip -> failure under KAON_REQUIRE_ALL=1 (tests/fixtures/require.py)
+    # 2. on a failed test, append the log tail of every kaon server still running
+    outcome = yield
+    rep = outcome.get_result()
+    apply_require_all(rep)
+    if rep.failed and rep.when in ("setup", "call"):
+        for srv in _server.running_servers():
+            rep.sections.append((f"kaon server {srv.url} (pid {srv.pid}) output", srv.log_tail(150)))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("needs_root"):
+        require(os.geteuid() == 0, "needs root")
+        require(shutil.which("ip"), "needs iproute2 (ip)")
+    if item.get_closest_marker("needs_cli"):
+        require(_cli.find_openstack(), "python-openstackclient not installed (run scripts/bootstrap.sh)")
+
+
+# ------------------------------------------------------------------ PostgreSQL
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[_pg.PostgresCluster]:
+    try:
+        cluster = _pg.PostgresCluster.start()
+    except _pg.PostgresUnavailable as e:
+        pytest.skip(f"PostgreSQL unavailable: {e}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(postgres_cluster: _pg.PostgresCluster) -> str:
+    """SQLAlchemy URL of the session's PostgreSQL database."""
+    return postgres_cluster.url
+
+
+@pytest.fixture
+def fresh_pg_database(request: pytest.FixtureRequest):
+    """``fresh_pg_database(url=None, prefix="t") -> url`` of a new database, dropped at teardown."""
+    created: list[str] = []
+
+    def make(url: str | None = None, prefix: str = "t") -> str:
+        if url is None:
+            url = request.getfixturevalue("postgres_server")
+        new = _pg.create_pg_database(url, prefix=prefix)
+        created.append(new)
+        return new
+
+    yield make
+    for u in reversed(created):
+        try:
+            _pg.drop_pg_database(u)
+        except Exception:  # the cluster may be gone already; not the test's fault
+            pass
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgresql", id="pg", marks=pytest.mark.needs_postgres),
+    ]
+)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database URL: SQLite file in tmp_path, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'kaon.sqlite'}"
+    make = request.getfixturevalue("fresh_pg_database")
+    return make(prefix=request.node.name)
+
+
+# ------------------------------------------------------------------ kaon server
+@pytest.fixture
+def live_server(tmp_path: Path):
+    """``live_server(db_url=None, auth_strategy="noauth", extra_conf=None, **kw) -> KaonServer``.
+
+    Each call runs a new server in its own directory under tmp_path; all are
+    stopped at teardown.  kw: timeout, env, command, port (see start_kaon_server).
+    """
+    stack: list = []
+    n = 0
+
+    def start(db_url: str | None = None, auth_strategy: str = "noauth", extra_conf=None, **kw):
+        nonlocal n
+        n += 1
+        cm = _server.start_kaon_server(tmp_path / f"server{n}", db_url, auth_strategy, extra_conf, **kw)
+        srv = cm.__enter__()
+        stack.append(cm)
+        return srv
+
+    yield start
+    while stack:
+        stack.pop().__exit__(None, None, None)
+
+
+# ------------------------------------------------------------------ openstack CLI
+@pytest.fixture(scope="session")
+def openstack_bin() -> str:
+    path = _cli.find_openstack()
+    require(path, "python-openstackclient not installed: run scripts/bootstrap.sh (makes .venv-osc)")
+    assert path is not None
+    return path
+
+
+@pytest.fixture
+def openstack_cli(openstack_bin: str):
+    """``openstack_cli(server_or_clouds_yaml, cloud="kaon-admin") -> OpenStackCLI``."""
+
+    def make(target, cloud: str | None = "kaon-admin", **kw) -> _cli.OpenStackCLI:
+        clouds = target.clouds_yaml if isinstance(target, _server.KaonServer) else target
+        return _cli.OpenStackCLI(clouds, cloud=cloud, binary=openstack_bin, **kw)
+
+    return make
