@@ -456,7 +456,7 @@ def load_config(paths: Iterable[str], overrides: Mapping[str, Any] | None = None
     """
     raw: dict[str, dict[str, str]] = {}
     origins: dict[tuple[str, str], str] = {}
-    files = tuple(str(p) for p in paths)
+    files = (paths,) if isinstance(paths, str) else tuple(str(p) for p in paths)
     for path in files:
         for section, option, value in _read_file(path):
             raw.setdefault(section, {})[option] = value

@@ -6,21 +6,40 @@ import logging
 import uuid
 from typing import Any
 
-from sqlalchemy import Engine, exc as sa_exc
+from sqlalchemy import Engine
+from sqlalchemy import exc as sa_exc
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 
 from kaon import errors
-from kaon.api import extensions, misc_routes
+from kaon.api import agent_routes, extensions, l3_routes, misc_routes
 from kaon.api.controller import Collection
 from kaon.api.responses import error_response, json_response
+from kaon.api.sg_routes import DefaultingCollection
+from kaon.api.tags import TagRoutes
+from kaon.core.agents import Agents, PortHooks
+from kaon.core.default_sg import DefaultRules
+from kaon.core.floatingips import FloatingIps
 from kaon.core.networks import Networks
 from kaon.core.ports import Ports
+from kaon.core.rbac import RbacPolicies
+from kaon.core.router_interfaces import RouterInterfaces
+from kaon.core.routers import Routers
+from kaon.core.scheduling import Scheduler
+from kaon.core.security_groups import SecurityGroups
+from kaon.core.sg_rules import SecurityGroupRules
 from kaon.core.subnets import Subnets
+from kaon.db.sg_tables import security_groups
+from kaon.ml2.binding import Binder
+from kaon.ml2.mech.registry import build_mechanism_drivers
+from kaon.model.floatingip import FLOATINGIP
 from kaon.model.network import NETWORK
 from kaon.model.port import PORT
+from kaon.model.rbac import RBAC_POLICY
+from kaon.model.router import ROUTER
+from kaon.model.security_group import DEFAULT_SECURITY_GROUP_RULE, SECURITY_GROUP, SECURITY_GROUP_RULE
 from kaon.model.subnet import SUBNET
 
 LOG = logging.getLogger("kaon.api")
@@ -49,6 +68,21 @@ class Services:
         self.networks = Networks(types, cfg)
         self.subnets = Subnets(self.networks, cfg)
         self.ports = Ports(self.networks, self.subnets, cfg)
+        self.routers = Routers(self.networks, self.ports, cfg)
+        self.router_interfaces = RouterInterfaces(self.routers, self.subnets, self.ports)
+        self.floatingips = FloatingIps(self.networks, self.ports, cfg)
+        self.security_groups = SecurityGroups(cfg)
+        self.sg_rules = SecurityGroupRules(self.security_groups, cfg)
+        self.default_sg_rules = DefaultRules(cfg)
+        self.rbac = RbacPolicies(cfg)
+        # Agents, DHCP/L3 scheduling and port binding (docs/design/binding.md).
+        self.scheduler = Scheduler(cfg)
+        self.binder = Binder(build_mechanism_drivers(cfg), types, cfg.default.agent_down_time)
+        self.agents = Agents(cfg, self.binder, self.scheduler)
+        hooks = PortHooks(self.binder, self.scheduler)
+        self.ports.create_hooks.append(hooks.port_created)
+        self.ports.update_hooks.append(hooks.port_updated)
+        self.subnets.dhcp_hooks.append(hooks.subnet_written)
 
     def collections(self) -> dict[str, Collection]:
         validate = self.cfg.default.filter_validation
@@ -57,6 +91,14 @@ class Services:
             "subnets": Collection(SUBNET, self.subnets, self.engine, validate),
             "ports": Collection(PORT, self.ports, self.engine, validate,
                                 extra_filters=frozenset({"fixed_ips", "ip_address", "subnet_id"})),
+            "routers": Collection(ROUTER, self.routers, self.engine, validate),
+            "floatingips": Collection(FLOATINGIP, self.floatingips, self.engine, validate),
+            "security-groups": DefaultingCollection(SECURITY_GROUP, self.security_groups, self.engine, validate),
+            "security-group-rules": DefaultingCollection(SECURITY_GROUP_RULE, self.sg_rules, self.engine,
+                                                         validate),
+            "default-security-group-rules": Collection(DEFAULT_SECURITY_GROUP_RULE, self.default_sg_rules,
+                                                       self.engine, validate),
+            "rbac-policies": Collection(RBAC_POLICY, self.rbac, self.engine, validate),
         }
 
 
@@ -70,8 +112,13 @@ def build_app(cfg: Any, engine: Engine, types: Any, identity_app: Any = None,
         routes.append(Route(f"/v2.0/{name}/{{id}}", col.item, methods=["GET", "PUT", "DELETE"]))
     routes.extend(extensions.routes())
     routes.extend(misc_routes.routes(services, cols))
+    routes.extend(l3_routes.RouterActionRoutes(engine, services.routers, services.router_interfaces).routes())
+    routes.extend(agent_routes.AgentRoutes(services).routes())
+    routes.extend(TagRoutes(engine, "security-groups", security_groups, services.security_groups).routes())
     if identity_app is not None:
-        routes.append(Mount("/identity", app=identity_app))
+        from kaon.identity.app import identity_routes
+
+        routes.extend(identity_routes(identity_app))
 
     async def kaon_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, errors.KaonError)

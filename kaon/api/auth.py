@@ -98,7 +98,9 @@ class AuthMiddleware:
         elif strategy == "keystone":
             from kaon.identity.external import KeystoneAuth
 
-            self.keystone = authenticator if isinstance(authenticator, KeystoneAuth) else KeystoneAuth(authenticator)
+            self.keystone = (
+                authenticator if isinstance(authenticator, KeystoneAuth) else KeystoneAuth(authenticator)
+            )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or _is_public(scope):
@@ -159,7 +161,11 @@ def _keystone_context(h: Mapping[str, str]) -> Context | None:
 
 
 async def _send(send: Send, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers if k.lower() != "content-length"]
+    raw = [
+        (k.lower().encode("latin-1"), v.encode("latin-1"))
+        for k, v in headers
+        if k.lower() != "content-length"
+    ]
     raw.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})

@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from starlette.requests import Request
 from starlette.responses import Response
 
+from kaon import errors
 from kaon.api import listing
 from kaon.api.context import Context
 from kaon.api.responses import json_response
@@ -29,8 +30,8 @@ from kaon.db.engine import read_txn, write_txn
 from kaon.model import attrs
 from kaon.model.attrs import HTTPBadRequest, Resource
 
-MalformedRequestBody = attrs.errors.define(
-    "MalformedRequestBody", attrs.errors.BadRequest, "Malformed request body: {reason}."
+MalformedRequestBody = errors.define(
+    "MalformedRequestBody", errors.BadRequest, "Malformed request body: {reason}."
 )
 
 
@@ -100,6 +101,9 @@ class Collection:
 
     def _list(self, ctx: Context, q: listing.ListQuery, base_url: str) -> dict[str, Any]:
         with read_txn(self.engine) as conn:
+            if q.marker is not None and q.limit:
+                # An unknown (or invisible) marker is the resource's own 404, as in Neutron.
+                self.service.get(ctx, conn, q.marker)
             items, more = self.service.list(ctx, conn, q)
         hidden = attrs.hidden_for(self.resource, ctx.is_admin)
         out: dict[str, Any] = {self.resource.collection: [shape(i, hidden, q.fields) for i in items]}
@@ -113,7 +117,16 @@ class Collection:
             item = self.service.get(ctx, conn, item_id)
         return {self.resource.name: shape(item, attrs.hidden_for(self.resource, ctx.is_admin), fields)}
 
+    def _may_write(self, ctx: Context, conn: Any, action: str, item_id: str | None = None) -> None:
+        """Readers may look, not touch: 403 (after a 404 for what they cannot see)."""
+        if ctx.can_write:
+            return
+        if item_id is not None:
+            self.service.get(ctx, conn, item_id)
+        raise errors.PolicyNotAuthorized(action=f"{action}_{self.resource.name}")
+
     def _create(self, ctx: Context, payload: Any) -> dict[str, Any]:
+        self._may_write(ctx, None, "create")
         bulk = isinstance(payload, dict) and self.resource.collection in payload and self.resource.name not in payload
         items = attrs.unwrap(self.resource, payload)
         values = [attrs.check_post(self.resource, item, ctx.is_admin) for item in items]
@@ -129,6 +142,7 @@ class Collection:
     def _update(self, ctx: Context, item_id: str, payload: Any, if_match: str | None) -> dict[str, Any]:
         changes = attrs.check_put(self.resource, payload, ctx.is_admin)
         with write_txn(self.engine) as conn:
+            self._may_write(ctx, conn, "update", item_id)
             self.service.update(ctx, conn, item_id, changes, lambda rev: check_revision(rev, if_match))
             item = self.service.get(Context.admin(ctx.project_id), conn, item_id)
         self._changed()
@@ -136,6 +150,7 @@ class Collection:
 
     def _delete(self, ctx: Context, item_id: str, if_match: str | None) -> None:
         with write_txn(self.engine) as conn:
+            self._may_write(ctx, conn, "delete", item_id)
             self.service.delete(ctx, conn, item_id, lambda rev: check_revision(rev, if_match))
         self._changed()
 

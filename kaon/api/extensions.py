@@ -40,6 +40,7 @@ EXTENSIONS: dict[str, tuple[str, str]] = {
     "standard-attr-revisions": ("Resource revision numbers", "This extension will display the revision number of neutron resources."),
     "standard-attr-tag": ("Tag support for resources with standard attribute: subnet, trunk, network_segment_range, router, network, policy, subnetpool, port, security_group, floatingip",
                           "Enables to set tag on resources with standard attribute."),
+    "tag": ("Tag support", "Enables to set tag on resources."),
     "standard-attr-timestamp": ("Resource timestamps", "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes."),
 }
 

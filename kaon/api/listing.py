@@ -3,6 +3,7 @@ pagination, with Neutron's 400s for anything it does not know."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,11 @@ from kaon.model.attrs import HTTPBadRequest, Resource
 
 RESERVED = {"fields", "sort_key", "sort_dir", "limit", "marker", "page_reverse"}
 TAG_FILTERS = ("tags", "tags-any", "not-tags", "not-tags-any")
+# standard-attr-timestamp: resources changed at or after this instant.
+CHANGED_SINCE = "changed_since"
+
+TenantIdProjectIdFilterConflict = errors.define(
+    "TenantIdProjectIdFilterConflict", errors.BadRequest, "Both tenant_id and project_id passed as filters.")
 
 
 @dataclass
@@ -35,42 +41,62 @@ def parse(resource: Resource, items: list[tuple[str, str]], extra_filters: set[s
     q = ListQuery(raw=items)
     sort_keys: list[str] = []
     sort_dirs: list[str] = []
+    invalid: list[str] = []
     filterable = resource.filterable() | extra_filters
     for key, value in items:
         if key == "fields":
-            q.fields.append(value)
-        elif key == "sort_key":
-            sort_keys.append(value)
-        elif key == "sort_dir":
-            sort_dirs.append(value)
+            if value:
+                q.fields.append(value)
+        elif key in ("sort_key", "sort_dir"):
+            if value:
+                (sort_keys if key == "sort_key" else sort_dirs).append(value)
         elif key == "limit":
-            try:
-                q.limit = int(value)
-                if q.limit < 0:
-                    raise ValueError
-            except ValueError:
-                raise _bad(f"Limit must be an integer 0 or greater and not '{value}'") from None
+            q.limit = _limit(value)
         elif key == "marker":
-            q.marker = value
+            q.marker = value or None
         elif key == "page_reverse":
-            try:
-                q.page_reverse = v.boolean(value)
-            except v.InvalidValue:
-                raise _bad(f"'{value}' cannot be converted to boolean") from None
+            # Neutron: "true" in any case reverses, anything else does not.
+            q.page_reverse = value.lower() == "true"
         elif key in TAG_FILTERS:
             q.tag_filters.setdefault(key, []).extend(t for t in value.split(",") if t)
+        elif key == CHANGED_SINCE:
+            q.filters[key] = [_changed_since(value)]
         elif key in filterable:
             q.filters.setdefault(key, []).append(_filter_value(resource, key, value))
-        elif validate:
-            raise _bad(f"{key} is invalid attribute for filtering")
+        elif validate and key not in invalid:
+            invalid.append(key)
+    if invalid:
+        raise _bad(f"{invalid} is invalid attribute for filtering")
     if "tenant_id" in q.filters and "project_id" in q.filters:
-        raise _bad("Both tenant_id and project_id passed as filters.")
+        raise TenantIdProjectIdFilterConflict()
     if "tenant_id" in q.filters:
         q.filters["project_id"] = q.filters.pop("tenant_id")
     q.sorts = _sorts(resource, sort_keys, sort_dirs)
     if q.limit == 0:
         q.limit = None
     return q
+
+
+def _limit(value: str) -> int:
+    try:
+        limit = int(value)
+        if limit >= 0:
+            return limit
+    except ValueError:
+        pass
+    raise errors.BadRequest(resource="limit", msg=f"Limit must be an integer 0 or greater and not '{value}'")
+
+
+def _changed_since(value: str) -> dt.datetime:
+    """An ISO 8601 instant; stored timestamps are naive UTC."""
+    try:
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise errors.InvalidInput(error_message=f"Invalid input for changed_since. Reason: '{value}' "
+                                                "is not a valid ISO 8601 timestamp") from None
+    if when.tzinfo is not None:
+        when = when.astimezone(dt.UTC).replace(tzinfo=None)
+    return when
 
 
 def _filter_value(resource: Resource, key: str, value: str) -> Any:
@@ -89,13 +115,15 @@ def _sorts(resource: Resource, keys: list[str], dirs: list[str]) -> list[tuple[s
     if len(keys) != len(dirs):
         raise _bad("The number of sort_keys and sort_dirs must be same")
     sortable = resource.sortable()
-    out = []
+    absent = [k for k in keys if k not in sortable]
+    if absent:
+        raise _bad(f"{absent} is invalid attribute for sort_keys")
+    wrong = [d for d in dirs if d not in ("asc", "desc")]
+    if wrong:
+        raise _bad(f"{wrong} is invalid value for sort_dirs, valid value is 'asc' and 'desc'")
+    out: list[tuple[str, bool]] = []
     for key, direction in zip(keys, dirs, strict=True):
-        if key == "tenant_id":
-            key = "project_id"
-        if key not in sortable:
-            raise _bad(f"{key} is invalid attribute for sort_keys")
-        if direction not in ("asc", "desc"):
-            raise _bad(f"{direction} is invalid value for sort_dirs, valid value is 'asc' and 'desc'")
-        out.append((key, direction == "asc"))
+        key = "project_id" if key == "tenant_id" else key
+        if all(key != k for k, _ in out):
+            out.append((key, direction == "asc"))
     return out

@@ -31,7 +31,7 @@ OutOfBoundsAllocationPool = errors.define(
     "The allocation pool {pool} spans beyond the subnet cidr {subnet_cidr}.")
 OverlappingAllocationPools = errors.define(
     "OverlappingAllocationPools", errors.Conflict,
-    "Found overlapping allocation pools: {pool_1} and {pool_2} for subnet {subnet_cidr}.")
+    "Found overlapping allocation pools: {pool_1} {pool_2} for subnet {subnet_cidr}.")
 GatewayConflictWithAllocationPools = errors.define(
     "GatewayConflictWithAllocationPools", errors.Conflict,
     "Gateway ip {ip_address} conflicts with allocation pool {pool}.")
@@ -39,6 +39,11 @@ InvalidIpForSubnet = errors.define("InvalidIpForSubnet", errors.BadRequest,
                                    "IP address {ip_address} is not a valid IP for the specified subnet.")
 InvalidIpForNetwork = errors.define("InvalidIpForNetwork", errors.BadRequest,
                                     "IP address {ip_address} is not a valid IP for any of the subnets on the specified network.")
+
+# neutron-lib's ROUTER_INTERFACE_OWNERS_SNAT and ROUTER_PORT_OWNERS.
+ROUTER_INTERFACE_OWNERS_SNAT = ("network:router_interface", "network:router_interface_distributed",
+                                "network:ha_router_replicated_interface", "network:router_centralized_snat")
+ROUTER_PORT_OWNERS = (*ROUTER_INTERFACE_OWNERS_SNAT, "network:router_gateway", "network:router_ha_interface")
 
 _hints: dict[str, int] = {}
 _hints_lock = threading.Lock()
@@ -105,18 +110,21 @@ def in_subnet(ip: str, cidr: str) -> bool:
         return False
 
 
-def usable(ip: str, cidr: str) -> bool:
-    """An address a port may hold: in the subnet and not its network (v4:
-    nor broadcast) address, except on /31 and /32."""
+def usable(ip: str, cidr: str, device_owner: str = "") -> bool:
+    """An address a port may hold (Neutron's check_subnet_ip): in the subnet
+    and not its network address nor, in IPv4, its last address. Router and
+    DHCP ports may hold an IPv6 subnet's network (subnet-router anycast)
+    address."""
     net = netaddr.IPNetwork(cidr)
-    addr = netaddr.IPAddress(ip)
-    if addr not in net:
+    try:
+        addr = netaddr.IPAddress(ip)
+    except (netaddr.AddrFormatError, ValueError):
         return False
-    if net.version == 4 and net.prefixlen < 31:
+    if addr.version != net.version or addr not in net:
+        return False
+    if net.version == 4:
         return addr.value not in (net.first, net.last)
-    if net.version == 6 and net.prefixlen < 127:
-        return addr.value != net.first
-    return True
+    return addr.value != net.first or device_owner in (*ROUTER_PORT_OWNERS, "network:dhcp")
 
 
 def _candidates(pools: list[dict[str, str]], start_after: int | None) -> Iterator[int]:

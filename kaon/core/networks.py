@@ -3,6 +3,7 @@ delete with Neutron's in-use rule."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, exists, insert, or_, select, update
@@ -10,7 +11,7 @@ from sqlalchemy import Connection, and_, delete, exists, insert, or_, select, up
 from kaon import errors
 from kaon.api.context import Context
 from kaon.api.listing import ListQuery
-from kaon.core import quotas, stdattrs
+from kaon.core import availability_zones, quotas, stdattrs
 from kaon.core.query import paginate, where_filters
 from kaon.db.core_tables import network_rbacs, networks, ports, subnets
 from kaon.db.ml2_tables import network_segments
@@ -26,6 +27,12 @@ InvalidSharedSetting = errors.define(
     "InvalidSharedSetting",
     errors.Conflict,
     "Unable to reconfigure sharing settings for network {network}. Multiple tenants are using it.",
+)
+
+ExternalNetworkInUse = errors.define(
+    "ExternalNetworkInUse",
+    errors.InUse,
+    "External network {net_id} cannot be updated to be made non-external, since it has existing gateway ports.",
 )
 
 COLUMNS = {name: networks.c[name] for name in (
@@ -46,6 +53,10 @@ class Networks:
     def __init__(self, types: Any, cfg: Any) -> None:
         self.types = types
         self.cfg = cfg
+        # Called with (conn, network row) before the in-use check of a
+        # delete, in the same transaction: floating IPs that are not
+        # associated go with their external network, as in Neutron.
+        self.delete_hooks: list[Callable[[Connection, Any], None]] = []
 
     # -- reads ---------------------------------------------------------
     def fetch_row(self, ctx: Context, conn: Connection, net_id: str) -> Any:
@@ -82,6 +93,12 @@ class Networks:
             rows.reverse()
         return self._render(ctx, conn, rows), more
 
+    def shared_with(self, conn: Connection, net_id: str, ctx: Context) -> bool:
+        """Shared with everybody or with the caller's project."""
+        return conn.execute(select(network_rbacs.c.id).where(
+            network_rbacs.c.object_id == net_id, network_rbacs.c.action == SHARED,
+            network_rbacs.c.target_project.in_(("*", ctx.project_id)))).first() is not None
+
     def _rbac_filter(self, action: str, values: list[Any], ctx: Context) -> Any:
         targets = ("*",) if action == EXTERNAL else ("*", ctx.project_id)
         granted = exists().where(
@@ -113,6 +130,7 @@ class Networks:
             ):
                 rbac.setdefault(obj, set()).add((action, target))
         segments = self.types.segments_for(conn, ids)
+        zones = availability_zones.network_azs(conn, ids)
         tag_map = stdattrs.tags_for(conn, ids)
         out = []
         for row in rows:
@@ -127,7 +145,7 @@ class Networks:
                 port_security_enabled=row.port_security_enabled,
                 mtu=row.mtu,
                 availability_zone_hints=list(row.availability_zone_hints or []),
-                availability_zones=[],
+                availability_zones=zones.get(row.id, []),
                 ipv4_address_scope=None,
                 ipv6_address_scope=None,
                 is_default=row.is_default,
@@ -144,6 +162,7 @@ class Networks:
         quotas.check(conn, self.cfg, project, "network", 1)
         row = stdattrs.new_row(project, values)
         provider = _provider_request(values)
+        availability_zones.validate_hints(conn, "network", values.get("availability_zone_hints"))
         requested_mtu = values.get("mtu")
         row.update(
             admin_state_up=values["admin_state_up"],
@@ -224,6 +243,9 @@ class Networks:
         elif not wanted and has:
             if action == SHARED and self._foreign_ports(conn, row):
                 raise InvalidSharedSetting(network=row.id)
+            if action == EXTERNAL and conn.execute(select(ports.c.id).where(
+                    ports.c.network_id == row.id, ports.c.device_owner == "network:router_gateway")).first():
+                raise ExternalNetworkInUse(net_id=row.id)
             self._revoke(conn, row.id, action)
 
     def _foreign_ports(self, conn: Connection, row: Any) -> bool:
@@ -235,10 +257,15 @@ class Networks:
         row = self.writable_row(ctx, conn, net_id, "delete")
         if check is not None:
             check(row.revision_number)
+        for hook in self.delete_hooks:
+            hook(conn, row)
         in_use = conn.execute(select(ports.c.id).where(
             ports.c.network_id == net_id, ~ports.c.device_owner.in_(AUTO_DELETE_OWNERS)).limit(1)).first()
         if in_use is not None:
             raise errors.NetworkInUse(net_id=net_id)
+        owned = select(ports.c.id).where(ports.c.network_id == net_id).union_all(
+            select(subnets.c.id).where(subnets.c.network_id == net_id))
+        stdattrs.delete_tags(conn, [net_id, *conn.execute(owned).scalars()])
         conn.execute(delete(ports).where(ports.c.network_id == net_id))
         conn.execute(delete(subnets).where(subnets.c.network_id == net_id))
         self.types.release_network_segments(conn, net_id)

@@ -7,7 +7,6 @@ from typing import Any
 
 from kaon import errors
 from kaon.model import validators as v
-from kaon.model.attrs import HTTPBadRequest
 
 AllowedAddressPairExhausted = errors.define(
     "AllowedAddressPairExhausted", errors.BadRequest,
@@ -27,6 +26,7 @@ PortSecurityPortHasSecurityGroup = errors.define(
     "group is removed.")
 
 DHCP_OPT_KEYS = {"opt_name", "opt_value", "ip_version"}
+VALID_BLANK_EXTRA_DHCP_OPTS = ("router", "classless-static-route")
 
 
 def _invalid(attr: str, reason: str) -> errors.KaonError:
@@ -81,50 +81,72 @@ def address_pairs(raw: Any, port_mac: str, cfg: Any) -> list[dict[str, str]]:
     return out
 
 
-def check_port_security(enabled: bool, pairs: list[Any], sgs: list[str] | None, updating: bool = False) -> None:
+def check_port_security(enabled: bool, pairs: list[Any], requested_sgs: list[str] | None,
+                        bound_sgs: list[str] | None = None) -> None:
+    """Neutron's port-security rules, the one place they live.
+
+    ``pairs`` are the address pairs the port will have; ``requested_sgs``
+    the ``security_groups`` of the request (``None`` when it names none);
+    ``bound_sgs`` the groups an existing port has (updates only). With port
+    security off: address pairs are a 409, groups asked for are a 400
+    (``PortSecurityAndIPRequiredForSecurityGroups``), and groups kept from
+    before are a 409 (``PortSecurityPortHasSecurityGroup``), until the same
+    request clears them with ``security_groups: []``.
+    """
     if enabled:
         return
     if pairs:
         raise AddressPairAndPortSecurityRequired()
-    if sgs:
-        if updating:
-            raise PortSecurityPortHasSecurityGroup()
+    if requested_sgs:
         raise PortSecurityAndIPRequiredForSecurityGroups()
+    if requested_sgs is None and bound_sgs:
+        raise PortSecurityPortHasSecurityGroup()
+
+
+def _dhcp_opt(opt: Any) -> dict[str, Any]:
+    """One option, checked as neutron-lib's EXTRA_DHCP_OPT_KEY_SPECS do:
+    opt_name and opt_value are required; the value may be null (meaning
+    "remove" on update), and empty only for router and classless-static-route."""
+    if not isinstance(opt, dict) or not {"opt_name", "opt_value"} <= set(opt) or set(opt) - DHCP_OPT_KEYS:
+        raise _invalid("extra_dhcp_opts", f"Invalid data format for extra DHCP option: '{opt}'")
+    name, value = opt["opt_name"], opt["opt_value"]
+    if not isinstance(name, str) or not name.strip() or "\n" in name or len(name) > 64:
+        raise _invalid("extra_dhcp_opts", f"'{name}' is not a valid option name")
+    blank_ok = name in VALID_BLANK_EXTRA_DHCP_OPTS
+    if value is not None and (not isinstance(value, str) or len(value) > 255 or "\n" in value
+                              or (not value.strip() and not blank_ok)):
+        raise _invalid("extra_dhcp_opts", f"'{value}' is not a valid option value")
+    version = opt.get("ip_version", 4)
+    if str(version) not in ("4", "6") or isinstance(version, bool):
+        raise _invalid("extra_dhcp_opts", f"'{version}' is not in [4, 6]")
+    return {"opt_name": name, "opt_value": value, "ip_version": int(version)}
 
 
 def dhcp_opts(raw: Any) -> list[dict[str, Any]]:
+    """A create's options; null values store nothing."""
     if raw is None:
         return []
     if not isinstance(raw, list):
         raise _invalid("extra_dhcp_opts", f"'{raw}' is not a list")
-    out: list[dict[str, Any]] = []
-    for opt in raw:
-        if not isinstance(opt, dict) or "opt_name" not in opt or set(opt) - DHCP_OPT_KEYS:
-            raise _invalid("extra_dhcp_opts", f"Invalid data format for extra DHCP option: '{opt}'")
-        name, value = opt["opt_name"], opt.get("opt_value")
-        if not isinstance(name, str) or not name:
-            raise _invalid("extra_dhcp_opts", f"'{name}' is not a valid option name")
-        if value is not None and not isinstance(value, str):
-            raise _invalid("extra_dhcp_opts", f"'{value}' is not a valid option value")
-        version = int(opt.get("ip_version", 4)) if str(opt.get("ip_version", 4)) in ("4", "6") else None
-        if version is None:
-            raise _invalid("extra_dhcp_opts", f"'{opt.get('ip_version')}' is not a valid ip_version")
-        out.append({"opt_name": name, "opt_value": value, "ip_version": version})
-    return [o for o in out if o["opt_value"] is not None]
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    for opt in map(_dhcp_opt, raw):
+        if opt["opt_value"] is not None:
+            out[(opt["opt_name"], opt["ip_version"])] = opt
+    return list(out.values())
 
 
 def merge_dhcp_opts(current: list[dict[str, Any]], raw: Any) -> list[dict[str, Any]]:
-    """Neutron's update semantics: named options replace, a null value removes."""
+    """Neutron's update semantics: a named option replaces the one with the
+    same name and IP version, a null value removes it, others stay."""
     if raw is None:
         return current
     if not isinstance(raw, list):
-        raise HTTPBadRequest(msg="extra_dhcp_opts must be a list")
+        raise _invalid("extra_dhcp_opts", f"'{raw}' is not a list")
     merged = {(o["opt_name"], o["ip_version"]): o for o in current}
-    for opt in raw:
-        checked = dhcp_opts([{**opt, "opt_value": opt.get("opt_value") or "x"}])[0]
-        key = (checked["opt_name"], checked["ip_version"])
-        if opt.get("opt_value") is None:
+    for opt in map(_dhcp_opt, raw):
+        key = (opt["opt_name"], opt["ip_version"])
+        if opt["opt_value"] is None:
             merged.pop(key, None)
         else:
-            merged[key] = {**checked, "opt_value": opt["opt_value"]}
+            merged[key] = opt
     return list(merged.values())

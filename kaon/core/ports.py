@@ -4,19 +4,20 @@ options, binding fields, with Neutron's policy on who may set what."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from kaon import errors
 from kaon.api.context import Context
 from kaon.api.listing import ListQuery
-from kaon.core import ipam, port_extras, quotas, stdattrs
+from kaon.core import port_extras, port_ips, quotas, security_groups, stdattrs
 from kaon.core.networks import Networks
 from kaon.core.query import paginate, where_filters
 from kaon.core.subnets import Subnets
-from kaon.db.core_tables import ip_allocations, networks, port_security_groups, ports, subnets
+from kaon.db.core_tables import ip_allocations, networks, port_security_groups, ports
 from kaon.model.attrs import HTTPBadRequest
 
 PortBound = errors.define("PortBound", errors.InUse,
@@ -46,6 +47,15 @@ class Ports:
         self.cfg = cfg
         base = cfg.default.base_mac
         self.base_mac = [int(p, 16) for p in base.split(":")]
+        # Called with (conn, port row) before a port is deleted, in the same
+        # transaction: other services drop what refers to the port (floating
+        # IP associations ...). Registered once at start-up.
+        self.delete_hooks: list[Callable[[Connection, Any], None]] = []
+        # Called with (conn, port id) after a port is created, and with (conn,
+        # port id, changed attribute names) after an update, in the same
+        # transaction: port binding and DHCP scheduling (kaon.core.agents.PortHooks).
+        self.create_hooks: list[Callable[[Connection, str], None]] = []
+        self.update_hooks: list[Callable[[Connection, str, set[str]], None]] = []
 
     # -- reads ---------------------------------------------------------
     def visible(self, ctx: Context) -> Any:
@@ -115,6 +125,7 @@ class Ports:
                 "binding:host_id": r.binding_host_id, "binding:vnic_type": r.binding_vnic_type,
                 "binding:profile": r.binding_profile, "binding:vif_type": r.binding_vif_type,
                 "binding:vif_details": r.binding_vif_details, "dns_name": r.dns_name,
+                "binding:failure_reason": r.binding_failure or None,
                 "ip_allocation": "immediate",
             })
             out.append(item)
@@ -144,14 +155,18 @@ class Ports:
         row["mac_address"] = self._insert_with_mac(conn, row, values.get("mac_address"))
         pairs = port_extras.address_pairs(values.get("allowed_address_pairs"), row["mac_address"], self.cfg)
         port_extras.check_port_security(port_security, pairs, values.get("security_groups"))
+        sgs = security_groups.groups_for_new_port(ctx, conn, project, row["device_owner"],
+                                                  values.get("security_groups"), port_security)
         opts = port_extras.dhcp_opts(values.get("extra_dhcp_opts"))
         if pairs or opts:
             conn.execute(update(ports).where(ports.c.id == row["id"]).values(
                 allowed_address_pairs=pairs, extra_dhcp_opts=opts))
-        self._allocate(conn, row["id"], net.id, row["mac_address"], values.get("fixed_ips"),
-                       row["device_owner"])
-        for sg in values.get("security_groups") or []:
+        port_ips.allocate(ctx, conn, port_ips.PortRef(row["id"], net.id, row["mac_address"], row["device_owner"]),
+                          values.get("fixed_ips"))
+        for sg in sgs:
             conn.execute(insert(port_security_groups).values(port_id=row["id"], security_group_id=sg))
+        for created in self.create_hooks:
+            created(conn, row["id"])
         return row["id"]
 
     def _shared(self, conn: Connection, net_id: str, ctx: Context) -> bool:
@@ -207,66 +222,6 @@ class Ports:
         parts = [b if i < 3 or b else random.randint(0, 255) for i, b in enumerate(self.base_mac)]
         return ":".join(f"{p:02x}" for p in parts)
 
-    # -- addresses -----------------------------------------------------
-    def _allocate(self, conn: Connection, port_id: str, net_id: str, mac: str, fixed_ips: Any,
-                  device_owner: str) -> None:
-        subs = conn.execute(select(subnets).where(subnets.c.network_id == net_id)
-                            .order_by(subnets.c.created_at, subnets.c.id)).all()
-        if fixed_ips is None:
-            self._allocate_default(conn, port_id, net_id, mac, subs, device_owner)
-            return
-        for req in port_extras.fixed_ip_requests(fixed_ips):
-            self._allocate_one(conn, port_id, net_id, mac, subs, req)
-
-    def _allocate_default(self, conn: Connection, port_id: str, net_id: str, mac: str, subs: list[Any],
-                          device_owner: str) -> None:
-        v4 = [s for s in subs if s.ip_version == 4]
-        stateful6 = [s for s in subs if s.ip_version == 6 and not _auto_address(s)]
-        auto6 = [s for s in subs if s.ip_version == 6 and _auto_address(s)]
-        wanted = 0
-        got = 0
-        for group in (v4, stateful6):
-            if not group:
-                continue
-            wanted += 1
-            for s in group:
-                if ipam.allocate_any(conn, port_id, s) is not None:
-                    got += 1
-                    break
-        if wanted and not got:
-            raise errors.IpAddressGenerationFailure(net_id=net_id)
-        if device_owner not in ROUTER_OWNERS:
-            for s in auto6:
-                ip = ipam.eui64(s.cidr, mac)
-                if not ipam.insert_allocation(conn, port_id, s, ip):
-                    raise errors.IpAddressInUse(net_id=net_id, ip_address=ip)
-
-    def _allocate_one(self, conn: Connection, port_id: str, net_id: str, mac: str, subs: list[Any],
-                      req: dict[str, str]) -> None:
-        by_id = {s.id: s for s in subs}
-        ip = req.get("ip_address")
-        if "subnet_id" in req:
-            subnet = by_id.get(req["subnet_id"])
-            if subnet is None:
-                raise HTTPBadRequest(msg=f"Invalid input for operation: Failed to create port on network "
-                                         f"{net_id}, because fixed_ips included invalid subnet {req['subnet_id']}.")
-            if ip is not None and not ipam.usable(ip, subnet.cidr):
-                raise ipam.InvalidIpForSubnet(ip_address=ip)
-        else:
-            matches = [s for s in subs if ip is not None and ipam.in_subnet(ip, s.cidr)]
-            if not matches or not ipam.usable(ip, matches[0].cidr):  # type: ignore[arg-type]
-                raise ipam.InvalidIpForNetwork(ip_address=ip)
-            subnet = matches[0]
-        if ip is None:
-            if subnet.ip_version == 6 and _auto_address(subnet):
-                ip = ipam.eui64(subnet.cidr, mac)
-            else:
-                if ipam.allocate_any(conn, port_id, subnet) is None:
-                    raise errors.IpAddressGenerationFailure(net_id=net_id)
-                return
-        if not ipam.insert_allocation(conn, port_id, subnet, ip):
-            raise errors.IpAddressInUse(net_id=net_id, ip_address=ip)
-
     # -- update / delete -----------------------------------------------
     def writable_row(self, ctx: Context, conn: Connection, port_id: str, action: str) -> tuple[Any, bool]:
         row = self.fetch_row(ctx, conn, port_id)
@@ -302,38 +257,23 @@ class Ports:
         if "allowed_address_pairs" in changes:
             pairs = out["allowed_address_pairs"] = port_extras.address_pairs(
                 changes["allowed_address_pairs"], mac, self.cfg)
-        if "security_groups" in changes:
-            sgs = changes["security_groups"] or []
+        requested_sgs = (changes["security_groups"] or []) if "security_groups" in changes else None
+        port_extras.check_port_security(security, pairs, requested_sgs, security_groups.bound_groups(conn, port_id))
+        if requested_sgs is not None:
+            sgs = security_groups.groups_for_port_update(ctx, conn, row.project_id,
+                                                         out.get("device_owner", row.device_owner), requested_sgs)
             conn.execute(delete(port_security_groups).where(port_security_groups.c.port_id == port_id))
             for sg in sgs:
                 conn.execute(insert(port_security_groups).values(port_id=port_id, security_group_id=sg))
-        else:
-            sgs = list(conn.execute(select(port_security_groups.c.security_group_id)
-                                    .where(port_security_groups.c.port_id == port_id)).scalars())
-        port_extras.check_port_security(security, pairs, sgs, updating=True)
         if "extra_dhcp_opts" in changes:
             out["extra_dhcp_opts"] = port_extras.merge_dhcp_opts(row.extra_dhcp_opts, changes["extra_dhcp_opts"])
         if "fixed_ips" in changes:
-            self._reallocate(conn, row, mac, changes["fixed_ips"])
+            port_ips.reallocate(ctx, conn, port_ips.PortRef(row.id, row.network_id, mac,
+                                                            out.get("device_owner", row.device_owner)),
+                                changes["fixed_ips"])
         conn.execute(update(ports).where(ports.c.id == port_id).values(stdattrs.bump(out, row.revision_number)))
-
-    def _reallocate(self, conn: Connection, row: Any, mac: str, fixed_ips: Any) -> None:
-        current = {(s, ip) for s, ip in conn.execute(select(ip_allocations.c.subnet_id, ip_allocations.c.ip_address)
-                                                     .where(ip_allocations.c.port_id == row.id))}
-        reqs = port_extras.fixed_ip_requests(fixed_ips or [])
-        keep = {(r["subnet_id"], r["ip_address"]) for r in reqs if "subnet_id" in r and "ip_address" in r}
-        keep |= {(s, ip) for s, ip in current for r in reqs
-                 if "subnet_id" not in r and r.get("ip_address") == ip}
-        for s, ip in current - keep:
-            conn.execute(delete(ip_allocations).where(ip_allocations.c.port_id == row.id,
-                                                      ip_allocations.c.subnet_id == s,
-                                                      ip_allocations.c.ip_address == ip))
-        kept_ips = {ip for _, ip in current & keep}
-        subs = conn.execute(select(subnets).where(subnets.c.network_id == row.network_id)).all()
-        for r in reqs:
-            if r.get("ip_address") in kept_ips:
-                continue
-            self._allocate_one(conn, row.id, row.network_id, mac, subs, r)
+        for updated in self.update_hooks:
+            updated(conn, port_id, set(changes))
 
     def delete(self, ctx: Context, conn: Connection, port_id: str, check: Any = None) -> None:
         row, _ = self.writable_row(ctx, conn, port_id, "delete")
@@ -341,27 +281,32 @@ class Ports:
             check(row.revision_number)
         if row.device_owner in ROUTER_OWNERS:
             raise ServicePortInUse(port_id=port_id,
-                                   reason=f"has owner {row.device_owner}")
-        conn.execute(delete(ports).where(ports.c.id == port_id))
+                                   reason=f"has device owner {row.device_owner}")
+        self.remove(conn, row)
 
-
-def _auto_address(subnet: Any) -> bool:
-    return subnet.ipv6_address_mode in ("slaac", "dhcpv6-stateless")
+    def remove(self, conn: Connection, row: Any) -> None:
+        """Delete a port with no policy check: for the service that owns it
+        (a router's gateway, a floating IP's port) and for :meth:`delete`."""
+        for hook in self.delete_hooks:
+            hook(conn, row)
+        conn.execute(delete(ports).where(ports.c.id == row.id))
+        stdattrs.delete_tags(conn, [row.id])
 
 
 def _fixed_ips_filter(values: list[Any]) -> Any:
-    clauses = []
+    """``?fixed_ips=ip_address=A&fixed_ips=subnet_id=S``: values of one key
+    OR, different keys AND, each matched by any of the port's addresses."""
+    by_key: dict[str, list[str]] = {}
     for raw in values:
         key, _, val = str(raw).partition("=")
-        if key == "ip_address":
-            col = ip_allocations.c.ip_address == val
-        elif key == "subnet_id":
-            col = ip_allocations.c.subnet_id == val
-        elif key == "ip_address_substr":
-            col = ip_allocations.c.ip_address.contains(val)
-        else:
+        if key not in ("ip_address", "subnet_id", "ip_address_substr"):
             raise HTTPBadRequest(msg=f"{key} is invalid attribute for filtering fixed_ips")
+        by_key.setdefault(key, []).append(val)
+    clauses = []
+    for key, vals in by_key.items():
+        if key == "ip_address_substr":
+            col = or_(*[ip_allocations.c.ip_address.contains(v, autoescape=True) for v in vals])
+        else:
+            col = ip_allocations.c[key].in_(vals)
         clauses.append(ports.c.id.in_(select(ip_allocations.c.port_id).where(col)))
-    from sqlalchemy import and_
-
     return and_(*clauses)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlencode
 
-from sqlalchemy import Column, Connection, Select, and_, func, or_, select, true
+from sqlalchemy import Column, Connection, Select, and_, false, func, or_, select, true
 
 from kaon import errors
-from kaon.api.listing import ListQuery
+from kaon.api.listing import CHANGED_SINCE, ListQuery
 from kaon.db.core_tables import tags
 from kaon.model.attrs import HTTPBadRequest
 
@@ -23,6 +24,9 @@ def where_filters(query: ListQuery, columns: Mapping[str, Column], special: Mapp
     for key, values in query.filters.items():
         if key in special:
             clauses.append(special[key](values))
+        elif key == CHANGED_SINCE:
+            stamp = columns.get("updated_at")
+            clauses.append(stamp >= values[0] if stamp is not None else ~true())
         elif key in columns:
             col = columns[key]
             clauses.append(col == values[0] if len(values) == 1 else col.in_(values))
@@ -63,57 +67,69 @@ def paginate(conn: Connection, stmt: Select, query: ListQuery, columns: Mapping[
     (the caller then reverses the rows back)."""
     order = [(columns[key], asc) for key, asc in query.sorts if key in columns]
     if not any(col is id_col for col, _ in order):
-        order.append((id_col, order[-1][1] if order else True))
+        order.append((id_col, True))
     reverse = query.page_reverse
     if query.marker is not None and query.limit is not None:
         marker_row = conn.execute(
             select(*[c for c, _ in order]).select_from(table_from).where(id_col == query.marker)
         ).first()
         if marker_row is None:
-            raise HTTPBadRequest(msg=f"Marker {query.marker} could not be found")
+            raise errors.ResourceNotFound()
         stmt = stmt.where(_after(order, list(marker_row), reverse))
-    stmt = stmt.order_by(*[(c.asc() if asc != reverse else c.desc()) for c, asc in order])
+    # NULL sorts as the smallest value on every engine (SQLite's and
+    # MySQL's default; PostgreSQL's is the opposite), so that a page never
+    # depends on the database.
+    stmt = stmt.order_by(*[(c.asc().nulls_first() if asc != reverse else c.desc().nulls_last())
+                           for c, asc in order])
     if query.limit is not None:
         stmt = stmt.limit(query.limit + 1)
     return stmt, reverse
 
 
 def _after(order: list[tuple[Column, bool]], values: list[Any], reverse: bool) -> Any:
-    """Rows strictly after the marker in the (possibly reversed) order."""
+    """Rows strictly after the marker in the (possibly reversed) order, with
+    NULL the smallest value."""
     ors = []
     for i, (col, asc) in enumerate(order):
-        forward = asc != reverse
-        cmp = col > values[i] if forward else col < values[i]
-        ors.append(and_(*[order[j][0] == values[j] for j in range(i)], cmp))
+        ascending = asc != reverse
+        value = values[i]
+        if value is None:
+            cmp = col.is_not(None) if ascending else false()
+        else:
+            cmp = col > value if ascending else or_(col < value, col.is_(None))
+        ors.append(and_(*[_equal(order[j][0], values[j]) for j in range(i)], cmp))
     return or_(*ors)
 
 
+def _equal(col: Column, value: Any) -> Any:
+    return col.is_(None) if value is None else col == value
+
+
 def links(base_url: str, query: ListQuery, ids: list[str], more: bool, collection: str) -> list[dict[str, str]]:
-    if query.limit is None:
+    """Neutron's ``<collection>_links``: ``next`` unless a forward page came
+    back short, ``previous`` unless a reverse page did. (So the last full
+    page links to an empty one, which has no ``next``: clients and tempest
+    walk collections that way.) ``more`` is not used: Neutron does not know it."""
+    if not query.limit:
         return []
-    keep = [(k, val) for k, val in query.raw if k not in ("marker", "page_reverse", "limit")]
+    short = len(ids) < query.limit
     out = []
-
-    def href(marker: str, reverse: bool) -> str:
-        from urllib.parse import urlencode
-
-        params = [*keep, ("limit", str(query.limit)), ("marker", marker)]
-        if reverse:
-            params.append(("page_reverse", "True"))
-        return f"{base_url}?{urlencode(params)}"
-
-    if not ids:
-        return out
-    if query.page_reverse:
-        if more:
-            out.append({"rel": "previous", "href": href(ids[0], True)})
-        out.append({"rel": "next", "href": href(ids[-1], False)})
-    else:
-        if more:
-            out.append({"rel": "next", "href": href(ids[-1], False)})
-        if query.marker is not None:
-            out.append({"rel": "previous", "href": href(ids[0], True)})
+    if not (short and not query.page_reverse):
+        out.append({"rel": "next", "href": _href(base_url, query, ids[-1] if ids else None, False)})
+    if not (short and query.page_reverse):
+        out.append({"rel": "previous", "href": _href(base_url, query, ids[0] if ids else None, True)})
     return out
+
+
+def _href(base_url: str, query: ListQuery, marker: str | None, reverse: bool) -> str:
+    """The request's own query string with the marker (and page_reverse for
+    a previous page) replaced and moved to the end, as webob's MultiDict does."""
+    params = [(k, v) for k, v in query.raw if k != "marker" and k != "page_reverse"]
+    if marker is not None:
+        params.append(("marker", marker))
+    if reverse:
+        params.append(("page_reverse", "True"))
+    return f"{base_url}?{urlencode(params)}"
 
 
 def check_revision(current: int, if_match: str | None) -> None:

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, delete, select
 
 from kaon import errors
 from kaon.api.context import Context
@@ -17,7 +17,10 @@ from kaon.model.attrs import HTTPBadRequest
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    """UTC, naive. Stored with microseconds (so creation order is exact:
+    default address allocation tries subnets oldest first); shown to the
+    second, as Neutron does."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def new_id() -> str:
@@ -88,6 +91,14 @@ def tags_for(conn: Connection, ids: Iterable[str]) -> dict[str, list[str]]:
     for lst in out.values():
         lst.sort()
     return out
+
+
+def delete_tags(conn: Connection, ids: Iterable[str]) -> None:
+    """Tags have no foreign key (they hang off any resource type): drop
+    them with the resource."""
+    ids = list(ids)
+    for start in range(0, len(ids), 900):
+        conn.execute(delete(tags).where(tags.c.resource_id.in_(ids[start : start + 900])))
 
 
 def bump(values: dict[str, Any], current_revision: int) -> dict[str, Any]:

@@ -3,6 +3,7 @@ mode rules, validated as Neutron does before anything is written."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import netaddr
@@ -12,9 +13,10 @@ from kaon import errors
 from kaon.api.context import Context
 from kaon.api.listing import ListQuery
 from kaon.core import ipam, quotas, stdattrs
-from kaon.core.networks import AUTO_DELETE_OWNERS, Networks, visible_clause
+from kaon.core.networks import AUTO_DELETE_OWNERS, Networks
 from kaon.core.query import paginate, where_filters
-from kaon.db.core_tables import ip_allocations, networks, ports, subnets
+from kaon.db.core_tables import ip_allocations, network_rbacs, networks, ports, subnets
+from kaon.model import validators as v
 from kaon.model.attrs import HTTPBadRequest
 
 DNSNameServersExhausted = errors.define(
@@ -31,18 +33,53 @@ COLUMNS = {name: subnets.c[name] for name in (
 )}
 
 
+AUTO_ADDRESS_MODES = ("slaac", "dhcpv6-stateless")
+# Router interfaces keep an auto-address (SLAAC) subnet in use; other ports
+# just lose their EUI-64 address when it goes (Neutron's rule).
+ROUTER_INTERFACE_OWNERS = ("network:router_interface", "network:router_interface_distributed",
+                           "network:ha_router_replicated_interface")
+
+
 def _invalid(msg: str) -> errors.KaonError:
     return errors.InvalidInput(error_message=msg)
+
+
+def is_auto_address(subnet: Any) -> bool:
+    """SLAAC or DHCPv6-stateless: addresses come from the MAC (EUI-64)."""
+    return subnet.ipv6_address_mode in AUTO_ADDRESS_MODES or subnet.ipv6_ra_mode in AUTO_ADDRESS_MODES
+
+
+def _check_dhcp_cidr(net: netaddr.IPNetwork) -> None:
+    """What a subnet with DHCP enabled may not be (Neutron's _validate_subnet)."""
+    if (net.version == 4 and net.prefixlen > 30) or (net.version == 6 and net.prefixlen > 126):
+        raise _invalid("Subnet has a prefix length that is incompatible with DHCP service enabled")
+    if net.is_multicast():
+        raise _invalid("Multicast IP subnet is not supported if enable_dhcp is True")
+    if net.is_loopback():
+        raise _invalid("Loopback IP subnet is not supported if enable_dhcp is True")
+    if net.version == 4 and net.first == 0:
+        raise _invalid("First IP '0.0.0.0' of network is not supported if enable_dhcp is True.")
 
 
 class Subnets:
     def __init__(self, nets: Networks, cfg: Any) -> None:
         self.nets = nets
         self.cfg = cfg
+        # Called with (conn, network id) after a subnet is created, or updated
+        # to enable DHCP, in the same transaction: DHCP scheduling
+        # (kaon.core.agents.PortHooks.subnet_written).
+        self.dhcp_hooks: list[Callable[[Connection, str], None]] = []
 
     def visible(self, ctx: Context) -> Any:
-        return or_(subnets.c.project_id == ctx.project_id,
-                   subnets.c.network_id.in_(select(networks.c.id).where(visible_clause(ctx))))
+        """Owned, on an owned network, or on a network shared with the
+        caller. An external network's subnets stay hidden (Neutron's
+        get_subnet policy has no external rule)."""
+        shared = select(network_rbacs.c.object_id).where(
+            network_rbacs.c.action == "access_as_shared",
+            network_rbacs.c.target_project.in_(("*", ctx.project_id)))
+        owned = select(networks.c.id).where(networks.c.project_id == ctx.project_id)
+        return or_(subnets.c.project_id == ctx.project_id, subnets.c.network_id.in_(owned),
+                   subnets.c.network_id.in_(shared))
 
     def fetch_row(self, ctx: Context, conn: Connection, subnet_id: str) -> Any:
         stmt = select(subnets).where(subnets.c.id == subnet_id)
@@ -89,6 +126,10 @@ class Subnets:
     def create(self, ctx: Context, conn: Connection, values: dict[str, Any]) -> str:
         net = self.nets.fetch_row(ctx, conn, values["network_id"])
         if not ctx.is_admin and net.project_id != ctx.project_id:
+            # Neutron hides a visible but unshared network (an external one)
+            # behind a 404; on a shared one the policy says no.
+            if not self.nets.shared_with(conn, net.id, ctx):
+                raise errors.NetworkNotFound(net_id=net.id)
             raise errors.PolicyNotAuthorized(action="create_subnet")
         project = stdattrs.owner_project(ctx, values)
         quotas.check(conn, self.cfg, project, "subnet", 1)
@@ -109,12 +150,15 @@ class Subnets:
             ipv6_ra_mode=values.get("ipv6_ra_mode"), ipv6_address_mode=values.get("ipv6_address_mode"),
             subnetpool_id=values.get("subnetpool_id"), segment_id=values.get("segment_id"),
             allocation_pools=pools,
-            dns_nameservers=self._dns(values.get("dns_nameservers") or [], row["id"], version),
-            host_routes=self._routes(values.get("host_routes") or [], row["id"], version),
+            dns_nameservers=self._dns(values.get("dns_nameservers") or [], "new subnet", version),
+            host_routes=self._routes(values.get("host_routes") or [], "new subnet", version),
             service_types=values.get("service_types", []),
             dns_publish_fixed_ip=values.get("dns_publish_fixed_ip", False),
         )
         conn.execute(insert(subnets).values(row))
+        if row["enable_dhcp"]:
+            for hook in self.dhcp_hooks:
+                hook(conn, net.id)
         return row["id"]
 
     def _cidr(self, values: dict[str, Any], version: int) -> str:
@@ -127,11 +171,11 @@ class Subnets:
             raise HTTPBadRequest(msg="A cidr must be specified in the absence of a subnet pool")
         net = netaddr.IPNetwork(cidr)
         if net.version != version:
-            raise _invalid(f"Cidr {cidr} does not match ip_version {version}")
+            raise _invalid(f"cidr '{cidr}' does not match the ip_version '{version}'")
+        if values.get("enable_dhcp", True):
+            _check_dhcp_cidr(net)
         if net.prefixlen == 0:
-            raise _invalid(f"{cidr} is not allowed: a /0 prefix is not a valid subnet")
-        if net.is_multicast() or net.is_loopback() or (version == 6 and net.ip.is_link_local()):
-            raise _invalid(f"{cidr} is not allowed: multicast, loopback and link-local ranges are refused")
+            raise _invalid("0 is not allowed as CIDR prefix length")
         return str(net.cidr)
 
     def _check_overlap(self, conn: Connection, net_id: str, cidr: str) -> None:
@@ -159,7 +203,7 @@ class Subnets:
         net = netaddr.IPNetwork(cidr)
         addr = netaddr.IPAddress(gw)
         if addr.version != net.version:
-            raise _invalid(f"Gateway IP version inconsistent with allocation pool version")
+            raise _invalid(f"gateway_ip '{gw}' does not match the ip_version '{net.version}'")
         if addr in net and net.version == 4 and net.prefixlen < 31 and addr.value in (net.first, net.last):
             raise _invalid(f"Gateway is not valid on subnet: {gw} is the network or broadcast address")
         if addr in net and net.version == 6 and addr.value == net.first and net.prefixlen < 127:
@@ -167,61 +211,66 @@ class Subnets:
         return str(addr)
 
     def _dns(self, servers: Any, subnet_id: str, version: int) -> list[str]:
+        """Neutron's order: the list's form, then its length, then versions."""
         if not isinstance(servers, list):
-            raise _invalid("Invalid input for dns_nameservers. Reason: not a list")
-        limit = self.cfg.default.max_dns_nameservers
-        if len(servers) > limit:
-            raise DNSNameServersExhausted(subnet_id=subnet_id, quota=limit)
+            raise _invalid(f"Invalid input for dns_nameservers. Reason: Invalid data format for nameserver: "
+                           f"'{servers}'")
         out: list[str] = []
         for s in servers:
             try:
-                addr = str(netaddr.IPAddress(s)) if isinstance(s, str) and s else None
-            except (netaddr.AddrFormatError, ValueError):
-                addr = None
-            if addr is None:
-                raise _invalid(f"Invalid input for dns_nameservers. Reason: '{s}' is not a valid nameserver")
+                addr = v.ip_address(s)
+            except v.InvalidValue as exc:
+                raise _invalid(f"Invalid input for dns_nameservers. Reason: '{s}' is not a valid nameserver. "
+                               f"{exc}") from None
             if addr in out:
                 raise _invalid(f"Invalid input for dns_nameservers. Reason: Duplicate nameserver '{s}'")
             out.append(addr)
+        limit = self.cfg.default.max_dns_nameservers
+        if len(servers) > limit:
+            raise DNSNameServersExhausted(subnet_id=subnet_id, quota=limit)
+        for addr in out:
+            if netaddr.IPAddress(addr).version != version:
+                raise _invalid(f"dns_nameserver '{addr}' does not match the ip_version '{version}'")
         return out
 
     def _routes(self, routes: Any, subnet_id: str, version: int) -> list[dict[str, str]]:
+        """Neutron's order: each route's form, then the count, then versions."""
         if not isinstance(routes, list):
-            raise _invalid("Invalid input for host_routes. Reason: not a list")
-        limit = self.cfg.default.max_subnet_host_routes
-        if len(routes) > limit:
-            raise HostRoutesExhausted(subnet_id=subnet_id, quota=limit)
+            raise _invalid(f"Invalid input for host_routes. Reason: Invalid data format for hostroute: '{routes}'")
         out: list[dict[str, str]] = []
         for r in routes:
             if not isinstance(r, dict) or set(r) != {"destination", "nexthop"}:
                 raise _invalid(f"Invalid input for host_routes. Reason: Invalid data format for hostroute: '{r}'")
             try:
-                dest = netaddr.IPNetwork(r["destination"])
-                hop = netaddr.IPAddress(r["nexthop"])
-            except (netaddr.AddrFormatError, ValueError, TypeError):
-                raise _invalid(f"Invalid input for host_routes. Reason: Invalid data format for hostroute: '{r}'") from None
-            if dest.version != version or hop.version != version:
-                raise _invalid(f"Invalid route {r}: IP version does not match the subnet's")
-            item = {"destination": str(dest.cidr), "nexthop": str(hop)}
+                item = {"destination": v.cidr(r["destination"]), "nexthop": v.ip_address(r["nexthop"])}
+            except v.InvalidValue as exc:
+                raise _invalid(f"Invalid input for host_routes. Reason: {exc}") from None
             if item in out:
                 raise _invalid(f"Invalid input for host_routes. Reason: Duplicate hostroute '{r}'")
             out.append(item)
+        limit = self.cfg.default.max_subnet_host_routes
+        if len(routes) > limit:
+            raise HostRoutesExhausted(subnet_id=subnet_id, quota=limit)
+        for item in out:
+            for key in ("nexthop", "destination"):
+                if netaddr.IPNetwork(item[key]).version != version:
+                    raise _invalid(f"{key} '{item[key]}' does not match the ip_version '{version}'")
         return out
 
     @staticmethod
     def _check_ipv6(values: dict[str, Any], version: int, cidr: str, enable_dhcp: bool) -> None:
         ra, addr = values.get("ipv6_ra_mode"), values.get("ipv6_address_mode")
         if version == 4:
-            if ra or addr:
-                raise _invalid("ipv6_ra_mode or ipv6_address_mode cannot be set when ip_version is 4")
+            for key, mode in (("ipv6_ra_mode", ra), ("ipv6_address_mode", addr)):
+                if mode:
+                    raise _invalid(f"{key} is not valid when ip_version is 4")
             return
         if ra and addr and ra != addr:
             raise _invalid(f"ipv6_ra_mode set to '{ra}' with ipv6_address_mode set to '{addr}' is not valid. "
                            "If both attributes are set, they must be the same value")
         if (ra or addr) and not enable_dhcp:
             raise _invalid("ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False")
-        if (ra in ("slaac", "dhcpv6-stateless") or addr in ("slaac", "dhcpv6-stateless")) and \
-                netaddr.IPNetwork(cidr).prefixlen != 64:
+        if (ra in AUTO_ADDRESS_MODES or addr in AUTO_ADDRESS_MODES) and netaddr.IPNetwork(cidr).prefixlen != 64:
             raise _invalid(f"Invalid CIDR {cidr} for IPv6 address mode. OpenStack uses the EUI-64 address "
                            "format, which requires the prefix to be /64")
 
@@ -259,19 +308,26 @@ class Subnets:
         if "enable_dhcp" in changes:
             if not changes["enable_dhcp"] and (row.ipv6_ra_mode or row.ipv6_address_mode):
                 raise _invalid("Cannot disable enable_dhcp with ipv6 attributes set")
+            if changes["enable_dhcp"] and not row.enable_dhcp:
+                _check_dhcp_cidr(netaddr.IPNetwork(row.cidr))
             out["enable_dhcp"] = changes["enable_dhcp"]
         conn.execute(update(subnets).where(subnets.c.id == subnet_id).values(
             stdattrs.bump(out, row.revision_number)))
+        if changes.get("enable_dhcp") and not row.enable_dhcp:
+            for hook in self.dhcp_hooks:
+                hook(conn, row.network_id)
 
     def delete(self, ctx: Context, conn: Connection, subnet_id: str, check: Any = None) -> None:
         row = self.writable_row(ctx, conn, subnet_id, "delete")
         if check is not None:
             check(row.revision_number)
         holders = select(ip_allocations.c.port_id).where(ip_allocations.c.subnet_id == subnet_id)
-        in_use = conn.execute(select(ports.c.id).where(
-            ports.c.id.in_(holders), ~ports.c.device_owner.in_(AUTO_DELETE_OWNERS)).limit(1)).first()
+        blocking = ports.c.device_owner.in_(ROUTER_INTERFACE_OWNERS) if is_auto_address(row) \
+            else ~ports.c.device_owner.in_(AUTO_DELETE_OWNERS)
+        in_use = conn.execute(select(ports.c.id).where(ports.c.id.in_(holders), blocking).limit(1)).first()
         if in_use is not None:
             raise errors.SubnetInUse(subnet_id=subnet_id)
         conn.execute(delete(ip_allocations).where(ip_allocations.c.subnet_id == subnet_id))
         conn.execute(delete(subnets).where(subnets.c.id == subnet_id))
+        stdattrs.delete_tags(conn, [subnet_id])
         ipam.forget(subnet_id)

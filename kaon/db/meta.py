@@ -25,6 +25,9 @@ TABLE_MODULES = (
     "kaon.db.core_tables",
     "kaon.db.ml2_tables",
     "kaon.db.identity_tables",
+    "kaon.db.l3_tables",
+    "kaon.db.agent_tables",
+    "kaon.db.sg_tables",
 )
 
 

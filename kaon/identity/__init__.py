@@ -9,7 +9,8 @@ Public API for the server::
               reader_password=passwords["demo_reader"])
     write_client_files(STATE, cfg.identity_root, passwords)
     validator = make_token_validator(engine, cfg)   # STATE/identity.key
-    identity_app = build_identity_app(engine, cfg, validator)  # mount at /identity
+    identity_app = build_identity_app(engine, cfg, validator)
+    routes += identity_routes(identity_app)         # Mount at /identity (+ bare /identity)
     app = AuthMiddleware(app, "kaon", validator, www_authenticate_uri=cfg.identity_root)
 
 :func:`provision` does the first four steps in one call.
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from kaon.identity.app import build_identity_app, make_token_validator
+from kaon.identity.app import build_identity_app, identity_routes, make_token_validator
 from kaon.identity.bootstrap import bootstrap
 from kaon.identity.clientfiles import ensure_passwords, write_client_files
 from kaon.identity.config import IdentityConfig
@@ -59,6 +60,7 @@ __all__ = [
     "bootstrap",
     "build_identity_app",
     "ensure_passwords",
+    "identity_routes",
     "make_token_validator",
     "provision",
     "write_client_files",

@@ -106,7 +106,9 @@ async def list_entities(kind: Kind, request: Request) -> Response:
     filters = http.query_filters(request, kind.filters)
     rows = await http.read(svc, store.list_rows, kind.table, filters)
     base = http.base(request)
-    return http.respond({kind.plural: [kind.render(r, base) for r in rows], "links": http.list_links(request)})
+    return http.respond(
+        {kind.plural: [kind.render(r, base) for r in rows], "links": http.list_links(request)}
+    )
 
 
 async def create_entity(kind: Kind, request: Request) -> Response:

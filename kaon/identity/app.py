@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kaon.errors import KaonError
 from kaon.identity import admin_routes, assignment_routes, auth_routes, http
@@ -36,6 +39,32 @@ def build_identity_app(
     if validator is None:
         validator = make_token_validator(engine, cfg)
     routes = auth_routes.routes() + admin_routes.routes() + assignment_routes.routes()
-    app = Starlette(routes=routes, exception_handlers={KaonError: http.on_error})
+    handlers = {KaonError: http.on_error, HTTPException: http.on_http_error, Exception: http.on_crash}
+    app = Starlette(routes=routes, exception_handlers=handlers)
     app.state.identity = http.IdentityService(engine, cfg, validator)
     return app
+
+
+def identity_routes(identity_app: ASGIApp, prefix: str = "/identity") -> list[BaseRoute]:
+    """Routes serving ``identity_app`` under ``prefix`` for the server's router.
+
+    A bare ``Mount`` answers ``GET /identity`` (no slash; what keystoneauth
+    asks first when ``auth_url`` has no version) with a redirect; this adds
+    a route that serves it directly.
+    """
+
+    bare = _Bare(identity_app, prefix)
+    return [Route(prefix, bare, methods=["GET", "HEAD"]), Mount(prefix, app=identity_app)]
+
+
+class _Bare:
+    """``<prefix>`` served as ``<prefix>/`` (a class: Starlette would wrap a
+    plain function as a request handler rather than call it as ASGI)."""
+
+    def __init__(self, app: ASGIApp, prefix: str) -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        root = scope.get("root_path", "") + self.prefix
+        await self.app({**scope, "root_path": root, "path": scope["path"] + "/"}, receive, send)

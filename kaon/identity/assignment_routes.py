@@ -137,7 +137,9 @@ async def user_projects(request: Request) -> Response:
 
     rows = await http.read(http.service(request), work)
     base = http.base(request)
-    return http.respond({"projects": [views.project(r, base) for r in rows], "links": http.list_links(request)})
+    return http.respond(
+        {"projects": [views.project(r, base) for r in rows], "links": http.list_links(request)}
+    )
 
 
 async def role_inferences(request: Request) -> Response:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import ColumnElement, Connection, delete, func, insert, select
 
 from kaon.db import identity_tables as t
 from kaon.identity import roles as implication
@@ -35,7 +35,7 @@ def _check(conn: Connection, g: Grant) -> None:
     store.get(conn, t.roles, "role", g.role_id)
 
 
-def _where(g: Grant) -> list[object]:
+def _where(g: Grant) -> list[ColumnElement[bool]]:
     a = t.assignments
     return [
         a.c.user_id == g.user_id,
@@ -78,7 +78,9 @@ def roles_of(conn: Connection, user_id: str, target_type: str, target_id: str) -
     return [dict(row._mapping) for row in conn.execute(query)]
 
 
-def effective_roles(conn: Connection, user_id: str, target_type: str, target_id: str) -> list[tuple[str, str]]:
+def effective_roles(
+    conn: Connection, user_id: str, target_type: str, target_id: str
+) -> list[tuple[str, str]]:
     """(id, name) of every role the user holds on the target, implied ones included."""
     direct = roles_of(conn, user_id, target_type, target_id)
     if not direct:

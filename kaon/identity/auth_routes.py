@@ -88,7 +88,9 @@ async def auth_projects(request: Request) -> Response:
     token = http.caller(request)
     rows = await http.read(http.service(request), _targets, token.user_id, "project")
     base = http.base(request)
-    return http.respond({"projects": [views.project(r, base) for r in rows], "links": http.list_links(request)})
+    return http.respond(
+        {"projects": [views.project(r, base) for r in rows], "links": http.list_links(request)}
+    )
 
 
 async def auth_domains(request: Request) -> Response:
@@ -118,4 +120,3 @@ def routes() -> list[Route]:
         Route("/v3/auth/domains", auth_domains),
         Route("/v3/auth/catalog", auth_catalog),
     ]
-

@@ -24,6 +24,7 @@ TITLES = {
     401: "Unauthorized",
     403: "Forbidden",
     404: "Not Found",
+    405: "Method Not Allowed",
     409: "Conflict",
     500: "Internal Server Error",
     501: "Not Implemented",

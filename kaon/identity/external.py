@@ -15,6 +15,7 @@ to the client unchanged.
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -73,17 +74,38 @@ def _record(environ: dict[str, Any], start_response: StartResponse) -> Iterable[
     return [b""]
 
 
+class _QuietUnknownOptions(logging.Filter):
+    """keystonemiddleware warns about every auth plugin option (auth_url,
+    username, ...) passed the paste-deploy way, then uses them all the same."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "is not known to keystonemiddleware" not in record.getMessage()
+
+
 class KeystoneAuth:
     """keystonemiddleware ``auth_token`` configured from ``[keystone_authtoken]``."""
 
     def __init__(self, options: Mapping[str, str]) -> None:
-        from keystonemiddleware import auth_token  # heavy; only when configured
+        # Heavy imports, only when an external Keystone is configured.
+        from keystonemiddleware import auth_token  # type: ignore[import-untyped]
+        from oslo_config import cfg
 
-        conf = {k: str(v) for k, v in options.items() if k not in _MEMCACHE_OPTIONS}
+        conf: dict[str, Any] = {k: str(v) for k, v in options.items() if k not in _MEMCACHE_OPTIONS}
         # kaon must get the decision itself: no anonymous requests reach it.
         conf["delay_auth_decision"] = "false"
         conf.setdefault("auth_type", "password")
-        self._filter = auth_token.AuthProtocol(_record, conf)
+        # A private oslo.config object rather than the process-wide cfg.CONF:
+        # the options come from kaon's own configuration, passed in here.
+        local = cfg.ConfigOpts()
+        local([], project="kaon", default_config_files=[], default_config_dirs=[])
+        conf["oslo_config_config"] = local
+        quiet = _QuietUnknownOptions()
+        logger = logging.getLogger("keystonemiddleware._common.config")
+        logger.addFilter(quiet)
+        try:
+            self._filter = auth_token.AuthProtocol(_record, conf)
+        finally:
+            logger.removeFilter(quiet)
 
     def _run(self, environ: dict[str, Any]) -> Verdict:
         answer: dict[str, Any] = {}
@@ -101,9 +123,7 @@ class KeystoneAuth:
                 close()
         if environ.get("kaon.accepted"):
             prefix = "HTTP_X_"
-            return Verdict(
-                headers={k[len("HTTP_") :]: v for k, v in environ.items() if k.startswith(prefix)}
-            )
+            return Verdict(headers={k[len("HTTP_") :]: v for k, v in environ.items() if k.startswith(prefix)})
         return Verdict(
             status=answer.get("status", 500), response_headers=answer.get("headers", ()), body=body
         )

@@ -4,6 +4,7 @@ out, Keystone error rendering, token and admin checks, and running the
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -12,16 +13,18 @@ import orjson
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import URL
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from kaon.db.engine import read_txn, write_txn
 from kaon.errors import KaonError
 from kaon.identity.config import IdentityConfig
-from kaon.identity.errors import Forbidden, Unauthenticated, ValidationError, keystone_body
+from kaon.identity.errors import TITLES, Forbidden, Unauthenticated, ValidationError, keystone_body
 from kaon.identity.tokens import TokenData, TokenValidator
 
 T = TypeVar("T")
+LOG = logging.getLogger("kaon.identity")
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,23 @@ async def on_error(request: Request, exc: Exception) -> Response:
     return respond(keystone_body(exc), exc.status, headers)
 
 
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 (no such route or method), in Keystone's shape."""
+    assert isinstance(exc, HTTPException)
+    status = exc.status_code
+    message = {404: "The resource could not be found.", 405: "The method is not allowed."}.get(
+        status, str(exc.detail)
+    )
+    body = {"error": {"code": status, "title": TITLES.get(status, "Error"), "message": message}}
+    return respond(body, status)
+
+
+async def on_crash(request: Request, exc: Exception) -> Response:
+    LOG.exception("identity: unhandled error on %s %s", request.method, request.url.path)
+    body = {"error": {"code": 500, "title": TITLES[500], "message": "An unexpected error occurred."}}
+    return respond(body, 500)
+
+
 async def read_body(request: Request) -> Any:
     raw = await request.body()
     try:
@@ -84,7 +104,9 @@ def caller(request: Request) -> TokenData:
     return service(request).validator.validate(token)
 
 
-def require_admin(request: Request, action: str, allow: Callable[[TokenData], bool] | None = None) -> TokenData:
+def require_admin(
+    request: Request, action: str, allow: Callable[[TokenData], bool] | None = None
+) -> TokenData:
     """The caller, who must hold ``admin`` (or satisfy ``allow``), else 403."""
     token = caller(request)
     if "admin" in token.role_names or (allow is not None and allow(token)):
@@ -124,5 +146,3 @@ def query_filters(request: Request, names: tuple[str, ...]) -> dict[str, object]
         else:
             out[name] = value
     return out
-
-

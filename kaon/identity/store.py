@@ -26,11 +26,33 @@ Revoke = list[tuple[str, str]]
 DEFAULT_DOMAIN_ID = "default"
 
 PROJECT_FIELDS = frozenset(
-    {"id", "name", "domain_id", "description", "enabled", "parent_id", "is_domain", "tags", "options", "links"}
+    {
+        "id",
+        "name",
+        "domain_id",
+        "description",
+        "enabled",
+        "parent_id",
+        "is_domain",
+        "tags",
+        "options",
+        "links",
+    }
 )
 USER_FIELDS = frozenset(
-    {"id", "name", "domain_id", "password", "enabled", "default_project_id", "description", "options",
-     "federated", "links", "password_expires_at"}
+    {
+        "id",
+        "name",
+        "domain_id",
+        "password",
+        "enabled",
+        "default_project_id",
+        "description",
+        "options",
+        "federated",
+        "links",
+        "password_expires_at",
+    }
 )
 
 
@@ -235,7 +257,7 @@ def user_values(attrs: Mapping[str, Any], *, creating: bool, password_hash: str 
 
 
 def create_user(conn: Connection, attrs: Mapping[str, Any], password_hash: str | None) -> Row:
-    values = {"id": new_id(), "description": "", "enabled": True}
+    values: Row = {"id": new_id(), "description": "", "enabled": True}
     values.update(user_values(attrs, creating=True, password_hash=password_hash))
     values["domain_id"] = schema.opt_str(attrs, "domain_id") or DEFAULT_DOMAIN_ID
     get(conn, t.domains, "domain", values["domain_id"])

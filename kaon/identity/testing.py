@@ -12,13 +12,13 @@ import anyio
 import httpx
 from sqlalchemy import Engine
 from starlette.applications import Starlette
-from starlette.routing import Mount
 from starlette.types import ASGIApp
 
 from kaon.db import identity_tables
 from kaon.db.engine import make_engine
 from kaon.db.meta import metadata
 from kaon.identity import IdentityConfig, build_identity_app, make_token_validator, provision
+from kaon.identity.app import identity_routes
 from kaon.identity.tokens import TokenValidator
 
 
@@ -72,15 +72,19 @@ class Node:
         return SyncClient(self.app)
 
 
-def make_node(state_dir: Path, network_url: str = "http://127.0.0.1:9696", **cfg: Any) -> Node:
+def make_node(
+    state_dir: Path, network_url: str = "http://127.0.0.1:9696", db_url: str | None = None, **cfg: Any
+) -> Node:
+    """Tables, bootstrap, client files and the app; SQLite in ``state_dir``
+    unless ``db_url`` names another (empty or already provisioned) database."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(f"sqlite:///{state_dir / 'kaon.db'}")
+    engine = make_engine(db_url or f"sqlite:///{state_dir / 'kaon.db'}")
     metadata.create_all(engine, tables=list(identity_tables.TABLES))
     config = IdentityConfig(network_url=network_url, state_dir=state_dir, **cfg)
     passwords = provision(engine, config)
     validator = make_token_validator(engine, config)
     identity = build_identity_app(engine, config, validator)
-    return Node(engine, config, passwords, validator, Starlette(routes=[Mount("/identity", identity)]))
+    return Node(engine, config, passwords, validator, Starlette(routes=identity_routes(identity)))
 
 
 def password_body(

@@ -59,7 +59,8 @@ class TokenData:
 
     @property
     def role_names(self) -> frozenset[str]:
-        return frozenset(name for _id, name in self.roles)
+        """Lower-cased, as oslo.policy compares roles."""
+        return frozenset(name.lower() for _id, name in self.roles)
 
     def to_context(self, request_id: str) -> Context:
         return Context(

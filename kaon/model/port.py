@@ -23,7 +23,9 @@ PORT = Resource(
         Attr("device_id", post=True, put=True, default="", convert=v.string(255)),
         Attr("device_owner", post=True, put=True, default="", convert=v.string(255)),
         Attr("status"),
-        Attr("security_groups", post=True, put=True, convert=v.uuid_list, sort=False),
+        # null means "not given" on create (the default group) and "none" on update.
+        Attr("security_groups", post=True, put=True, convert=lambda x: None if x is None else v.uuid_list(x),
+             sort=False),
         Attr("port_security_enabled", post=True, put=True, convert=v.boolean, filter_convert=v.boolean),
         Attr("allowed_address_pairs", post=True, put=True, filter=False, sort=False),
         Attr("extra_dhcp_opts", post=True, put=True, filter=False, sort=False),
@@ -34,6 +36,8 @@ PORT = Resource(
              admin_put=True, admin_read=True, filter=False, sort=False),
         Attr("binding:vif_type", admin_read=True, sort=False),
         Attr("binding:vif_details", admin_read=True, filter=False, sort=False),
+        # kaon's own, read-only: why binding failed (docs/design/binding.md); clients ignore it.
+        Attr("binding:failure_reason", admin_read=True, filter=False, sort=False),
         Attr("dns_name", post=True, put=True, default="", convert=v.string(255)),
         Attr("ip_allocation", filter=False, sort=False),
     ),

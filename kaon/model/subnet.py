@@ -14,7 +14,7 @@ SUBNET = Resource(
         *standard_attrs(),
         Attr("network_id", post=True, required=True, convert=v.uuid_str),
         Attr("ip_version", post=True, required=True, convert=v.one_of(4, 6, "4", "6"), filter_convert=int),
-        Attr("cidr", post=True, convert=v.cidr),
+        Attr("cidr", post=True, convert=v.subnet_cidr),
         Attr("prefixlen", post=True, convert=v.int_in(0, 128), filter=False, sort=False),
         Attr("subnetpool_id", post=True, convert=v.uuid_or_none),
         Attr("use_default_subnetpool", post=True, convert=v.boolean, filter=False, sort=False),

@@ -134,6 +134,20 @@ def cidr(value: Any) -> str:
     return str(net.cidr)
 
 
+def subnet_cidr(value: Any) -> str:
+    """A subnet's CIDR, canonicalised: host bits are dropped ("10.0.0.5/24"
+    becomes "10.0.0.0/24"), as Neutron does; forms netaddr would have to
+    guess at ("10.0.0/24", "10.0.0.0") are refused."""
+    if isinstance(value, str) and "/" in value and value.strip() == value:
+        try:
+            net = netaddr.IPNetwork(value)
+            if net.version == 6 or str(net) == value:
+                return str(net.cidr)
+        except (netaddr.AddrFormatError, ValueError, TypeError):
+            pass
+    raise InvalidValue(f"'{value}' is not a valid IP subnet")
+
+
 def ip_or_cidr(value: Any) -> str:
     if isinstance(value, str) and "/" in value:
         try:
@@ -147,10 +161,11 @@ _MAC = re.compile(r"^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$")
 
 
 def mac_address(value: Any) -> str:
+    """A MAC in colon form, lower case. Like neutron-lib, only the all-zero
+    and broadcast addresses are refused."""
     if isinstance(value, str) and _MAC.match(value):
         mac = value.lower().replace("-", ":")
-        first = int(mac[:2], 16)
-        if mac != "00:00:00:00:00:00" and not first & 1:
+        if mac not in ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff"):
             return mac
     raise InvalidValue(f"'{value}' is not a valid MAC address")
 

@@ -54,6 +54,8 @@ def test_version_discovery_honours_the_mount(client: SyncClient) -> None:
     (v3,) = r.json()["versions"]["values"]
     assert v3["status"] == "stable" and v3["id"].startswith("v3.")
     assert v3["links"] == [{"rel": "self", "href": "http://testserver/identity/v3/"}]
+    r = client.get("/identity")  # no slash: served, not redirected
+    assert r.status_code == 300 and r.json()["versions"]["values"][0]["links"] == v3["links"]
     for path in (V3, V3 + "/"):
         r = client.get(path)
         assert r.status_code == 200
@@ -112,15 +114,21 @@ def test_admin_token_roles_are_effective(node: Node, client: SyncClient) -> None
         ("demo", None, "no-such-project"),
     ],
 )
-def test_refused_authentication_is_401(node: Node, client: SyncClient, user: str, password: str | None,
-                                       project: str) -> None:
+def test_refused_authentication_is_401(
+    node: Node, client: SyncClient, user: str, password: str | None, project: str
+) -> None:
     body = password_body(user, password or node.passwords[user], project)
     assert_401(client.post(f"{V3}/auth/tokens", json=body))
 
 
 def test_malformed_request_is_400(client: SyncClient) -> None:
-    for body in ({}, {"auth": {}}, {"auth": {"identity": {"methods": ["password"]}}},
-                 {"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "demo"}}}}}):
+    bodies: list[dict[str, Any]] = [
+        {},
+        {"auth": {}},
+        {"auth": {"identity": {"methods": ["password"]}}},
+        {"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "demo"}}}}},
+    ]
+    for body in bodies:
         r = client.post(f"{V3}/auth/tokens", json=body)
         assert r.status_code == 400, (body, r.text)
         assert r.json()["error"]["title"] == "Bad Request"
@@ -153,8 +161,12 @@ def test_rescope_with_the_token_method(node: Node, client: SyncClient) -> None:
     unscoped = password_body("demo", node.passwords["demo"])
     unscoped["auth"]["scope"] = "unscoped"
     token, first = issue(client, unscoped)
-    body = {"auth": {"identity": {"methods": ["token"], "token": {"id": token}},
-                     "scope": {"project": {"name": "demo", "domain": {"id": "default"}}}}}
+    body: dict[str, Any] = {
+        "auth": {
+            "identity": {"methods": ["token"], "token": {"id": token}},
+            "scope": {"project": {"name": "demo", "domain": {"id": "default"}}},
+        }
+    }
     _, scoped = issue(client, body)
     assert scoped["token"]["project"]["name"] == "demo"
     assert scoped["token"]["expires_at"] <= first["token"]["expires_at"]
@@ -175,12 +187,20 @@ def test_validate_and_revoke(node: Node, client: SyncClient) -> None:
     assert "catalog" not in r.json()["token"]
     assert client.head(f"{V3}/auth/tokens", headers=check).status_code == 200
     # A token may check itself; another non-admin user may not.
-    assert client.get(f"{V3}/auth/tokens", headers={"X-Auth-Token": demo, "X-Subject-Token": demo}).status_code == 200
+    assert (
+        client.get(f"{V3}/auth/tokens", headers={"X-Auth-Token": demo, "X-Subject-Token": demo}).status_code
+        == 200
+    )
     r = client.get(f"{V3}/auth/tokens", headers={"X-Auth-Token": alt, "X-Subject-Token": demo})
     assert r.status_code == 403 and r.json()["error"]["title"] == "Forbidden"
     assert_401(client.get(f"{V3}/auth/tokens", headers={"X-Subject-Token": demo}))
     # Revoke: the token stops working, others do not.
-    assert client.delete(f"{V3}/auth/tokens", headers={"X-Auth-Token": demo, "X-Subject-Token": demo}).status_code == 204
+    assert (
+        client.delete(
+            f"{V3}/auth/tokens", headers={"X-Auth-Token": demo, "X-Subject-Token": demo}
+        ).status_code
+        == 204
+    )
     assert client.get(f"{V3}/auth/tokens", headers=check).status_code == 404
     assert client.head(f"{V3}/auth/tokens", headers=check).status_code == 404
     assert_401(client.get(f"{V3}/auth/projects", headers={"X-Auth-Token": demo}))
@@ -191,11 +211,18 @@ def test_expired_token_is_refused(node: Node, client: SyncClient) -> None:
     _, body = login(node, client, "demo", "demo")
     tok = body["token"]
     now = time.time()
-    stale = node.validator.issue(TokenData(
-        user=(tok["user"]["id"], "demo"), user_domain=("default", "Default"), issued_at=now - 7200,
-        expires_at=now - 1, audit_id=new_audit_id(), project=(tok["project"]["id"], "demo"),
-        project_domain=("default", "Default"), roles=(("x", "member"),),
-    ))
+    stale = node.validator.issue(
+        TokenData(
+            user=(tok["user"]["id"], "demo"),
+            user_domain=("default", "Default"),
+            issued_at=now - 7200,
+            expires_at=now - 1,
+            audit_id=new_audit_id(),
+            project=(tok["project"]["id"], "demo"),
+            project_domain=("default", "Default"),
+            roles=(("x", "member"),),
+        )
+    )
     assert_401(client.get(f"{V3}/auth/projects", headers={"X-Auth-Token": stale}))
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]
 from sqlalchemy import Engine, func, select
 
 from kaon.db import identity_tables as t
@@ -26,7 +26,10 @@ def engine(tmp_path: Path) -> Engine:
 
 def counts(engine: Engine) -> dict[str, int]:
     with read_txn(engine) as conn:
-        return {table.name: conn.execute(select(func.count()).select_from(table)).scalar_one() for table in t.TABLES}
+        return {
+            table.name: conn.execute(select(func.count()).select_from(table)).scalar_one()
+            for table in t.TABLES
+        }
 
 
 def names(engine: Engine, table) -> set[str]:  # type: ignore[no-untyped-def]

@@ -48,8 +48,10 @@ def test_round_trip_keeps_every_field() -> None:
 
 def test_domain_scoped_and_unscoped_round_trip() -> None:
     signer = TokenSigner(KEY)
-    for d in (data(project=None, project_domain=None, domain=("default", "Default")),
-              data(project=None, project_domain=None, roles=())):
+    for d in (
+        data(project=None, project_domain=None, domain=("default", "Default")),
+        data(project=None, project_domain=None, roles=()),
+    ):
         assert signer.decode(signer.encode(d)) == d
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Column, Engine, MetaData, String, Table, event, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from kaon.config import ConfigError, load_config
 from kaon.db import ml2_tables
@@ -351,31 +352,23 @@ def test_release_sweeps_types_no_longer_configured(engine: Engine) -> None:
 
 
 def test_lost_race_moves_to_the_next_id(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    """What PostgreSQL does to a loser: the pre-check said free, the INSERT hit the key."""
+    """What PostgreSQL does to a loser: both checks said "free", then the INSERT hit the key."""
     mgr = manager()
-    taken = create(engine, mgr)[0]  # VNI 1
-    real = pool.is_taken
-    calls = iter([False])  # claim()'s first pre-check lies, as a stale snapshot would
+    create(engine, mgr)  # takes VNI 1
+    real, lies = pool.is_taken, [False, False]  # first_free's check and claim's pre-check are stale
 
-    def stale_once(*args: Any) -> bool:
-        return next(calls, None) if False else (next(calls) if _pending(calls) else real(*args))
+    def stale(*args: Any) -> bool:
+        return lies.pop() if lies else real(*args)
 
-    def _pending(it: Any) -> bool:
-        try:
-            value = next(it)
-        except StopIteration:
-            return False
-        state["value"] = value
-        return True
-
-    state: dict[str, Any] = {}
-    monkeypatch.setattr(pool, "is_taken", lambda *a: state.pop("value", None) is False or real(*a)
-                        if _pending(calls) else real(*a))
+    monkeypatch.setattr(pool, "is_taken", stale)
     with write_txn(engine) as conn:
         conn.execute(insert(networks).values(id="n2"))
-        assert not pool.claim(conn, "vxlan", None, 1, "n2")  # conflict swallowed, reported as taken
         assert pool.allocate(conn, "vxlan", None, ((1, 3),), "n2") == 2
-    assert taken.segmentation_id == 1
+
+
+def test_claim_reraises_what_is_not_a_conflict(engine: Engine) -> None:
+    with pytest.raises(IntegrityError), write_txn(engine) as conn:
+        pool.claim(conn, "vxlan", None, 50, "no-such-network")
 
 
 # --- MTU ---

@@ -1,0 +1,957 @@
+#!/usr/bin/env python3
+"""kaon API latency benchmark.
+
+    .venv/bin/python benchmarks/api_bench.py [--db sqlite|postgresql|both] [--quick]
+                                             [--json FILE] [--samples N] [--profile DIR]
+
+Starts its own ``python -m kaon server`` (auth_strategy=noauth, bound to
+127.0.0.1 on a free port) on a fresh SQLite file or on a throwaway
+PostgreSQL cluster (initdb + pg_ctl as the ``postgres`` user, fsync=off,
+via ``tests/fixtures/postgres.py``), waits for ``GET /`` to answer, then
+times sequential requests over one keep-alive ``httpx.Client`` and prints
+median / p95 per operation next to the targets.  Everything it starts is
+stopped by pid on exit, error, Ctrl-C or SIGTERM.  It talks to 127.0.0.1
+only (the client ignores proxy settings from the environment).
+
+``--profile DIR`` attaches ``py-spy record`` to the server while selected
+operations run (not installed by the project: ``.venv/bin/pip install
+py-spy``) and writes DIR/<db>-<op>.txt (collapsed stacks) and
+DIR/<db>-<op>.top.txt (top functions, self and inclusive).  Profiling slows
+the server down: take figures from a run without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+
+PROJECT = "bench-project"
+MEMBER = {"X-Project-Id": PROJECT, "X-User-Id": "bench-user", "X-Roles": "member,reader"}
+ADMIN = {"X-Project-Id": PROJECT, "X-User-Id": "bench-admin", "X-Roles": "admin,member,reader"}
+
+# op name -> (target median in ms, label).  Targets are for SQLite on the
+# reference machine; they are checked (PASS/MISS) for every database.
+TARGETS: dict[str, float] = {
+    "port create": 3.0,
+    "port show": 1.0,
+    "list 5000 ports: all": 100.0,
+    "bulk create 100 ports": 50.0,
+    "router create+iface+gw": 20.0,
+    "FIP create+associate": 10.0,
+    "SG create + 10 rules": 20.0,
+}
+
+# py-spy profiles are taken for these ops (by name) with --profile.
+PROFILE_OPS = ("port create", "port show", "list 5000 ports: all", "bulk create 100 ports")
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+# --------------------------------------------------------------------------- helpers
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    data = sorted(values)
+    if not data:
+        return float("nan")
+    k = (len(data) - 1) * pct / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(data) - 1)
+    return data[lo] + (data[hi] - data[lo]) * (k - lo)
+
+
+def summarize(samples_ms: list[float]) -> dict[str, float]:
+    return {
+        "n": len(samples_ms),
+        "median_ms": round(statistics.median(samples_ms), 3),
+        "p95_ms": round(percentile(samples_ms, 95), 3),
+        "mean_ms": round(statistics.fmean(samples_ms), 3),
+        "min_ms": round(min(samples_ms), 3),
+        "max_ms": round(max(samples_ms), 3),
+    }
+
+
+def rss_of(pid: int) -> dict[str, int]:
+    """VmRSS / VmHWM (peak) of ``pid`` in KiB, from /proc."""
+    out: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    out[key] = int(rest.split()[0])
+    except OSError:
+        pass
+    return out
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_ms(pid: int | None) -> float | None:
+    """User + system CPU time of ``pid`` (all its threads, live or exited) in ms."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) * 1000.0 / _TICK
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def children_cpu_ms(parent: int | None) -> float | None:
+    """CPU time (ms) of ``parent`` and its direct children: a PostgreSQL
+    postmaster and its backends (connections are pooled, so they live on)."""
+    if not parent:
+        return None
+    total = 0.0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == parent or int(fields[1]) == parent:
+            total += (int(fields[11]) + int(fields[12])) * 1000.0 / _TICK
+    return total
+
+
+def loadavg() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem_gib = None
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
+    commit = ""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        commit = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--", "kaon"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        if dirty:
+            commit += " (kaon/ modified)"
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "mem_gib": mem_gib,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "commit": commit,
+    }
+
+
+# --------------------------------------------------------------------------- processes
+class Server:
+    """``python -m kaon server`` in its own session, stopped by pid."""
+
+    def __init__(self, workdir: Path, db_url: str | None) -> None:
+        self.workdir = workdir
+        self.state = workdir / "state"
+        self.state.mkdir()
+        self.port = free_port()
+        self.url = f"http://{HOST}:{self.port}"
+        self.db_url = db_url or f"sqlite:///{self.state}/kaon.sqlite"
+        self.conf = workdir / "kaon.conf"
+        self.log = workdir / "server.log"
+        self.proc: subprocess.Popen | None = None
+
+    def write_conf(self) -> None:
+        big = 1_000_000  # finite, so quota counting stays on the request path as in production
+        self.conf.write_text(
+            "[DEFAULT]\n"
+            f"bind_host = {HOST}\n"
+            f"bind_port = {self.port}\n"
+            f"state_path = {self.state}\n"
+            "auth_strategy = noauth\n"
+            "[database]\n"
+            f"connection = {self.db_url}\n"
+            "[ml2]\n"
+            "type_drivers = local,flat,vlan,vxlan,gre,geneve\n"
+            "tenant_network_types = vxlan\n"
+            "[ml2_type_vxlan]\n"
+            "vni_ranges = 1:100000\n"
+            "[ml2_type_flat]\n"
+            "flat_networks = *\n"
+            "[quotas]\n"
+            + "".join(f"quota_{r} = {big}\n" for r in (
+                "network", "subnet", "port", "router", "floatingip", "security_group", "security_group_rule"))
+        )
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.write_conf()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "kaon", "server", "--config-file", str(self.conf)],
+                cwd=self.workdir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        with httpx.Client(trust_env=False, timeout=2.0) as c:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise BenchError(f"server exited with {self.proc.returncode}:\n{self.log_tail()}")
+                try:
+                    r = c.get(self.url + "/")
+                    if r.status_code == 200:
+                        return
+                    last = f"GET / -> {r.status_code}"
+                except httpx.HTTPError as e:
+                    last = f"{type(e).__name__}: {e}"
+                time.sleep(0.1)
+        raise BenchError(f"server not ready after {timeout:.0f}s ({last}):\n{self.log_tail()}")
+
+    def log_tail(self, n: int = 40) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        return "(no log)"
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)  # its own session: pgid == pid
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # anything left in its group
+
+
+class Profiler:
+    """``py-spy record`` attached to the server for one operation."""
+
+    def __init__(self, outdir: Path, pid: int, name: str, rate: int) -> None:
+        self.path = outdir / f"{name}.txt"
+        self.top_path = outdir / f"{name}.top.txt"
+        exe = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+        if exe is None:
+            raise BenchError("--profile needs py-spy: .venv/bin/pip install py-spy")
+        # Without --idle py-spy keeps the samples of threads it sees running: the
+        # server's CPU time (a wait on PostgreSQL's socket is idle).  Threads parked
+        # on a condition it sometimes counts as active; top_functions() drops those.
+        self.proc = subprocess.Popen(
+            [exe, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw",
+             "--threads", "-o", str(self.path)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        time.sleep(1.0)  # let it attach
+        if self.proc.poll() is not None:
+            raise BenchError(f"py-spy failed: {self.proc.stderr.read().decode(errors='replace')}")  # type: ignore[union-attr]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        if self.path.exists():
+            self.top_path.write_text(top_functions(self.path))
+
+
+# Leaf frames of threads that are waiting for work, not serving a request.
+_BUSY = ("(kaon/", "/kaon/", "starlette/", "sqlalchemy/", "uvicorn/protocols/")
+_IDLE_LEAVES = ("select (selectors.py", "wait (threading.py", "_worker (", "run (asyncio/runners.py",
+                "run_forever", "get (queue.py", "_bootstrap_inner")
+
+
+def top_functions(raw: Path, n: int = 30) -> str:
+    """Self and inclusive sample counts per function from py-spy's collapsed stacks."""
+    selfc: Counter[str] = Counter()
+    incl: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = [f for f in stack.split(";") if f and not f.startswith(("thread (", "process "))]
+        if not frames:
+            continue
+        leaf = frames[-1]
+        busy = any(m in f for f in frames for m in _BUSY)
+        if not busy and any(s in leaf for s in _IDLE_LEAVES):
+            continue
+        c = int(count)
+        total += c
+        names = [_func(f) for f in frames]
+        selfc[names[-1]] += c
+        for name in set(names):
+            incl[name] += c
+    if not total:
+        return "no samples\n"
+    out = [f"{total} samples of running server threads (CPU; waits on PostgreSQL not included)", "",
+           "-- self --"]
+    out += [f"{100 * c / total:6.1f}%  {name}" for name, c in selfc.most_common(n)]
+    out += ["", "-- inclusive --"]
+    out += [f"{100 * c / total:6.1f}%  {name}" for name, c in incl.most_common(n * 2)]
+    return "\n".join(out) + "\n"
+
+
+def _func(frame: str) -> str:
+    """'name (path/file.py:123)' -> 'name (file-relative path)' without the line."""
+    name, _, where = frame.partition(" (")
+    where = where.rstrip(")")
+    path = where.rsplit(":", 1)[0]
+    for marker in ("/site-packages/", "/lib/python3."):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            if marker == "/lib/python3.":
+                path = "stdlib/" + path.split("/", 1)[-1]
+            break
+    if "/kaon/" in path:
+        path = "kaon/" + path.rsplit("/kaon/", 1)[1]
+    return f"{name} ({path})"
+
+
+# --------------------------------------------------------------------------- API
+@dataclass
+class Result:
+    name: str
+    samples: list[float] = field(default_factory=list)
+    parts: dict[str, list[float]] = field(default_factory=dict)
+    error: str | None = None
+    note: str = ""
+    # CPU time (ms) spent during the timed requests: kaon server process, PostgreSQL.
+    cpu_srv: float = 0.0
+    cpu_db: float = 0.0
+    cpu_samples: int = 0
+
+    def cpu_per_sample(self) -> tuple[float | None, float | None]:
+        if not self.cpu_samples:
+            return None, None
+        return self.cpu_srv / self.cpu_samples, (self.cpu_db / self.cpu_samples if self.cpu_db else None)
+
+
+class Api:
+    def __init__(self, url: str) -> None:
+        # trust_env=False: no proxy from the environment; loopback only.
+        self.c = httpx.Client(base_url=url, timeout=120.0, trust_env=False, headers=MEMBER)
+
+    def close(self) -> None:
+        self.c.close()
+
+    def call(self, method: str, path: str, body: Any = None, *, admin: bool = False,
+             params: dict[str, str] | None = None, expect: tuple[int, ...] = (200, 201, 204)) -> httpx.Response:
+        r = self.c.request(method, path, json=body, params=params, headers=ADMIN if admin else None)
+        if r.status_code not in expect:
+            raise BenchError(f"{method} {path} -> {r.status_code}: {r.text[:500]}")
+        return r
+
+    def timed(self, method: str, path: str, body: Any = None, **kw: Any) -> tuple[float, httpx.Response]:
+        t0 = time.perf_counter()
+        r = self.call(method, path, body, **kw)
+        return (time.perf_counter() - t0) * 1000.0, r
+
+    # resources
+    def network(self, name: str, **extra: Any) -> dict[str, Any]:
+        admin = bool(extra.pop("_admin", False))
+        return self.call("POST", "/v2.0/networks", {"network": {"name": name, **extra}}, admin=admin).json()["network"]
+
+    def subnet(self, net_id: str, cidr: str, **extra: Any) -> dict[str, Any]:
+        admin = bool(extra.pop("_admin", False))
+        body = {"subnet": {"network_id": net_id, "cidr": cidr, "ip_version": 4, **extra}}
+        return self.call("POST", "/v2.0/subnets", body, admin=admin).json()["subnet"]
+
+    def exposes(self, collection: str) -> bool:
+        try:
+            return self.c.get(f"/v2.0/{collection}").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+# --------------------------------------------------------------------------- the benchmark
+@dataclass
+class Plan:
+    samples: int
+    warmup: int
+    list_ports: int
+    list_samples: int
+    bulk_samples: int
+    bulk_size: int = 100
+
+
+class Bench:
+    def __init__(self, api: Api, plan: Plan, server: Server, profile_dir: Path | None, db: str,
+                 profile_rate: int) -> None:
+        self.api = api
+        self.plan = plan
+        self.server = server
+        self.profile_dir = profile_dir
+        self.db = db
+        self.profile_rate = profile_rate
+        self.results: list[Result] = []
+        self.notes: list[str] = []
+        self._cidr = 0
+        self.seed_nets: list[str] = []
+        self.warm_ports: list[str] = []
+        self.profiles: list[str] = []
+        self._ext = ""
+        self.db_pid: int | None = None  # PostgreSQL's postmaster
+
+    def next_cidr24(self) -> str:
+        """A fresh 10.x.y.0/24 (10.0-127.x.0/24: private nets of the tests)."""
+        self._cidr += 1
+        n = self._cidr
+        if n >= 128 * 256:
+            raise BenchError("out of /24s")
+        return f"10.{n // 256}.{n % 256}.0/24"
+
+    @contextlib.contextmanager
+    def window(self, res: Result) -> Iterator[None]:
+        """Around a timed loop: the server's CPU time per sample, and a py-spy
+        profile of the loop when --profile asks for this operation."""
+        prof = None
+        if self.profile_dir is not None and res.name in PROFILE_OPS and self.server.pid:
+            slug = res.name.replace(" ", "_").replace(":", "").replace("+", "_")
+            prof = Profiler(self.profile_dir, self.server.pid, f"{self.db}-{slug}", self.profile_rate)
+        try:
+            n0 = len(res.samples)
+            with self.cpu_into(res):
+                yield
+            res.cpu_samples += len(res.samples) - n0
+        finally:
+            if prof is not None:
+                prof.stop()
+                self.profiles.append(str(prof.top_path))
+
+    @contextlib.contextmanager
+    def cpu_into(self, res: Result) -> Iterator[None]:
+        """Add the CPU time the server (and PostgreSQL) spent inside the block to ``res``."""
+        s0, d0 = cpu_ms(self.server.pid), children_cpu_ms(self.db_pid)
+        yield
+        s1, d1 = cpu_ms(self.server.pid), children_cpu_ms(self.db_pid)
+        if s0 is not None and s1 is not None:
+            res.cpu_srv += s1 - s0
+        if d0 is not None and d1 is not None:
+            res.cpu_db += d1 - d0
+
+    def run_op(self, name: str, fn: Callable[[Result], None]) -> Result:
+        res = Result(name)
+        print(f"  {name} ...", end="", flush=True)
+        t0 = time.monotonic()
+        try:
+            fn(res)
+        except BenchError as e:
+            res.error = str(e)
+        except httpx.HTTPError as e:
+            res.error = f"{type(e).__name__}: {e}"
+        took = time.monotonic() - t0
+        if res.error:
+            print(f" ERROR ({res.error.splitlines()[0][:200]})", flush=True)
+        else:
+            print(f" {len(res.samples)} samples, median {statistics.median(res.samples):.2f} ms "
+                  f"({took:.1f}s)", flush=True)
+        self.results.append(res)
+        return res
+
+    # -- the sequence ----------------------------------------------------------------
+    LIST_OPS = ("list 5000 ports: all", "list 5000 ports: by network", "list 5000 ports: by device_id")
+
+    def run(self) -> None:
+        api, p = self.api, self.plan
+        self.run_op("GET / (floor)", self.op_floor)
+        nets: list[str] = []
+        self.run_op("network create", lambda r: self.op_network_create(r, nets))
+        self.run_op("subnet create", lambda r: self.op_subnet_create(r, nets))
+
+        ports: list[str] = []
+        self.run_op("port create", lambda r: self.op_port_create(r, ports))
+        self.run_op("port show", lambda r: self.op_each(r, "GET", ports, None))
+        self.run_op("port update (name)", lambda r: self.op_each(
+            r, "PUT", ports, lambda i: {"port": {"name": f"renamed-{i}"}}))
+        self.run_op("port delete", lambda r: self.op_each(r, "DELETE", ports, None))
+        for pid in self.warm_ports:  # untimed: leave exactly the seeded ports for the listings
+            api.call("DELETE", f"/v2.0/ports/{pid}", expect=(204, 404))
+
+        # 5,000 ports on two networks with /20 subnets, then the listings.
+        try:
+            device_id = self.seed_ports()
+        except (BenchError, httpx.HTTPError) as e:
+            print(f" ERROR ({str(e).splitlines()[0][:200]})", flush=True)
+            for name in self.LIST_OPS:
+                self.results.append(Result(name, error=f"seeding failed: {e}"))
+        else:
+            self.run_op(self.LIST_OPS[0], lambda r: self.op_list(r, {}, p.list_ports))
+            self.run_op(self.LIST_OPS[1],
+                        lambda r: self.op_list(r, {"network_id": self.seed_nets[0]}, p.list_ports // 2))
+            self.run_op(self.LIST_OPS[2], lambda r: self.op_list(r, {"device_id": device_id}, 1))
+        self.run_op("bulk create 100 ports", self.op_bulk)
+
+        # Extensions, when the server has them.
+        has = {c: api.exposes(c) for c in ("routers", "floatingips", "security-groups")}
+        if has["routers"]:
+            self.run_op("router create+iface+gw", self.op_router)
+        else:
+            self.skip("router create+iface+gw", "/v2.0/routers")
+        if has["routers"] and has["floatingips"]:
+            self.run_op("FIP create+associate", self.op_fip)
+        else:
+            self.skip("FIP create+associate", " and ".join(
+                f"/v2.0/{c}" for c in ("routers", "floatingips") if not has[c]))
+        if has["security-groups"]:
+            self.run_op("SG create + 10 rules", self.op_sg)
+        else:
+            self.skip("SG create + 10 rules", "/v2.0/security-groups")
+
+    def skip(self, name: str, what: str) -> None:
+        note = f"{name}: skipped, the server does not expose {what} (GET did not answer 200)"
+        print(f"  {note}", flush=True)
+        self.notes.append(note)
+        self.results.append(Result(name, note="not available"))
+
+    def op_floor(self, r: Result) -> None:
+        for _ in range(self.plan.warmup):
+            self.api.call("GET", "/")
+        with self.window(r):
+            for _ in range(self.plan.samples):
+                r.samples.append(self.api.timed("GET", "/")[0])
+
+    def op_network_create(self, r: Result, nets: list[str]) -> None:
+        for i in range(self.plan.warmup):
+            self.api.network(f"warm-net-{i}")
+        with self.window(r):
+            for i in range(self.plan.samples):
+                ms, resp = self.api.timed("POST", "/v2.0/networks", {"network": {"name": f"bench-net-{i}"}})
+                r.samples.append(ms)
+                nets.append(resp.json()["network"]["id"])
+
+    def op_subnet_create(self, r: Result, nets: list[str]) -> None:
+        warm = [self.api.network(f"warm-subnet-net-{i}")["id"] for i in range(self.plan.warmup)]
+        for net_id in warm:
+            self.api.subnet(net_id, self.next_cidr24())
+        with self.window(r):
+            for net_id in nets:
+                body = {"subnet": {"network_id": net_id, "cidr": self.next_cidr24(), "ip_version": 4}}
+                r.samples.append(self.api.timed("POST", "/v2.0/subnets", body)[0])
+
+    def op_port_create(self, r: Result, ports: list[str]) -> None:
+        net = self.api.network("bench-ops")  # a /20 for the per-port operations
+        self.api.subnet(net["id"], "10.200.0.0/20")
+        net_id = net["id"]
+        for i in range(self.plan.warmup):
+            resp = self.api.call("POST", "/v2.0/ports", {"port": {"network_id": net_id, "name": f"warm-{i}"}})
+            self.warm_ports.append(resp.json()["port"]["id"])
+        with self.window(r):
+            for i in range(self.plan.samples):
+                ms, resp = self.api.timed("POST", "/v2.0/ports", {"port": {"network_id": net_id, "name": f"p{i}"}})
+                r.samples.append(ms)
+                ports.append(resp.json()["port"]["id"])
+
+    def op_each(self, r: Result, method: str, ids: list[str], body: Callable[[int], Any] | None) -> None:
+        if not ids:
+            raise BenchError("no ports to work on (port create failed)")
+        for i in range(min(self.plan.warmup, len(ids))):  # warm-up on the same ports (idempotent for GET/PUT)
+            if method != "DELETE":
+                self.api.call(method, f"/v2.0/ports/{ids[i]}", body(i) if body else None)
+        with self.window(r):
+            for i, pid in enumerate(ids):
+                r.samples.append(self.api.timed(method, f"/v2.0/ports/{pid}", body(i) if body else None)[0])
+
+    def seed_ports(self) -> str:
+        """``list_ports`` ports in bulks of 100 over two networks with /20s; a device_id to look up."""
+        p = self.plan
+        print(f"  seeding {p.list_ports} ports (bulk creates of 100 on 2 networks) ...", end="", flush=True)
+        t0 = time.monotonic()
+        self.seed_nets = []
+        for k, cidr in enumerate(("10.210.0.0/20", "10.220.0.0/20")):
+            net = self.api.network(f"bench-list-{k}")
+            self.api.subnet(net["id"], cidr)
+            self.seed_nets.append(net["id"])
+        made = 0
+        probe = ""
+        per_net = p.list_ports // 2
+        for k, net_id in enumerate(self.seed_nets):
+            todo = per_net if k == 0 else p.list_ports - per_net
+            while todo > 0:
+                n = min(100, todo)
+                batch = [{"network_id": net_id, "name": f"list-{made + j}", "device_id": str(uuid.uuid4()),
+                          "device_owner": "compute:nova"} for j in range(n)]
+                self.api.call("POST", "/v2.0/ports", {"ports": batch})
+                if not probe:
+                    probe = batch[n // 2]["device_id"]
+                made += n
+                todo -= n
+        total = len(self.api.call("GET", "/v2.0/ports", params={"fields": "id"}).json()["ports"])
+        print(f" {made} in {time.monotonic() - t0:.1f}s ({total} ports visible)", flush=True)
+        if total != p.list_ports:
+            self.notes.append(f"{total} ports visible when listing (expected {p.list_ports})")
+        return probe
+
+    def op_list(self, r: Result, params: dict[str, str], expect: int) -> None:
+        got = len(self.api.call("GET", "/v2.0/ports", params=params).json()["ports"])  # warm-up + check
+        if got != expect:
+            raise BenchError(f"GET /v2.0/ports {params} returned {got} ports, expected {expect}")
+        for _ in range(2):
+            self.api.call("GET", "/v2.0/ports", params=params)
+        with self.window(r):
+            for _ in range(self.plan.list_samples):
+                r.samples.append(self.api.timed("GET", "/v2.0/ports", params=params)[0])  # body read, not parsed
+
+    def op_bulk(self, r: Result) -> None:
+        p = self.plan
+        net = self.api.network("bench-bulk")
+        self.api.subnet(net["id"], "10.230.0.0/18")
+
+        def body(i: int) -> Any:
+            return {"ports": [{"network_id": net["id"], "name": f"bulk-{i}-{j}"} for j in range(p.bulk_size)]}
+
+        for i in range(2):
+            self.api.call("POST", "/v2.0/ports", body(-1 - i))
+        with self.window(r):
+            for i in range(p.bulk_samples):
+                ms, resp = self.api.timed("POST", "/v2.0/ports", body(i))
+                r.samples.append(ms)
+                if i == 0 and len(resp.json()["ports"]) != p.bulk_size:
+                    raise BenchError("bulk create returned the wrong number of ports")
+
+    # -- routers, floating IPs, security groups ----------------------------------
+    def external_network(self) -> str:
+        """A flat external network with a /16 subnet, created once (admin)."""
+        if self._ext:
+            return self._ext
+        net = self.api.network("bench-ext", _admin=True, **{
+            "router:external": True, "provider:network_type": "flat", "provider:physical_network": "extnet"})
+        self.api.subnet(net["id"], "172.16.0.0/16", enable_dhcp=False, _admin=True)
+        self._ext = str(net["id"])
+        return self._ext
+
+    def private_subnet(self, name: str) -> str:
+        net = self.api.network(name)
+        return str(self.api.subnet(net["id"], self.next_cidr24())["id"])
+
+    def router_composite(self, ext: str, subnet_id: str, name: str) -> tuple[list[float], str]:
+        api = self.api
+        t1, resp = api.timed("POST", "/v2.0/routers", {"router": {"name": name}})
+        rid = resp.json()["router"]["id"]
+        t2, _ = api.timed("PUT", f"/v2.0/routers/{rid}/add_router_interface", {"subnet_id": subnet_id})
+        t3, _ = api.timed("PUT", f"/v2.0/routers/{rid}",
+                          {"router": {"external_gateway_info": {"network_id": ext}}})
+        return [t1, t2, t3], rid
+
+    def op_router(self, r: Result) -> None:
+        ext = self.external_network()
+        for i in range(min(self.plan.warmup, 5)):
+            self.router_composite(ext, self.private_subnet(f"warm-rt-{i}"), f"warm-rt-{i}")
+        r.parts = {"router create": [], "add_router_interface": [], "set gateway": []}
+        for i in range(self.plan.samples):
+            sub = self.private_subnet(f"rt-{i}")  # untimed
+            with self.cpu_into(r):
+                parts, _ = self.router_composite(ext, sub, f"rt-{i}")
+            r.cpu_samples += 1
+            for key, ms in zip(r.parts, parts, strict=True):
+                r.parts[key].append(ms)
+            r.samples.append(sum(parts))
+
+    def op_fip(self, r: Result) -> None:
+        api = self.api
+        ext = self.external_network()
+        net = api.network("bench-fip")
+        sub = api.subnet(net["id"], self.next_cidr24())
+        self.router_composite(ext, sub["id"], "bench-fip-router")
+
+        def one(i: int, acc: Result) -> list[float]:
+            port = api.call("POST", "/v2.0/ports", {"port": {"network_id": net["id"], "name": f"fip-{i}"}})
+            port_id = port.json()["port"]["id"]  # untimed
+            with self.cpu_into(acc):
+                t1, resp = api.timed("POST", "/v2.0/floatingips", {"floatingip": {"floating_network_id": ext}})
+                fid = resp.json()["floatingip"]["id"]
+                t2, _ = api.timed("PUT", f"/v2.0/floatingips/{fid}", {"floatingip": {"port_id": port_id}})
+            return [t1, t2]
+
+        for i in range(min(self.plan.warmup, 5)):
+            one(-1 - i, Result("warm-up"))
+        r.parts = {"FIP create": [], "FIP associate": []}
+        for i in range(self.plan.samples):
+            parts = one(i, r)
+            r.cpu_samples += 1
+            r.parts["FIP create"].append(parts[0])
+            r.parts["FIP associate"].append(parts[1])
+            r.samples.append(sum(parts))
+
+    def op_sg(self, r: Result) -> None:
+        api = self.api
+
+        def one(i: int) -> tuple[float, float]:
+            t_sg, resp = api.timed("POST", "/v2.0/security-groups", {"security_group": {"name": f"sg-{i}"}})
+            sg = resp.json()["security_group"]["id"]
+            t_rules = 0.0
+            for j in range(10):
+                ms, _ = api.timed("POST", "/v2.0/security-group-rules", {"security_group_rule": {
+                    "security_group_id": sg, "direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
+                    "port_range_min": 1000 + j, "port_range_max": 1000 + j, "remote_ip_prefix": "0.0.0.0/0"}})
+                t_rules += ms
+            return t_sg, t_rules
+
+        for i in range(min(self.plan.warmup, 5)):
+            one(-1 - i)
+        r.parts = {"SG create": [], "10 rule creates": []}
+        with self.window(r):
+            for i in range(self.plan.samples):
+                t_sg, t_rules = one(i)
+                r.parts["SG create"].append(t_sg)
+                r.parts["10 rule creates"].append(t_rules)
+                r.samples.append(t_sg + t_rules)
+
+
+# --------------------------------------------------------------------------- runs
+def start_postgres(stack: contextlib.ExitStack) -> tuple[str, int | None]:
+    """A throwaway cluster (tests/fixtures/postgres.py): its URL and postmaster pid.  Stopped by the stack."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    try:
+        from tests.fixtures.postgres import PostgresCluster, PostgresUnavailable
+    except ImportError as e:
+        raise BenchError(f"cannot import tests/fixtures/postgres.py: {e}") from None
+    try:
+        cluster = PostgresCluster.start()
+    except PostgresUnavailable as e:
+        raise BenchError(f"PostgreSQL unavailable: {e}") from None
+    stack.callback(cluster.stop)  # pg_ctl stop, then the postmaster's pid; removes the directory
+    print(f"  PostgreSQL {cluster.bindir.parent.name} on {cluster.host}:{cluster.port} "
+          f"(postmaster pid {cluster.pid}, fsync=off)", flush=True)
+    return cluster.url, cluster.pid
+
+
+def run_db(db: str, plan: Plan, profile_dir: Path | None, profile_rate: int) -> dict[str, Any]:
+    print(f"\n=== {db} ===", flush=True)
+    with contextlib.ExitStack() as stack:
+        workdir = Path(tempfile.mkdtemp(prefix=f"kaon-bench-{db}-"))
+        stack.callback(shutil.rmtree, workdir, True)
+        db_url, db_pid = start_postgres(stack) if db == "postgresql" else (None, None)
+        server = Server(workdir, db_url)
+        stack.callback(server.stop)
+        t0 = time.monotonic()
+        server.start()
+        print(f"  server pid {server.pid} on {server.url}, ready in {time.monotonic() - t0:.1f}s; "
+              f"RSS {rss_of(server.pid or 0).get('VmRSS', 0) / 1024:.0f} MiB", flush=True)
+        api = Api(server.url)
+        stack.callback(api.close)
+        bench = Bench(api, plan, server, profile_dir, db, profile_rate)
+        bench.db_pid = db_pid
+        load_start = loadavg()
+        try:
+            bench.run()
+        except (BenchError, httpx.HTTPError) as e:
+            bench.notes.append(f"aborted: {e}")
+            print(f"\n  aborted: {e}\n--- server log ---\n{server.log_tail()}", file=sys.stderr, flush=True)
+        else:
+            if any(res.error for res in bench.results):
+                print(f"--- server log (last lines, {server.log}) ---\n{server.log_tail(30)}",
+                      file=sys.stderr, flush=True)
+        rss = rss_of(server.pid or 0)
+        if server.proc is not None and server.proc.poll() is not None:
+            bench.notes.append(f"server exited with {server.proc.returncode}")
+        out: dict[str, Any] = {
+            "database": db,
+            "ops": {},
+            "rss_kib": rss.get("VmRSS"),
+            "peak_rss_kib": rss.get("VmHWM"),
+            "loadavg_1min": {"start": load_start, "end": loadavg()},
+            "notes": bench.notes,
+            "profiles": bench.profiles,
+        }
+        for res in bench.results:
+            entry: dict[str, Any] = {"target_median_ms": TARGETS.get(res.name)}
+            if res.error:
+                entry["error"] = res.error
+            elif not res.samples:
+                entry["skipped"] = res.note or "no samples"
+            else:
+                entry.update(summarize(res.samples))
+                srv_cpu, db_cpu = res.cpu_per_sample()
+                if srv_cpu is not None:
+                    entry["server_cpu_ms"] = round(srv_cpu, 3)
+                if db_cpu is not None:
+                    entry["db_cpu_ms"] = round(db_cpu, 3)
+                if res.parts:
+                    entry["parts"] = {k: summarize(v) for k, v in res.parts.items()}
+                tgt = TARGETS.get(res.name)
+                if tgt is not None:
+                    entry["verdict"] = "PASS" if entry["median_ms"] <= tgt else "MISS"
+            out["ops"][res.name] = entry
+        return out
+
+
+def print_table(run: dict[str, Any]) -> None:
+    db = run["database"]
+    print(f"\n--- {db}: sequential requests over one keep-alive connection, ms ---")
+    hdr = (f"{'operation':32} {'n':>4} {'median':>8} {'p95':>8} {'srv CPU':>8} {'db CPU':>8} "
+           f"{'target':>8}  verdict")
+    print(hdr)
+    print("-" * len(hdr))
+    for name, e in run["ops"].items():
+        tgt = e.get("target_median_ms")
+        tgt_s = f"<={tgt:g}" if tgt is not None else ""
+        if "error" in e:
+            print(f"{name:32} {'':>4} {'':>8} {'':>8} {'':>8} {'':>8} {tgt_s:>8}  ERROR: {e['error'].splitlines()[0][:70]}")
+            continue
+        if "skipped" in e:
+            print(f"{name:32} {'':>4} {'-':>8} {'-':>8} {'':>8} {'':>8} {tgt_s:>8}  skipped ({e['skipped']})")
+            continue
+        cpu_s = " ".join(f"{e[k]:8.2f}" if e.get(k) is not None else f"{'':>8}"
+                         for k in ("server_cpu_ms", "db_cpu_ms"))
+        print(f"{name:32} {e['n']:>4} {e['median_ms']:>8.2f} {e['p95_ms']:>8.2f} {cpu_s} {tgt_s:>8}  "
+              f"{e.get('verdict', '')}")
+        for part, sm in (e.get("parts") or {}).items():
+            print(f"  {'- ' + part:30} {sm['n']:>4} {sm['median_ms']:>8.2f} {sm['p95_ms']:>8.2f}")
+    rss, peak = run.get("rss_kib"), run.get("peak_rss_kib")
+    if rss:
+        print(f"server RSS at the end: {rss / 1024:.0f} MiB (peak {(peak or 0) / 1024:.0f} MiB)")
+    load = run.get("loadavg_1min") or {}
+    if load:
+        print(f"load average (1 min) at start/end: {load.get('start')} / {load.get('end')} "
+              f"on {os.cpu_count()} CPUs")
+    for note in run["notes"]:
+        print(f"note: {note}")
+    for prof in run.get("profiles") or []:
+        print(f"profile: {prof}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="sqlite")
+    ap.add_argument("--quick", action="store_true",
+                    help="fewer samples and 1,000 ports to list (a smoke run; figures are not comparable)")
+    ap.add_argument("--samples", type=int, help="samples per single operation (default 200, quick 30)")
+    ap.add_argument("--json", type=Path, metavar="FILE", help="write the figures to FILE")
+    ap.add_argument("--profile", type=Path, metavar="DIR",
+                    help=f"py-spy profiles of: {', '.join(PROFILE_OPS)} (slows the server down)")
+    ap.add_argument("--profile-rate", type=int, default=500, help="py-spy samples per second (default 500)")
+    ap.add_argument("--nice", type=int, metavar="N",
+                    help="run the benchmark, and the server and PostgreSQL it starts (they inherit it), at "
+                         "scheduling priority N (negative needs root): steadier figures on a busy machine")
+    args = ap.parse_args(argv)
+    if args.nice is not None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, args.nice)
+        except OSError as e:
+            ap.error(f"--nice {args.nice}: {e}")
+
+    if args.quick:
+        plan = Plan(samples=30, warmup=5, list_ports=1000, list_samples=5, bulk_samples=5)
+    else:
+        plan = Plan(samples=200, warmup=20, list_ports=5000, list_samples=20, bulk_samples=20)
+    if args.samples:
+        plan.samples = args.samples
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+
+    # Ctrl-C raises KeyboardInterrupt; make SIGTERM/SIGHUP unwind the same way so
+    # every ExitStack callback (server, PostgreSQL, temp dirs) runs.
+    def _terminate(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored (cmd &)
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
+
+    dbs = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    info = machine_info()
+    started = dt.datetime.now(dt.UTC)
+    print(f"kaon API benchmark {started:%Y-%m-%d %H:%M} UTC on {info['cpu']} x{info['cpus']}, "
+          f"{info['mem_gib']} GiB, Python {info['python']}, commit {info['commit'] or '?'}"
+          + (" [quick]" if args.quick else "") + (f" [nice {args.nice}]" if args.nice is not None else ""),
+          flush=True)
+    runs: list[dict[str, Any]] = []
+    rc = 0
+    try:
+        for db in dbs:
+            try:
+                runs.append(run_db(db, plan, args.profile, args.profile_rate))
+            except BenchError as e:
+                print(f"\n{db}: {e}", file=sys.stderr, flush=True)
+                runs.append({"database": db, "ops": {}, "notes": [f"failed: {e}"]})
+                rc = 1
+    except KeyboardInterrupt:
+        print("\ninterrupted: everything started was stopped", file=sys.stderr)
+        return 130
+
+    print("\n" + "=" * 78)
+    print("Targets are medians for SQLite on the reference machine; PASS/MISS is shown for every database.\n"
+          "srv CPU / db CPU = CPU time (user+sys) of the kaon server process / of PostgreSQL's processes\n"
+          "per sample, over the timed requests: unlike wall-clock figures, barely affected by other load.")
+    for run in runs:
+        print_table(run)
+    misses = [(r["database"], n) for r in runs for n, e in r["ops"].items() if e.get("verdict") == "MISS"]
+    if misses:
+        print("\nmissed targets: " + "; ".join(f"{n} ({db})" for db, n in misses))
+    if args.json:
+        args.json.write_text(json.dumps({
+            "date": started.isoformat(timespec="seconds"),
+            "machine": info,
+            "quick": args.quick,
+            "nice": args.nice,
+            "plan": plan.__dict__,
+            "targets_median_ms": TARGETS,
+            "runs": runs,
+        }, indent=2) + "\n")
+        print(f"figures written to {args.json}")
+    if any("error" in e for r in runs for e in r["ops"].values()):
+        rc = rc or 1
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

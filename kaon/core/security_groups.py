@@ -1,0 +1,232 @@
+"""Security groups: visibility (own, shared through RBAC, everything for
+admins), create from the template, the rules for the default group, and
+which groups a port gets.
+
+Who may do what (Neutron's policy): the owner (or an admin) reads,
+updates and deletes; a project a group is shared with (an
+``access_as_shared`` RBAC entry for it or for ``*``) may read it and put
+ports in it, and gets 403 on writes; everybody else gets 404.
+
+Port rules (``port_security`` / ``security-group`` extensions):
+
+* a port whose device_owner starts with ``network:`` (DHCP, router
+  interfaces and gateways, floating IPs ...) is trusted and has no groups,
+  whatever the request says;
+* a port created without ``security_groups`` gets its project's default
+  group when port security is on, none when it is off;
+* named groups must exist and be usable by the port's project (owned or
+  shared with it) or the request fails with ``SecurityGroupNotFound``;
+* port security off together with groups is refused by
+  :func:`kaon.core.port_extras.check_port_security`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, exists, or_, select, update
+
+from kaon import errors
+from kaon.api.context import Context
+from kaon.api.listing import ListQuery
+from kaon.core import default_sg, quotas, stdattrs
+from kaon.core.query import paginate, where_filters
+from kaon.core.sg_rules import render_rules
+from kaon.db.core_tables import port_security_groups
+from kaon.db.sg_tables import (
+    default_security_groups,
+    security_group_rules,
+    security_groups,
+    securitygroup_rbacs,
+)
+from kaon.model import security_group as m
+from kaon.model.rbac import SHARED, WILDCARD
+
+Items = list[dict[str, Any]]  # (a service's own ``list`` method shadows the name for mypy)
+
+TRUSTED_PREFIX = "network:"
+
+COLUMNS = {name: security_groups.c[name] for name in (
+    "id", "name", "description", "project_id", "stateful", "created_at", "updated_at", "revision_number",
+)}
+
+quotas.register("security_group", quotas.table_counter(security_groups))
+quotas.register("security_group_rule", quotas.table_counter(security_group_rules))
+
+
+def shared_with(project: str) -> Any:
+    """Ids of the groups shared with ``project`` (or with everybody)."""
+    return select(securitygroup_rbacs.c.object_id).where(
+        securitygroup_rbacs.c.action == SHARED, securitygroup_rbacs.c.target_project.in_((WILDCARD, project)))
+
+
+def visible_clause(ctx: Context) -> Any:
+    return or_(security_groups.c.project_id == ctx.project_id, security_groups.c.id.in_(shared_with(ctx.project_id)))
+
+
+def is_default(conn: Connection, sg_id: str) -> bool:
+    return conn.execute(select(default_security_groups.c.project_id)
+                        .where(default_security_groups.c.security_group_id == sg_id)).first() is not None
+
+
+class SecurityGroups:
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+
+    # -- reads ---------------------------------------------------------
+    def fetch_row(self, ctx: Context, conn: Connection, sg_id: str) -> Any:
+        stmt = select(security_groups).where(security_groups.c.id == sg_id)
+        if not ctx.is_admin:
+            stmt = stmt.where(visible_clause(ctx))
+        row = conn.execute(stmt).first()
+        if row is None:
+            raise m.SecurityGroupNotFound(id=sg_id)
+        return row
+
+    def writable_row(self, ctx: Context, conn: Connection, sg_id: str, action: str) -> Any:
+        """404 when the caller cannot see it, 403 when it is only shared with them."""
+        row = self.fetch_row(ctx, conn, sg_id)
+        if not ctx.is_admin and row.project_id != ctx.project_id:
+            raise errors.PolicyNotAuthorized(action=f"{action}_security_group")
+        return row
+
+    def get(self, ctx: Context, conn: Connection, sg_id: str) -> dict[str, Any]:
+        return self._render(ctx, conn, [self.fetch_row(ctx, conn, sg_id)])[0]
+
+    def list(self, ctx: Context, conn: Connection, q: ListQuery) -> tuple[Items, bool]:
+        stmt = select(security_groups)
+        if not ctx.is_admin:
+            stmt = stmt.where(visible_clause(ctx))
+        special = {"shared": lambda vals: _shared_filter(vals, ctx)}
+        for clause in where_filters(q, COLUMNS, special, security_groups.c.id):
+            stmt = stmt.where(clause)
+        stmt, reverse = paginate(conn, stmt, q, COLUMNS, security_groups.c.id, security_groups)
+        rows = [*conn.execute(stmt).all()]
+        more = q.limit is not None and len(rows) > q.limit
+        rows = rows[: q.limit] if q.limit is not None else rows
+        if reverse:
+            rows.reverse()
+        return self._render(ctx, conn, rows), more
+
+    def _render(self, ctx: Context, conn: Connection, rows: Sequence[Any]) -> Items:
+        if not rows:
+            return []
+        ids = [r.id for r in rows]
+        shared: set[str] = set()
+        rules: dict[str, list[dict[str, Any]]] = {}
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            shared.update(conn.execute(shared_with(ctx.project_id).where(
+                securitygroup_rbacs.c.object_id.in_(chunk))).scalars())
+            rule_rows = conn.execute(select(security_group_rules).where(
+                security_group_rules.c.security_group_id.in_(chunk))).all()
+            for rule in render_rules(conn, rule_rows):
+                rules.setdefault(rule["security_group_id"], []).append(rule)
+        tag_map = stdattrs.tags_for(conn, ids)
+        out = []
+        for row in rows:
+            item = stdattrs.render(row, tag_map.get(row.id, []))
+            item.update(stateful=row.stateful, shared=row.id in shared,
+                        security_group_rules=rules.get(row.id, []))
+            out.append(item)
+        return out
+
+    # -- writes --------------------------------------------------------
+    def create(self, ctx: Context, conn: Connection, values: dict[str, Any]) -> str:
+        project = stdattrs.owner_project(ctx, values)
+        quotas.check(conn, self.cfg, project, "security_group", 1)
+        default_sg.ensure(conn, project)
+        default_sg.rule_quota_check(conn, self.cfg, project, default=False)
+        return default_sg.create_group(conn, project, values)
+
+    def update(self, ctx: Context, conn: Connection, sg_id: str, changes: dict[str, Any],
+               check: Any = None) -> None:
+        row = self.writable_row(ctx, conn, sg_id, "update")
+        if check is not None:
+            check(row.revision_number)
+        if "name" in changes and is_default(conn, sg_id):
+            raise m.SecurityGroupCannotUpdateDefault()
+        if "stateful" in changes and changes["stateful"] != row.stateful and _bound(conn, sg_id):
+            raise m.SecurityGroupInUse(id=sg_id, reason="in use")
+        plain: dict[str, Any] = {k: changes[k] for k in ("name", "description", "stateful") if k in changes}
+        conn.execute(update(security_groups).where(security_groups.c.id == sg_id)
+                     .values(stdattrs.bump(plain, row.revision_number)))
+
+    def delete(self, ctx: Context, conn: Connection, sg_id: str, check: Any = None) -> None:
+        row = self.writable_row(ctx, conn, sg_id, "delete")
+        if check is not None:
+            check(row.revision_number)
+        # Race: a port being bound to this group in another transaction.
+        # Binding takes a share lock on the group row (check_usable), so
+        # this exclusive lock waits for it and the in-use check below then
+        # sees the binding (PostgreSQL; SQLite serialises writers anyway).
+        conn.execute(select(security_groups.c.id).where(security_groups.c.id == sg_id).with_for_update())
+        if _bound(conn, sg_id):
+            raise m.SecurityGroupInUse(id=sg_id, reason="in use")
+        if not ctx.is_admin and is_default(conn, sg_id):
+            raise m.SecurityGroupCannotRemoveDefault()
+        # Rules of this group and rules elsewhere that name it as their
+        # remote group go with it (foreign keys, ON DELETE CASCADE), as do
+        # its RBAC entries and its "default" mark.
+        stdattrs.delete_tags(conn, [sg_id])
+        conn.execute(delete(security_groups).where(security_groups.c.id == sg_id))
+
+
+def _bound(conn: Connection, sg_id: str) -> bool:
+    return conn.execute(select(port_security_groups.c.port_id)
+                        .where(port_security_groups.c.security_group_id == sg_id).limit(1)).first() is not None
+
+
+def _shared_filter(values: list[Any], ctx: Context) -> Any:
+    granted = exists().where(and_(
+        securitygroup_rbacs.c.object_id == security_groups.c.id, securitygroup_rbacs.c.action == SHARED,
+        securitygroup_rbacs.c.target_project.in_((WILDCARD, ctx.project_id))))
+    wanted = set(values)
+    if wanted == {True}:
+        return granted
+    if wanted == {False}:
+        return ~granted
+    return security_groups.c.id.is_not(None)
+
+
+# -- ports ------------------------------------------------------------------
+def check_usable(ctx: Context, conn: Connection, project: str, sg_ids: list[str]) -> None:
+    """Every group exists and the port's project owns it or has it shared."""
+    wanted = list(dict.fromkeys(sg_ids))
+    # FOR SHARE: a concurrent delete of the group waits for this port (see delete).
+    stmt = select(security_groups.c.id).where(security_groups.c.id.in_(wanted)).with_for_update(read=True)
+    if not ctx.is_admin and project:
+        stmt = stmt.where(or_(security_groups.c.project_id == project,
+                              security_groups.c.id.in_(shared_with(project))))
+    found = set(conn.execute(stmt).scalars())
+    missing = [sg for sg in wanted if sg not in found]
+    if missing:
+        raise m.SecurityGroupNotFound(id=", ".join(missing))
+
+
+def groups_for_new_port(ctx: Context, conn: Connection, project: str, device_owner: str,
+                        requested: list[str] | None, port_security: bool) -> list[str]:
+    """The groups a new port is bound to (see the module docstring)."""
+    default_id = default_sg.ensure(conn, project) if default_sg.may_ensure(ctx, project) else None
+    if device_owner.startswith(TRUSTED_PREFIX):
+        return []
+    if requested is None:
+        return [default_id] if port_security and default_id else []
+    check_usable(ctx, conn, project, requested)
+    return list(dict.fromkeys(requested))
+
+
+def groups_for_port_update(ctx: Context, conn: Connection, project: str, device_owner: str,
+                           requested: list[str] | None) -> list[str]:
+    """The groups a port is bound to after an update that names them
+    (``None`` or ``[]`` clears them)."""
+    if not requested or device_owner.startswith(TRUSTED_PREFIX):
+        return []
+    check_usable(ctx, conn, project, requested)
+    return list(dict.fromkeys(requested))
+
+
+def bound_groups(conn: Connection, port_id: str) -> list[str]:
+    return list(conn.execute(select(port_security_groups.c.security_group_id)
+                             .where(port_security_groups.c.port_id == port_id)).scalars())

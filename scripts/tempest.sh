@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Run the tempest network API suites against a throwaway kaon node.
+#
+#   scripts/tempest.sh [REGEX] [extra run.sh args...]
+#
+# Starts `kaon up` in a temporary state directory on a free port (SQLite,
+# embedded identity), hands its bootstrap accounts to ../shared/tools/tempest
+# (setup.sh, then run.sh), prints run.sh's "N passed, N failed, N skipped"
+# line, and stops the node by pid. Results: $OUT (default /tmp/kaon-tempest.json).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="${TEMPEST_TOOLS:-$ROOT/../shared/tools/tempest}"
+REGEX="${1:-^(tempest\.api\.network|neutron_tempest_plugin\.api)\.}"
+shift || true
+OUT="${OUT:-/tmp/kaon-tempest.json}"
+WORKERS="${WORKERS:-1}"
+
+bash "$TOOLS/setup.sh" >/dev/null
+STATE="$(mktemp -d /tmp/kaon-tempest-state.XXXXXX)"
+PORT="$("$ROOT/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+"$ROOT/.venv/bin/python" -m kaon up --state-dir "$STATE" --port "$PORT" >"$STATE/server.log" 2>&1 &
+PID=$!
+cleanup() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; rm -rf "$STATE"; }
+trap cleanup EXIT
+for _ in $(seq 100); do
+  [ -f "$STATE/clouds.yaml" ] && curl -sf "http://127.0.0.1:$PORT/" >/dev/null && break
+  sleep 0.2
+done
+pw() { "$ROOT/.venv/bin/python" -c "import json,sys; print(json.load(open('$STATE/passwords.json'))[sys.argv[1]])" "$1"; }
+# The external network tempest's router and floating IP tests use.
+osc() { OS_CLIENT_CONFIG_FILE="$STATE/clouds.yaml" "$ROOT/.venv-osc/bin/openstack" --os-cloud kaon-admin "$@" >/dev/null; }
+osc network create public --external --provider-network-type flat --provider-physical-network provider
+osc subnet create public-subnet --network public --subnet-range 172.24.4.0/24 --no-dhcp
+export TEMPEST_MEMBER_USERNAME=demo TEMPEST_MEMBER_PASSWORD="$(pw demo)" TEMPEST_MEMBER_PROJECT=demo
+export TEMPEST_READER_USERNAME=demo_reader TEMPEST_READER_PASSWORD="$(pw demo_reader)"
+export TEMPEST_ALT_USERNAME=alt_demo TEMPEST_ALT_PASSWORD="$(pw alt_demo)" TEMPEST_ALT_PROJECT=alt_demo
+export TEMPEST_ADMIN_USERNAME=admin TEMPEST_ADMIN_PASSWORD="$(pw admin)" TEMPEST_ADMIN_PROJECT=admin
+"$TOOLS/run.sh" --auth-url "http://127.0.0.1:$PORT/identity/v3" --regex "$REGEX" \
+    --workers "$WORKERS" --output "$OUT" "$@"
