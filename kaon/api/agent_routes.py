@@ -40,6 +40,7 @@ extensions.add("dhcp_agent_scheduler", "DHCP Agent Scheduler", "Schedule network
 extensions.add("availability_zone", "Availability Zone", "The availability zone extension.")
 extensions.add("network_availability_zone", "Network Availability Zone", "Availability zone support for network.")
 extensions.add("l3_agent_scheduler", "L3 Agent Scheduler", "Schedule routers among l3 agents")
+extensions.add("router_availability_zone", "Router Availability Zone", "Availability zone support for router.")
 
 
 def _admin(ctx: Context, action: str) -> None:
@@ -52,6 +53,10 @@ def _required(body: Any, key: str) -> str:
     if not isinstance(value, str) or not value:
         raise HTTPBadRequest(msg=f"Failed to parse request. Required attribute '{key}' not specified")
     return value
+
+
+def _by(key: str) -> Callable[[dict[str, str]], str]:
+    return lambda item: str(item.get(key))
 
 
 class AgentRoutes:
@@ -166,6 +171,6 @@ class AgentRoutes:
                           validate=self.services.cfg.default.filter_validation)
         items = await self._read(availability_zones.zones)
         items = [z for z in items if all(z.get(k) in vals for k, vals in q.filters.items())]
-        for key, ascending in reversed(q.sorts):
-            items.sort(key=lambda z, k=key: str(z.get(k)), reverse=not ascending)
+        for key, ascending in reversed(q.sorts):  # stable sorts, last key first
+            items.sort(key=_by(key), reverse=not ascending)
         return json_response({"availability_zones": [shape(z, frozenset(), q.fields) for z in items]})

@@ -14,12 +14,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from kaon import errors
-from kaon.api import agent_routes, extensions, l3_routes, misc_routes
+from kaon.api import agent_routes, extensions, l3_routes, misc_routes, pool_routes
 from kaon.api.controller import Collection
 from kaon.api.responses import error_response, json_response
 from kaon.api.sg_routes import DefaultingCollection
 from kaon.api.tags import TagRoutes
-from kaon.core.agents import Agents, PortHooks
+from kaon.core.address_scopes import AddressScopes
+from kaon.core.agents import Agents, WriteHooks
 from kaon.core.default_sg import DefaultRules
 from kaon.core.floatingips import FloatingIps
 from kaon.core.networks import Networks
@@ -30,10 +31,12 @@ from kaon.core.routers import Routers
 from kaon.core.scheduling import Scheduler
 from kaon.core.security_groups import SecurityGroups
 from kaon.core.sg_rules import SecurityGroupRules
+from kaon.core.subnetpools import SubnetPools
 from kaon.core.subnets import Subnets
 from kaon.db.sg_tables import security_groups
 from kaon.ml2.binding import Binder
 from kaon.ml2.mech.registry import build_mechanism_drivers
+from kaon.model.address_scope import ADDRESS_SCOPE
 from kaon.model.floatingip import FLOATINGIP
 from kaon.model.network import NETWORK
 from kaon.model.port import PORT
@@ -41,6 +44,7 @@ from kaon.model.rbac import RBAC_POLICY
 from kaon.model.router import ROUTER
 from kaon.model.security_group import DEFAULT_SECURITY_GROUP_RULE, SECURITY_GROUP, SECURITY_GROUP_RULE
 from kaon.model.subnet import SUBNET
+from kaon.model.subnetpool import SUBNETPOOL
 
 LOG = logging.getLogger("kaon.api")
 
@@ -75,14 +79,17 @@ class Services:
         self.sg_rules = SecurityGroupRules(self.security_groups, cfg)
         self.default_sg_rules = DefaultRules(cfg)
         self.rbac = RbacPolicies(cfg)
+        self.address_scopes = AddressScopes(cfg)
+        self.subnetpools = SubnetPools(self.address_scopes, cfg)
         # Agents, DHCP/L3 scheduling and port binding (docs/design/binding.md).
         self.scheduler = Scheduler(cfg)
         self.binder = Binder(build_mechanism_drivers(cfg), types, cfg.default.agent_down_time)
         self.agents = Agents(cfg, self.binder, self.scheduler)
-        hooks = PortHooks(self.binder, self.scheduler)
+        hooks = WriteHooks(self.binder, self.scheduler)
         self.ports.create_hooks.append(hooks.port_created)
         self.ports.update_hooks.append(hooks.port_updated)
         self.subnets.dhcp_hooks.append(hooks.subnet_written)
+        self.routers.create_hooks.append(hooks.router_created)
 
     def collections(self) -> dict[str, Collection]:
         validate = self.cfg.default.filter_validation
@@ -99,6 +106,8 @@ class Services:
             "default-security-group-rules": Collection(DEFAULT_SECURITY_GROUP_RULE, self.default_sg_rules,
                                                        self.engine, validate),
             "rbac-policies": Collection(RBAC_POLICY, self.rbac, self.engine, validate),
+            "subnetpools": Collection(SUBNETPOOL, self.subnetpools, self.engine, validate),
+            "address-scopes": Collection(ADDRESS_SCOPE, self.address_scopes, self.engine, validate),
         }
 
 
@@ -114,6 +123,7 @@ def build_app(cfg: Any, engine: Engine, types: Any, identity_app: Any = None,
     routes.extend(misc_routes.routes(services, cols))
     routes.extend(l3_routes.RouterActionRoutes(engine, services.routers, services.router_interfaces).routes())
     routes.extend(agent_routes.AgentRoutes(services).routes())
+    routes.extend(pool_routes.SubnetPoolActionRoutes(engine, services.subnetpools).routes())
     routes.extend(TagRoutes(engine, "security-groups", security_groups, services.security_groups).routes())
     if identity_app is not None:
         from kaon.identity.app import identity_routes

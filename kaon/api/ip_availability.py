@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import netaddr
@@ -13,7 +14,6 @@ from starlette.routing import Route
 
 from kaon import errors
 from kaon.api.controller import context_of
-from kaon.api.responses import json_response
 from kaon.db.core_tables import ip_allocations, networks, subnets
 from kaon.db.engine import read_txn
 
@@ -22,6 +22,12 @@ FILTERS = {"network_id", "network_name", "ip_version", "project_id", "tenant_id"
 
 def _pool_size(pools: list[dict[str, str]]) -> int:
     return sum(netaddr.IPRange(p["start"], p["end"]).size for p in pools)
+
+
+def _big_json(body: Any) -> Response:
+    """IPv6 pools overflow orjson's 64-bit integers (a /48 holds 2**80
+    addresses): the standard library writes any size, as Neutron does."""
+    return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
 
 
 class IpAvailabilityRoutes:
@@ -75,7 +81,7 @@ class IpAvailabilityRoutes:
 
                 raise HTTPBadRequest(msg=f"{key} is invalid attribute for filtering")
         items = await run_in_threadpool(self._collect, filters)
-        return json_response({"network_ip_availabilities": items})
+        return _big_json({"network_ip_availabilities": items})
 
     async def show(self, request: Request) -> Response:
         ctx = context_of(request)
@@ -85,4 +91,4 @@ class IpAvailabilityRoutes:
         items = await run_in_threadpool(self._collect, {"network_id": [net_id]})
         if not items:
             raise errors.NetworkNotFound(net_id=net_id)
-        return json_response({"network_ip_availability": items[0]})
+        return _big_json({"network_ip_availability": items[0]})

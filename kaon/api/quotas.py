@@ -28,6 +28,8 @@ class QuotaRoutes:
     def routes(self) -> list[Route]:
         return [
             Route("/v2.0/quotas", self.list_all),
+            Route("/v2.0/quotas/project", self.whoami),
+            Route("/v2.0/quotas/tenant", self.whoami),
             Route("/v2.0/quotas/{project}", self.one, methods=["GET", "PUT", "DELETE"]),
             Route("/v2.0/quotas/{project}/default", self.default),
             Route("/v2.0/quotas/{project}/details", self.details),
@@ -36,12 +38,17 @@ class QuotaRoutes:
     @staticmethod
     def _may_read(ctx: Any, project: str) -> None:
         if not ctx.is_admin and ctx.project_id != project:
-            raise errors.NotAuthorized("Non-admin is not authorized to access quotas for another project")
+            raise errors.PolicyNotAuthorized(action="get_quota")
 
     @staticmethod
-    def _admin(ctx: Any) -> None:
+    def _admin(ctx: Any, action: str = "get_quota") -> None:
         if not ctx.is_admin:
-            raise errors.NotAuthorized("Only admin can view or configure quota")
+            raise errors.PolicyNotAuthorized(action=action)
+
+    async def whoami(self, request: Request) -> Response:
+        """``GET /v2.0/quotas/project`` (and the older ``tenant``): the caller's project."""
+        key = request.url.path.rstrip("/").rsplit("/", 1)[-1]
+        return json_response({key: {f"{key}_id": context_of(request).project_id}})
 
     async def list_all(self, request: Request) -> Response:
         ctx = context_of(request)
@@ -69,7 +76,7 @@ class QuotaRoutes:
                     return quotas.limits(conn, self.cfg, project)
 
             return json_response({"quota": await run_in_threadpool(show)})
-        self._admin(ctx)
+        self._admin(ctx, "delete_quota" if request.method == "DELETE" else "update_quota")
         if request.method == "DELETE":
             def reset() -> None:
                 with write_txn(self.engine) as conn:
@@ -80,8 +87,12 @@ class QuotaRoutes:
         body = await read_body(request)
         if not isinstance(body, dict) or not isinstance(body.get("quota"), dict):
             raise HTTPBadRequest(msg="Unable to find 'quota' in request body")
+        asked = dict(body["quota"])
+        # openstackclient sends these (quota set --force / --check-limit).
+        asked.pop("force", None)
+        check_limit = bool(asked.pop("check_limit", False))
         wanted = {}
-        for res, limit in body["quota"].items():
+        for res, limit in asked.items():
             if res not in quotas.DEFAULTS:
                 raise HTTPBadRequest(msg=f"Unrecognized attribute(s) '{res}'")
             try:
@@ -95,6 +106,12 @@ class QuotaRoutes:
 
         def put() -> dict[str, int]:
             with write_txn(self.engine) as conn:
+                if check_limit:
+                    used = quotas.usage(conn, project)
+                    for res, value in wanted.items():
+                        if 0 <= value < used.get(res, 0):
+                            raise HTTPBadRequest(msg=f"Quota limit {value} for {res} must be greater than or "
+                                                     f"equal to already used {used[res]}")
                 for res, value in wanted.items():
                     conn.execute(delete(quota_table).where(quota_table.c.project_id == project,
                                                            quota_table.c.resource == res))

@@ -21,15 +21,27 @@ from kaon.api.responses import json_response
 from kaon.core import stdattrs
 from kaon.db.core_tables import tags
 from kaon.db.engine import read_txn, write_txn
-from kaon.model.attrs import HTTPBadRequest
 
 MAX_TAGS = 50
 
 
 def _valid_tag(tag: Any) -> str:
+    # Commas would make the tag impossible to filter on (tags=a,b), and a
+    # slash impossible to address in a URL: kaon refuses both.
     if not isinstance(tag, str) or not tag or len(tag) > 255 or "," in tag or "/" in tag:
-        raise errors.InvalidInput(error_message=f"Invalid input for operation: '{tag}' is not a valid tag.")
+        raise errors.InvalidInput(error_message=f"'{tag}' is not a valid tag")
     return tag
+
+
+def _valid_tags(body: Any) -> list[str]:
+    if not isinstance(body, dict) or not isinstance(body.get("tags"), list):
+        raise errors.InvalidInput(error_message="Invalid tags body")
+    wanted = [_valid_tag(t) for t in body["tags"]]
+    if len(set(wanted)) != len(wanted):
+        raise errors.InvalidInput(error_message=f"Duplicate items in the list: '{', '.join(wanted)}'")
+    if len(wanted) > MAX_TAGS:
+        raise errors.InvalidInput(error_message=f"more than {MAX_TAGS} tags")
+    return sorted(wanted)
 
 
 class TagRoutes:
@@ -46,6 +58,9 @@ class TagRoutes:
                 Route(base + "/{tag}", self.one_tag, methods=["GET", "PUT", "DELETE"])]
 
     def _writable(self, ctx: Any, conn: Connection, rid: str) -> Any:
+        if not ctx.can_write:
+            self.service.fetch_row(ctx, conn, rid)
+            raise errors.PolicyNotAuthorized(action=f"update_{self.rtype}")
         row = self.service.writable_row(ctx, conn, rid, "update")
         return row[0] if isinstance(row, tuple) else row
 
@@ -67,12 +82,7 @@ class TagRoutes:
         if request.method == "DELETE":
             await run_in_threadpool(self._replace, ctx, rid, [])
             return Response(status_code=204)
-        body = await read_body(request)
-        if not isinstance(body, dict) or not isinstance(body.get("tags"), list):
-            raise HTTPBadRequest(msg="Invalid tags body")
-        wanted = sorted({_valid_tag(t) for t in body["tags"]})
-        if len(wanted) > MAX_TAGS:
-            raise errors.InvalidInput(error_message=f"Invalid input for operation: more than {MAX_TAGS} tags")
+        wanted = _valid_tags(await read_body(request))
         return json_response({"tags": await run_in_threadpool(self._replace, ctx, rid, wanted)})
 
     def _replace(self, ctx: Any, rid: str, wanted: list[str]) -> list[str]:
@@ -102,7 +112,7 @@ class TagRoutes:
                     if tag in current:
                         return 201
                     if len(current) >= MAX_TAGS:
-                        raise errors.InvalidInput(error_message=f"Invalid input for operation: more than {MAX_TAGS} tags")
+                        raise errors.InvalidInput(error_message=f"more than {MAX_TAGS} tags")
                     conn.execute(insert(tags).values(resource_id=rid, tag=tag, resource_type=self.rtype))
                     self._touch(conn, row)
                     return 201

@@ -38,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from kaon import errors
 from kaon.api.context import Context
 from kaon.api.listing import ListQuery
+from kaon.core import availability_zones
 from kaon.core.query import paginate, where_filters
 from kaon.core.scheduling import DHCP_AGENT, L3_AGENT, AgentNotFound, Scheduler
 from kaon.core.stdattrs import new_id
@@ -126,6 +127,19 @@ class Agents:
             raise AgentNotFound(id=agent_id)
         return self.render([self.scheduler.agent(conn, agent_id)])[0]
 
+    def by_ids(self, conn: Connection, ids: list[str]) -> list[dict[str, Any]]:
+        rows = conn.execute(select(agents).where(agents.c.id.in_(ids)).order_by(agents.c.host, agents.c.id)).all()
+        return self.render(rows)
+
+    def _alive_filter(self, values: list[Any]) -> Any:
+        fresh = agents.c.heartbeat_timestamp >= utcnow() - dt.timedelta(seconds=self.down_time)
+        wanted: set[Any] = set(values)
+        if wanted == {True}:
+            return fresh
+        if wanted == {False}:
+            return ~fresh
+        return agents.c.id.is_not(None)
+
     def list(self, ctx: Context, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], bool]:
         if not ctx.is_admin:
             return [], False
@@ -133,25 +147,12 @@ class Agents:
         for clause in where_filters(q, COLUMNS, {"alive": self._alive_filter}, agents.c.id):
             stmt = stmt.where(clause)
         stmt, reverse = paginate(conn, stmt, q, COLUMNS, agents.c.id, agents)
-        rows = conn.execute(stmt).all()
+        rows = list(conn.execute(stmt).all())
         more = q.limit is not None and len(rows) > q.limit
         rows = rows[: q.limit] if q.limit is not None else rows
         if reverse:
             rows.reverse()
         return self.render(rows), more
-
-    def by_ids(self, conn: Connection, ids: list[str]) -> list[dict[str, Any]]:
-        rows = conn.execute(select(agents).where(agents.c.id.in_(ids)).order_by(agents.c.host, agents.c.id)).all()
-        return self.render(rows)
-
-    def _alive_filter(self, values: list[Any]) -> Any:
-        fresh = agents.c.heartbeat_timestamp >= utcnow() - dt.timedelta(seconds=self.down_time)
-        wanted = set(values)
-        if wanted == {True}:
-            return fresh
-        if wanted == {False}:
-            return ~fresh
-        return agents.c.id.is_not(None)
 
     # -- the admin API -------------------------------------------------
     def create(self, ctx: Context, conn: Connection, values: dict[str, Any]) -> str:
@@ -235,9 +236,10 @@ class Agents:
             result.scheduled_routers = self.scheduler.auto_schedule_routers(conn, row.id, now)
 
 
-class PortHooks:
-    """What port and subnet writes set off here (set on the services by the app):
-    binding on ``binding:*`` changes, DHCP scheduling once a network needs it."""
+class WriteHooks:
+    """What port, subnet and router writes set off here (registered on those
+    services by the app): binding on ``binding:*`` changes, DHCP scheduling
+    once a network needs it, a new router's zone hints and L3 scheduling."""
 
     def __init__(self, binder: Binder, scheduler: Scheduler) -> None:
         self.binder = binder
@@ -257,3 +259,7 @@ class PortHooks:
 
     def subnet_written(self, conn: Connection, network_id: str) -> None:
         self.scheduler.schedule_network(conn, network_id, utcnow())
+
+    def router_created(self, conn: Connection, router_id: str, values: dict[str, Any]) -> None:
+        availability_zones.set_router_hints(conn, router_id, values.get("availability_zone_hints"))
+        self.scheduler.schedule_router(conn, router_id, utcnow())

@@ -14,11 +14,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, delete, insert, select
 
 from kaon import errors
 from kaon.core.scheduling import DHCP_AGENT, L3_AGENT
-from kaon.db.agent_tables import agents, network_dhcp_agent_bindings, router_l3_agent_bindings
+from kaon.db.agent_tables import (
+    agents,
+    network_dhcp_agent_bindings,
+    router_az_hints,
+    router_l3_agent_bindings,
+)
 
 AvailabilityZoneNotFound = errors.define("AvailabilityZoneNotFound", errors.NotFound,
                                          "AvailabilityZone {availability_zone} could not be found.")
@@ -70,3 +75,22 @@ def validate_hints(conn: Connection, resource: str, hints: Iterable[str] | None)
     for zone in wanted:
         if zone not in known:
             raise AvailabilityZoneNotFound(availability_zone=zone)
+
+
+def router_hints(conn: Connection, router_ids: Iterable[str]) -> dict[str, list[str]]:
+    ids = list(dict.fromkeys(router_ids))
+    found: dict[str, list[str]] = {}
+    for start in range(0, len(ids), _CHUNK):
+        for rid, hints in conn.execute(select(router_az_hints.c.router_id, router_az_hints.c.hints)
+                                       .where(router_az_hints.c.router_id.in_(ids[start:start + _CHUNK]))):
+            found[rid] = list(hints or [])
+    return found
+
+
+def set_router_hints(conn: Connection, router_id: str, hints: Iterable[str] | None) -> None:
+    """Validate and store a new router's hints (they cannot change afterwards, as in Neutron)."""
+    wanted = list(hints or ())
+    validate_hints(conn, "router", wanted)
+    conn.execute(delete(router_az_hints).where(router_az_hints.c.router_id == router_id))
+    if wanted:
+        conn.execute(insert(router_az_hints).values(router_id=router_id, hints=wanted))

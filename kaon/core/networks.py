@@ -11,7 +11,7 @@ from sqlalchemy import Connection, and_, delete, exists, insert, or_, select, up
 from kaon import errors
 from kaon.api.context import Context
 from kaon.api.listing import ListQuery
-from kaon.core import availability_zones, quotas, stdattrs
+from kaon.core import address_scopes, availability_zones, quotas, stdattrs
 from kaon.core.query import paginate, where_filters
 from kaon.db.core_tables import network_rbacs, networks, ports, subnets
 from kaon.db.ml2_tables import network_segments
@@ -131,6 +131,7 @@ class Networks:
                 rbac.setdefault(obj, set()).add((action, target))
         segments = self.types.segments_for(conn, ids)
         zones = availability_zones.network_azs(conn, ids)
+        scopes = address_scopes.network_scopes(conn, ids)
         tag_map = stdattrs.tags_for(conn, ids)
         out = []
         for row in rows:
@@ -146,8 +147,8 @@ class Networks:
                 mtu=row.mtu,
                 availability_zone_hints=list(row.availability_zone_hints or []),
                 availability_zones=zones.get(row.id, []),
-                ipv4_address_scope=None,
-                ipv6_address_scope=None,
+                ipv4_address_scope=scopes.get(row.id, {}).get(4),
+                ipv6_address_scope=scopes.get(row.id, {}).get(6),
                 is_default=row.is_default,
                 l2_adjacency=True,
                 dns_domain=row.dns_domain,

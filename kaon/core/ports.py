@@ -53,7 +53,7 @@ class Ports:
         self.delete_hooks: list[Callable[[Connection, Any], None]] = []
         # Called with (conn, port id) after a port is created, and with (conn,
         # port id, changed attribute names) after an update, in the same
-        # transaction: port binding and DHCP scheduling (kaon.core.agents.PortHooks).
+        # transaction: port binding and DHCP scheduling (kaon.core.agents.WriteHooks).
         self.create_hooks: list[Callable[[Connection, str], None]] = []
         self.update_hooks: list[Callable[[Connection, str, set[str]], None]] = []
 

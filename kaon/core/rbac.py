@@ -106,6 +106,8 @@ def render(otype: str, row: Any) -> dict[str, Any]:
 
 def bump_object(conn: Connection, otype: ObjectType, obj_id: str) -> None:
     table = otype.objects
+    if "revision_number" not in table.c:
+        return  # address scopes have no standard attributes
     rev = conn.execute(select(table.c.revision_number).where(table.c.id == obj_id)).scalar()
     if rev is not None:
         conn.execute(update(table).where(table.c.id == obj_id).values(stdattrs.bump({}, rev)))

@@ -15,7 +15,7 @@ through this router never interleave.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import netaddr
@@ -24,7 +24,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from kaon import errors
 from kaon.api.context import Context
 from kaon.api.listing import ListQuery
-from kaon.core import quotas, stdattrs
+from kaon.core import availability_zones, quotas, stdattrs
 from kaon.core.networks import EXTERNAL, Networks
 from kaon.core.ports import Ports
 from kaon.core.query import paginate, where_filters
@@ -102,6 +102,10 @@ class Routers:
         self.nets = nets
         self.ports = ports_service
         self.cfg = cfg
+        # Called with (conn, router id, the create values) after a router is
+        # created, in the same transaction: availability zone hints and L3
+        # agent scheduling (kaon.core.agents.WriteHooks.router_created).
+        self.create_hooks: list[Callable[[Connection, str, dict[str, Any]], None]] = []
 
     # -- reads ---------------------------------------------------------
     def fetch_row(self, ctx: Context, conn: Connection, router_id: str, lock: bool = False) -> Any:
@@ -159,6 +163,7 @@ class Routers:
                     .order_by(router_routes.c.destination, router_routes.c.nexthop)):
                 route_map.setdefault(rid, []).append({"destination": dest, "nexthop": hop})
         tag_map = stdattrs.tags_for(conn, ids)
+        zones, hints = availability_zones.router_azs(conn, ids), availability_zones.router_hints(conn, ids)
         out = []
         for row in rows:
             item = stdattrs.render(row, tag_map.get(row.id, []))
@@ -169,7 +174,8 @@ class Routers:
                 gateway = {"network_id": gw_net[row.gw_port_id], "enable_snat": row.enable_snat,
                            "external_fixed_ips": fixed}
             item.update(admin_state_up=row.admin_state_up, status=row.status, external_gateway_info=gateway,
-                        routes=route_map.get(row.id, []))
+                        routes=route_map.get(row.id, []), availability_zone_hints=hints.get(row.id, []),
+                        availability_zones=zones.get(row.id, []))
             out.append(item)
         return out
 
@@ -186,6 +192,8 @@ class Routers:
         conn.execute(insert(routers).values(row))
         if info is not None:
             self._set_gateway(ctx, conn, self.fetch_row(Context.admin(), conn, row["id"]), info)
+        for hook in self.create_hooks:
+            hook(conn, row["id"], values)
         return row["id"]
 
     def update(self, ctx: Context, conn: Connection, router_id: str, changes: dict[str, Any],

@@ -40,7 +40,12 @@ from typing import Any
 from sqlalchemy import Connection, Table, delete, exists, func, insert, select, update
 
 from kaon import errors
-from kaon.db.agent_tables import agents, network_dhcp_agent_bindings, router_l3_agent_bindings
+from kaon.db.agent_tables import (
+    agents,
+    network_dhcp_agent_bindings,
+    router_az_hints,
+    router_l3_agent_bindings,
+)
 from kaon.db.core_tables import networks, ports, subnets
 from kaon.db.l3_tables import routers
 
@@ -150,35 +155,38 @@ class Scheduler:
             device_id=RESERVED_DHCP_PORT, revision_number=ports.c.revision_number + 1))
 
     # -- DHCP: automatic -----------------------------------------------
-    def _hosting_count(self, conn: Connection, network_id: str) -> int:
-        return int(conn.execute(select(func.count()).select_from(B).where(B.c.network_id == network_id)).scalar_one())
+    def _hosting(self, conn: Connection, network_id: str) -> set[str]:
+        return set(conn.execute(select(B.c.dhcp_agent_id).where(B.c.network_id == network_id)).scalars())
 
     def _needs_dhcp(self, conn: Connection, network_id: str) -> bool:
         return bool(conn.execute(select(exists().where(subnets.c.network_id == network_id,
                                                        subnets.c.enable_dhcp.is_(True)))).scalar())
 
     def schedule_network(self, conn: Connection, network_id: str, now: dt.datetime) -> list[str]:
-        """Bring a network with a DHCP subnet up to ``dhcp_agents_per_network``; the agents added."""
-        if not self.network_auto or self._hosting_count(conn, network_id) >= self.per_network:
-            return []  # the common case (a port on a served network) ends here, without a lock
-        if not self._needs_dhcp(conn, network_id):
+        """Bring a network with a DHCP subnet up to ``dhcp_agents_per_network``; the agents added.
+
+        Runs on every port create, so the common cases (already served, no
+        DHCP subnet, no eligible agent) end before taking the network's lock.
+        """
+        if not self.network_auto:
             return []
-        net = conn.execute(select(networks.c.id, networks.c.availability_zone_hints)
-                           .where(networks.c.id == network_id).with_for_update()).first()
-        if net is None:
+        hosting = self._hosting(conn, network_id)
+        if len(hosting) >= self.per_network or not self._needs_dhcp(conn, network_id):
             return []
-        hosting = set(conn.execute(select(B.c.dhcp_agent_id).where(B.c.network_id == network_id)).scalars())
-        wanted = self.per_network - len(hosting)
-        if wanted <= 0:
+        hints = conn.execute(select(networks.c.availability_zone_hints).where(networks.c.id == network_id)).scalar()
+        azs = tuple(hints or ()) or self.default_azs
+        candidates = [r for r in self._candidates(conn, DHCP_AGENT, B, "dhcp_agent_id", now, azs)
+                      if r.id not in hosting]
+        if not candidates:
+            LOG.debug("Network %s needs a DHCP agent but none is eligible", network_id)
             return []
-        azs = tuple(net.availability_zone_hints or ()) or self.default_azs
-        chosen = [r for r in self._candidates(conn, DHCP_AGENT, B, "dhcp_agent_id", now, azs)
-                  if r.id not in hosting][:wanted]
+        # Lock, then look again: another server may have just scheduled it.
+        conn.execute(select(networks.c.id).where(networks.c.id == network_id).with_for_update())
+        hosting = self._hosting(conn, network_id)
+        chosen = [r for r in candidates if r.id not in hosting][:max(0, self.per_network - len(hosting))]
         for agent in chosen:
             conn.execute(insert(B).values(network_id=network_id, dhcp_agent_id=agent.id))
             LOG.info("Scheduled network %s to DHCP agent %s on host %s", network_id, agent.id, agent.host)
-        if not chosen:
-            LOG.info("Failed to schedule network %s: no eligible DHCP agent", network_id)
         return [a.id for a in chosen]
 
     def auto_schedule_networks(self, conn: Connection, agent_id: str, now: dt.datetime) -> list[str]:
@@ -190,7 +198,8 @@ class Scheduler:
         with_dhcp = select(subnets.c.network_id).where(subnets.c.enable_dhcp.is_(True))
         nets = conn.execute(select(networks.c.id, networks.c.availability_zone_hints)
                             .where(networks.c.id.in_(with_dhcp)).order_by(networks.c.id)).all()
-        counts = dict(conn.execute(select(B.c.network_id, func.count()).group_by(B.c.network_id)).all())
+        counts: dict[str, int] = {str(n): int(c) for n, c in conn.execute(
+            select(B.c.network_id, func.count()).group_by(B.c.network_id))}
         mine = set(conn.execute(select(B.c.network_id).where(B.c.dhcp_agent_id == agent_id)).scalars())
         added = []
         for net in nets:
@@ -274,14 +283,18 @@ class Scheduler:
         rows = self._candidates(conn, L3_AGENT, R, "l3_agent_id", now, azs)
         return [r for r in rows if (r.configurations or {}).get("agent_mode", "legacy") != "dvr"]
 
+    def _router_hints(self, conn: Connection, router_id: str) -> list[str]:
+        hints = conn.execute(select(router_az_hints.c.hints).where(router_az_hints.c.router_id == router_id)).scalar()
+        return list(hints or [])
+
     def schedule_router(self, conn: Connection, router_id: str, now: dt.datetime) -> str | None:
         """Put an unhosted router on the least loaded L3 agent (``router_auto_schedule``); that agent."""
         if not self.router_auto:
             return None
-        router = self.router(conn, router_id)
+        self.router(conn, router_id)
         if conn.execute(select(R.c.l3_agent_id).where(R.c.router_id == router_id)).first() is not None:
             return None
-        azs = tuple(getattr(router, "availability_zone_hints", None) or ()) or self.default_azs
+        azs = tuple(self._router_hints(conn, router_id)) or self.default_azs
         candidates = self._l3_candidates(conn, now, azs)
         if not candidates:
             LOG.info("Failed to schedule router %s: no eligible L3 agent", router_id)
@@ -300,7 +313,7 @@ class Scheduler:
                                 .order_by(routers.c.id)).all()
         added = []
         for router in unhosted:
-            azs = tuple(getattr(router, "availability_zone_hints", None) or ()) or self.default_azs
+            azs = tuple(self._router_hints(conn, router.id)) or self.default_azs
             if azs and agent.availability_zone not in azs:
                 continue
             conn.execute(insert(R).values(router_id=router.id, l3_agent_id=agent_id, binding_index=1))

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, delete, insert, or_, select, update
 from kaon import errors
 from kaon.api.context import Context
 from kaon.api.listing import ListQuery
-from kaon.core import ipam, quotas, stdattrs
+from kaon.core import ipam, prefix_alloc, quotas, stdattrs
 from kaon.core.networks import AUTO_DELETE_OWNERS, Networks
 from kaon.core.query import paginate, where_filters
 from kaon.db.core_tables import ip_allocations, network_rbacs, networks, ports, subnets
@@ -67,7 +67,7 @@ class Subnets:
         self.cfg = cfg
         # Called with (conn, network id) after a subnet is created, or updated
         # to enable DHCP, in the same transaction: DHCP scheduling
-        # (kaon.core.agents.PortHooks.subnet_written).
+        # (kaon.core.agents.WriteHooks.subnet_written).
         self.dhcp_hooks: list[Callable[[Connection, str], None]] = []
 
     def visible(self, ctx: Context) -> Any:
@@ -134,7 +134,7 @@ class Subnets:
         project = stdattrs.owner_project(ctx, values)
         quotas.check(conn, self.cfg, project, "subnet", 1)
         version = int(values["ip_version"])
-        cidr = self._cidr(values, version)
+        cidr = self._cidr(values, version, prefix_alloc.from_pool(ctx, conn, net, project, values, version))
         self._check_overlap(conn, net.id, cidr)
         gateway = self._gateway(values, cidr, version)
         if "allocation_pools" in values and values["allocation_pools"] is not None:
@@ -161,12 +161,10 @@ class Subnets:
                 hook(conn, net.id)
         return row["id"]
 
-    def _cidr(self, values: dict[str, Any], version: int) -> str:
-        if values.get("subnetpool_id") or values.get("use_default_subnetpool"):
-            raise _invalid("Subnet pools are not supported by this server; give a cidr")
-        if "prefixlen" in values:
-            raise HTTPBadRequest(msg="cidr and prefixlen must not be supplied together")
-        cidr = values.get("cidr")
+    def _cidr(self, values: dict[str, Any], version: int, pooled: str | None = None) -> str:
+        # A prefix taken from a subnet pool (kaon.core.prefix_alloc, which also
+        # refuses cidr with prefixlen) gets the same checks as a given cidr.
+        cidr = pooled or values.get("cidr")
         if not cidr:
             raise HTTPBadRequest(msg="A cidr must be specified in the absence of a subnet pool")
         net = netaddr.IPNetwork(cidr)

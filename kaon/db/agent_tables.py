@@ -8,6 +8,8 @@ admin deletes it (as in Neutron).
 agent serves which network and which L3 agent hosts which router; an agent's
 bindings go with it (``ON DELETE CASCADE``).
 
+``router_az_hints``: a router's ``availability_zone_hints``.
+
 ``port_binding_levels``: what bound a port (driver, segment, host); one
 level, since kaon has no hierarchical binding. The compiler reads the bound
 segment of a port on a multi-segment network from here.
@@ -67,6 +69,16 @@ router_l3_agent_bindings = Table(
     Column("l3_agent_id", String(36), ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True,
            index=True),
     Column("binding_index", Integer, nullable=False, default=1),
+)
+
+# A router's availability_zone_hints (extension router_availability_zone),
+# beside the routers table as Neutron keeps them in router_extra_attributes;
+# a router without a row has no hints.
+router_az_hints = Table(
+    "router_az_hints",
+    metadata,
+    Column("router_id", String(36), ForeignKey("routers.id", ondelete="CASCADE"), primary_key=True),
+    Column("hints", JSON, nullable=False, default=list),
 )
 
 port_binding_levels = Table(

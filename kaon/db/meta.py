@@ -28,6 +28,7 @@ TABLE_MODULES = (
     "kaon.db.l3_tables",
     "kaon.db.agent_tables",
     "kaon.db.sg_tables",
+    "kaon.db.pool_tables",
 )
 
 

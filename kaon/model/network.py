@@ -13,7 +13,7 @@ NETWORK = Resource(
         *standard_attrs(),
         Attr("admin_state_up", post=True, put=True, default=True, convert=v.boolean, filter_convert=v.boolean),
         Attr("status"),
-        Attr("subnets", filter=False, sort=False),
+        Attr("subnets", sort=False),
         Attr("shared", post=True, put=True, default=False, convert=v.boolean, admin_post=True,
              admin_put=True, filter_convert=v.boolean, sort=False),
         Attr("router:external", post=True, put=True, default=False, convert=v.boolean, admin_post=True,

@@ -78,5 +78,9 @@ ROUTER = Resource(
         Attr("status"),
         Attr("external_gateway_info", post=True, put=True, convert=gateway_info, filter=False, sort=False),
         Attr("routes", put=True, convert=routes, filter=False, sort=False),
+        # router_availability_zone (kaon.core.availability_zones).
+        Attr("availability_zone_hints", post=True, default=list, convert=v.list_of(v.string(255)),
+             filter=False, sort=False),
+        Attr("availability_zones", filter=False, sort=False),
     ),
 )

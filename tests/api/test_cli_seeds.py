@@ -219,6 +219,9 @@ def test_private_net_is_a_demo_owned_tenant_network(node: Node, private_net: dic
     assert pools(sub) == [("10.0.0.10", "10.0.0.200")]
     assert sub["dns_nameservers"] == ["8.8.8.8"]
     assert sub["enable_dhcp"] is True
+    # Seed 001: ``--nic net-id=$(openstack network list --name private-net -f value -c ID)``.
+    res = node.cli.ok("network", "list", "--name", "private-net", "-f", "value", "-c", "ID", cloud=DEMO)
+    assert res.stdout.split() == [net["id"]]
 
 
 def test_segmentation_id_is_shown_to_admin_and_hidden_from_demo(
@@ -283,10 +286,15 @@ def test_shared_vlan_provider_networks_on_non_contiguous_ranges(
     assert pub_nets["pub101"]["subnet"]["host_routes"] == []
 
 
-def test_host_route_survives_a_fresh_show(node: Node, pub_nets: dict[str, dict[str, Any]]) -> None:
+def test_host_routes_shown_to_the_tenant_and_added_later(node: Node, pub_nets: dict[str, dict[str, Any]]) -> None:
     shown = node.demo("subnet", "show", pub_nets["pub100"]["subnet"]["id"])
     assert shown["host_routes"] == [{"destination": "169.254.0.0/16", "nexthop": "10.10.100.3"}]
     assert shown["network_id"] == pub_nets["pub100"]["net"]["id"]
+    # Seed 002's other way: ``quantum subnet-update --host-routes ...`` on an existing subnet.
+    node.cli.ok("subnet", "set", "--host-route", "destination=169.254.0.0/16,gateway=10.10.101.2",
+                "pub101-subnet", cloud=ADMIN)  # fmt: skip
+    shown = node.demo("subnet", "show", "pub101-subnet")
+    assert shown["host_routes"] == [{"destination": "169.254.0.0/16", "nexthop": "10.10.101.2"}]
 
 
 def test_demo_sees_shared_and_external_networks_but_not_admin_only_ones(

@@ -306,3 +306,30 @@ def test_an_l3_agent_picks_up_unhosted_routers_and_router_delete_unbinds(api: Ap
     assert dvr.scheduled_routers == []
     admin.remove("routers", router)
     assert routers_of(admin, result.agent_id) == []
+
+
+def test_a_new_router_goes_to_the_least_loaded_l3_agent(api: Api, project: str) -> None:
+    a = report(api, "l3", "net1", zone="az1").agent_id
+    b = report(api, "l3", "net2", zone="az2").agent_id
+    report(api, "l3", "net3", zone="az1", now=ago(200))  # dead: never chosen
+    admin = api.admin()
+    first = admin.create("routers", name="r1")
+    second = admin.create("routers", name="r2")
+    assert sorted([*routers_of(admin, a), *routers_of(admin, b)]) == sorted([first["id"], second["id"]])
+    assert len(routers_of(admin, a)) == len(routers_of(admin, b)) == 1
+    shown = api.member(project).create("routers", name="mine", availability_zone_hints=["az2"])
+    assert shown["availability_zone_hints"] == ["az2"] and shown["availability_zones"] == ["az2"]
+    assert shown["id"] in routers_of(admin, b)
+    neutron_error(admin.post("/v2.0/routers", json={"router": {"availability_zone_hints": ["nowhere"]}}),
+                  404, "AvailabilityZoneNotFound")
+    neutron_error(admin.put(f"/v2.0/routers/{shown['id']}", json={"router": {"availability_zone_hints": []}}),
+                  400)
+
+
+def test_router_auto_schedule_off(make_api: Any) -> None:
+    api = make_api(DEFAULT={"router_auto_schedule": False}, **AGENT_CONF)
+    agent = report(api, "l3", "net1").agent_id
+    admin = api.admin()
+    router = admin.create("routers", name="r")
+    assert router["availability_zones"] == [] and routers_of(admin, agent) == []
+    assert report(api, "l3", "net1", start=True).scheduled_routers == []

@@ -1,0 +1,101 @@
+"""Many clients at once against a real server (a ``kaon server`` process), on
+SQLite and PostgreSQL: addresses, MACs and segmentation IDs are never handed
+out twice, and exactly the requests that fit succeed."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, func, select
+
+from kaon.db.core_tables import ip_allocations, ports
+
+MEMBER = {"X-Project-Id": "conc", "X-Roles": "member,reader"}
+ADMIN = {"X-Project-Id": "admin", "X-Roles": "admin,member,reader"}
+
+
+def at_once(n: int, url: str, method: str, path: str, body: Any, headers: dict[str, str]) -> list[httpx.Response]:
+    """``n`` requests released together by a barrier, each on its own connection."""
+    barrier = threading.Barrier(n)
+
+    def one(_: int) -> httpx.Response:
+        with httpx.Client(base_url=url, headers=headers, timeout=120.0) as client:
+            barrier.wait()
+            return client.request(method, path, json=body)
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def ok(r: httpx.Response, status: int = 201) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    return r.json()
+
+
+def test_forty_ports_for_thirty_addresses(live_server, db_url: str) -> None:
+    srv = live_server(db_url=db_url)
+    with srv.client(headers=MEMBER) as c:
+        net = ok(c.post("/v2.0/networks", json={"network": {"name": "conc"}}))["network"]
+        ok(c.post("/v2.0/subnets", json={"subnet": {
+            "network_id": net["id"], "cidr": "10.0.0.0/24", "ip_version": 4,
+            "allocation_pools": [{"start": "10.0.0.10", "end": "10.0.0.39"}]}}))
+    results = at_once(40, srv.url, "POST", "/v2.0/ports", {"port": {"network_id": net["id"]}}, MEMBER)
+    codes = Counter(r.status_code for r in results)
+    assert codes == {201: 30, 409: 10}, [r.text for r in results if r.status_code not in (201, 409)]
+    for r in results:
+        if r.status_code == 409:
+            err = r.json()["NeutronError"]
+            assert err["type"] == "IpAddressGenerationFailure"
+            assert err["message"] == f"No more IP addresses available on network {net['id']}."
+    created = [r.json()["port"] for r in results if r.status_code == 201]
+    addresses = [p["fixed_ips"][0]["ip_address"] for p in created]
+    assert sorted(addresses, key=lambda a: int(a.rsplit(".", 1)[1])) == [f"10.0.0.{i}" for i in range(10, 40)]
+    assert len({p["mac_address"] for p in created}) == 30
+    # What the database holds agrees: 30 ports, 30 allocations, no address or MAC twice.
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(ports)
+                                .where(ports.c.network_id == net["id"])).scalar_one() == 30
+            rows = conn.execute(select(ip_allocations.c.ip_address)
+                                .where(ip_allocations.c.network_id == net["id"])).scalars().all()
+            assert len(rows) == len(set(rows)) == 30
+            macs = conn.execute(select(ports.c.mac_address).where(ports.c.network_id == net["id"])).scalars().all()
+            assert len(macs) == len(set(macs)) == 30
+    finally:
+        engine.dispose()
+    with srv.client(headers=MEMBER) as c:
+        listed = ok(c.get("/v2.0/ports", params={"network_id": net["id"]}), 200)["ports"]
+        assert sorted(p["id"] for p in listed) == sorted(p["id"] for p in created)
+
+
+def test_concurrent_networks_get_distinct_vnis(live_server, db_url: str) -> None:
+    srv = live_server(db_url=db_url, extra_conf={"ml2_type_vxlan": {"vni_ranges": "100:119"},
+                                                 "ml2": {"tenant_network_types": "vxlan"}})
+    results = at_once(30, srv.url, "POST", "/v2.0/networks", {"network": {"name": "v"}}, MEMBER)
+    codes = Counter(r.status_code for r in results)
+    assert codes == {201: 20, 503: 10}, [r.text for r in results if r.status_code not in (201, 503)]
+    assert {r.json()["NeutronError"]["type"] for r in results if r.status_code == 503} == {"NoNetworkAvailable"}
+    with srv.client(headers=ADMIN) as c:
+        nets = ok(c.get("/v2.0/networks", params={"project_id": "conc"}), 200)["networks"]
+    assert len(nets) == 20
+    vnis = sorted(n["provider:segmentation_id"] for n in nets)
+    assert vnis == list(range(100, 120))
+    assert {n["provider:network_type"] for n in nets} == {"vxlan"}
+
+
+def test_concurrent_fixed_address_requests(live_server, db_url: str) -> None:
+    """Twenty clients ask for the same address: one gets it."""
+    srv = live_server(db_url=db_url)
+    with srv.client(headers=MEMBER) as c:
+        net = ok(c.post("/v2.0/networks", json={"network": {}}))["network"]
+        ok(c.post("/v2.0/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.1.0.0/24",
+                                                    "ip_version": 4}}))
+    body = {"port": {"network_id": net["id"], "fixed_ips": [{"ip_address": "10.1.0.77"}]}}
+    results = at_once(20, srv.url, "POST", "/v2.0/ports", body, MEMBER)
+    assert Counter(r.status_code for r in results) == {201: 1, 409: 19}
+    assert {r.json()["NeutronError"]["type"] for r in results if r.status_code == 409} == {"IpAddressInUse"}
