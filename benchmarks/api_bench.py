@@ -13,11 +13,12 @@ median / p95 per operation next to the targets.  Everything it starts is
 stopped by pid on exit, error, Ctrl-C or SIGTERM.  It talks to 127.0.0.1
 only (the client ignores proxy settings from the environment).
 
-``--profile DIR`` attaches ``py-spy record`` to the server while selected
-operations run (not installed by the project: ``.venv/bin/pip install
-py-spy``) and writes DIR/<db>-<op>.txt (collapsed stacks) and
-DIR/<db>-<op>.top.txt (top functions, self and inclusive).  Profiling slows
-the server down: take figures from a run without it.
+``--profile DIR`` runs the server under yappi (CPU clock, all threads; not a
+project dependency: ``.venv/bin/pip install yappi``) and writes, for port
+create, port show, list 5,000 ports and bulk create, DIR/<db>-<op>.top.txt
+(per-thread CPU, top functions by self and inclusive time) and
+DIR/<db>-<op>.pstat (``python -m pstats``, snakeviz, gprof2dot).  Profiling
+slows the server down: take figures from a run without it.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +64,7 @@ TARGETS: dict[str, float] = {
     "SG create + 10 rules": 20.0,
 }
 
-# py-spy profiles are taken for these ops (by name) with --profile.
+# Profiled with --profile (by name).
 PROFILE_OPS = ("port create", "port show", "list 5000 ports: all", "bulk create 100 ports")
 
 
@@ -118,16 +118,17 @@ def rss_of(pid: int) -> dict[str, int]:
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def cpu_ms(pid: int | None) -> float | None:
-    """User + system CPU time of ``pid`` (all its threads, live or exited) in ms."""
+def thread_cpu_ns(pid: int | None) -> dict[int, int]:
+    """On-CPU time (ns, /proc/PID/task/TID/schedstat) of each live thread of ``pid``."""
+    out: dict[int, int] = {}
     if not pid:
-        return None
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) * 1000.0 / _TICK
-    except (OSError, IndexError, ValueError):
-        return None
+        return out
+    with contextlib.suppress(OSError):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    out[int(tid)] = int(f.read().split()[0])
+    return out
 
 
 def children_cpu_ms(parent: int | None) -> float | None:
@@ -190,8 +191,9 @@ def machine_info() -> dict[str, Any]:
 class Server:
     """``python -m kaon server`` in its own session, stopped by pid."""
 
-    def __init__(self, workdir: Path, db_url: str | None) -> None:
+    def __init__(self, workdir: Path, db_url: str | None, profile_dir: Path | None = None) -> None:
         self.workdir = workdir
+        self.profile_dir = profile_dir  # run under yappi, profiles written here
         self.state = workdir / "state"
         self.state.mkdir()
         self.port = free_port()
@@ -231,9 +233,13 @@ class Server:
         self.write_conf()
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+        cmd = [sys.executable, "-m", "kaon", "server", "--config-file", str(self.conf)]
+        if self.profile_dir is not None:
+            cmd = [sys.executable, str(Path(__file__).resolve()), PROFILED_SERVER, str(self.profile_dir),
+                   str(self.conf)]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "kaon", "server", "--config-file", str(self.conf)],
+                cmd,
                 cwd=self.workdir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
@@ -252,6 +258,23 @@ class Server:
                     last = f"{type(e).__name__}: {e}"
                 time.sleep(0.1)
         raise BenchError(f"server not ready after {timeout:.0f}s ({last}):\n{self.log_tail()}")
+
+    def profile_mark(self, sig: int, name: str, ack: str, timeout: float = 120.0) -> None:
+        """Tell the profiled server to clear (SIGUSR1) or write (SIGUSR2) its profile; wait for it."""
+        assert self.profile_dir is not None and self.proc is not None
+        ack_file = self.profile_dir / "ack"
+        ack_file.unlink(missing_ok=True)
+        (self.profile_dir / "name").write_text(name)
+        os.kill(self.proc.pid, sig)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                if ack_file.read_text() == ack:
+                    return
+            if self.proc.poll() is not None:
+                raise BenchError(f"profiled server exited:\n{self.log_tail()}")
+            time.sleep(0.02)
+        raise BenchError(f"profiled server did not answer {signal.Signals(sig).name}")
 
     def log_tail(self, n: int = 40) -> str:
         with contextlib.suppress(OSError):
@@ -275,93 +298,73 @@ class Server:
             os.killpg(proc.pid, signal.SIGKILL)  # anything left in its group
 
 
-class Profiler:
-    """``py-spy record`` attached to the server for one operation."""
-
-    def __init__(self, outdir: Path, pid: int, name: str, rate: int) -> None:
-        self.path = outdir / f"{name}.txt"
-        self.top_path = outdir / f"{name}.top.txt"
-        exe = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
-        if exe is None:
-            raise BenchError("--profile needs py-spy: .venv/bin/pip install py-spy")
-        # Without --idle py-spy keeps the samples of threads it sees running: the
-        # server's CPU time (a wait on PostgreSQL's socket is idle).  Threads parked
-        # on a condition it sometimes counts as active; top_functions() drops those.
-        self.proc = subprocess.Popen(
-            [exe, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw",
-             "--threads", "-o", str(self.path)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-        time.sleep(1.0)  # let it attach
-        if self.proc.poll() is not None:
-            raise BenchError(f"py-spy failed: {self.proc.stderr.read().decode(errors='replace')}")  # type: ignore[union-attr]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.proc.pid, signal.SIGINT)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        if self.path.exists():
-            self.top_path.write_text(top_functions(self.path))
+# --------------------------------------------------------------------------- profiling
+# With --profile the server runs as ``api_bench.py _profiled-server CTL CONF``:
+# kaon's own ``main()`` in a process where yappi (CPU clock, every thread,
+# C builtins included) is on.  The benchmark marks each profiled operation
+# with SIGUSR1 (clear) and SIGUSR2 (write CTL/<name>.top.txt and .pstat).
+# py-spy is not used: against uvicorn on uvloop plus the anyio thread pool it
+# credits the event loop's idle epoll_wait to stale Python frames and
+# under-samples the worker thread (checked against /proc/PID/task/*/schedstat).
+PROFILED_SERVER = "_profiled-server"
 
 
-# Leaf frames of threads that are waiting for work, not serving a request.
-_BUSY = ("(kaon/", "/kaon/", "starlette/", "sqlalchemy/", "uvicorn/protocols/")
-_IDLE_LEAVES = ("select (selectors.py", "wait (threading.py", "_worker (", "run (asyncio/runners.py",
-                "run_forever", "get (queue.py", "_bootstrap_inner")
+def profiled_server(ctl: Path, conf: str) -> int:
+    import yappi  # not a project dependency: .venv/bin/pip install yappi
+
+    def begin(_signum: int, _frame: Any) -> None:
+        yappi.clear_stats()
+        (ctl / "ack").write_text("begin")
+
+    def end(_signum: int, _frame: Any) -> None:
+        name = (ctl / "name").read_text().strip()
+        stats = yappi.get_func_stats()
+        threads = yappi.get_thread_stats()
+        (ctl / f"{name}.top.txt").write_text(yappi_report(stats, threads))
+        stats.save(str(ctl / f"{name}.pstat"), type="pstat")
+        (ctl / "ack").write_text("end")
+
+    signal.signal(signal.SIGUSR1, begin)
+    signal.signal(signal.SIGUSR2, end)
+    yappi.set_clock_type("cpu")
+    yappi.start(builtins=True, profile_threads=True)
+    from kaon.cli.main import main as kaon_main
+
+    return kaon_main(["server", "--config-file", conf])
 
 
-def top_functions(raw: Path, n: int = 30) -> str:
-    """Self and inclusive sample counts per function from py-spy's collapsed stacks."""
-    selfc: Counter[str] = Counter()
-    incl: Counter[str] = Counter()
-    total = 0
-    for line in raw.read_text(errors="replace").splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        frames = [f for f in stack.split(";") if f and not f.startswith(("thread (", "process "))]
-        if not frames:
-            continue
-        leaf = frames[-1]
-        busy = any(m in f for f in frames for m in _BUSY)
-        if not busy and any(s in leaf for s in _IDLE_LEAVES):
-            continue
-        c = int(count)
-        total += c
-        names = [_func(f) for f in frames]
-        selfc[names[-1]] += c
-        for name in set(names):
-            incl[name] += c
-    if not total:
-        return "no samples\n"
-    out = [f"{total} samples of running server threads (CPU; waits on PostgreSQL not included)", "",
-           "-- self --"]
-    out += [f"{100 * c / total:6.1f}%  {name}" for name, c in selfc.most_common(n)]
-    out += ["", "-- inclusive --"]
-    out += [f"{100 * c / total:6.1f}%  {name}" for name, c in incl.most_common(n * 2)]
-    return "\n".join(out) + "\n"
-
-
-def _func(frame: str) -> str:
-    """'name (path/file.py:123)' -> 'name (file-relative path)' without the line."""
-    name, _, where = frame.partition(" (")
-    where = where.rstrip(")")
-    path = where.rsplit(":", 1)[0]
+def _where(module: str, lineno: int) -> str:
+    path = module
     for marker in ("/site-packages/", "/lib/python3."):
         if marker in path:
             path = path.split(marker, 1)[1]
             if marker == "/lib/python3.":
-                path = "stdlib/" + path.split("/", 1)[-1]
+                path = path.split("/", 1)[-1]
             break
-    if "/kaon/" in path:
-        path = "kaon/" + path.rsplit("/kaon/", 1)[1]
-    return f"{name} ({path})"
+    if str(REPO_ROOT) in path:
+        path = os.path.relpath(path, REPO_ROOT)
+    return f"{path}:{lineno}" if lineno else path
+
+
+def yappi_report(stats: Any, threads: Any, n: int = 35) -> str:
+    """Per-thread CPU, then the top functions by self and by inclusive CPU time."""
+    total = sum(t.ttot for t in threads) or 1e-9
+    out = [f"CPU time profile (yappi, cpu clock): {total * 1000:.0f} ms over all threads", ""]
+    for t in sorted(threads, key=lambda t: -t.ttot):
+        if t.ttot > 0.0005:
+            out.append(f"  {100 * t.ttot / total:5.1f}%  thread {t.name}")
+    items = list(stats)
+
+    def label(f: Any) -> str:
+        return f"{f.name}  ({_where(f.module, f.lineno)})"
+
+    out += ["", f"-- self (top {n}) --  % of all CPU, calls"]
+    for f in sorted(items, key=lambda f: -f.tsub)[:n]:
+        out.append(f"{100 * f.tsub / total:6.1f}%  {f.ncall:>8}  {label(f)}")
+    out += ["", f"-- inclusive (top {2 * n}) --"]
+    for f in sorted(items, key=lambda f: -f.ttot)[: 2 * n]:
+        out.append(f"{100 * f.ttot / total:6.1f}%  {f.ncall:>8}  {label(f)}")
+    return "\n".join(out) + "\n"
 
 
 # --------------------------------------------------------------------------- API
@@ -374,13 +377,18 @@ class Result:
     note: str = ""
     # CPU time (ms) spent during the timed requests: kaon server process, PostgreSQL.
     cpu_srv: float = 0.0
+    cpu_loop: float = 0.0  # the server's main thread: event loop, HTTP, ASGI stack, JSON
     cpu_db: float = 0.0
     cpu_samples: int = 0
 
-    def cpu_per_sample(self) -> tuple[float | None, float | None]:
+    def cpu_per_sample(self) -> dict[str, float]:
         if not self.cpu_samples:
-            return None, None
-        return self.cpu_srv / self.cpu_samples, (self.cpu_db / self.cpu_samples if self.cpu_db else None)
+            return {}
+        out = {"server_cpu_ms": self.cpu_srv / self.cpu_samples,
+               "server_loop_cpu_ms": self.cpu_loop / self.cpu_samples}
+        if self.cpu_db:
+            out["db_cpu_ms"] = self.cpu_db / self.cpu_samples
+        return {k: round(v, 3) for k, v in out.items()}
 
 
 class Api:
@@ -432,14 +440,11 @@ class Plan:
 
 
 class Bench:
-    def __init__(self, api: Api, plan: Plan, server: Server, profile_dir: Path | None, db: str,
-                 profile_rate: int) -> None:
+    def __init__(self, api: Api, plan: Plan, server: Server, db: str) -> None:
         self.api = api
         self.plan = plan
         self.server = server
-        self.profile_dir = profile_dir
         self.db = db
-        self.profile_rate = profile_rate
         self.results: list[Result] = []
         self.notes: list[str] = []
         self._cidr = 0
@@ -459,30 +464,31 @@ class Bench:
 
     @contextlib.contextmanager
     def window(self, res: Result) -> Iterator[None]:
-        """Around a timed loop: the server's CPU time per sample, and a py-spy
-        profile of the loop when --profile asks for this operation."""
-        prof = None
-        if self.profile_dir is not None and res.name in PROFILE_OPS and self.server.pid:
-            slug = res.name.replace(" ", "_").replace(":", "").replace("+", "_")
-            prof = Profiler(self.profile_dir, self.server.pid, f"{self.db}-{slug}", self.profile_rate)
-        try:
-            n0 = len(res.samples)
-            with self.cpu_into(res):
-                yield
-            res.cpu_samples += len(res.samples) - n0
-        finally:
-            if prof is not None:
-                prof.stop()
-                self.profiles.append(str(prof.top_path))
+        """Around a timed loop: the server's CPU time per sample, and (--profile)
+        a profile of the server during the loop for the operations of PROFILE_OPS."""
+        name = None
+        if self.server.profile_dir is not None and res.name in PROFILE_OPS:
+            name = f"{self.db}-" + "".join(ch if ch.isalnum() else "_" for ch in res.name).strip("_")
+            self.server.profile_mark(signal.SIGUSR1, name, "begin")
+        n0 = len(res.samples)
+        with self.cpu_into(res):
+            yield
+        res.cpu_samples += len(res.samples) - n0
+        if name is not None:
+            self.server.profile_mark(signal.SIGUSR2, name, "end")
+            self.profiles.append(str(self.server.profile_dir / f"{name}.top.txt"))
 
     @contextlib.contextmanager
     def cpu_into(self, res: Result) -> Iterator[None]:
         """Add the CPU time the server (and PostgreSQL) spent inside the block to ``res``."""
-        s0, d0 = cpu_ms(self.server.pid), children_cpu_ms(self.db_pid)
+        pid = self.server.pid
+        s0, d0 = thread_cpu_ns(pid), children_cpu_ms(self.db_pid)
         yield
-        s1, d1 = cpu_ms(self.server.pid), children_cpu_ms(self.db_pid)
-        if s0 is not None and s1 is not None:
-            res.cpu_srv += s1 - s0
+        s1, d1 = thread_cpu_ns(pid), children_cpu_ms(self.db_pid)
+        # Threads that ended meanwhile (idle pool workers) are left out; new ones count from 0.
+        res.cpu_srv += sum(ns - s0.get(tid, 0) for tid, ns in s1.items()) / 1e6
+        if pid in s1:
+            res.cpu_loop += (s1[pid] - s0.get(pid, 0)) / 1e6
         if d0 is not None and d1 is not None:
             res.cpu_db += d1 - d0
 
@@ -773,21 +779,24 @@ def start_postgres(stack: contextlib.ExitStack) -> tuple[str, int | None]:
     return cluster.url, cluster.pid
 
 
-def run_db(db: str, plan: Plan, profile_dir: Path | None, profile_rate: int) -> dict[str, Any]:
+def run_db(db: str, plan: Plan, profile_dir: Path | None) -> dict[str, Any]:
     print(f"\n=== {db} ===", flush=True)
     with contextlib.ExitStack() as stack:
         workdir = Path(tempfile.mkdtemp(prefix=f"kaon-bench-{db}-"))
         stack.callback(shutil.rmtree, workdir, True)
         db_url, db_pid = start_postgres(stack) if db == "postgresql" else (None, None)
-        server = Server(workdir, db_url)
-        stack.callback(server.stop)
+        server = Server(workdir, db_url, profile_dir)
+        if profile_dir is not None:
+            for ctl in ("ack", "name"):
+                stack.callback((profile_dir / ctl).unlink, missing_ok=True)
+        stack.callback(server.stop)  # registered before start: a failed start is cleaned up too
         t0 = time.monotonic()
         server.start()
         print(f"  server pid {server.pid} on {server.url}, ready in {time.monotonic() - t0:.1f}s; "
               f"RSS {rss_of(server.pid or 0).get('VmRSS', 0) / 1024:.0f} MiB", flush=True)
         api = Api(server.url)
         stack.callback(api.close)
-        bench = Bench(api, plan, server, profile_dir, db, profile_rate)
+        bench = Bench(api, plan, server, db)
         bench.db_pid = db_pid
         load_start = loadavg()
         try:
@@ -819,11 +828,7 @@ def run_db(db: str, plan: Plan, profile_dir: Path | None, profile_rate: int) -> 
                 entry["skipped"] = res.note or "no samples"
             else:
                 entry.update(summarize(res.samples))
-                srv_cpu, db_cpu = res.cpu_per_sample()
-                if srv_cpu is not None:
-                    entry["server_cpu_ms"] = round(srv_cpu, 3)
-                if db_cpu is not None:
-                    entry["db_cpu_ms"] = round(db_cpu, 3)
+                entry.update(res.cpu_per_sample())
                 if res.parts:
                     entry["parts"] = {k: summarize(v) for k, v in res.parts.items()}
                 tgt = TARGETS.get(res.name)
@@ -836,22 +841,22 @@ def run_db(db: str, plan: Plan, profile_dir: Path | None, profile_rate: int) -> 
 def print_table(run: dict[str, Any]) -> None:
     db = run["database"]
     print(f"\n--- {db}: sequential requests over one keep-alive connection, ms ---")
-    hdr = (f"{'operation':32} {'n':>4} {'median':>8} {'p95':>8} {'srv CPU':>8} {'db CPU':>8} "
-           f"{'target':>8}  verdict")
+    hdr = (f"{'operation':32} {'n':>4} {'median':>8} {'p95':>8} {'srv CPU':>8} {'(loop)':>7} {'db CPU':>7} "
+           f"{'target':>7}  verdict")
     print(hdr)
     print("-" * len(hdr))
     for name, e in run["ops"].items():
         tgt = e.get("target_median_ms")
         tgt_s = f"<={tgt:g}" if tgt is not None else ""
         if "error" in e:
-            print(f"{name:32} {'':>4} {'':>8} {'':>8} {'':>8} {'':>8} {tgt_s:>8}  ERROR: {e['error'].splitlines()[0][:70]}")
+            print(f"{name:32} {'':>4} {'':>8} {'':>8} {'':>8} {'':>7} {'':>7} {tgt_s:>7}  ERROR: {e['error'].splitlines()[0][:70]}")
             continue
         if "skipped" in e:
-            print(f"{name:32} {'':>4} {'-':>8} {'-':>8} {'':>8} {'':>8} {tgt_s:>8}  skipped ({e['skipped']})")
+            print(f"{name:32} {'':>4} {'-':>8} {'-':>8} {'':>8} {'':>7} {'':>7} {tgt_s:>7}  skipped ({e['skipped']})")
             continue
-        cpu_s = " ".join(f"{e[k]:8.2f}" if e.get(k) is not None else f"{'':>8}"
-                         for k in ("server_cpu_ms", "db_cpu_ms"))
-        print(f"{name:32} {e['n']:>4} {e['median_ms']:>8.2f} {e['p95_ms']:>8.2f} {cpu_s} {tgt_s:>8}  "
+        cpu_s = " ".join(f"{e[k]:{w}.2f}" if e.get(k) is not None else f"{'':>{w}}"
+                         for k, w in (("server_cpu_ms", 8), ("server_loop_cpu_ms", 7), ("db_cpu_ms", 7)))
+        print(f"{name:32} {e['n']:>4} {e['median_ms']:>8.2f} {e['p95_ms']:>8.2f} {cpu_s} {tgt_s:>7}  "
               f"{e.get('verdict', '')}")
         for part, sm in (e.get("parts") or {}).items():
             print(f"  {'- ' + part:30} {sm['n']:>4} {sm['median_ms']:>8.2f} {sm['p95_ms']:>8.2f}")
@@ -877,8 +882,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, help="samples per single operation (default 200, quick 30)")
     ap.add_argument("--json", type=Path, metavar="FILE", help="write the figures to FILE")
     ap.add_argument("--profile", type=Path, metavar="DIR",
-                    help=f"py-spy profiles of: {', '.join(PROFILE_OPS)} (slows the server down)")
-    ap.add_argument("--profile-rate", type=int, default=500, help="py-spy samples per second (default 500)")
+                    help=f"run the server under yappi and write CPU profiles of: {', '.join(PROFILE_OPS)} "
+                         "(needs .venv/bin/pip install yappi; slows the server down: not for figures)")
     ap.add_argument("--nice", type=int, metavar="N",
                     help="run the benchmark, and the server and PostgreSQL it starts (they inherit it), at "
                          "scheduling priority N (negative needs root): steadier figures on a busy machine")
@@ -896,7 +901,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.samples:
         plan.samples = args.samples
     if args.profile:
+        args.profile = args.profile.resolve()
         args.profile.mkdir(parents=True, exist_ok=True)
+        try:
+            import yappi  # noqa: F401
+        except ImportError:
+            ap.error("--profile needs yappi: .venv/bin/pip install yappi")
 
     # Ctrl-C raises KeyboardInterrupt; make SIGTERM/SIGHUP unwind the same way so
     # every ExitStack callback (server, PostgreSQL, temp dirs) runs.
@@ -919,7 +929,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for db in dbs:
             try:
-                runs.append(run_db(db, plan, args.profile, args.profile_rate))
+                runs.append(run_db(db, plan, args.profile))
             except BenchError as e:
                 print(f"\n{db}: {e}", file=sys.stderr, flush=True)
                 runs.append({"database": db, "ops": {}, "notes": [f"failed: {e}"]})
@@ -930,8 +940,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print("\n" + "=" * 78)
     print("Targets are medians for SQLite on the reference machine; PASS/MISS is shown for every database.\n"
-          "srv CPU / db CPU = CPU time (user+sys) of the kaon server process / of PostgreSQL's processes\n"
-          "per sample, over the timed requests: unlike wall-clock figures, barely affected by other load.")
+          "srv CPU: the kaon server's CPU time per sample (all threads), (loop) the part of it on the event\n"
+          "loop thread (HTTP, ASGI stack, auth, JSON), the rest is the worker thread (service code, SQLAlchemy,\n"
+          "SQLite); db CPU: PostgreSQL's processes. CPU figures move much less with other load than wall time.")
     for run in runs:
         print_table(run)
     misses = [(r["database"], n) for r in runs for n, e in r["ops"].items() if e.get("verdict") == "MISS"]
@@ -954,4 +965,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == PROFILED_SERVER:
+        sys.exit(profiled_server(Path(sys.argv[2]), sys.argv[3]))
     sys.exit(main())

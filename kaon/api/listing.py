@@ -88,15 +88,10 @@ def _limit(value: str) -> int:
 
 
 def _changed_since(value: str) -> dt.datetime:
-    """An ISO 8601 instant; stored timestamps are naive UTC."""
     try:
-        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise errors.InvalidInput(error_message=f"Invalid input for changed_since. Reason: '{value}' "
-                                                "is not a valid ISO 8601 timestamp") from None
-    if when.tzinfo is not None:
-        when = when.astimezone(dt.UTC).replace(tzinfo=None)
-    return when
+        return v.timestamp(value)
+    except v.InvalidValue as exc:
+        raise errors.InvalidInput(error_message=f"Invalid input for changed_since. Reason: {exc}") from None
 
 
 def _filter_value(resource: Resource, key: str, value: str) -> Any:

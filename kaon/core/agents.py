@@ -8,12 +8,13 @@ creates the agent on its first report (unique on ``(agent_type, host)``) and
 refreshes it afterwards. An agent is *alive* while its last report is at
 most ``agent_down_time`` seconds old.
 
-When an agent is new, revives, restarts (``start_flag``), changes its
-configurations, or an admin enables it again:
+When an agent is new, revives, restarts (``start_flag``) or an admin
+enables it again:
 
 * an L2 agent's host gets its unbound and ``binding_failed`` ports retried
   (a port that failed because the agent was down or lacked a mapping binds
-  as soon as the agent can carry it);
+  as soon as the agent can carry it) — also when it reports different
+  configurations;
 * a DHCP agent picks up networks short of agents, an L3 agent unhosted
   routers (``network_auto_schedule`` / ``router_auto_schedule``).
 
@@ -168,7 +169,7 @@ class Agents:
             conn.execute(update(agents).where(agents.c.id == agent_id).values(out))
         if changes.get("admin_state_up") and not row.admin_state_up:
             LOG.info("%s on host %s enabled", row.agent_type, row.host)
-            self._arrived(conn, self.scheduler.agent(conn, agent_id), utcnow(), ReportResult(agent_id, ALIVE))
+            self._arrived(conn, self.scheduler.agent(conn, agent_id), utcnow(), ReportResult(agent_id, ALIVE), True)
 
     def delete(self, ctx: Context, conn: Connection, agent_id: str, check: Any = None) -> None:
         if not ctx.is_admin:
@@ -201,10 +202,11 @@ class Agents:
                 values["started_at"] = now
             conn.execute(update(agents).where(agents.c.id == row.id).values(values))
         result = ReportResult(row.id, status)
-        if status != ALIVE or state.get("start_flag") or row.configurations != configs:
+        started = status != ALIVE or bool(state.get("start_flag"))
+        if started or row.configurations != configs:
             if status != ALIVE:
                 LOG.info("%s on host %s is %s", state["agent_type"], state["host"], status)
-            self._arrived(conn, self.scheduler.agent(conn, row.id), now, result)
+            self._arrived(conn, self.scheduler.agent(conn, row.id), now, result, started)
         result.rescheduled = self.scheduler.reschedule_dead_dhcp(conn, now)
         return result
 
@@ -227,12 +229,18 @@ class Agents:
                 created = False  # another server registered it a moment ago: refresh that row instead
         return self._find(conn, state["agent_type"], state["host"]), created
 
-    def _arrived(self, conn: Connection, row: Any, now: dt.datetime, result: ReportResult) -> None:
+    def _arrived(self, conn: Connection, row: Any, now: dt.datetime, result: ReportResult, started: bool) -> None:
+        """An agent (re)started, or reported other configurations (``started`` false).
+
+        A configuration change retries bindings (a mapping may have been
+        added; one query when nothing waits), but does not reschedule: DHCP
+        and L3 agents report counters there that change all the time.
+        """
         if row.agent_type in self.binder.agent_types:
             result.rebound_ports = self.binder.rebind_host(conn, row.host, now)
-        elif row.agent_type == DHCP_AGENT:
+        elif started and row.agent_type == DHCP_AGENT:
             result.scheduled_networks = self.scheduler.auto_schedule_networks(conn, row.id, now)
-        elif row.agent_type == L3_AGENT:
+        elif started and row.agent_type == L3_AGENT:
             result.scheduled_routers = self.scheduler.auto_schedule_routers(conn, row.id, now)
 
 

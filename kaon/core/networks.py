@@ -254,8 +254,16 @@ class Networks:
             ports.c.network_id == row.id, ports.c.project_id != row.project_id,
             ports.c.project_id != "", ~ports.c.device_owner.in_(AUTO_DELETE_OWNERS)).limit(1)).first() is not None
 
+    def lock(self, conn: Connection, net_id: str) -> None:
+        """Serialise with other writers of the network (PostgreSQL; SQLite's
+        write transactions are serial already). A port or subnet insert
+        takes a key-share lock on the network row through its foreign key,
+        so a delete holding this waits for them, or they for it."""
+        conn.execute(select(networks.c.id).where(networks.c.id == net_id).with_for_update())
+
     def delete(self, ctx: Context, conn: Connection, net_id: str, check: Any = None) -> None:
         row = self.writable_row(ctx, conn, net_id, "delete")
+        self.lock(conn, net_id)
         if check is not None:
             check(row.revision_number)
         for hook in self.delete_hooks:

@@ -3,6 +3,7 @@ filters, keyset pagination over the requested sort keys plus ``id``."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -27,6 +28,11 @@ def where_filters(query: ListQuery, columns: Mapping[str, Column], special: Mapp
         elif key == CHANGED_SINCE:
             stamp = columns.get("updated_at")
             clauses.append(stamp >= values[0] if stamp is not None else ~true())
+        elif key in columns and any(isinstance(val, dt.datetime) for val in values):
+            # Timestamps are shown to the second but stored finer: a value
+            # matches its whole second.
+            col = columns[key]
+            clauses.append(or_(*[and_(col >= val, col < val + dt.timedelta(seconds=1)) for val in values]))
         elif key in columns:
             col = columns[key]
             clauses.append(col == values[0] if len(values) == 1 else col.in_(values))

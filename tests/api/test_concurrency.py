@@ -19,13 +19,14 @@ ADMIN = {"X-Project-Id": "admin", "X-Roles": "admin,member,reader"}
 
 
 def at_once(n: int, url: str, method: str, path: str, body: Any, headers: dict[str, str]) -> list[httpx.Response]:
-    """``n`` requests released together by a barrier, each on its own connection."""
+    """``n`` requests released together by a barrier, each on its own
+    connection; ``body`` may be a function of the request's index."""
     barrier = threading.Barrier(n)
 
-    def one(_: int) -> httpx.Response:
+    def one(i: int) -> httpx.Response:
         with httpx.Client(base_url=url, headers=headers, timeout=120.0) as client:
             barrier.wait()
-            return client.request(method, path, json=body)
+            return client.request(method, path, json=body(i) if callable(body) else body)
 
     with ThreadPoolExecutor(n) as pool:
         return list(pool.map(one, range(n)))
@@ -99,3 +100,21 @@ def test_concurrent_fixed_address_requests(live_server, db_url: str) -> None:
     results = at_once(20, srv.url, "POST", "/v2.0/ports", body, MEMBER)
     assert Counter(r.status_code for r in results) == {201: 1, 409: 19}
     assert {r.json()["NeutronError"]["type"] for r in results if r.status_code == 409} == {"IpAddressInUse"}
+
+
+def test_concurrent_overlapping_subnets(live_server, db_url: str) -> None:
+    """Ten requests add the same CIDR to one network, each for another
+    project (so no per-project quota lock orders them): the overlap check
+    sees the winner, and exactly one subnet exists afterwards."""
+    srv = live_server(db_url=db_url)
+    with srv.client(headers=MEMBER) as c:
+        net = ok(c.post("/v2.0/networks", json={"network": {}}))["network"]
+
+    def body(i: int) -> dict[str, Any]:
+        return {"subnet": {"network_id": net["id"], "cidr": "10.2.0.0/24", "ip_version": 4,
+                           "project_id": f"tenant-{i}"}}
+
+    results = at_once(30, srv.url, "POST", "/v2.0/subnets", body, ADMIN)
+    assert Counter(r.status_code for r in results) == {201: 1, 400: 9}, [r.text for r in results]
+    with srv.client(headers=MEMBER) as c:
+        assert len(ok(c.get("/v2.0/subnets", params={"network_id": net["id"]}), 200)["subnets"]) == 1

@@ -121,6 +121,19 @@ def test_changed_since(core_api: Api, project: str, five: list[dict]) -> None:
     neutron_error(me.get("/v2.0/networks", params={"changed_since": "yesterday"}), 400)
 
 
+def test_standard_attribute_filters(core_api: Api, project: str, five: list[dict]) -> None:
+    me = core_api.member(project)
+    me.update("networks", five[0]["id"], name="n0")
+    assert names(nets(me, ("revision_number", "1"))) == ["n0"]
+    assert len(nets(me, ("revision_number", "0"))) == 4
+    stamp = five[1]["created_at"]
+    assert five[1]["id"] in [n["id"] for n in nets(me, ("created_at", stamp))]
+    for key, value in (("revision_number", "x"), ("revision_number", "-1"), ("created_at", "noon"),
+                       ("updated_at", "2026-13-01T00:00:00Z"), ("ip_version", "four"), ("mtu", "1e3")):
+        collection = "subnets" if key == "ip_version" else "networks"
+        neutron_error(me.get(f"/v2.0/{collection}", params={key: value}), 400, "InvalidInput")
+
+
 # --- fields -----------------------------------------------------------------------------
 def test_fields(core_api: Api, project: str, five: list[dict]) -> None:
     me = core_api.member(project)

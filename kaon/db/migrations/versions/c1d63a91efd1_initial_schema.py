@@ -1,13 +1,12 @@
 """initial schema
 
 Revision ID: c1d63a91efd1
-Revises: 
+Revises:
 Create Date: 2026-11-21 06:04:25.779174
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = 'c1d63a91efd1'
 down_revision = None
