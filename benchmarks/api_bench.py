@@ -378,6 +378,7 @@ class Result:
     # CPU time (ms) spent during the timed requests: kaon server process, PostgreSQL.
     cpu_srv: float = 0.0
     cpu_loop: float = 0.0  # the server's main thread: event loop, HTTP, ASGI stack, JSON
+    cpu_client: float = 0.0  # this process (httpx), for reference
     cpu_db: float = 0.0
     cpu_samples: int = 0
 
@@ -385,7 +386,8 @@ class Result:
         if not self.cpu_samples:
             return {}
         out = {"server_cpu_ms": self.cpu_srv / self.cpu_samples,
-               "server_loop_cpu_ms": self.cpu_loop / self.cpu_samples}
+               "server_loop_cpu_ms": self.cpu_loop / self.cpu_samples,
+               "client_cpu_ms": self.cpu_client / self.cpu_samples}
         if self.cpu_db:
             out["db_cpu_ms"] = self.cpu_db / self.cpu_samples
         return {k: round(v, 3) for k, v in out.items()}
@@ -482,9 +484,10 @@ class Bench:
     def cpu_into(self, res: Result) -> Iterator[None]:
         """Add the CPU time the server (and PostgreSQL) spent inside the block to ``res``."""
         pid = self.server.pid
-        s0, d0 = thread_cpu_ns(pid), children_cpu_ms(self.db_pid)
+        s0, d0, c0 = thread_cpu_ns(pid), children_cpu_ms(self.db_pid), time.process_time()
         yield
-        s1, d1 = thread_cpu_ns(pid), children_cpu_ms(self.db_pid)
+        c1, s1, d1 = time.process_time(), thread_cpu_ns(pid), children_cpu_ms(self.db_pid)
+        res.cpu_client += (c1 - c0) * 1000.0
         # Threads that ended meanwhile (idle pool workers) are left out; new ones count from 0.
         res.cpu_srv += sum(ns - s0.get(tid, 0) for tid, ns in s1.items()) / 1e6
         if pid in s1:

@@ -70,8 +70,6 @@ class IpAvailabilityRoutes:
 
     async def list_all(self, request: Request) -> Response:
         ctx = context_of(request)
-        if not ctx.is_admin:
-            raise errors.PolicyNotAuthorized(action="get_network_ip_availability")
         filters: dict[str, list[str]] = {}
         for key, value in request.query_params.multi_items():
             if key in FILTERS:
@@ -80,6 +78,10 @@ class IpAvailabilityRoutes:
                 from kaon.model.attrs import HTTPBadRequest
 
                 raise HTTPBadRequest(msg=f"{key} is invalid attribute for filtering")
+        if not ctx.is_admin:
+            # Neutron filters a list by get_network_ip_availability (admin
+            # only) item by item: a non-admin gets an empty list, not a 403.
+            return _big_json({"network_ip_availabilities": []})
         items = await run_in_threadpool(self._collect, filters)
         return _big_json({"network_ip_availabilities": items})
 

@@ -11,16 +11,18 @@ first makes this one move on to the next candidate instead of failing.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import netaddr
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from kaon import errors
-from kaon.db.core_tables import ip_allocations
+from kaon.db.core_tables import ip_allocations, ports, subnets
 
 BATCH = 64
 
@@ -156,6 +158,10 @@ def insert_allocation(conn: Connection, port_id: str, subnet: Any, ip: str) -> b
             conn.execute(insert(ip_allocations).values(row))
         return True
     except IntegrityError:
+        # Taken by a concurrent transaction, or the subnet was deleted under
+        # us (its foreign key): the second is no reason to try other addresses.
+        if conn.execute(select(subnets.c.id).where(subnets.c.id == subnet.id)).first() is None:
+            raise errors.SubnetNotFound(subnet_id=subnet.id) from None
         return False
 
 
@@ -180,6 +186,17 @@ def allocate_any(conn: Connection, port_id: str, subnet: Any) -> str | None:
                 with _hints_lock:
                     _hints[subnet.id] = value
                 return text
+
+
+def address_existing_ports(conn: Connection, subnet_id: str, network_id: str, cidr: str) -> None:
+    """A new auto-address (SLAAC) subnet gives the network's ports, router
+    interfaces aside, their EUI-64 address on it, as Neutron does."""
+    subnet = SimpleNamespace(id=subnet_id, network_id=network_id)
+    for port_id, mac in conn.execute(select(ports.c.id, ports.c.mac_address).where(
+            ports.c.network_id == network_id, ~ports.c.device_owner.in_(ROUTER_INTERFACE_OWNERS_SNAT))).all():
+        if insert_allocation(conn, port_id, subnet, eui64(cidr, mac)):
+            conn.execute(update(ports).where(ports.c.id == port_id).values(
+                revision_number=ports.c.revision_number + 1, updated_at=dt.datetime.now(dt.UTC).replace(tzinfo=None)))
 
 
 def eui64(cidr: str, mac: str) -> str:

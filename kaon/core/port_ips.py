@@ -159,3 +159,19 @@ def reallocate(ctx: Context, conn: Connection, port: PortRef, fixed_ips: Any) ->
                                                       ip_allocations.c.subnet_id == sid))
     for req in add:
         allocate_one(ctx, conn, port, subs, req)
+
+
+def readdress_eui64(conn: Connection, port: PortRef) -> None:
+    """A new MAC means new EUI-64 addresses on the auto-address subnets."""
+    auto = {s.id: s for s in network_subnets(conn, port.network_id) if s.ip_version == 6 and is_auto_address(s)}
+    held = conn.execute(select(ip_allocations.c.subnet_id, ip_allocations.c.ip_address).where(
+        ip_allocations.c.port_id == port.id, ip_allocations.c.subnet_id.in_(list(auto)))).all()
+    for sid, ip in held:
+        new = ipam.eui64(auto[sid].cidr, port.mac)
+        if new == ip:
+            continue
+        conn.execute(delete(ip_allocations).where(ip_allocations.c.port_id == port.id,
+                                                  ip_allocations.c.subnet_id == sid,
+                                                  ip_allocations.c.ip_address == ip))
+        if not ipam.insert_allocation(conn, port.id, auto[sid], new):
+            raise errors.IpAddressInUse(net_id=port.network_id, ip_address=new)

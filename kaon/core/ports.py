@@ -187,6 +187,11 @@ class Ports:
         for fip in values.get("fixed_ips") or []:
             if isinstance(fip, dict) and "ip_address" in fip:
                 raise errors.PolicyNotAuthorized(action=f"rule:{action}_port:fixed_ips:ip_address")
+        # Neutron: {create,update}_port:{allowed_address_pairs,port_security_enabled}
+        # and update_port:fixed_ips are admin / service / network owner.
+        for key in ("allowed_address_pairs", "port_security_enabled", *(("fixed_ips",) if action == "update" else ())):
+            if key in values:
+                raise errors.PolicyNotAuthorized(action=f"rule:{action}_port:{key}")
 
     def _insert_with_mac(self, conn: Connection, row: dict[str, Any], mac: str | None) -> str:
         if mac is not None:
@@ -214,6 +219,11 @@ class Ports:
                 conn.execute(insert(ports).values(row))
             return True
         except IntegrityError:
+            # Either the MAC was taken meanwhile, or the network was deleted
+            # under us (its foreign key): only the first is worth a retry.
+            gone = conn.execute(select(networks.c.id).where(networks.c.id == row["network_id"])).first() is None
+            if gone:
+                raise errors.NetworkNotFound(net_id=row["network_id"]) from None
             if quiet:
                 return False
             raise errors.MacAddressInUse(net_id=row["network_id"], mac=row["mac_address"]) from None
@@ -234,6 +244,10 @@ class Ports:
     def update(self, ctx: Context, conn: Connection, port_id: str, changes: dict[str, Any],
                check: Any = None) -> None:
         row, net_owner = self.writable_row(ctx, conn, port_id, "update")
+        if not (ctx.is_admin or ctx.is_service) and row.project_id != ctx.project_id:
+            # update_port is the port's project (the network owner may see
+            # and delete another project's port on its network, not change it)
+            raise errors.PolicyNotAuthorized(action="update_port")
         if check is not None:
             check(row.revision_number)
         self._check_privileged(ctx, net_owner, changes, "update")
@@ -267,10 +281,11 @@ class Ports:
                 conn.execute(insert(port_security_groups).values(port_id=port_id, security_group_id=sg))
         if "extra_dhcp_opts" in changes:
             out["extra_dhcp_opts"] = port_extras.merge_dhcp_opts(row.extra_dhcp_opts, changes["extra_dhcp_opts"])
+        ref = port_ips.PortRef(row.id, row.network_id, mac, out.get("device_owner", row.device_owner))
+        if mac != row.mac_address:
+            port_ips.readdress_eui64(conn, ref)
         if "fixed_ips" in changes:
-            port_ips.reallocate(ctx, conn, port_ips.PortRef(row.id, row.network_id, mac,
-                                                            out.get("device_owner", row.device_owner)),
-                                changes["fixed_ips"])
+            port_ips.reallocate(ctx, conn, ref, changes["fixed_ips"])
         conn.execute(update(ports).where(ports.c.id == port_id).values(stdattrs.bump(out, row.revision_number)))
         for updated in self.update_hooks:
             updated(conn, port_id, set(changes))

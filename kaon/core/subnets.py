@@ -135,7 +135,7 @@ class Subnets:
         quotas.check(conn, self.cfg, project, "subnet", 1)
         # Two subnets created at once on one network must see each other for
         # the overlap check (PostgreSQL reads only what is committed).
-        pass  # TEMP
+        self.nets.lock(conn, net.id)
         version = int(values["ip_version"])
         cidr = self._cidr(values, version, prefix_alloc.from_pool(ctx, conn, net, project, values, version))
         self._check_overlap(conn, net.id, cidr)
@@ -159,6 +159,8 @@ class Subnets:
             dns_publish_fixed_ip=values.get("dns_publish_fixed_ip", False),
         )
         conn.execute(insert(subnets).values(row))
+        if {row["ipv6_address_mode"], row["ipv6_ra_mode"]} & set(AUTO_ADDRESS_MODES):
+            ipam.address_existing_ports(conn, row["id"], net.id, cidr)
         if row["enable_dhcp"]:
             for hook in self.dhcp_hooks:
                 hook(conn, net.id)

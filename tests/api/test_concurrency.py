@@ -103,7 +103,7 @@ def test_concurrent_fixed_address_requests(live_server, db_url: str) -> None:
 
 
 def test_concurrent_overlapping_subnets(live_server, db_url: str) -> None:
-    """Ten requests add the same CIDR to one network, each for another
+    """Thirty requests add the same CIDR to one network, each for another
     project (so no per-project quota lock orders them): the overlap check
     sees the winner, and exactly one subnet exists afterwards."""
     srv = live_server(db_url=db_url)
@@ -115,6 +115,38 @@ def test_concurrent_overlapping_subnets(live_server, db_url: str) -> None:
                            "project_id": f"tenant-{i}"}}
 
     results = at_once(30, srv.url, "POST", "/v2.0/subnets", body, ADMIN)
-    assert Counter(r.status_code for r in results) == {201: 1, 400: 9}, [r.text for r in results]
+    assert Counter(r.status_code for r in results) == {201: 1, 400: 29}, [r.text for r in results]
     with srv.client(headers=MEMBER) as c:
         assert len(ok(c.get("/v2.0/subnets", params={"network_id": net["id"]}), 200)["subnets"]) == 1
+
+
+def test_network_delete_racing_port_creates(live_server, db_url: str) -> None:
+    """A network deleted while ports are being created on it: either the
+    delete loses (NetworkInUse) or the ports do; a port that was answered
+    201 is never taken away by the delete's cascade."""
+    srv = live_server(db_url=db_url)
+    with srv.client(headers=MEMBER) as c:
+        net = ok(c.post("/v2.0/networks", json={"network": {}}))["network"]
+        ok(c.post("/v2.0/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.3.0.0/24",
+                                                    "ip_version": 4}}))
+    barrier = threading.Barrier(21)
+
+    def one(i: int) -> httpx.Response:
+        with httpx.Client(base_url=srv.url, headers=MEMBER, timeout=120.0) as client:
+            barrier.wait()
+            if i == 0:
+                return client.delete(f"/v2.0/networks/{net['id']}")
+            return client.post("/v2.0/ports", json={"port": {"network_id": net["id"]}})
+
+    with ThreadPoolExecutor(21) as pool:
+        deleted, *created = pool.map(one, range(21))
+    assert deleted.status_code in (204, 409), deleted.text
+    assert all(r.status_code in (201, 404, 409) for r in created), [r.text for r in created]
+    made = {r.json()["port"]["id"] for r in created if r.status_code == 201}
+    with srv.client(headers=MEMBER) as c:
+        left = {p["id"] for p in ok(c.get("/v2.0/ports", params={"network_id": net["id"]}), 200)["ports"]}
+        net_left = c.get(f"/v2.0/networks/{net['id']}").status_code
+    assert left == made
+    assert net_left == (404 if deleted.status_code == 204 else 200)
+    if deleted.status_code == 204:
+        assert made == set()

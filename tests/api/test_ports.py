@@ -168,6 +168,9 @@ def test_auto_address_subnets(core_api: Api, project: str) -> None:
     assert ips(port) == [eui]
     r = post_port(me, net["id"], fixed_ips=[{"subnet_id": sub["id"], "ip_address": "2001:db8:d::99"}])
     neutron_error(r, 400, "AllocationOnAutoAddressSubnet")
+    # A new MAC is a new EUI-64 address.
+    moved = me.update("ports", port["id"], mac_address="fa:16:3e:00:00:42")
+    assert ips(moved) == ["2001:db8:d:0:f816:3eff:fe00:42"]
     # Router ports may hold a fixed address there, even the subnet-router anycast one.
     rp = me.port(net["id"], device_owner="network:router_interface", device_id="r",
                  fixed_ips=[{"subnet_id": sub["id"], "ip_address": "2001:db8:d::1"}])

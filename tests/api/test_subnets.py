@@ -298,6 +298,18 @@ def test_slaac_subnet_is_not_held_by_ordinary_ports(core_api: Api, project: str)
     assert [f["subnet_id"] for f in me.show("ports", port["id"])["fixed_ips"]] == [v4["id"]]
 
 
+def test_new_slaac_subnet_addresses_existing_ports(core_api: Api, project: str) -> None:
+    me = core_api.member(project)
+    net, v4 = me.net_with_subnet()
+    port = me.port(net["id"])
+    router = me.port(net["id"], device_owner="network:router_interface", device_id="r")
+    v6 = me.subnet(net["id"], "2001:db8:8::/64", ipv6_ra_mode="slaac", ipv6_address_mode="slaac")
+    shown = me.show("ports", port["id"])
+    assert {f["subnet_id"] for f in shown["fixed_ips"]} == {v4["id"], v6["id"]}
+    assert shown["revision_number"] > port["revision_number"]
+    assert {f["subnet_id"] for f in me.show("ports", router["id"])["fixed_ips"]} == {v4["id"]}
+
+
 # --- update -----------------------------------------------------------------------------
 def test_update_gateway_and_pools(core_api: Api, project: str) -> None:
     me = core_api.member(project)
