@@ -91,6 +91,12 @@ register_usage("security_group", m.SHARED, _group_port_projects)
 register_usage("network", m.EXTERNAL, _gateway_router_projects)
 
 
+def _is_default_net(conn: Connection, net_id: str) -> bool:
+    from kaon.db.core_tables import networks
+
+    return bool(conn.execute(select(networks.c.is_default).where(networks.c.id == net_id)).scalar())
+
+
 def _count_policies(conn: Connection, project: str) -> int:
     return sum(conn.execute(select(func.count()).select_from(t.rbacs).where(t.rbacs.c.project_id == project))
                .scalar_one() for t in TYPES.values())
@@ -229,6 +235,11 @@ class RbacPolicies:
         remaining = set(conn.execute(select(t.c.target_project).where(
             t.c.object_id == row.object_id, t.c.action == row.action, t.c.id != row.id)).scalars())
         remaining |= also_granted
+        if (otype.name, row.action, target) == ("network", m.EXTERNAL, m.WILDCARD) and _is_default_net(
+                conn, row.object_id):
+            # The default external network is everybody's way out: its
+            # wildcard grant stays while it is the default (Neutron's rule).
+            raise m.RbacPolicyInUse(object_id=row.object_id, details="default external network")
         if m.WILDCARD in remaining:
             return
         users: set[str] = set()

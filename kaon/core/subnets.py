@@ -98,7 +98,8 @@ class Subnets:
         stmt = select(subnets)
         if not ctx.is_admin:
             stmt = stmt.where(self.visible(ctx))
-        for clause in where_filters(q, COLUMNS, {}, subnets.c.id):
+        special = {"shared": lambda vals: self._shared_filter(ctx, vals)}
+        for clause in where_filters(q, COLUMNS, special, subnets.c.id):
             stmt = stmt.where(clause)
         stmt, reverse = paginate(conn, stmt, q, COLUMNS, subnets.c.id, subnets)
         rows = conn.execute(stmt).all()
@@ -108,6 +109,20 @@ class Subnets:
             rows.reverse()
         tag_map = stdattrs.tags_for(conn, [r.id for r in rows])
         return [self.render(r, tag_map.get(r.id, [])) for r in rows], more
+
+    @staticmethod
+    def _shared_filter(ctx: Context, values: list[Any]) -> Any:
+        """``?shared=``: a subnet is shared when its network is (not shown
+        as an attribute, only filtered on, as in Neutron)."""
+        shared_nets = select(network_rbacs.c.object_id).where(
+            network_rbacs.c.action == "access_as_shared",
+            network_rbacs.c.target_project.in_(("*", ctx.project_id)))
+        wanted = set(values)
+        if wanted == {True}:
+            return subnets.c.network_id.in_(shared_nets)
+        if wanted == {False}:
+            return subnets.c.network_id.not_in(shared_nets)
+        return subnets.c.id.is_not(None)
 
     @staticmethod
     def render(row: Any, tag_list: list[str]) -> dict[str, Any]:

@@ -108,6 +108,16 @@ def test_external_policy_is_the_external_flag(core_api: Api, project: str, other
     assert admin.show("networks", net["id"])["router:external"] is False
 
 
+def test_default_external_network_keeps_its_wildcard_grant(core_api: Api, project: str) -> None:
+    """Neutron refuses to remove the wildcard access_as_external policy of
+    the default external network (tempest: wildcard_policy_delete_blocked_on_default_ext)."""
+    admin = core_api.admin()
+    net = admin.network(**{"router:external": True, "is_default": True})
+    pol = policies(admin, object_id=net["id"], action="access_as_external", target_tenant="*")[0]
+    neutron_error(admin.delete(f"{RBAC}/{pol['id']}"), 409, "RbacPolicyInUse")
+    assert admin.show("networks", net["id"])["router:external"] is True
+
+
 def test_who_may_grant(core_api: Api, project: str, other_project: str) -> None:
     admin, me, them = core_api.admin(), core_api.member(project), core_api.member(other_project)
     net = me.network()

@@ -381,3 +381,18 @@ def test_missing_network(core_api: Api, project: str) -> None:
     r = core_api.member(project).post("/v2.0/subnets", json={"subnet": {"cidr": "10.0.0.0/24", "ip_version": 4}})
     neutron_error(r, 400, contains="network_id")
     assert core_api.count("subnets", project_id=project) == 0
+
+
+def test_shared_filter_follows_the_network(core_api: Api, project: str, other_project: str) -> None:
+    """``?shared=`` on subnets filters by the network's sharing (Neutron
+    does not show it as a subnet attribute)."""
+    admin, member = core_api.admin(), core_api.member(project)
+    shared_net = admin.network(shared=True)
+    shared_sub = admin.subnet(shared_net["id"], cidr="10.31.0.0/24")
+    own_sub = member.subnet(member.network()["id"], cidr="10.32.0.0/24")
+    assert "shared" not in shared_sub
+    for who in (admin, member):
+        on = {s["id"] for s in who.get("/v2.0/subnets", params={"shared": "True"}).json()["subnets"]}
+        off = {s["id"] for s in who.get("/v2.0/subnets", params={"shared": "False"}).json()["subnets"]}
+        assert shared_sub["id"] in on and shared_sub["id"] not in off
+        assert own_sub["id"] in off and own_sub["id"] not in on
