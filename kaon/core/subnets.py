@@ -22,6 +22,9 @@ from kaon.model.attrs import HTTPBadRequest
 DNSNameServersExhausted = errors.define(
     "DNSNameServersExhausted", errors.BadRequest,
     "Unable to complete operation for {subnet_id}. The number of DNS nameservers exceeds the limit {quota}.")
+GatewayIpInUse = errors.define(
+    "GatewayIpInUse", errors.InUse,
+    "Current gateway ip {ip_address} already in use by port {port_id}. Unable to update.")
 HostRoutesExhausted = errors.define(
     "HostRoutesExhausted", errors.BadRequest,
     "Unable to complete operation for {subnet_id}. The number of host routes exceeds the limit {quota}.")
@@ -311,6 +314,8 @@ class Subnets:
         gateway = row.gateway_ip
         if "gateway_ip" in changes:
             gateway = None if changes["gateway_ip"] is None else self._valid_gateway(changes["gateway_ip"], row.cidr)
+            if gateway != row.gateway_ip:
+                self._check_gateway_free(conn, row)
             out["gateway_ip"] = gateway
         pools = row.allocation_pools
         if "allocation_pools" in changes:
@@ -334,6 +339,18 @@ class Subnets:
         if changes.get("enable_dhcp") and not row.enable_dhcp:
             for hook in self.dhcp_hooks:
                 hook(conn, row.network_id)
+
+    @staticmethod
+    def _check_gateway_free(conn: Connection, row: Any) -> None:
+        """A router interface holding the current gateway address pins it."""
+        if row.gateway_ip is None:
+            return
+        holder = conn.execute(select(ports.c.id).where(
+            ports.c.device_owner.like("network:router_interface%"),
+            ports.c.id.in_(select(ip_allocations.c.port_id).where(
+                ip_allocations.c.subnet_id == row.id, ip_allocations.c.ip_address == row.gateway_ip)))).scalar()
+        if holder is not None:
+            raise GatewayIpInUse(ip_address=row.gateway_ip, port_id=holder)
 
     def delete(self, ctx: Context, conn: Connection, subnet_id: str, check: Any = None) -> None:
         row = self.writable_row(ctx, conn, subnet_id, "delete")

@@ -406,3 +406,17 @@ def test_extensions_listed(env: Env) -> None:
     assert env.demo.get("/extensions/extraroute-atomic")["extension"]["name"] == "Atomically add/remove extra routes"
     resources = {r["collection"] for r in env.demo.get("")["resources"]}
     assert {"routers", "floatingips"} <= resources
+
+
+def test_gateway_ip_pinned_by_router_interface(env: Env) -> None:
+    """Neutron's GatewayIpInUse: once a router interface holds the gateway
+    address, the subnet's gateway_ip can neither change nor be removed."""
+    net, sub = env.network(env.demo, "10.7.0.0/24", name="gw-pin",
+                           allocation_pools=[{"start": "10.7.0.100", "end": "10.7.0.200"}])
+    moved = env.demo.put(f"/subnets/{sub['id']}", {"subnet": {"gateway_ip": "10.7.0.2"}})["subnet"]
+    assert moved["gateway_ip"] == "10.7.0.2"
+    router = env.router(env.demo)
+    env.add_interface(env.demo, router["id"], subnet_id=sub["id"])
+    for gateway in ("10.7.0.3", None):
+        env.demo.error("PUT", f"/subnets/{sub['id']}", {"subnet": {"gateway_ip": gateway}}, 409, "GatewayIpInUse")
+    assert env.demo.get(f"/subnets/{sub['id']}")["subnet"]["gateway_ip"] == "10.7.0.2"
