@@ -19,6 +19,8 @@ from kaon.db.core_tables import quotas as quota_table
 from kaon.db.engine import read_txn, write_txn
 from kaon.model.attrs import HTTPBadRequest
 
+DB_INTEGER_MAX = 2**31 - 1
+
 
 class QuotaRoutes:
     def __init__(self, engine: Engine, cfg: Any) -> None:
@@ -96,12 +98,16 @@ class QuotaRoutes:
             if res not in quotas.DEFAULTS:
                 raise HTTPBadRequest(msg=f"Unrecognized attribute(s) '{res}'")
             try:
-                value = int(limit)
-                if value < -1 or isinstance(limit, bool):
+                if isinstance(limit, bool):
                     raise ValueError
+                value = int(limit)
             except (TypeError, ValueError):
-                raise errors.InvalidInput(error_message=f"Invalid input for {res}. Reason: '{limit}' should be "
-                                                        "an integer greater than or equal to -1") from None
+                raise errors.InvalidInput(error_message=f"Invalid input for {res}. Reason: '{limit}' is not an "
+                                                        "integer.") from None
+            # Neutron: type:range [-1, DB_INTEGER_MAX_VALUE] (a signed 32-bit column).
+            if not -1 <= value <= DB_INTEGER_MAX:
+                raise errors.InvalidInput(error_message=f"Invalid input for {res}. Reason: '{limit}' is not in "
+                                                        f"range -1 through {DB_INTEGER_MAX}.")
             wanted[res] = value
 
         def put() -> dict[str, int]:

@@ -161,7 +161,12 @@ class DefaultRules:
             raise m.AddressGroupNotFound(address_group_id=rule["remote_address_group_id"])
         key = m.rule_key(rule)
         for existing in conn.execute(select(template)).all():
-            if m.rule_key({f: getattr(existing, f) for f in RULE_FIELDS}) == key:
+            # The same rule may be two entries when they differ in both
+            # flags (one for default groups, one for the others); a match
+            # in either flag makes it a duplicate.
+            same_use = bool(existing.used_in_default_sg) == bool(values["used_in_default_sg"]) or \
+                bool(existing.used_in_non_default_sg) == bool(values["used_in_non_default_sg"])
+            if same_use and m.rule_key({f: getattr(existing, f) for f in RULE_FIELDS}) == key:
                 raise m.DefaultSecurityGroupRuleExists(rule_id=existing.id)
         rule_id = stdattrs.new_id()
         conn.execute(insert(template).values(

@@ -35,6 +35,15 @@ ExternalNetworkInUse = errors.define(
     "External network {net_id} cannot be updated to be made non-external, since it has existing gateway ports.",
 )
 
+NetworkMTUSubnetConflict = errors.define(
+    "NetworkMTUSubnetConflict",
+    errors.Conflict,
+    "MTU of {net_id} is not valid, subnet requires a minimum of {mtu}",
+)
+
+# The smallest MTU each IP version allows (RFC 791, RFC 8200).
+MIN_MTU = {4: 68, 6: 1280}
+
 COLUMNS = {name: networks.c[name] for name in (
     "id", "name", "description", "project_id", "admin_state_up", "status", "mtu",
     "port_security_enabled", "is_default", "dns_domain", "created_at", "updated_at", "revision_number",
@@ -216,6 +225,10 @@ class Networks:
             max_mtu = self.types.network_mtu(self.types.segments_for(conn, [net_id]).get(net_id, []))
             if changes["mtu"] > max_mtu:
                 raise errors.InvalidInput(error_message=f"Requested MTU is too big, maximum is {max_mtu}")
+            versions = conn.execute(select(subnets.c.ip_version).where(subnets.c.network_id == net_id).distinct())
+            needed = max((MIN_MTU.get(version, 0) for version in versions.scalars()), default=0)
+            if changes["mtu"] < needed:
+                raise NetworkMTUSubnetConflict(net_id=net_id, mtu=needed)
             plain["mtu"] = changes["mtu"]
         if "shared" in changes:
             self._set_flag(conn, row, SHARED, changes["shared"])
@@ -253,6 +266,22 @@ class Networks:
         return conn.execute(select(ports.c.id).where(
             ports.c.network_id == row.id, ports.c.project_id != row.project_id,
             ports.c.project_id != "", ~ports.c.device_owner.in_(AUTO_DELETE_OWNERS)).limit(1)).first() is not None
+
+    @staticmethod
+    def check_subnet_mtu(conn: Connection, net_id: str, ip_version: int) -> None:
+        """A subnet needs its IP version's minimum MTU on the network (read
+        under the caller's lock, so a concurrent MTU update is seen)."""
+        needed = MIN_MTU.get(ip_version, 0)
+        mtu = conn.execute(select(networks.c.mtu).where(networks.c.id == net_id)).scalar()
+        if mtu is not None and mtu < needed:
+            raise NetworkMTUSubnetConflict(net_id=net_id, mtu=needed)
+
+    @staticmethod
+    def touch(conn: Connection, net_id: str) -> None:
+        """Bump the network's revision (and updated_at): Neutron revises a
+        network on every change to one of its subnets."""
+        conn.execute(update(networks).where(networks.c.id == net_id).values(
+            revision_number=networks.c.revision_number + 1, updated_at=stdattrs.now()))
 
     def lock(self, conn: Connection, net_id: str) -> None:
         """Serialise with other writers of the network (PostgreSQL; SQLite's

@@ -66,6 +66,22 @@ def register_usage(object_type: str, action: str, usage: Usage) -> None:
     USAGE.setdefault((object_type, action), []).append(usage)
 
 
+# object type -> functions (conn, object row, action, target project) that
+# refuse a new or retargeted grant by raising (Neutron's BEFORE_CREATE /
+# BEFORE_UPDATE callbacks, whose failures are InvalidInput: 400).
+GrantCheck = Callable[[Connection, Any, str, str], None]
+GRANT_CHECKS: dict[str, list[GrantCheck]] = {}
+
+
+def register_grant_check(object_type: str, check: GrantCheck) -> None:
+    GRANT_CHECKS.setdefault(object_type, []).append(check)
+
+
+def _check_grant(conn: Connection, otype: ObjectType, obj: Any, action: str, target: str) -> None:
+    for grant_check in GRANT_CHECKS.get(otype.name, []):
+        grant_check(conn, obj, action, target)
+
+
 def _network_port_projects(conn: Connection, net_id: str) -> set[str]:
     return set(conn.execute(select(ports.c.project_id).distinct().where(ports.c.network_id == net_id)).scalars())
 
@@ -187,6 +203,7 @@ class RbacPolicies:
         obj = self._object(ctx, conn, otype, values["object_id"])
         quotas.check(conn, self.cfg, project, "rbac_policy", 1)
         self._check_unique(conn, otype, obj.id, action, target)
+        _check_grant(conn, otype, obj, action, target)
         policy_id = stdattrs.new_id()
         conn.execute(insert(otype.rbacs).values(id=policy_id, project_id=project, object_id=obj.id,
                                                 action=action, target_project=target))
@@ -210,6 +227,8 @@ class RbacPolicies:
             return
         self._check_not_in_use(conn, otype, row, also_granted=frozenset({new}))
         self._check_unique(conn, otype, row.object_id, row.action, new)
+        obj = conn.execute(select(otype.objects).where(otype.objects.c.id == row.object_id)).first()
+        _check_grant(conn, otype, obj, row.action, new)
         conn.execute(update(otype.rbacs).where(otype.rbacs.c.id == policy_id).values(target_project=new))
         bump_object(conn, otype, row.object_id)
 

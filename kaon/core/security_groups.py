@@ -47,6 +47,9 @@ Items = list[dict[str, Any]]  # (a service's own ``list`` method shadows the nam
 
 TRUSTED_PREFIX = "network:"
 
+SecurityGroupConflict = errors.define(
+    "SecurityGroupConflict", errors.Conflict, "Error {reason} while attempting the operation.")
+
 COLUMNS = {name: security_groups.c[name] for name in (
     "id", "name", "description", "project_id", "stateful", "created_at", "updated_at", "revision_number",
 )}
@@ -205,6 +208,17 @@ def check_usable(ctx: Context, conn: Connection, project: str, sg_ids: list[str]
         raise m.SecurityGroupNotFound(id=", ".join(missing))
 
 
+def check_same_statefulness(conn: Connection, group_ids: list[str]) -> None:
+    """A port's groups are all stateful or all stateless (Neutron)."""
+    if len(group_ids) < 2:
+        return
+    kinds = set(conn.execute(select(security_groups.c.stateful)
+                             .where(security_groups.c.id.in_(group_ids)).distinct()).scalars())
+    if len(kinds) > 1:
+        raise SecurityGroupConflict(reason="Cannot apply both stateful and stateless security groups on the "
+                                           "same port at the same time")
+
+
 def groups_for_new_port(ctx: Context, conn: Connection, project: str, device_owner: str,
                         requested: list[str] | None, port_security: bool) -> list[str]:
     """The groups a new port is bound to (see the module docstring)."""
@@ -214,6 +228,7 @@ def groups_for_new_port(ctx: Context, conn: Connection, project: str, device_own
     if requested is None:
         return [default_id] if port_security and default_id else []
     check_usable(ctx, conn, project, requested)
+    check_same_statefulness(conn, requested)
     return list(dict.fromkeys(requested))
 
 
@@ -224,6 +239,7 @@ def groups_for_port_update(ctx: Context, conn: Connection, project: str, device_
     if not requested or device_owner.startswith(TRUSTED_PREFIX):
         return []
     check_usable(ctx, conn, project, requested)
+    check_same_statefulness(conn, requested)
     return list(dict.fromkeys(requested))
 
 

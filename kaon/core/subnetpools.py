@@ -42,7 +42,7 @@ from kaon.core import quotas, rbac, stdattrs
 from kaon.core.address_scopes import AddressScopes, shared_filter, shared_ids
 from kaon.core.query import paginate, where_filters
 from kaon.db.core_tables import subnets
-from kaon.db.pool_tables import address_scopes, subnetpool_rbacs, subnetpools
+from kaon.db.pool_tables import address_scopes, addressscope_rbacs, subnetpool_rbacs, subnetpools
 from kaon.model import rbac as rbac_model
 from kaon.model import subnetpool as m
 from kaon.model import validators as v
@@ -70,6 +70,27 @@ quotas.register("subnetpool", quotas.table_counter(subnetpools))
 rbac.TYPES["subnetpool"] = rbac.ObjectType("subnetpool", "Subnetpool", subnetpool_rbacs, subnetpools)
 rbac_model.ACTIONS["subnetpool"] = (SHARED,)
 rbac.register_usage("subnetpool", SHARED, _subnet_projects)
+
+
+def _scope_reaches_target(conn: Connection, pool: Any, action: str, target: str) -> None:
+    """A pool in an address scope may be shared only with projects that can
+    use the scope too (Neutron's subnetpool RBAC callback)."""
+    if pool.address_scope_id is None:
+        return
+    owner = conn.execute(select(address_scopes.c.project_id)
+                         .where(address_scopes.c.id == pool.address_scope_id)).scalar()
+    if owner == target:
+        return
+    wanted = (WILDCARD,) if target == WILDCARD else (WILDCARD, target)
+    if conn.execute(select(addressscope_rbacs.c.id).where(
+            addressscope_rbacs.c.object_id == pool.address_scope_id, addressscope_rbacs.c.action == SHARED,
+            addressscope_rbacs.c.target_project.in_(wanted)).limit(1)).first() is None:
+        raise errors.InvalidInput(error_message=f"Failed to create RBAC policy on object {pool.id} because "
+                                                f"target project {target} has no access to address scope "
+                                                f"{pool.address_scope_id}")
+
+
+rbac.register_grant_check("subnetpool", _scope_reaches_target)
 
 
 def visible_clause(ctx: Context) -> Any:

@@ -155,6 +155,7 @@ class Subnets:
         # the overlap check (PostgreSQL reads only what is committed).
         self.nets.lock(conn, net.id)
         version = int(values["ip_version"])
+        self.nets.check_subnet_mtu(conn, net.id, version)
         cidr = self._cidr(values, version, prefix_alloc.from_pool(ctx, conn, net, project, values, version))
         self._check_overlap(conn, net.id, cidr)
         gateway = self._gateway(values, cidr, version)
@@ -177,6 +178,7 @@ class Subnets:
             dns_publish_fixed_ip=values.get("dns_publish_fixed_ip", False),
         )
         conn.execute(insert(subnets).values(row))
+        self.nets.touch(conn, net.id)
         if {row["ipv6_address_mode"], row["ipv6_ra_mode"]} & set(AUTO_ADDRESS_MODES):
             ipam.address_existing_ports(conn, row["id"], net.id, cidr)
         if row["enable_dhcp"]:
@@ -309,6 +311,9 @@ class Subnets:
         row = self.writable_row(ctx, conn, subnet_id, "update")
         if check is not None:
             check(row.revision_number)
+        # Neutron revises the network on any change to one of its subnets
+        # (network first, the order a network delete takes its locks in).
+        self.nets.touch(conn, row.network_id)
         out: dict[str, Any] = {k: changes[k] for k in ("name", "description", "service_types",
                                                       "dns_publish_fixed_ip", "segment_id") if k in changes}
         gateway = row.gateway_ip
@@ -354,6 +359,7 @@ class Subnets:
 
     def delete(self, ctx: Context, conn: Connection, subnet_id: str, check: Any = None) -> None:
         row = self.writable_row(ctx, conn, subnet_id, "delete")
+        self.nets.touch(conn, row.network_id)
         # An allocation being inserted holds a key-share lock on the subnet
         # row: wait for it, so that the in-use check below sees it (otherwise
         # the cascade would silently take the new port's address).

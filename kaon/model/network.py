@@ -28,7 +28,7 @@ NETWORK = Resource(
              filter=False, sort=False),
         Attr("port_security_enabled", post=True, put=True, default=True, convert=v.boolean,
              filter_convert=v.boolean),
-        Attr("mtu", post=True, put=True, convert=v.int_in(68, 65535), filter_convert=int),
+        Attr("mtu", post=True, put=True, convert=v.non_negative_int, filter_convert=int),
         Attr("availability_zone_hints", post=True, default=list, convert=v.list_of(v.string(255)),
              filter=False, sort=False),
         Attr("availability_zones", filter=False, sort=False),

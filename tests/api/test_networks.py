@@ -372,3 +372,45 @@ def test_delete_by_owner_of_a_network_other_project_ports_on_it(core_api: Api, p
     admin.subnet(net["id"])
     core_api.member(other_project).port(net["id"])
     neutron_error(admin.delete(f"/v2.0/networks/{net['id']}"), 409, "NetworkInUse")
+
+
+@pytest.mark.parametrize("version, cidr, minimum", [(4, "10.0.0.0/24", 68), (6, "2001:db8:0:1::/64", 1280)])
+def test_subnet_needs_its_ip_versions_minimum_mtu(core_api: Api, project: str, version: int, cidr: str,
+                                                  minimum: int) -> None:
+    """tempest NetworksNegativeTest.test_{create_subnet,update_network}_mtu_below_minimum_ipv4/_ipv6."""
+    me = core_api.member(project)
+    low = me.network(mtu=minimum - 1)  # any non-negative MTU is accepted on its own
+    assert low["mtu"] == minimum - 1
+    r = me.post("/v2.0/subnets", json={"subnet": {"network_id": low["id"], "ip_version": version, "cidr": cidr}})
+    neutron_error(r, 409, "NetworkMTUSubnetConflict", f"requires a minimum of {minimum}")
+    assert core_api.count("subnets", network_id=low["id"]) == 0
+    net = me.network(mtu=1280)
+    me.subnet(net["id"], cidr=cidr, ip_version=version)
+    r = me.put(f"/v2.0/networks/{net['id']}", json={"network": {"mtu": minimum - 1}})
+    neutron_error(r, 409, "NetworkMTUSubnetConflict")
+    assert me.show("networks", net["id"])["mtu"] == 1280
+    assert me.update("networks", net["id"], mtu=minimum)["mtu"] == minimum
+    assert me.update("networks", low["id"], mtu=0)["mtu"] == 0  # no subnets: no minimum
+    neutron_error(me.put(f"/v2.0/networks/{net['id']}", json={"network": {"mtu": -1}}), 400)
+
+
+def test_subnet_changes_bump_the_network_revision(core_api: Api, project: str) -> None:
+    """tempest TestRevisions.test_update_subnet_bumps_network_revision: every
+    change to a subnet revises its network (Neutron's revises_on_change);
+    a port does not."""
+    me = core_api.member(project)
+    net = me.network()
+    subnet = me.subnet(net["id"])
+    after_create = me.show("networks", net["id"])
+    assert after_create["revision_number"] > net["revision_number"]
+    assert after_create["updated_at"] >= net["updated_at"]
+    me.update("subnets", subnet["id"], name="renamed")
+    after_update = me.show("networks", net["id"])
+    assert after_update["revision_number"] > after_create["revision_number"]
+    me.port(net["id"])
+    assert me.show("networks", net["id"])["revision_number"] == after_update["revision_number"]
+    for port in me.list("ports", {"network_id": net["id"]}):
+        me.remove("ports", port["id"])
+    assert me.show("networks", net["id"])["revision_number"] == after_update["revision_number"]
+    me.remove("subnets", subnet["id"])
+    assert me.show("networks", net["id"])["revision_number"] > after_update["revision_number"]

@@ -679,3 +679,39 @@ def test_extensions_are_advertised(core_api: Api, project: str) -> None:
     assert {"security-group", "port-security", "stateful-security-group", "security-groups-default-rules",
             "security-groups-normalized-cidr", "security-groups-shared-filtering",
             "security-groups-rules-belongs-to-default-sg", "rbac-policies", "rbac-security-groups"} <= aliases
+
+
+def test_same_default_rule_in_both_templates(core_api: Api) -> None:
+    """tempest DefaultSecurityGroupRuleTest.test_create_same_default_security_group_rule_for_different_templates:
+    one rule as two entries, one per template, differing in both flags."""
+    admin = core_api.admin()
+    body = {"direction": "ingress", "ethertype": "IPv4", "protocol": "tcp", "port_range_min": 4321,
+            "port_range_max": 4321}
+    for flags in ({"used_in_default_sg": True, "used_in_non_default_sg": False},
+                  {"used_in_default_sg": False, "used_in_non_default_sg": True}):
+        r = admin.post(TEMPLATE, json={"default_security_group_rule": {**body, **flags}})
+        assert r.status_code == 201, r.text
+    for flags in ({"used_in_default_sg": True, "used_in_non_default_sg": True},
+                  {"used_in_default_sg": False, "used_in_non_default_sg": False}):
+        neutron_error(admin.post(TEMPLATE, json={"default_security_group_rule": {**body, **flags}}), 409,
+                      "DefaultSecurityGroupRuleExists")
+
+
+def test_port_cannot_mix_stateful_and_stateless_groups(core_api: Api, project: str) -> None:
+    """tempest NegativeStatelessSecGroupTest: on port create and on update."""
+    me = core_api.member(project)
+    net = me.network()
+    stateful, stateless, other = (
+        me.post(SGS, json={"security_group": {"name": name, "stateful": kind}}).json()["security_group"]
+        for name, kind in (("full", True), ("less", False), ("less2", False)))
+    both = [stateful["id"], stateless["id"]]
+    r = me.post("/v2.0/ports", json={"port": {"network_id": net["id"], "security_groups": both}})
+    neutron_error(r, 409, "SecurityGroupConflict", "stateful and stateless")
+    assert core_api.count("ports", network_id=net["id"]) == 0
+    for first in (stateful, stateless):
+        port = me.port(net["id"], security_groups=[first["id"]])
+        r = me.put(f"/v2.0/ports/{port['id']}", json={"port": {"security_groups": both}})
+        neutron_error(r, 409, "SecurityGroupConflict")
+        assert me.show("ports", port["id"])["security_groups"] == [first["id"]]
+    # Groups of one kind still go together.
+    assert me.port(net["id"], security_groups=[stateless["id"], other["id"]])["security_groups"]

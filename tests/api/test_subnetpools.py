@@ -507,3 +507,42 @@ def test_concurrent_allocations_never_overlap(live_server: Any, db_url: str) -> 
     assert {r.json()["NeutronError"]["type"] for r in results if r.status_code == 409} == {"SubnetAllocationError"}
     cidrs = [netaddr.IPNetwork(r.json()["subnet"]["cidr"]) for r in results if r.status_code == 201]
     assert netaddr.IPSet(cidrs).size == 10 * 16  # no two subnets share an address
+
+
+def test_rbac_share_pool_needs_target_access_to_address_scope(core_api: Api, project: str,
+                                                             other_project: str) -> None:
+    """tempest RbacSubnetPoolTest.test_cannot_share_if_no_access_to_address_scope:
+    a pool in a scope shared with its owner only cannot be shared further."""
+    admin, me = core_api.admin(), core_api.member(project)
+    r = admin.post("/v2.0/address-scopes", json={"address_scope": {"name": "s", "ip_version": 4}})
+    assert r.status_code == 201, r.text
+    scope = r.json()["address_scope"]
+    r = admin.post("/v2.0/rbac-policies", json={"rbac_policy": {
+        "object_type": "address_scope", "object_id": scope["id"], "action": "access_as_shared",
+        "target_tenant": project}})
+    assert r.status_code == 201, r.text
+    pool = make_pool(me, address_scope_id=scope["id"])
+    body = {"rbac_policy": {"object_type": "subnetpool", "object_id": pool["id"],
+                            "action": "access_as_shared", "target_tenant": other_project}}
+    neutron_error(me.post("/v2.0/rbac-policies", json=body), 400)
+    # Once the scope reaches the target too, the pool may be shared.
+    r = admin.post("/v2.0/rbac-policies", json={"rbac_policy": {
+        "object_type": "address_scope", "object_id": scope["id"], "action": "access_as_shared",
+        "target_tenant": other_project}})
+    assert r.status_code == 201, r.text
+    assert me.post("/v2.0/rbac-policies", json=body).status_code == 201
+
+
+def test_rbac_member_cannot_share_anothers_pool(core_api: Api, project: str, other_project: str) -> None:
+    """tempest RbacSubnetPoolTest.test_regular_client_blocked_from_sharing_anothers_policy."""
+    admin, me = core_api.admin(), core_api.member(project)
+    pool = make_pool(admin)
+    r = admin.post("/v2.0/rbac-policies", json={"rbac_policy": {
+        "object_type": "subnetpool", "object_id": pool["id"], "action": "access_as_shared",
+        "target_tenant": project}})
+    assert r.status_code == 201, r.text
+    neutron_error(me.post("/v2.0/rbac-policies", json={"rbac_policy": {
+        "object_type": "subnetpool", "object_id": pool["id"], "action": "access_as_shared",
+        "target_tenant": other_project}}), 400)
+    r = me.get("/v2.0/rbac-policies")
+    assert r.status_code == 200 and r.json()["rbac_policies"] == [], r.text

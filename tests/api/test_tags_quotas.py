@@ -136,7 +136,10 @@ def test_quota_update_and_reset(core_api: Api, project: str) -> None:
     assert me.get(f"/v2.0/quotas/{project}").json()["quota"]["network"] == 3
     listed = {q["project_id"]: q for q in admin.get("/v2.0/quotas").json()["quotas"]}
     assert listed[project]["network"] == 3 and listed[project]["tenant_id"] == project
+    # 2**31 is past Neutron's range (-1 through DB_INTEGER_MAX_VALUE): tempest
+    # NegativeSecGroupQuotaTest.test_sg_quota_incorrect_values.
     for body in ({"quota": {"network": -2}}, {"quota": {"network": "lots"}}, {"quota": {"network": True}},
+                 {"quota": {"security_group": 2147483648}}, {"quota": {"security_group": "value"}},
                  {"quota": {"warp_drives": 1}}, {"quotas": {"network": 1}}):
         neutron_error(admin.put(f"/v2.0/quotas/{project}", json=body), 400)
     assert me.get(f"/v2.0/quotas/{project}").json()["quota"]["network"] == 3
