@@ -185,6 +185,10 @@ class FloatingIps:
         row = self.writable_row(ctx, conn, fip_id, "update")
         if check is not None:
             check(row.revision_number)
+        if not changes:
+            # An empty update is the original API's "disassociate" (the
+            # floating IP once had no other attribute); Neutron keeps it.
+            changes = {"port_id": None}
         out = {k: changes[k] for k in ("description",) if k in changes}
         if "port_id" in changes or "fixed_ip_address" in changes:
             port_id = changes.get("port_id", row.fixed_port_id)

@@ -280,3 +280,15 @@ def test_pool_exhaustion(env: Env) -> None:
     env.demo.error("POST", "/floatingips", {"floatingip": {"floating_network_id": tiny["id"]}}, 409,
                    "IpAddressGenerationFailure")
     assert len(env.demo.get(f"/floatingips?floating_network_id={tiny['id']}")["floatingips"]) == 1
+
+
+def test_blank_update_disassociates_but_description_update_does_not(env: Env, topo: dict) -> None:
+    """An empty PUT body is the original API's "disassociate" (Neutron keeps
+    it; neutron-tempest-plugin test_blank_update_clears_association)."""
+    vm = topo["vm"]
+    made = fip(env, port_id=vm["id"], description="d1")
+    kept = env.demo.put(f"/floatingips/{made['id']}", {"floatingip": {"description": "d2"}})["floatingip"]
+    assert kept["port_id"] == vm["id"] and kept["description"] == "d2"
+    cleared = env.demo.put(f"/floatingips/{made['id']}", {"floatingip": {}})["floatingip"]
+    assert cleared["port_id"] is None and cleared["fixed_ip_address"] is None
+    assert cleared["status"] == "DOWN" and cleared["description"] == "d2"
