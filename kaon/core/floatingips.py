@@ -167,13 +167,11 @@ class FloatingIps:
         return str(row["id"])
 
     def _floating_network(self, ctx: Context, conn: Connection, net_id: str) -> str:
-        """Visible to the caller and external, with an IPv4 subnet; a network
-        the caller cannot see is answered like a non-external one."""
-        try:
-            net = self.nets.fetch_row(ctx, conn, net_id)
-        except errors.NotFound:
-            net = None
-        if net is None or not is_external(conn, net_id):
+        """Visible to the caller and external, with an IPv4 subnet. A network
+        the caller cannot see is NetworkNotFound (404), as in Neutron: an
+        access_as_external grant to one project is what makes it visible."""
+        net = self.nets.fetch_row(ctx, conn, net_id)
+        if not is_external(conn, net_id):
             raise bad_request(f"Network {net_id} is not a valid external network")
         if conn.execute(select(subnets.c.id).where(subnets.c.network_id == net_id,
                                                    subnets.c.ip_version == 4).limit(1)).first() is None:

@@ -104,7 +104,7 @@ def test_create_errors(env: Env, topo: dict) -> None:
     err = env.demo.error("POST", "/floatingips", {"floatingip": {"floating_network_id": private}}, 400, "BadRequest")
     assert err["message"] == f"Bad floatingip request: Network {private} is not a valid external network."
     env.demo.error("POST", "/floatingips", {"floatingip": {
-        "floating_network_id": "00000000-0000-0000-0000-000000000000"}}, 400, "BadRequest")
+        "floating_network_id": "00000000-0000-0000-0000-000000000000"}}, 404, "NetworkNotFound")
     env.demo.error("POST", "/floatingips", {"floatingip": {}}, 400)
     env.demo.error("POST", "/floatingips", {"floatingip": {"floating_network_id": env.seed["ext"]["id"],
                                                            "name": "x"}}, 400)
@@ -292,3 +292,18 @@ def test_blank_update_disassociates_but_description_update_does_not(env: Env, to
     cleared = env.demo.put(f"/floatingips/{made['id']}", {"floatingip": {}})["floatingip"]
     assert cleared["port_id"] is None and cleared["fixed_ip_address"] is None
     assert cleared["status"] == "DOWN" and cleared["description"] == "d2"
+
+
+def test_external_grant_to_one_project_allows_its_floating_ips(env: Env) -> None:
+    """access_as_external to one project: that project may allocate; others
+    get 404 (neutron-tempest-plugin test_policy_allows_project_to_allocate_floatingip)."""
+    net = env.admin.post("/networks", {"network": {"name": "ext-one"}})["network"]
+    env.admin.post("/subnets", {"subnet": {"network_id": net["id"], "cidr": "198.18.7.0/24", "ip_version": 4,
+                                           "enable_dhcp": False}})
+    env.admin.post("/rbac-policies", {"rbac_policy": {"object_type": "network", "object_id": net["id"],
+                                                      "action": "access_as_external", "target_tenant": "admin"}})
+    env.demo.error("POST", "/floatingips", {"floatingip": {"floating_network_id": net["id"]}}, 404,
+                   "NetworkNotFound")
+    env.admin.post("/rbac-policies", {"rbac_policy": {"object_type": "network", "object_id": net["id"],
+                                                      "action": "access_as_external", "target_tenant": "demo"}})
+    assert env.demo.post("/floatingips", {"floatingip": {"floating_network_id": net["id"]}})["floatingip"]
