@@ -103,6 +103,12 @@ class Scheduler:
             raise AgentNotFound(id=agent_id)
         return row
 
+    def _any_eligible(self, conn: Connection, agent_type: str, now: dt.datetime) -> bool:
+        """One cheap query that ends the common no-agent case (API-only nodes)."""
+        return conn.execute(select(agents.c.id).where(
+            agents.c.agent_type == agent_type, agents.c.admin_state_up.is_(True),
+            agents.c.heartbeat_timestamp >= self.cutoff(now)).limit(1)).first() is not None
+
     def _candidates(self, conn: Connection, agent_type: str, binding: Table, agent_col: Any,
                     now: dt.datetime, azs: tuple[str, ...]) -> list[Any]:
         """Alive, enabled agents of a type with how much each hosts, least loaded first."""
@@ -171,7 +177,8 @@ class Scheduler:
         if not self.network_auto:
             return []
         hosting = self._hosting(conn, network_id)
-        if len(hosting) >= self.per_network or not self._needs_dhcp(conn, network_id):
+        if len(hosting) >= self.per_network or not self._any_eligible(conn, DHCP_AGENT, now) \
+                or not self._needs_dhcp(conn, network_id):
             return []
         hints = conn.execute(select(networks.c.availability_zone_hints).where(networks.c.id == network_id)).scalar()
         azs = tuple(hints or ()) or self.default_azs
