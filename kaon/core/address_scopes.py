@@ -24,7 +24,7 @@ from kaon import errors
 from kaon.api.context import Context
 from kaon.api.listing import ListQuery
 from kaon.core import rbac, stdattrs
-from kaon.core.query import paginate, where_filters
+from kaon.core.query import fetch_page, where_filters
 from kaon.db.core_tables import subnets
 from kaon.db.pool_tables import address_scopes, addressscope_rbacs, subnetpools
 from kaon.model import address_scope as m
@@ -109,12 +109,7 @@ class AddressScopes:
         special = {"shared": lambda vals: shared_filter(addressscope_rbacs, address_scopes, vals, ctx)}
         for clause in where_filters(q, COLUMNS, special, address_scopes.c.id):
             stmt = stmt.where(clause)
-        stmt, reverse = paginate(conn, stmt, q, COLUMNS, address_scopes.c.id, address_scopes)
-        rows = [*conn.execute(stmt).all()]
-        more = q.limit is not None and len(rows) > q.limit
-        rows = rows[: q.limit] if q.limit is not None else rows
-        if reverse:
-            rows.reverse()
+        rows, more = fetch_page(conn, stmt, q, COLUMNS, address_scopes.c.id, address_scopes)
         return self._render(ctx, conn, rows), more
 
     def _render(self, ctx: Context, conn: Connection, rows: Sequence[Any]) -> Items:

@@ -40,7 +40,7 @@ from kaon import errors
 from kaon.api.context import Context
 from kaon.api.listing import ListQuery
 from kaon.core import availability_zones
-from kaon.core.query import paginate, where_filters
+from kaon.core.query import fetch_page, where_filters
 from kaon.core.scheduling import DHCP_AGENT, L3_AGENT, AgentNotFound, Scheduler
 from kaon.core.stdattrs import new_id
 from kaon.db.agent_tables import agents
@@ -147,12 +147,7 @@ class Agents:
         stmt = select(agents)
         for clause in where_filters(q, COLUMNS, {"alive": self._alive_filter}, agents.c.id):
             stmt = stmt.where(clause)
-        stmt, reverse = paginate(conn, stmt, q, COLUMNS, agents.c.id, agents)
-        rows = list(conn.execute(stmt).all())
-        more = q.limit is not None and len(rows) > q.limit
-        rows = rows[: q.limit] if q.limit is not None else rows
-        if reverse:
-            rows.reverse()
+        rows, more = fetch_page(conn, stmt, q, COLUMNS, agents.c.id, agents)
         return self.render(rows), more
 
     # -- the admin API -------------------------------------------------

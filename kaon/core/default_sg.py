@@ -34,7 +34,7 @@ from kaon import errors
 from kaon.api.context import Context
 from kaon.api.listing import ListQuery
 from kaon.core import quotas, stdattrs
-from kaon.core.query import paginate, where_filters
+from kaon.core.query import fetch_page, where_filters
 from kaon.db.sg_tables import (
     default_security_group_rules as template,
 )
@@ -144,12 +144,7 @@ class DefaultRules:
         stmt = select(template)
         for clause in where_filters(q, TEMPLATE_COLUMNS, {}, template.c.id):
             stmt = stmt.where(clause)
-        stmt, reverse = paginate(conn, stmt, q, TEMPLATE_COLUMNS, template.c.id, template)
-        rows = [*conn.execute(stmt).all()]
-        more = q.limit is not None and len(rows) > q.limit
-        rows = rows[: q.limit] if q.limit is not None else rows
-        if reverse:
-            rows.reverse()
+        rows, more = fetch_page(conn, stmt, q, TEMPLATE_COLUMNS, template.c.id, template)
         return [render_template_rule(r) for r in rows], more
 
     def create(self, ctx: Context, conn: Connection, values: dict[str, Any]) -> str:

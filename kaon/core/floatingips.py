@@ -30,7 +30,7 @@ from kaon.api.listing import ListQuery
 from kaon.core import quotas, stdattrs
 from kaon.core.networks import Networks
 from kaon.core.ports import Ports
-from kaon.core.query import paginate, where_filters
+from kaon.core.query import fetch_page, where_filters
 from kaon.core.routers import INTF_OWNER, chunks, is_external, port_ips, require_write, service_port
 from kaon.db.core_tables import ip_allocations, ports, subnets, tags
 from kaon.db.l3_tables import floatingips, router_ports, routers
@@ -111,12 +111,7 @@ class FloatingIps:
             stmt = stmt.where(floatingips.c.project_id == ctx.project_id)
         for clause in where_filters(q, COLUMNS, {}, floatingips.c.id):
             stmt = stmt.where(clause)
-        stmt, reverse = paginate(conn, stmt, q, COLUMNS, floatingips.c.id, floatingips)
-        rows = [*conn.execute(stmt).all()]
-        more = q.limit is not None and len(rows) > q.limit
-        rows = rows[: q.limit] if q.limit is not None else rows
-        if reverse:
-            rows.reverse()
+        rows, more = fetch_page(conn, stmt, q, COLUMNS, floatingips.c.id, floatingips)
         return self._render(conn, rows), more
 
     def _render(self, conn: Connection, rows: Rows) -> Items:

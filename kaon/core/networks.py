@@ -12,7 +12,7 @@ from kaon import errors
 from kaon.api.context import Context
 from kaon.api.listing import ListQuery
 from kaon.core import address_scopes, availability_zones, quotas, stdattrs
-from kaon.core.query import paginate, where_filters
+from kaon.core.query import fetch_page, where_filters
 from kaon.db.core_tables import network_rbacs, networks, ports, subnets
 from kaon.db.ml2_tables import network_segments
 from kaon.ml2.segments import provider_attributes
@@ -94,12 +94,7 @@ class Networks:
         }
         for clause in where_filters(q, COLUMNS, special, networks.c.id):
             stmt = stmt.where(clause)
-        stmt, reverse = paginate(conn, stmt, q, COLUMNS, networks.c.id, networks)
-        rows = conn.execute(stmt).all()
-        more = q.limit is not None and len(rows) > q.limit
-        rows = rows[: q.limit] if q.limit is not None else rows
-        if reverse:
-            rows.reverse()
+        rows, more = fetch_page(conn, stmt, q, COLUMNS, networks.c.id, networks)
         return self._render(ctx, conn, rows), more
 
     def shared_with(self, conn: Connection, net_id: str, ctx: Context) -> bool:

@@ -15,7 +15,7 @@ from kaon.api.context import Context
 from kaon.api.listing import ListQuery
 from kaon.core import port_extras, port_ips, quotas, security_groups, stdattrs
 from kaon.core.networks import Networks
-from kaon.core.query import paginate, where_filters
+from kaon.core.query import fetch_page, where_filters
 from kaon.core.subnets import Subnets
 from kaon.db.core_tables import ip_allocations, networks, port_security_groups, ports
 from kaon.model.attrs import HTTPBadRequest
@@ -89,12 +89,7 @@ class Ports:
         }
         for clause in where_filters(q, COLUMNS, special, ports.c.id):
             stmt = stmt.where(clause)
-        stmt, reverse = paginate(conn, stmt, q, COLUMNS, ports.c.id, ports)
-        rows = conn.execute(stmt).all()
-        more = q.limit is not None and len(rows) > q.limit
-        rows = rows[: q.limit] if q.limit is not None else rows
-        if reverse:
-            rows.reverse()
+        rows, more = fetch_page(conn, stmt, q, COLUMNS, ports.c.id, ports)
         return self._render(conn, rows), more
 
     def _render(self, conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:

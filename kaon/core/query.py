@@ -92,6 +92,20 @@ def paginate(conn: Connection, stmt: Select, query: ListQuery, columns: Mapping[
     return stmt, reverse
 
 
+def fetch_page(conn: Connection, stmt: Select, query: ListQuery, columns: Mapping[str, Column],
+               id_col: Column, table_from: Any) -> tuple[list[Any], bool]:
+    """Run a collection query: the rows of one page, in the requested
+    order, and whether more follow."""
+    stmt, reverse = paginate(conn, stmt, query, columns, id_col, table_from)
+    rows = list(conn.execute(stmt).all())
+    more = query.limit is not None and len(rows) > query.limit
+    if query.limit is not None:
+        rows = rows[: query.limit]
+    if reverse:
+        rows.reverse()
+    return rows, more
+
+
 def _after(order: list[tuple[Column, bool]], values: list[Any], reverse: bool) -> Any:
     """Rows strictly after the marker in the (possibly reversed) order, with
     NULL the smallest value."""

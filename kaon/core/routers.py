@@ -27,7 +27,7 @@ from kaon.api.listing import ListQuery
 from kaon.core import availability_zones, quotas, stdattrs
 from kaon.core.networks import EXTERNAL, Networks
 from kaon.core.ports import Ports
-from kaon.core.query import paginate, where_filters
+from kaon.core.query import fetch_page, where_filters
 from kaon.db.core_tables import ip_allocations, network_rbacs, ports, subnets, tags
 from kaon.db.l3_tables import floatingips, router_ports, router_routes, routers
 from kaon.model import attrs
@@ -134,12 +134,7 @@ class Routers:
             stmt = stmt.where(routers.c.project_id == ctx.project_id)
         for clause in where_filters(q, COLUMNS, {}, routers.c.id):
             stmt = stmt.where(clause)
-        stmt, reverse = paginate(conn, stmt, q, COLUMNS, routers.c.id, routers)
-        rows = [*conn.execute(stmt).all()]
-        more = q.limit is not None and len(rows) > q.limit
-        rows = rows[: q.limit] if q.limit is not None else rows
-        if reverse:
-            rows.reverse()
+        rows, more = fetch_page(conn, stmt, q, COLUMNS, routers.c.id, routers)
         return self._render(conn, rows), more
 
     def _render(self, conn: Connection, rows: Rows) -> Items:

@@ -31,7 +31,7 @@ from kaon import errors
 from kaon.api.context import Context
 from kaon.api.listing import ListQuery
 from kaon.core import default_sg, quotas, stdattrs
-from kaon.core.query import paginate, where_filters
+from kaon.core.query import fetch_page, where_filters
 from kaon.core.sg_rules import render_rules
 from kaon.db.core_tables import port_security_groups
 from kaon.db.sg_tables import (
@@ -104,12 +104,7 @@ class SecurityGroups:
         special = {"shared": lambda vals: _shared_filter(vals, ctx)}
         for clause in where_filters(q, COLUMNS, special, security_groups.c.id):
             stmt = stmt.where(clause)
-        stmt, reverse = paginate(conn, stmt, q, COLUMNS, security_groups.c.id, security_groups)
-        rows = [*conn.execute(stmt).all()]
-        more = q.limit is not None and len(rows) > q.limit
-        rows = rows[: q.limit] if q.limit is not None else rows
-        if reverse:
-            rows.reverse()
+        rows, more = fetch_page(conn, stmt, q, COLUMNS, security_groups.c.id, security_groups)
         return self._render(ctx, conn, rows), more
 
     def _render(self, ctx: Context, conn: Connection, rows: Sequence[Any]) -> Items:

@@ -22,7 +22,7 @@ from kaon import errors
 from kaon.api.context import Context
 from kaon.api.listing import ListQuery
 from kaon.core import default_sg, quotas, stdattrs
-from kaon.core.query import paginate, where_filters
+from kaon.core.query import fetch_page, where_filters
 from kaon.db.sg_tables import default_security_groups, security_group_rules, security_groups
 from kaon.model import security_group as m
 
@@ -89,12 +89,7 @@ class SecurityGroupRules:
         special = {"belongs_to_default_sg": _default_filter}
         for clause in where_filters(q, COLUMNS, special, RULES.c.id):
             stmt = stmt.where(clause)
-        stmt, reverse = paginate(conn, stmt, q, COLUMNS, RULES.c.id, RULES)
-        rows = [*conn.execute(stmt).all()]
-        more = q.limit is not None and len(rows) > q.limit
-        rows = rows[: q.limit] if q.limit is not None else rows
-        if reverse:
-            rows.reverse()
+        rows, more = fetch_page(conn, stmt, q, COLUMNS, RULES.c.id, RULES)
         return render_rules(conn, rows), more
 
     # -- writes --------------------------------------------------------

@@ -40,7 +40,7 @@ from kaon.api.context import Context
 from kaon.api.listing import ListQuery
 from kaon.core import quotas, rbac, stdattrs
 from kaon.core.address_scopes import AddressScopes, shared_filter, shared_ids
-from kaon.core.query import paginate, where_filters
+from kaon.core.query import fetch_page, where_filters
 from kaon.db.core_tables import subnets
 from kaon.db.pool_tables import address_scopes, addressscope_rbacs, subnetpool_rbacs, subnetpools
 from kaon.model import rbac as rbac_model
@@ -149,12 +149,7 @@ class SubnetPools:
         special = {"shared": lambda vals: shared_filter(subnetpool_rbacs, subnetpools, vals, ctx)}
         for clause in where_filters(q, COLUMNS, special, subnetpools.c.id):
             stmt = stmt.where(clause)
-        stmt, reverse = paginate(conn, stmt, q, COLUMNS, subnetpools.c.id, subnetpools)
-        rows = [*conn.execute(stmt).all()]
-        more = q.limit is not None and len(rows) > q.limit
-        rows = rows[: q.limit] if q.limit is not None else rows
-        if reverse:
-            rows.reverse()
+        rows, more = fetch_page(conn, stmt, q, COLUMNS, subnetpools.c.id, subnetpools)
         return self._render(ctx, conn, rows), more
 
     def _render(self, ctx: Context, conn: Connection, rows: Sequence[Any]) -> Items:

@@ -14,7 +14,7 @@ from kaon.api.context import Context
 from kaon.api.listing import ListQuery
 from kaon.core import ipam, prefix_alloc, quotas, stdattrs
 from kaon.core.networks import AUTO_DELETE_OWNERS, Networks
-from kaon.core.query import paginate, where_filters
+from kaon.core.query import fetch_page, where_filters
 from kaon.db.core_tables import ip_allocations, network_rbacs, networks, ports, subnets
 from kaon.model import validators as v
 from kaon.model.attrs import HTTPBadRequest
@@ -104,12 +104,7 @@ class Subnets:
         special = {"shared": lambda vals: self._shared_filter(ctx, vals)}
         for clause in where_filters(q, COLUMNS, special, subnets.c.id):
             stmt = stmt.where(clause)
-        stmt, reverse = paginate(conn, stmt, q, COLUMNS, subnets.c.id, subnets)
-        rows = conn.execute(stmt).all()
-        more = q.limit is not None and len(rows) > q.limit
-        rows = rows[: q.limit] if q.limit is not None else rows
-        if reverse:
-            rows.reverse()
+        rows, more = fetch_page(conn, stmt, q, COLUMNS, subnets.c.id, subnets)
         tag_map = stdattrs.tags_for(conn, [r.id for r in rows])
         return [self.render(r, tag_map.get(r.id, [])) for r in rows], more
 
