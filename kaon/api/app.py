@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 from sqlalchemy import Engine
@@ -165,7 +164,3 @@ def build_app(cfg: Any, engine: Engine, types: Any, identity_app: Any = None,
     if auth is not None:
         return auth(app)  # type: ignore[no-any-return]
     return app
-
-
-def request_id() -> str:
-    return f"req-{uuid.uuid4()}"

@@ -11,7 +11,6 @@ from kaon import errors
 from kaon.model import validators as v
 from kaon.model.attrs import HTTPBadRequest, Resource
 
-RESERVED = {"fields", "sort_key", "sort_dir", "limit", "marker", "page_reverse"}
 TAG_FILTERS = ("tags", "tags-any", "not-tags", "not-tags-any")
 # standard-attr-timestamp: resources changed at or after this instant.
 CHANGED_SINCE = "changed_since"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
 from kaon.config import ConfigError, load_config
 
@@ -46,12 +45,6 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"kaon: configuration error: {exc}", file=sys.stderr)
         return 2
-
-
-def default_paths(state_dir: str | None) -> Path:
-    from kaon.config import default_state_path
-
-    return Path(state_dir or default_state_path())
 
 
 if __name__ == "__main__":

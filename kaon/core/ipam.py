@@ -105,13 +105,6 @@ def check_gateway(gateway_ip: str | None, pools: list[dict[str, str]]) -> None:
             raise GatewayConflictWithAllocationPools(ip_address=gateway_ip, pool=f"{pool['start']}-{pool['end']}")
 
 
-def in_subnet(ip: str, cidr: str) -> bool:
-    try:
-        return netaddr.IPAddress(ip) in netaddr.IPNetwork(cidr)
-    except (netaddr.AddrFormatError, ValueError):
-        return False
-
-
 def usable(ip: str, cidr: str, device_owner: str = "") -> bool:
     """An address a port may hold (Neutron's check_subnet_ip): in the subnet
     and not its network address nor, in IPv4, its last address. Router and

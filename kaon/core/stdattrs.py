@@ -10,7 +10,6 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, select
 
-from kaon import errors
 from kaon.api.context import Context
 from kaon.db.core_tables import tags
 from kaon.model.attrs import HTTPBadRequest
@@ -105,7 +104,3 @@ def bump(values: dict[str, Any], current_revision: int) -> dict[str, Any]:
     values["updated_at"] = now()
     values["revision_number"] = current_revision + 1
     return values
-
-
-def not_visible(exc: type[errors.KaonError], **kwargs: Any) -> errors.KaonError:
-    return exc(**kwargs)

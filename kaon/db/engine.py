@@ -56,10 +56,6 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
-def is_sqlite(engine_or_conn: Engine | Connection) -> bool:
-    return engine_or_conn.dialect.name == "sqlite"
-
-
 @contextmanager
 def write_txn(engine: Engine) -> Iterator[Connection]:
     """A read-write transaction, committed on success, rolled back on error."""

@@ -76,7 +76,3 @@ def physnet_mtu(global_mtu: int, physnet_mtus: Mapping[str, int], physical_netwo
     """
     candidates = [m for m in (global_mtu, physnet_mtus.get(physical_network or "", 0)) if m > 0]
     return min(candidates) if candidates else 0
-
-
-def in_ranges(ident: int, ranges: tuple[tuple[int, int], ...]) -> bool:
-    return any(lo <= ident <= hi for lo, hi in ranges)
