@@ -13,11 +13,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from kaon import errors
-from kaon.api import agent_routes, extensions, l3_routes, misc_routes, pool_routes
+from kaon.api import agent_routes, extensions, intent_routes, l3_routes, misc_routes, pool_routes
 from kaon.api.controller import Collection
 from kaon.api.responses import error_response, json_response
 from kaon.api.sg_routes import DefaultingCollection
 from kaon.api.tags import TagRoutes
+from kaon.compiler.service import Compiler
 from kaon.core.address_scopes import AddressScopes
 from kaon.core.agents import Agents, WriteHooks
 from kaon.core.default_sg import DefaultRules
@@ -89,6 +90,9 @@ class Services:
         self.ports.update_hooks.append(hooks.port_updated)
         self.subnets.dhcp_hooks.append(hooks.subnet_written)
         self.routers.create_hooks.append(hooks.router_created)
+        # Per-host intents for the agents (docs/design/agents.md); the server
+        # starts its thread and gives it the bus's notify.
+        self.compiler = Compiler(engine)
 
     def collections(self) -> dict[str, Collection]:
         validate = self.cfg.default.filter_validation
@@ -124,6 +128,7 @@ def build_app(cfg: Any, engine: Engine, types: Any, identity_app: Any = None,
     routes.extend(agent_routes.AgentRoutes(services).routes())
     routes.extend(pool_routes.SubnetPoolActionRoutes(engine, services.subnetpools).routes())
     routes.extend(TagRoutes(engine, "security-groups", security_groups, services.security_groups).routes())
+    routes.extend(intent_routes.routes(services.compiler))
     if identity_app is not None:
         from kaon.identity.app import identity_routes
 
@@ -161,6 +166,25 @@ def build_app(cfg: Any, engine: Engine, types: Any, identity_app: Any = None,
         },
     )
     app.state.services = services
+    wrapped = WriteNotifier(app, services.compiler.mark_dirty)
     if auth is not None:
-        return auth(app)  # type: ignore[no-any-return]
-    return app
+        return auth(wrapped)  # type: ignore[no-any-return]
+    return wrapped  # type: ignore[return-value]
+
+
+class WriteNotifier:
+    """After every POST/PUT/DELETE, tell the compiler that the state may have moved.
+
+    Marking dirty is an event set: cheap, and harmless when the request
+    changed nothing (the compile finds every digest unchanged).
+    """
+
+    def __init__(self, app: Any, mark_dirty: Any) -> None:
+        self.app = app
+        self.mark_dirty = mark_dirty
+        self.state = app.state
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "DELETE"):
+            self.mark_dirty()

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from kaon.cli import lab as lab_cli
 from kaon.config import ConfigError, load_config
 
 
@@ -21,6 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--state-dir", help="where state, clouds.yaml and openrc files go")
     up.add_argument("--port", type=int, help="API port (default 9696)")
 
+    agent = sub.add_parser("agent", help="run the Linux bridge agent of this host")
+    agent.add_argument("--config-file", action="append", default=[], help="Neutron-style ini file (repeatable)")
+
+    lab_cli.add_parser(sub)
+
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade"])
     db.add_argument("--config-file", action="append", default=[])
@@ -32,6 +38,12 @@ def main(argv: list[str] | None = None) -> int:
             from kaon.cli.server import run_server
 
             return run_server(load_config(args.config_file))
+        if args.command == "agent":
+            from kaon.cli.agent import run_agent
+
+            return run_agent(load_config(args.config_file))
+        if args.command == "lab":
+            return lab_cli.run(args)
         if args.command == "up":
             from kaon.cli.up import run_up
 

@@ -57,12 +57,42 @@ def build(cfg: Config) -> tuple[Any, dict[str, Any]]:
     return app, facts
 
 
-def run_server(cfg: Config, announce: Any = None) -> int:
+def services_of(app: Any) -> Any:
+    """The :class:`~kaon.api.app.Services` behind the (wrapped) ASGI app."""
+    while not hasattr(app, "state") or not hasattr(app.state, "services"):
+        app = app.app
+    return app.state.services
+
+
+def start_agent_side(cfg: Config, app: Any) -> Any:
+    """Start the compiler and serve the agents on the bus; returns the server bus."""
+    from kaon.bus import server_bus
+    from kaon.core.agent_rpc import AgentRpc
+
+    services = services_of(app)
+    bus = server_bus(cfg.default.transport_url, cfg.default.state_path)
+    services.compiler.notify = bus.notify
+    bus.start(AgentRpc(services.engine, services.agents, services.compiler))
+    services.compiler.compile_now()
+    services.compiler.start()
+    return bus
+
+
+def run_server(cfg: Config, announce: Any = None, on_ready: Any = None) -> int:
     app, facts = build(cfg)
+    bus = start_agent_side(cfg, app)
+    facts["transport"] = "rabbit" if cfg.default.transport_url else "local"
     (Path(cfg.default.state_path) / "server.json").write_text(json.dumps(facts, indent=2))
+    if on_ready is not None:
+        facts = {**facts, **(on_ready(cfg, app) or {})}
     if announce is not None:
         announce(facts)
-    LOG.info("kaon server on %s (auth_strategy=%s)", facts["network_url"], facts["auth_strategy"])
-    uvicorn.run(app, host=cfg.default.bind_host, port=cfg.default.bind_port, log_level="warning",
-                access_log=False, lifespan="off")
+    LOG.info("kaon server on %s (auth_strategy=%s, bus %s)", facts["network_url"], facts["auth_strategy"],
+             facts["transport"])
+    try:
+        uvicorn.run(app, host=cfg.default.bind_host, port=cfg.default.bind_port, log_level="warning",
+                    access_log=False, lifespan="off")
+    finally:
+        services_of(app).compiler.stop()
+        bus.close()
     return 0

@@ -29,6 +29,7 @@ TABLE_MODULES = (
     "kaon.db.agent_tables",
     "kaon.db.sg_tables",
     "kaon.db.pool_tables",
+    "kaon.db.intent_tables",
 )
 
 

@@ -1,0 +1,101 @@
+"""The compiler as a server component: compile after changes, hint the hosts.
+
+``mark_dirty()`` is cheap and called after every write the API commits and
+after every agent report. One background thread compiles; changes that
+arrive while it runs are folded into the next pass, so a burst of writes
+costs a compile or two, not one each. ``compile_now()`` is the synchronous
+form (start-up, tests, ``wait``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine
+
+from kaon.compiler import generations
+from kaon.compiler.projection import project
+from kaon.compiler.snapshot import read_snapshot
+from kaon.db.engine import read_txn, write_txn
+from kaon.ml2.binding import utcnow
+
+LOG = logging.getLogger("kaon.compiler")
+
+Notify = Callable[[str, dict[str, Any]], None]
+
+
+class Compiler:
+    def __init__(self, engine: Engine, notify: Notify | None = None) -> None:
+        self.engine = engine
+        self.notify = notify
+        self._dirty = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()  # one compile at a time in this process
+        self._thread: threading.Thread | None = None
+        self.compiles = 0
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="kaon-compiler", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._dirty.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def mark_dirty(self) -> None:
+        self._dirty.set()
+
+    def compile_now(self) -> dict[str, int]:
+        """Compile every host from the current state; ``{host: generation}`` of those that changed."""
+        with self._lock:
+            now = utcnow()
+            with write_txn(self.engine) as conn:
+                snap = read_snapshot(conn, generations.known_hosts(conn))
+                changed = generations.store(conn, project(snap), now)
+            self.compiles += 1
+        for host, generation in changed.items():
+            self._hint(host, generation)
+        if changed:
+            LOG.debug("compiled: %s", changed)
+        return changed
+
+    def _hint(self, host: str, generation: int) -> None:
+        if self.notify is None:
+            return
+        try:
+            self.notify(host, {"type": "hint", "host": host, "generation": generation})
+        except Exception:  # a hint is only a hint: the agent's next fetch catches up
+            LOG.exception("hint to host %s (generation %s) failed", host, generation)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._dirty.wait()
+            if self._stop.is_set():
+                return
+            self._dirty.clear()
+            try:
+                self.compile_now()
+            except Exception:
+                # Keep the work: try again shortly rather than lose the change.
+                LOG.exception("compile failed; retrying")
+                time.sleep(0.5)
+                self._dirty.set()
+
+    def wait_converged(self, timeout: float) -> tuple[bool, list[generations.HostState]]:
+        """Compile, then wait until every host applied its current generation (or ``timeout``)."""
+        self.compile_now()
+        deadline = time.monotonic() + timeout
+        while True:
+            with read_txn(self.engine) as conn:
+                states = generations.states(conn)
+            if all(s.converged for s in states) or time.monotonic() >= deadline:
+                return all(s.converged for s in states), states
+            time.sleep(0.02)
