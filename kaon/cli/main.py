@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--config-file", action="append", default=[], help="extra ini file (repeatable)")
     up.add_argument("--state-dir", help="where state, clouds.yaml and openrc files go")
     up.add_argument("--port", type=int, help="API port (default 9696)")
+    up.add_argument("--no-agent", action="store_true", help="API only: no local Linux bridge agent")
 
     agent = sub.add_parser("agent", help="run the Linux bridge agent of this host")
     agent.add_argument("--config-file", action="append", default=[], help="Neutron-style ini file (repeatable)")
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             from kaon.cli.up import run_up
 
-            return run_up(args.config_file, args.state_dir, args.port)
+            return run_up(args.config_file, args.state_dir, args.port, agent=not args.no_agent)
         from kaon.db.engine import make_engine
         from kaon.db.migrate import upgrade
 

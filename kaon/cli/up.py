@@ -1,10 +1,16 @@
 """``kaon up``: an all-in-one node on embedded defaults.
 
 SQLite in the state directory, the embedded identity service with an admin
-and a demo project, and ML2 set up the way the install guide's all-in-one
-node is (a ``provider`` physical network for flat and VLAN, VXLAN for
-self-service networks). Any ``--config-file`` given is read after the
+and a demo project, ML2 set up the way the install guide's all-in-one node
+is (a ``provider`` physical network for flat and VLAN, VXLAN for
+self-service networks), and a local Linux bridge agent in the same process
+on the in-process bus. Any ``--config-file`` given is read after the
 defaults, so an existing ``neutron.conf``/``ml2_conf.ini`` wins.
+
+Without root the node runs API-only and says so (the agent makes bridges
+and VXLAN devices); ``--no-agent`` asks for that. ``[agent] namespace``
+makes the local agent work inside a network namespace instead of on the
+machine's own (the tests use that; so can a cautious user).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kaon.cli.server import run_server
-from kaon.config import default_state_path, load_config
+from kaon.config import Config, ConfigError, default_state_path, load_config
 
 DEFAULTS = """\
 # Written by `kaon up` on first start; edit freely, it is not rewritten.
@@ -42,10 +48,16 @@ tunnel_id_ranges = 1:1000
 
 [ml2_type_geneve]
 vni_ranges = 1:1000
+
+# The local Linux bridge agent. One host: VXLAN devices exist but have no peers.
+[vxlan]
+enable_vxlan = true
+local_ip = 127.0.0.1
+l2_population = true
 """
 
 
-def run_up(extra_files: list[str], state_dir: str | None, port: int | None) -> int:
+def run_up(extra_files: list[str], state_dir: str | None, port: int | None, agent: bool = True) -> int:
     state = Path(state_dir or os.environ.get("KAON_STATE_DIR") or default_state_path()).expanduser()
     state.mkdir(parents=True, exist_ok=True)
     conf = state / "kaon.conf"
@@ -54,16 +66,42 @@ def run_up(extra_files: list[str], state_dir: str | None, port: int | None) -> i
     overrides: dict[str, Any] = {"DEFAULT": {"state_path": str(state)}}
     if port is not None:
         overrides["DEFAULT"]["bind_port"] = port
+    if not (conf.read_text().count("[vxlan]")):
+        # A kaon.conf from before the local agent existed: give the agent its tunnel address.
+        overrides["vxlan"] = {"local_ip": "127.0.0.1", "l2_population": "true"}
     cfg = load_config([str(conf), *extra_files], overrides)
-    return run_server(cfg, announce=_announce)
+    return run_server(cfg, announce=_announce, on_ready=_local_agent if agent else _no_agent)
+
+
+def _no_agent(cfg: Config, app: Any) -> dict[str, Any]:
+    return {"agent": "not started (--no-agent)"}
+
+
+def _local_agent(cfg: Config, app: Any) -> dict[str, Any]:
+    """Start the local agent in this process on the in-process bus, or say why not."""
+    from kaon.agent.config import agent_config
+    from kaon.cli.agent import agent_unavailable, build_agent
+
+    try:
+        acfg = agent_config(cfg)
+    except ConfigError as exc:
+        return {"agent": f"not started: {exc}"}
+    why = agent_unavailable(acfg)
+    if why:
+        return {"agent": f"not started: {why}; running API-only"}
+    agent = build_agent(cfg)
+    agent.start()
+    where = f"namespace {acfg.namespace}" if acfg.namespace else "this machine"
+    return {"agent": f"Linux bridge agent for host {acfg.host} on {where}"}
 
 
 def _announce(facts: dict[str, Any]) -> None:
     files = facts.get("client_files", {})
     lines = [
         "",
-        "kaon is up (all-in-one: server + identity; API only, no host agents yet).",
+        "kaon is up (all-in-one: server + identity + local agent).",
         f"  Networking API : {facts['network_url']}/v2.0",
+        f"  Local agent    : {facts.get('agent', 'not started')}",
     ]
     if "identity_url" in facts:
         lines.append(f"  Identity (v3)  : {facts['identity_url']}")

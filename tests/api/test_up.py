@@ -115,13 +115,15 @@ class UpFactory:
 )
 def up(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[UpFactory]:
     """An ``UpFactory``; every process it started is stopped (by pid) at teardown."""
-    extra: list[str] = []
+    # The local agent has tests of its own (tests/fullstack/test_up_agent.py),
+    # inside a namespace; these stay off the machine's own network.
+    extra: list[str] = ["--no-agent"]
     db_url = None
     if request.param == "postgresql":
         db_url = create_pg_database(request.getfixturevalue("postgres_server"), prefix="kaon_up")
         conf = tmp_path / "db.conf"
         conf.write_text(f"[database]\nconnection = {db_url}\n")
-        extra = ["--config-file", str(conf)]
+        extra += ["--config-file", str(conf)]
     factory = UpFactory(tmp_path, request.param, extra)
     try:
         yield factory
