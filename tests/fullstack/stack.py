@@ -1,0 +1,146 @@
+"""A whole kaon on one machine for fullstack tests: a real ``kaon server``
+process, a ``kaon lab`` of simulated hosts (one namespace each) with one real
+``kaon agent`` process per host, VMs as namespaces.
+
+Every namespace has the test run's unique prefix; ``Stack.close`` takes the
+lab down (agents killed by pid, namespaces deleted by exact name) and stops
+the server by pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from kaon.lab.lab import Lab
+from tests.fixtures import require
+from tests.fixtures.server import KaonServer, start_kaon_server
+
+SERVER_CONF: dict[str, dict[str, Any]] = {
+    "ml2": {"type_drivers": "local,flat,vlan,vxlan", "tenant_network_types": "vxlan",
+            "mechanism_drivers": "linuxbridge,l2population"},
+    "ml2_type_flat": {"flat_networks": "provider"},
+    "ml2_type_vlan": {"network_vlan_ranges": "provider:100:200"},
+    "ml2_type_vxlan": {"vni_ranges": "1000:1999"},
+    # Agents report every second here, so "dead" comes after 4 s, not 75.
+    "agent": {"report_interval": "1", "resync_interval": "5"},
+}
+
+
+def require_root() -> None:
+    require(os.geteuid() == 0, "needs root: builds namespaces, bridges and VXLAN devices")
+    require(Path("/usr/sbin/ip").exists() or Path("/sbin/ip").exists() or Path("/bin/ip").exists(),
+            "needs iproute2")
+
+
+def unique_prefix() -> str:
+    return f"kf{uuid.uuid4().hex[:4]}-"
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+class Stack:
+    def __init__(self, server: KaonServer, lab: Lab) -> None:
+        self.server = server
+        self.lab = lab
+        self.http = httpx.Client(base_url=server.url, timeout=30)
+
+    # -- API ----------------------------------------------------------------
+    def api(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+        r = self.http.request(method, path, json=body, params=params or None)
+        if r.status_code >= 400:
+            raise AssertionError(f"{method} {path} -> {r.status_code}: {r.text}")
+        return r.json() if r.content else None
+
+    def network(self, name: str, cidr: str, gateway: str | None = "auto", **attrs: Any) -> dict[str, Any]:
+        net = self.api("POST", "/v2.0/networks", {"network": {"name": name, **attrs}})["network"]
+        subnet: dict[str, Any] = {"network_id": net["id"], "cidr": cidr, "ip_version": 4, "name": f"{name}-subnet"}
+        if gateway != "auto":
+            subnet["gateway_ip"] = gateway
+        self.api("POST", "/v2.0/subnets", {"subnet": subnet})
+        return net
+
+    def port(self, port_id: str) -> dict[str, Any]:
+        return self.api("GET", f"/v2.0/ports/{port_id}")["port"]
+
+    def agents(self) -> list[dict[str, Any]]:
+        return self.api("GET", "/v2.0/agents", agent_type="Linux bridge agent")["agents"]
+
+    def wait_agents(self, hosts: list[str], timeout: float = 30.0) -> None:
+        def alive() -> bool:
+            live = {a["host"] for a in self.agents() if a["alive"]}
+            return set(hosts) <= live
+        wait_for(f"live agents on {hosts}", alive, timeout)
+
+    def wait_converged(self, timeout: float = 20.0) -> dict[str, Any]:
+        body = self.api("GET", "/v2.0/host-intents", wait=str(timeout))
+        assert body["converged"], body
+        return body
+
+    def wait_active(self, port_id: str, timeout: float = 20.0) -> dict[str, Any]:
+        return wait_for(f"port {port_id} ACTIVE", lambda: (p := self.port(port_id))["status"] == "ACTIVE" and p,
+                        timeout)
+
+    # -- VMs and hosts --------------------------------------------------------
+    def vm(self, name: str, host: str, network: str, **kw: Any) -> dict[str, Any]:
+        record = self.lab.create_vm(name, host, network, **kw)
+        self.wait_active(record["port_id"])
+        return record
+
+    def ping(self, vm: str, address: str, count: int = 1, wait: float = 1.0) -> bool:
+        r = self.lab.exec(vm, ["ping", "-c", str(count), "-W", str(wait), "-i", "0.2", address], capture=True)
+        return r.returncode == 0
+
+    def host(self, host: str, *cmd: str) -> str:
+        r = self.lab.host_exec(host, list(cmd), capture=True, check=True)
+        return str(r.stdout)
+
+    def flood_entries(self, host: str, vni: int) -> set[str]:
+        out = self.host(host, "bridge", "fdb", "show", "dev", f"vxlan-{vni}")
+        return {line.split(" dst ")[1].split()[0] for line in out.splitlines()
+                if line.startswith("00:00:00:00:00:00") and " dst " in line}
+
+    def close(self) -> None:
+        self.http.close()
+
+
+@contextlib.contextmanager
+def stack(tmp: Path, hosts: int, db_url: str | None = None, transport_url: str = "",
+          extra_conf: dict[str, dict[str, Any]] | None = None) -> Iterator[Stack]:
+    require_root()
+    conf = {**SERVER_CONF, **(extra_conf or {})}
+    conf["DEFAULT"] = {"agent_down_time": "4", **conf.get("DEFAULT", {})}
+    if transport_url:
+        conf["DEFAULT"]["transport_url"] = transport_url
+    with start_kaon_server(tmp / "server", db_url=db_url, auth_strategy="noauth", extra_conf=conf) as server:
+        lab = Lab(unique_prefix(), tmp / "lab", config_files=[str(server.conf_path)], network_url=server.url)
+        s = Stack(server, lab)
+        try:
+            lab.up(hosts)
+            s.wait_agents([f"h{i}" for i in range(1, hosts + 1)])
+            yield s
+        finally:
+            s.close()
+            with contextlib.suppress(Exception):
+                lab.down()
+            leftover = [n for n in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
+                        .stdout.split() if n.startswith(lab.prefix)]
+            for name in leftover:  # down() failed half-way: still only our own, by exact name
+                subprocess.run(["ip", "netns", "delete", name], check=False)

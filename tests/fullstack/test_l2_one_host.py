@@ -1,0 +1,72 @@
+"""One simulated host, the server on SQLite and the local bus (Unix socket):
+VMs on a VXLAN network reach each other; networks with the same CIDR stay apart;
+ports go ACTIVE when plugged and DOWN when unplugged; the intent converges."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fullstack.stack import Stack, stack, wait_for
+
+pytestmark = pytest.mark.needs_root
+
+
+@pytest.fixture(scope="module")
+def one(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with stack(tmp_path_factory.mktemp("one-host"), hosts=1) as s:
+        yield s
+
+
+def test_two_vms_on_one_vxlan_network_ping_and_same_cidr_networks_are_apart(one: Stack) -> None:
+    blue = one.network("blue", "10.0.0.0/24")
+    red = one.network("red", "10.0.0.0/24")  # same CIDR, another network
+    a = one.vm("a", "h1", blue["id"], ip_address="10.0.0.11")
+    b = one.vm("b", "h1", blue["id"], ip_address="10.0.0.12")
+    c = one.vm("c", "h1", red["id"], ip_address="10.0.0.13")
+    assert one.ping("a", "10.0.0.12", count=3)
+    assert one.ping("b", "10.0.0.11")
+    assert not one.ping("a", "10.0.0.13", count=2)
+    assert not one.ping("c", "10.0.0.11", count=2)
+    body = one.wait_converged()
+    assert [h["host"] for h in body["host_intents"]] == ["h1"]
+    # What the agent built: one bridge per network, each with its own VXLAN device.
+    links = one.host("h1", "ip", "-o", "link", "show")
+    for net in (blue, red):
+        assert f"brq{net['id'][:11]}" in links
+    for vm in (a, b, c):
+        assert f"{vm['tap']}@" in links and f"master brq{vm['network_id'][:11]}" in \
+            next(line for line in links.splitlines() if f"{vm['tap']}@" in line)
+
+
+def test_an_unplugged_tap_takes_its_port_down_and_a_replugged_one_up(one: Stack) -> None:
+    net = one.network("green", "10.2.0.0/24")
+    vm = one.vm("g1", "h1", net["id"])
+    one.host("h1", "ip", "link", "set", vm["tap"], "nomaster")  # drift: the agent puts it back
+    wait_for("the tap back in its bridge", lambda: f"master brq{net['id'][:11]}" in one.host(
+        "h1", "ip", "-o", "link", "show", vm["tap"]), timeout=15)
+    one.lab.delete_vm("g1")  # deletes the port too
+    assert one.api("GET", "/v2.0/ports", id=vm["port_id"])["ports"] == []
+    vm2 = one.lab.create_vm("g2", "h1", net["id"])
+    one.wait_active(vm2["port_id"])
+    one.host("h1", "ip", "link", "del", vm2["tap"])  # Nova unplugged the VM
+    wait_for("port DOWN", lambda: one.port(vm2["port_id"])["status"] == "DOWN", timeout=15)
+
+
+def test_the_bridge_goes_when_the_last_port_leaves(one: Stack) -> None:
+    net = one.network("short-lived", "10.3.0.0/24")
+    one.vm("s1", "h1", net["id"])
+    bridge = f"brq{net['id'][:11]}"
+    assert bridge in one.host("h1", "ip", "-o", "link", "show")
+    one.lab.delete_vm("s1")
+    wait_for("bridge swept", lambda: bridge not in one.host("h1", "ip", "-o", "link", "show"), timeout=15)
+    one.wait_converged()
+
+
+def test_binding_to_an_unknown_host_says_why(one: Stack, tmp_path: Path) -> None:
+    net = one.network("nowhere", "10.4.0.0/24")
+    port = one.api("POST", "/v2.0/ports", {"port": {"network_id": net["id"], "binding:host_id": "h9"}})["port"]
+    assert port["binding:vif_type"] == "binding_failed"
+    assert "host h9 has no live Linux bridge agent" in port["binding:failure_reason"]
