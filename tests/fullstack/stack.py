@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from kaon.lab.api_client import load_cloud, password_token
 from kaon.lab.lab import Lab
 from tests.fixtures import require
 from tests.fixtures.server import KaonServer, start_kaon_server
@@ -57,10 +58,11 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 20.0, interva
 
 
 class Stack:
-    def __init__(self, server: KaonServer, lab: Lab) -> None:
+    def __init__(self, server: KaonServer, lab: Lab, token: str | None = None) -> None:
         self.server = server
         self.lab = lab
-        self.http = httpx.Client(base_url=server.url, timeout=30)
+        headers = {"X-Auth-Token": token} if token else {}
+        self.http = httpx.Client(base_url=server.url, timeout=30, headers=headers)
 
     # -- API ----------------------------------------------------------------
     def api(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
@@ -123,15 +125,22 @@ class Stack:
 
 @contextlib.contextmanager
 def stack(tmp: Path, hosts: int, db_url: str | None = None, transport_url: str = "",
-          extra_conf: dict[str, dict[str, Any]] | None = None) -> Iterator[Stack]:
+          extra_conf: dict[str, dict[str, Any]] | None = None, auth_strategy: str = "noauth") -> Iterator[Stack]:
+    """A server, a lab of ``hosts`` hosts with their agents alive; ``auth_strategy="kaon"`` for the CLI."""
     require_root()
     conf = {**SERVER_CONF, **(extra_conf or {})}
     conf["DEFAULT"] = {"agent_down_time": "4", **conf.get("DEFAULT", {})}
     if transport_url:
         conf["DEFAULT"]["transport_url"] = transport_url
-    with start_kaon_server(tmp / "server", db_url=db_url, auth_strategy="noauth", extra_conf=conf) as server:
-        lab = Lab(unique_prefix(), tmp / "lab", config_files=[str(server.conf_path)], network_url=server.url)
-        s = Stack(server, lab)
+    with start_kaon_server(tmp / "server", db_url=db_url, auth_strategy=auth_strategy, extra_conf=conf) as server:
+        token = None
+        auth: dict[str, Any] = {}
+        if auth_strategy == "kaon":
+            auth = {"cloud": "kaon-admin", "clouds_yaml": str(server.clouds_yaml)}
+            token, _ = password_token(load_cloud("kaon-admin", [server.clouds_yaml]))
+        lab = Lab(unique_prefix(), tmp / "lab", config_files=[str(server.conf_path)], network_url=server.url,
+                  **auth)
+        s = Stack(server, lab, token)
         try:
             lab.up(hosts)
             s.wait_agents([f"h{i}" for i in range(1, hosts + 1)])
