@@ -54,6 +54,8 @@ class Agent:
         self._unwatch: Any = None
         self._last_warning: dict[str, float] = {}
         self.start_flag = True
+        self.started = time.monotonic()
+        self.actions_total = 0
 
     # -- lifecycle ------------------------------------------------------
     def start(self) -> None:
@@ -159,6 +161,7 @@ class Agent:
         seen = observe(self.l2, vxlans)
         result = plan(intent, seen, self.cfg, sweep=self.synced)
         outcome = apply(self.l2, result.actions)
+        self.actions_total += outcome.done
         for action, why in outcome.failed:
             self._warn(f"{action.op}:{action.dev}", f"{action} failed: {why}")
         if result.actions:
@@ -172,6 +175,8 @@ class Agent:
             self.applied = self.generation
         if not self.synced:
             self.synced = True
+            LOG.info("first full sync done in %.3f s: generation %s, %d ports, %d device actions",
+                     time.monotonic() - self.started, self.generation, len(intent["ports"]), self.actions_total)
             self._wake.set()  # the sweeping pass
         return True
 

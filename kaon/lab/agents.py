@@ -21,7 +21,6 @@ from typing import Any
 
 from kaon.lab.topology import PHYSICAL_NETWORK, PROVIDER_INTERFACE
 
-REPORT_INTERVAL = 30
 AGENT_TYPE = "Linux bridge agent"
 
 
@@ -32,7 +31,6 @@ def agent_ini(host: str, namespace: str, local_ip: str) -> str:
         f"host = {host}\n"
         "[agent]\n"
         f"namespace = {namespace}\n"
-        f"report_interval = {REPORT_INTERVAL}\n"
         "[linux_bridge]\n"
         f"physical_interface_mappings = {PHYSICAL_NETWORK}:{PROVIDER_INTERFACE}\n"
         "[vxlan]\n"
