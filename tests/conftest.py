@@ -13,6 +13,10 @@ Fixtures (helpers behind them live in tests/fixtures/):
                               stopped at teardown
   openstack_cli      function callable(server_or_clouds_yaml, cloud="kaon-admin") -> OpenStackCLI
   openstack_bin      session  path of the ``openstack`` binary
+  netns_prefix       session  network namespace name prefix unique to this run; every
+                              namespace with it is removed at the end (needs root)
+  make_netns         function callable(label="ns") -> name of a new namespace
+                              "<prefix><n>-<label>", removed at teardown (by exact name)
 
 Plain helpers: ``from tests.fixtures import require, free_port, start_kaon_server, ...``.
 One server for a whole module (much faster than one per test)::
@@ -37,6 +41,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures import cli as _cli
+from tests.fixtures import netns as _netns
 from tests.fixtures import postgres as _pg
 from tests.fixtures import server as _server
 from tests.fixtures.require import (
@@ -172,3 +177,21 @@ def openstack_cli(openstack_bin: str):
         return _cli.OpenStackCLI(clouds, cloud=cloud, binary=openstack_bin, **kw)
 
     return make
+
+
+# ------------------------------------------------------------------ network namespaces
+@pytest.fixture(scope="session")
+def netns_prefix() -> Iterator[str]:
+    pool = _netns.NetnsPool(_netns.run_prefix())
+    yield pool.prefix
+    if os.geteuid() == 0:
+        pool.sweep()
+
+
+@pytest.fixture
+def make_netns(netns_prefix: str) -> Iterator[_netns.NetnsPool]:
+    """``make_netns(label="ns") -> name``: a fresh namespace, removed at teardown."""
+    require(os.geteuid() == 0, "needs root: creates network namespaces")
+    pool = _netns.NetnsPool(netns_prefix)
+    yield pool
+    pool.cleanup()
