@@ -16,8 +16,9 @@ import secrets
 import struct
 from collections.abc import Callable
 
-from kaon.dataplane import DataplaneError, LinkNotFound, NetlinkError, netns
+from kaon.dataplane import DataplaneError, LinkNotFound, NetlinkError
 from kaon.dataplane import netlink as nl
+from kaon.dataplane import netns as _netns
 from kaon.dataplane.linux_l2 import LinuxL2
 from kaon.dataplane.rtmsg import (
     IFINFO,
@@ -40,21 +41,21 @@ _WHAT = {
 }
 
 
-def probe_features(netns_name: str | None = None) -> dict[str, bool | str]:
+def probe_features(netns: str | None = None) -> dict[str, bool | str]:
     """``{"bridge": bool, "vxlan": bool, "veth": bool, "vlan": bool, "<kind>_detail": str ...}``.
 
     A ``<kind>_detail`` key is present for each kind that is not supported,
     with the kernel's own words, e.g. ``"802.1Q VLAN devices are not supported
     by this kernel (ip link add ... type vlan: Unknown device type)"``.
     """
-    if netns_name is not None:
-        return _probe_in(netns_name)
+    if netns is not None:
+        return _probe_in(netns)
     scratch = f"kaon-probe-{os.getpid()}-{secrets.token_hex(3)}"
-    netns.create(scratch)
+    _netns.create(scratch)
     try:
         return _probe_in(scratch)
     finally:
-        netns.delete(scratch)
+        _netns.delete(scratch)
 
 
 def _probe_in(netns_name: str) -> dict[str, bool | str]:
