@@ -13,6 +13,8 @@ Fixtures (helpers behind them live in tests/fixtures/):
                               stopped at teardown
   openstack_cli      function callable(server_or_clouds_yaml, cloud="kaon-admin") -> OpenStackCLI
   openstack_bin      session  path of the ``openstack`` binary
+  rabbitmq           session  RabbitMQ (tests/fixtures/rabbitmq.py): a private broker;
+                              .url is a kaon transport_url, .restart() bounces it
   netns_prefix       session  network namespace name prefix unique to this run; every
                               namespace with it is removed at the end (needs root)
   make_netns         function callable(label="ns") -> name of a new namespace
@@ -43,6 +45,7 @@ import pytest
 from tests.fixtures import cli as _cli
 from tests.fixtures import netns as _netns
 from tests.fixtures import postgres as _pg
+from tests.fixtures import rabbitmq as _rmq
 from tests.fixtures import server as _server
 from tests.fixtures.require import (
     apply_require_all,
@@ -133,6 +136,18 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'kaon.sqlite'}"
     make = request.getfixturevalue("fresh_pg_database")
     return make(prefix=request.node.name)
+
+
+# ------------------------------------------------------------------ RabbitMQ
+@pytest.fixture(scope="session")
+def rabbitmq() -> Iterator[_rmq.RabbitMQ]:
+    """A private rabbitmq-server for the session (its own node, ports, data, epmd)."""
+    require(_rmq.find_rabbitmq_server(), "rabbitmq-server not installed: run scripts/bootstrap.sh")
+    broker = _rmq.RabbitMQ.start()
+    try:
+        yield broker
+    finally:
+        broker.close()
 
 
 # ------------------------------------------------------------------ kaon server
