@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from kaon import errors
@@ -43,7 +43,7 @@ from kaon.core import availability_zones
 from kaon.core.query import fetch_page, where_filters
 from kaon.core.scheduling import DHCP_AGENT, L3_AGENT, AgentNotFound, Scheduler
 from kaon.core.stdattrs import new_id
-from kaon.db.agent_tables import agents
+from kaon.db.agent_tables import agents, network_dhcp_agent_bindings
 from kaon.db.core_tables import ports
 from kaon.ml2.binding import Binder, utcnow
 
@@ -239,6 +239,15 @@ class Agents:
             result.scheduled_routers = self.scheduler.auto_schedule_routers(conn, row.id, now)
 
 
+_PORT_CREATED = select(
+    ports.c.network_id, ports.c.binding_host_id,
+    select(func.count()).select_from(network_dhcp_agent_bindings)
+    .where(network_dhcp_agent_bindings.c.network_id == ports.c.network_id).scalar_subquery().label("hosted"),
+    exists().where(agents.c.agent_type == bindparam("agent_type"), agents.c.admin_state_up.is_(True),
+                   agents.c.heartbeat_timestamp >= bindparam("cutoff")).label("eligible"),
+).where(ports.c.id == bindparam("port_id"))
+
+
 class WriteHooks:
     """What port, subnet and router writes set off here (registered on those
     services by the app): binding on ``binding:*`` changes, DHCP scheduling
@@ -249,12 +258,17 @@ class WriteHooks:
         self.scheduler = scheduler
 
     def port_created(self, conn: Connection, port_id: str) -> None:
-        row = conn.execute(select(ports.c.network_id, ports.c.binding_host_id).where(ports.c.id == port_id)).first()
+        # One statement answers the common case (network already served, or
+        # no alive DHCP agent at all); schedule_network looks again in detail.
+        now = utcnow()
+        row = conn.execute(_PORT_CREATED, {"port_id": port_id, "agent_type": DHCP_AGENT,
+                                           "cutoff": self.scheduler.cutoff(now)}).first()
         if row is None:
             return
         if row.binding_host_id:
             self.binder.bind_port(conn, port_id)
-        self.scheduler.schedule_network(conn, row.network_id, utcnow())
+        if row.eligible and row.hosted < self.scheduler.per_network:
+            self.scheduler.schedule_network(conn, row.network_id, now)
 
     def port_updated(self, conn: Connection, port_id: str, changed: Iterable[str]) -> None:
         if BINDING_KEYS & set(changed):

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, text, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, text, update
 
 from kaon import errors
 from kaon.api.context import Context
@@ -59,9 +59,12 @@ RULE_FIELDS = ("direction", "ethertype", "protocol", "port_range_min", "port_ran
                "remote_group_id", "remote_address_group_id")
 
 
+_LOOKUP = select(default_security_groups.c.security_group_id).where(
+    default_security_groups.c.project_id == bindparam("project"))
+
+
 def lookup(conn: Connection, project: str) -> str | None:
-    return conn.execute(select(default_security_groups.c.security_group_id)
-                        .where(default_security_groups.c.project_id == project)).scalar()
+    return conn.execute(_LOOKUP, {"project": project}).scalar()
 
 
 def may_ensure(ctx: Context, project: str | None) -> bool:

@@ -2,11 +2,12 @@
 that never hands one address to two ports.
 
 Allocation tries candidates in order from a per-process hint (the last
-address handed out on that subnet), asking the database which of a batch
-of candidates are taken. The hint is only a speed-up: correctness comes from
-the unique (subnet_id, ip_address) constraint. On PostgreSQL each insert
-runs in a SAVEPOINT, so a concurrent transaction that took the same address
-first makes this one move on to the next candidate instead of failing.
+address handed out on that subnet): the next one directly, then batches,
+asking the database which of a batch of candidates are taken. The hint is
+only a speed-up: correctness comes from the unique (subnet_id, ip_address)
+constraint. Each insert is ``INSERT ... ON CONFLICT DO NOTHING``, so a
+concurrent transaction that took the same address first makes this one move
+on to the next candidate instead of failing.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import netaddr
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from kaon import errors
@@ -135,43 +138,57 @@ def _candidates(pools: list[dict[str, str]], start_after: int | None) -> Iterato
         yield from range(lo, stop + 1)
 
 
+_ALLOC_INSERT = {
+    "sqlite": sqlite_insert(ip_allocations).on_conflict_do_nothing(index_elements=["subnet_id", "ip_address"])
+    .execution_options(preserve_rowcount=True),
+    "postgresql": pg_insert(ip_allocations).on_conflict_do_nothing(index_elements=["subnet_id", "ip_address"])
+    .execution_options(preserve_rowcount=True),
+}
+_TAKEN = select(ip_allocations.c.ip_address).where(
+    ip_allocations.c.subnet_id == bindparam("subnet_id"), ip_allocations.c.ip_address.in_(bindparam("ips", expanding=True)))
+
+
 def insert_allocation(conn: Connection, port_id: str, subnet: Any, ip: str) -> bool:
-    """Insert one allocation; False when another port holds the address."""
+    """Insert one allocation; False when another port holds the address.
+
+    One statement: the unique (subnet_id, ip_address) constraint decides
+    (``ON CONFLICT DO NOTHING``). On PostgreSQL a concurrent transaction
+    inserting the same address makes this one wait for its outcome."""
     row = {"port_id": port_id, "ip_address": ip, "subnet_id": subnet.id, "network_id": subnet.network_id}
-    if conn.dialect.name == "sqlite":
-        # The write lock is ours for the whole transaction: a read is exact.
-        taken = conn.execute(select(ip_allocations.c.port_id).where(
-            ip_allocations.c.subnet_id == subnet.id, ip_allocations.c.ip_address == ip)).first()
-        if taken is not None:
-            return False
-        conn.execute(insert(ip_allocations).values(row))
-        return True
     try:
-        with conn.begin_nested():
-            conn.execute(insert(ip_allocations).values(row))
-        return True
+        return bool(conn.execute(_ALLOC_INSERT[conn.dialect.name], row).rowcount == 1)
     except IntegrityError:
-        # Taken by a concurrent transaction, or the subnet was deleted under
-        # us (its foreign key): the second is no reason to try other addresses.
-        if conn.execute(select(subnets.c.id).where(subnets.c.id == subnet.id)).first() is None:
-            raise errors.SubnetNotFound(subnet_id=subnet.id) from None
-        return False
+        if conn.dialect.name == "sqlite":
+            raise
+        # Only a foreign key is left to fail: the subnet was deleted under us
+        # (the port is the caller's own): no reason to try other addresses.
+        raise errors.SubnetNotFound(subnet_id=subnet.id) from None
 
 
 def allocate_any(conn: Connection, port_id: str, subnet: Any) -> str | None:
-    """Next free address of the subnet's pools, or None when it is full."""
+    """Next free address of the subnet's pools, or None when it is full.
+
+    The candidate after the hint is tried directly (usually free: one
+    statement); after a miss, batches of candidates are probed first."""
     version = subnet.ip_version
     with _hints_lock:
         hint = _hints.get(subnet.id)
     gen = _candidates(subnet.allocation_pools or [], hint)
+    first = next(gen, None)
+    if first is None:
+        return None
+    text = str(netaddr.IPAddress(first, version))
+    if insert_allocation(conn, port_id, subnet, text):
+        with _hints_lock:
+            _hints[subnet.id] = first
+        return text
     while True:
         batch = [next(gen, None) for _ in range(BATCH)]
         batch = [c for c in batch if c is not None]
         if not batch:
             return None
         texts = [str(netaddr.IPAddress(c, version)) for c in batch]
-        taken = set(conn.execute(select(ip_allocations.c.ip_address).where(
-            ip_allocations.c.subnet_id == subnet.id, ip_allocations.c.ip_address.in_(texts))).scalars())
+        taken = set(conn.execute(_TAKEN, {"subnet_id": subnet.id, "ips": texts}).scalars())
         for value, text in zip(batch, texts, strict=True):
             if text in taken:
                 continue
@@ -187,9 +204,25 @@ def address_existing_ports(conn: Connection, subnet_id: str, network_id: str, ci
     subnet = SimpleNamespace(id=subnet_id, network_id=network_id)
     for port_id, mac in conn.execute(select(ports.c.id, ports.c.mac_address).where(
             ports.c.network_id == network_id, ~ports.c.device_owner.in_(ROUTER_INTERFACE_OWNERS_SNAT))).all():
-        if insert_allocation(conn, port_id, subnet, eui64(cidr, mac)):
+        if _insert_guarded(conn, port_id, subnet, eui64(cidr, mac)):
             conn.execute(update(ports).where(ports.c.id == port_id).values(
                 revision_number=ports.c.revision_number + 1, updated_at=dt.datetime.now(dt.UTC).replace(tzinfo=None)))
+
+
+def _insert_guarded(conn: Connection, port_id: str, subnet: Any, ip: str) -> bool:
+    """:func:`insert_allocation` for another transaction's ports, which may be
+    deleted under us on PostgreSQL: a failed foreign key skips the port."""
+    if conn.dialect.name == "sqlite":
+        return insert_allocation(conn, port_id, subnet, ip)
+    try:
+        with conn.begin_nested():
+            return bool(conn.execute(_ALLOC_INSERT[conn.dialect.name], {
+                "port_id": port_id, "ip_address": ip, "subnet_id": subnet.id,
+                "network_id": subnet.network_id}).rowcount == 1)
+    except IntegrityError:
+        if conn.execute(select(subnets.c.id).where(subnets.c.id == subnet.id)).first() is None:
+            raise errors.SubnetNotFound(subnet_id=subnet.id) from None
+        return False
 
 
 def eui64(cidr: str, mac: str) -> str:

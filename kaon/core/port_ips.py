@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import netaddr
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, bindparam, delete, select
 
 from kaon import errors
 from kaon.api.context import Context
@@ -42,10 +42,13 @@ class PortRef:
     device_owner: str
 
 
+_NETWORK_SUBNETS = (select(subnets).where(subnets.c.network_id == bindparam("net_id"))
+                    .order_by(subnets.c.created_at, subnets.c.id))
+
+
 def network_subnets(conn: Connection, net_id: str) -> list[Any]:
     """The network's subnets, oldest first: the order default allocation tries them in."""
-    return list(conn.execute(select(subnets).where(subnets.c.network_id == net_id)
-                             .order_by(subnets.c.created_at, subnets.c.id)).all())
+    return list(conn.execute(_NETWORK_SUBNETS, {"net_id": net_id}).all())
 
 
 def allocate(ctx: Context, conn: Connection, port: PortRef, fixed_ips: Any) -> None:

@@ -7,7 +7,10 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy import (Connection, and_, bindparam, delete, insert, literal_column, null, or_, select,
+                        union_all, update)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from kaon import errors
@@ -17,7 +20,7 @@ from kaon.core import port_extras, port_ips, quotas, security_groups, stdattrs
 from kaon.core.networks import Networks
 from kaon.core.query import fetch_page, where_filters
 from kaon.core.subnets import Subnets
-from kaon.db.core_tables import ip_allocations, networks, port_security_groups, ports
+from kaon.db.core_tables import ip_allocations, networks, port_security_groups, ports, tags
 from kaon.model.attrs import HTTPBadRequest
 
 PortBound = errors.define("PortBound", errors.InUse,
@@ -38,6 +41,34 @@ COLUMNS = {name: ports.c[name] for name in (
 )}
 COLUMNS.update({"binding:host_id": ports.c.binding_host_id, "binding:vnic_type": ports.c.binding_vnic_type,
                 "binding:vif_type": ports.c.binding_vif_type})
+
+
+# Prebuilt statements (bind parameters, no per-call building) for the paths
+# every port request takes.
+_PROJECT = bindparam("project")
+_VISIBLE = or_(ports.c.project_id == _PROJECT,
+               ports.c.network_id.in_(select(networks.c.id).where(networks.c.project_id == _PROJECT)))
+PORT_ROW = select(ports).where(ports.c.id == bindparam("port_id"))
+PORT_ROW_VISIBLE = PORT_ROW.where(_VISIBLE)
+# A port's addresses (kind 1), security groups (2) and tags (3) in one statement.
+_PID = bindparam("port_id")
+PORT_CHILDREN = union_all(
+    select(literal_column("1"), ip_allocations.c.subnet_id, ip_allocations.c.ip_address)
+    .where(ip_allocations.c.port_id == _PID),
+    select(literal_column("2"), port_security_groups.c.security_group_id, null())
+    .where(port_security_groups.c.port_id == _PID),
+    select(literal_column("3"), tags.c.tag, null()).where(tags.c.resource_id == _PID),
+)
+
+MAC_TAKEN = select(ports.c.id).where(ports.c.network_id == bindparam("net_id"),
+                                     ports.c.mac_address == bindparam("mac"))
+PORT_INSERT = {
+    "sqlite": sqlite_insert(ports).on_conflict_do_nothing(index_elements=["network_id", "mac_address"])
+    .execution_options(preserve_rowcount=True),
+    "postgresql": pg_insert(ports).on_conflict_do_nothing(index_elements=["network_id", "mac_address"])
+    .execution_options(preserve_rowcount=True),
+}
+SG_BIND = insert(port_security_groups)
 
 
 class Ports:
@@ -63,16 +94,28 @@ class Ports:
         return or_(ports.c.project_id == ctx.project_id, ports.c.network_id.in_(owned_nets))
 
     def fetch_row(self, ctx: Context, conn: Connection, port_id: str) -> Any:
-        stmt = select(ports).where(ports.c.id == port_id)
-        if not ctx.is_admin:
-            stmt = stmt.where(self.visible(ctx))
-        row = conn.execute(stmt).first()
+        if ctx.is_admin:
+            row = conn.execute(PORT_ROW, {"port_id": port_id}).first()
+        else:
+            row = conn.execute(PORT_ROW_VISIBLE, {"port_id": port_id, "project": ctx.project_id}).first()
         if row is None:
             raise errors.PortNotFound(port_id=port_id)
         return row
 
     def get(self, ctx: Context, conn: Connection, port_id: str) -> dict[str, Any]:
-        return self._render(conn, [self.fetch_row(ctx, conn, port_id)])[0]
+        row = self.fetch_row(ctx, conn, port_id)
+        ips: list[dict[str, str]] = []
+        sgs: list[str] = []
+        tag_list: list[str] = []
+        for kind, value, ip in conn.execute(PORT_CHILDREN, {"port_id": port_id}):
+            if kind == 1:
+                ips.append({"subnet_id": value, "ip_address": ip})
+            elif kind == 2:
+                sgs.append(value)
+            else:
+                tag_list.append(value)
+        tag_list.sort()
+        return self._render_rows([row], {port_id: ips}, {port_id: sgs}, {port_id: tag_list})[0]
 
     def list(self, ctx: Context, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], bool]:
         stmt = select(ports)
@@ -107,7 +150,11 @@ class Ports:
             for pid, sg in conn.execute(select(port_security_groups.c.port_id, port_security_groups.c.security_group_id)
                                         .where(port_security_groups.c.port_id.in_(chunk))):
                 sgs.setdefault(pid, []).append(sg)
-        tag_map = stdattrs.tags_for(conn, ids)
+        return self._render_rows(rows, ips, sgs, stdattrs.tags_for(conn, ids))
+
+    @staticmethod
+    def _render_rows(rows: list[Any], ips: dict[str, list[dict[str, str]]], sgs: dict[str, list[str]],
+                     tag_map: dict[str, list[str]]) -> list[dict[str, Any]]:
         out = []
         for r in rows:
             item = stdattrs.render(r, tag_map.get(r.id, []))
@@ -158,8 +205,8 @@ class Ports:
                 allowed_address_pairs=pairs, extra_dhcp_opts=opts))
         port_ips.allocate(ctx, conn, port_ips.PortRef(row["id"], net.id, row["mac_address"], row["device_owner"]),
                           values.get("fixed_ips"))
-        for sg in sgs:
-            conn.execute(insert(port_security_groups).values(port_id=row["id"], security_group_id=sg))
+        if sgs:
+            conn.execute(SG_BIND, [{"port_id": row["id"], "security_group_id": sg} for sg in sgs])
         for created in self.create_hooks:
             created(conn, row["id"])
         return row["id"]
@@ -190,38 +237,31 @@ class Ports:
 
     def _insert_with_mac(self, conn: Connection, row: dict[str, Any], mac: str | None) -> str:
         if mac is not None:
-            if not self._mac_free(conn, row["network_id"], mac):
-                raise errors.MacAddressInUse(net_id=row["network_id"], mac=mac)
             self._insert(conn, {**row, "mac_address": mac})
             return mac
         for _ in range(self.cfg.default.mac_generation_retries):
             candidate = self._random_mac()
-            if self._mac_free(conn, row["network_id"], candidate) and self._insert(
-                    conn, {**row, "mac_address": candidate}, quiet=True):
+            if self._insert(conn, {**row, "mac_address": candidate}, quiet=True):
                 return candidate
         raise MacGenerationFailure(net_id=row["network_id"])
 
     def _mac_free(self, conn: Connection, net_id: str, mac: str) -> bool:
-        return conn.execute(select(ports.c.id).where(
-            ports.c.network_id == net_id, ports.c.mac_address == mac)).first() is None
+        return conn.execute(MAC_TAKEN, {"net_id": net_id, "mac": mac}).first() is None
 
     def _insert(self, conn: Connection, row: dict[str, Any], quiet: bool = False) -> bool:
-        if conn.dialect.name == "sqlite":
-            conn.execute(insert(ports).values(row))
-            return True
+        """Insert the port row unless its MAC is taken on the network (one
+        statement: the unique constraint decides, also against concurrent
+        transactions on PostgreSQL, which wait for each other here)."""
         try:
-            with conn.begin_nested():
-                conn.execute(insert(ports).values(row))
-            return True
+            inserted = conn.execute(PORT_INSERT[conn.dialect.name], row).rowcount == 1
         except IntegrityError:
-            # Either the MAC was taken meanwhile, or the network was deleted
-            # under us (its foreign key): only the first is worth a retry.
-            gone = conn.execute(select(networks.c.id).where(networks.c.id == row["network_id"])).first() is None
-            if gone:
-                raise errors.NetworkNotFound(net_id=row["network_id"]) from None
-            if quiet:
-                return False
-            raise errors.MacAddressInUse(net_id=row["network_id"], mac=row["mac_address"]) from None
+            if conn.dialect.name == "sqlite":
+                raise
+            # Only the network's foreign key is left to fail: it was deleted under us.
+            raise errors.NetworkNotFound(net_id=row["network_id"]) from None
+        if inserted or quiet:
+            return inserted
+        raise errors.MacAddressInUse(net_id=row["network_id"], mac=row["mac_address"])
 
     def _random_mac(self) -> str:
         parts = [b if i < 3 or b else random.randint(0, 255) for i, b in enumerate(self.base_mac)]

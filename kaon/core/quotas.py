@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, select, text
+from sqlalchemy import Connection, Table, bindparam, func, select, text
 
 from kaon import errors
 from kaon.db import core_tables as t
@@ -29,10 +29,30 @@ DEFAULTS = {
 
 
 def table_counter(table: Table) -> Counter:
-    def count(conn: Connection, project: str) -> int:
-        return conn.execute(select(func.count()).select_from(table).where(table.c.project_id == project)).scalar_one()
+    stmt = select(func.count()).select_from(table).where(table.c.project_id == bindparam("project"))
 
+    def count(conn: Connection, project: str) -> int:
+        return conn.execute(stmt, {"project": project}).scalar_one()
+
+    count.kaon_table = table  # type: ignore[attr-defined]
     return count
+
+
+_ADVISORY = text("SELECT pg_advisory_xact_lock(hashtext(:k))")
+_LIMIT = select(t.quotas.c.limit).where(t.quotas.c.project_id == bindparam("project"),
+                                        t.quotas.c.resource == bindparam("resource"))
+# resource -> one statement reading the override and the usage (SQLite).
+_LIMIT_AND_USAGE: dict[str, Any] = {}
+
+
+def _limit_and_usage(resource: str, table: Table) -> Any:
+    stmt = _LIMIT_AND_USAGE.get(resource)
+    if stmt is None:
+        stmt = _LIMIT_AND_USAGE[resource] = select(
+            _LIMIT.scalar_subquery(),
+            select(func.count()).select_from(table).where(table.c.project_id == bindparam("project"))
+            .scalar_subquery())
+    return stmt
 
 
 def register(resource: str, counter: Counter) -> None:
@@ -62,9 +82,7 @@ def limits(conn: Connection, cfg: Any, project: str) -> dict[str, int]:
 
 
 def limit_of(conn: Connection, cfg: Any, project: str, resource: str) -> int:
-    override = conn.execute(
-        select(t.quotas.c.limit).where(t.quotas.c.project_id == project, t.quotas.c.resource == resource)
-    ).scalar()
+    override = conn.execute(_LIMIT, {"project": project, "resource": resource}).scalar()
     return override if override is not None else default_limit(cfg, resource)
 
 
@@ -75,11 +93,20 @@ def usage(conn: Connection, project: str) -> dict[str, int]:
 def check(conn: Connection, cfg: Any, project: str, resource: str, delta: int) -> None:
     if not project:
         return  # service-owned resources (gateway, FIP ports) count against nobody
+    table = getattr(COUNTERS.get(resource), "kaon_table", None)
+    if table is not None and conn.dialect.name == "sqlite":
+        # The write lock is held (BEGIN IMMEDIATE): read both at once.
+        override, used = conn.execute(_limit_and_usage(resource, table),
+                                      {"project": project, "resource": resource}).one()
+        limit = override if override is not None else default_limit(cfg, resource)
+        if 0 <= limit < used + delta:
+            raise errors.OverQuota(overs=resource)
+        return
     limit = limit_of(conn, cfg, project, resource)
     if limit < 0:
         return
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"quota:{project}:{resource}"})
+        conn.execute(_ADVISORY, {"k": f"quota:{project}:{resource}"})
     used = COUNTERS[resource](conn, project) if resource in COUNTERS else 0
     if used + delta > limit:
         raise errors.OverQuota(overs=resource)
