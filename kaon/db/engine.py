@@ -10,8 +10,10 @@ unique constraints are the backstop.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -56,10 +58,22 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+# SQLite lets one writer in at a time; a second BEGIN IMMEDIATE waits in
+# SQLite's busy handler, which sleeps in growing steps (up to 100 ms each)
+# rather than waking when the lock frees. Writers of one process (API
+# requests, the compiler, agent reports) queue on this lock instead, and are
+# handed the database the moment it is free. Other processes still meet the
+# busy handler.
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+
+
 @contextmanager
 def write_txn(engine: Engine) -> Iterator[Connection]:
     """A read-write transaction, committed on success, rolled back on error."""
-    with engine.connect() as conn:
+    lock = _SQLITE_WRITERS.get(engine)
+    if lock is None and engine.dialect.name == "sqlite":
+        lock = _SQLITE_WRITERS.setdefault(engine, threading.Lock())
+    with lock if lock is not None else nullcontext(), engine.connect() as conn:
         conn.info["kaon_begin"] = "IMMEDIATE"
         try:
             with conn.begin():

@@ -1,0 +1,162 @@
+"""Agent benchmarks (issue 4): prints figures, asserts nothing.
+
+* port bound → ACTIVE: the tap exists (as after Nova plugged the VM), then
+  ``PUT binding:host_id``; time until ``GET`` shows ``status: ACTIVE``
+  (median, p95), one host;
+* cold resync: ``--ports`` (1,000) bound ports on one host; kill -9 the agent
+  and start a new one; time to its first full sync as the agent logs it, (a)
+  with the kernel state intact, (b) after the network's bridge was deleted,
+  so that every tap must be plugged again (wall time until all are);
+* the agent's RSS after that.
+
+Runs as root: a real ``kaon server`` (SQLite, local bus) and a ``kaon lab``
+of one host whose agent is a real ``kaon agent`` process.
+
+    sudo .venv/bin/python benchmarks/agent_bench.py [--samples 50] [--ports 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.fullstack.stack import Stack, stack, wait_for  # noqa: E402
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def make_taps(s: Stack, ports: list[dict[str, Any]], sink: str) -> None:
+    ns = s.lab.host_namespace("h1")
+    batch = "".join(f"link add tap{p['id'][:11]} type veth peer name x{p['id'][:8]} netns {sink}\n"
+                    f"link set tap{p['id'][:11]} up\n" for p in ports)
+    subprocess.run(["ip", "-n", ns, "-batch", "-"], input=batch, text=True, check=True)
+
+
+def bound_to_active(s: Stack, net: dict[str, Any], samples: int, sink: str) -> list[float]:
+    times = []
+    for _ in range(samples):
+        port = s.api("POST", "/v2.0/ports", {"port": {"network_id": net["id"], "device_owner": "compute:nova",
+                                                      "device_id": str(uuid.uuid4())}})["port"]
+        make_taps(s, [port], sink)
+        time.sleep(0.02)  # let the tap's link events settle: we time the binding, not the plugging
+        t0 = time.perf_counter()
+        s.api("PUT", f"/v2.0/ports/{port['id']}", {"port": {"binding:host_id": "h1"}})
+        while s.port(port["id"])["status"] != "ACTIVE":
+            time.sleep(0.001)
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def agent_pid(s: Stack) -> int:
+    return int(s.lab.state()["hosts"]["h1"]["agent"]["pid"])
+
+
+def restart_agent(s: Stack, while_down: Any = None) -> tuple[float, float]:
+    """Kill -9 and start again: (first full sync as logged, wall time to it)."""
+    log = Path(s.lab.state()["hosts"]["h1"]["agent"]["log"])
+    os.kill(agent_pid(s), signal.SIGKILL)
+    time.sleep(0.2)
+    if while_down is not None:
+        while_down()
+    offset = log.stat().st_size if log.exists() else 0
+    t0 = time.perf_counter()
+    s.lab.start_agents()
+    pattern = re.compile(r"first full sync done in ([0-9.]+) s")
+
+    def logged() -> float | None:
+        text = log.read_text(errors="replace")[offset:] if log.exists() else ""
+        m = pattern.search(text)
+        return float(m.group(1)) if m else None
+
+    sync = wait_for("first full sync", logged, timeout=120, interval=0.02)
+    return sync, time.perf_counter() - t0
+
+
+def diagnose(s: Stack) -> None:
+    ports = s.api("GET", "/v2.0/ports", **{"binding:host_id": "h1"})["ports"]
+    print("not ACTIVE:", sum(p["status"] != "ACTIVE" for p in ports), "of", len(ports))
+    print(s.api("GET", "/v2.0/host-intents"))
+    print(Path(s.lab.state()["hosts"]["h1"]["agent"]["log"]).read_text()[-4000:])
+    spy = Path(sys.executable).with_name("py-spy")
+    if spy.exists():
+        print(subprocess.run([str(spy), "dump", "--pid", str(agent_pid(s))], capture_output=True, text=True).stdout)
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=50)
+    parser.add_argument("--ports", type=int, default=1000)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("agent_bench: needs root (namespaces, bridges)", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="kaon-agent-bench-") as tmp, stack(Path(tmp), hosts=1) as s:
+        sink = f"{s.lab.prefix}sink"
+        subprocess.run(["ip", "netns", "add", sink], check=True)
+        try:
+            # Separate networks: a Linux bridge takes at most 1,024 ports (BR_MAX_PORTS).
+            lat = bound_to_active(s, s.network("latency", "10.127.0.0/16"), args.samples, sink)
+            net = s.network("bench", "10.128.0.0/16")
+            print(f"port bound -> ACTIVE, {len(lat)} samples: median {statistics.median(lat):.1f} ms, "
+                  f"p95 {pct(lat, 0.95):.1f} ms, min {min(lat):.1f} ms (target: median <= 50 ms)")
+            made: list[dict[str, Any]] = []
+            t0 = time.perf_counter()
+            while len(made) < args.ports:
+                n = min(200, args.ports - len(made))
+                body = {"ports": [{"network_id": net["id"], "binding:host_id": "h1", "device_owner": "compute:nova",
+                                   "device_id": str(uuid.uuid4())} for _ in range(n)]}
+                chunk = s.api("POST", "/v2.0/ports", body)["ports"]
+                make_taps(s, chunk, sink)
+                made.extend(chunk)
+            try:
+                wait_for("all ports ACTIVE", lambda: all(
+                    p["status"] == "ACTIVE" for p in s.api("GET", "/v2.0/ports", **{"binding:host_id": "h1"})["ports"]),
+                    timeout=120, interval=0.5)
+            except AssertionError:
+                diagnose(s)
+                raise
+            print(f"{args.ports} ports created, plugged and ACTIVE in {time.perf_counter() - t0:.1f} s")
+            total = args.ports + args.samples
+            rebuilt = args.ports
+            sync, wall = restart_agent(s)
+            print(f"cold resync, kernel intact, {total} ports: first full sync {sync:.2f} s "
+                  f"(process start to sync {wall:.2f} s; target <= 5 s)")
+            bridge = f"brq{net['id'][:11]}"
+            sync, wall = restart_agent(s, lambda: subprocess.run(
+                ["ip", "-n", s.lab.host_namespace("h1"), "link", "del", bridge], check=True))
+            print(f"cold resync, bridge deleted, {rebuilt} taps re-plugged: first full sync {sync:.2f} s "
+                  f"(process start to sync {wall:.2f} s; target <= 5 s)")
+            plugged = sum(line.split(": ")[1].startswith("tap") for line in
+                          s.host("h1", "ip", "-o", "link", "show", "master", bridge).splitlines())
+            print(f"taps in {bridge} after the resync: {plugged} of {rebuilt}")
+            print(f"agent RSS after the resync: {rss_mib(agent_pid(s)):.1f} MiB")
+        finally:
+            subprocess.run(["ip", "netns", "delete", sink], check=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
