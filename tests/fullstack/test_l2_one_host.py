@@ -65,6 +65,20 @@ def test_the_bridge_goes_when_the_last_port_leaves(one: Stack) -> None:
     one.wait_converged()
 
 
+def test_vlan_segments_are_refused_on_a_kernel_without_8021q(one: Stack) -> None:
+    """The agent probed its kernel and said it has no VLAN devices; binding says so, nothing half-plugs."""
+    agent = one.agents()[0]
+    features = agent["configurations"]["kernel_features"]
+    assert features["vlan"] is False and features["vxlan"] is True and "802.1Q" in features["vlan_detail"]
+    net = one.network("vlan-net", "10.5.0.0/24", **{"provider:network_type": "vlan",
+                                                    "provider:physical_network": "provider",
+                                                    "provider:segmentation_id": 150})
+    port = one.api("POST", "/v2.0/ports", {"port": {"network_id": net["id"], "binding:host_id": "h1"}})["port"]
+    assert port["binding:vif_type"] == "binding_failed"
+    assert port["binding:failure_reason"].startswith(
+        "Linux bridge agent on host h1 cannot carry vlan segments, its kernel has no VLAN support: 802.1Q")
+
+
 def test_binding_to_an_unknown_host_says_why(one: Stack, tmp_path: Path) -> None:
     net = one.network("nowhere", "10.4.0.0/24")
     port = one.api("POST", "/v2.0/ports", {"port": {"network_id": net["id"], "binding:host_id": "h9"}})["port"]

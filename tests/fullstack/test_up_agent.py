@@ -1,0 +1,66 @@
+"""``kaon up`` runs server, identity and a local agent on the in-process bus.
+
+The local agent is pointed at a namespace of the test's own (``[agent]
+namespace``), so the machine's network is never touched. Without root the
+node runs API-only and says why (tested without privileges in
+tests/unit/test_agent_config.py).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from kaon.lab.api_client import load_cloud, password_token
+from tests.api.test_up import Up
+from tests.fixtures import free_port
+from tests.fullstack.stack import require_root, wait_for
+
+pytestmark = pytest.mark.needs_root
+
+
+@pytest.fixture
+def aio_ns() -> Iterator[str]:
+    require_root()
+    name = f"kfup{uuid.uuid4().hex[:6]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=False)
+
+
+def test_kaon_up_plugs_a_port_with_its_local_agent(tmp_path: Path, aio_ns: str) -> None:
+    extra = tmp_path / "aio.conf"
+    extra.write_text(f"[DEFAULT]\nhost = aio\n[agent]\nnamespace = {aio_ns}\n")
+    up = Up(tmp_path / "state", free_port(), tmp_path / "up.log", ["--config-file", str(extra)])
+    try:
+        up.wait_ready(20)
+        wait_for("the announcement", lambda: "Local agent" in up.output(), timeout=10)
+        assert f"Local agent    : Linux bridge agent for host aio on namespace {aio_ns}" in up.output()
+        token, _ = password_token(load_cloud("kaon-admin", [tmp_path / "state" / "clouds.yaml"]))
+        api = httpx.Client(base_url=up.url + "/v2.0", headers={"X-Auth-Token": token}, timeout=30)
+        agents = wait_for("the local agent alive", lambda: [
+            a for a in api.get("/agents").json()["agents"] if a["host"] == "aio" and a["alive"]])
+        assert agents[0]["agent_type"] == "Linux bridge agent"
+        net = api.post("/networks", json={"network": {"name": "aio-net"}}).json()["network"]
+        assert api.post("/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.40.0.0/24",
+                                                     "ip_version": 4}}).status_code == 201
+        port = api.post("/ports", json={"port": {"network_id": net["id"], "binding:host_id": "aio",
+                                                 "device_owner": "compute:nova"}}).json()["port"]
+        assert port["binding:vif_type"] == "bridge", port
+        tap = f"tap{port['id'][:11]}"
+        subprocess.run(["ip", "-n", aio_ns, "link", "add", tap, "type", "veth", "peer", "name", "vm0"], check=True)
+        subprocess.run(["ip", "-n", aio_ns, "link", "set", tap, "up"], check=True)
+        wait_for("port ACTIVE", lambda: api.get(f"/ports/{port['id']}").json()["port"]["status"] == "ACTIVE")
+        links = subprocess.run(["ip", "-n", aio_ns, "-o", "link", "show", tap], capture_output=True, text=True)
+        assert f"master brq{net['id'][:11]}" in links.stdout
+        assert "Traceback" not in up.output()
+    finally:
+        up.stop()
