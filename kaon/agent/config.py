@@ -22,6 +22,8 @@ class AgentConfig:
     transport_url: str = ""
     state_path: str = ""
     namespace: str | None = None
+    # Prepended to qrouter-/qdhcp- namespace names (kaon's option; empty: Neutron's names).
+    namespace_prefix: str = ""
     report_interval: int = 30
     resync_interval: int = 30
     interface_mappings: dict[str, str] = field(default_factory=dict)
@@ -55,6 +57,7 @@ def agent_config(cfg: Config) -> AgentConfig:
         transport_url=cfg.default.transport_url,
         state_path=cfg.default.state_path,
         namespace=text("agent", "namespace"),
+        namespace_prefix=text("agent", "namespace_prefix") or "",
         report_interval=typed("agent", "report_interval", parse_int, 30),
         resync_interval=typed("agent", "resync_interval", parse_int, 30),
         interface_mappings=typed("linux_bridge", "physical_interface_mappings", parse_mapping, {}),

@@ -35,11 +35,13 @@ ACTIVE, DOWN = "ACTIVE", "DOWN"
 
 
 class Agent:
-    def __init__(self, cfg: AgentConfig, bus: Any, l2: Any, features: dict[str, Any] | None = None) -> None:
+    def __init__(self, cfg: AgentConfig, bus: Any, l2: Any, features: dict[str, Any] | None = None,
+                 roles: list[Any] | None = None) -> None:
         self.cfg = cfg
         self.bus = bus
         self.l2 = l2
         self.features = features or {}
+        self.roles = list(roles or [])  # kaon.agent.roles.Role: DHCP, L3
         self.generation: int | None = None  # generation of self.intent
         self.applied: int | None = None  # last generation reported applied
         self.intent: dict[str, Any] | None = None
@@ -74,6 +76,8 @@ class Agent:
             self._unwatch()
         for thread in self._threads:
             thread.join(timeout=5)
+        for role in self.roles:
+            role.close()
         self.bus.close()
 
     def wait(self) -> None:
@@ -113,9 +117,14 @@ class Agent:
         return {"agent_type": AGENT_TYPE, "binary": BINARY, "topic": "N/A", "host": cfg.host,
                 "configurations": configurations, "start_flag": self.start_flag}
 
+    def role_reports(self) -> list[dict[str, Any]]:
+        return [{"agent_type": r.agent_type, "binary": r.binary, "topic": r.topic, "host": self.cfg.host,
+                 "configurations": r.configurations(), "start_flag": self.start_flag} for r in self.roles]
+
     def report_once(self) -> bool:
         try:
-            self.bus.call("report_state", {"report": self.state_report()}, timeout=10)
+            for report in [self.state_report(), *self.role_reports()]:
+                self.bus.call("report_state", {"report": report}, timeout=10)
         except Exception as exc:
             self._warn("report", f"state report failed: {exc}")
             return False
@@ -156,6 +165,14 @@ class Agent:
             self._fetch()
         intent = self.intent
         assert intent is not None
+        # Roles first: they make the veths whose tap ends L2 plugs below.
+        roles_ok = True
+        for role in self.roles:
+            try:
+                roles_ok = role.sync(intent, self.synced) and roles_ok
+            except Exception as exc:
+                roles_ok = False
+                self._warn(f"role:{role.name}", f"{role.name} sync failed: {type(exc).__name__}: {exc}")
         vxlans = [vxlan_name(int(n["segmentation_id"])) for n in intent["networks"].values()
                   if n["network_type"] == "vxlan"]
         seen = observe(self.l2, vxlans)
@@ -168,7 +185,7 @@ class Agent:
             seen = observe(self.l2, ())
         self.passes += 1
         reported = self._report_devices(intent, seen, result.bridges)
-        if not outcome.ok or not reported:
+        if not outcome.ok or not reported or not roles_ok:
             return False
         if self.applied != self.generation:
             self.bus.call("report_applied", {"host": self.cfg.host, "generation": self.generation}, timeout=10)

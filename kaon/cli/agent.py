@@ -39,8 +39,11 @@ def build_agent(cfg: Config) -> Agent:
     if features.get("vlan") is False:
         LOG.info("no 802.1Q VLAN support here (%s); VLAN segments will not be bound to host %s",
                  features.get("vlan_detail", ""), acfg.host)
+    from kaon.agent.roles import build_roles
+
+    roles = build_roles(cfg, acfg)
     bus = agent_bus(acfg.transport_url, acfg.state_path)
-    return Agent(acfg, bus, LinuxL2(acfg.namespace), features)
+    return Agent(acfg, bus, LinuxL2(acfg.namespace), features, roles)
 
 
 def run_agent(cfg: Config) -> int:

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 
 from kaon.compiler import generations
 from kaon.compiler.projection import project
+from kaon.compiler.sections import Section, add_sections
 from kaon.compiler.snapshot import read_snapshot
 from kaon.db.engine import read_txn, write_txn
 from kaon.ml2.binding import utcnow
@@ -29,9 +30,10 @@ Notify = Callable[[str, dict[str, Any]], None]
 
 
 class Compiler:
-    def __init__(self, engine: Engine, notify: Notify | None = None) -> None:
+    def __init__(self, engine: Engine, notify: Notify | None = None, sections: list[Section] | None = None) -> None:
         self.engine = engine
         self.notify = notify
+        self.sections: list[Section] = list(sections or [])
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()  # one compile at a time in this process
@@ -59,7 +61,9 @@ class Compiler:
             now = utcnow()
             with write_txn(self.engine) as conn:
                 snap = read_snapshot(conn, generations.known_hosts(conn))
-                changed = generations.store(conn, project(snap), now)
+                intents = project(snap)
+                add_sections(intents, self.sections, {s.name: s.read(conn) for s in self.sections}, snap)
+                changed = generations.store(conn, intents, now)
             self.compiles += 1
         for host, generation in changed.items():
             self._hint(host, generation)

@@ -22,15 +22,24 @@ from typing import Any
 from kaon.lab.topology import PHYSICAL_NETWORK, PROVIDER_INTERFACE
 
 AGENT_TYPE = "Linux bridge agent"
+# The roles (kaon.agent.roles) the lab's network node plays besides L2: it
+# hosts the DHCP servers and routers, as the install guide's controller does.
+NETWORK_NODE = "h1"
+NETWORK_NODE_ROLES: tuple[str, ...] = ()
 
 
-def agent_ini(host: str, namespace: str, local_ip: str) -> str:
+def agent_ini(host: str, namespace: str, local_ip: str, lab_prefix: str = "") -> str:
+    roles = ", ".join(NETWORK_NODE_ROLES) if host == NETWORK_NODE else ""
     return (
         "# Written by `kaon lab up`; rewritten on every `up`.\n"
         "[DEFAULT]\n"
         f"host = {host}\n"
         "[agent]\n"
         f"namespace = {namespace}\n"
+        f"roles = {roles}\n"
+        # Router and DHCP namespaces carry the lab's prefix, so that labs (and
+        # test runs) side by side never see, or sweep, each other's.
+        f"namespace_prefix = {lab_prefix}\n"
         "[linux_bridge]\n"
         f"physical_interface_mappings = {PHYSICAL_NETWORK}:{PROVIDER_INTERFACE}\n"
         "[vxlan]\n"

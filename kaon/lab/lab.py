@@ -142,7 +142,7 @@ class Lab:
                 if agents.agent_alive(rec.get("agent")):
                     continue
                 ini = self.directory / f"{host}.ini"
-                ini.write_text(agents.agent_ini(host, rec["namespace"], rec["local_ip"]))
+                ini.write_text(agents.agent_ini(host, rec["namespace"], rec["local_ip"], self.prefix))
                 rec["agent"] = agents.start_agent(server_configs, ini, self.directory / f"{host}.log")
 
     def wait_for_agents(self, timeout: float = 30.0) -> None:
