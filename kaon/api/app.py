@@ -18,11 +18,13 @@ from kaon.api.controller import Collection
 from kaon.api.responses import error_response, json_response
 from kaon.api.sg_routes import DefaultingCollection
 from kaon.api.tags import TagRoutes
+from kaon.compiler.l3_section import RoutersSection
 from kaon.compiler.service import Compiler
 from kaon.core.address_scopes import AddressScopes
 from kaon.core.agents import Agents, WriteHooks
 from kaon.core.default_sg import DefaultRules
 from kaon.core.floatingips import FloatingIps
+from kaon.core.l3_binding import RouterPortHosts
 from kaon.core.networks import Networks
 from kaon.core.ports import Ports
 from kaon.core.rbac import RbacPolicies
@@ -90,9 +92,14 @@ class Services:
         self.ports.update_hooks.append(hooks.port_updated)
         self.subnets.dhcp_hooks.append(hooks.subnet_written)
         self.routers.create_hooks.append(hooks.router_created)
+        # A router's ports are bound on its L3 agent's host (kaon.core.l3_binding).
+        router_hosts = RouterPortHosts(self.binder)
+        self.ports.create_hooks.append(router_hosts.port_created)
+        self.routers.change_hooks.append(router_hosts.router_changed)
+        self.scheduler.router_hooks.append(router_hosts.router_changed)
         # Per-host intents for the agents (docs/design/agents.md); the server
         # starts its thread and gives it the bus's notify.
-        self.compiler = Compiler(engine)
+        self.compiler = Compiler(engine, sections=[RoutersSection()])
 
     def collections(self) -> dict[str, Collection]:
         validate = self.cfg.default.filter_validation

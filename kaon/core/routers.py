@@ -106,6 +106,9 @@ class Routers:
         # created, in the same transaction: availability zone hints and L3
         # agent scheduling (kaon.core.agents.WriteHooks.router_created).
         self.create_hooks: list[Callable[[Connection, str, dict[str, Any]], None]] = []
+        # Called with (conn, router id) after an action changed the router
+        # (interfaces, routes): its ports follow its L3 agent (kaon.core.l3_binding).
+        self.change_hooks: list[Callable[[Connection, str], None]] = []
 
     # -- reads ---------------------------------------------------------
     def fetch_row(self, ctx: Context, conn: Connection, router_id: str, lock: bool = False) -> Any:
@@ -208,6 +211,8 @@ class Routers:
     def touch(self, conn: Connection, row: Any) -> None:
         """A change through an action (interfaces, routes) is a change of the router."""
         conn.execute(update(routers).where(routers.c.id == row.id).values(stdattrs.bump({}, row.revision_number)))
+        for hook in self.change_hooks:
+            hook(conn, row.id)
 
     def delete(self, ctx: Context, conn: Connection, router_id: str, check: Any = None) -> None:
         row = self.writable_row(ctx, conn, router_id, "delete")

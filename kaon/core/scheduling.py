@@ -35,6 +35,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, Table, delete, exists, func, insert, select, update
@@ -93,6 +94,13 @@ class Scheduler:
         self.router_auto = bool(d.router_auto_schedule)
         self.failover = bool(d.allow_automatic_dhcp_failover)
         self.default_azs = tuple(d.default_availability_zones)
+        # Called with (conn, router id) after a router's L3 agent changed
+        # (scheduled, unscheduled): its ports follow it (kaon.core.l3_binding).
+        self.router_hooks: list[Callable[[Connection, str], None]] = []
+
+    def _router_moved(self, conn: Connection, router_id: str) -> None:
+        for hook in self.router_hooks:
+            hook(conn, router_id)
 
     def cutoff(self, now: dt.datetime) -> dt.datetime:
         return now - dt.timedelta(seconds=self.down_time)
@@ -279,12 +287,14 @@ class Scheduler:
         if hosting and not getattr(router, "ha", False):
             raise RouterHostedByL3Agent(router_id=router_id, agent_id=hosting[0])
         conn.execute(insert(R).values(router_id=router_id, l3_agent_id=agent_id, binding_index=len(hosting) + 1))
+        self._router_moved(conn, router_id)
 
     def remove_router(self, conn: Connection, agent_id: str, router_id: str) -> None:
         self.agent(conn, agent_id)
         gone = conn.execute(delete(R).where(R.c.router_id == router_id, R.c.l3_agent_id == agent_id))
         if not gone.rowcount:
             raise RouterNotHostedByL3Agent(router_id=router_id, agent_id=agent_id)
+        self._router_moved(conn, router_id)
 
     def _l3_candidates(self, conn: Connection, now: dt.datetime, azs: tuple[str, ...]) -> list[Any]:
         rows = self._candidates(conn, L3_AGENT, R, "l3_agent_id", now, azs)
@@ -307,6 +317,7 @@ class Scheduler:
             LOG.info("Failed to schedule router %s: no eligible L3 agent", router_id)
             return None
         conn.execute(insert(R).values(router_id=router_id, l3_agent_id=candidates[0].id, binding_index=1))
+        self._router_moved(conn, router_id)
         return str(candidates[0].id)
 
     def auto_schedule_routers(self, conn: Connection, agent_id: str, now: dt.datetime) -> list[str]:
@@ -324,5 +335,6 @@ class Scheduler:
             if azs and agent.availability_zone not in azs:
                 continue
             conn.execute(insert(R).values(router_id=router.id, l3_agent_id=agent_id, binding_index=1))
+            self._router_moved(conn, router.id)
             added.append(router.id)
         return added
