@@ -23,6 +23,7 @@ from kaon.compiler.service import Compiler
 from kaon.core.address_scopes import AddressScopes
 from kaon.core.agents import Agents, WriteHooks
 from kaon.core.default_sg import DefaultRules
+from kaon.core.dhcp_ports import DhcpPorts
 from kaon.core.floatingips import FloatingIps
 from kaon.core.l3_binding import RouterPortHosts
 from kaon.core.networks import Networks
@@ -92,6 +93,9 @@ class Services:
         self.ports.update_hooks.append(hooks.port_updated)
         self.subnets.dhcp_hooks.append(hooks.subnet_written)
         self.routers.create_hooks.append(hooks.router_created)
+        dhcp_ports = DhcpPorts(self.ports)  # after scheduling: the ports follow the agents
+        self.scheduler.dhcp_binding_hooks.append(dhcp_ports.sync_network)
+        self.subnets.dhcp_hooks.append(dhcp_ports.sync_network)
         # A router's ports are bound on its L3 agent's host (kaon.core.l3_binding).
         router_hosts = RouterPortHosts(self.binder)
         self.ports.create_hooks.append(router_hosts.port_created)

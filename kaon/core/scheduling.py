@@ -94,6 +94,9 @@ class Scheduler:
         self.router_auto = bool(d.router_auto_schedule)
         self.failover = bool(d.allow_automatic_dhcp_failover)
         self.default_azs = tuple(d.default_availability_zones)
+        # Called with (conn, network id) after a network's DHCP agents changed,
+        # in the same transaction: its DHCP ports follow (kaon.core.dhcp_ports).
+        self.dhcp_binding_hooks: list[Callable[[Connection, str], None]] = []
         # Called with (conn, router id) after a router's L3 agent changed
         # (scheduled, unscheduled): its ports follow it (kaon.core.l3_binding).
         self.router_hooks: list[Callable[[Connection, str], None]] = []
@@ -101,6 +104,10 @@ class Scheduler:
     def _router_moved(self, conn: Connection, router_id: str) -> None:
         for hook in self.router_hooks:
             hook(conn, router_id)
+
+    def _dhcp_bindings_changed(self, conn: Connection, network_id: str) -> None:
+        for hook in self.dhcp_binding_hooks:
+            hook(conn, network_id)
 
     def cutoff(self, now: dt.datetime) -> dt.datetime:
         return now - dt.timedelta(seconds=self.down_time)
@@ -152,6 +159,7 @@ class Scheduler:
                                                      B.c.dhcp_agent_id == agent_id)).first() is not None:
             raise NetworkHostedByDHCPAgent(network_id=network_id, agent_id=agent_id)
         conn.execute(insert(B).values(network_id=network_id, dhcp_agent_id=agent_id))
+        self._dhcp_bindings_changed(conn, network_id)
 
     def remove_network(self, conn: Connection, agent_id: str, network_id: str) -> None:
         agent = self.agent(conn, agent_id)
@@ -159,6 +167,7 @@ class Scheduler:
         if not gone.rowcount:
             raise NetworkNotHostedByDhcpAgent(network_id=network_id, agent_id=agent_id)
         self._reserve_dhcp_port(conn, network_id, agent.host)
+        self._dhcp_bindings_changed(conn, network_id)
 
     def _reserve_dhcp_port(self, conn: Connection, network_id: str, host: str) -> None:
         # Keep the port (and its address) for whichever agent serves the
@@ -202,6 +211,8 @@ class Scheduler:
         for agent in chosen:
             conn.execute(insert(B).values(network_id=network_id, dhcp_agent_id=agent.id))
             LOG.info("Scheduled network %s to DHCP agent %s on host %s", network_id, agent.id, agent.host)
+        if chosen:
+            self._dhcp_bindings_changed(conn, network_id)
         return [a.id for a in chosen]
 
     def auto_schedule_networks(self, conn: Connection, agent_id: str, now: dt.datetime) -> list[str]:
@@ -224,6 +235,7 @@ class Scheduler:
             if azs and agent.availability_zone not in azs:
                 continue
             conn.execute(insert(B).values(network_id=net.id, dhcp_agent_id=agent_id))
+            self._dhcp_bindings_changed(conn, net.id)
             added.append(net.id)
         if added:
             LOG.info("Scheduled %d network(s) to DHCP agent %s on host %s", len(added), agent_id, agent.host)
@@ -255,7 +267,8 @@ class Scheduler:
                         "in the last %s seconds.", net_id, agent_id, limit)
             conn.execute(delete(B).where(B.c.network_id == net_id, B.c.dhcp_agent_id == agent_id))
             self._reserve_dhcp_port(conn, net_id, host)
-            self.schedule_network(conn, net_id, now)
+            if not self.schedule_network(conn, net_id, now):
+                self._dhcp_bindings_changed(conn, net_id)
             moved.append((net_id, agent_id))
         return moved
 

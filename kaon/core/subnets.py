@@ -68,9 +68,10 @@ class Subnets:
     def __init__(self, nets: Networks, cfg: Any) -> None:
         self.nets = nets
         self.cfg = cfg
-        # Called with (conn, network id) after a subnet is created, or updated
-        # to enable DHCP, in the same transaction: DHCP scheduling
-        # (kaon.core.agents.WriteHooks.subnet_written).
+        # Called with (conn, network id) after a subnet is created, updated to
+        # enable or disable DHCP, or a DHCP subnet is deleted, in the same
+        # transaction: DHCP scheduling (kaon.core.agents.WriteHooks.subnet_written),
+        # then the network's DHCP ports (kaon.core.dhcp_ports).
         self.dhcp_hooks: list[Callable[[Connection, str], None]] = []
 
     def visible(self, ctx: Context) -> Any:
@@ -336,7 +337,7 @@ class Subnets:
             out["enable_dhcp"] = changes["enable_dhcp"]
         conn.execute(update(subnets).where(subnets.c.id == subnet_id).values(
             stdattrs.bump(out, row.revision_number)))
-        if changes.get("enable_dhcp") and not row.enable_dhcp:
+        if "enable_dhcp" in changes and bool(changes["enable_dhcp"]) != bool(row.enable_dhcp):
             for hook in self.dhcp_hooks:
                 hook(conn, row.network_id)
 
@@ -371,3 +372,6 @@ class Subnets:
         conn.execute(delete(subnets).where(subnets.c.id == subnet_id))
         stdattrs.delete_tags(conn, [subnet_id])
         ipam.forget(subnet_id)
+        if row.enable_dhcp:  # the network may have lost its last DHCP subnet
+            for hook in self.dhcp_hooks:
+                hook(conn, row.network_id)
