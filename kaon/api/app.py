@@ -18,6 +18,7 @@ from kaon.api.controller import Collection
 from kaon.api.responses import error_response, json_response
 from kaon.api.sg_routes import DefaultingCollection
 from kaon.api.tags import TagRoutes
+from kaon.compiler.dhcp_section import DhcpSection, dhcp_options
 from kaon.compiler.l3_section import RoutersSection
 from kaon.compiler.service import Compiler
 from kaon.core.address_scopes import AddressScopes
@@ -103,7 +104,7 @@ class Services:
         self.scheduler.router_hooks.append(router_hosts.router_changed)
         # Per-host intents for the agents (docs/design/agents.md); the server
         # starts its thread and gives it the bus's notify.
-        self.compiler = Compiler(engine, sections=[RoutersSection()])
+        self.compiler = Compiler(engine, sections=[RoutersSection(), DhcpSection(dhcp_options(cfg))])
 
     def collections(self) -> dict[str, Collection]:
         validate = self.cfg.default.filter_validation
