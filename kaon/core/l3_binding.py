@@ -46,10 +46,10 @@ class RouterPortHosts:
         # router_ports is the record the L3 code trusts; device_id also
         # catches a port created a moment before its router_ports row.
         owned = select(router_ports.c.port_id).where(router_ports.c.router_id == router_id)
-        return conn.execute(
+        return list(conn.execute(
             select(ports.c.id, ports.c.binding_host_id, ports.c.binding_vif_type, ports.c.revision_number)
             .where(ports.c.device_owner.in_(ROUTER_OWNERS),
-                   (ports.c.id.in_(owned)) | (ports.c.device_id == router_id))).all()
+                   (ports.c.id.in_(owned)) | (ports.c.device_id == router_id))).all())
 
     def sync_router(self, conn: Connection, router_id: str) -> list[str]:
         """Put the router's ports on its agent's host; the ids (re)bound."""
