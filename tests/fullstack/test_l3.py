@@ -126,6 +126,9 @@ def test_seed_001_snat_floating_ip_and_active_router_ports(lab: Stack, ext: dict
                  timeout=20, interval=0.1)
         print(f"floating IP reachable {time.monotonic() - start:.2f} s after its creation")
         assert ask(vm_ns(lab, "s1"), OUTSIDE, 9000) == address  # the VM now leaves as its floating IP
+        # Hairpin: a VM on the same network reaches s1 through s1's floating IP.
+        lab.vm("s2", "h2", net["id"], ip_address="10.0.0.11")
+        wait_ping(lab, "s2", address)
     finally:
         out.close()
     ns = router_ns(lab, r1["id"])
