@@ -1,0 +1,52 @@
+"""dnsmasq's files and command line for one network (kaon.agent.dhcp_plan)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kaon.agent import dhcp_plan
+
+FILES = {name: f"/s/{name}" for name in ("host", "addn_hosts", "opts", "leases", "pid", "log")}
+
+
+def network(isolated: bool = False, routes: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    return {
+        "port": {"port_id": "p", "device": "ns-p", "tap": "tapp", "mac": "fa:16:3e:00:00:02",
+                 "cidrs": ["10.0.0.2/24"], "mtu": 1450, "ips": {"s1": "10.0.0.2"}},
+        "subnets": [{"id": "s1", "cidr": "10.0.0.0/24", "ip_version": 4, "gateway_ip": "10.0.0.1",
+                     "dns_nameservers": ["10.0.0.53"], "host_routes": routes or [], "enable_dhcp": True,
+                     "isolated": isolated}],
+        "hosts": [{"port_id": "vm", "mac": "fa:16:3e:00:00:05", "ip": "10.0.0.5", "subnet_id": "s1",
+                   "hostname": "host-10-0-0-5", "extra_dhcp_opts": [{"opt_name": "domain-search",
+                                                                   "opt_value": "example.org"}]}],
+        "mtu": 1450, "isolated_metadata": isolated, "lease_duration": 600, "dns_servers": ["192.0.2.53"],
+    }
+
+
+def test_files() -> None:
+    net = network()
+    assert dhcp_plan.host_file(net) == "fa:16:3e:00:00:05,set:port-vm,host-10-0-0-5.openstacklocal,10.0.0.5\n"
+    assert dhcp_plan.addn_hosts_file(net) == "10.0.0.5\thost-10-0-0-5.openstacklocal host-10-0-0-5\n"
+    assert dhcp_plan.opts_file(net) == ("tag:subnet-s1,option:router,10.0.0.1\n"
+                                        "tag:subnet-s1,option:dns-server,10.0.0.53\n"
+                                        "tag:port-vm,option:domain-search,example.org\n")
+    assert dhcp_plan.ns_cidrs(net) == {"10.0.0.2/24"}
+
+
+def test_classless_routes_with_isolated_metadata_and_host_routes() -> None:
+    net = network(isolated=True, routes=[{"destination": "10.9.0.0/16", "nexthop": "10.0.0.254"}])
+    flat = "10.9.0.0/16,10.0.0.254,169.254.169.254/32,10.0.0.2,0.0.0.0/0,10.0.0.1"
+    opts = dhcp_plan.opts_file(net)
+    assert f"tag:subnet-s1,option:classless-static-route,{flat}\n" in opts
+    assert f"tag:subnet-s1,249,{flat}\n" in opts
+    assert dhcp_plan.ns_cidrs(net) == {"10.0.0.2/24", "169.254.169.254/32"}
+
+
+def test_command_line() -> None:
+    args = dhcp_plan.command(network(), FILES, user="root")
+    assert args[0] == "--user=root"
+    for arg in ("--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--pid-file=/s/pid", "--interface=ns-p",
+                "--bind-interfaces", "--dhcp-authoritative", "--dhcp-optsfile=/s/opts",
+                "--dhcp-range=set:subnet-s1,10.0.0.0,static,255.255.255.0,600s",
+                "--dhcp-option-force=option:mtu,1450", "--server=192.0.2.53"):
+        assert arg in args, arg
