@@ -38,7 +38,7 @@ OSC_SPEC="${KAON_OSC_SPEC:-python-openstackclient==10.5.0}"
 APT_PACKAGES=(
   postgresql iproute2 kmod util-linux procps psmisc iptables conntrack
   dnsmasq-base openvswitch-switch iputils-ping iputils-arping python3-venv
-  rabbitmq-server
+  rabbitmq-server busybox
 )
 # shellcheck disable=SC2206
 APT_PACKAGES+=(${KAON_APT_EXTRA:-})

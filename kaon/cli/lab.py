@@ -67,6 +67,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     create.add_argument("--security-group", action="append", default=[], help="name or id (repeatable)")
     create.add_argument("--port", help="bind this existing port (name or id) instead of creating one")
     create.add_argument("--project-id", help="project owning the new port (admin only)")
+    create.add_argument("--dhcp", action="store_true", help="the VM gets its address by DHCP (busybox udhcpc)")
     create.add_argument("--json", action="store_true")
     delete = vsub.add_parser("delete", parents=[common], help="delete the VM namespace and its port")
     delete.add_argument("name")
@@ -151,7 +152,8 @@ def _run_vm(args: argparse.Namespace) -> int:
     lab = _lab(args)
     if args.vm_command == "create":
         vm = lab.create_vm(args.name, args.host, args.network, ip_address=args.ip, subnet=args.subnet,
-                           security_groups=args.security_group, port=args.port, project_id=args.project_id)
+                           security_groups=args.security_group, port=args.port, project_id=args.project_id,
+                           dhcp=args.dhcp)
         print(json.dumps(vm, indent=2) if args.json else f"{args.name}: {_vm_line(vm)}")
         return 0
     if args.vm_command == "delete":

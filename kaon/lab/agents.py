@@ -25,7 +25,7 @@ AGENT_TYPE = "Linux bridge agent"
 # The roles (kaon.agent.roles) the lab's network node plays besides L2: it
 # hosts the DHCP servers and routers, as the install guide's controller does.
 NETWORK_NODE = "h1"
-NETWORK_NODE_ROLES: tuple[str, ...] = ("l3",)
+NETWORK_NODE_ROLES: tuple[str, ...] = ("l3", "dhcp")
 
 
 def agent_ini(host: str, namespace: str, local_ip: str, lab_prefix: str = "") -> str:

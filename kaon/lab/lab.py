@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kaon.lab import agents, ip, topology, vms
+from kaon.lab import agents, dhcp_client, ip, topology, vms
 from kaon.lab.api_client import ApiError, NeutronClient, resolve_client
 from kaon.lab.state import StateStore, empty_state, lab_dir, record_namespace
 
@@ -201,6 +201,12 @@ class Lab:
             if ip.netns_exists(ns):
                 ip.delete_netns(ns)
                 deleted.append(ns)
+        # The agents' own DHCP and router namespaces carry the lab's prefix
+        # ([agent] namespace_prefix); dnsmasq runs in them and goes by pid too.
+        for ns in ip.netns_list(self.prefix):
+            if ns[len(self.prefix):].startswith(("qdhcp-", "qrouter-")):
+                ip.delete_netns(ns)
+                deleted.append(ns)
         self.store.remove(keep_logs=keep_logs)
         return deleted
 
@@ -220,8 +226,11 @@ class Lab:
     # ------------------------------------------------------------------ VMs
     def create_vm(self, name: str, host: str, network: str, *, ip_address: str | None = None,
                   subnet: str | None = None, security_groups: Sequence[str] = (),
-                  port: str | None = None, project_id: str | None = None) -> dict[str, Any]:
-        """Bind a port to ``host`` for VM ``name`` and plug the VM namespace; returns its record."""
+                  port: str | None = None, project_id: str | None = None, dhcp: bool = False) -> dict[str, Any]:
+        """Bind a port to ``host`` for VM ``name`` and plug the VM namespace; returns its record.
+
+        ``dhcp``: the guest asks DHCP for its address (kaon.lab.dhcp_client)
+        instead of being given the port's; it must be the port's fixed IP."""
         if not vms.VM_NAME.match(name):
             raise LabError(f"VM name {name!r}: letters, digits, '_', '.', '-' (at most 63)")
         host_ns = self.host_namespace(host)
@@ -247,13 +256,28 @@ class Lab:
             record.update(ips=list(addressing.addresses), gateways=list(addressing.gateways),
                           addressing=addressing.mode)
             vms.plug(vm_ns, host_ns, record["tap"], record["mac"], record["mtu"])
-            vms.configure(vm_ns, addressing)
+            if dhcp:
+                record.update(ips=self.renew_dhcp_ns(vm_ns, list(addressing.addresses)), addressing="dhcp")
+            else:
+                vms.configure(vm_ns, addressing)
         except BaseException:
             self._undo_vm(name, vm_ns, port_rec, created)
             raise
         with self.store.edit() as state:
             state["vms"][name] = record
         return record
+
+    def renew_dhcp_ns(self, vm_ns: str, expected: list[str]) -> list[str]:
+        """Run the guest's DHCP client; the addresses it got, which must be ``expected`` (the port's)."""
+        got = dhcp_client.request(vm_ns, dhcp_client.ensure_script(self.directory))
+        if sorted(got) != sorted(expected):
+            raise LabError(f"DHCP gave {vm_ns} {got}, but its port has {expected}")
+        return got
+
+    def renew_dhcp(self, name: str) -> list[str]:
+        """Ask DHCP again from VM ``name`` (a renewal, as a guest does); the addresses it got."""
+        record = self.vm(name)
+        return self.renew_dhcp_ns(record["namespace"], list(record["ips"]))
 
     def _undo_vm(self, name: str, vm_ns: str, port: dict[str, Any] | None, created: bool) -> None:
         vms.unplug(vm_ns)

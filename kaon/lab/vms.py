@@ -9,10 +9,9 @@ Three steps, kept apart so that each can change alone:
    ``tap<port id[:11]>`` in the host namespace, up and *not* enslaved (the
    agent puts it in its bridge), whose VM end ``eth0`` has the port's MAC and
    the network's MTU;
-3. **address** (the guest): today static -- the port's fixed IPs and a
-   default route through each subnet's gateway. A DHCP client in the VM
-   namespace is the other :class:`Addressing` to come (issue 5); plug and
-   port stay as they are.
+3. **address** (the guest): static -- the port's fixed IPs and a default
+   route through each subnet's gateway -- or, with ``--dhcp``, a DHCP client
+   in the VM namespace (kaon.lab.dhcp_client); plug and port stay as they are.
 """
 
 from __future__ import annotations
