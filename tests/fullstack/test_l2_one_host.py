@@ -56,7 +56,10 @@ def test_an_unplugged_tap_takes_its_port_down_and_a_replugged_one_up(one: Stack)
 
 
 def test_the_bridge_goes_when_the_last_port_leaves(one: Stack) -> None:
-    net = one.network("short-lived", "10.3.0.0/24")
+    # Without DHCP: h1 is the lab's network node, and a DHCP port would keep the bridge.
+    net = one.api("POST", "/v2.0/networks", {"network": {"name": "short-lived"}})["network"]
+    one.api("POST", "/v2.0/subnets", {"subnet": {"network_id": net["id"], "cidr": "10.3.0.0/24", "ip_version": 4,
+                                                 "enable_dhcp": False}})
     one.vm("s1", "h1", net["id"])
     bridge = f"brq{net['id'][:11]}"
     assert bridge in one.host("h1", "ip", "-o", "link", "show")
