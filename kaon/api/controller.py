@@ -52,7 +52,7 @@ async def read_body(request: Request) -> Any:
 def shape(item: dict[str, Any], hidden: frozenset[str], fields: list[str]) -> dict[str, Any]:
     if fields:
         return {k: item[k] for k in fields if k in item and k not in hidden}
-    if hidden:
+    if hidden and any(k in item for k in hidden):
         return {k: val for k, val in item.items() if k not in hidden}
     return item
 
