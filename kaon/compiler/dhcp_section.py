@@ -10,7 +10,8 @@ is bound on the host::
         "subnets": [{"id", "cidr", "ip_version", "gateway_ip", "dns_nameservers", "host_routes",
                      "enable_dhcp", "isolated"}],
         "hosts": [{"mac", "ip", "hostname": "host-10-0-0-5", "extra_dhcp_opts": [...]}],
-        "mtu", "isolated_metadata": bool, "lease_duration": int, "dns_servers": [...]}}
+        "mtu", "isolated_metadata": bool, "lease_duration": int, "dns_servers": [...],
+        "metadata": {"10.0.0.5": {"instance_id", "project_id"}}}}   # only when isolated_metadata
 
 Isolated metadata (Neutron's ``enable_isolated_metadata`` / ``force_metadata``,
 server options here since the server compiles): a DHCP subnet is
@@ -19,12 +20,16 @@ puts 169.254.169.254/32 on the DHCP port and pushes a host route to it via
 the DHCP port's address on that subnet (seed 002: a provider network
 without a router, where metadata otherwise "never arrives").
 ``dns_servers`` is ``dnsmasq_dns_servers``: dnsmasq's upstream resolvers.
+``metadata`` is what the metadata proxy in the namespace needs to say who
+asks (kaon.agent.metadata_proxy): per IPv4 address on the network, the
+port's device_id (the instance) and project.
 ``read`` is a few SELECTs; ``project`` is pure.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +75,7 @@ class PortRow:
     host: str
     extra_dhcp_opts: tuple[Any, ...]
     ips: tuple[tuple[str, str], ...]  # (subnet id, address)
+    project_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -107,10 +113,11 @@ class DhcpSection:
         port_rows: dict[str, list[PortRow]] = defaultdict(list)
         routed: set[str] = set()
         for p in conn.execute(select(ports.c.id, ports.c.network_id, ports.c.mac_address, ports.c.device_owner,
-                                     ports.c.device_id, ports.c.binding_host_id, ports.c.extra_dhcp_opts)
+                                     ports.c.device_id, ports.c.binding_host_id, ports.c.project_id,
+                                     ports.c.extra_dhcp_opts)
                               .where(ports.c.network_id.in_(net_ids)).order_by(ports.c.id)):
             row = PortRow(p.id, p.network_id, p.mac_address, p.device_owner, p.device_id, p.binding_host_id,
-                          tuple(p.extra_dhcp_opts or ()), tuple(sorted(ips.get(p.id, ()))))
+                          tuple(p.extra_dhcp_opts or ()), tuple(sorted(ips.get(p.id, ()))), p.project_id)
             port_rows[p.network_id].append(row)
             if p.device_owner in ROUTER_INTERFACE_OWNERS:
                 routed.update(sid for sid, _ in row.ips)
@@ -141,17 +148,21 @@ class DhcpSection:
         cidr_of = {s.id: s.cidr for s in data.subnets.get(net_id, ())}
         prefix = {sid: cidr_of[sid].split("/")[1] for sid in cidr_of}
         subnet_parts = [self._subnet(s, data) for s in dhcp_subnets]
-        return {
+        isolated = any(s["isolated"] for s in subnet_parts)
+        part = {
             "port": {"port_id": own.id, "device": f"ns-{own.id[:11]}", "tap": f"tap{own.id[:11]}", "mac": own.mac,
                      "cidrs": [f"{ip}/{prefix[sid]}" for sid, ip in own.ips if sid in prefix], "mtu": mtu,
                      "ips": {sid: ip for sid, ip in own.ips}},
             "subnets": subnet_parts,
             "hosts": _hosts(members, {s.id for s in dhcp_subnets}),
             "mtu": mtu,
-            "isolated_metadata": any(s["isolated"] for s in subnet_parts),
+            "isolated_metadata": isolated,
             "lease_duration": self.options.lease_duration,
             "dns_servers": list(self.options.dns_servers),
         }
+        if isolated:
+            part["metadata"] = metadata_sources(members)
+        return part
 
     def _subnet(self, s: Any, data: DhcpData) -> dict[str, Any]:
         isolated = s.ip_version == 4 and (self.options.force_metadata or (
@@ -164,6 +175,22 @@ class DhcpSection:
 def hostname(ip: str) -> str:
     """Neutron's default DHCP host name for an address: host-10-0-0-5."""
     return "host-" + ip.replace(".", "-").replace(":", "-")
+
+
+def metadata_sources(members: Iterable[PortRow]) -> dict[str, dict[str, str]]:
+    """IPv4 address -> the instance and project behind it, for the metadata proxy.
+
+    Only ports that belong to something (a device_id) and are not the
+    network's own (``network:*``: DHCP, router) can ask for metadata.
+    """
+    out = {}
+    for p in members:
+        if not p.device_id or p.device_owner.startswith("network:"):
+            continue
+        for _, ip in p.ips:
+            if ":" not in ip:
+                out[ip] = {"instance_id": p.device_id, "project_id": p.project_id}
+    return dict(sorted(out.items()))
 
 
 def _hosts(members: tuple[PortRow, ...], dhcp_subnets: set[str]) -> list[dict[str, Any]]:

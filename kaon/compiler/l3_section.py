@@ -10,7 +10,13 @@ and administratively up::
                     "gateway_ip", "mtu"} | null,
         "enable_snat": bool,
         "floating_ips": [{"floating_ip", "fixed_ip"}],   # associated ones only
-        "routes": [{"destination", "nexthop"}]}}
+        "routes": [{"destination", "nexthop"}],
+        "metadata": {"10.0.0.5": {"instance_id", "project_id"}}}}
+
+``metadata`` is what the router's metadata proxy (kaon.agent.metadata_proxy)
+needs to say who asks: per IPv4 address on the subnets behind the router's
+interfaces, the port's device_id (the instance) and project. Only ports that
+belong to something and are not the network's own (``network:*``) are in it.
 
 The ports themselves (their taps, bridges, segments) are in the L2 part of
 the same intent: kaon.core.l3_binding binds them on this host. ``read`` is a
@@ -66,6 +72,8 @@ class L3Data:
     ports: dict[str, tuple[RouterPort, ...]] = field(default_factory=dict)  # by router
     fips: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)  # router -> (fip, fixed)
     routes: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    # router -> (ip, instance id, project id) of the ports behind its interfaces
+    sources: dict[str, tuple[tuple[str, str, str], ...]] = field(default_factory=dict)
 
 
 def _scheduled(conn: Connection) -> list[RouterRow]:
@@ -97,6 +105,29 @@ def _ports(conn: Connection, router_ids: list[str]) -> dict[str, tuple[RouterPor
     return {k: tuple(sorted(v, key=lambda p: p.id)) for k, v in out.items()}
 
 
+def _sources(conn: Connection, router_ids: list[str]) -> dict[str, tuple[tuple[str, str, str], ...]]:
+    """Per router, who may ask its metadata proxy: the ports on its interfaces' subnets."""
+    A = ip_allocations
+    behind = conn.execute(
+        select(router_ports.c.router_id, A.c.subnet_id).join(A, A.c.port_id == router_ports.c.port_id)
+        .where(router_ports.c.router_id.in_(router_ids), router_ports.c.port_type != GW_OWNER)).all()
+    routers_of: dict[str, set[str]] = defaultdict(set)
+    for rid, sid in behind:
+        routers_of[sid].add(rid)
+    if not routers_of:
+        return {}
+    out: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
+    for sid, ip, device_id, project_id in conn.execute(
+            select(A.c.subnet_id, A.c.ip_address, ports.c.device_id, ports.c.project_id)
+            .join(ports, ports.c.id == A.c.port_id)
+            .where(A.c.subnet_id.in_(sorted(routers_of)), ports.c.device_id != "",
+                   ports.c.device_owner.not_like("network:%"))):
+        if ":" not in ip:  # 169.254.169.254 is IPv4 only
+            for rid in routers_of[sid]:
+                out[rid].add((ip, device_id, project_id))
+    return {rid: tuple(sorted(v)) for rid, v in out.items()}
+
+
 class RoutersSection:
     name = "routers"
 
@@ -115,7 +146,8 @@ class RoutersSection:
         for rid, dest, hop in conn.execute(select(router_routes).where(router_routes.c.router_id.in_(ids))):
             routes[rid].append((dest, hop))
         return L3Data(l3_hosts, tuple(rows), _ports(conn, ids),
-                      {k: tuple(sorted(v)) for k, v in fips.items()}, {k: tuple(sorted(v)) for k, v in routes.items()})
+                      {k: tuple(sorted(v)) for k, v in fips.items()}, {k: tuple(sorted(v)) for k, v in routes.items()},
+                      _sources(conn, ids))
 
     def hosts(self, data: L3Data) -> set[str]:
         return set(data.l3_hosts)
@@ -140,6 +172,7 @@ def project_routers(data: L3Data, host: str) -> dict[str, Any]:
             "floating_ips": [{"floating_ip": f, "fixed_ip": x} for f, x in data.fips.get(router.id, ())]
             if gw is not None else [],
             "routes": [{"destination": d, "nexthop": n} for d, n in data.routes.get(router.id, ())],
+            "metadata": {ip: {"instance_id": i, "project_id": p} for ip, i, p in data.sources.get(router.id, ())},
         }
     return out
 
