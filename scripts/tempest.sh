@@ -18,9 +18,44 @@ WORKERS="${WORKERS:-1}"
 bash "$TOOLS/setup.sh" >/dev/null
 STATE="$(mktemp -d /tmp/kaon-tempest-state.XXXXXX)"
 PORT="$("$ROOT/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-"$ROOT/.venv/bin/python" -m kaon up --state-dir "$STATE" --port "$PORT" >"$STATE/server.log" 2>&1 &
+# As root, the node's local agent (L2 + DHCP + L3 roles) runs inside a
+# namespace of its own, so tempest's routers and DHCP ports get a real data
+# plane without touching this machine's network. "provider" (the physical
+# network of `public`) is a veth in that namespace.
+NS=""
+EXTRA=()
+if [ "$(id -u)" = 0 ]; then
+  NS="kaon-tempest-$$"
+  ip netns add "$NS"
+  ip -n "$NS" link set lo up
+  ip -n "$NS" link add provider0 type veth peer name provider0p
+  ip -n "$NS" link set provider0 up
+  ip -n "$NS" link set provider0p up
+  cat >"$STATE/agent.conf" <<EOF
+[DEFAULT]
+host = tempest-node
+[agent]
+namespace = $NS
+namespace_prefix = $NS-
+roles = dhcp, l3
+[linux_bridge]
+physical_interface_mappings = provider:provider0
+EOF
+  EXTRA=(--config-file "$STATE/agent.conf")
+fi
+"$ROOT/.venv/bin/python" -m kaon up --state-dir "$STATE" --port "$PORT" "${EXTRA[@]}" >"$STATE/server.log" 2>&1 &
 PID=$!
-cleanup() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; rm -rf "$STATE"; }
+cleanup() {
+  kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true
+  if [ -n "$NS" ]; then
+    # The agent's qrouter-/qdhcp- namespaces carry "$NS-"; their processes (dnsmasq) go by pid.
+    for n in $(ip netns list | awk '{print $1}' | grep -E "^$NS(-|\$)"); do
+      for p in $(ip netns pids "$n" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
+      ip netns delete "$n" 2>/dev/null || true
+    done
+  fi
+  rm -rf "$STATE"
+}
 trap cleanup EXIT
 for _ in $(seq 100); do
   [ -f "$STATE/clouds.yaml" ] && curl -sf "http://127.0.0.1:$PORT/" >/dev/null && break

@@ -49,7 +49,12 @@ tunnel_id_ranges = 1:1000
 [ml2_type_geneve]
 vni_ranges = 1:1000
 
-# The local Linux bridge agent. One host: VXLAN devices exist but have no peers.
+# The local agent: Linux bridge L2, and the DHCP and L3 agents' roles
+# (qdhcp-/qrouter- namespaces), as on the install guide's all-in-one node.
+# One host: VXLAN devices exist but have no peers.
+[agent]
+roles = dhcp, l3
+
 [vxlan]
 enable_vxlan = true
 local_ip = 127.0.0.1
@@ -92,7 +97,8 @@ def _local_agent(cfg: Config, app: Any) -> dict[str, Any]:
     agent = build_agent(cfg)
     agent.start()
     where = f"namespace {acfg.namespace}" if acfg.namespace else "this machine"
-    return {"agent": f"Linux bridge agent for host {acfg.host} on {where}"}
+    roles = f" (roles: {', '.join(r.name for r in agent.roles)})" if agent.roles else ""
+    return {"agent": f"Linux bridge agent{roles} for host {acfg.host} on {where}"}
 
 
 def _announce(facts: dict[str, Any]) -> None:

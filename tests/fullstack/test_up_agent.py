@@ -43,12 +43,14 @@ def test_kaon_up_plugs_a_port_with_its_local_agent(tmp_path: Path, aio_ns: str) 
     try:
         up.wait_ready(20)
         wait_for("the announcement", lambda: "Local agent" in up.output(), timeout=10)
-        assert f"Local agent    : Linux bridge agent for host aio on namespace {aio_ns}" in up.output()
+        assert (f"Local agent    : Linux bridge agent (roles: dhcp, l3) for host aio on namespace {aio_ns}"
+                in up.output())
         token, _ = password_token(load_cloud("kaon-admin", [tmp_path / "state" / "clouds.yaml"]))
         api = httpx.Client(base_url=up.url + "/v2.0", headers={"X-Auth-Token": token}, timeout=30)
-        agents = wait_for("the local agent alive", lambda: [
-            a for a in api.get("/agents").json()["agents"] if a["host"] == "aio" and a["alive"]])
-        assert agents[0]["agent_type"] == "Linux bridge agent"
+        # One process, three agent records: L2 and the DHCP and L3 roles of an all-in-one node.
+        wait_for("the local agents alive", lambda: sorted(
+            a["agent_type"] for a in api.get("/agents").json()["agents"] if a["host"] == "aio" and a["alive"]
+        ) == ["DHCP agent", "L3 agent", "Linux bridge agent"])
         net = api.post("/networks", json={"network": {"name": "aio-net"}}).json()["network"]
         assert api.post("/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.40.0.0/24",
                                                      "ip_version": 4}}).status_code == 201
