@@ -11,7 +11,9 @@ Per network in ``intent["dhcp"]`` (kaon.compiler.dhcp_section):
   kaon.agent.dhcp_plan under ``<state_path>/dhcp/<host>/<network>/``: files
   rewritten only when their text changes, then SIGHUP (leases kept); a new
   command line restarts it; a dead one is started again; a live one found
-  after an agent restart is adopted, not duplicated.
+  after an agent restart is adopted, not duplicated;
+* with isolated metadata, the metadata proxy's listener on
+  169.254.169.254:80 inside the namespace (kaon.agent.metadata_proxy).
 
 Ownership: a network's directory holds a ``namespace`` file, written before
 the namespace is made. When ``sweep`` is true (after the first full sync)
@@ -30,6 +32,7 @@ from typing import Any
 
 from kaon.agent import dhcp_plan
 from kaon.agent.config import AgentConfig
+from kaon.agent.metadata_proxy import METADATA_IP, MetadataProxy, ProxyConfig, proxy_config
 from kaon.config import Config
 from kaon.dataplane import dnsmasq, netns, router_ns
 from kaon.dataplane.linux_l2 import LinuxL2
@@ -45,10 +48,11 @@ class DhcpRole:
     binary = "neutron-dhcp-agent"
     topic = "dhcp_agent"
 
-    def __init__(self, acfg: AgentConfig, state_dir: Path) -> None:
+    def __init__(self, acfg: AgentConfig, state_dir: Path, metadata: MetadataProxy | None = None) -> None:
         self.acfg = acfg
         self.state_dir = state_dir
         self.host_l2 = LinuxL2(acfg.namespace)
+        self.metadata = metadata or MetadataProxy(ProxyConfig())
         self._networks: dict[str, Any] = {}
         # dnsmasq drops to "nobody" and rereads its files as nobody on SIGHUP:
         # when nobody cannot reach the state directory (a private tmp dir in
@@ -110,6 +114,10 @@ class DhcpRole:
             router_ns.ip(ns, "link", "set", "lo", "up")
         self._plug(ns, net)
         self._serve(network_id, ns, net, d)
+        if net.get("isolated_metadata"):
+            self.metadata.ensure(ns, (METADATA_IP, 80), net.get("metadata") or {})
+        else:
+            self.metadata.remove(ns)
 
     def _plug(self, ns: str, net: dict[str, Any]) -> None:
         port = net["port"]
@@ -156,6 +164,7 @@ class DhcpRole:
             try:
                 d = self.net_dir(network_id)
                 dnsmasq.stop(d / "pid")
+                self.metadata.remove(ns)  # its socket would keep the namespace, veth included, alive
                 netns.delete(ns)  # its veth, and so the tap, go with it
                 shutil.rmtree(d, ignore_errors=True)
                 self.pids.pop(network_id, None)
@@ -167,6 +176,8 @@ class DhcpRole:
 
     def close(self) -> None:
         # dnsmasq keeps serving: it outlives the agent and is adopted at restart.
+        # The metadata listeners are the agent's sockets: they go with it.
+        self.metadata.close()
         self.host_l2.close()
 
 
@@ -193,4 +204,4 @@ def _write(path: Path, text: str) -> bool:
 
 def build(cfg: Config, acfg: AgentConfig) -> DhcpRole:
     state_path = acfg.state_path or "/var/lib/kaon"
-    return DhcpRole(acfg, Path(state_path) / "dhcp" / acfg.host)
+    return DhcpRole(acfg, Path(state_path) / "dhcp" / acfg.host, MetadataProxy(proxy_config(cfg)))

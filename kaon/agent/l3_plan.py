@@ -3,6 +3,9 @@
 The NAT of a router is one nftables table, ``ip kaon-nat``, rewritten as a
 whole in one transaction whenever its text changes (dataplane.md §2):
 
+* prerouting: requests from the internal side to 169.254.169.254:80 are
+  redirected to the metadata proxy listening on :9697 in the namespace
+  (kaon.agent.metadata_proxy; REDIRECT keeps the VM's source address);
 * prerouting/output: each floating IP DNATs to its fixed IP (output too, so
   the router itself reaches it);
 * postrouting: a VM with a floating IP leaves as its floating IP; with
@@ -20,6 +23,7 @@ from typing import Any
 import netaddr
 
 NAT_TABLE = "kaon-nat"
+METADATA_REDIRECT = 'iifname "qr-*" ip daddr 169.254.169.254 tcp dport 80 redirect to :9697'
 
 
 def _v4(cidr: str) -> bool:
@@ -46,17 +50,21 @@ def nat_body(router: dict[str, Any]) -> str:
     qg = f'"{gw["device"]}"' if gw else None
     inside = internal_cidrs(router)
     inside_set = "{ " + ", ".join(inside) + " }" if inside else None
+    dnat: list[str] = []
     for fip in sorted(router.get("floating_ips", []), key=lambda f: f["floating_ip"]):
         if qg is None:
             break
-        pre.append(f"ip daddr {fip['floating_ip']} dnat to {fip['fixed_ip']}")
+        dnat.append(f"ip daddr {fip['floating_ip']} dnat to {fip['fixed_ip']}")
         post.append(f"ip saddr {fip['fixed_ip']} oifname {qg} snat to {fip['floating_ip']}")
-    if inside_set and pre:
+    if router["interfaces"]:
+        pre.append(METADATA_REDIRECT)
+    pre += dnat
+    if inside_set and dnat:
         post.append(f"ip saddr {inside_set} ct status dnat oifname != {qg} masquerade")
     snat_to = gateway_ip(router)
     if router.get("enable_snat") and inside_set and snat_to:
         post.append(f"ip saddr {inside_set} oifname {qg} snat to {snat_to}")
-    return (_chain("prerouting", "prerouting", "dstnat", pre) + _chain("output", "output", "-100", pre)
+    return (_chain("prerouting", "prerouting", "dstnat", pre) + _chain("output", "output", "-100", dnat)
             + _chain("postrouting", "postrouting", "srcnat", post))
 
 

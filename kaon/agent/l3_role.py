@@ -10,7 +10,9 @@ Per router in ``intent["routers"]`` (kaon.compiler.l3_section):
   the port's MAC, MTU and addresses (floating IPs as /32s on ``qg-``);
 * the default route via the external subnet's gateway, extra routes;
 * NAT in one nftables table (kaon.agent.l3_plan), replaced atomically when
-  its text changes; a gratuitous ARP for each floating IP newly added.
+  its text changes; a gratuitous ARP for each floating IP newly added;
+* the metadata proxy's listener on 0.0.0.0:9697 inside the namespace, where
+  the NAT table redirects 169.254.169.254:80 (kaon.agent.metadata_proxy).
 
 Ownership: a namespace is the agent's only if it recorded it, before
 creating it, as a file in ``<state_path>/l3/<host>/``. When ``sweep`` is true
@@ -29,6 +31,7 @@ from typing import Any
 
 from kaon.agent import l3_plan
 from kaon.agent.config import AgentConfig
+from kaon.agent.metadata_proxy import ROUTER_PORT, MetadataProxy, ProxyConfig, proxy_config
 from kaon.config import Config
 from kaon.dataplane import netns, nft, router_ns
 from kaon.dataplane.linux_l2 import LinuxL2
@@ -42,10 +45,11 @@ class L3Role:
     binary = "neutron-l3-agent"
     topic = "l3_agent"
 
-    def __init__(self, acfg: AgentConfig, state_dir: Path) -> None:
+    def __init__(self, acfg: AgentConfig, state_dir: Path, metadata: MetadataProxy | None = None) -> None:
         self.acfg = acfg
         self.state_dir = state_dir
         self.host_l2 = LinuxL2(acfg.namespace)
+        self.metadata = metadata or MetadataProxy(ProxyConfig())
         # Last NAT text applied per namespace: unchanged text, no transaction.
         # Empty after a restart, so the first sync rewrites every table once.
         self._nat: dict[str, str] = {}
@@ -123,6 +127,16 @@ class L3Role:
                 router_ns.ip(ns, "link", "del", name, check=False)  # its tap goes with it
         router_ns.sync_routes(ns, l3_plan.routes(router))
         self._apply_nat(ns, l3_plan.nat_body(router))
+        self._serve_metadata(ns, router)
+
+    def _serve_metadata(self, ns: str, router: dict[str, Any]) -> None:
+        if not router["interfaces"]:
+            self.metadata.remove(ns)  # nothing behind the router asks
+            return
+        # REDIRECT rewrites the destination to the address of the qr- the
+        # request came in on: only those addresses are valid destinations.
+        local = frozenset(c.split("/")[0] for i in router["interfaces"] for c in i["cidrs"])
+        self.metadata.ensure(ns, ("0.0.0.0", ROUTER_PORT), router.get("metadata") or {}, local)
 
     def _apply_nat(self, ns: str, body: str) -> None:
         if self._nat.get(ns) == body:
@@ -136,6 +150,7 @@ class L3Role:
             if router_id in wanted:
                 continue
             try:
+                self.metadata.remove(ns)  # its socket would keep the namespace, veths included, alive
                 netns.delete(ns)  # its veths, and so their taps, go with it
                 (self.state_dir / router_id).unlink(missing_ok=True)
                 self._nat.pop(ns, None)
@@ -146,9 +161,10 @@ class L3Role:
         return ok
 
     def close(self) -> None:
+        self.metadata.close()
         self.host_l2.close()
 
 
 def build(cfg: Config, acfg: AgentConfig) -> L3Role:
     state_path = acfg.state_path or "/var/lib/kaon"
-    return L3Role(acfg, Path(state_path) / "l3" / acfg.host)
+    return L3Role(acfg, Path(state_path) / "l3" / acfg.host, MetadataProxy(proxy_config(cfg)))
