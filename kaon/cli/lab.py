@@ -56,6 +56,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     status = sub.add_parser("status", parents=[common], help="hosts, agents, VMs")
     status.add_argument("--json", action="store_true")
 
+    seed = sub.add_parser("seed", parents=[common], help="recreate a seed scenario: 001, 002 or 004")
+    seed.add_argument("scenario", choices=["001", "002", "004"])
+    seed.add_argument("--host", help="the compute host for the VMs (default: h2 when there is one)")
+
     vm = sub.add_parser("vm", help="VMs: namespaces plugged into a host like Nova + os-vif would")
     vsub = vm.add_subparsers(dest="vm_command", required=True)
     create = vsub.add_parser("create", parents=[common], help="create a port and plug a VM namespace")
@@ -95,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.lab_command == "vm":
             return _run_vm(args)
-        return {"up": _up, "down": _down, "status": _status}[args.lab_command](args)
+        return {"up": _up, "down": _down, "status": _status, "seed": _seed}[args.lab_command](args)
     except (LabError, ApiError, IpError, FileNotFoundError, ValueError) as exc:
         print(f"kaon lab: {exc}", file=sys.stderr)
         return 1
@@ -113,6 +117,14 @@ def _up(args: argparse.Namespace) -> int:
     if not args.no_agents and args.wait > 0:
         lab.wait_for_agents(args.wait)
         print("  agents alive")
+    return 0
+
+
+def _seed(args: argparse.Namespace) -> int:
+    from kaon.lab.seeds import run_seed
+
+    for line in run_seed(_lab(args), args.scenario, args.host):
+        print(line)
     return 0
 
 
