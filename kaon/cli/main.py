@@ -1,4 +1,4 @@
-"""The ``kaon`` command: ``server``, ``up`` (all-in-one node) and ``db``."""
+"""The ``kaon`` command: ``server``, ``up`` (all-in-one node), ``agent``, ``metadata``, ``lab`` and ``db``."""
 
 from __future__ import annotations
 
@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     agent = sub.add_parser("agent", help="run the Linux bridge agent of this host")
     agent.add_argument("--config-file", action="append", default=[], help="Neutron-style ini file (repeatable)")
 
+    md = sub.add_parser("metadata", help="serve instance metadata from kaon's state (for clouds without Nova)")
+    md.add_argument("--config-file", action="append", default=[], help="Neutron-style ini file (repeatable)")
+
     lab_cli.add_parser(sub)
 
     db = sub.add_parser("db", help="database schema")
@@ -43,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
             from kaon.cli.agent import run_agent
 
             return run_agent(load_config(args.config_file))
+        if args.command == "metadata":
+            from kaon.metadata.server import run_metadata
+
+            return run_metadata(load_config(args.config_file))
         if args.command == "lab":
             return lab_cli.run(args)
         if args.command == "up":

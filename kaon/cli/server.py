@@ -78,6 +78,16 @@ def start_agent_side(cfg: Config, app: Any) -> Any:
     return bus
 
 
+def _start_metadata(cfg: Config, app: Any) -> str | None:
+    """kaon's metadata service beside the API when ``[metadata] serve = true`` (no Nova)."""
+    from kaon.metadata.server import should_serve, start_in_thread
+
+    if not should_serve(cfg):
+        return None
+    host, port = start_in_thread(cfg, services_of(app).engine).server_address[:2]
+    return f"http://{host}:{port}"
+
+
 def run_server(cfg: Config, announce: Any = None, on_ready: Any = None) -> int:
     app, facts = build(cfg)
     bus = start_agent_side(cfg, app)
@@ -85,6 +95,9 @@ def run_server(cfg: Config, announce: Any = None, on_ready: Any = None) -> int:
     (Path(cfg.default.state_path) / "server.json").write_text(json.dumps(facts, indent=2))
     if on_ready is not None:
         facts = {**facts, **(on_ready(cfg, app) or {})}
+    metadata = _start_metadata(cfg, app)
+    if metadata is not None:
+        facts["metadata_url"] = metadata
     if announce is not None:
         announce(facts)
     LOG.info("kaon server on %s (auth_strategy=%s, bus %s)", facts["network_url"], facts["auth_strategy"],

@@ -111,6 +111,8 @@ def _announce(facts: dict[str, Any]) -> None:
     ]
     if "identity_url" in facts:
         lines.append(f"  Identity (v3)  : {facts['identity_url']}")
+    if "metadata_url" in facts:
+        lines.append(f"  Metadata       : {facts['metadata_url']}  ([metadata] serve = true)")
     if "clouds.yaml" in files:
         lines += [
             "",
