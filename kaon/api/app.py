@@ -19,6 +19,7 @@ from kaon.api.responses import error_response, json_response
 from kaon.api.sg_routes import DefaultingCollection
 from kaon.api.tags import TagRoutes
 from kaon.compiler.dhcp_section import DhcpSection, dhcp_options
+from kaon.compiler.firewall_section import FirewallSection
 from kaon.compiler.l3_section import RoutersSection
 from kaon.compiler.service import Compiler
 from kaon.core.address_scopes import AddressScopes
@@ -104,7 +105,8 @@ class Services:
         self.scheduler.router_hooks.append(router_hosts.router_changed)
         # Per-host intents for the agents (docs/design/agents.md); the server
         # starts its thread and gives it the bus's notify.
-        self.compiler = Compiler(engine, sections=[RoutersSection(), DhcpSection(dhcp_options(cfg))])
+        self.compiler = Compiler(engine, sections=[RoutersSection(), DhcpSection(dhcp_options(cfg)),
+                                                  FirewallSection()])
 
     def collections(self) -> dict[str, Collection]:
         validate = self.cfg.default.filter_validation

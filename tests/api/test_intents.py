@@ -81,19 +81,22 @@ def test_generations_move_only_for_affected_hosts(api: Api) -> None:
     admin = api.admin()
     net1, _ = admin.net_with_subnet("10.0.0.0/24")
     net2, _ = admin.net_with_subnet("10.1.0.0/24")
-    vm(api, net1["id"], "h1")
-    vm(api, net1["id"], "h2")
-    vm(api, net2["id"], "h3")
+    # Without security groups: L2 alone decides here. (Ports in one group see every
+    # new member's address in their remote-group sets, the firewall section, and move too.)
+    plain = {"port_security_enabled": False, "security_groups": []}
+    vm(api, net1["id"], "h1", **plain)
+    vm(api, net1["id"], "h2", **plain)
+    vm(api, net2["id"], "h3", **plain)
     assert compile_now(api) == {"h1": 1, "h2": 1, "h3": 1}
     assert compile_now(api) == {}  # nothing changed, nothing moves
     # A port on net1 on h2 changes h2 (its port) and h1 (its peer entry), not h3.
-    vm(api, net1["id"], "h2")
+    vm(api, net1["id"], "h2", **plain)
     assert compile_now(api) == {"h1": 2, "h2": 2}
     # A port on a network only h3 has: h3 alone.
-    vm(api, net2["id"], "h3")
+    vm(api, net2["id"], "h3", **plain)
     assert compile_now(api) == {"h3": 2}
     # An unbound port changes nobody.
-    admin.port(net1["id"])
+    admin.port(net1["id"], **plain)
     assert compile_now(api) == {}
 
 
