@@ -9,7 +9,10 @@ API would be) on a free port of the root namespace's 127.0.0.1.
 * seed 001: a VM behind router1, DHCP-configured, reads its instance-id
   through the router namespace (nft redirect to :9697); its public-ipv4 is
   its floating IP;
-* the service with another secret: the VM gets an error, not data.
+* the service with another secret: the VM gets an error, not data;
+* kill -9 and restart h1's agent: the listeners (its sockets) die with it
+  and are back at its first sync;
+* the router's :9697 is a socket of the agent process (no proxy processes).
 
 Seed 002 runs first and removes its flat network: the lab has one physical
 network, and seed 001's ext-net is flat on it too.
@@ -118,27 +121,36 @@ def test_seed_002_metadata_through_the_dhcp_namespace(lab: tuple[Stack, int], se
         s.api("DELETE", f"/v2.0/networks/{net['id']}")
 
 
-def ext_and_router(s: Stack) -> tuple[dict[str, Any], dict[str, Any]]:
-    ext = s.api("POST", "/v2.0/networks", {"network": {
+@pytest.fixture(scope="module")
+def ext(lab: tuple[Stack, int]) -> dict[str, Any]:
+    """Seed 001's ext-net; first asked for after seed 002's flat network is gone."""
+    s, _ = lab
+    net = s.api("POST", "/v2.0/networks", {"network": {
         "name": "ext-net", "router:external": True, "provider:network_type": "flat",
         "provider:physical_network": "provider"}})["network"]
     s.api("POST", "/v2.0/subnets", {"subnet": {
-        "network_id": ext["id"], "cidr": "192.168.100.0/24", "ip_version": 4, "enable_dhcp": False,
+        "network_id": net["id"], "cidr": "192.168.100.0/24", "ip_version": 4, "enable_dhcp": False,
         "gateway_ip": "192.168.100.1", "allocation_pools": [{"start": "192.168.100.10", "end": "192.168.100.90"}]}})
-    net = s.api("POST", "/v2.0/networks", {"network": {"name": "private-net"}})["network"]
+    return dict(net)
+
+
+def private_behind_router(s: Stack, ext: dict[str, Any], name: str, cidr: str) -> tuple[dict[str, Any], str]:
+    """(network, router id): a DHCP subnet with seed 001's pool shape behind a new router."""
+    net = s.api("POST", "/v2.0/networks", {"network": {"name": name}})["network"]
+    base = cidr.rsplit(".", 1)[0]
     sub = s.api("POST", "/v2.0/subnets", {"subnet": {
-        "network_id": net["id"], "cidr": "10.0.0.0/24", "ip_version": 4,
-        "allocation_pools": [{"start": "10.0.0.10", "end": "10.0.0.200"}]}})["subnet"]
-    router = s.api("POST", "/v2.0/routers", {"router": {"name": "router1",
+        "network_id": net["id"], "cidr": cidr, "ip_version": 4,
+        "allocation_pools": [{"start": f"{base}.10", "end": f"{base}.200"}]}})["subnet"]
+    router = s.api("POST", "/v2.0/routers", {"router": {"name": f"{name}-router",
                                                        "external_gateway_info": {"network_id": ext["id"]}}})["router"]
     s.api("PUT", f"/v2.0/routers/{router['id']}/add_router_interface", {"subnet_id": sub["id"]})
-    return ext, net
+    return net, router["id"]
 
 
 def test_seed_001_metadata_through_the_router(lab: tuple[Stack, int], service: MetadataService,
-                                              tmp_path: Path) -> None:
+                                              ext: dict[str, Any], tmp_path: Path) -> None:
     s, port = lab
-    ext, net = ext_and_router(s)
+    net, _ = private_behind_router(s, ext, "private-net", "10.0.0.0/24")
     vm = s.vm("i1", "h2", net["id"], dhcp=True)
     routes = str(s.lab.exec("i1", ["ip", "-4", "route"], capture=True).stdout)
     assert "169.254.169.254" not in routes and "default via 10.0.0.1" in routes  # routed: no isolated route
@@ -162,6 +174,24 @@ def test_seed_001_metadata_through_the_router(lab: tuple[Stack, int], service: M
         assert "403" in r.stderr, r.stderr
     finally:
         other.close()
+
+
+def test_metadata_after_an_agent_kill_and_restart(lab: tuple[Stack, int], service: MetadataService,
+                                                  ext: dict[str, Any]) -> None:
+    s, _ = lab
+    net, _ = private_behind_router(s, ext, "restart-net", "10.40.0.0/24")
+    vm = s.vm("k1", "h2", net["id"], dhcp=True)
+    device_id = s.port(vm["port_id"])["device_id"]
+    assert read(s, "k1", "instance-id") == device_id
+    old = int(s.lab.state()["hosts"]["h1"]["agent"]["pid"])
+    os.kill(old, signal.SIGKILL)
+    wait_for("h1's agent gone", lambda: not Path(f"/proc/{old}").exists() or
+             Path(f"/proc/{old}/stat").read_text().split(")")[-1].split()[0] == "Z")
+    assert wget(s, "k1", "instance-id").returncode != 0  # its listener died with it
+    start = time.monotonic()
+    s.lab.start_agents()
+    assert read(s, "k1", "instance-id", timeout=30) == device_id
+    print(f"metadata back {time.monotonic() - start:.2f} s after the agent restarted")
 
 
 def test_the_listeners_are_the_agents_own_sockets(lab: tuple[Stack, int]) -> None:
