@@ -4,7 +4,8 @@
 report_interval`` (30 s), kaon's ``[agent] namespace`` (program devices in
 that network namespace; the lab's simulated hosts) and ``resync_interval``;
 ``[linux_bridge] physical_interface_mappings``, ``bridge_mappings``;
-``[vxlan] enable_vxlan``, ``local_ip``, ``l2_population``, ``vxlan_group``.
+``[vxlan] enable_vxlan``, ``local_ip``, ``l2_population``, ``vxlan_group``;
+``[securitygroup] enable_security_group``, ``firewall_driver`` (kaon.agent.firewall).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class AgentConfig:
     local_ip: str | None = None
     l2_population: bool = False
     vxlan_group: str | None = None
+    enable_security_group: bool = True
+    firewall_driver: str = ""  # unset or "noop": no filtering, as in Neutron
 
     @property
     def tunnel_types(self) -> list[str]:
@@ -66,4 +69,6 @@ def agent_config(cfg: Config) -> AgentConfig:
         local_ip=local_ip,
         l2_population=typed("vxlan", "l2_population", parse_bool, False),
         vxlan_group=text("vxlan", "vxlan_group"),
+        enable_security_group=typed("securitygroup", "enable_security_group", parse_bool, True),
+        firewall_driver=text("securitygroup", "firewall_driver") or "",
     )

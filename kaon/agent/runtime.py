@@ -7,7 +7,8 @@ worker; all I/O towards the kernel happens in the worker, one pass at a time:
 
 1. fetch the intent when told to (hint with a newer generation, reconnect,
    start, periodic resync) — ``get_intent`` answers "unchanged" cheaply;
-2. observe the kernel, plan, apply (``l2_plan``, ``l2_apply``);
+2. the firewall (security groups, ``kaon.agent.firewall``), then observe
+   the kernel, plan, apply (``l2_plan``, ``l2_apply``);
 3. report port status changes (``update_devices``) and, when nothing
    failed, the applied generation (``report_applied``).
 
@@ -24,6 +25,7 @@ import time
 from typing import Any
 
 from kaon.agent.config import AgentConfig
+from kaon.agent.firewall import Firewall
 from kaon.agent.l2_apply import apply, observe
 from kaon.agent.l2_plan import Observed, plan, port_states, vxlan_name
 
@@ -36,8 +38,9 @@ ACTIVE, DOWN = "ACTIVE", "DOWN"
 
 class Agent:
     def __init__(self, cfg: AgentConfig, bus: Any, l2: Any, features: dict[str, Any] | None = None,
-                 roles: list[Any] | None = None) -> None:
+                 roles: list[Any] | None = None, firewall: Any = None) -> None:
         self.cfg = cfg
+        self.firewall = firewall if firewall is not None else Firewall(cfg)
         self.bus = bus
         self.l2 = l2
         self.features = features or {}
@@ -173,10 +176,13 @@ class Agent:
             except Exception as exc:
                 roles_ok = False
                 self._warn(f"role:{role.name}", f"{role.name} sync failed: {type(exc).__name__}: {exc}")
+        # The firewall before L2: its rules name taps, so they are in force
+        # before a new tap joins its bridge. Ports it cannot cover stay out.
+        fw = self.firewall.sync(intent)
         vxlans = [vxlan_name(int(n["segmentation_id"])) for n in intent["networks"].values()
                   if n["network_type"] == "vxlan"]
         seen = observe(self.l2, vxlans)
-        result = plan(intent, seen, self.cfg, sweep=self.synced)
+        result = plan(_without(intent, fw.hold), seen, self.cfg, sweep=self.synced)
         outcome = apply(self.l2, result.actions)
         self.actions_total += outcome.done
         for action, why in outcome.failed:
@@ -185,7 +191,7 @@ class Agent:
             seen = observe(self.l2, ())
         self.passes += 1
         reported = self._report_devices(intent, seen, result.bridges)
-        if not outcome.ok or not reported or not roles_ok:
+        if not outcome.ok or not reported or not roles_ok or not fw.ok:
             return False
         if self.applied != self.generation:
             self.bus.call("report_applied", {"host": self.cfg.host, "generation": self.generation}, timeout=10)
@@ -230,3 +236,10 @@ class Agent:
         if now - self._last_warning.get(key, -1e9) >= 30:
             self._last_warning[key] = now
             LOG.warning("%s", message)
+
+
+def _without(intent: dict[str, Any], ports: frozenset[str]) -> dict[str, Any]:
+    """The intent as L2 must see it: ports the firewall cannot cover are left out (unplugged, DOWN)."""
+    if not ports:
+        return intent
+    return {**intent, "ports": {k: v for k, v in intent["ports"].items() if k not in ports}}

@@ -179,11 +179,11 @@ def project_firewall(data: FirewallData, host: str, l2: Snapshot) -> dict[str, A
         out_ports[port.id] = entry
     if not out_ports:
         return {}
-    groups = {g: {"stateful": data.stateful[g], "rules": [_rule(r) for r in data.rules.get(g, ())]}
-              for g in sorted(used)}
+    rules = {g: [_rule(r) for r in data.rules.get(g, ())] for g in sorted(used)}
     sets = {rule["remote_set"]: _set_members(data, rule["remote_set"], rule["ethertype"])
-            for group in groups.values() for rule in group["rules"] if rule["remote_set"]}
-    return {"ports": out_ports, "groups": groups, "sets": dict(sorted(sets.items()))}
+            for group_rules in rules.values() for rule in group_rules if rule["remote_set"]}
+    return {"ports": out_ports, "groups": {g: {"stateful": data.stateful[g], "rules": rules[g]} for g in rules},
+            "sets": dict(sorted(sets.items()))}
 
 
 def _rule(r: Rule) -> dict[str, Any]:

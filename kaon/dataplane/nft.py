@@ -47,10 +47,17 @@ def _library() -> ctypes.CDLL:
         return _lib
 
 
-def _run_here(text: str) -> str:
+# nft_ctx_output_set_flags bits (libnftables.h), for callers that read back.
+OUTPUT_HANDLE, OUTPUT_JSON = 1 << 3, 1 << 4
+
+
+def _run_here(text: str, flags: int = 0) -> str:
     lib = _library()
     ctx = lib.nft_ctx_new(0)
     try:
+        if flags:
+            lib.nft_ctx_output_set_flags.argtypes = [ctypes.c_void_p, ctypes.c_uint]
+            lib.nft_ctx_output_set_flags(ctx, flags)
         lib.nft_ctx_buffer_output(ctx)
         lib.nft_ctx_buffer_error(ctx)
         rc = lib.nft_run_cmd_from_buffer(ctx, text.encode())
@@ -63,9 +70,9 @@ def _run_here(text: str) -> str:
     return out
 
 
-def run(namespace: str | None, text: str) -> str:
-    """Run an nft script (one transaction) in ``namespace``; its output."""
-    return netns.run_in(namespace, _run_here, text)
+def run(namespace: str | None, text: str, flags: int = 0) -> str:
+    """Run an nft script (one transaction) in ``namespace``; its output (``flags``: OUTPUT_*)."""
+    return netns.run_in(namespace, _run_here, text, flags)
 
 
 def replace_table(namespace: str | None, family: str, table: str, body: str) -> None:
