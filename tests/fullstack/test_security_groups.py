@@ -1,0 +1,200 @@
+"""Security groups on the wire (issue 5, item 4): two hosts, the server on
+SQLite and the local bus, ``[securitygroup] firewall_driver = iptables_hybrid``
+(kaon's nftables firewall). VMs are namespaces; TCP flows are sockets the test
+opens inside their namespaces, so no process needs cleaning up."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from kaon.dataplane import netns, nft
+from tests.fullstack.stack import Stack, stack, wait_for
+
+pytestmark = pytest.mark.needs_root
+
+SG_CONF = {"securitygroup": {"firewall_driver": "iptables_hybrid"}}
+
+
+@pytest.fixture(scope="module")
+def sg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with stack(tmp_path_factory.mktemp("sg"), hosts=2, extra_conf=SG_CONF) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def world(sg: Stack) -> dict[str, Any]:
+    """a (h1), b (h2): default group; c (h2): a group with only its egress rules;
+    d (h1): port_security_enabled=false."""
+    net = sg.network("sgnet", "10.60.0.0/24")
+    other = sg.api("POST", "/v2.0/security-groups", {"security_group": {"name": "other"}})["security_group"]
+    open_port = sg.api("POST", "/v2.0/ports", {"port": {"network_id": net["id"], "port_security_enabled": False,
+                                                       "security_groups": [], "fixed_ips": [
+                                                           {"ip_address": "10.60.0.40"}]}})["port"]
+    vms = {"a": sg.vm("a", "h1", net["id"], ip_address="10.60.0.10"),
+           "b": sg.vm("b", "h2", net["id"], ip_address="10.60.0.20"),
+           "c": sg.vm("c", "h2", net["id"], ip_address="10.60.0.30", security_groups=[other["id"]]),
+           "d": sg.vm("d", "h1", net["id"], port=open_port["id"])}
+    sg.wait_converged()
+    return {"net": net, "other": other, **vms}
+
+
+def pings(s: Stack, vm: str, address: str, *extra: str, timeout: float = 10) -> bool:
+    try:
+        wait_for(f"{vm} pings {address}", lambda: _ping(s, vm, address, *extra), timeout, interval=0.2)
+    except AssertionError:
+        return False
+    return True
+
+
+def _ping(s: Stack, vm: str, address: str, *extra: str) -> bool:
+    r = s.lab.exec(vm, ["ping", "-c", "1", "-W", "1", *extra, address], capture=True)
+    return r.returncode == 0
+
+
+def blocked(s: Stack, vm: str, address: str, *extra: str) -> bool:
+    r = s.lab.exec(vm, ["ping", "-c", "3", "-i", "0.3", "-W", "1", *extra, address], capture=True)
+    return r.returncode != 0
+
+
+def add_rule(s: Stack, group: str, **rule: Any) -> dict[str, Any]:
+    body = {"security_group_id": group, "direction": "ingress", "ethertype": "IPv4", **rule}
+    created = s.api("POST", "/v2.0/security-group-rules", {"security_group_rule": body})["security_group_rule"]
+    s.wait_converged()
+    return created
+
+
+# -- TCP inside VM namespaces ----------------------------------------------------
+class Server:
+    """A listening socket in a VM namespace that echoes every connection."""
+
+    def __init__(self, s: Stack, vm: str, port: int) -> None:
+        self.sock = netns.open_socket(s.lab.vm(vm)["namespace"], socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("0.0.0.0", port))
+        self.sock.listen(8)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _echo(conn: socket.socket) -> None:
+        with conn:
+            while data := conn.recv(1024):
+                conn.sendall(data)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def connect(s: Stack, vm: str, address: str, port: int, timeout: float = 2.0) -> socket.socket | None:
+    sock = netns.open_socket(s.lab.vm(vm)["namespace"], socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect((address, port))
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
+def echoes(sock: socket.socket, text: bytes = b"ping") -> bool:
+    try:
+        sock.sendall(text)
+        return sock.recv(1024) == text
+    except OSError:
+        return False
+
+
+def inet_table(s: Stack, host: str) -> dict[str, Any]:
+    out = nft.run(s.lab.host_namespace(host), "list table inet kaon-sg", nft.OUTPUT_JSON | nft.OUTPUT_HANDLE)
+    items = json.loads(out)["nftables"]
+    rules = sorted((i["rule"]["chain"], i["rule"]["handle"]) for i in items if "rule" in i)
+    sets = {i["set"]["name"]: json.dumps(i["set"].get("elem", [])) for i in items if "set" in i}
+    return {"rules": rules, "sets": sets}
+
+
+# -- the tests ----------------------------------------------------------------------
+def test_the_default_group_allows_its_members_and_denies_others(sg: Stack, world: dict[str, Any]) -> None:
+    assert pings(sg, "a", "10.60.0.20") and pings(sg, "b", "10.60.0.10")  # across hosts, same group
+    assert blocked(sg, "c", "10.60.0.10")  # another group: a's ingress drops it
+    assert blocked(sg, "a", "10.60.0.30")  # c's group has no ingress rule at all
+    for vm in ("a", "b", "c"):
+        assert sg.port(world[vm]["port_id"])["status"] == "ACTIVE"
+
+
+def test_a_rule_change_takes_effect_and_established_flows_survive(sg: Stack, world: dict[str, Any]) -> None:
+    server = Server(sg, "c", 22)
+    try:
+        assert connect(sg, "a", "10.60.0.30", 22) is None  # no rule yet
+        ssh = add_rule(sg, world["other"]["id"], protocol="tcp", port_range_min=22, port_range_max=22,
+                       remote_ip_prefix="0.0.0.0/0")
+        flow = wait_for("tcp/22 opens", lambda: connect(sg, "a", "10.60.0.30", 22), timeout=10, interval=0.2)
+        assert echoes(flow)
+        # Another rule rewrites the tables: the flow the first rule allowed goes on.
+        before = inet_table(sg, "h2")["rules"]
+        add_rule(sg, world["other"]["id"], protocol="tcp", port_range_min=80, port_range_max=80)
+        assert inet_table(sg, "h2")["rules"] != before
+        assert echoes(flow, b"still there")
+        # Removing the rule stops new connections.
+        sg.api("DELETE", f"/v2.0/security-group-rules/{ssh['id']}")
+        sg.wait_converged()
+        assert connect(sg, "a", "10.60.0.30", 22) is None
+        flow.close()
+    finally:
+        server.close()
+
+
+def test_spoofed_ip_and_mac_are_dropped_and_address_pairs_pass(sg: Stack, world: dict[str, Any]) -> None:
+    assert pings(sg, "a", "10.60.0.40")  # d filters nothing
+    sg.lab.exec("a", ["ip", "addr", "add", "10.60.0.99/24", "dev", "eth0"], check=True)
+    assert blocked(sg, "a", "10.60.0.40", "-I", "10.60.0.99")
+    # The address becomes an allowed address pair of a's port: now it passes.
+    sg.api("PUT", f"/v2.0/ports/{world['a']['port_id']}",
+           {"port": {"allowed_address_pairs": [{"ip_address": "10.60.0.99"}]}})
+    sg.wait_converged()
+    assert pings(sg, "a", "10.60.0.40", "-I", "10.60.0.99")
+    # A changed MAC is dropped (ARP and IP alike).
+    mac = world["a"]["mac"]
+    sg.lab.exec("a", ["ip", "link", "set", "eth0", "address", "fa:16:3e:99:99:99"], check=True)
+    try:
+        sg.lab.exec("d", ["ip", "neigh", "flush", "all"], check=True)
+        assert blocked(sg, "a", "10.60.0.40")
+    finally:
+        sg.lab.exec("a", ["ip", "link", "set", "eth0", "address", mac], check=True)
+        for vm in ("a", "d"):
+            sg.lab.exec(vm, ["ip", "neigh", "flush", "all"], check=True)
+    assert pings(sg, "a", "10.60.0.40")
+
+
+def test_port_security_disabled_passes_everything(sg: Stack, world: dict[str, Any]) -> None:
+    assert pings(sg, "c", "10.60.0.40")  # c's group is closed to everyone, d takes anyone
+    # Nothing checks what d sends either: a source address its port does not have
+    # reaches the (unfiltered) DHCP port, whose answer comes back.
+    dhcp = sg.api("GET", "/v2.0/ports", network_id=world["net"]["id"], device_owner="network:dhcp")["ports"]
+    sg.lab.exec("d", ["ip", "addr", "add", "10.60.0.98/24", "dev", "eth0"], check=True)
+    assert pings(sg, "d", dhcp[0]["fixed_ips"][0]["ip_address"], "-I", "10.60.0.98")
+
+
+def test_a_membership_change_updates_the_set_without_rebuilding_rules(sg: Stack, world: dict[str, Any]) -> None:
+    default = sg.port(world["a"]["port_id"])["security_groups"][0]
+    before = inet_table(sg, "h1")
+    assert "10.60.0.20" in before["sets"][f"sg4-{default}"]
+    e = sg.vm("e", "h2", world["net"]["id"], ip_address="10.60.0.50")
+    sg.wait_converged()
+    after = inet_table(sg, "h1")
+    assert "10.60.0.50" in after["sets"][f"sg4-{default}"]
+    assert after["rules"] == before["rules"]  # same rules, same handles: nothing was rebuilt
+    assert pings(sg, "e", "10.60.0.10")
+    assert e["port_id"]
