@@ -1,0 +1,346 @@
+"""Data-plane benchmarks (issue 5): kaon next to bare-kernel baselines; prints figures, asserts nothing.
+
+In one run, side by side (iperf3 runs alternate between kaon and its baseline, so that the load
+of a shared machine hits both alike), median Gbit/s of ``--runs`` runs of ``--seconds`` s:
+
+1. VM to VM across VXLAN (VM on h1 -> VM on h2, static IPs);
+2. VM to outside through SNAT (VM on h2 behind a router on h1 -> 192.168.100.1);
+3. item 1 with 1,000 security-group rules on the receiving VM's port;
+
+and, kaon only: 4. the wall time of one busybox udhcpc run (discover -> bound) in a lab VM;
+5. the time from ``PUT /v2.0/floatingips/{id}`` with ``port_id`` until the outside's ping
+(every 10 ms, ``-W 0.1``) gets its first reply from the VM.
+
+kaon: a real ``kaon server`` and a ``kaon lab`` of two hosts (tests/fullstack/stack.py).
+Baseline: the same topology made by hand with ``ip`` and nftables in namespaces of a unique
+prefix, as ../shared/reference/dataplane.md sections 1 and 2 (Linux bridge + VXLAN l2pop, VM
+MTU 1450; router namespace with nft SNAT); like the lab, the outside hangs off a provider bridge
+reached through h1's eth1. Everything goes by exact name or pid.
+
+    sudo .venv/bin/python benchmarks/dataplane_bench.py [--seconds 3 --runs 3 --samples 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from kaon.dataplane import nft  # noqa: E402
+from kaon.lab import dhcp_client  # noqa: E402
+from tests.fullstack.stack import SERVER_CONF, Stack, stack, wait_for  # noqa: E402
+
+PORT = 5201
+OUTSIDE = "192.168.100.1"
+VM1, VM2 = "10.0.0.11", "10.0.0.12"
+QUOTAS = {**SERVER_CONF["quotas"], "quota_security_group": "-1", "quota_security_group_rule": "-1"}
+
+
+def run(*cmd: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=timeout)
+
+
+# ---------------------------------------------------------------- baseline by hand
+class Baseline:
+    """dataplane.md §1 + §2 with the lab's addresses: ul, pn, h1, h2, vm1, vm2, r1, out."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.made: list[str] = []
+
+    def ns(self, name: str) -> str:
+        full = f"{self.prefix}{name}"
+        self.made.append(full)  # recorded first: close() deletes it even if "add" fails half-way
+        run("ip", "netns", "add", full)
+        run("ip", "-n", full, "link", "set", "lo", "up")
+        return full
+
+    def veth(self, ns_a: str, a: str, ns_b: str, b: str, master: str | None = None, mtu: int = 1500) -> None:
+        run("ip", "-n", ns_a, "link", "add", a, "mtu", str(mtu), "type", "veth", "peer", "name", b, "mtu",
+            str(mtu), "netns", ns_b)
+        run("ip", "-n", ns_a, "link", "set", a, *(("master", master) if master else ()), "up")
+
+    def bridge(self, ns: str, name: str) -> None:
+        run("ip", "-n", ns, "link", "add", name, "type", "bridge")
+        run("ip", "-n", ns, "link", "set", name, "up")
+
+    def build(self) -> None:
+        ul, pn = self.ns("ul"), self.ns("pn")
+        self.bridge(ul, "br-ul")
+        self.bridge(pn, "br-pn")
+        for h in (1, 2):
+            host = self.ns(f"h{h}")
+            self.veth(ul, f"ul-h{h}", host, "eth0", master="br-ul")
+            run("ip", "-n", host, "addr", "add", f"10.20.0.{h}/24", "dev", "eth0")
+            run("ip", "-n", host, "link", "set", "eth0", "up")
+            self.bridge(host, "brq-net1")
+            run("ip", "-n", host, "link", "add", "vxlan-1001", "type", "vxlan", "id", "1001", "dstport", "4789",
+                "local", f"10.20.0.{h}", "dev", "eth0", "nolearning")
+            run("ip", "-n", host, "link", "set", "vxlan-1001", "master", "brq-net1", "up")
+            vm = self.ns(f"vm{h}")
+            self.veth(host, f"tap-vm{h}", vm, "eth0", master="brq-net1", mtu=1450)
+            run("ip", "-n", vm, "link", "set", "eth0", "address", f"fa:16:3e:00:01:0{h}", "up")
+            run("ip", "-n", vm, "addr", "add", f"10.0.0.1{h}/24", "dev", "eth0")
+            run("ip", "-n", vm, "route", "add", "default", "via", "10.0.0.1")
+        self.router()
+        for h, peer, macs in ((1, 2, ["00:00:00:00:00:00", "fa:16:3e:00:01:02"]),
+                              (2, 1, ["00:00:00:00:00:00", "fa:16:3e:00:01:01", "fa:16:3e:00:0f:01"])):
+            for mac in macs:  # l2pop: flood entry + one per remote port
+                run("bridge", "-n", f"{self.prefix}h{h}", "fdb", "append", mac, "dev", "vxlan-1001", "dst",
+                    f"10.20.0.{peer}")
+
+    def router(self) -> None:
+        h1, pn = f"{self.prefix}h1", f"{self.prefix}pn"
+        self.bridge(h1, "brq-ext")
+        self.veth(pn, "pn-h1", h1, "eth1", master="br-pn")
+        run("ip", "-n", h1, "link", "set", "eth1", "master", "brq-ext", "up")
+        out = self.ns("out")
+        self.veth(pn, "pn-out", out, "eth0", master="br-pn")
+        run("ip", "-n", out, "addr", "add", f"{OUTSIDE}/24", "dev", "eth0")
+        run("ip", "-n", out, "link", "set", "eth0", "up")
+        r1 = self.ns("r1")
+        run("ip", "netns", "exec", r1, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        self.veth(h1, "tap-qr-r1", r1, "qr-r1", master="brq-net1", mtu=1450)
+        self.veth(h1, "tap-qg-r1", r1, "qg-r1", master="brq-ext")
+        run("ip", "-n", r1, "link", "set", "qr-r1", "address", "fa:16:3e:00:0f:01", "up")
+        run("ip", "-n", r1, "link", "set", "qg-r1", "up")
+        run("ip", "-n", r1, "addr", "add", "10.0.0.1/24", "dev", "qr-r1")
+        run("ip", "-n", r1, "addr", "add", "192.168.100.10/24", "dev", "qg-r1")
+        run("ip", "-n", r1, "route", "add", "default", "via", OUTSIDE, "dev", "qg-r1")
+        nft.run(r1, "table ip rnat {\n chain postrouting {\n"
+                    "  type nat hook postrouting priority srcnat; policy accept;\n"
+                    '  ip saddr 10.0.0.0/24 oifname "qg-r1" snat to 192.168.100.10\n }\n}\n')
+
+    def close(self) -> None:
+        for ns in reversed(self.made):
+            run("ip", "netns", "delete", ns, check=False)
+
+
+# ---------------------------------------------------------------- iperf3
+def iperf_client(ns: str, address: str, seconds: int) -> float:
+    """One run; Gbit/s received. Retries while the server is not listening yet."""
+    for _ in range(50):
+        r = run("ip", "netns", "exec", ns, "iperf3", "-c", address, "-p", str(PORT), "-t", str(seconds), "-J",
+                check=False, timeout=seconds + 60)
+        data = json.loads(r.stdout or "{}")
+        if "end" in data and "sum_received" in data["end"]:
+            return float(data["end"]["sum_received"]["bits_per_second"]) / 1e9
+        time.sleep(0.2)
+    raise RuntimeError(f"iperf3 from {ns} to {address}: {r.stdout[-500:]} {r.stderr[-500:]}")
+
+
+def measure(paths: dict[str, tuple[str, str, str]], runs: int, seconds: int) -> dict[str, list[float]]:
+    """paths: name -> (server ns, client ns, server address); runs alternate between the paths."""
+    servers = [subprocess.Popen(["ip", "netns", "exec", srv, "iperf3", "-s", "-p", str(PORT)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for srv, _, _ in paths.values()]
+    try:
+        results: dict[str, list[float]] = {name: [] for name in paths}
+        for _ in range(runs):
+            for name, (_, client, address) in paths.items():
+                results[name].append(iperf_client(client, address, seconds))
+        return results
+    finally:
+        for proc in servers:  # `ip netns exec` execs iperf3: this pid is the server's
+            proc.kill()
+            proc.wait()
+
+
+def report(label: str, res: dict[str, list[float]], note: str = "") -> str:
+    kaon, base = statistics.median(res["kaon"]), statistics.median(res["baseline"])
+    runs = lambda v: " ".join(f"{x:.2f}" for x in v)  # noqa: E731
+    line = (f"{label}: kaon {kaon:.2f} Gbit/s [{runs(res['kaon'])}] | baseline {base:.2f} Gbit/s "
+            f"[{runs(res['baseline'])}] | kaon/baseline {kaon / base:.0%} (target >= 95%){note}")
+    print(line, flush=True)
+    return line
+
+
+# ---------------------------------------------------------------- kaon side
+def subnet(s: Stack, net_id: str, cidr: str, **attrs: Any) -> dict[str, Any]:
+    body = {"network_id": net_id, "cidr": cidr, "ip_version": 4, **attrs}
+    return s.api("POST", "/v2.0/subnets", {"subnet": body})["subnet"]
+
+
+def security_group(s: Stack, name: str, rules: list[dict[str, Any]]) -> str:
+    sg = s.api("POST", "/v2.0/security-groups", {"security_group": {"name": name}})["security_group"]
+    for i in range(0, len(rules), 250):
+        chunk = [{"security_group_id": sg["id"], "direction": "ingress", "ethertype": "IPv4", **r}
+                 for r in rules[i:i + 250]]
+        s.api("POST", "/v2.0/security-group-rules", {"security_group_rules": chunk})
+    return str(sg["id"])
+
+
+def kaon_topology(s: Stack) -> dict[str, Any]:
+    """Seed 001's shape: ext-net, private-net (DHCP on), router1; VMs a1 (h1), a2 (h2), d1 (h2, DHCP)."""
+    for kind in ("L3 agent", "DHCP agent"):
+        wait_for(kind, lambda k=kind: any(a["alive"] for a in s.api("GET", "/v2.0/agents", agent_type=k)["agents"]))
+    ext = s.api("POST", "/v2.0/networks", {"network": {
+        "name": "ext-net", "router:external": True, "provider:network_type": "flat",
+        "provider:physical_network": "provider"}})["network"]
+    subnet(s, ext["id"], "192.168.100.0/24", enable_dhcp=False, gateway_ip=OUTSIDE,
+           allocation_pools=[{"start": "192.168.100.10", "end": "192.168.100.90"}])
+    net = s.api("POST", "/v2.0/networks", {"network": {"name": "private-net"}})["network"]
+    sub = subnet(s, net["id"], "10.0.0.0/24", allocation_pools=[{"start": "10.0.0.100", "end": "10.0.0.200"}])
+    router = s.api("POST", "/v2.0/routers", {"router": {"name": "router1",
+                                                        "external_gateway_info": {"network_id": ext["id"]}}})["router"]
+    s.api("PUT", f"/v2.0/routers/{router['id']}/add_router_interface", {"subnet_id": sub["id"]})
+    security_group(s, "bench-open", [{"protocol": "tcp", "remote_ip_prefix": "0.0.0.0/0"},
+                                     {"protocol": "icmp", "remote_ip_prefix": "0.0.0.0/0"}])
+    vms = {"a1": s.vm("a1", "h1", net["id"], ip_address=VM1, security_groups=["bench-open"]),
+           "a2": s.vm("a2", "h2", net["id"], ip_address=VM2, security_groups=["bench-open"]),
+           "d1": s.vm("d1", "h2", net["id"], dhcp=True, security_groups=["bench-open"])}
+    wait_for("a1 pings a2", lambda: s.ping("a1", VM2), 30, interval=0.2)
+    wait_for("a2 pings the outside", lambda: s.ping("a2", OUTSIDE), 30, interval=0.2)
+    return {"ext": ext, "net": net, "router": router, "vms": vms}
+
+
+def nft_tables(ns: str) -> list[str]:
+    if shutil.which("nft"):
+        out = run("ip", "netns", "exec", ns, "nft", "list", "tables", check=False).stdout
+    else:
+        out = nft.run(ns, "list tables")
+    return [line.split()[-1] for line in out.splitlines() if line.startswith("table ")]
+
+
+def firewall_evidence(s: Stack) -> str | None:
+    """Why we think the agents enforce security groups, or None."""
+    def drivers(conf: Any) -> list[str]:
+        if not isinstance(conf, dict):
+            return []
+        found = [str(v) for k, v in conf.items() if "firewall" in k.lower() and v not in (None, "", "noop")]
+        return found + [d for v in conf.values() for d in drivers(v)]
+
+    for agent in s.api("GET", "/v2.0/agents")["agents"]:
+        found = drivers(agent.get("configurations"))
+        if found and str(found[0]).lower() not in ("none", "false", "noop"):
+            return f"agent on {agent['host']} reports firewall {found[0]}"
+    for host in ("h1", "h2"):
+        tables = [t for t in nft_tables(s.lab.host_namespace(host)) if "sg" in t or "firewall" in t or "fw" in t]
+        if tables:
+            return f"nft table {tables[0]} in {host}"
+    return None
+
+
+def apply_rules(s: Stack, port_id: str, count: int) -> float:
+    """A group of ``count`` rules (tcp 20000.. from 10.0.0.0/8) + iperf3's port, set on the port; s to converge."""
+    rules = [{"protocol": "tcp", "port_range_min": 20000 + i, "port_range_max": 20000 + i,
+              "remote_ip_prefix": "10.0.0.0/8"} for i in range(count)]
+    rules.append({"protocol": "tcp", "port_range_min": PORT, "port_range_max": PORT, "remote_ip_prefix": "0.0.0.0/0"})
+    sg = security_group(s, f"bench-{count}", rules)
+    t0 = time.perf_counter()
+    s.api("PUT", f"/v2.0/ports/{port_id}", {"port": {"security_groups": [sg]}})
+    s.wait_converged(timeout=30)
+    return time.perf_counter() - t0
+
+
+def dhcp_times(s: Stack, vm: str, samples: int) -> list[float]:
+    ns, script = s.lab.vm(vm)["namespace"], dhcp_client.ensure_script(s.lab.directory)
+    times = []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        dhcp_client.request(ns, script)  # the lab's guest DHCP path: udhcpc -q, discover -> bound
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def first_reply(ping: subprocess.Popen[str], t0: float) -> float:
+    assert ping.stdout is not None
+    for line in ping.stdout:
+        if "bytes from" in line:
+            return time.perf_counter() - t0
+    raise RuntimeError("the outside never reached the floating IP")
+
+
+def fip_times(s: Stack, ext_id: str, port_id: str, samples: int) -> list[float]:
+    fip = s.api("POST", "/v2.0/floatingips", {"floatingip": {"floating_network_id": ext_id}})["floatingip"]
+    out, address, times = s.lab.names.outside, fip["floating_ip_address"], []
+    for _ in range(samples):
+        s.wait_converged(timeout=30)
+        run("ip", "-n", out, "neigh", "flush", "to", address, check=False)
+        ping = subprocess.Popen(["ip", "netns", "exec", out, "ping", "-n", "-i", "0.01", "-W", "0.1", "-w", "20",
+                                 address], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            time.sleep(0.05)  # the pinger runs (and fails) before the PUT
+            t0 = time.perf_counter()
+            s.api("PUT", f"/v2.0/floatingips/{fip['id']}", {"floatingip": {"port_id": port_id}})
+            times.append(first_reply(ping, t0) * 1000)
+        finally:
+            ping.kill()
+            ping.wait()
+        s.api("PUT", f"/v2.0/floatingips/{fip['id']}", {"floatingip": {"port_id": None}})
+        wait_for("floating IP unreachable again", lambda: run(
+            "ip", "netns", "exec", out, "ping", "-c", "1", "-W", "0.2", address, check=False).returncode != 0, 20)
+    return times
+
+
+def ms(values: list[float]) -> str:
+    return f"median {statistics.median(values):.0f} ms (min {min(values):.0f}, max {max(values):.0f}, n={len(values)})"
+
+
+# ---------------------------------------------------------------- main
+def bench(s: Stack, base: Baseline, args: argparse.Namespace) -> list[str]:
+    topo = kaon_topology(s)
+    vm_ns = {name: s.lab.vm(name)["namespace"] for name in ("a1", "a2")}
+    b = {name: f"{base.prefix}{name}" for name in ("vm1", "vm2", "out")}
+    wait_for("baseline vm1 pings vm2", lambda: run("ip", "netns", "exec", b["vm1"], "ping", "-c1", "-W1", VM2,
+                                                   check=False).returncode == 0, 10)
+    vxlan = {"kaon": (vm_ns["a2"], vm_ns["a1"], VM2), "baseline": (b["vm2"], b["vm1"], VM2)}
+    snat = {"kaon": (s.lab.names.outside, vm_ns["a2"], OUTSIDE), "baseline": (b["out"], b["vm2"], OUTSIDE)}
+    lines = [report("1. VM-to-VM across VXLAN (h1 -> h2)", measure(vxlan, args.runs, args.seconds)),
+             report("2. VM to outside through SNAT (h2 -> router on h1 -> outside)",
+                    measure(snat, args.runs, args.seconds))]
+    lease = dhcp_times(s, "d1", args.samples)
+    fip = fip_times(s, topo["ext"]["id"], topo["vms"]["a2"]["port_id"], args.samples)
+    converge = apply_rules(s, topo["vms"]["a2"]["port_id"], args.rules)
+    evidence = firewall_evidence(s)
+    note = f" ({evidence})" if evidence else " (security groups not enforced by this build)"
+    lines.append(report(f"3. item 1 with {args.rules} SG rules on the receiving port (set + converged in "
+                        f"{converge:.2f} s)", measure(vxlan, args.runs, args.seconds), note))
+    for line in (f"4. DHCP lease, one udhcpc run discover -> bound in a lab VM on h2 (dnsmasq on h1): {ms(lease)}",
+                 f"5. PUT floatingip port_id -> first ping reply from the outside: {ms(fip)}"):
+        print(line, flush=True)
+        lines.append(line)
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--samples", type=int, default=5, help="DHCP and floating IP samples")
+    parser.add_argument("--rules", type=int, default=1000)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("dataplane_bench: needs root (namespaces, bridges, VXLAN)", file=sys.stderr)
+        return 2
+    for tool in ("iperf3", "busybox", "ping"):
+        if not shutil.which(tool):
+            print(f"dataplane_bench: needs {tool}", file=sys.stderr)
+            return 2
+    conf = {"quotas": QUOTAS}
+    with tempfile.TemporaryDirectory(prefix="kaon-dp-bench-") as tmp, stack(Path(tmp), hosts=2,
+                                                                             extra_conf=conf) as s:
+        base = Baseline(f"kb{uuid.uuid4().hex[:4]}-")
+        try:
+            base.build()
+            lines = bench(s, base, args)
+        finally:
+            base.close()
+    print(f"\nsummary (median Gbit/s of {args.runs} x {args.seconds} s iperf3 runs):")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
