@@ -198,3 +198,21 @@ def test_a_membership_change_updates_the_set_without_rebuilding_rules(sg: Stack,
     assert after["rules"] == before["rules"]  # same rules, same handles: nothing was rebuilt
     assert pings(sg, "e", "10.60.0.10")
     assert e["port_id"]
+
+
+def test_the_agent_puts_br_netfilter_back(sg: Stack, world: dict[str, Any]) -> None:
+    """With bridge-nf-call-iptables=0 every stateful rule would be bypassed; the next pass restores it."""
+    key = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+
+    def write(value: str) -> None:
+        with open(key, "w") as fh:
+            fh.write(value)
+
+    def read() -> str:
+        with open(key) as fh:
+            return fh.read().strip()
+
+    ns = sg.lab.host_namespace("h2")
+    netns.run_in(ns, write, "0")
+    wait_for("bridge-nf-call-iptables back to 1", lambda: netns.run_in(ns, read) == "1", timeout=15, interval=0.2)
+    assert blocked(sg, "a", "10.60.0.30")
