@@ -33,6 +33,7 @@ from typing import Any
 from kaon.agent import dhcp_plan
 from kaon.agent.config import AgentConfig
 from kaon.agent.metadata_proxy import METADATA_IP, MetadataProxy, ProxyConfig, proxy_config
+from kaon.agent.roles import sync_each
 from kaon.config import Config
 from kaon.dataplane import dnsmasq, netns, router_ns
 from kaon.dataplane.linux_l2 import LinuxL2
@@ -91,16 +92,7 @@ class DhcpRole:
     def sync(self, intent: dict[str, Any], sweep: bool) -> bool:
         wanted: dict[str, Any] = intent.get("dhcp") or {}
         self._networks = wanted
-        ok = True
-        for network_id, net in sorted(wanted.items()):
-            try:
-                self.sync_network(network_id, net)
-            except Exception as exc:  # one broken network must not hold up the others
-                LOG.warning("DHCP for network %s: %s: %s", network_id, type(exc).__name__, exc)
-                ok = False
-        if sweep:
-            ok = self.sweep(set(wanted)) and ok
-        return ok
+        return sync_each("DHCP for network", wanted, self.sync_network, self.sweep if sweep else None, LOG)
 
     def sync_network(self, network_id: str, net: dict[str, Any]) -> None:
         ns = self.ns_name(network_id)

@@ -32,6 +32,7 @@ from typing import Any
 from kaon.agent import l3_plan
 from kaon.agent.config import AgentConfig
 from kaon.agent.metadata_proxy import ROUTER_PORT, MetadataProxy, ProxyConfig, proxy_config
+from kaon.agent.roles import sync_each
 from kaon.config import Config
 from kaon.dataplane import netns, nft, router_ns
 from kaon.dataplane.linux_l2 import LinuxL2
@@ -85,16 +86,7 @@ class L3Role:
     def sync(self, intent: dict[str, Any], sweep: bool) -> bool:
         wanted: dict[str, Any] = intent.get("routers") or {}
         self._routers = wanted
-        ok = True
-        for router_id, router in sorted(wanted.items()):
-            try:
-                self.sync_router(router_id, router)
-            except Exception as exc:  # one broken router must not hold up the others
-                LOG.warning("router %s: %s: %s", router_id, type(exc).__name__, exc)
-                ok = False
-        if sweep:
-            ok = self.sweep(set(wanted)) and ok
-        return ok
+        return sync_each("router", wanted, self.sync_router, self.sweep if sweep else None, LOG)
 
     def sync_router(self, router_id: str, router: dict[str, Any]) -> None:
         ns = self.ns_name(router_id)

@@ -41,6 +41,25 @@ class Role(Protocol):
 RoleFactory = Callable[[Config, AgentConfig], Role]
 
 
+def sync_each(what: str, wanted: dict[str, Any], sync_one: Callable[[str, Any], None],
+              sweep: Callable[[set[str]], bool] | None, log: Any) -> bool:
+    """Reconcile every wanted item, then sweep (when allowed); True when all went well.
+
+    One broken item (a router, a network's DHCP server) must not hold up the
+    others: its failure is logged and reported as "retry", the rest go on.
+    """
+    ok = True
+    for key, item in sorted(wanted.items()):
+        try:
+            sync_one(key, item)
+        except Exception as exc:
+            log.warning("%s %s: %s: %s", what, key, type(exc).__name__, exc)
+            ok = False
+    if sweep is not None:
+        ok = sweep(set(wanted)) and ok
+    return ok
+
+
 def _factories() -> dict[str, RoleFactory]:
     # Imported here: each role pulls in its dataplane modules only when used.
     from kaon.agent import dhcp_role, l3_role
