@@ -247,6 +247,9 @@ _PORT_CREATED = select(
                    agents.c.heartbeat_timestamp >= bindparam("cutoff")).label("eligible"),
 ).where(ports.c.id == bindparam("port_id"))
 
+_PORTS_CREATED = select(ports.c.id, *list(_PORT_CREATED.selected_columns)[:4]).where(
+    ports.c.id.in_(bindparam("ids", expanding=True)))
+
 
 class WriteHooks:
     """What port, subnet and router writes set off here (registered on those
@@ -269,6 +272,22 @@ class WriteHooks:
             self.binder.bind_port(conn, port_id)
         if row.eligible and row.hosted < self.scheduler.per_network:
             self.scheduler.schedule_network(conn, row.network_id, now)
+
+    def ports_created(self, conn: Connection, port_ids: list[str]) -> None:
+        """:meth:`port_created` for the ports of one bulk create: each port
+        is bound, each network scheduled once."""
+        now = utcnow()
+        cutoff = self.scheduler.cutoff(now)
+        networks: dict[str, Any] = {}
+        for start in range(0, len(port_ids), 300):
+            for row in conn.execute(_PORTS_CREATED, {"ids": port_ids[start : start + 300], "agent_type": DHCP_AGENT,
+                                                     "cutoff": cutoff}):
+                if row.binding_host_id:
+                    self.binder.bind_port(conn, row.id)
+                networks.setdefault(row.network_id, row)
+        for row in networks.values():
+            if row.eligible and row.hosted < self.scheduler.per_network:
+                self.scheduler.schedule_network(conn, row.network_id, now)
 
     def port_updated(self, conn: Connection, port_id: str, changed: Iterable[str]) -> None:
         if BINDING_KEYS & set(changed):

@@ -51,8 +51,15 @@ def network_subnets(conn: Connection, net_id: str) -> list[Any]:
     return list(conn.execute(_NETWORK_SUBNETS, {"net_id": net_id}).all())
 
 
-def allocate(ctx: Context, conn: Connection, port: PortRef, fixed_ips: Any) -> None:
-    subs = network_subnets(conn, port.network_id)
+def allocate(ctx: Context, conn: Connection, port: PortRef, fixed_ips: Any,
+             memo: dict[str, list[Any]] | None = None) -> None:
+    """``memo``: network id -> its subnets, shared by the ports of one bulk create."""
+    if memo is None:
+        subs = network_subnets(conn, port.network_id)
+    else:
+        subs = memo.get(port.network_id)
+        if subs is None:
+            subs = memo[port.network_id] = network_subnets(conn, port.network_id)
     if fixed_ips is None:
         allocate_default(conn, port, subs)
         return

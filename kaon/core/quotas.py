@@ -110,3 +110,25 @@ def check(conn: Connection, cfg: Any, project: str, resource: str, delta: int) -
     used = COUNTERS[resource](conn, project) if resource in COUNTERS else 0
     if used + delta > limit:
         raise errors.OverQuota(overs=resource)
+
+
+def check_counted(conn: Connection, cfg: Any, project: str, resource: str, delta: int,
+                  memo: dict[tuple[str, str], list[int]]) -> None:
+    """:func:`check` for the items of one bulk create: the limit and usage are
+    read once (under the same lock as :func:`check`) and counted on in
+    ``memo``, so item N fails exactly where N sequential checks would."""
+    if not project:
+        return
+    state = memo.get((project, resource))
+    if state is None:
+        limit = limit_of(conn, cfg, project, resource)
+        if limit >= 0 and conn.dialect.name == "postgresql":
+            conn.execute(_ADVISORY, {"k": f"quota:{project}:{resource}"})
+        used = COUNTERS[resource](conn, project) if limit >= 0 and resource in COUNTERS else 0
+        state = memo[(project, resource)] = [limit, used]
+    limit, used = state
+    if limit < 0:
+        return
+    if used + delta > limit:
+        raise errors.OverQuota(overs=resource)
+    state[1] = used + delta

@@ -215,9 +215,17 @@ def check_same_statefulness(conn: Connection, group_ids: list[str]) -> None:
 
 
 def groups_for_new_port(ctx: Context, conn: Connection, project: str, device_owner: str,
-                        requested: list[str] | None, port_security: bool) -> list[str]:
-    """The groups a new port is bound to (see the module docstring)."""
-    default_id = default_sg.ensure(conn, project) if default_sg.may_ensure(ctx, project) else None
+                        requested: list[str] | None, port_security: bool,
+                        memo: dict[str, str] | None = None) -> list[str]:
+    """The groups a new port is bound to (see the module docstring).
+    ``memo``: project -> default group id, shared by the ports of one bulk create."""
+    default_id = None
+    if default_sg.may_ensure(ctx, project):
+        default_id = memo.get(project) if memo is not None else None
+        if default_id is None:
+            default_id = default_sg.ensure(conn, project)
+            if memo is not None:
+                memo[project] = default_id
     if device_owner.startswith(TRUSTED_PREFIX):
         return []
     if requested is None:
