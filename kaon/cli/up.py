@@ -55,6 +55,9 @@ vni_ranges = 1:1000
 [agent]
 roles = dhcp, l3
 
+[securitygroup]
+firewall_driver = nftables
+
 [vxlan]
 enable_vxlan = true
 local_ip = 127.0.0.1

@@ -102,6 +102,24 @@ class Stack:
         return wait_for(f"port {port_id} ACTIVE", lambda: (p := self.port(port_id))["status"] == "ACTIVE" and p,
                         timeout)
 
+    def open_default_groups(self, protocols: tuple[str, ...] = ("icmp", "tcp")) -> None:
+        """Let the outside in: ingress rules for ``protocols`` in every ``default`` group there is.
+
+        The agents enforce security groups; a default group admits only its
+        own members, and tests that reach VMs from the lab's outside say so.
+        """
+        r = self.http.get("/v2.0/security-groups", params={"name": "default"})
+        groups = r.json()["security_groups"]
+        if not groups:  # made on first use: a list by a project member creates it
+            self.api("GET", "/v2.0/security-groups")
+            groups = self.api("GET", "/v2.0/security-groups", name="default")["security_groups"]
+        for group in groups:
+            for proto in protocols:
+                rule = {"security_group_id": group["id"], "direction": "ingress", "ethertype": "IPv4",
+                        "protocol": proto, "remote_ip_prefix": "0.0.0.0/0"}
+                r = self.http.post("/v2.0/security-group-rules", json={"security_group_rule": rule})
+                assert r.status_code in (201, 409), r.text
+
     # -- VMs and hosts --------------------------------------------------------
     def vm(self, name: str, host: str, network: str, **kw: Any) -> dict[str, Any]:
         record = self.lab.create_vm(name, host, network, **kw)

@@ -34,6 +34,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with stack(tmp_path_factory.mktemp("l3"), hosts=2) as s:
         wait_for("the L3 agent on h1", lambda: any(
             a["alive"] for a in s.api("GET", "/v2.0/agents", agent_type="L3 agent")["agents"]))
+        s.open_default_groups()  # the outside pings and connects to the VMs' floating IPs
         yield s
 
 

@@ -3,19 +3,21 @@
 Two hosts (h1 the network node with DHCP and L3, h2 compute); what each
 scenario promises the person who runs it: an address by DHCP, the outside
 reached through the router, the VM reached on tcp 22 through its floating IP.
-Security-group verdicts have tests of their own.
+and not on tcp 23 (test_sg opens 22, 80 and 8888). The other security-group
+verdicts have tests of their own.
 """
 
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from kaon.lab.seeds import run_seed
-from tests.fullstack.stack import Stack, stack, wait_for
+from tests.fullstack.stack import Stack, stack
 
 pytestmark = pytest.mark.needs_root
 
@@ -26,7 +28,7 @@ def two(tmp_path: Path) -> Iterator[Stack]:
         yield s
 
 
-def tcp_reaches(s: Stack, vm: str, address: str, port: int) -> bool:
+def tcp_reaches(s: Stack, vm: str, address: str, port: int, timeout: float = 5) -> bool:
     """A one-shot listener in the VM; True when the outside's connection got its greeting."""
     listener = subprocess.Popen(["ip", "netns", "exec", s.lab.vm(vm)["namespace"], "busybox", "nc", "-l", "-p",
                                  str(port), "-e", "echo", "hello"], stdout=subprocess.DEVNULL,
@@ -36,7 +38,12 @@ def tcp_reaches(s: Stack, vm: str, address: str, port: int) -> bool:
             r = subprocess.run(["ip", "netns", "exec", s.lab.names.outside, "busybox", "nc", "-w", "1", address,
                                 str(port)], capture_output=True, text=True, timeout=5)
             return "hello" in r.stdout
-        return bool(wait_for(f"tcp {address}:{port}", attempt, timeout=5, interval=0.2))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if attempt():
+                return True
+            time.sleep(0.2)
+        return False
     finally:
         listener.kill()
         listener.wait()
@@ -51,6 +58,7 @@ def test_seed_001_in_one_command(two: Stack) -> None:
     assert fip in lines[0]
     assert two.ping("test-instance", "192.168.100.1", count=2)  # out through SNAT
     assert tcp_reaches(two, "test-instance", fip, 22)
+    assert not tcp_reaches(two, "test-instance", fip, 23, timeout=3)  # test_sg opens 22, 80, 8888 only
     # Idempotent: a second run reuses everything.
     assert run_seed(two.lab, "001") == lines
     assert len(two.api("GET", "/v2.0/routers", name="router1")["routers"]) == 1
