@@ -54,7 +54,7 @@ cleanup() {
       ip netns delete "$n" 2>/dev/null || true
     done
   fi
-  rm -rf "$STATE"
+  if [ -n "${KEEP_STATE:-}" ]; then echo "state kept in $STATE" >&2; else rm -rf "$STATE"; fi
 }
 trap cleanup EXIT
 for _ in $(seq 100); do

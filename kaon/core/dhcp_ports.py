@@ -41,6 +41,7 @@ from sqlalchemy import Connection, delete, select, update
 from kaon.api.context import Context
 from kaon.core import ipam
 from kaon.core.scheduling import DHCP_AGENT, RESERVED_DHCP_PORT, dhcp_device_id
+from kaon.core.subnets import is_auto_address
 from kaon.db.agent_tables import agents, network_dhcp_agent_bindings
 from kaon.db.core_tables import ip_allocations, networks, ports, subnets
 
@@ -116,7 +117,13 @@ class DhcpPorts:
 
     @staticmethod
     def _request(conn: Connection, subnet: Any) -> dict[str, str]:
-        """The rule (module doc): the pool's first address if free, else any."""
+        """The rule (module doc): the pool's first address if free, else any.
+
+        SLAAC and DHCPv6-stateless subnets hand out addresses themselves
+        (EUI-64 from the MAC), and a fixed address there is refused: no rule.
+        """
+        if subnet.ip_version == 6 and is_auto_address(subnet):
+            return {"subnet_id": subnet.id}
         first = first_pool_address(subnet)
         if first is not None and conn.execute(select(ip_allocations.c.port_id).where(
                 ip_allocations.c.subnet_id == subnet.id, ip_allocations.c.ip_address == first)).first() is None:

@@ -107,3 +107,18 @@ def test_network_delete_takes_its_dhcp_port(api: Api) -> None:
     assert len(dhcp_ports(admin, net["id"])) == 1
     admin.remove("networks", net["id"])
     assert api.count("ports", network_id=net["id"]) == 0
+
+
+@pytest.mark.parametrize("mode", ["slaac", "dhcpv6-stateless"])
+def test_auto_address_ipv6_subnets_get_their_address_the_auto_way(api: Api, mode: str) -> None:
+    """A fixed address is refused on SLAAC/stateless subnets; the DHCP port asks for none there."""
+    report(api, "dhcp", "h1", start=True)
+    admin = api.admin()
+    net = admin.network()
+    # The network's first DHCP subnet is the IPv6 one: the port is created for it.
+    sub = admin.subnet(net["id"], "2001:db8::/64", ip_version=6, ipv6_ra_mode=mode, ipv6_address_mode=mode)
+    [port] = dhcp_ports(admin, net["id"])
+    assert [f["subnet_id"] for f in port["fixed_ips"]] == [sub["id"]]
+    assert port["fixed_ips"][0]["ip_address"] != "2001:db8::2"  # not the pool's first: its EUI-64 address
+    admin.subnet(net["id"], "10.3.0.0/24")
+    assert "10.3.0.2" in ips(dhcp_ports(admin, net["id"])[0])
