@@ -97,7 +97,8 @@ class L3Role:
             netns.create(ns)
             self._nat.pop(ns, None)
             router_ns.ip(ns, "link", "set", "lo", "up")
-        router_ns.write_sysctl(ns, "net.ipv4.ip_forward", "1")
+        # An administratively down router is plugged but does not forward.
+        router_ns.write_sysctl(ns, "net.ipv4.ip_forward", "1" if router.get("admin_state_up", True) else "0")
         wanted = l3_plan.devices(router)
         for dev in wanted:
             # The tap end stays in the host namespace, up, for L2 to plug.

@@ -1,9 +1,9 @@
 """The ``routers`` section of a host's intent: what its L3 agent builds.
 
-For every router scheduled to the host's L3 agent (``router_l3_agent_bindings``)
-and administratively up::
+For every router scheduled to the host's L3 agent (``router_l3_agent_bindings``)::
 
     {"<router id>": {
+        "admin_state_up": bool,
         "interfaces": [{"port_id", "device": "qr-<port[:11]>", "tap": "tap<port[:11]>",
                         "mac", "cidrs": ["10.0.0.1/24"], "mtu"}],
         "gateway": {"port_id", "device": "qg-<port[:11]>", "tap", "mac", "cidrs",
@@ -17,6 +17,11 @@ and administratively up::
 needs to say who asks: per IPv4 address on the subnets behind the router's
 interfaces, the port's device_id (the instance) and project. Only ports that
 belong to something and are not the network's own (``network:*``) are in it.
+
+A router that is administratively down is still built, interfaces plugged
+(its ports go ACTIVE, as Neutron's do, and clients such as tempest wait for
+that), but it does not forward: the agent turns ``ip_forward`` off in its
+namespace.
 
 The ports themselves (their taps, bridges, segments) are in the L2 part of
 the same intent: kaon.core.l3_binding binds them on this host. ``read`` is a
@@ -63,6 +68,7 @@ class RouterRow:
     id: str
     host: str
     enable_snat: bool
+    admin_state_up: bool = True
 
 
 @dataclass(frozen=True)
@@ -80,11 +86,11 @@ def _scheduled(conn: Connection) -> list[RouterRow]:
     # A router with several agents (HA) would be on each; kaon schedules one.
     R = router_l3_agent_bindings
     rows = conn.execute(
-        select(routers.c.id, routers.c.enable_snat, agents.c.host)
+        select(routers.c.id, routers.c.enable_snat, routers.c.admin_state_up, agents.c.host)
         .join(R, R.c.router_id == routers.c.id).join(agents, agents.c.id == R.c.l3_agent_id)
-        .where(routers.c.admin_state_up.is_(True), agents.c.agent_type == L3_AGENT)
+        .where(agents.c.agent_type == L3_AGENT)
         .order_by(routers.c.id, R.c.binding_index)).all()
-    return [RouterRow(r.id, r.host, bool(r.enable_snat)) for r in rows]
+    return [RouterRow(r.id, r.host, bool(r.enable_snat), bool(r.admin_state_up)) for r in rows]
 
 
 def _ports(conn: Connection, router_ids: list[str]) -> dict[str, tuple[RouterPort, ...]]:
@@ -165,6 +171,7 @@ def project_routers(data: L3Data, host: str) -> dict[str, Any]:
         rports = data.ports.get(router.id, ())
         gw = next((p for p in rports if p.gateway), None)
         out[router.id] = {
+            "admin_state_up": router.admin_state_up,
             "interfaces": [_device(p, "qr-") for p in rports if not p.gateway],
             "gateway": _gateway(gw) if gw is not None else None,
             "enable_snat": router.enable_snat,

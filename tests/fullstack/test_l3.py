@@ -191,3 +191,18 @@ def test_agent_kill_restart_keeps_nat_and_sweeps_a_deleted_router(lab: Stack, ex
     lab.api("DELETE", f"/v2.0/routers/{r['id']}")
     wait_for(f"{ns} swept", lambda: ns not in subprocess.run(["ip", "netns", "list"], capture_output=True,
                                                                text=True).stdout, timeout=20)
+
+
+def test_an_admin_down_router_is_plugged_but_does_not_forward(lab: Stack, ext: dict[str, Any]) -> None:
+    """Its ports go ACTIVE (as Neutron's, and tempest waits for that); traffic waits for admin up."""
+    net, sub = private(lab, "down-net", "10.40.0.0/24")
+    r = router(lab, "down-router", ext["id"], sub["id"])
+    lab.vm("d1", "h2", net["id"], ip_address="10.40.0.10")
+    wait_ping(lab, "d1", OUTSIDE)
+    lab.api("PUT", f"/v2.0/routers/{r['id']}", {"router": {"admin_state_up": False}})
+    lab.wait_converged()
+    for p in lab.api("GET", "/v2.0/ports", device_id=r["id"])["ports"]:
+        assert lab.wait_active(p["id"])["status"] == "ACTIVE"
+    assert not lab.ping("d1", OUTSIDE, count=2)
+    lab.api("PUT", f"/v2.0/routers/{r['id']}", {"router": {"admin_state_up": True}})
+    wait_ping(lab, "d1", OUTSIDE)
