@@ -71,9 +71,13 @@ class DhcpPorts:
         dhcp_subnets = conn.execute(select(subnets).where(subnets.c.network_id == network_id,
                                                           subnets.c.enable_dhcp.is_(True))
                                     .order_by(subnets.c.created_at, subnets.c.id)).all()
-        existing = conn.execute(select(ports.c.id, ports.c.device_id, ports.c.binding_host_id)
-                                .where(ports.c.network_id == network_id, ports.c.device_owner == DHCP_OWNER)
-                                .order_by(ports.c.created_at, ports.c.id)).all()
+        # Only the ports this module made (or reserved): a network:dhcp port
+        # somebody created by hand is theirs, never claimed or deleted here.
+        existing = [p for p in conn.execute(
+            select(ports.c.id, ports.c.device_id, ports.c.binding_host_id)
+            .where(ports.c.network_id == network_id, ports.c.device_owner == DHCP_OWNER)
+            .order_by(ports.c.created_at, ports.c.id)).all()
+            if p.device_id == RESERVED_DHCP_PORT or p.device_id.startswith("dhcp")]
         if not dhcp_subnets:
             for port in existing:
                 self._delete(conn, port.id)

@@ -122,3 +122,15 @@ def test_auto_address_ipv6_subnets_get_their_address_the_auto_way(api: Api, mode
     assert port["fixed_ips"][0]["ip_address"] != "2001:db8::2"  # not the pool's first: its EUI-64 address
     admin.subnet(net["id"], "10.3.0.0/24")
     assert "10.3.0.2" in ips(dhcp_ports(admin, net["id"])[0])
+
+
+def test_a_hand_made_dhcp_port_is_left_alone(api: Api) -> None:
+    """Only the ports kaon made for its DHCP agents are claimed, readdressed or deleted."""
+    admin = api.admin()
+    net, sub = admin.net_with_subnet("10.4.0.0/24")
+    mine = admin.port(net["id"], device_owner="network:dhcp", device_id="my-own-dhcp-server")
+    report(api, "dhcp", "h1", start=True)  # an agent arrives: it gets a port of its own
+    admin.update("subnets", sub["id"], enable_dhcp=False)  # its port goes; mine stays
+    kept = admin.show("ports", mine["id"])
+    assert kept["device_id"] == "my-own-dhcp-server" and kept["binding:host_id"] == ""
+    assert [p["id"] for p in dhcp_ports(admin, net["id"])] == [mine["id"]]
