@@ -76,6 +76,13 @@ def _stamp(value: dt.datetime | None) -> str | None:
     return None if value is None else value.strftime(TIME_FORMAT)
 
 
+def _agent_type_filter(values: list[Any]) -> Any:
+    """``agent_type`` matches without regard to case: Neutron's reference
+    database (MySQL) compares so, and clients rely on it (tempest asks for
+    "DHCP Agent" where agents say "DHCP agent")."""
+    return func.lower(agents.c.agent_type).in_([str(v).lower() for v in values])
+
+
 def _bad_report(why: str) -> errors.KaonError:
     return errors.InvalidInput(error_message=f"agent state report: {why}")
 
@@ -145,7 +152,8 @@ class Agents:
         if not ctx.is_admin:
             return [], False
         stmt = select(agents)
-        for clause in where_filters(q, COLUMNS, {"alive": self._alive_filter}, agents.c.id):
+        special = {"alive": self._alive_filter, "agent_type": _agent_type_filter}
+        for clause in where_filters(q, COLUMNS, special, agents.c.id):
             stmt = stmt.where(clause)
         rows, more = fetch_page(conn, stmt, q, COLUMNS, agents.c.id, agents)
         return self.render(rows), more

@@ -333,3 +333,11 @@ def test_a_bound_port_stays_bound_when_its_agent_dies(api: Api) -> None:
     port = bound_port(admin, admin.network()["id"], "compute")
     report(api, "ovs", "compute", now=ago(500), tunnel_types=["vxlan"])
     assert admin.show("ports", port["id"])["binding:vif_type"] == "ovs"
+
+
+def test_agent_type_filter_ignores_case_as_neutrons_mysql_does(api: Api) -> None:
+    report(api, "dhcp", "net1")
+    report(api, "l3", "net1")
+    admin = api.admin()
+    for asked in ("DHCP agent", "DHCP Agent", "dhcp agent"):
+        assert [a["agent_type"] for a in admin.list("agents", {"agent_type": asked})] == ["DHCP agent"]
