@@ -34,11 +34,10 @@ OSC_SPEC="${KAON_OSC_SPEC:-python-openstackclient==10.5.0}"
 #   openvswitch-switch      OVS driver (ovsdb-server/ovs-vswitchd, started by tests)
 #   iputils-ping iputils-arping  pings in namespaces, gratuitous ARP
 #   python3-venv            venv/ensurepip for Debian's own python3
-#   rabbitmq-server         the RabbitMQ bus tier (tests start a private broker)
+#   rabbitmq-server         RabbitMQ bus tests (tests start a private broker and epmd)
 #   busybox                 udhcpc and nc inside lab VMs
 #   libnftables1            NAT and security groups (kaon.dataplane.nft loads it with ctypes)
 #   socat                   TCP echo servers in the fullstack tests
-#   rabbitmq-server         RabbitMQ bus tests (tests start a private broker and epmd)
 APT_PACKAGES=(
   postgresql iproute2 kmod util-linux procps psmisc iptables conntrack
   dnsmasq-base openvswitch-switch iputils-ping iputils-arping python3-venv
