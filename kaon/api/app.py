@@ -187,11 +187,17 @@ def build_app(cfg: Any, engine: Engine, types: Any, identity_app: Any = None,
 
 
 class WriteNotifier:
-    """After every POST/PUT/DELETE, tell the compiler that the state may have moved.
+    """After a POST/PUT/DELETE that can move an intent, tell the compiler
+    that the state may have moved.
 
     Marking dirty is an event set: cheap, and harmless when the request
-    changed nothing (the compile finds every digest unchanged).
+    changed nothing (the compile finds every digest unchanged). Writes that
+    no intent depends on are left out, so they wake no compile: tags,
+    quotas, the identity service, the default-rule template (it only
+    shapes groups made later).
     """
+
+    QUIET_PREFIXES = ("/identity", "/v2.0/quotas", "/v2.0/default-security-group-rules")
 
     def __init__(self, app: Any, mark_dirty: Any) -> None:
         self.app = app
@@ -200,5 +206,13 @@ class WriteNotifier:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.app(scope, receive, send)
-        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "DELETE"):
+        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "DELETE") \
+                and self.moves_intents(scope["path"]):
             self.mark_dirty()
+
+    @classmethod
+    def moves_intents(cls, path: str) -> bool:
+        if path.startswith(cls.QUIET_PREFIXES):
+            return False
+        parts = path.split("/")  # /v2.0/<collection>/<id>/tags[/<tag>]
+        return not (len(parts) >= 5 and parts[4] == "tags")

@@ -34,6 +34,12 @@ def known_hosts(conn: Connection) -> frozenset[str]:
     return frozenset(conn.execute(select(host_intents.c.host)).scalars())
 
 
+def differs(conn: Connection, intents: dict[str, dict[str, Any]]) -> bool:
+    """Whether storing ``intents`` would change anything (a read; :func:`store` writes)."""
+    current = dict(conn.execute(select(host_intents.c.host, host_intents.c.digest)).all())
+    return any(digest(intent) != current.get(host) for host, intent in intents.items())
+
+
 def store(conn: Connection, intents: dict[str, dict[str, Any]], now: dt.datetime) -> dict[str, int]:
     """Write the intents that changed; ``{host: new generation}`` for those hosts."""
     current = {r.host: (r.generation, r.digest) for r in

@@ -1,10 +1,21 @@
 """The compiler as a server component: compile after changes, hint the hosts.
 
-``mark_dirty()`` is cheap and called after every write the API commits and
-after every agent report. One background thread compiles; changes that
-arrive while it runs are folded into the next pass, so a burst of writes
-costs a compile or two, not one each. ``compile_now()`` is the synchronous
-form (start-up, tests, ``wait``).
+``mark_dirty()`` is cheap and called after every write the API commits that
+can move an intent, and after every agent report. One background thread
+compiles; changes that arrive while it runs are folded into the next pass,
+and passes start at most every ``MIN_INTERVAL`` seconds, so a burst of
+writes costs a compile or two, not one each (the first write after a quiet
+spell compiles at once). ``compile_now()`` is the synchronous form
+(start-up, tests, ``wait``).
+
+A compile is cheap when it has nothing to do:
+
+* with no host at all (no agent, no ``host_intents`` row, no bound port)
+  there is nothing to compile for: one statement, no write transaction;
+* otherwise the intents are computed in a *read* transaction and compared
+  with the stored digests; only when a host's intent changed is the
+  compile redone in a write transaction (which takes SQLite's write lock
+  and would otherwise hold up the API's writers on every pass).
 """
 
 from __future__ import annotations
@@ -15,18 +26,29 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, exists, literal, or_, select
 
 from kaon.compiler import generations
 from kaon.compiler.projection import project
 from kaon.compiler.sections import Section, add_sections
 from kaon.compiler.snapshot import read_snapshot
+from kaon.db.agent_tables import agents, port_binding_levels
 from kaon.db.engine import read_txn, write_txn
+from kaon.db.intent_tables import host_intents
 from kaon.ml2.binding import utcnow
 
 LOG = logging.getLogger("kaon.compiler")
 
 Notify = Callable[[str, dict[str, Any]], None]
+
+# Passes start at most this often while writes keep coming (seconds).
+MIN_INTERVAL = 0.01
+
+# Anything to compile for? Every host comes from one of these tables: an
+# agent (L3/DHCP sections, VTEPs), a stored intent, a bound port (L2, firewall).
+_ANY_HOST = select(literal(1)).where(or_(exists().where(agents.c.id.is_not(None)),
+                                         exists().where(host_intents.c.host.is_not(None)),
+                                         exists().where(port_binding_levels.c.port_id.is_not(None))))
 
 
 class Compiler:
@@ -59,17 +81,25 @@ class Compiler:
         """Compile every host from the current state; ``{host: generation}`` of those that changed."""
         with self._lock:
             now = utcnow()
-            with write_txn(self.engine) as conn:
-                snap = read_snapshot(conn, generations.known_hosts(conn))
-                intents = project(snap)
-                add_sections(intents, self.sections, {s.name: s.read(conn) for s in self.sections}, snap)
-                changed = generations.store(conn, intents, now)
+            changed: dict[str, int] = {}
+            with read_txn(self.engine) as conn:
+                dirty = conn.execute(_ANY_HOST).first() is not None and generations.differs(
+                    conn, self._intents(conn))
+            if dirty:
+                with write_txn(self.engine) as conn:
+                    changed = generations.store(conn, self._intents(conn), now)
             self.compiles += 1
         for host, generation in changed.items():
             self._hint(host, generation)
         if changed:
             LOG.debug("compiled: %s", changed)
         return changed
+
+    def _intents(self, conn: Connection) -> dict[str, dict[str, Any]]:
+        snap = read_snapshot(conn, generations.known_hosts(conn))
+        intents = project(snap)
+        add_sections(intents, self.sections, {s.name: s.read(conn) for s in self.sections}, snap)
+        return intents
 
     def _hint(self, host: str, generation: int) -> None:
         if self.notify is None:
@@ -80,11 +110,16 @@ class Compiler:
             LOG.exception("hint to host %s (generation %s) failed", host, generation)
 
     def _run(self) -> None:
+        last = 0.0
         while not self._stop.is_set():
             self._dirty.wait()
             if self._stop.is_set():
                 return
+            pause = last + MIN_INTERVAL - time.monotonic()
+            if pause > 0:  # writes keep coming: let them gather
+                time.sleep(pause)
             self._dirty.clear()
+            last = time.monotonic()
             try:
                 self.compile_now()
             except Exception:
