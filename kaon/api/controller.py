@@ -131,14 +131,18 @@ class Collection:
         items = attrs.unwrap(self.resource, payload)
         values = [attrs.check_post(self.resource, item, ctx.is_admin) for item in items]
         with write_txn(self.engine) as conn:
-            if len(values) > 1 and hasattr(self.service, "create_many"):
-                ids = self.service.create_many(ctx, conn, values)
+            if len(values) == 1 and hasattr(self.service, "create_item"):
+                # The service renders what it inserted: no read-back.
+                created = [self.service.create_item(ctx, conn, values[0])]
             else:
-                ids = [self.service.create(ctx, conn, v) for v in values]
-            if len(ids) > 1 and hasattr(self.service, "get_many"):
-                created = self.service.get_many(conn, ids)
-            else:
-                created = [self.service.get(Context.admin(ctx.project_id), conn, i) for i in ids]
+                if len(values) > 1 and hasattr(self.service, "create_many"):
+                    ids = self.service.create_many(ctx, conn, values)
+                else:
+                    ids = [self.service.create(ctx, conn, v) for v in values]
+                if len(ids) > 1 and hasattr(self.service, "get_many"):
+                    created = self.service.get_many(conn, ids)
+                else:
+                    created = [self.service.get(Context.admin(ctx.project_id), conn, i) for i in ids]
         self._changed()
         hidden = attrs.hidden_for(self.resource, ctx.is_admin)
         if bulk:

@@ -109,11 +109,13 @@ def create_group(conn: Connection, project: str, values: dict[str, Any], default
     return row["id"]
 
 
+_BUMP = update(security_groups).where(security_groups.c.id == bindparam("sg_id")).values(
+    revision_number=security_groups.c.revision_number + 1, updated_at=bindparam("now"))
+
+
 def bump_revision(conn: Connection, sg_id: str) -> None:
     """A change below a group (its rules, its RBAC entries) is a change of the group."""
-    rev = conn.execute(select(security_groups.c.revision_number).where(security_groups.c.id == sg_id)).scalar()
-    if rev is not None:
-        conn.execute(update(security_groups).where(security_groups.c.id == sg_id).values(stdattrs.bump({}, rev)))
+    conn.execute(_BUMP, {"sg_id": sg_id, "now": stdattrs.now()})
 
 
 def template_rules(conn: Connection, default: bool) -> list[dict[str, Any]]:

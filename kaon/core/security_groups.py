@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, exists, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, exists, or_, select, update
 
 from kaon import errors
 from kaon.api.context import Context
@@ -68,6 +68,20 @@ def visible_clause(ctx: Context) -> Any:
     return or_(security_groups.c.project_id == ctx.project_id, security_groups.c.id.in_(shared_with(ctx.project_id)))
 
 
+# Prebuilt (building a statement costs more than running it): a group by id,
+# as an admin sees it and as a project does; with or without whether it is a
+# default group.
+_SHARED_WITH_PARAM = select(securitygroup_rbacs.c.object_id).where(
+    securitygroup_rbacs.c.action == SHARED,
+    or_(securitygroup_rbacs.c.target_project == WILDCARD, securitygroup_rbacs.c.target_project == bindparam("project")))
+_BY_ID = select(security_groups).where(security_groups.c.id == bindparam("sg_id"))
+_VISIBLE_BY_ID = _BY_ID.where(or_(security_groups.c.project_id == bindparam("project"),
+                                  security_groups.c.id.in_(_SHARED_WITH_PARAM)))
+_IS_DEFAULT = exists().where(default_security_groups.c.security_group_id == security_groups.c.id).label("is_default")
+_BY_ID_DEFAULT = _BY_ID.add_columns(_IS_DEFAULT)
+_VISIBLE_BY_ID_DEFAULT = _VISIBLE_BY_ID.add_columns(_IS_DEFAULT)
+
+
 def is_default(conn: Connection, sg_id: str) -> bool:
     return conn.execute(select(default_security_groups.c.project_id)
                         .where(default_security_groups.c.security_group_id == sg_id)).first() is not None
@@ -79,10 +93,16 @@ class SecurityGroups:
 
     # -- reads ---------------------------------------------------------
     def fetch_row(self, ctx: Context, conn: Connection, sg_id: str) -> Any:
-        stmt = select(security_groups).where(security_groups.c.id == sg_id)
-        if not ctx.is_admin:
-            stmt = stmt.where(visible_clause(ctx))
-        row = conn.execute(stmt).first()
+        stmt = _BY_ID if ctx.is_admin else _VISIBLE_BY_ID
+        row = conn.execute(stmt, {"sg_id": sg_id, "project": ctx.project_id}).first()
+        if row is None:
+            raise m.SecurityGroupNotFound(id=sg_id)
+        return row
+
+    def fetch_with_default(self, ctx: Context, conn: Connection, sg_id: str) -> Any:
+        """:meth:`fetch_row` plus ``is_default`` (whether it is its project's default group)."""
+        stmt = _BY_ID_DEFAULT if ctx.is_admin else _VISIBLE_BY_ID_DEFAULT
+        row = conn.execute(stmt, {"sg_id": sg_id, "project": ctx.project_id}).first()
         if row is None:
             raise m.SecurityGroupNotFound(id=sg_id)
         return row

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, delete, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, or_, select, update
 
 from kaon import errors
 from kaon.api.context import Context
@@ -40,6 +40,14 @@ COLUMNS = {name: RULES.c[name] for name in (
 KEY_FIELDS = ("direction", "ethertype", "protocol", "port_range_min", "port_range_max", "remote_ip_prefix",
               "remote_group_id", "remote_address_group_id")
 
+# Prebuilt statements of a rule create. A duplicate has the same direction
+# and ethertype (rule_key compares them as stored); the other key fields
+# are compared in Python (spellings of protocols and any-address prefixes).
+_SAME_KIND = select(RULES.c.id, *[RULES.c[f] for f in KEY_FIELDS]).where(
+    RULES.c.security_group_id == bindparam("sg_id"), RULES.c.direction == bindparam("direction"),
+    RULES.c.ethertype == bindparam("ethertype"))
+_INSERT = insert(RULES)
+
 
 def render_rules(conn: Connection, rows: Sequence[Any]) -> Items:
     defaults: set[str] = set()
@@ -47,16 +55,21 @@ def render_rules(conn: Connection, rows: Sequence[Any]) -> Items:
     for start in range(0, len(group_ids), 900):
         defaults.update(conn.execute(select(default_security_groups.c.security_group_id).where(
             default_security_groups.c.security_group_id.in_(group_ids[start : start + 900]))).scalars())
-    return [{
-        "id": r.id, "tenant_id": r.project_id, "project_id": r.project_id,
-        "security_group_id": r.security_group_id, "ethertype": r.ethertype, "direction": r.direction,
-        "protocol": r.protocol, "port_range_min": r.port_range_min, "port_range_max": r.port_range_max,
-        "remote_ip_prefix": r.remote_ip_prefix, "normalized_cidr": m.normalized_cidr(r.remote_ip_prefix),
-        "remote_group_id": r.remote_group_id, "remote_address_group_id": r.remote_address_group_id,
-        "description": r.description, "belongs_to_default_sg": r.security_group_id in defaults,
-        "created_at": stdattrs.timestamp(r.created_at), "updated_at": stdattrs.timestamp(r.updated_at),
-        "revision_number": r.revision_number,
-    } for r in rows]
+    return [_render(r._mapping, r.security_group_id in defaults) for r in rows]
+
+
+def _render(r: Any, default: bool) -> dict[str, Any]:
+    """One rule from its row (a mapping of its columns)."""
+    return {
+        "id": r["id"], "tenant_id": r["project_id"], "project_id": r["project_id"],
+        "security_group_id": r["security_group_id"], "ethertype": r["ethertype"], "direction": r["direction"],
+        "protocol": r["protocol"], "port_range_min": r["port_range_min"], "port_range_max": r["port_range_max"],
+        "remote_ip_prefix": r["remote_ip_prefix"], "normalized_cidr": m.normalized_cidr(r["remote_ip_prefix"]),
+        "remote_group_id": r["remote_group_id"], "remote_address_group_id": r["remote_address_group_id"],
+        "description": r["description"], "belongs_to_default_sg": default,
+        "created_at": stdattrs.timestamp(r["created_at"]), "updated_at": stdattrs.timestamp(r["updated_at"]),
+        "revision_number": r["revision_number"],
+    }
 
 
 class SecurityGroupRules:
@@ -94,6 +107,10 @@ class SecurityGroupRules:
 
     # -- writes --------------------------------------------------------
     def create(self, ctx: Context, conn: Connection, values: dict[str, Any]) -> str:
+        return str(self.create_item(ctx, conn, values)["id"])
+
+    def create_item(self, ctx: Context, conn: Connection, values: dict[str, Any]) -> dict[str, Any]:
+        """Create a rule; the rule as :meth:`get` would show it, rendered from what was inserted."""
         project = stdattrs.owner_project(ctx, values)
         quotas.check(conn, self.cfg, project, "security_group_rule", 1)
         rule = {f: values.get(f) for f in KEY_FIELDS}
@@ -103,20 +120,22 @@ class SecurityGroupRules:
             self.groups.fetch_row(as_project, conn, rule["remote_group_id"])
         if rule["remote_address_group_id"] is not None:
             raise m.AddressGroupNotFound(address_group_id=rule["remote_address_group_id"])
-        group = self.groups.fetch_row(as_project, conn, values["security_group_id"])
+        group = self.groups.fetch_with_default(as_project, conn, values["security_group_id"])
         if not ctx.is_admin and group.project_id != ctx.project_id:
             raise errors.PolicyNotAuthorized(action="create_security_group_rule")
         self._check_duplicate(conn, group.id, rule)
         row = stdattrs.new_row(project, values)
         del row["name"]
-        conn.execute(insert(RULES).values(**row, **rule, security_group_id=group.id))
+        full = {**row, **rule, "security_group_id": group.id}
+        conn.execute(_INSERT, full)
         default_sg.bump_revision(conn, group.id)
-        return row["id"]
+        return _render(full, bool(group.is_default))
 
     @staticmethod
     def _check_duplicate(conn: Connection, sg_id: str, rule: dict[str, Any]) -> None:
         key = m.rule_key(rule)
-        for existing in conn.execute(select(RULES).where(RULES.c.security_group_id == sg_id)).all():
+        for existing in conn.execute(_SAME_KIND, {"sg_id": sg_id, "direction": rule["direction"],
+                                                  "ethertype": rule["ethertype"]}).all():
             if m.rule_key({f: getattr(existing, f) for f in KEY_FIELDS}) == key:
                 raise m.SecurityGroupRuleExists(rule_id=existing.id)
 
