@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import netaddr
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from kaon import errors
 from kaon.api.context import Context
@@ -97,6 +97,19 @@ Routes = list[dict[str, str]]  # routes, and fixed-IP requests
 Nets = list[netaddr.IPNetwork]
 
 
+# Prebuilt statements (building one costs more than running it).
+_BY_ID = select(routers).where(routers.c.id == bindparam("router_id"))
+_OWN = _BY_ID.where(routers.c.project_id == bindparam("project"))
+_FETCH = {(True, False): _BY_ID, (True, True): _BY_ID.with_for_update(),
+          (False, False): _OWN, (False, True): _OWN.with_for_update()}
+_GW_NETS = select(ports.c.id, ports.c.network_id).where(ports.c.id.in_(bindparam("ids", expanding=True)))
+_GW_IPS = select(ip_allocations.c.port_id, ip_allocations.c.subnet_id, ip_allocations.c.ip_address).where(
+    ip_allocations.c.port_id.in_(bindparam("ids", expanding=True)))
+_ROUTES = select(router_routes.c.router_id, router_routes.c.destination, router_routes.c.nexthop).where(
+    router_routes.c.router_id.in_(bindparam("ids", expanding=True))).order_by(
+    router_routes.c.destination, router_routes.c.nexthop)
+
+
 class Routers:
     def __init__(self, nets: Networks, ports_service: Ports, cfg: Any) -> None:
         self.nets = nets
@@ -112,12 +125,7 @@ class Routers:
 
     # -- reads ---------------------------------------------------------
     def fetch_row(self, ctx: Context, conn: Connection, router_id: str, lock: bool = False) -> Any:
-        stmt = select(routers).where(routers.c.id == router_id)
-        if not ctx.is_admin:
-            stmt = stmt.where(routers.c.project_id == ctx.project_id)
-        if lock:
-            stmt = stmt.with_for_update()
-        row = conn.execute(stmt).first()
+        row = conn.execute(_FETCH[ctx.is_admin, lock], {"router_id": router_id, "project": ctx.project_id}).first()
         if row is None:
             raise RouterNotFound(router_id=router_id)
         return row
@@ -148,17 +156,12 @@ class Routers:
         gw_net: dict[str, str] = {}
         gw_ips: dict[str, Routes] = {}
         for chunk in chunks(gw_ids):
-            gw_net.update(conn.execute(select(ports.c.id, ports.c.network_id).where(ports.c.id.in_(chunk))).all())
-            for pid, sid, ip in conn.execute(select(
-                    ip_allocations.c.port_id, ip_allocations.c.subnet_id, ip_allocations.c.ip_address)
-                    .where(ip_allocations.c.port_id.in_(chunk))):
+            gw_net.update(conn.execute(_GW_NETS, {"ids": chunk}).all())
+            for pid, sid, ip in conn.execute(_GW_IPS, {"ids": chunk}):
                 gw_ips.setdefault(pid, []).append({"subnet_id": sid, "ip_address": ip})
         route_map: dict[str, Routes] = {}
         for chunk in chunks(ids):
-            for rid, dest, hop in conn.execute(select(
-                    router_routes.c.router_id, router_routes.c.destination, router_routes.c.nexthop)
-                    .where(router_routes.c.router_id.in_(chunk))
-                    .order_by(router_routes.c.destination, router_routes.c.nexthop)):
+            for rid, dest, hop in conn.execute(_ROUTES, {"ids": chunk}):
                 route_map.setdefault(rid, []).append({"destination": dest, "nexthop": hop})
         tag_map = stdattrs.tags_for(conn, ids)
         zones, hints = availability_zones.router_azs(conn, ids), availability_zones.router_hints(conn, ids)
