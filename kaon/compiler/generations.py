@@ -34,25 +34,33 @@ def known_hosts(conn: Connection) -> frozenset[str]:
     return frozenset(conn.execute(select(host_intents.c.host)).scalars())
 
 
-def differs(conn: Connection, intents: dict[str, dict[str, Any]]) -> bool:
-    """Whether storing ``intents`` would change anything (a read; :func:`store` writes)."""
-    current = dict(conn.execute(select(host_intents.c.host, host_intents.c.digest)).all())
-    return any(digest(intent) != current.get(host) for host, intent in intents.items())
+Current = dict[str, tuple[int, str]]  # host -> (generation, digest)
 
 
-def store(conn: Connection, intents: dict[str, dict[str, Any]], now: dt.datetime) -> dict[str, int]:
-    """Write the intents that changed; ``{host: new generation}`` for those hosts."""
-    current = {r.host: (r.generation, r.digest) for r in
-               conn.execute(select(host_intents.c.host, host_intents.c.generation, host_intents.c.digest))}
+def current(conn: Connection) -> Current:
+    return {r.host: (r.generation, r.digest) for r in
+            conn.execute(select(host_intents.c.host, host_intents.c.generation, host_intents.c.digest))}
+
+
+def differs(intents: dict[str, dict[str, Any]], stored: Current) -> bool:
+    """Whether storing ``intents`` over ``stored`` would change anything."""
+    return any(digest(intent) != stored.get(host, (0, None))[1] for host, intent in intents.items())
+
+
+def store(conn: Connection, intents: dict[str, dict[str, Any]], now: dt.datetime,
+          stored: Current | None = None) -> dict[str, int]:
+    """Write the intents that changed; ``{host: new generation}`` for those hosts.
+    ``stored``: :func:`current`, if just read in this transaction."""
+    current_ = current(conn) if stored is None else stored
     changed: dict[str, int] = {}
     for host, intent in intents.items():
         new_digest = digest(intent)
-        generation, old_digest = current.get(host, (0, None))
+        generation, old_digest = current_.get(host, (0, None))
         if new_digest == old_digest:
             continue
         generation += 1
         values = {"generation": generation, "digest": new_digest, "intent": intent, "compiled_at": now}
-        if host in current:
+        if host in current_:
             conn.execute(update(host_intents).where(host_intents.c.host == host).values(values))
         else:
             conn.execute(insert(host_intents).values(host=host, applied_generation=0, **values))

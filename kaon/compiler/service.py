@@ -13,9 +13,15 @@ A compile is cheap when it has nothing to do:
 * with no host at all (no agent, no ``host_intents`` row, no bound port)
   there is nothing to compile for: one statement, no write transaction;
 * otherwise the intents are computed in a *read* transaction and compared
-  with the stored digests; only when a host's intent changed is the
-  compile redone in a write transaction (which takes SQLite's write lock
-  and would otherwise hold up the API's writers on every pass).
+  with the stored digests; only when a host's intent changed is a write
+  transaction taken (SQLite's write lock: holding it for the whole pass
+  held up the API's writers on every pass). The intents computed in the
+  read are stored unless another process stored intents in between, in
+  which case they are computed again in the write transaction. That is
+  safe because every write marks its own process's compiler dirty after
+  it commits: a compile that read before a write is followed by one that
+  reads after it, which either stores after ours (and wins) or finds ours
+  stored since its read and recomputes.
 """
 
 from __future__ import annotations
@@ -83,11 +89,18 @@ class Compiler:
             now = utcnow()
             changed: dict[str, int] = {}
             with read_txn(self.engine) as conn:
-                dirty = conn.execute(_ANY_HOST).first() is not None and generations.differs(
-                    conn, self._intents(conn))
-            if dirty:
+                if conn.execute(_ANY_HOST).first() is None:
+                    intents, seen = {}, {}
+                else:
+                    intents, seen = self._intents(conn), generations.current(conn)
+            if generations.differs(intents, seen):
                 with write_txn(self.engine) as conn:
-                    changed = generations.store(conn, self._intents(conn), now)
+                    current = generations.current(conn)
+                    if current != seen:
+                        # Another process stored intents since the read: its
+                        # state may be newer than ours; compile again under the lock.
+                        intents = self._intents(conn)
+                    changed = generations.store(conn, intents, now, current)
             self.compiles += 1
         for host, generation in changed.items():
             self._hint(host, generation)
