@@ -14,9 +14,11 @@ family, so the work is split in two tables, both owned by name:
   accepted for stateful ports, one chain per security group with its rules,
   remote groups as named interval sets, default drop.
 
-Egress and ingress are two *base* chains at priorities 0 and 10: an
-``accept`` in the egress chain ends that base chain only, so a packet
-between two ports of this host still meets the receiver's ingress chain.
+Egress and ingress share one ``forward`` base chain (one hook invocation
+per packet): what the sender's egress chain allows continues with
+``goto ingress`` rather than ``accept``, so a packet between two ports of
+this host still meets the receiver's ingress chain, whose accept or drop is
+final.
 
 ``build`` returns the script for the tables *without* set elements, plus
 the elements; the firewall replaces the tables only when that script
@@ -127,14 +129,26 @@ def _merged(addresses: list[str], version: int) -> str:
 
 def _from_port(number: int, port: Mapping[str, Any]) -> str:
     mark = f"meta mark set {number:#010x} accept"
-    rules = [
+    by_mac = _addresses(port)
+    # Hot path first: IPv4 that is not UDP, or IPv6 that is neither UDP nor ICMPv6, from the
+    # port's own addresses — i.e. what none of the DHCP/RA drops below concerns, and what the
+    # general rules further down would accept anyway. Every packet a VM sends runs this chain:
+    # the common case must not walk the special cases first.
+    rules = []
+    for mac, addresses in by_mac.items():
+        v4 = _merged(addresses, 4)
+        v6 = _merged([*addresses, str(netaddr.EUI(mac).ipv6_link_local())], 6)
+        if v4:
+            rules.append(f"ether saddr {mac} ether type ip ip saddr {{ {v4} }} meta l4proto != udp {mark}")
+        rules.append(f"ether saddr {mac} ether type ip6 ip6 saddr {{ {v6} }} meta l4proto != {{ udp, icmpv6 }} {mark}")
+    rules += [
         # DHCP discover/request come from 0.0.0.0 before the port has its address.
         f"ether saddr {port['mac']} ether type ip udp sport 68 udp dport 67 {mark}",
         "ether type ip udp sport 67 drop",  # a VM answering DHCP
         "ether type ip6 udp sport 547 drop",  # or DHCPv6
         "ether type ip6 icmpv6 type nd-router-advert drop",  # or sending router advertisements
     ]
-    for mac, addresses in _addresses(port).items():
+    for mac, addresses in by_mac.items():
         v4 = _merged(addresses, 4)
         v6 = _merged([*addresses, str(netaddr.EUI(mac).ipv6_link_local())], 6)
         # ARP probes (RFC 5227) come from 0.0.0.0.
@@ -157,20 +171,27 @@ def _inet_table(numbered: list[tuple[int, str, Mapping[str, Any]]], groups: Mapp
     out = [f"  set {name} {{\n    type {'ipv4_addr' if name.startswith('sg4-') else 'ipv6_addr'}; flags interval;\n  }}\n"
            for name in sorted(sets)]
     out.append(_zones(networks))
-    egress = ", ".join(f"{n:#010x} : jump out-{p['device']}" for n, _, p in numbered)
-    ingress = ", ".join(f"{n << 16:#010x} : jump in-{p['device']}" for n, _, p in numbered)
-    out.append("  chain egress {\n    type filter hook forward priority 0; policy accept;\n"
-               f"    meta mark and 0x0000ffff vmap {{ {egress} }}\n  }}\n")
-    out.append("  chain ingress {\n    type filter hook forward priority 10; policy accept;\n"
-               f"    meta mark and 0xffff0000 vmap {{ {ingress} }}\n  }}\n")
+    egress = ", ".join(f"{n:#010x} : goto out-{p['device']}" for n, _, p in numbered)
+    ingress = ", ".join(f"{n << 16:#010x} : goto in-{p['device']}" for n, _, p in numbered)
+    # One base chain (one hook invocation per packet): the sender's egress checks first; what
+    # they allow continues with ``goto ingress`` (the receiver's checks), whose accept or drop
+    # ends the hook. A packet from no filtered port goes to ``ingress`` directly.
+    out.append("  chain forward {\n    type filter hook forward priority 0; policy accept;\n"
+               f"    meta mark and 0x0000ffff vmap {{ {egress} }}\n    goto ingress\n  }}\n")
+    out.append(f"  chain ingress {{\n    meta mark and 0xffff0000 vmap {{ {ingress} }}\n    accept\n  }}\n")
     for _, _, port in numbered:
         out.append(_port_chain("out", port, groups))
         out.append(_port_chain("in", port, groups))
     for gid, group in groups.items():
         for direction, suffix in (("egress", "out"), ("ingress", "in")):
-            rules = [f"    {_match(r)} accept\n" for r in group.get("rules", ()) if r["direction"] == direction]
+            verdict = PASS["out" if direction == "egress" else "in"]
+            rules = [f"    {_match(r)} {verdict}\n" for r in group.get("rules", ()) if r["direction"] == direction]
             out.append(f"  chain sg-{gid}-{suffix} {{\n{''.join(rules)}  }}\n")
     return "".join(out)
+
+
+# What an allowed packet does next: past the sender's egress it still meets the receiver's ingress.
+PASS = {"out": "goto ingress", "in": "accept"}
 
 
 def zone(network_id: str) -> int:
@@ -183,19 +204,20 @@ def zone(network_id: str) -> int:
 
 
 def _zones(networks: Mapping[str, Any]) -> str:
-    rules = "".join(f'    iifname "{net["bridge"]}" ct zone set {zone(nid)}\n'
-                    for nid, net in sorted(networks.items()) if net.get("bridge"))
-    return f"  chain zones {{\n    type filter hook prerouting priority raw; policy accept;\n{rules}  }}\n"
+    # One map lookup per packet, however many networks the host has (not one rule per bridge).
+    zones = ", ".join(f'"{net["bridge"]}" : {zone(nid)}' for nid, net in sorted(networks.items()) if net.get("bridge"))
+    rule = f"    ct zone set iifname map {{ {zones} }}\n" if zones else ""
+    return f"  chain zones {{\n    type filter hook prerouting priority raw; policy accept;\n{rule}  }}\n"
 
 
 def _port_chain(suffix: str, port: Mapping[str, Any], groups: Mapping[str, Any]) -> str:
-    rules = []
+    rules, ok = [], PASS[suffix]
     if port.get("stateful", True):
-        rules += ["ct state established,related accept", "ct state invalid drop"]
+        rules += [f"ct state established,related {ok}", "ct state invalid drop"]
     if suffix == "out":
-        rules += ["udp sport 68 udp dport 67 accept", f"icmpv6 type {ND_EGRESS} accept"]
+        rules += [f"udp sport 68 udp dport 67 {ok}", f"icmpv6 type {ND_EGRESS} {ok}"]
     else:
-        rules += ["udp sport 67 udp dport 68 accept", f"icmpv6 type {ND_INGRESS} accept"]
+        rules += [f"udp sport 67 udp dport 68 {ok}", f"icmpv6 type {ND_INGRESS} {ok}"]
     rules += [f"jump sg-{g}-{suffix}" for g in port.get("security_groups", ()) if g in groups]
     rules.append("drop")  # nothing allowed it
     body = "".join(f"    {r}\n" for r in rules)

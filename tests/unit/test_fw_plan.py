@@ -45,7 +45,12 @@ def test_the_ruleset_filters_secured_ports_only() -> None:
     assert "meta nfproto ipv4 meta l4proto 6 th dport 22 accept" in rs.script  # /0 adds no match
     assert "meta l4proto 1 icmp type 8 accept" in rs.script
     assert "chain in-tapp1 {\n    ct state established,related accept" in rs.script
-    assert 'iifname "brqn1" ct zone set' in rs.script
+    assert f'ct zone set iifname map {{ "brqn1" : {fw_plan.zone("n1")} }}' in rs.script
+    # hot path first in the anti-spoofing chain; egress passes on to ingress (one forward hook)
+    assert "chain from-tapp1 {\n    ether saddr fa:16:3e:00:00:01 ether type ip ip saddr { 10.0.0.1, 10.0.0.64/28 } " \
+           "meta l4proto != udp meta mark set 0x00000001 accept" in rs.script
+    assert "chain out-tapp1 {\n    ct state established,related goto ingress" in rs.script
+    assert "meta nfproto ipv4 goto ingress" in rs.script  # the egress rule: allowed, ingress still checks
 
 
 def test_a_stateless_port_has_no_conntrack_shortcut() -> None:
