@@ -109,17 +109,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=50)
     parser.add_argument("--ports", type=int, default=1000)
+    parser.add_argument("--firewall", default="nftables", help="[securitygroup] firewall_driver (noop: L2 alone)")
+    parser.add_argument("--no-dhcp", action="store_true", help="subnets without DHCP (no DHCP port, no dnsmasq)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("agent_bench: needs root (namespaces, bridges)", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory(prefix="kaon-agent-bench-") as tmp, stack(Path(tmp), hosts=1) as s:
+    with tempfile.TemporaryDirectory(prefix="kaon-agent-bench-") as tmp, stack(Path(tmp), hosts=1, extra_conf={
+            "securitygroup": {"firewall_driver": args.firewall}}) as s:
         sink = f"{s.lab.prefix}sink"
         subprocess.run(["ip", "netns", "add", sink], check=True)
         try:
             # Separate networks: a Linux bridge takes at most 1,024 ports (BR_MAX_PORTS).
-            lat = bound_to_active(s, s.network("latency", "10.127.0.0/16"), args.samples, sink)
-            net = s.network("bench", "10.128.0.0/16")
+            dhcp = {"enable_dhcp": False} if args.no_dhcp else {}
+            lat = bound_to_active(s, s.network("latency", "10.127.0.0/16", **dhcp), args.samples, sink)
+            net = s.network("bench", "10.128.0.0/16", **dhcp)
             print(f"port bound -> ACTIVE, {len(lat)} samples: median {statistics.median(lat):.1f} ms, "
                   f"p95 {pct(lat, 0.95):.1f} ms, min {min(lat):.1f} ms (target: median <= 50 ms)")
             made: list[dict[str, Any]] = []

@@ -40,9 +40,6 @@ def agent_ini(host: str, namespace: str, local_ip: str, lab_prefix: str = "") ->
         # Router and DHCP namespaces carry the lab's prefix, so that labs (and
         # test runs) side by side never see, or sweep, each other's.
         f"namespace_prefix = {lab_prefix}\n"
-        # Security groups enforced, as on the install guide's nodes.
-        "[securitygroup]\n"
-        "firewall_driver = nftables\n"
         "[linux_bridge]\n"
         f"physical_interface_mappings = {PHYSICAL_NETWORK}:{PROVIDER_INTERFACE}\n"
         "[vxlan]\n"

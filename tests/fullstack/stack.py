@@ -33,6 +33,9 @@ SERVER_CONF: dict[str, dict[str, Any]] = {
     "ml2_type_vxlan": {"vni_ranges": "1000:1999"},
     # Agents report every second here, so "dead" comes after 4 s, not 75.
     "agent": {"report_interval": "1", "resync_interval": "5"},
+    # Security groups enforced, as `kaon up`'s config does (the lab's agents
+    # read the server's config first).
+    "securitygroup": {"firewall_driver": "nftables"},
     # Benchmarks and the restart test make hundreds of ports in one project.
     "quotas": {"quota_port": "-1", "quota_network": "-1", "quota_subnet": "-1"},
 }
@@ -73,9 +76,11 @@ class Stack:
             raise AssertionError(f"{method} {path} -> {r.status_code}: {r.text}")
         return r.json() if r.content else None
 
-    def network(self, name: str, cidr: str, gateway: str | None = "auto", **attrs: Any) -> dict[str, Any]:
+    def network(self, name: str, cidr: str, gateway: str | None = "auto", enable_dhcp: bool = True,
+                **attrs: Any) -> dict[str, Any]:
         net = self.api("POST", "/v2.0/networks", {"network": {"name": name, **attrs}})["network"]
-        subnet: dict[str, Any] = {"network_id": net["id"], "cidr": cidr, "ip_version": 4, "name": f"{name}-subnet"}
+        subnet: dict[str, Any] = {"network_id": net["id"], "cidr": cidr, "ip_version": 4, "name": f"{name}-subnet",
+                                  "enable_dhcp": enable_dhcp}
         if gateway != "auto":
             subnet["gateway_ip"] = gateway
         self.api("POST", "/v2.0/subnets", {"subnet": subnet})
