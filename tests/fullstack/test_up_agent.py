@@ -33,12 +33,20 @@ def aio_ns() -> Iterator[str]:
     try:
         yield name
     finally:
-        subprocess.run(["ip", "netns", "delete", name], check=False)
+        # The agent's qdhcp-/qrouter- namespaces carry "<name>-" ([agent]
+        # namespace_prefix); dnsmasq outlives the agent by design (as
+        # Neutron's does), so its processes go by pid, then the namespaces.
+        listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+        for ns in [n for n in listed if n.startswith(f"{name}-")] + [name]:
+            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+            for pid in pids:
+                subprocess.run(["kill", pid], check=False)
+            subprocess.run(["ip", "netns", "delete", ns], check=False)
 
 
 def test_kaon_up_plugs_a_port_with_its_local_agent(tmp_path: Path, aio_ns: str) -> None:
     extra = tmp_path / "aio.conf"
-    extra.write_text(f"[DEFAULT]\nhost = aio\n[agent]\nnamespace = {aio_ns}\n")
+    extra.write_text(f"[DEFAULT]\nhost = aio\n[agent]\nnamespace = {aio_ns}\nnamespace_prefix = {aio_ns}-\n")
     up = Up(tmp_path / "state", free_port(), tmp_path / "up.log", ["--config-file", str(extra)])
     try:
         up.wait_ready(20)
@@ -64,5 +72,8 @@ def test_kaon_up_plugs_a_port_with_its_local_agent(tmp_path: Path, aio_ns: str) 
         links = subprocess.run(["ip", "-n", aio_ns, "-o", "link", "show", tap], capture_output=True, text=True)
         assert f"master brq{net['id'][:11]}" in links.stdout
         assert "Traceback" not in up.output()
+        # The DHCP role served the network from a namespace of this test's own.
+        listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert f"{aio_ns}-qdhcp-{net['id']}" in listed
     finally:
         up.stop()
