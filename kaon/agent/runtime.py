@@ -51,6 +51,12 @@ class Agent:
         self.synced = False
         self.reported: dict[str, str] = {}  # port id -> status the server has from us
         self.passes = 0
+        # The generation every role last reconciled without a failure. Roles
+        # (namespaces, dnsmasq, NAT) only depend on the intent, so a pass woken
+        # by a tap's link event need not run them; a new generation, a failure
+        # or the periodic resync does.
+        self._roles_generation: int | None = None
+        self._periodic = False
         self._need_fetch = True
         self._wake = threading.Event()
         self._report_now = threading.Event()
@@ -148,8 +154,10 @@ class Agent:
             self._wake.clear()
             if self._stop.is_set():
                 return
+            # The periodic resync repairs drift and lost hints: fetch, and run the roles too.
+            self._periodic = not woke
             if not woke:
-                self._need_fetch = True  # periodic resync: repairs drift and lost hints
+                self._need_fetch = True
             try:
                 done = self.sync_once()
             except Exception as exc:
@@ -169,13 +177,7 @@ class Agent:
         intent = self.intent
         assert intent is not None
         # Roles first: they make the veths whose tap ends L2 plugs below.
-        roles_ok = True
-        for role in self.roles:
-            try:
-                roles_ok = role.sync(intent, self.synced) and roles_ok
-            except Exception as exc:
-                roles_ok = False
-                self._warn(f"role:{role.name}", f"{role.name} sync failed: {type(exc).__name__}: {exc}")
+        roles_ok = self._sync_roles(intent)
         # The firewall before L2: its rules name taps, so they are in force
         # before a new tap joins its bridge. Ports it cannot cover stay out.
         fw = self.firewall.sync(intent)
@@ -201,6 +203,21 @@ class Agent:
             LOG.info("first full sync done in %.3f s: generation %s, %d ports, %d device actions",
                      time.monotonic() - self.started, self.generation, len(intent["ports"]), self.actions_total)
             self._wake.set()  # the sweeping pass
+        return True
+
+    def _sync_roles(self, intent: dict[str, Any]) -> bool:
+        if not self.synced or self._periodic or self._roles_generation != self.generation:
+            ok = True
+            for role in self.roles:
+                try:
+                    ok = role.sync(intent, self.synced) and ok
+                except Exception as exc:
+                    ok = False
+                    self._warn(f"role:{role.name}", f"{role.name} sync failed: {type(exc).__name__}: {exc}")
+            # Only a pass allowed to sweep counts: the first full sync is
+            # followed by a sweeping pass that must run the roles again.
+            self._roles_generation = self.generation if ok and self.synced else None
+            return ok
         return True
 
     def _fetch(self) -> None:
