@@ -61,7 +61,7 @@ HTTPMethodNotAllowed = errors.define("HTTPMethodNotAllowed", errors.KaonError, "
 HTTPMethodNotAllowed.status = 405
 
 
-def versions(request: Request) -> Response:
+async def versions(request: Request) -> Response:
     base = str(request.base_url).rstrip("/")
     return json_response({"versions": [{"id": "v2.0", "status": "CURRENT",
                                         "links": [{"href": f"{base}/v2.0/", "rel": "self"}]}]})

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from kaon import errors
-from kaon.api import listing
+from kaon.api import listing, offload
 from kaon.api.context import Context
 from kaon.api.responses import json_response
 from kaon.core.query import check_revision, links
@@ -67,37 +67,40 @@ class Collection:
         self.extra_filters = extra_filters
         self.on_change = on_change
 
-    # The handlers run in Starlette's thread pool (sync DB work) after the
-    # body has been read on the event loop.
+    # The body is read on the event loop; the (synchronous) database work of
+    # one item runs where kaon.api.offload finds it cheapest, lists and bulk
+    # creates in the thread pool.
     async def collection(self, request: Request) -> Response:
-        from starlette.concurrency import run_in_threadpool
-
         ctx = context_of(request)
         if request.method == "GET":
             q = listing.parse(self.resource, list(request.query_params.multi_items()),
                               set(self.extra_filters), self.filter_validation)
-            body = await run_in_threadpool(self._list, ctx, q, str(request.url).split("?")[0])
+            body = await offload.long(self._list, ctx, q, str(request.url).split("?")[0])
             return json_response(body)
         payload = await read_body(request)
-        body = await run_in_threadpool(self._create, ctx, payload)
+        if self._is_bulk(payload):
+            body = await offload.long(self._create, ctx, payload)
+        else:
+            body = await offload.short(self.engine, self._create, ctx, payload)
         return json_response(body, status=201)
 
     async def item(self, request: Request) -> Response:
-        from starlette.concurrency import run_in_threadpool
-
         ctx = context_of(request)
         item_id = request.path_params["id"]
         if request.method == "GET":
             fields = request.query_params.getlist("fields")
-            body = await run_in_threadpool(self._show, ctx, item_id, fields)
+            body = await offload.short(self.engine, self._show, ctx, item_id, fields)
             return json_response(body)
         if_match = request.headers.get("if-match")
         if request.method == "PUT":
             payload = await read_body(request)
-            body = await run_in_threadpool(self._update, ctx, item_id, payload, if_match)
+            body = await offload.short(self.engine, self._update, ctx, item_id, payload, if_match)
             return json_response(body)
-        await run_in_threadpool(self._delete, ctx, item_id, if_match)
+        await offload.short(self.engine, self._delete, ctx, item_id, if_match)
         return Response(status_code=204)
+
+    def _is_bulk(self, payload: Any) -> bool:
+        return isinstance(payload, dict) and self.resource.collection in payload and self.resource.name not in payload
 
     def _list(self, ctx: Context, q: listing.ListQuery, base_url: str) -> dict[str, Any]:
         with read_txn(self.engine) as conn:
@@ -127,7 +130,7 @@ class Collection:
 
     def _create(self, ctx: Context, payload: Any) -> dict[str, Any]:
         self._may_write(ctx, None, "create")
-        bulk = isinstance(payload, dict) and self.resource.collection in payload and self.resource.name not in payload
+        bulk = self._is_bulk(payload)
         items = attrs.unwrap(self.resource, payload)
         values = [attrs.check_post(self.resource, item, ctx.is_admin) for item in items]
         with write_txn(self.engine) as conn:

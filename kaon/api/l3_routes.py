@@ -14,12 +14,11 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from kaon.api import extensions
+from kaon.api import extensions, offload
 from kaon.api.context import Context
 from kaon.api.controller import context_of, read_body, shape
 from kaon.api.responses import json_response
@@ -67,7 +66,7 @@ class RouterActionRoutes:
                 self.on_change()
             return result
 
-        return json_response(await run_in_threadpool(run))
+        return json_response(await offload.short(self.engine, run))
 
     async def add_interface(self, request: Request) -> Response:
         return await self._run(request, self.interfaces.add)

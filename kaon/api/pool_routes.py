@@ -11,12 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from kaon.api import extensions
+from kaon.api import extensions, offload
 from kaon.api.controller import context_of, read_body
 from kaon.api.responses import json_response
 from kaon.core.subnetpools import SubnetPools
@@ -62,4 +61,4 @@ class SubnetPoolActionRoutes:
                 self.on_change()
             return result
 
-        return json_response(await run_in_threadpool(run))
+        return json_response(await offload.short(self.engine, run))

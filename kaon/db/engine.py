@@ -63,16 +63,25 @@ def _sqlite_engine(url: str) -> Engine:
 # rather than waking when the lock frees. Writers of one process (API
 # requests, the compiler, agent reports) queue on this lock instead, and are
 # handed the database the moment it is free. Other processes still meet the
-# busy handler.
-_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+# busy handler. Reentrant: the API takes it around a whole request it runs
+# on the event loop (kaon.api.offload), and the request's write_txn again.
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+
+
+def sqlite_writer_lock(engine: Engine) -> threading.RLock | None:
+    """The in-process writer lock of a SQLite engine; None for other databases."""
+    if engine.dialect.name != "sqlite":
+        return None
+    lock = _SQLITE_WRITERS.get(engine)
+    if lock is None:
+        lock = _SQLITE_WRITERS.setdefault(engine, threading.RLock())
+    return lock
 
 
 @contextmanager
 def write_txn(engine: Engine) -> Iterator[Connection]:
     """A read-write transaction, committed on success, rolled back on error."""
-    lock = _SQLITE_WRITERS.get(engine)
-    if lock is None and engine.dialect.name == "sqlite":
-        lock = _SQLITE_WRITERS.setdefault(engine, threading.Lock())
+    lock = sqlite_writer_lock(engine)
     with lock if lock is not None else nullcontext(), engine.connect() as conn:
         conn.info["kaon_begin"] = "IMMEDIATE"
         try:
