@@ -103,14 +103,25 @@ class Collection:
         return isinstance(payload, dict) and self.resource.collection in payload and self.resource.name not in payload
 
     def _list(self, ctx: Context, q: listing.ListQuery, base_url: str) -> dict[str, Any]:
+        hidden = attrs.hidden_for(self.resource, ctx.is_admin)
         with read_txn(self.engine) as conn:
             if q.marker is not None and q.limit:
                 # An unknown (or invisible) marker is the resource's own 404, as in Neutron.
                 self.service.get(ctx, conn, q.marker)
-            items, more = self.service.list(ctx, conn, q)
-        hidden = attrs.hidden_for(self.resource, ctx.is_admin)
-        out: dict[str, Any] = {self.resource.collection: [shape(i, hidden, q.fields) for i in items]}
-        page_links = links(base_url, q, [i["id"] for i in items], more, self.resource.collection)
+            # Services that can have the database write the JSON (ports) do;
+            # the texts go into the answer as they are.
+            texts = None
+            if hasattr(self.service, "list_json"):
+                texts = self.service.list_json(ctx, conn, q, self.service.json_keys(hidden, q.fields))
+            if texts is None:
+                items, more = self.service.list(ctx, conn, q)
+        if texts is not None:
+            rendered, ids, more = texts
+            out: dict[str, Any] = {self.resource.collection: [orjson.Fragment(t) for t in rendered]}
+        else:
+            out = {self.resource.collection: [shape(i, hidden, q.fields) for i in items]}
+            ids = [i["id"] for i in items]
+        page_links = links(base_url, q, ids, more, self.resource.collection)
         if page_links:
             out[f"{self.resource.collection}_links"] = page_links
         return out

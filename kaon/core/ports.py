@@ -8,8 +8,22 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from sqlalchemy import (Connection, String, Text, and_, bindparam, cast, delete, insert, literal_column, null, or_,
-                        select, union_all, update)
+from sqlalchemy import (
+    Connection,
+    String,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    insert,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -17,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from kaon import errors
 from kaon.api.context import Context
 from kaon.api.listing import ListQuery
-from kaon.core import port_extras, port_ips, quotas, security_groups, stdattrs
+from kaon.core import port_extras, port_ips, port_json, quotas, security_groups, stdattrs
 from kaon.core.networks import Networks
 from kaon.core.query import fetch_page, where_filters
 from kaon.core.subnets import Subnets
@@ -129,21 +143,11 @@ class Ports:
         return _render_tuples(ordered, _children_of_ids(conn, port_ids), [])
 
     def list(self, ctx: Context, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], bool]:
-        clauses = [] if ctx.is_admin else [self.visible(ctx)]
-        special = {
-            "fixed_ips": _fixed_ips_filter,
-            "ip_address": lambda vals: ports.c.id.in_(
-                select(ip_allocations.c.port_id).where(ip_allocations.c.ip_address.in_(vals))),
-            "subnet_id": lambda vals: ports.c.id.in_(
-                select(ip_allocations.c.port_id).where(ip_allocations.c.subnet_id.in_(vals))),
-            "security_groups": lambda vals: ports.c.id.in_(
-                select(port_security_groups.c.port_id).where(port_security_groups.c.security_group_id.in_(vals))),
-        }
-        clauses.extend(where_filters(q, COLUMNS, special, ports.c.id))
+        clauses = self._list_clauses(ctx, q)
         rows, more = fetch_page(conn, select(*_LIST_COLUMNS).where(*clauses), q, COLUMNS, ports.c.id, ports)
         if not rows:
             return [], more
-        if q.limit is None and not q.tag_filters and not any(key in special for key in q.filters):
+        if q.limit is None and not q.tag_filters and not any(key in _SPECIAL_FILTERS for key in q.filters):
             # Every matching port is on the page: read the children joined
             # to the same selection (one statement, no id lists). (Filters
             # with sub-selects of these tables take the id lists instead.)
@@ -152,6 +156,24 @@ class Ports:
             children = _children_of_ids(conn, [r[0] for r in rows])
         hidden = [a.name for a in PORT.attrs if a.admin_read] if not ctx.is_admin else []
         return _render_tuples(rows, children, hidden), more
+
+    json_keys = staticmethod(port_json.keys_for)
+
+    def list_json(self, ctx: Context, conn: Connection, q: ListQuery,
+                  keys: tuple[str, ...]) -> tuple[list[str], list[str], bool] | None:
+        """:meth:`list` for the HTTP answer: each port's JSON text, built by
+        the database (:mod:`kaon.core.port_json`), with only ``keys``; the
+        ports' ids; whether more follow. None where the database cannot."""
+        if not port_json.supported(conn.dialect.name):
+            return None
+        rows, more = fetch_page(conn, select(ports.c.id, port_json.column(conn.dialect.name, keys))
+                                .where(*self._list_clauses(ctx, q)), q, COLUMNS, ports.c.id, ports)
+        return [r[1] for r in rows], [r[0] for r in rows], more
+
+    def _list_clauses(self, ctx: Context, q: ListQuery) -> list[Any]:
+        clauses = [] if ctx.is_admin else [self.visible(ctx)]
+        clauses.extend(where_filters(q, COLUMNS, _SPECIAL_FILTERS, ports.c.id))
+        return clauses
 
     @staticmethod
     def _render_rows(rows: list[Any], ips: dict[str, list[dict[str, str]]], sgs: dict[str, list[str]],
@@ -506,3 +528,15 @@ def _fixed_ips_filter(values: list[Any]) -> Any:
             col = ip_allocations.c[key].in_(vals)
         clauses.append(ports.c.id.in_(select(ip_allocations.c.port_id).where(col)))
     return and_(*clauses)
+
+
+# List filters that are not columns of ``ports``: sub-selects of its child tables.
+_SPECIAL_FILTERS = {
+    "fixed_ips": _fixed_ips_filter,
+    "ip_address": lambda vals: ports.c.id.in_(
+        select(ip_allocations.c.port_id).where(ip_allocations.c.ip_address.in_(vals))),
+    "subnet_id": lambda vals: ports.c.id.in_(
+        select(ip_allocations.c.port_id).where(ip_allocations.c.subnet_id.in_(vals))),
+    "security_groups": lambda vals: ports.c.id.in_(
+        select(port_security_groups.c.port_id).where(port_security_groups.c.security_group_id.in_(vals))),
+}
