@@ -127,9 +127,14 @@ class Collection:
         return out
 
     def _show(self, ctx: Context, item_id: str, fields: list[str]) -> dict[str, Any]:
+        hidden = attrs.hidden_for(self.resource, ctx.is_admin)
         with read_txn(self.engine) as conn:
+            if hasattr(self.service, "show_json"):
+                text = self.service.show_json(ctx, conn, item_id, self.service.json_keys(hidden, fields))
+                if text is not None:
+                    return {self.resource.name: orjson.Fragment(text)}
             item = self.service.get(ctx, conn, item_id)
-        return {self.resource.name: shape(item, attrs.hidden_for(self.resource, ctx.is_admin), fields)}
+        return {self.resource.name: shape(item, hidden, fields)}
 
     def _may_write(self, ctx: Context, conn: Any, action: str, item_id: str | None = None) -> None:
         """Readers may look, not touch: 403 (after a 404 for what they cannot see)."""

@@ -5,7 +5,8 @@ can move an intent, and after every agent report. One background thread
 compiles; changes that arrive while it runs are folded into the next pass,
 and passes start at most every ``MIN_INTERVAL`` seconds, so a burst of
 writes costs a compile or two, not one each (the first write after a quiet
-spell compiles at once). ``compile_now()`` is the synchronous form
+spell compiles at once); ``IDLE_INTERVAL`` while there is no host at all,
+unless an agent reported. ``compile_now()`` is the synchronous form
 (start-up, tests, ``wait``).
 
 A compile is cheap when it has nothing to do:
@@ -49,6 +50,11 @@ Notify = Callable[[str, dict[str, Any]], None]
 
 # Passes start at most this often while writes keep coming (seconds).
 MIN_INTERVAL = 0.01
+# ... and this often while the last pass found no host at all: nothing
+# consumes intents then, and a pass per burst of API writes took CPU (and
+# the GIL) from the requests themselves. An agent's report, which is how
+# hosts appear, is compiled for without this wait (``mark_dirty(urgent=True)``).
+IDLE_INTERVAL = 0.1
 
 # Anything to compile for? Every host comes from one of these tables: an
 # agent (L3/DHCP sections, VTEPs), a stored intent, a bound port (L2, firewall).
@@ -66,6 +72,8 @@ class Compiler:
         self._stop = threading.Event()
         self._lock = threading.Lock()  # one compile at a time in this process
         self._thread: threading.Thread | None = None
+        self._idle = False  # the last pass found no host
+        self._urgent = False
         self.compiles = 0
 
     def start(self) -> None:
@@ -80,7 +88,9 @@ class Compiler:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def mark_dirty(self) -> None:
+    def mark_dirty(self, urgent: bool = False) -> None:
+        if urgent:
+            self._urgent = True
         self._dirty.set()
 
     def compile_now(self) -> dict[str, int]:
@@ -89,7 +99,8 @@ class Compiler:
             now = utcnow()
             changed: dict[str, int] = {}
             with read_txn(self.engine) as conn:
-                if conn.execute(_ANY_HOST).first() is None:
+                self._idle = conn.execute(_ANY_HOST).first() is None
+                if self._idle:
                     intents, seen = {}, {}
                 else:
                     intents, seen = self._intents(conn), generations.current(conn)
@@ -128,10 +139,12 @@ class Compiler:
             self._dirty.wait()
             if self._stop.is_set():
                 return
-            pause = last + MIN_INTERVAL - time.monotonic()
+            interval = IDLE_INTERVAL if self._idle and not self._urgent else MIN_INTERVAL
+            pause = last + interval - time.monotonic()
             if pause > 0:  # writes keep coming: let them gather
-                time.sleep(pause)
+                self._sleep_unless_urgent(pause)
             self._dirty.clear()
+            self._urgent = False
             last = time.monotonic()
             try:
                 self.compile_now()
@@ -140,6 +153,14 @@ class Compiler:
                 LOG.exception("compile failed; retrying")
                 time.sleep(0.5)
                 self._dirty.set()
+
+    def _sleep_unless_urgent(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._urgent and not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, MIN_INTERVAL))
 
     def wait_converged(self, timeout: float) -> tuple[bool, list[generations.HostState]]:
         """Compile, then wait until every host applied its current generation (or ``timeout``)."""

@@ -49,7 +49,7 @@ class AgentRpc:
     def report_state(self, payload: dict[str, Any]) -> dict[str, Any]:
         with write_txn(self.engine) as conn:
             result = self.agents.report_state(conn, payload.get("report"))
-        self.compiler.mark_dirty()
+        self.compiler.mark_dirty(urgent=True)  # a new agent is a new host: no idle wait
         return {"agent_id": result.agent_id, "status": result.status}
 
     def get_intent(self, payload: dict[str, Any]) -> dict[str, Any]:

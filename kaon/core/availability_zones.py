@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, bindparam, delete, insert, select
 
 from kaon import errors
 from kaon.core.scheduling import DHCP_AGENT, L3_AGENT
@@ -33,25 +33,33 @@ AGENT_OF = {v: k for k, v in RESOURCE_OF.items()}
 _CHUNK = 500
 
 
-def _zones_of(conn: Connection, binding: Any, key: str, agent_col: str, ids: Iterable[str]) -> dict[str, list[str]]:
+def _zones_statement(binding: Any, key: str, agent_col: str) -> Any:
+    # Prebuilt (building a statement costs more than running it).
+    return (select(binding.c[key], agents.c.availability_zone)
+            .join(agents, agents.c.id == binding.c[agent_col])
+            .where(binding.c[key].in_(bindparam("ids", expanding=True)), agents.c.availability_zone.is_not(None),
+                   agents.c.availability_zone != ""))
+
+
+_NETWORK_ZONES = _zones_statement(network_dhcp_agent_bindings, "network_id", "dhcp_agent_id")
+_ROUTER_ZONES = _zones_statement(router_l3_agent_bindings, "router_id", "l3_agent_id")
+
+
+def _zones_of(conn: Connection, stmt: Any, ids: Iterable[str]) -> dict[str, list[str]]:
     ids = list(dict.fromkeys(ids))
     found: dict[str, set[str]] = {i: set() for i in ids}
     for start in range(0, len(ids), _CHUNK):
-        stmt = (select(binding.c[key], agents.c.availability_zone)
-                .join(agents, agents.c.id == binding.c[agent_col])
-                .where(binding.c[key].in_(ids[start:start + _CHUNK]), agents.c.availability_zone.is_not(None),
-                       agents.c.availability_zone != ""))
-        for rid, zone in conn.execute(stmt):
+        for rid, zone in conn.execute(stmt, {"ids": ids[start:start + _CHUNK]}):
             found[rid].add(zone)
     return {rid: sorted(zones) for rid, zones in found.items()}
 
 
 def network_azs(conn: Connection, network_ids: Iterable[str]) -> dict[str, list[str]]:
-    return _zones_of(conn, network_dhcp_agent_bindings, "network_id", "dhcp_agent_id", network_ids)
+    return _zones_of(conn, _NETWORK_ZONES, network_ids)
 
 
 def router_azs(conn: Connection, router_ids: Iterable[str]) -> dict[str, list[str]]:
-    return _zones_of(conn, router_l3_agent_bindings, "router_id", "l3_agent_id", router_ids)
+    return _zones_of(conn, _ROUTER_ZONES, router_ids)
 
 
 def zones(conn: Connection) -> list[dict[str, str]]:

@@ -33,7 +33,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, text, upda
 from kaon import errors
 from kaon.api.context import Context
 from kaon.api.listing import ListQuery
-from kaon.core import quotas, stdattrs
+from kaon.core import stdattrs
 from kaon.core.query import fetch_page, where_filters
 from kaon.db.sg_tables import (
     default_security_group_rules as template,
@@ -88,15 +88,24 @@ def ensure(conn: Connection, project: str) -> str:
                         default=True)
 
 
-def create_group(conn: Connection, project: str, values: dict[str, Any], default: bool = False) -> str:
+def create_group(conn: Connection, project: str, values: dict[str, Any], default: bool = False,
+                 rules: list[dict[str, Any]] | None = None) -> str:
     """Insert a group and its rules from the template (no policy or quota
     checks: the callers do those)."""
+    return str(insert_group(conn, project, values, default, rules)[0]["id"])
+
+
+def insert_group(conn: Connection, project: str, values: dict[str, Any], default: bool = False,
+                 rules: list[dict[str, Any]] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """:func:`create_group`, returning the group row and the rule rows
+    inserted; ``rules``: the template, when the caller read it already."""
     row = stdattrs.new_row(project, values)
     row["stateful"] = values.get("stateful", True)
-    conn.execute(insert(security_groups).values(row))
+    conn.execute(_INSERT_GROUP, row)
     if default:
         conn.execute(insert(default_security_groups).values(project_id=project, security_group_id=row["id"]))
-    for rule in template_rules(conn, default):
+    inserted = []
+    for rule in template_rules(conn, default) if rules is None else [dict(r) for r in rules]:
         remote = rule["remote_group_id"]
         if remote == m.PARENT:
             rule["remote_group_id"] = row["id"]
@@ -105,10 +114,14 @@ def create_group(conn: Connection, project: str, values: dict[str, Any], default
             continue  # the template names a group that is gone
         rule_row = stdattrs.new_row(project, {"description": ""})
         del rule_row["name"]
-        conn.execute(insert(security_group_rules).values(**rule_row, **rule, security_group_id=row["id"]))
-    return row["id"]
+        inserted.append({**rule_row, **rule, "security_group_id": row["id"]})
+    if inserted:
+        conn.execute(_INSERT_RULE, inserted)
+    return row, inserted
 
 
+_INSERT_GROUP = insert(security_groups)
+_INSERT_RULE = insert(security_group_rules)
 _BUMP = update(security_groups).where(security_groups.c.id == bindparam("sg_id")).values(
     revision_number=security_groups.c.revision_number + 1, updated_at=bindparam("now"))
 
@@ -119,14 +132,13 @@ def bump_revision(conn: Connection, sg_id: str) -> None:
 
 
 def template_rules(conn: Connection, default: bool) -> list[dict[str, Any]]:
-    used = template.c.used_in_default_sg if default else template.c.used_in_non_default_sg
-    rows = conn.execute(select(template).where(used.is_(True))
-                        .order_by(template.c.direction, template.c.ethertype, template.c.id)).all()
+    rows = conn.execute(_TEMPLATE[default]).all()
     return [{f: getattr(r, f) for f in RULE_FIELDS} for r in rows]
 
 
-def template_size(conn: Connection, default: bool) -> int:
-    return len(template_rules(conn, default))
+_TEMPLATE = {default: select(template).where(
+    (template.c.used_in_default_sg if default else template.c.used_in_non_default_sg).is_(True))
+    .order_by(template.c.direction, template.c.ethertype, template.c.id) for default in (False, True)}
 
 
 class DefaultRules:
@@ -194,10 +206,3 @@ def render_template_rule(row: Any) -> dict[str, Any]:
         "remote_group_id": row.remote_group_id, "remote_address_group_id": row.remote_address_group_id,
         "used_in_default_sg": row.used_in_default_sg, "used_in_non_default_sg": row.used_in_non_default_sg,
     }
-
-
-def rule_quota_check(conn: Connection, cfg: Any, project: str, default: bool) -> None:
-    """A new (non-default) group's template rules count against the rule quota."""
-    size = template_size(conn, default)
-    if size:
-        quotas.check(conn, cfg, project, "security_group_rule", size)

@@ -12,17 +12,19 @@ reports. kaon has no L3 agent yet to confirm that NAT is in place; when
 one exists it may report the status instead (the column is stored, not
 computed). See docs/design/l3-api.md.
 
-Concurrency: an association locks the router it goes through and checks
-again under the lock, so it cannot slip past a concurrent removal of that
-router's gateway or interface (which lock the same row).
+Concurrency: on PostgreSQL an association locks the router it goes through
+and checks again under the lock, so it cannot slip past a concurrent
+removal of that router's gateway or interface (which lock the same row).
+SQLite lets one write transaction in at a time, so the first read stands.
 """
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import netaddr
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from kaon import errors
 from kaon.api.context import Context
@@ -87,12 +89,7 @@ class FloatingIps:
 
     # -- reads ---------------------------------------------------------
     def fetch_row(self, ctx: Context, conn: Connection, fip_id: str, lock: bool = False) -> Any:
-        stmt = select(floatingips).where(floatingips.c.id == fip_id)
-        if not ctx.is_admin:
-            stmt = stmt.where(floatingips.c.project_id == ctx.project_id)
-        if lock:
-            stmt = stmt.with_for_update()
-        row = conn.execute(stmt).first()
+        row = conn.execute(_FETCH[ctx.is_admin, lock], {"fip_id": fip_id, "project": ctx.project_id}).first()
         if row is None:
             raise FloatingIPNotFound(floatingip_id=fip_id)
         return row
@@ -114,15 +111,15 @@ class FloatingIps:
         rows, more = fetch_page(conn, stmt, q, COLUMNS, floatingips.c.id, floatingips)
         return self._render(conn, rows), more
 
-    def _render(self, conn: Connection, rows: Rows) -> Items:
+    def _render(self, conn: Connection, rows: Rows, fresh: bool = False) -> Items:
+        """Floating IP dicts; ``fresh``: rows just inserted, without tags."""
         if not rows:
             return []
         details: dict[str, dict[str, Any]] = {}
         for chunk in chunks([r.fixed_port_id for r in rows if r.fixed_port_id]):
-            for p in conn.execute(select(ports.c.id, *[ports.c[k] for k in PORT_DETAILS])
-                                  .where(ports.c.id.in_(chunk))):
+            for p in conn.execute(_PORT_DETAILS, {"ids": chunk}):
                 details[p.id] = {k: getattr(p, k) for k in PORT_DETAILS}
-        tag_map = stdattrs.tags_for(conn, [r.id for r in rows])
+        tag_map = {} if fresh else stdattrs.tags_for(conn, [r.id for r in rows])
         return [{
             "id": r.id, "tenant_id": r.project_id, "project_id": r.project_id, "description": r.description,
             "floating_ip_address": r.floating_ip_address, "floating_network_id": r.floating_network_id,
@@ -133,7 +130,15 @@ class FloatingIps:
         } for r in rows]
 
     # -- create / update / delete --------------------------------------
+    def create_item(self, ctx: Context, conn: Connection, values: dict[str, Any]) -> dict[str, Any]:
+        """:meth:`create`, rendered from what was inserted (no read-back)."""
+        row = self._create(ctx, conn, values)
+        return self._render(conn, [SimpleNamespace(**row)], fresh=True)[0]
+
     def create(self, ctx: Context, conn: Connection, values: dict[str, Any]) -> str:
+        return str(self._create(ctx, conn, values)["id"])
+
+    def _create(self, ctx: Context, conn: Connection, values: dict[str, Any]) -> dict[str, Any]:
         require_write(ctx, "create_floatingip")
         if values.get("floating_ip_address") is not None and not (ctx.is_admin or "manager" in ctx.roles):
             raise errors.PolicyNotAuthorized(action="rule:create_floatingip:floating_ip_address")
@@ -158,8 +163,8 @@ class FloatingIps:
                                                    values.get("fixed_ip_address"))
         row.update(fixed_port_id=port, fixed_ip_address=fixed, router_id=router_id,
                    status="ACTIVE" if port else "DOWN")
-        conn.execute(insert(floatingips).values(row))
-        return str(row["id"])
+        conn.execute(_INSERT, row)
+        return row
 
     def _floating_network(self, ctx: Context, conn: Connection, net_id: str) -> str:
         """Visible to the caller and external, with an IPv4 subnet. A network
@@ -168,8 +173,7 @@ class FloatingIps:
         net = self.nets.fetch_row(ctx, conn, net_id)
         if not is_external(conn, net_id):
             raise bad_request(f"Network {net_id} is not a valid external network")
-        if conn.execute(select(subnets.c.id).where(subnets.c.network_id == net_id,
-                                                   subnets.c.ip_version == 4).limit(1)).first() is None:
+        if conn.execute(_V4_SUBNET, {"net_id": net_id}).first() is None:
             raise bad_request(f"Network {net_id} does not contain any IPv4 subnet")
         return str(net.id)
 
@@ -227,10 +231,8 @@ class FloatingIps:
                               "associated with a port on an internal network")
         subnet_id, fixed = _internal_address(port.id, port_ips(conn, port.id), fixed)
         router_id = self._router_for(conn, port.id, subnet_id, fip["floating_network_id"])
-        taken = conn.execute(select(floatingips.c.id).where(
-            floatingips.c.fixed_port_id == port.id, floatingips.c.fixed_ip_address == fixed,
-            floatingips.c.floating_network_id == fip["floating_network_id"],
-            floatingips.c.id != fip["id"])).first()
+        taken = conn.execute(_TAKEN, {"port_id": port.id, "fixed": fixed, "net_id": fip["floating_network_id"],
+                                      "fip_id": fip["id"]}).first()
         if taken is not None:
             raise FloatingIPPortAlreadyAssociated(
                 port_id=port.id, fip_id=fip["id"], floating_ip_address=fip["floating_ip_address"],
@@ -242,9 +244,11 @@ class FloatingIps:
         whose interface is the subnet's gateway, else the first."""
         candidates = _routers_between(conn, subnet_id, ext_net)
         if candidates:
-            gateway_ip = conn.execute(select(subnets.c.gateway_ip).where(subnets.c.id == subnet_id)).scalar()
+            gateway_ip = conn.execute(_GATEWAY_IP, {"subnet_id": subnet_id}).scalar()
             chosen = next((rid for rid, ip in candidates if ip == gateway_ip), candidates[0][0])
-            conn.execute(select(routers.c.id).where(routers.c.id == chosen).with_for_update())
+            if conn.dialect.name == "sqlite":
+                return chosen  # one writer at a time: nothing changed since the read
+            conn.execute(_LOCK_ROUTER, {"router_id": chosen})
             if any(rid == chosen for rid, _ in _routers_between(conn, subnet_id, ext_net)):
                 return chosen
         raise ExternalGatewayForFloatingIPNotFound(subnet_id=subnet_id, external_network_id=ext_net,
@@ -296,12 +300,32 @@ def _internal_address(port_id: str, ips: list[tuple[str, str]], fixed: str | Non
 def _routers_between(conn: Connection, subnet_id: str, ext_net: str) -> list[tuple[str, str]]:
     """(router_id, interface address) of routers with an interface on the
     subnet and a gateway on the external network."""
-    gw = ports.alias("gw")
-    return [(rid, ip) for rid, ip in conn.execute(
-        select(router_ports.c.router_id, ip_allocations.c.ip_address)
-        .join(ip_allocations, ip_allocations.c.port_id == router_ports.c.port_id)
-        .join(routers, routers.c.id == router_ports.c.router_id)
-        .join(gw, gw.c.id == routers.c.gw_port_id)
-        .where(router_ports.c.port_type == INTF_OWNER, ip_allocations.c.subnet_id == subnet_id,
-               gw.c.network_id == ext_net)
-        .order_by(routers.c.created_at, router_ports.c.router_id))]
+    return [(rid, ip) for rid, ip in conn.execute(_ROUTERS_BETWEEN, {"subnet_id": subnet_id, "ext_net": ext_net})]
+
+
+# Prebuilt statements (building one costs more than running it).
+_FETCH = {}
+for _admin in (False, True):
+    for _lock in (False, True):
+        _stmt = select(floatingips).where(floatingips.c.id == bindparam("fip_id"))
+        if not _admin:
+            _stmt = _stmt.where(floatingips.c.project_id == bindparam("project"))
+        _FETCH[_admin, _lock] = _stmt.with_for_update() if _lock else _stmt
+_PORT_DETAILS = select(ports.c.id, *[ports.c[k] for k in PORT_DETAILS]).where(
+    ports.c.id.in_(bindparam("ids", expanding=True)))
+_INSERT = insert(floatingips)
+_V4_SUBNET = select(subnets.c.id).where(subnets.c.network_id == bindparam("net_id"), subnets.c.ip_version == 4).limit(1)
+_TAKEN = select(floatingips.c.id).where(
+    floatingips.c.fixed_port_id == bindparam("port_id"), floatingips.c.fixed_ip_address == bindparam("fixed"),
+    floatingips.c.floating_network_id == bindparam("net_id"), floatingips.c.id != bindparam("fip_id"))
+_GATEWAY_IP = select(subnets.c.gateway_ip).where(subnets.c.id == bindparam("subnet_id"))
+_LOCK_ROUTER = select(routers.c.id).where(routers.c.id == bindparam("router_id")).with_for_update()
+_GW = ports.alias("gw")
+_ROUTERS_BETWEEN = (
+    select(router_ports.c.router_id, ip_allocations.c.ip_address)
+    .join(ip_allocations, ip_allocations.c.port_id == router_ports.c.port_id)
+    .join(routers, routers.c.id == router_ports.c.router_id)
+    .join(_GW, _GW.c.id == routers.c.gw_port_id)
+    .where(router_ports.c.port_type == INTF_OWNER, ip_allocations.c.subnet_id == bindparam("subnet_id"),
+           _GW.c.network_id == bindparam("ext_net"))
+    .order_by(routers.c.created_at, router_ports.c.router_id))

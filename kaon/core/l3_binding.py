@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from kaon.core.routers import GW_OWNER, INTF_OWNER
 from kaon.db.agent_tables import agents, router_l3_agent_bindings
@@ -37,19 +37,11 @@ class RouterPortHosts:
 
     def host_of(self, conn: Connection, router_id: str) -> str:
         """The host of the router's (first) L3 agent; '' when it has none."""
-        host = conn.execute(select(agents.c.host).join(R, R.c.l3_agent_id == agents.c.id)
-                            .where(R.c.router_id == router_id)
-                            .order_by(R.c.binding_index, agents.c.id).limit(1)).scalar()
+        host = conn.execute(_HOST_OF, {"router_id": router_id}).scalar()
         return str(host or "")
 
     def _router_ports(self, conn: Connection, router_id: str) -> list[Any]:
-        # router_ports is the record the L3 code trusts; device_id also
-        # catches a port created a moment before its router_ports row.
-        owned = select(router_ports.c.port_id).where(router_ports.c.router_id == router_id)
-        return list(conn.execute(
-            select(ports.c.id, ports.c.binding_host_id, ports.c.binding_vif_type, ports.c.revision_number)
-            .where(ports.c.device_owner.in_(ROUTER_OWNERS),
-                   (ports.c.id.in_(owned)) | (ports.c.device_id == router_id))).all())
+        return list(conn.execute(_ROUTER_PORTS, {"router_id": router_id}).all())
 
     def sync_router(self, conn: Connection, router_id: str) -> list[str]:
         """Put the router's ports on its agent's host; the ids (re)bound."""
@@ -69,9 +61,29 @@ class RouterPortHosts:
 
     # -- hooks (signatures of the lists they are registered on) ---------
     def port_created(self, conn: Connection, port_id: str) -> None:
-        row = conn.execute(select(ports.c.device_owner, ports.c.device_id).where(ports.c.id == port_id)).first()
-        if row is not None and row.device_owner in ROUTER_OWNERS and row.device_id:
-            self.sync_router(conn, row.device_id)
+        self.ports_created(conn, [port_id])
+
+    def ports_created(self, conn: Connection, port_ids: list[str]) -> None:
+        """After a (bulk) port create: the routers of those that are router ports."""
+        routers: list[str] = []
+        for start in range(0, len(port_ids), 900):
+            for (device_id,) in conn.execute(_ROUTER_PORTS_AMONG, {"ids": port_ids[start : start + 900]}):
+                if device_id and device_id not in routers:
+                    routers.append(device_id)
+        for router_id in routers:
+            self.sync_router(conn, router_id)
 
     def router_changed(self, conn: Connection, router_id: str, *_: Any) -> None:
         self.sync_router(conn, router_id)
+
+
+_ROUTER_PORTS_AMONG = select(ports.c.device_id).where(ports.c.id.in_(bindparam("ids", expanding=True)),
+                                                      ports.c.device_owner.in_(ROUTER_OWNERS))
+_HOST_OF = (select(agents.c.host).join(R, R.c.l3_agent_id == agents.c.id)
+            .where(R.c.router_id == bindparam("router_id")).order_by(R.c.binding_index, agents.c.id).limit(1))
+# router_ports is the record the L3 code trusts; device_id also catches a
+# port created a moment before its router_ports row.
+_ROUTER_PORTS = select(ports.c.id, ports.c.binding_host_id, ports.c.binding_vif_type, ports.c.revision_number).where(
+    ports.c.device_owner.in_(ROUTER_OWNERS),
+    ports.c.id.in_(select(router_ports.c.port_id).where(router_ports.c.router_id == bindparam("router_id")))
+    | (ports.c.device_id == bindparam("router_id")))

@@ -18,7 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import lru_cache
 
-from sqlalchemy import literal_column
+from sqlalchemy import bindparam, literal_column, or_, select
+
+from kaon.db.core_tables import networks, ports
 
 # Attribute -> (SQLite expression, PostgreSQL expression), in the order of _render_tuples.
 # Timestamps are stored as 'YYYY-MM-DD HH:MM:SS[.ffffff]' and shown to the second.
@@ -101,3 +103,15 @@ def column(dialect: str, keys: tuple[str, ...]) -> object:
 
 def supported(dialect: str) -> bool:
     return dialect in DIALECTS
+
+
+@lru_cache(maxsize=64)
+def show_statement(dialect: str, keys: tuple[str, ...], admin: bool) -> object:
+    """One port's JSON text by ``:port_id``; for others than admins, only if
+    ``:project`` owns it or its network (as :meth:`Ports.fetch_row`)."""
+    stmt = select(column(dialect, keys)).select_from(ports).where(ports.c.id == bindparam("port_id"))
+    if not admin:
+        project = bindparam("project")
+        stmt = stmt.where(or_(ports.c.project_id == project, ports.c.network_id.in_(
+            select(networks.c.id).where(networks.c.project_id == project))))
+    return stmt

@@ -170,6 +170,18 @@ class Ports:
                                 .where(*self._list_clauses(ctx, q)), q, COLUMNS, ports.c.id, ports)
         return [r[1] for r in rows], [r[0] for r in rows], more
 
+    def show_json(self, ctx: Context, conn: Connection, port_id: str, keys: tuple[str, ...]) -> str | None:
+        """:meth:`get` for the HTTP answer: the port's JSON text built by the
+        database, one statement (PortNotFound when not visible); None where
+        the database cannot."""
+        if not port_json.supported(conn.dialect.name):
+            return None
+        stmt = port_json.show_statement(conn.dialect.name, keys, ctx.is_admin)
+        text = conn.execute(stmt, {"port_id": port_id, "project": ctx.project_id}).scalar()
+        if text is None:
+            raise errors.PortNotFound(port_id=port_id)
+        return str(text)
+
     def _list_clauses(self, ctx: Context, q: ListQuery) -> list[Any]:
         clauses = [] if ctx.is_admin else [self.visible(ctx)]
         clauses.extend(where_filters(q, COLUMNS, _SPECIAL_FILTERS, ports.c.id))

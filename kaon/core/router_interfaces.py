@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import netaddr
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from kaon import errors
 from kaon.api.context import Context
@@ -87,7 +87,7 @@ class RouterInterfaces:
         port_id = service_port(self.ports, conn, router.project_id, {
             "network_id": subnet.network_id, "fixed_ips": [fixed], "device_id": router.id,
             "device_owner": INTF_OWNER, "admin_state_up": True})
-        conn.execute(insert(router_ports).values(port_id=port_id, router_id=router.id, port_type=INTF_OWNER))
+        conn.execute(_INSERT_ROUTER_PORT, {"port_id": port_id, "router_id": router.id, "port_type": INTF_OWNER})
         return self._port(conn, port_id), [subnet]
 
     def _add_by_port(self, ctx: Context, conn: Connection, router: Any, port_id: str) -> tuple[Any, list[Any]]:
@@ -124,7 +124,7 @@ class RouterInterfaces:
 
     @staticmethod
     def _port(conn: Connection, port_id: str) -> Any:
-        return conn.execute(select(ports).where(ports.c.id == port_id)).one()
+        return conn.execute(_PORT_ROW, {"port_id": port_id}).one()
 
     # -- remove --------------------------------------------------------
     def remove(self, ctx: Context, conn: Connection, router_id: str, body: Any) -> dict[str, Any]:
@@ -214,3 +214,7 @@ def _info(router_id: str, port: Any, subnet_id: str, subnet_ids: list[str]) -> d
     return {"id": router_id, "tenant_id": port.project_id, "project_id": port.project_id, "port_id": port.id,
             "network_id": port.network_id, "subnet_id": subnet_id, "subnet_ids": subnet_ids}
 
+
+# Prebuilt statements (building one costs more than running it).
+_INSERT_ROUTER_PORT = insert(router_ports)
+_PORT_ROW = select(ports).where(ports.c.id == bindparam("port_id"))

@@ -71,8 +71,7 @@ def chunks(ids: list[str]) -> Iterator[list[str]]:
 
 
 def is_external(conn: Connection, net_id: str) -> bool:
-    return conn.execute(select(network_rbacs.c.id).where(
-        network_rbacs.c.object_id == net_id, network_rbacs.c.action == EXTERNAL).limit(1)).first() is not None
+    return conn.execute(_IS_EXTERNAL, {"net_id": net_id}).first() is not None
 
 
 def service_port(ports_service: Ports, conn: Connection, project: str, values: dict[str, Any]) -> str:
@@ -84,8 +83,7 @@ def service_port(ports_service: Ports, conn: Connection, project: str, values: d
 
 def port_ips(conn: Connection, port_id: str) -> list[tuple[str, str]]:
     """(subnet_id, ip_address) of a port."""
-    return [(s, ip) for s, ip in conn.execute(select(ip_allocations.c.subnet_id, ip_allocations.c.ip_address)
-                                              .where(ip_allocations.c.port_id == port_id))]
+    return [(s, ip) for s, ip in conn.execute(_PORT_IPS, {"port_id": port_id})]
 
 
 # A service's ``list`` method shadows the builtin in annotations inside its
@@ -98,6 +96,10 @@ Nets = list[netaddr.IPNetwork]
 
 
 # Prebuilt statements (building one costs more than running it).
+_IS_EXTERNAL = select(network_rbacs.c.id).where(
+    network_rbacs.c.object_id == bindparam("net_id"), network_rbacs.c.action == EXTERNAL).limit(1)
+_PORT_IPS = select(ip_allocations.c.subnet_id, ip_allocations.c.ip_address).where(
+    ip_allocations.c.port_id == bindparam("port_id"))
 _BY_ID = select(routers).where(routers.c.id == bindparam("router_id"))
 _OWN = _BY_ID.where(routers.c.project_id == bindparam("project"))
 _FETCH = {(True, False): _BY_ID, (True, True): _BY_ID.with_for_update(),
@@ -105,6 +107,18 @@ _FETCH = {(True, False): _BY_ID, (True, True): _BY_ID.with_for_update(),
 _GW_NETS = select(ports.c.id, ports.c.network_id).where(ports.c.id.in_(bindparam("ids", expanding=True)))
 _GW_IPS = select(ip_allocations.c.port_id, ip_allocations.c.subnet_id, ip_allocations.c.ip_address).where(
     ip_allocations.c.port_id.in_(bindparam("ids", expanding=True)))
+_INSERT = insert(routers)
+_UPDATE = update(routers).where(routers.c.id == bindparam("r_id"))  # SET: the parameters' other keys
+_PORT_ROW = select(ports).where(ports.c.id == bindparam("port_id"))
+_GATEWAYS = select(subnets.c.gateway_ip).where(subnets.c.network_id == bindparam("net_id"),
+                                               subnets.c.gateway_ip.is_not(None))
+_SUBNETS = select(subnets).where(subnets.c.network_id == bindparam("net_id"))
+_INSERT_ROUTER_PORT = insert(router_ports)
+_ROUTER_SUBNETS = (select(ip_allocations.c.subnet_id, ports.c.device_owner)
+                   .join(ports, ports.c.id == ip_allocations.c.port_id)
+                   .join(router_ports, router_ports.c.port_id == ports.c.id)
+                   .where(router_ports.c.router_id == bindparam("router_id")))
+_CIDRS = select(subnets.c.id, subnets.c.cidr).where(subnets.c.id.in_(bindparam("ids", expanding=True)))
 _ROUTES = select(router_routes.c.router_id, router_routes.c.destination, router_routes.c.nexthop).where(
     router_routes.c.router_id.in_(bindparam("ids", expanding=True))).order_by(
     router_routes.c.destination, router_routes.c.nexthop)
@@ -190,7 +204,7 @@ class Routers:
         row = stdattrs.new_row(project, values)
         row.update(admin_state_up=values["admin_state_up"], status="ACTIVE", gw_port_id=None,
                    enable_snat=self.cfg.default.enable_snat_by_default)
-        conn.execute(insert(routers).values(row))
+        conn.execute(_INSERT, row)
         if info is not None:
             self._set_gateway(ctx, conn, self.fetch_row(Context.admin(), conn, row["id"]), info)
         for hook in self.create_hooks:
@@ -208,12 +222,11 @@ class Routers:
         if "routes" in changes:
             self._set_routes(conn, row, changes["routes"])
         plain: dict[str, Any] = {k: changes[k] for k in ("name", "description", "admin_state_up") if k in changes}
-        conn.execute(update(routers).where(routers.c.id == router_id).values(
-            stdattrs.bump(plain, row.revision_number)))
+        conn.execute(_UPDATE, {"r_id": router_id, **stdattrs.bump(plain, row.revision_number)})
 
     def touch(self, conn: Connection, row: Any) -> None:
         """A change through an action (interfaces, routes) is a change of the router."""
-        conn.execute(update(routers).where(routers.c.id == row.id).values(stdattrs.bump({}, row.revision_number)))
+        conn.execute(_UPDATE, {"r_id": row.id, **stdattrs.bump({}, row.revision_number)})
         for hook in self.change_hooks:
             hook(conn, row.id)
 
@@ -235,7 +248,7 @@ class Routers:
     def _gateway_port(self, conn: Connection, router: Any) -> Any:
         if not router.gw_port_id:
             return None
-        return conn.execute(select(ports).where(ports.c.id == router.gw_port_id)).first()
+        return conn.execute(_PORT_ROW, {"port_id": router.gw_port_id}).first()
 
     def _set_gateway(self, ctx: Context, conn: Connection, router: Any, info: dict[str, Any] | None) -> None:
         """Neutron's _update_router_gw_info: same network and new addresses
@@ -244,7 +257,7 @@ class Routers:
         ext_ips = info.get("external_fixed_ips") if info else None
         net_id = self._gateway_network(ctx, conn, info["network_id"], ext_ips) if info else None
         snat = info["enable_snat"] if info and "enable_snat" in info else self.cfg.default.enable_snat_by_default
-        conn.execute(update(routers).where(routers.c.id == router.id).values(enable_snat=snat))
+        conn.execute(_UPDATE, {"r_id": router.id, "enable_snat": snat})
         gw = self._gateway_port(conn, router)
         if gw is not None and gw.network_id == net_id:
             if ext_ips and _addresses_changed(port_ips(conn, gw.id), ext_ips):
@@ -260,8 +273,7 @@ class Routers:
         net = self.nets.fetch_row(ctx, conn, net_id)
         if not is_external(conn, net.id):
             raise bad_request(f"Network {net.id} is not an external network")
-        gateways = set(conn.execute(select(subnets.c.gateway_ip).where(
-            subnets.c.network_id == net.id, subnets.c.gateway_ip.is_not(None))).scalars())
+        gateways = set(conn.execute(_GATEWAYS, {"net_id": net.id}).scalars())
         for ext_ip in ext_ips or []:
             if ext_ip.get("ip_address") in gateways:
                 raise bad_request(f"External IP {ext_ip['ip_address']} is the same as the gateway IP")
@@ -269,15 +281,15 @@ class Routers:
 
     def _add_gateway(self, conn: Connection, router: Any, net_id: str,
                      ext_ips: Routes | None) -> None:
-        subs = [*conn.execute(select(subnets).where(subnets.c.network_id == net_id)).all()]
+        subs = [*conn.execute(_SUBNETS, {"net_id": net_id}).all()]
         self.check_subnets(conn, router.id, subs, include_gateway=True)
         values: dict[str, Any] = {"network_id": net_id, "device_id": router.id, "device_owner": GW_OWNER,
                                   "admin_state_up": True}
         if ext_ips:
             values["fixed_ips"] = ext_ips
         port_id = service_port(self.ports, conn, "", values)
-        conn.execute(insert(router_ports).values(port_id=port_id, router_id=router.id, port_type=GW_OWNER))
-        conn.execute(update(routers).where(routers.c.id == router.id).values(gw_port_id=port_id))
+        conn.execute(_INSERT_ROUTER_PORT, {"port_id": port_id, "router_id": router.id, "port_type": GW_OWNER})
+        conn.execute(_UPDATE, {"r_id": router.id, "gw_port_id": port_id})
 
     def _remove_gateway(self, conn: Connection, router: Any, gw: Any) -> None:
         in_use = conn.execute(select(floatingips.c.id).where(floatingips.c.router_id == router.id).limit(1)).first()
@@ -293,18 +305,14 @@ class Routers:
         may not overlap."""
         new_ids = {s.id for s in new_subnets}
         compare: Ids = []
-        for sid, owner in conn.execute(
-                select(ip_allocations.c.subnet_id, ports.c.device_owner)
-                .join(ports, ports.c.id == ip_allocations.c.port_id)
-                .join(router_ports, router_ports.c.port_id == ports.c.id)
-                .where(router_ports.c.router_id == router_id)):
+        for sid, owner in conn.execute(_ROUTER_SUBNETS, {"router_id": router_id}):
             if sid in new_ids:
                 raise bad_request(f"Router already has a port on subnet {sid}")
             if include_gateway == (owner == GW_OWNER):
                 compare.append(sid)
         if not compare:
             return
-        for old in conn.execute(select(subnets.c.id, subnets.c.cidr).where(subnets.c.id.in_(compare))):
+        for old in conn.execute(_CIDRS, {"ids": compare}):
             old_net = netaddr.IPNetwork(old.cidr)
             for new in new_subnets:
                 new_net = netaddr.IPNetwork(new.cidr)

@@ -23,6 +23,7 @@ Port rules (``port_security`` / ``security-group`` extensions):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, exists, or_, select, update
@@ -32,7 +33,7 @@ from kaon.api.context import Context
 from kaon.api.listing import ListQuery
 from kaon.core import default_sg, quotas, stdattrs
 from kaon.core.query import fetch_page, where_filters
-from kaon.core.sg_rules import render_rules
+from kaon.core.sg_rules import render_rule, render_rules
 from kaon.db.core_tables import port_security_groups
 from kaon.db.sg_tables import (
     default_security_groups,
@@ -152,11 +153,23 @@ class SecurityGroups:
 
     # -- writes --------------------------------------------------------
     def create(self, ctx: Context, conn: Connection, values: dict[str, Any]) -> str:
+        return str(self.create_item(ctx, conn, values)["id"])
+
+    def create_item(self, ctx: Context, conn: Connection, values: dict[str, Any]) -> dict[str, Any]:
+        """Create a group (and its template rules); the group as :meth:`get`
+        would show it, rendered from what was inserted: a new group has no
+        tags, is shared with nobody and is not a default group."""
         project = stdattrs.owner_project(ctx, values)
         quotas.check(conn, self.cfg, project, "security_group", 1)
         default_sg.ensure(conn, project)
-        default_sg.rule_quota_check(conn, self.cfg, project, default=False)
-        return default_sg.create_group(conn, project, values)
+        template = default_sg.template_rules(conn, default=False)
+        if template:  # the new group's own rules count against the rule quota
+            quotas.check(conn, self.cfg, project, "security_group_rule", len(template))
+        row, rules = default_sg.insert_group(conn, project, values, rules=template)
+        item = stdattrs.render(SimpleNamespace(**row), [])
+        item.update(stateful=row["stateful"], shared=False,
+                    security_group_rules=[render_rule(r, False) for r in rules])
+        return item
 
     def update(self, ctx: Context, conn: Connection, sg_id: str, changes: dict[str, Any],
                check: Any = None) -> None:

@@ -55,10 +55,10 @@ def render_rules(conn: Connection, rows: Sequence[Any]) -> Items:
     for start in range(0, len(group_ids), 900):
         defaults.update(conn.execute(select(default_security_groups.c.security_group_id).where(
             default_security_groups.c.security_group_id.in_(group_ids[start : start + 900]))).scalars())
-    return [_render(r._mapping, r.security_group_id in defaults) for r in rows]
+    return [render_rule(r._mapping, r.security_group_id in defaults) for r in rows]
 
 
-def _render(r: Any, default: bool) -> dict[str, Any]:
+def render_rule(r: Any, default: bool) -> dict[str, Any]:
     """One rule from its row (a mapping of its columns)."""
     return {
         "id": r["id"], "tenant_id": r["project_id"], "project_id": r["project_id"],
@@ -129,7 +129,7 @@ class SecurityGroupRules:
         full = {**row, **rule, "security_group_id": group.id}
         conn.execute(_INSERT, full)
         default_sg.bump_revision(conn, group.id)
-        return _render(full, bool(group.is_default))
+        return render_rule(full, bool(group.is_default))
 
     @staticmethod
     def _check_duplicate(conn: Connection, sg_id: str, rule: dict[str, Any]) -> None:

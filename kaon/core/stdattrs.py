@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, bindparam, delete, select
 
 from kaon.api.context import Context
 from kaon.db.core_tables import tags
@@ -75,6 +75,9 @@ def render(row: Any, tag_list: list[str]) -> dict[str, Any]:
     }
 
 
+_TAGS_OF = select(tags.c.resource_id, tags.c.tag).where(tags.c.resource_id.in_(bindparam("ids", expanding=True)))
+
+
 def tags_for(conn: Connection, ids: Iterable[str]) -> dict[str, list[str]]:
     ids = list(ids)
     out: dict[str, list[str]] = {}
@@ -83,9 +86,7 @@ def tags_for(conn: Connection, ids: Iterable[str]) -> dict[str, list[str]]:
     # A short IN list per batch keeps SQLite under its variable limit.
     for start in range(0, len(ids), 900):
         chunk = ids[start : start + 900]
-        for rid, tag in conn.execute(
-            select(tags.c.resource_id, tags.c.tag).where(tags.c.resource_id.in_(chunk))
-        ):
+        for rid, tag in conn.execute(_TAGS_OF, {"ids": chunk}):
             out.setdefault(rid, []).append(tag)
     for lst in out.values():
         lst.sort()

@@ -24,6 +24,9 @@ from sqlalchemy.pool import StaticPool
 JSON_ARGS = {"json_serializer": lambda obj: orjson.dumps(obj).decode(), "json_deserializer": orjson.loads}
 
 
+BEGIN = {"DEFERRED": "BEGIN DEFERRED", "IMMEDIATE": "BEGIN IMMEDIATE"}
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
@@ -52,8 +55,9 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn):  # type: ignore[no-untyped-def]
-        mode = conn.info.get("kaon_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        # Straight to the driver: SQLAlchemy's exec_driver_sql costs ~70 µs
+        # a call here, and every request begins a transaction.
+        conn.connection.driver_connection.execute(BEGIN[conn.info.get("kaon_begin", "DEFERRED")])
 
     return engine
 

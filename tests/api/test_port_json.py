@@ -109,3 +109,28 @@ def test_database_json_values(core_api: Api, project: str, varied: dict[str, Any
     assert bare["binding:failure_reason"] == "host nowhere has no live agent"
     assert bare["admin_state_up"] is False and bare["port_security_enabled"] is False
     assert full["admin_state_up"] is True and bare["name"] == "" and bare["tags"] == []
+
+
+@pytest.mark.parametrize("roles", ["admin", "member"])
+@pytest.mark.parametrize("fields", [[], ["fixed_ips", "id", "fixed_ips", "binding:profile", "nonsense"]])
+def test_database_json_show_equals_the_dict_path(core_api: Api, project: str, varied: dict[str, Any],
+                                                 roles: str, fields: list[str]) -> None:
+    caller = core_api.admin(project) if roles == "admin" else core_api.member(project)
+    ctx = Context(user_id="u", project_id=project,
+                  roles=frozenset({"admin", "member", "reader"} if roles == "admin" else {"member", "reader"}))
+    services = core_api.app.app.state.services
+    keys = port_json.keys_for(attrs.hidden_for(PORT, ctx.is_admin), fields)
+    for port_id in varied["ports"]:
+        r = caller.get(f"/v2.0/ports/{port_id}", params=[("fields", f) for f in fields])
+        assert r.status_code == 200, r.text
+        with read_txn(core_api.engine) as conn:
+            item = services.ports.get(ctx, conn, port_id)
+        want = {k: item[k] for k in keys}
+        assert r.json()["port"] == want
+        assert list(r.json()["port"]) == list(want)
+
+
+def test_database_json_show_is_not_found_for_others(core_api: Api, project: str, varied: dict[str, Any]) -> None:
+    other = core_api.member(f"{project}-other")
+    r = other.get(f"/v2.0/ports/{varied['ports'][0]}")
+    assert r.status_code == 404 and r.json()["NeutronError"]["type"] == "PortNotFound"
