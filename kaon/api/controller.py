@@ -149,6 +149,7 @@ class Collection:
         bulk = self._is_bulk(payload)
         items = attrs.unwrap(self.resource, payload)
         values = [attrs.check_post(self.resource, item, ctx.is_admin) for item in items]
+        hidden = attrs.hidden_for(self.resource, ctx.is_admin)
         with write_txn(self.engine) as conn:
             if len(values) == 1 and hasattr(self.service, "create_item"):
                 # The service renders what it inserted: no read-back.
@@ -158,24 +159,43 @@ class Collection:
                     ids = self.service.create_many(ctx, conn, values)
                 else:
                     ids = [self.service.create(ctx, conn, v) for v in values]
-                if len(ids) > 1 and hasattr(self.service, "get_many"):
-                    created = self.service.get_many(conn, ids)
-                else:
-                    created = [self.service.get(Context.admin(ctx.project_id), conn, i) for i in ids]
+                if not bulk:
+                    text = self._read_back_json(ctx, conn, ids[0], hidden)
+                    if text is not None:
+                        self._changed()
+                        return {self.resource.name: text}
+                if bulk and hasattr(self.service, "many_json"):
+                    texts = self.service.many_json(conn, ids, self.service.json_keys(hidden, []))
+                    if texts is not None:
+                        self._changed()
+                        return {self.resource.collection: [orjson.Fragment(t) for t in texts]}
+                created = [self.service.get(Context.admin(ctx.project_id), conn, i) for i in ids]
         self._changed()
-        hidden = attrs.hidden_for(self.resource, ctx.is_admin)
         if bulk:
             return {self.resource.collection: [shape(c, hidden, []) for c in created]}
         return {self.resource.name: shape(created[0], hidden, [])}
 
     def _update(self, ctx: Context, item_id: str, payload: Any, if_match: str | None) -> dict[str, Any]:
         changes = attrs.check_put(self.resource, payload, ctx.is_admin)
+        hidden = attrs.hidden_for(self.resource, ctx.is_admin)
         with write_txn(self.engine) as conn:
             self._may_write(ctx, conn, "update", item_id)
             self.service.update(ctx, conn, item_id, changes, lambda rev: check_revision(rev, if_match))
-            item = self.service.get(Context.admin(ctx.project_id), conn, item_id)
+            text = self._read_back_json(ctx, conn, item_id, hidden)
+            item = self.service.get(Context.admin(ctx.project_id), conn, item_id) if text is None else None
         self._changed()
-        return {self.resource.name: shape(item, attrs.hidden_for(self.resource, ctx.is_admin), [])}
+        if text is not None:
+            return {self.resource.name: text}
+        return {self.resource.name: shape(item, hidden, [])}
+
+    def _read_back_json(self, ctx: Context, conn: Any, item_id: str, hidden: frozenset[str]) -> Any:
+        """What was just written, as the database renders it (one statement),
+        for services that can (ports); else None."""
+        if not hasattr(self.service, "show_json"):
+            return None
+        text = self.service.show_json(Context.admin(ctx.project_id), conn, item_id,
+                                      self.service.json_keys(hidden, []))
+        return None if text is None else orjson.Fragment(text)
 
     def _delete(self, ctx: Context, item_id: str, if_match: str | None) -> None:
         with write_txn(self.engine) as conn:

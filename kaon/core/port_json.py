@@ -115,3 +115,9 @@ def show_statement(dialect: str, keys: tuple[str, ...], admin: bool) -> object:
         stmt = stmt.where(or_(ports.c.project_id == project, ports.c.network_id.in_(
             select(networks.c.id).where(networks.c.project_id == project))))
     return stmt
+
+
+@lru_cache(maxsize=64)
+def many_statement(dialect: str, keys: tuple[str, ...]) -> object:
+    """(id, JSON text) of the ports in ``:ids`` (expanding), as an admin sees them."""
+    return select(ports.c.id, column(dialect, keys)).where(ports.c.id.in_(bindparam("ids", expanding=True)))

@@ -134,3 +134,23 @@ def test_database_json_show_is_not_found_for_others(core_api: Api, project: str,
     other = core_api.member(f"{project}-other")
     r = other.get(f"/v2.0/ports/{varied['ports'][0]}")
     assert r.status_code == 404 and r.json()["NeutronError"]["type"] == "PortNotFound"
+
+
+@pytest.mark.parametrize("roles", ["admin", "member"])
+def test_bulk_create_and_update_answers_are_what_show_shows(core_api: Api, project: str, varied: dict[str, Any],
+                                                            roles: str) -> None:
+    """Create (one and bulk) and update answer with the database's JSON of what they wrote."""
+    caller = core_api.admin(project) if roles == "admin" else core_api.member(project)
+    net = varied["net"]["id"]
+    r = caller.post("/v2.0/ports", json={"ports": [{"network_id": net, "name": f"b{i}"} for i in range(3)]})
+    assert r.status_code == 201, r.text
+    made = r.json()["ports"]
+    assert [p["name"] for p in made] == ["b0", "b1", "b2"]
+    for port in made:
+        assert port == caller.show("ports", port["id"])
+    one = caller.port(net, name="one")
+    assert one == caller.show("ports", one["id"])
+    changed = caller.update("ports", one["id"], name="renamed")
+    assert changed == caller.show("ports", one["id"])
+    assert changed["name"] == "renamed" and changed["revision_number"] == one["revision_number"] + 1
+    assert ("binding:vif_type" in changed) == (roles == "admin")
