@@ -7,6 +7,10 @@ of a shared machine hits both alike), median Gbit/s of ``--runs`` runs of ``--se
 2. VM to outside through SNAT (VM on h2 behind a router on h1 -> 192.168.100.1);
 3. item 1 with 1,000 security-group rules on the receiving VM's port;
 
+when kaon's agents enforce security groups, each of 1-3 is also run against the same hand-built
+topology with a minimal stateful firewall written by hand (``Baseline.firewall``): what any
+conntrack-based security group costs on a Linux bridge, as opposed to what kaon's ruleset costs;
+
 and, kaon only: 4. the wall time of one busybox udhcpc run (discover -> bound) in a lab VM;
 5. the time from ``PUT /v2.0/floatingips/{id}`` with ``port_id`` until the outside's ping
 (every 10 ms, ``-W 0.1``) gets its first reply from the VM.
@@ -123,6 +127,29 @@ class Baseline:
                     "  type nat hook postrouting priority srcnat; policy accept;\n"
                     '  ip saddr 10.0.0.0/24 oifname "qg-r1" snat to 192.168.100.10\n }\n}\n')
 
+    def firewall(self, on: bool) -> None:
+        """A stateful firewall written by hand in both host namespaces, or none.
+
+        What any conntrack-based security group needs on a Linux bridge,
+        and nothing more: br_netfilter hands bridged IPv4 to an inet
+        ``forward`` chain; replies (``ct state established,related``) pass,
+        ``invalid`` drops, new flows pass if they go to a VM port and match
+        an allowed protocol (tcp, icmp: the benchmark group's rules), or come
+        from one; the rest drops. No anti-spoofing, no zones, no sets."""
+        for host in ("h1", "h2"):
+            ns = f"{self.prefix}{host}"
+            script = "table inet handfw {}\ndelete table inet handfw\n"
+            if on:
+                script += (
+                    "table inet handfw {\n chain forward {\n"
+                    "  type filter hook forward priority 0; policy accept;\n"
+                    "  ct state established,related accept\n  ct state invalid drop\n"
+                    '  oifname "brq-net1" ip daddr { 10.0.0.11, 10.0.0.12 } meta l4proto { tcp, icmp } accept\n'
+                    '  iifname "brq-net1" ip saddr { 10.0.0.11, 10.0.0.12 } accept\n'
+                    '  iifname "brq-net1" ip daddr { 10.0.0.11, 10.0.0.12 } drop\n'
+                    " }\n}\n")
+            nft.run(ns, script)
+
     def close(self) -> None:
         for ns in reversed(self.made):
             run("ip", "netns", "delete", ns, check=False)
@@ -141,14 +168,20 @@ def iperf_client(ns: str, address: str, seconds: int) -> float:
     raise RuntimeError(f"iperf3 from {ns} to {address}: {r.stdout[-500:]} {r.stderr[-500:]}")
 
 
-def measure(paths: dict[str, tuple[str, str, str]], runs: int, seconds: int) -> dict[str, list[float]]:
-    """paths: name -> (server ns, client ns, server address); runs alternate between the paths."""
+def measure(paths: dict[str, tuple[str, str, str]], runs: int, seconds: int,
+            before: dict[str, Any] | None = None) -> dict[str, list[float]]:
+    """paths: name -> (server ns, client ns, server address); runs alternate between the paths.
+    ``before``: name -> a callable run before each of that path's runs (two names may share a
+    topology and differ in what is set up on it)."""
     servers = [subprocess.Popen(["ip", "netns", "exec", srv, "iperf3", "-s", "-p", str(PORT)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for srv, _, _ in paths.values()]
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               for srv in dict.fromkeys(srv for srv, _, _ in paths.values())]
     try:
         results: dict[str, list[float]] = {name: [] for name in paths}
         for _ in range(runs):
             for name, (_, client, address) in paths.items():
+                if before and name in before:
+                    before[name]()
                 results[name].append(iperf_client(client, address, seconds))
         return results
     finally:
@@ -161,7 +194,12 @@ def report(label: str, res: dict[str, list[float]], note: str = "") -> str:
     kaon, base = statistics.median(res["kaon"]), statistics.median(res["baseline"])
     runs = lambda v: " ".join(f"{x:.2f}" for x in v)  # noqa: E731
     line = (f"{label}: kaon {kaon:.2f} Gbit/s [{runs(res['kaon'])}] | baseline {base:.2f} Gbit/s "
-            f"[{runs(res['baseline'])}] | kaon/baseline {kaon / base:.0%} (target >= 95%){note}")
+            f"[{runs(res['baseline'])}] | kaon/baseline {kaon / base:.0%} (target >= 95%)")
+    if "baseline+fw" in res:
+        fw = statistics.median(res["baseline+fw"])
+        line += (f" | baseline with a hand-written stateful firewall {fw:.2f} Gbit/s "
+                 f"[{runs(res['baseline+fw'])}] ({fw / base:.0%} of baseline) | kaon/that {kaon / fw:.0%}")
+    line += note
     print(line, flush=True)
     return line
 
@@ -297,16 +335,22 @@ def bench(s: Stack, base: Baseline, args: argparse.Namespace) -> list[str]:
                                                    check=False).returncode == 0, 10)
     vxlan = {"kaon": (vm_ns["a2"], vm_ns["a1"], VM2), "baseline": (b["vm2"], b["vm1"], VM2)}
     snat = {"kaon": (s.lab.names.outside, vm_ns["a2"], OUTSIDE), "baseline": (b["out"], b["vm2"], OUTSIDE)}
-    lines = [report("1. VM-to-VM across VXLAN (h1 -> h2)", measure(vxlan, args.runs, args.seconds)),
+    before = None
+    if firewall_evidence(s):
+        # kaon filters: also measure the baseline with the least a stateful firewall needs.
+        vxlan["baseline+fw"], snat["baseline+fw"] = vxlan["baseline"], snat["baseline"]
+        before = {"baseline": lambda: base.firewall(False), "baseline+fw": lambda: base.firewall(True)}
+    lines = [report("1. VM-to-VM across VXLAN (h1 -> h2)", measure(vxlan, args.runs, args.seconds, before)),
              report("2. VM to outside through SNAT (h2 -> router on h1 -> outside)",
-                    measure(snat, args.runs, args.seconds))]
+                    measure(snat, args.runs, args.seconds, before))]
     lease = dhcp_times(s, "d1", args.samples)
     fip = fip_times(s, topo["ext"]["id"], topo["vms"]["a2"]["port_id"], args.samples)
     converge = apply_rules(s, topo["vms"]["a2"]["port_id"], args.rules)
     evidence = firewall_evidence(s)
     note = f" ({evidence})" if evidence else " (security groups not enforced by this build)"
     lines.append(report(f"3. item 1 with {args.rules} SG rules on the receiving port (set + converged in "
-                        f"{converge:.2f} s)", measure(vxlan, args.runs, args.seconds), note))
+                        f"{converge:.2f} s)", measure(vxlan, args.runs, args.seconds, before), note))
+    base.firewall(False)
     for line in (f"4. DHCP lease, one udhcpc run discover -> bound in a lab VM on h2 (dnsmasq on h1): {ms(lease)}",
                  f"5. PUT floatingip port_id -> first ping reply from the outside: {ms(fip)}"):
         print(line, flush=True)

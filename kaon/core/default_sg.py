@@ -35,6 +35,7 @@ from kaon.api.context import Context
 from kaon.api.listing import ListQuery
 from kaon.core import stdattrs
 from kaon.core.query import fetch_page, where_filters
+from kaon.db.fast_insert import FastInsert
 from kaon.db.sg_tables import (
     default_security_group_rules as template,
 )
@@ -101,7 +102,7 @@ def insert_group(conn: Connection, project: str, values: dict[str, Any], default
     inserted; ``rules``: the template, when the caller read it already."""
     row = stdattrs.new_row(project, values)
     row["stateful"] = values.get("stateful", True)
-    conn.execute(_INSERT_GROUP, row)
+    _INSERT_GROUP.run(conn, row)
     if default:
         conn.execute(insert(default_security_groups).values(project_id=project, security_group_id=row["id"]))
     inserted = []
@@ -115,13 +116,13 @@ def insert_group(conn: Connection, project: str, values: dict[str, Any], default
         rule_row = stdattrs.new_row(project, {"description": ""})
         del rule_row["name"]
         inserted.append({**rule_row, **rule, "security_group_id": row["id"]})
-    if inserted:
-        conn.execute(_INSERT_RULE, inserted)
+    for rule_row in inserted:
+        _INSERT_RULE.run(conn, rule_row)
     return row, inserted
 
 
-_INSERT_GROUP = insert(security_groups)
-_INSERT_RULE = insert(security_group_rules)
+_INSERT_GROUP = FastInsert(security_groups)
+_INSERT_RULE = FastInsert(security_group_rules)
 _BUMP = update(security_groups).where(security_groups.c.id == bindparam("sg_id")).values(
     revision_number=security_groups.c.revision_number + 1, updated_at=bindparam("now"))
 

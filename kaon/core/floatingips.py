@@ -24,7 +24,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import netaddr
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 
 from kaon import errors
 from kaon.api.context import Context
@@ -35,6 +35,7 @@ from kaon.core.ports import Ports
 from kaon.core.query import fetch_page, where_filters
 from kaon.core.routers import INTF_OWNER, chunks, is_external, port_ips, require_write, service_port
 from kaon.db.core_tables import ip_allocations, ports, subnets, tags
+from kaon.db.fast_insert import FastInsert
 from kaon.db.l3_tables import floatingips, router_ports, routers
 
 FIP_OWNER = "network:floatingip"
@@ -163,7 +164,7 @@ class FloatingIps:
                                                    values.get("fixed_ip_address"))
         row.update(fixed_port_id=port, fixed_ip_address=fixed, router_id=router_id,
                    status="ACTIVE" if port else "DOWN")
-        conn.execute(_INSERT, row)
+        _INSERT.run(conn, row)
         return row
 
     def _floating_network(self, ctx: Context, conn: Connection, net_id: str) -> str:
@@ -313,7 +314,7 @@ for _admin in (False, True):
         _FETCH[_admin, _lock] = _stmt.with_for_update() if _lock else _stmt
 _PORT_DETAILS = select(ports.c.id, *[ports.c[k] for k in PORT_DETAILS]).where(
     ports.c.id.in_(bindparam("ids", expanding=True)))
-_INSERT = insert(floatingips)
+_INSERT = FastInsert(floatingips)
 _V4_SUBNET = select(subnets.c.id).where(subnets.c.network_id == bindparam("net_id"), subnets.c.ip_version == 4).limit(1)
 _TAKEN = select(floatingips.c.id).where(
     floatingips.c.fixed_port_id == bindparam("port_id"), floatingips.c.fixed_ip_address == bindparam("fixed"),

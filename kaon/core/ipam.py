@@ -20,12 +20,11 @@ from typing import Any
 
 import netaddr
 from sqlalchemy import Connection, bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from kaon import errors
 from kaon.db.core_tables import ip_allocations, ports, subnets
+from kaon.db.fast_insert import FastInsert
 
 BATCH = 64
 
@@ -138,12 +137,7 @@ def _candidates(pools: list[dict[str, str]], start_after: int | None) -> Iterato
         yield from range(lo, stop + 1)
 
 
-_ALLOC_INSERT = {
-    "sqlite": sqlite_insert(ip_allocations).on_conflict_do_nothing(index_elements=["subnet_id", "ip_address"])
-    .execution_options(preserve_rowcount=True),
-    "postgresql": pg_insert(ip_allocations).on_conflict_do_nothing(index_elements=["subnet_id", "ip_address"])
-    .execution_options(preserve_rowcount=True),
-}
+_ALLOC_INSERT = FastInsert(ip_allocations, unique=("subnet_id", "ip_address"))
 _TAKEN = select(ip_allocations.c.ip_address).where(
     ip_allocations.c.subnet_id == bindparam("subnet_id"), ip_allocations.c.ip_address.in_(bindparam("ips", expanding=True)))
 
@@ -156,7 +150,7 @@ def insert_allocation(conn: Connection, port_id: str, subnet: Any, ip: str) -> b
     inserting the same address makes this one wait for its outcome."""
     row = {"port_id": port_id, "ip_address": ip, "subnet_id": subnet.id, "network_id": subnet.network_id}
     try:
-        return bool(conn.execute(_ALLOC_INSERT[conn.dialect.name], row).rowcount == 1)
+        return _ALLOC_INSERT.run(conn, row) == 1
     except IntegrityError:
         if conn.dialect.name == "sqlite":
             raise
@@ -216,9 +210,8 @@ def _insert_guarded(conn: Connection, port_id: str, subnet: Any, ip: str) -> boo
         return insert_allocation(conn, port_id, subnet, ip)
     try:
         with conn.begin_nested():
-            return bool(conn.execute(_ALLOC_INSERT[conn.dialect.name], {
-                "port_id": port_id, "ip_address": ip, "subnet_id": subnet.id,
-                "network_id": subnet.network_id}).rowcount == 1)
+            return _ALLOC_INSERT.run(conn, {"port_id": port_id, "ip_address": ip, "subnet_id": subnet.id,
+                                            "network_id": subnet.network_id}) == 1
     except IntegrityError:
         if conn.execute(select(subnets.c.id).where(subnets.c.id == subnet.id)).first() is None:
             raise errors.SubnetNotFound(subnet_id=subnet.id) from None

@@ -24,8 +24,6 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from kaon import errors
@@ -36,6 +34,7 @@ from kaon.core.networks import Networks
 from kaon.core.query import fetch_page, where_filters
 from kaon.core.subnets import Subnets
 from kaon.db.core_tables import ip_allocations, networks, port_security_groups, ports, tags
+from kaon.db.fast_insert import FastInsert
 from kaon.model.attrs import HTTPBadRequest
 from kaon.model.port import PORT
 
@@ -78,12 +77,7 @@ PORT_CHILDREN = union_all(
 
 MAC_TAKEN = select(ports.c.id).where(ports.c.network_id == bindparam("net_id"),
                                      ports.c.mac_address == bindparam("mac"))
-PORT_INSERT = {
-    "sqlite": sqlite_insert(ports).on_conflict_do_nothing(index_elements=["network_id", "mac_address"])
-    .execution_options(preserve_rowcount=True),
-    "postgresql": pg_insert(ports).on_conflict_do_nothing(index_elements=["network_id", "mac_address"])
-    .execution_options(preserve_rowcount=True),
-}
+PORT_INSERT = FastInsert(ports, unique=("network_id", "mac_address"))
 SG_BIND = insert(port_security_groups)
 
 
@@ -329,7 +323,7 @@ class Ports:
         statement: the unique constraint decides, also against concurrent
         transactions on PostgreSQL, which wait for each other here)."""
         try:
-            inserted = conn.execute(PORT_INSERT[conn.dialect.name], row).rowcount == 1
+            inserted = PORT_INSERT.run(conn, row) == 1
         except IntegrityError:
             if conn.dialect.name == "sqlite":
                 raise

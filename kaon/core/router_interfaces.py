@@ -25,6 +25,7 @@ from kaon.core.ports import Ports
 from kaon.core.routers import INTF_OWNER, Routers, bad_request, port_ips, service_port
 from kaon.core.subnets import Subnets
 from kaon.db.core_tables import ip_allocations, ports, subnets
+from kaon.db.fast_insert import FastInsert
 from kaon.db.l3_tables import floatingips, router_ports, router_routes
 from kaon.model import validators as v
 
@@ -87,7 +88,7 @@ class RouterInterfaces:
         port_id = service_port(self.ports, conn, router.project_id, {
             "network_id": subnet.network_id, "fixed_ips": [fixed], "device_id": router.id,
             "device_owner": INTF_OWNER, "admin_state_up": True})
-        conn.execute(_INSERT_ROUTER_PORT, {"port_id": port_id, "router_id": router.id, "port_type": INTF_OWNER})
+        _INSERT_ROUTER_PORT.run(conn, {"port_id": port_id, "router_id": router.id, "port_type": INTF_OWNER})
         return self._port(conn, port_id), [subnet]
 
     def _add_by_port(self, ctx: Context, conn: Connection, router: Any, port_id: str) -> tuple[Any, list[Any]]:
@@ -216,5 +217,5 @@ def _info(router_id: str, port: Any, subnet_id: str, subnet_ids: list[str]) -> d
 
 
 # Prebuilt statements (building one costs more than running it).
-_INSERT_ROUTER_PORT = insert(router_ports)
+_INSERT_ROUTER_PORT = FastInsert(router_ports)
 _PORT_ROW = select(ports).where(ports.c.id == bindparam("port_id"))

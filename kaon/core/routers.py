@@ -29,6 +29,7 @@ from kaon.core.networks import EXTERNAL, Networks
 from kaon.core.ports import Ports
 from kaon.core.query import fetch_page, where_filters
 from kaon.db.core_tables import ip_allocations, network_rbacs, ports, subnets, tags
+from kaon.db.fast_insert import FastInsert
 from kaon.db.l3_tables import floatingips, router_ports, router_routes, routers
 from kaon.model import attrs
 from kaon.model import validators as v
@@ -107,13 +108,13 @@ _FETCH = {(True, False): _BY_ID, (True, True): _BY_ID.with_for_update(),
 _GW_NETS = select(ports.c.id, ports.c.network_id).where(ports.c.id.in_(bindparam("ids", expanding=True)))
 _GW_IPS = select(ip_allocations.c.port_id, ip_allocations.c.subnet_id, ip_allocations.c.ip_address).where(
     ip_allocations.c.port_id.in_(bindparam("ids", expanding=True)))
-_INSERT = insert(routers)
+_INSERT = FastInsert(routers)
 _UPDATE = update(routers).where(routers.c.id == bindparam("r_id"))  # SET: the parameters' other keys
 _PORT_ROW = select(ports).where(ports.c.id == bindparam("port_id"))
 _GATEWAYS = select(subnets.c.gateway_ip).where(subnets.c.network_id == bindparam("net_id"),
                                                subnets.c.gateway_ip.is_not(None))
 _SUBNETS = select(subnets).where(subnets.c.network_id == bindparam("net_id"))
-_INSERT_ROUTER_PORT = insert(router_ports)
+_INSERT_ROUTER_PORT = FastInsert(router_ports)
 _ROUTER_SUBNETS = (select(ip_allocations.c.subnet_id, ports.c.device_owner)
                    .join(ports, ports.c.id == ip_allocations.c.port_id)
                    .join(router_ports, router_ports.c.port_id == ports.c.id)
@@ -204,7 +205,7 @@ class Routers:
         row = stdattrs.new_row(project, values)
         row.update(admin_state_up=values["admin_state_up"], status="ACTIVE", gw_port_id=None,
                    enable_snat=self.cfg.default.enable_snat_by_default)
-        conn.execute(_INSERT, row)
+        _INSERT.run(conn, row)
         if info is not None:
             self._set_gateway(ctx, conn, self.fetch_row(Context.admin(), conn, row["id"]), info)
         for hook in self.create_hooks:
@@ -288,7 +289,7 @@ class Routers:
         if ext_ips:
             values["fixed_ips"] = ext_ips
         port_id = service_port(self.ports, conn, "", values)
-        conn.execute(_INSERT_ROUTER_PORT, {"port_id": port_id, "router_id": router.id, "port_type": GW_OWNER})
+        _INSERT_ROUTER_PORT.run(conn, {"port_id": port_id, "router_id": router.id, "port_type": GW_OWNER})
         conn.execute(_UPDATE, {"r_id": router.id, "gw_port_id": port_id})
 
     def _remove_gateway(self, conn: Connection, router: Any, gw: Any) -> None:

@@ -16,13 +16,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, or_, select, update
 
 from kaon import errors
 from kaon.api.context import Context
 from kaon.api.listing import ListQuery
 from kaon.core import default_sg, quotas, stdattrs
 from kaon.core.query import fetch_page, where_filters
+from kaon.db.fast_insert import FastInsert
 from kaon.db.sg_tables import default_security_groups, security_group_rules, security_groups
 from kaon.model import security_group as m
 
@@ -46,7 +47,7 @@ KEY_FIELDS = ("direction", "ethertype", "protocol", "port_range_min", "port_rang
 _SAME_KIND = select(RULES.c.id, *[RULES.c[f] for f in KEY_FIELDS]).where(
     RULES.c.security_group_id == bindparam("sg_id"), RULES.c.direction == bindparam("direction"),
     RULES.c.ethertype == bindparam("ethertype"))
-_INSERT = insert(RULES)
+_INSERT = FastInsert(RULES)
 
 
 def render_rules(conn: Connection, rows: Sequence[Any]) -> Items:
@@ -127,7 +128,7 @@ class SecurityGroupRules:
         row = stdattrs.new_row(project, values)
         del row["name"]
         full = {**row, **rule, "security_group_id": group.id}
-        conn.execute(_INSERT, full)
+        _INSERT.run(conn, full)
         default_sg.bump_revision(conn, group.id)
         return render_rule(full, bool(group.is_default))
 
