@@ -61,7 +61,9 @@ class RouterPortHosts:
 
     # -- hooks (signatures of the lists they are registered on) ---------
     def port_created(self, conn: Connection, port_id: str) -> None:
-        self.ports_created(conn, [port_id])
+        device_id = conn.execute(_ROUTER_PORT_OF, {"port_id": port_id}).scalar()
+        if device_id:
+            self.sync_router(conn, device_id)
 
     def ports_created(self, conn: Connection, port_ids: list[str]) -> None:
         """After a (bulk) port create: the routers of those that are router ports."""
@@ -77,6 +79,8 @@ class RouterPortHosts:
         self.sync_router(conn, router_id)
 
 
+_ROUTER_PORT_OF = select(ports.c.device_id).where(ports.c.id == bindparam("port_id"),
+                                                  ports.c.device_owner.in_(ROUTER_OWNERS))
 _ROUTER_PORTS_AMONG = select(ports.c.device_id).where(ports.c.id.in_(bindparam("ids", expanding=True)),
                                                       ports.c.device_owner.in_(ROUTER_OWNERS))
 _HOST_OF = (select(agents.c.host).join(R, R.c.l3_agent_id == agents.c.id)
