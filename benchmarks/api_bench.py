@@ -65,7 +65,7 @@ TARGETS: dict[str, float] = {
 }
 
 # Profiled with --profile (by name).
-PROFILE_OPS = ("port create", "port show", "list 5000 ports: all", "bulk create 100 ports")
+PROFILE_OPS = ("port create", "port show", "list 5000 ports: all", "bulk create 100 ports", "SG create + 10 rules")
 PROFILE_LIST_ALL = "list {n} ports: all"  # profiled at whatever size --quick gives it
 
 

@@ -41,12 +41,16 @@ COLUMNS = {name: RULES.c[name] for name in (
 KEY_FIELDS = ("direction", "ethertype", "protocol", "port_range_min", "port_range_max", "remote_ip_prefix",
               "remote_group_id", "remote_address_group_id")
 
-# Prebuilt statements of a rule create. A duplicate has the same direction
-# and ethertype (rule_key compares them as stored); the other key fields
-# are compared in Python (spellings of protocols and any-address prefixes).
+# Prebuilt statements of a rule create. A duplicate has the same direction,
+# ethertype, port range and remote groups (rule_key compares them as
+# stored, NULL equal to NULL); protocol and prefix are compared in Python
+# (their spellings: "tcp" is 6, 0.0.0.0/0 is no prefix). So a group of many
+# rules on different ports compares none of them in Python.
 _SAME_KIND = select(RULES.c.id, *[RULES.c[f] for f in KEY_FIELDS]).where(
     RULES.c.security_group_id == bindparam("sg_id"), RULES.c.direction == bindparam("direction"),
-    RULES.c.ethertype == bindparam("ethertype"))
+    RULES.c.ethertype == bindparam("ethertype"),
+    *[RULES.c[f].is_not_distinct_from(bindparam(f)) for f in
+      ("port_range_min", "port_range_max", "remote_group_id", "remote_address_group_id")])
 _INSERT = FastInsert(RULES)
 
 
@@ -135,8 +139,9 @@ class SecurityGroupRules:
     @staticmethod
     def _check_duplicate(conn: Connection, sg_id: str, rule: dict[str, Any]) -> None:
         key = m.rule_key(rule)
-        for existing in conn.execute(_SAME_KIND, {"sg_id": sg_id, "direction": rule["direction"],
-                                                  "ethertype": rule["ethertype"]}).all():
+        params = {f: rule[f] for f in ("direction", "ethertype", "port_range_min", "port_range_max",
+                                       "remote_group_id", "remote_address_group_id")}
+        for existing in conn.execute(_SAME_KIND, {"sg_id": sg_id, **params}).all():
             if m.rule_key({f: getattr(existing, f) for f in KEY_FIELDS}) == key:
                 raise m.SecurityGroupRuleExists(rule_id=existing.id)
 
