@@ -12,6 +12,7 @@ are :func:`check_rule`, shared by rules and the template.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import netaddr
@@ -161,14 +162,27 @@ def ip_prefix(value: Any) -> str | None:
     are kept (``normalized_cidr`` shows the network)."""
     if value is None or value == "":
         return None
+    if not isinstance(value, str):
+        raise InvalidCIDR(input=value)
+    return _prefix(value)
+
+
+# Rules repeat a handful of prefixes (0.0.0.0/0, ::/0, a few networks);
+# parsing one with netaddr costs more than the rest of a rule's checks.
+@functools.lru_cache(maxsize=4096)
+def _prefix(value: str) -> str:
     try:
-        if not isinstance(value, str):
-            raise TypeError
         return str(netaddr.IPNetwork(value))
     except (TypeError, ValueError, netaddr.AddrFormatError):
         raise InvalidCIDR(input=value) from None
 
 
+@functools.lru_cache(maxsize=4096)
+def _prefix_version(value: str) -> int:
+    return int(netaddr.IPNetwork(value).version)
+
+
+@functools.lru_cache(maxsize=4096)
 def normalized_cidr(prefix: str | None) -> str | None:
     return None if prefix is None else str(netaddr.IPNetwork(prefix).cidr)
 
@@ -207,9 +221,8 @@ def check_rule(rule: dict[str, Any]) -> None:
     _check_port_range(rule)
     prefix = rule.get("remote_ip_prefix")
     if prefix is not None:
-        net = netaddr.IPNetwork(prefix)
-        rule["remote_ip_prefix"] = str(net)
-        if rule["ethertype"] != f"IPv{net.version}":
+        rule["remote_ip_prefix"] = _prefix(prefix)
+        if rule["ethertype"] != f"IPv{_prefix_version(prefix)}":
             raise SecurityGroupRuleParameterConflict(ethertype=rule["ethertype"], cidr=prefix)
     if rule.get("protocol") in IPV6_ONLY and rule["ethertype"] == "IPv4":
         raise SecurityGroupEthertypeConflictWithProtocol(ethertype=rule["ethertype"], protocol=rule["protocol"])
