@@ -226,7 +226,7 @@ def plan(intent: OvsHostIntent, opts: OvsAgentOptions, previous_vlans: Mapping[s
     tags = []
     for port in sorted(intent.ports, key=lambda p: p.device):
         vlan = vlans.get(port.network_id) if port.bound else None
-        tags.append(PortTag(port.device, vlan or DEAD_VLAN))
+        tags.append(PortTag(port.device, vlan or DEAD_VLAN, port.network_id if vlan else None))
         if vlan is None:  # Neutron's port_dead: tag 4095 and drop whatever it sends
             b.flow(br_int, LOCAL_SWITCHING, 2, f"in_port={port.device}", "drop")
 

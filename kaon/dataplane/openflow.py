@@ -57,7 +57,9 @@ def parse_dump(text: str) -> list[Flow]:
     """Flows from ``ovs-ofctl dump-flows --no-stats --names`` output (every cookie)."""
     flows = []
     for line in text.splitlines():
-        line = line.strip()
+        # ovs-ofctl quotes port names that could read as something else (``in_port="vxlan-ac100002"``);
+        # kaon's port names never contain quotes, so dropping them gives the names as written.
+        line = line.strip().replace('"', "")
         if not line or " actions=" not in line and not line.startswith("actions="):
             continue
         head, _, actions = line.partition("actions=")

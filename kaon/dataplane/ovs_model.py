@@ -67,10 +67,16 @@ class PortSpec:
 
 @dataclass(frozen=True)
 class PortTag:
-    """The local VLAN of a port kaon does not own (a VM port): set if the port exists."""
+    """The local VLAN of a port kaon does not own (a VM port): set if the port exists.
+
+    ``network_id`` goes into the Port's ``other_config:net_uuid`` (as Neutron's
+    agent records it), so a restarted agent reads its local VLANs back from
+    OVSDB and keeps them: no tag and no flow changes on restart.
+    """
 
     name: str
     tag: int
+    network_id: str | None = None
 
 
 @dataclass(frozen=True, order=True)

@@ -31,6 +31,7 @@ __all__ = ["ObservedPort", "Ovsdb", "OvsDatapathError", "OvsdbError", "OvsdbUnre
 
 LOG = logging.getLogger(__name__)
 _OWNED = {OWNER_KEY: OWNER_VALUE}
+NET_UUID = "net_uuid"  # Port other_config key of the network a tagged port belongs to (Neutron's name)
 
 
 class OvsdbError(DataplaneError):
@@ -122,6 +123,10 @@ class Ovsdb:
             for t in tags:
                 if self.api.lookup("Port", t.name, default=None) is not None:
                     txn.add(self.api.db_set("Port", t.name, ("tag", t.tag)))
+                    if t.network_id:
+                        txn.add(self.api.db_set("Port", t.name, ("other_config", {NET_UUID: t.network_id})))
+                    else:
+                        txn.add(self.api.db_remove("Port", t.name, "other_config", NET_UUID, if_exists=True))
             if sweep:
                 wanted_bridges = {b.name for b in bridges}
                 for name, own_ports in self._owned_ports().items():
@@ -187,6 +192,16 @@ class Ovsdb:
                         options=dict(iface.options), iface_external_ids=dict(iface.external_ids),
                         own=port.external_ids.get(OWNER_KEY) == OWNER_VALUE,
                         error=(iface.error or [None])[0])
+        return out
+
+    def local_vlans(self) -> dict[str, int]:
+        """Network id -> local VLAN, read back from tagged ports (what a restarted agent keeps)."""
+        out = {}
+        for row in self._rows("Port"):
+            net = row.other_config.get(NET_UUID)
+            tag = (row.tag or [None])[0]
+            if net and tag is not None and 0 < tag < 4095:
+                out[net] = tag
         return out
 
     def ofports(self) -> dict[str, int]:

@@ -290,17 +290,24 @@ def test_agent_restart_reapply_keeps_pings_flowing(lab: Lab) -> None:
         h.db.close()
         h.db = Ovsdb(h.ovs.db_remote)
         h.of = OpenFlow(h.ovs.mgmt, h.ovs.env())
-        h.last_plan = h.last_plan and _vlans_only(h.last_plan)
-    lab.program(nets, "vxlan", sweep=False)
-    lab.program(nets, "vxlan", sweep=True)
+        vlans = h.db.local_vlans()  # read back from OVSDB, as a restarted agent does
+        assert h.last_plan and vlans == dict(h.last_plan.local_vlans)
+        h.last_plan = _vlans_only(vlans)
+    # The restarted agent came up with arp_responder on, so its syncs do rewrite br-tun while traffic flows:
+    # first sync adds (no sweep), the second sweeps the flows the new configuration no longer wants.
+    first = lab.program(nets, "vxlan", sweep=False, arp_responder=True)
+    second = lab.program(nets, "vxlan", sweep=True, arp_responder=True)
     t.join(30)
+    assert first[1]["br-tun"].added and not first[1]["br-tun"].deleted
+    assert not second[1]["br-tun"].added
+    assert not first[1]["br-int"] and not second[1]["br-int"]
     m = re.search(r"(\d+) packets transmitted, (\d+) received", result["out"])
     assert m and m.group(1) == m.group(2) == "300", result["out"]
 
 
-def _vlans_only(p: OvsPlan) -> OvsPlan:
-    # What a restarted agent knows: the local VLANs it reads back from the ports' tags.
-    return OvsPlan((), (), (), {}, dict(p.local_vlans), {}, ())
+def _vlans_only(vlans: dict[str, int]) -> OvsPlan:
+    # All a restarted agent knows: the local VLANs it read back from the ports.
+    return OvsPlan((), (), (), {}, vlans, {}, ())
 
 
 def test_vswitchd_kill9_is_detected_and_reprogramming_restores_pings(lab: Lab) -> None:
