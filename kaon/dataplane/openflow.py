@@ -89,10 +89,12 @@ def diff(wanted: Iterable[Flow], installed: Iterable[Flow], *, sweep: bool) -> D
     mine = {f.key: f for f in installed if f.cookie == KAON_COOKIE}
     want: dict[tuple[int, int, frozenset[str]], Flow] = {}
     for f in wanted:
-        if f.key in want and want[f.key] != f:
+        if f.key in want and want[f.key].actions != f.actions:
             raise OpenFlowError(f"two wanted flows with one match and different actions: {want[f.key]} / {f}")
         want[f.key] = f
-    added = tuple(f for k, f in sorted(want.items(), key=lambda kv: kv[1]) if mine.get(k) != f)
+    # Same key (match as a set) and same actions: installed as wanted, whatever the field order.
+    added = tuple(f for k, f in sorted(want.items(), key=lambda kv: kv[1])
+                  if k not in mine or mine[k].actions != f.actions)
     deleted = tuple(f for k, f in sorted(mine.items(), key=lambda kv: kv[1]) if k not in want) if sweep else ()
     return Delta(added, deleted)
 
