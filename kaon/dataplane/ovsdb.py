@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ovsdbapp import exceptions as ovsdbapp_exc  # type: ignore[import-untyped]
 from ovsdbapp.backend.ovs_idl import connection, idlutils  # type: ignore[import-untyped]
 from ovsdbapp.schema.open_vswitch import impl_idl  # type: ignore[import-untyped]
 
@@ -62,8 +63,12 @@ class ObservedPort:
 class Ovsdb:
     """A connection to one ovsdb-server (``remote`` like ``unix:/run/x/db.sock``)."""
 
-    def __init__(self, remote: str, *, timeout: float = 10.0, connect_timeout: float = 10.0) -> None:
+    def __init__(self, remote: str, *, timeout: float = 10.0, connect_timeout: float = 10.0,
+                 retry_timeout: float = 30.0) -> None:
+        """``timeout``: one transaction; ``connect_timeout``: reaching the server at all;
+        ``retry_timeout``: how long :meth:`apply` keeps retrying a transaction that timed out."""
         self.remote = remote
+        self.retry_timeout = retry_timeout
         deadline = time.monotonic() + connect_timeout
         attempt = 0
         while True:
@@ -109,6 +114,25 @@ class Ovsdb:
         """
         bridges, ports, tags = list(bridges), list(ports), list(tags)
         protected = set(protected) | {b.name for b in bridges if not b.own}
+        # Every command is idempotent (may_exist, set, delete of what is unwanted), so a transaction that
+        # timed out (ovsdb-server restarting: ovsdbapp reconnects by itself) is simply tried again.
+        deadline = time.monotonic() + self.retry_timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                self._apply(bridges, ports, tags, sweep, protected)
+                break
+            except ovsdbapp_exc.TimeoutException as exc:
+                if time.monotonic() >= deadline:
+                    raise OvsdbUnreachable(
+                        f"ovsdb-server at {self.remote} did not complete the transaction after {attempt} "
+                        f"attempts in {self.retry_timeout:.0f}s: {_describe(exc)[:300]}") from exc
+                LOG.warning("OVSDB transaction on %s timed out (attempt %d); retrying", self.remote, attempt)
+        self.check_datapaths([b.name for b in bridges], [p.name for p in ports])
+
+    def _apply(self, bridges: list[BridgeSpec], ports: list[PortSpec], tags: list[PortTag], sweep: bool,
+               protected: set[str]) -> None:
         existing = set(self.api.list_br().execute(check_error=True))
         missing = sorted(b.name for b in bridges if not b.own and b.name not in existing)
         if missing:
@@ -134,7 +158,6 @@ class Ovsdb:
                         txn.add(self.api.del_port(pname, bridge=name))
                 for name in self._owned_bridges() - wanted_bridges - protected:
                     txn.add(self.api.del_br(name))
-        self.check_datapaths([b.name for b in bridges], [p.name for p in ports])
 
     def _bridge(self, txn: Any, br: BridgeSpec) -> None:
         if br.own:

@@ -413,3 +413,22 @@ def test_ovsdb_ports_ownership_and_operator_bridges(rundir_root: str, daemons: l
         seen = db.bridges()
         assert "br-old" not in seen and "br-ex" in seen
         assert set(db.ports()) == {"br-int", "br-ex", "vm1"}
+
+
+def test_ovsdb_server_restart_is_retried_and_a_long_outage_is_reported(rundir_root: str,
+                                                                      daemons: list[OvsDaemons]) -> None:
+    ovs = OvsDaemons(os.path.join(rundir_root, "r"))
+    daemons.append(ovs)
+    ovs.start()
+    ovs.wait_ready()
+    with Ovsdb(ovs.db_remote, timeout=1, retry_timeout=15) as db:
+        db.apply([BridgeSpec("br-a")], [])
+        ovs.stop_daemon("ovsdb-server")
+        # ovsdb-server comes back while apply() is retrying: the transaction lands once, nothing is lost.
+        threading.Timer(2.0, ovs.start).start()
+        db.apply([BridgeSpec("br-a"), BridgeSpec("br-b")], [])
+        assert {"br-a", "br-b"} <= set(db.bridges())
+    with Ovsdb(ovs.db_remote, timeout=1, retry_timeout=2) as db:
+        ovs.stop_daemon("ovsdb-server")
+        with pytest.raises(OvsdbUnreachable, match="did not complete the transaction after"):
+            db.apply([BridgeSpec("br-c")], [])
