@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DataError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from kaon.api.limits import CrashBarrier
 from kaon.errors import KaonError
 from kaon.identity import admin_routes, assignment_routes, auth_routes, http
 from kaon.identity.config import IdentityConfig
@@ -39,8 +42,10 @@ def build_identity_app(
     if validator is None:
         validator = make_token_validator(engine, cfg)
     routes = auth_routes.routes() + admin_routes.routes() + assignment_routes.routes()
-    handlers = {KaonError: http.on_error, HTTPException: http.on_http_error, Exception: http.on_crash}
-    app = Starlette(routes=routes, exception_handlers=handlers)
+    handlers = {KaonError: http.on_error, HTTPException: http.on_http_error, DataError: http.on_data_error}
+    # Unhandled errors: a 500 that keeps the connection (kaon.api.limits).
+    app = Starlette(routes=routes, exception_handlers=handlers,
+                    middleware=[Middleware(CrashBarrier, render=http.InternalError)])
     app.state.identity = http.IdentityService(engine, cfg, validator)
     return app
 
