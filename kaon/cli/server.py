@@ -37,9 +37,9 @@ def build(cfg: Config) -> tuple[Any, dict[str, Any]]:
         from kaon.identity.app import build_identity_app, make_token_validator
         from kaon.identity.bootstrap import bootstrap
         from kaon.identity.clientfiles import ensure_passwords, write_client_files
-        from kaon.identity.config import IdentityConfig
+        from kaon.identity.config import IdentityConfig, options_from
 
-        icfg = IdentityConfig(network_url=cfg.default.public_url, state_dir=state)
+        icfg = IdentityConfig(network_url=cfg.default.public_url, state_dir=state, **options_from(cfg))
         passwords = ensure_passwords(state)
         bootstrap(engine, passwords["admin"], passwords["demo"],
                   alt_demo_password=passwords.get("alt_demo"), reader_password=passwords.get("demo_reader"))

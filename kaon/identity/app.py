@@ -14,6 +14,7 @@ from kaon.api.limits import CrashBarrier
 from kaon.errors import KaonError
 from kaon.identity import admin_routes, assignment_routes, auth_routes, http
 from kaon.identity.config import IdentityConfig
+from kaon.identity.lockout import LoginThrottle
 from kaon.identity.tokens import TokenSigner, TokenValidator, load_or_create_key
 
 
@@ -46,7 +47,8 @@ def build_identity_app(
     # Unhandled errors: a 500 that keeps the connection (kaon.api.limits).
     app = Starlette(routes=routes, exception_handlers=handlers,
                     middleware=[Middleware(CrashBarrier, render=http.InternalError)])
-    app.state.identity = http.IdentityService(engine, cfg, validator)
+    throttle = LoginThrottle(cfg.lockout_failure_attempts, cfg.lockout_duration)
+    app.state.identity = http.IdentityService(engine, cfg, validator, throttle)
     return app
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import orjson
@@ -21,6 +21,7 @@ from kaon.db.engine import read_txn, write_txn
 from kaon.errors import KaonError
 from kaon.identity.config import IdentityConfig
 from kaon.identity.errors import TITLES, Forbidden, Unauthenticated, ValidationError, keystone_body
+from kaon.identity.lockout import LoginThrottle
 from kaon.identity.tokens import TokenData, TokenValidator
 from kaon.model.validators import has_nul
 
@@ -33,6 +34,7 @@ class IdentityService:
     engine: Engine
     cfg: IdentityConfig
     validator: TokenValidator
+    throttle: LoginThrottle = field(default_factory=lambda: LoginThrottle(0, 0))
 
     def revoke(self, rules: list[tuple[str, str]]) -> None:
         for kind, value in rules:
