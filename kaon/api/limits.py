@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from kaon import errors
-from kaon.config import parse_int
+from kaon.config import ConfigError, parse_int
 
 LOG = logging.getLogger("kaon.api")
 
@@ -53,8 +53,6 @@ class HttpLimits:
         def get(section: str, option: str, default: int) -> int:
             value = cfg.get_typed(section, option, parse_int, default)
             if value < 0:
-                from kaon.config import ConfigError
-
                 raise ConfigError(f"{value} is out of range (0 through inf)", section=section, option=option)
             return int(value)
 

@@ -97,7 +97,20 @@ def test_unhandled_error_is_a_500_that_keeps_the_connection(core_api: Api, proje
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(services.networks, "list_json", broken, raising=False)
+    assert not hasattr(services.networks, "list_json")  # the list goes through list()
     monkeypatch.setattr(services.networks, "list", broken)
     r = core_api.member(project).get("/v2.0/networks")
     neutron_error(r, 500, "HTTPInternalServerError")
+
+
+def test_database_data_error_is_a_400(core_api: Api, project: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A value the validators miss and the database refuses is the client's error, not a 500."""
+    from sqlalchemy.exc import DataError
+
+    services = core_api.app.app.state.services
+
+    def refused(*args, **kwargs):
+        raise DataError("SELECT 1", {}, ValueError("integer out of range"))
+
+    monkeypatch.setattr(services.networks, "list", refused)
+    neutron_error(core_api.member(project).get("/v2.0/networks"), 400, "InvalidInput", "cannot be stored")

@@ -198,3 +198,17 @@ def test_seed_003_keystone_authtoken_block(served_node: Node) -> None:
     tok = login(node, "demo", node.passwords["demo"], project="demo").headers["x-subject-token"]
     ctx = context(mw.get("/v2.0/networks", headers={"X-Auth-Token": tok}))
     assert ctx["user_name"] == "demo" and ctx["project_name"] == "demo"
+
+
+def test_identity_crash_is_a_keystone_500(node: Node, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Answered, not raised (a raised error costs the client its connection)."""
+    from kaon.identity import auth_routes
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(auth_routes, "authenticate", broken)
+    r = login(node, "demo", node.passwords["demo"])
+    assert r.status_code == 500
+    assert r.json() == {"error": {"code": 500, "title": "Internal Server Error",
+                                  "message": "An unexpected error occurred."}}
