@@ -47,8 +47,9 @@ password = NEUTRON_PASS
 
 
 @pytest.fixture
-def node(tmp_path: Path) -> Node:
-    return make_node(tmp_path / "id")
+def node(db_url: str, tmp_path: Path) -> Node:
+    """An identity node on SQLite and on PostgreSQL (``db_url`` is parametrized)."""
+    return make_node(tmp_path / "id", db_url=db_url)
 
 
 def login(node: Node, user: str, password: str, **kw) -> httpx.Response:
