@@ -32,11 +32,15 @@ DEFAULT_MAX_BODY = 114688  # oslo.middleware's default
 
 HTTPRequestEntityTooLarge = errors.define("HTTPRequestEntityTooLarge", errors.KaonError, "Request is too large.")
 HTTPRequestEntityTooLarge.status = 413
+HeadTooLarge = errors.define("HTTPRequestHeaderFieldsTooLarge", errors.KaonError,
+                             "A request header line is too long (max_header_line), or the request head is.")
+HeadTooLarge.status = 431
 NulInRequest = errors.define("HTTPBadRequest", errors.BadRequest,
                              "The request contains a NUL character, which no attribute may hold.")
 
 IDENTITY_PREFIX = "/identity"
-_TITLES = {400: "Bad Request", 413: "Request Entity Too Large", 500: "Internal Server Error"}
+_TITLES = {400: "Bad Request", 413: "Request Entity Too Large", 431: "Request Header Fields Too Large",
+           500: "Internal Server Error"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class HttpLimits:
     client_socket_timeout: int = 900  # [DEFAULT], Neutron's: idle keep-alive seconds, 0 = forever
     request_head_timeout: int = 10  # [DEFAULT], kaon's: seconds to send a request head
     max_connections_per_client: int = 128  # [DEFAULT], kaon's: open connections per address, 0 = no cap
+    max_header_line: int = 16384  # [DEFAULT], Neutron's: longest request head line, 0 = no limit
 
     @classmethod
     def from_config(cls, cfg: Any) -> HttpLimits:
@@ -62,6 +67,7 @@ class HttpLimits:
             request_head_timeout=get("DEFAULT", "request_head_timeout", cls.request_head_timeout),
             max_connections_per_client=get("DEFAULT", "max_connections_per_client",
                                            cls.max_connections_per_client),
+            max_header_line=get("DEFAULT", "max_header_line", cls.max_header_line),
         )
 
 

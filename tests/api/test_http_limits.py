@@ -4,8 +4,8 @@ before they are read (Content-Length and chunked), on the Neutron API and on
 /identity/v3; half-sent request heads are closed after
 ``request_head_timeout`` without slowing anybody else; idle keep-alive
 connections close after ``client_socket_timeout``; an address may hold at
-most ``max_connections_per_client`` connections; an error answer keeps the
-connection.
+most ``max_connections_per_client`` connections; a head line over
+``max_header_line`` is refused; an error answer keeps the connection.
 
 Raw sockets, because an HTTP client library will not send half a request.
 Other client addresses are 127.0.0.x (all of 127/8 is loopback on Linux).
@@ -146,6 +146,26 @@ def test_limit_follows_the_option(tmp_path: Path) -> None:
                            "DEFAULT": {"client_socket_timeout": "0"}})
     limits = HttpLimits.from_config(cfg)
     assert limits.max_request_body_size == 2048 and limits.client_socket_timeout == 0
+
+
+# -- heads ------------------------------------------------------------------
+def test_endless_header_line_or_head_is_refused(server: KaonServer) -> None:
+    for head in (b"GET / HTTP/1.1\r\nHost: kaon\r\nX-Long: " + b"a" * 20000,  # one line over 16384
+                 b"GET / HTTP/1.1\r\n" + b"X-Many: " + b"b" * 1000 + b"\r\n" * 1 + b"".join(
+                     b"X-%d: %s\r\n" % (i, b"c" * 1000) for i in range(140))):  # 140 kB of short lines
+        s = connect(server)
+        try:
+            s.sendall(head)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        status, headers, body = read_response(s)
+        assert status == 431, body
+        assert json.loads(body)["NeutronError"]["type"] == "HTTPRequestHeaderFieldsTooLarge"
+        assert closed_by_peer(s, 2)
+        s.close()
+    # A long token-sized header is fine.
+    r = httpx.get(server.url + "/", headers={"X-Big": "t" * 12000}, timeout=5)
+    assert r.status_code == 200
 
 
 # -- connections ------------------------------------------------------------
