@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
@@ -34,7 +34,7 @@ class IdentityService:
     engine: Engine
     cfg: IdentityConfig
     validator: TokenValidator
-    throttle: LoginThrottle = field(default_factory=lambda: LoginThrottle(0, 0))
+    throttle: LoginThrottle
 
     def revoke(self, rules: list[tuple[str, str]]) -> None:
         for kind, value in rules:
