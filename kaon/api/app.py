@@ -15,6 +15,7 @@ from starlette.routing import Route
 from kaon import errors
 from kaon.api import agent_routes, extensions, intent_routes, l3_routes, misc_routes, pool_routes
 from kaon.api.controller import Collection
+from kaon.api.limits import CrashBarrier, HttpLimits, RequestGuard
 from kaon.api.responses import error_response, json_response
 from kaon.api.sg_routes import DefaultingCollection
 from kaon.api.tags import TagRoutes
@@ -164,26 +165,34 @@ def build_app(cfg: Any, engine: Engine, types: Any, identity_app: Any = None,
             return error_response(HTTPMethodNotAllowed())
         return error_response(HTTPInternalServerError())
 
-    async def crash(request: Request, exc: Exception) -> Response:
-        LOG.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(HTTPInternalServerError())
+    async def data_error(request: Request, exc: Exception) -> Response:
+        # A value the validators let through but the database cannot hold
+        # (PostgreSQL: out of an integer column's range, a NUL in text).
+        LOG.info("data error on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(errors.InvalidInput(error_message="a value in the request cannot be stored"))
 
     from starlette.exceptions import HTTPException
+    from starlette.middleware import Middleware
 
     app = Starlette(
         routes=routes,
         exception_handlers={
             errors.KaonError: kaon_error,
             sa_exc.IntegrityError: integrity,
+            sa_exc.DataError: data_error,
             HTTPException: http_error,
-            Exception: crash,
         },
+        # Unhandled errors: a 500 that keeps the connection (kaon.api.limits).
+        middleware=[Middleware(CrashBarrier, render=HTTPInternalServerError)],
     )
     app.state.services = services
     wrapped = WriteNotifier(app, services.compiler.mark_dirty)
+    # Body size and NUL characters, before any route reads the body
+    # (authentication reads only headers).
+    guarded = RequestGuard(wrapped, HttpLimits.from_config(cfg).max_request_body_size)
     if auth is not None:
-        return auth(wrapped)  # type: ignore[no-any-return]
-    return wrapped  # type: ignore[return-value]
+        return auth(guarded)  # type: ignore[no-any-return]
+    return guarded  # type: ignore[return-value]
 
 
 class WriteNotifier:

@@ -24,10 +24,12 @@ from starlette.responses import Response
 from kaon import errors
 from kaon.api import listing, offload
 from kaon.api.context import Context
+from kaon.api.limits import NulInRequest
 from kaon.api.responses import json_response
 from kaon.core.query import check_revision, links
 from kaon.db.engine import read_txn, write_txn
 from kaon.model import attrs
+from kaon.model import validators as v
 from kaon.model.attrs import HTTPBadRequest, Resource
 
 MalformedRequestBody = errors.define(
@@ -44,9 +46,12 @@ async def read_body(request: Request) -> Any:
     if not raw:
         raise HTTPBadRequest(msg="Resource body required")
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise MalformedRequestBody(reason=str(exc).split(":")[0]) from None
+    if v.has_nul(raw, body):
+        raise NulInRequest()
+    return body
 
 
 def shape(item: dict[str, Any], hidden: frozenset[str], fields: list[str]) -> dict[str, Any]:

@@ -76,11 +76,16 @@ def parse(resource: Resource, items: list[tuple[str, str]], extra_filters: set[s
     return q
 
 
+# A page never holds more rows than this; a larger limit means "all" (the
+# database refuses a LIMIT past bigint, and kaon asks for one row more).
+MAX_PAGE = 2**31 - 1
+
+
 def _limit(value: str) -> int:
     try:
         limit = int(value)
         if limit >= 0:
-            return limit
+            return min(limit, MAX_PAGE)
     except ValueError:
         pass
     raise errors.BadRequest(resource="limit", msg=f"Limit must be an integer 0 or greater and not '{value}'")

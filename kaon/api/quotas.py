@@ -20,6 +20,7 @@ from kaon.db.engine import read_txn, write_txn
 from kaon.model.attrs import HTTPBadRequest
 
 DB_INTEGER_MAX = 2**31 - 1
+PROJECT_ID_MAX = 255  # the project_id column's length
 
 
 class QuotaRoutes:
@@ -86,6 +87,9 @@ class QuotaRoutes:
 
             await run_in_threadpool(reset)
             return Response(status_code=204)
+        if len(project) > PROJECT_ID_MAX:
+            raise errors.InvalidInput(error_message=f"Invalid input for project_id. Reason: '{project}' exceeds "
+                                                    f"maximum length of {PROJECT_ID_MAX}.")
         body = await read_body(request)
         if not isinstance(body, dict) or not isinstance(body.get("quota"), dict):
             raise HTTPBadRequest(msg="Unable to find 'quota' in request body")

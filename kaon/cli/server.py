@@ -11,6 +11,8 @@ import uvicorn
 
 from kaon.api.app import build_app
 from kaon.api.auth import AuthMiddleware
+from kaon.api.connections import uvicorn_options
+from kaon.api.limits import HttpLimits
 from kaon.config import Config
 from kaon.db.engine import make_engine
 from kaon.db.migrate import upgrade
@@ -35,9 +37,9 @@ def build(cfg: Config) -> tuple[Any, dict[str, Any]]:
         from kaon.identity.app import build_identity_app, make_token_validator
         from kaon.identity.bootstrap import bootstrap
         from kaon.identity.clientfiles import ensure_passwords, write_client_files
-        from kaon.identity.config import IdentityConfig
+        from kaon.identity.config import IdentityConfig, options_from
 
-        icfg = IdentityConfig(network_url=cfg.default.public_url, state_dir=state)
+        icfg = IdentityConfig(network_url=cfg.default.public_url, state_dir=state, **options_from(cfg))
         passwords = ensure_passwords(state)
         bootstrap(engine, passwords["admin"], passwords["demo"],
                   alt_demo_password=passwords.get("alt_demo"), reader_password=passwords.get("demo_reader"))
@@ -103,8 +105,9 @@ def run_server(cfg: Config, announce: Any = None, on_ready: Any = None) -> int:
     LOG.info("kaon server on %s (auth_strategy=%s, bus %s)", facts["network_url"], facts["auth_strategy"],
              facts["transport"])
     try:
+        # Head and idle timeouts, connections per client (docs/design/limits.md).
         uvicorn.run(app, host=cfg.default.bind_host, port=cfg.default.bind_port, log_level="warning",
-                    access_log=False, lifespan="off")
+                    access_log=False, lifespan="off", **uvicorn_options(HttpLimits.from_config(cfg)))
     finally:
         services_of(app).compiler.stop()
         bus.close()

@@ -78,6 +78,8 @@ def parse_pools(raw: Any, cidr: str) -> list[dict[str, str]]:
         if not isinstance(pool, dict) or set(pool) != {"start", "end"}:
             raise errors.InvalidInput(
                 error_message=f"Invalid input for allocation_pools. Reason: Invalid data format for IP pool: '{pool}'.")
+        if not isinstance(pool["start"], str) or not isinstance(pool["end"], str):
+            raise InvalidAllocationPool(pool=pool)  # netaddr would read 5 as 0.0.0.5
         try:
             start, end = netaddr.IPAddress(pool["start"]), netaddr.IPAddress(pool["end"])
         except (netaddr.AddrFormatError, ValueError, TypeError):

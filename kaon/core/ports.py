@@ -35,6 +35,7 @@ from kaon.core.query import fetch_page, where_filters
 from kaon.core.subnets import Subnets
 from kaon.db.core_tables import ip_allocations, networks, port_security_groups, ports, tags
 from kaon.db.fast_insert import FastInsert
+from kaon.db.l3_tables import routers
 from kaon.model.attrs import HTTPBadRequest
 from kaon.model.port import PORT
 
@@ -43,12 +44,22 @@ PortBound = errors.define("PortBound", errors.InUse,
                           "port type: {vif_type}, old_mac {old_mac}, new_mac {new_mac}.")
 ServicePortInUse = errors.define("ServicePortInUse", errors.InUse,
                                  "Port {port_id} cannot be deleted directly via the port API: {reason}.")
+DeviceIDNotOwnedByTenant = errors.define(
+    "DeviceIDNotOwnedByTenant", errors.Conflict,
+    "The following device_id {device_id} is not owned by your tenant or matches another tenants router.")
 MacGenerationFailure = errors.define("MacAddressGenerationFailure", errors.ServiceUnavailable,
                                      "Unable to generate unique mac on network {net_id}.")
 
 ROUTER_OWNERS = ("network:router_interface", "network:router_gateway", "network:floatingip",
                  "network:router_interface_distributed", "network:router_centralized_snat",
                  "network:ha_router_replicated_interface")
+# Owners whose device_id must not name another project's router: Neutron's
+# ROUTER_INTERFACE_OWNERS, and the gateway too (a member's port claiming to
+# be another router's gateway would block that router's deletion).
+ROUTER_CLAIMS = frozenset(("network:router_interface", "network:router_gateway",
+                           "network:router_interface_distributed", "network:ha_router_replicated_interface",
+                           "network:router_ha_interface"))
+_ROUTER_PROJECT = select(routers.c.project_id).where(routers.c.id == bindparam("router_id"))
 COLUMNS = {name: ports.c[name] for name in (
     "id", "name", "description", "project_id", "network_id", "mac_address", "admin_state_up", "status",
     "device_id", "device_owner", "port_security_enabled", "dns_name", "created_at", "updated_at",
@@ -246,6 +257,7 @@ class Ports:
             net, net_owner = found
         self._check_privileged(ctx, net_owner, values, "create")
         project = stdattrs.owner_project(ctx, values)
+        _check_router_claim(ctx, conn, values.get("device_owner", ""), values.get("device_id", ""), project)
         if memo is None:
             quotas.check(conn, self.cfg, project, "port", 1)
         else:
@@ -356,6 +368,9 @@ class Ports:
         if check is not None:
             check(row.revision_number)
         self._check_privileged(ctx, net_owner, changes, "update")
+        if "device_id" in changes or "device_owner" in changes:
+            _check_router_claim(ctx, conn, changes.get("device_owner", row.device_owner),
+                                changes.get("device_id", row.device_id), row.project_id)
         out = {k: changes[k] for k in ("name", "description", "admin_state_up", "device_id", "device_owner",
                                       "dns_name") if k in changes}
         mac = row.mac_address
@@ -424,6 +439,17 @@ _LIST_COLUMNS = (
     cast(ports.c.binding_profile, Text), ports.c.binding_vif_type, cast(ports.c.binding_vif_details, Text),
     ports.c.dns_name, ports.c.binding_failure,
 )
+
+
+def _check_router_claim(ctx: Context, conn: Connection, owner: str, device_id: str, project: str) -> None:
+    """Neutron's _enforce_device_owner_not_router_intf_or_device_id: a
+    non-admin may not make a port another project's router port. A device
+    id that names no router is allowed (it may be anything)."""
+    if ctx.is_admin or owner not in ROUTER_CLAIMS or not device_id:
+        return
+    router_project = conn.execute(_ROUTER_PROJECT, {"router_id": device_id}).scalar()
+    if router_project is not None and router_project != project:
+        raise DeviceIDNotOwnedByTenant(device_id=device_id)
 
 
 def _stamp(value: str | None) -> str | None:

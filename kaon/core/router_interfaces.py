@@ -24,7 +24,7 @@ from kaon.core import stdattrs
 from kaon.core.ports import Ports
 from kaon.core.routers import INTF_OWNER, Routers, bad_request, port_ips, service_port
 from kaon.core.subnets import Subnets
-from kaon.db.core_tables import ip_allocations, ports, subnets
+from kaon.db.core_tables import ip_allocations, network_rbacs, ports, subnets
 from kaon.db.fast_insert import FastInsert
 from kaon.db.l3_tables import floatingips, router_ports, router_routes
 from kaon.model import validators as v
@@ -70,7 +70,7 @@ class RouterInterfaces:
         subnet = self.subnets.fetch_row(ctx, conn, subnet_id)
         if not subnet.gateway_ip:
             raise bad_request("Subnet for router interface must have a gateway IP")
-        if subnet.project_id != ctx.project_id and not ctx.is_admin:
+        if subnet.project_id != ctx.project_id and not ctx.is_admin and not _shared_with(conn, subnet, ctx):
             raise bad_request(f"Cannot add interface to router because subnet {subnet.id} is not owned by "
                               "project making the request")
         if subnet.ip_version == 6 and subnet.ipv6_ra_mode is None and subnet.ipv6_address_mode is not None:
@@ -181,6 +181,16 @@ class RouterInterfaces:
         for hop in conn.execute(select(router_routes.c.nexthop).where(router_routes.c.router_id == router_id)).scalars():
             if netaddr.IPAddress(hop) in cidr:
                 raise RouterInterfaceInUseByRoute(router_id=router_id, subnet_id=subnet.id)
+
+
+def _shared_with(conn: Connection, subnet: Any, ctx: Context) -> bool:
+    """Whether the subnet's network is shared with the caller's own project
+    by an RBAC entry naming it. Neutron allows such a subnet on the caller's
+    router since 2023.1 (LP#1975603); a network shared with everyone
+    (``*``) stays refused (LP#1757482)."""
+    return conn.execute(select(network_rbacs.c.id).where(
+        network_rbacs.c.object_id == subnet.network_id, network_rbacs.c.action == "access_as_shared",
+        network_rbacs.c.target_project == ctx.project_id).limit(1)).first() is not None
 
 
 def _by_port(body: Any, removal: bool) -> bool:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DataError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from kaon.api.limits import CrashBarrier
 from kaon.errors import KaonError
 from kaon.identity import admin_routes, assignment_routes, auth_routes, http
 from kaon.identity.config import IdentityConfig
+from kaon.identity.lockout import LoginThrottle
 from kaon.identity.tokens import TokenSigner, TokenValidator, load_or_create_key
 
 
@@ -39,9 +43,12 @@ def build_identity_app(
     if validator is None:
         validator = make_token_validator(engine, cfg)
     routes = auth_routes.routes() + admin_routes.routes() + assignment_routes.routes()
-    handlers = {KaonError: http.on_error, HTTPException: http.on_http_error, Exception: http.on_crash}
-    app = Starlette(routes=routes, exception_handlers=handlers)
-    app.state.identity = http.IdentityService(engine, cfg, validator)
+    handlers = {KaonError: http.on_error, HTTPException: http.on_http_error, DataError: http.on_data_error}
+    # Unhandled errors: a 500 that keeps the connection (kaon.api.limits).
+    app = Starlette(routes=routes, exception_handlers=handlers,
+                    middleware=[Middleware(CrashBarrier, render=http.InternalError)])
+    throttle = LoginThrottle(cfg.lockout_failure_attempts, cfg.lockout_duration)
+    app.state.identity = http.IdentityService(engine, cfg, validator, throttle)
     return app
 
 

@@ -43,7 +43,7 @@ async def version_v3(request: Request) -> Response:
 async def issue_token(request: Request) -> Response:
     svc = http.service(request)
     body = await http.read_body(request)
-    data = await http.read(svc, authenticate, body, svc.validator)
+    data = await http.read(svc, authenticate, body, svc.validator, svc.throttle)
     token = svc.validator.issue(data)
     catalog = "nocatalog" not in request.query_params
     return http.respond(render_token(data, svc.cfg, catalog=catalog), 201, {"X-Subject-Token": token})

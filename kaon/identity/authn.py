@@ -23,13 +23,15 @@ from kaon.identity import assignments, schema, store
 from kaon.identity.catalog import build_catalog
 from kaon.identity.config import IdentityConfig
 from kaon.identity.errors import EntityNotFound, Unauthenticated, ValidationError
-from kaon.identity.passwords import verify_password
+from kaon.identity.lockout import LoginThrottle
+from kaon.identity.passwords import verify_nobody, verify_password
 from kaon.identity.tokens import Ref, TokenData, TokenValidator, new_audit_id
 
 Row = dict[str, Any]
 
 
-def authenticate(conn: Connection, body: object, validator: TokenValidator) -> TokenData:
+def authenticate(conn: Connection, body: object, validator: TokenValidator,
+                 throttle: LoginThrottle | None = None) -> TokenData:
     auth = body.get("auth") if isinstance(body, Mapping) else None
     identity = auth.get("identity") if isinstance(auth, Mapping) else None
     if not isinstance(auth, Mapping) or not isinstance(identity, Mapping):
@@ -40,7 +42,7 @@ def authenticate(conn: Connection, body: object, validator: TokenValidator) -> T
     now = time.time()
     expires_at = now + validator.ttl
     if "password" in methods:
-        user = _password_user(conn, identity.get("password"))
+        user = _password_user(conn, identity.get("password"), throttle)
     elif "token" in methods:
         prior = _prior_token(identity.get("token"), validator)
         user = _lookup(conn, t.users, "user", prior.user_id)
@@ -68,7 +70,7 @@ def _lookup(conn: Connection, table: Any, entity: str, id_: str) -> Row:
         raise Unauthenticated() from exc
 
 
-def _password_user(conn: Connection, password: object) -> Row:
+def _password_user(conn: Connection, password: object, throttle: LoginThrottle | None) -> Row:
     if not isinstance(password, Mapping):
         raise ValidationError(msg="Expecting to find password in identity.")
     ref = schema.ref(password, "user", "password")
@@ -78,9 +80,18 @@ def _password_user(conn: Connection, password: object) -> Row:
     try:
         user = store.find_user(conn, ref)
     except EntityNotFound as exc:
+        verify_nobody(secret)  # as slow as a real check: timing does not reveal who exists
         raise Unauthenticated() from exc
-    if not verify_password(secret, user["password_hash"]):
+    if throttle is not None and throttle.locked(user["id"]):
+        # Keystone's AccountLocked is a 401 with the generic message.
+        verify_nobody(secret)
         raise Unauthenticated()
+    if not verify_password(secret, user["password_hash"]):
+        if throttle is not None:
+            throttle.failed(user["id"])
+        raise Unauthenticated()
+    if throttle is not None:
+        throttle.succeeded(user["id"])
     return user
 
 

@@ -26,6 +26,7 @@ TITLES = {
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    413: "Request Entity Too Large",
     500: "Internal Server Error",
     501: "Not Implemented",
 }

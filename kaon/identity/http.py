@@ -21,7 +21,9 @@ from kaon.db.engine import read_txn, write_txn
 from kaon.errors import KaonError
 from kaon.identity.config import IdentityConfig
 from kaon.identity.errors import TITLES, Forbidden, Unauthenticated, ValidationError, keystone_body
+from kaon.identity.lockout import LoginThrottle
 from kaon.identity.tokens import TokenData, TokenValidator
+from kaon.model.validators import has_nul
 
 T = TypeVar("T")
 LOG = logging.getLogger("kaon.identity")
@@ -32,6 +34,7 @@ class IdentityService:
     engine: Engine
     cfg: IdentityConfig
     validator: TokenValidator
+    throttle: LoginThrottle
 
     def revoke(self, rules: list[tuple[str, str]]) -> None:
         for kind, value in rules:
@@ -70,18 +73,27 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     return respond(body, status)
 
 
-async def on_crash(request: Request, exc: Exception) -> Response:
-    LOG.exception("identity: unhandled error on %s %s", request.method, request.url.path)
-    body = {"error": {"code": 500, "title": TITLES[500], "message": "An unexpected error occurred."}}
-    return respond(body, 500)
+class InternalError(KaonError):
+    """What an unhandled error answers (rendered by kaon.api.limits.CrashBarrier)."""
+
+    message = "An unexpected error occurred."
+
+
+async def on_data_error(request: Request, exc: Exception) -> Response:
+    """A value the database cannot hold (PostgreSQL: a NUL in text, an integer out of range)."""
+    LOG.info("identity: data error on %s %s: %s", request.method, request.url.path, exc)
+    return await on_error(request, ValidationError(msg="A value in the request cannot be stored."))
 
 
 async def read_body(request: Request) -> Any:
     raw = await request.body()
     try:
-        return orjson.loads(raw) if raw else {}
+        body = orjson.loads(raw) if raw else {}
     except orjson.JSONDecodeError as exc:
         raise ValidationError(msg="Malformed request body: not JSON.") from exc
+    if has_nul(raw, body):
+        raise ValidationError(msg="The request contains a NUL character, which no attribute may hold.")
+    return body
 
 
 def base(request: Request) -> str:

@@ -1,5 +1,14 @@
 """Domains, projects, users and roles in the database.
 
+Names of domains, and of projects and users within a domain, match without
+regard to case, as they do in Keystone on MySQL/MariaDB (its usual
+database, whose default collation ignores case): install guides write
+``user_domain_name = default`` for the domain named ``Default``. A name
+that matches exactly wins over one that differs only in case, and a name
+may not be taken twice in different cases (409, as MariaDB's unique key
+would answer). Keystone on PostgreSQL is case-sensitive; kaon follows the
+behaviour clients were written against.
+
 Every function takes an open connection; the caller owns the transaction
 (one per request). Rows come back as plain dicts. Deletions and disablings
 return the revocation rules ``[(kind, value)]`` the caller applies once the
@@ -13,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Table, delete, exists, insert, select, update
+from sqlalchemy import Connection, Table, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from kaon.db import identity_tables as t
@@ -77,12 +86,37 @@ def get(conn: Connection, table: Table, entity: str, id_: str) -> Row:
 def list_rows(conn: Connection, table: Table, filters: Mapping[str, object]) -> list[Row]:
     query = select(table).order_by(table.c.name)
     for key, value in filters.items():
-        if value is not None:
+        if value is None:
+            continue
+        if key == "name" and isinstance(value, str):
+            query = query.where(func.lower(table.c.name) == value.lower())
+        else:
             query = query.where(table.c[key] == value)
     return [as_row(r) for r in conn.execute(query)]
 
 
+def find_named(conn: Connection, table: Table, name: object, *where: Any) -> Any:
+    """The row named ``name`` (case ignored, an exact match preferred), or None;
+    None too when several rows differ from ``name`` only in case."""
+    if not isinstance(name, str):
+        return None
+    rows = conn.execute(select(table).where(func.lower(table.c.name) == name.lower(), *where)).all()
+    exact = [r for r in rows if r.name == name]
+    if exact:
+        return exact[0]
+    return rows[0] if len(rows) == 1 else None
+
+
+def _name_taken(conn: Connection, table: Table, name: str, domain_id: str | None, exclude_id: str) -> bool:
+    where = [func.lower(table.c.name) == name.lower(), table.c.id != exclude_id]
+    if domain_id is not None and "domain_id" in table.c:
+        where.append(table.c.domain_id == domain_id)
+    return conn.execute(select(table.c.id).where(*where).limit(1)).first() is not None
+
+
 def _insert(conn: Connection, table: Table, entity: str, values: Row, dup: str) -> Row:
+    if "name" in values and _name_taken(conn, table, values["name"], values.get("domain_id"), values["id"]):
+        raise DuplicateEntry(entity=entity, detail=dup)
     try:
         with conn.begin_nested():
             conn.execute(insert(table).values(**values))
@@ -92,7 +126,9 @@ def _insert(conn: Connection, table: Table, entity: str, values: Row, dup: str) 
 
 
 def _update(conn: Connection, table: Table, entity: str, id_: str, values: Row, dup: str) -> Row:
-    get(conn, table, entity, id_)
+    current = get(conn, table, entity, id_)
+    if "name" in values and _name_taken(conn, table, values["name"], current.get("domain_id"), id_):
+        raise DuplicateEntry(entity=entity, detail=dup)
     if values:
         try:
             with conn.begin_nested():
@@ -127,7 +163,7 @@ def find_domain(conn: Connection, ref: Mapping[str, Any]) -> Row:
     """A domain by ``{"id": ...}`` or ``{"name": ...}``."""
     if ref.get("id"):
         return get(conn, t.domains, "domain", str(ref["id"]))
-    row = conn.execute(select(t.domains).where(t.domains.c.name == ref.get("name"))).first()
+    row = find_named(conn, t.domains, ref.get("name"))
     if row is None:
         raise EntityNotFound(entity="domain", id=str(ref.get("name")))
     return as_row(row)
@@ -184,7 +220,7 @@ def find_project(conn: Connection, ref: Mapping[str, Any]) -> Row:
         raise ValidationError(msg="Expecting to find domain in project.")
     domain = find_domain(conn, domain_ref)
     p = t.projects
-    row = conn.execute(select(p).where(p.c.name == ref.get("name"), p.c.domain_id == domain["id"])).first()
+    row = find_named(conn, p, ref.get("name"), p.c.domain_id == domain["id"])
     if row is None:
         raise EntityNotFound(entity="project", id=str(ref.get("name")))
     return as_row(row)
@@ -240,7 +276,7 @@ def find_user(conn: Connection, ref: Mapping[str, Any]) -> Row:
         raise ValidationError(msg="Expecting to find domain in user.")
     domain = find_domain(conn, domain_ref)
     u = t.users
-    row = conn.execute(select(u).where(u.c.name == ref.get("name"), u.c.domain_id == domain["id"])).first()
+    row = find_named(conn, u, ref.get("name"), u.c.domain_id == domain["id"])
     if row is None:
         raise EntityNotFound(entity="user", id=str(ref.get("name")))
     return as_row(row)

@@ -35,6 +35,6 @@ ADDRESS_SCOPE = Resource(
         *project_attrs(),
         Attr("shared", post=True, put=True, default=False, convert=v.boolean, admin_post=True, admin_put=True,
              filter_convert=v.boolean, sort=False),
-        Attr("ip_version", post=True, required=True, convert=ip_version, filter_convert=int),
+        Attr("ip_version", post=True, required=True, convert=ip_version, filter_convert=v.filter_int),
     ),
 )

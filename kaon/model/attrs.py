@@ -149,7 +149,7 @@ def standard_attrs() -> tuple[Attr, ...]:
         Attr("tags", filter=False, sort=False),
         Attr("created_at", filter_convert=v.timestamp),
         Attr("updated_at", filter_convert=v.timestamp),
-        Attr("revision_number", filter_convert=v.non_negative_int),
+        Attr("revision_number", filter_convert=v.non_negative_bigint),
     )
 
 

@@ -300,8 +300,8 @@ _RULE_COMMON = (
     Attr("remote_address_group_id", post=True, default=None, convert=v.uuid_or_none),
     Attr("direction", post=True, required=True, convert=v.one_of(*DIRECTIONS)),
     Attr("protocol", post=True, default=None, convert=protocol),
-    Attr("port_range_min", post=True, default=None, convert=port_value, filter_convert=int),
-    Attr("port_range_max", post=True, default=None, convert=port_value, filter_convert=int),
+    Attr("port_range_min", post=True, default=None, convert=port_value, filter_convert=v.filter_int),
+    Attr("port_range_max", post=True, default=None, convert=port_value, filter_convert=v.filter_int),
     Attr("ethertype", post=True, default="IPv4", convert=ethertype),
     Attr("remote_ip_prefix", post=True, default=None, convert=ip_prefix),
 )

@@ -15,7 +15,7 @@ SUBNET = Resource(
         Attr("network_id", post=True, required=True, convert=v.uuid_str),
         # Filter only: a subnet is shared when its network is.
         Attr("shared", sort=False, filter_convert=v.boolean),
-        Attr("ip_version", post=True, required=True, convert=v.one_of(4, 6, "4", "6"), filter_convert=int),
+        Attr("ip_version", post=True, required=True, convert=v.one_of(4, 6, "4", "6"), filter_convert=v.filter_int),
         Attr("cidr", post=True, convert=v.subnet_cidr),
         Attr("prefixlen", post=True, convert=v.int_in(0, 128), filter=False, sort=False),
         Attr("subnetpool_id", post=True, convert=v.uuid_or_none),

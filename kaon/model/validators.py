@@ -71,13 +71,55 @@ def uuid_list(value: Any) -> list[str]:
     return out
 
 
-def non_negative_int(value: Any) -> int:
+# The widest values the database's integer columns hold (PostgreSQL's
+# integer and bigint; SQLite would store more, PostgreSQL answers an error).
+DB_INT_MAX = 2**31 - 1
+DB_BIGINT_MAX = 2**63 - 1
+
+
+def _whole_number(value: Any) -> int:
+    """An integer, from an int, a whole float (2.0) or a decimal string;
+    booleans and fractions (1.5) refused rather than truncated."""
+    if isinstance(value, bool):
+        raise InvalidValue(f"'{value}' is not an integer")
+    if isinstance(value, float) and not value.is_integer():
+        raise InvalidValue(f"'{value}' is not an integer")
     try:
-        number = int(value)
-    except (TypeError, ValueError):
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
         raise InvalidValue(f"'{value}' is not an integer") from None
-    if isinstance(value, bool) or number < 0:
-        raise InvalidValue(f"'{value}' should be non-negative")
+
+
+def _non_negative(high: int) -> Converter:
+    def check(value: Any) -> int:
+        number = _whole_number(value)
+        if number < 0:
+            raise InvalidValue(f"'{value}' should be non-negative")
+        if number > high:
+            raise InvalidValue(f"'{value}' is not in range 0 through {high}")
+        return number
+
+    return check
+
+
+# For integer columns, and for bigint columns (segmentation ids, revisions).
+non_negative_int = _non_negative(DB_INT_MAX)
+non_negative_bigint = _non_negative(DB_BIGINT_MAX)
+
+
+def filter_int(value: Any) -> int:
+    """A filter value for an integer column: out of the column's range can
+    match nothing, and PostgreSQL would refuse to compare it."""
+    number = _whole_number(value)
+    if not -DB_INT_MAX - 1 <= number <= DB_INT_MAX:
+        raise InvalidValue(f"'{value}' is out of range")
+    return number
+
+
+def filter_bigint(value: Any) -> int:
+    number = _whole_number(value)
+    if not -DB_BIGINT_MAX - 1 <= number <= DB_BIGINT_MAX:
+        raise InvalidValue(f"'{value}' is out of range")
     return number
 
 
@@ -206,3 +248,23 @@ def dict_value(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidValue(f"'{value}' is not a dictionary")
     return value
+
+
+def has_nul(raw: bytes, decoded: Any) -> bool:
+    """Whether a JSON body holds a NUL character in a key or a string
+    (JSON can only spell one as an escape, so most bodies are cleared by a
+    byte search; PostgreSQL cannot store NUL in text)."""
+    if b"\\u0000" not in raw:
+        return False
+    stack = [decoded]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False

@@ -76,7 +76,7 @@ def test_token_by_names_has_the_shape_tempest_reads(node: Node, client: SyncClie
     assert all(len(r["id"]) == 32 for r in tok["roles"])
     expires = datetime.strptime(tok["expires_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
     issued = datetime.strptime(tok["issued_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-    assert 11.9 * 3600 < (expires - issued).total_seconds() <= 12 * 3600
+    assert 3590 < (expires - issued).total_seconds() <= 3600  # Keystone's [token] expiration default
     services = {s["type"]: s for s in tok["catalog"]}
     assert set(services) == {"network", "identity"}
     for service in services.values():
