@@ -6,7 +6,9 @@
 #      starting (policy-rc.d).  Not root: prints the command to run.
 #   2. .venv with `pip install -e '.[test]'` (again only when pyproject.toml or
 #      the interpreter changed: stamp in .venv/.kaon-bootstrap).
-#   3. .venv-osc: python-openstackclient in a venv of its own (stamp likewise).
+#   3. .venv-osc: python-openstackclient in a venv of its own (stamp likewise),
+#      with what openstacksdk's functional tests (shipped inside openstacksdk)
+#      need to run: pytest, fixtures, oslotest, testtools (tests/sdk).
 #
 # Environment:
 #   PYTHON=python3              interpreter for the venvs (>= 3.11)
@@ -24,6 +26,9 @@ VENV="$ROOT/.venv"
 OSC_VENV="$ROOT/.venv-osc"
 PYTHON="${PYTHON:-python3}"
 OSC_SPEC="${KAON_OSC_SPEC:-python-openstackclient==10.5.0}"
+# openstacksdk's functional tests import fixtures, oslotest and testtools;
+# tests/sdk runs them under pytest with the same openstacksdk as the CLI.
+OSC_TEST_DEPS=(pytest==9.2.0 fixtures==4.3.2 oslotest==6.1.1 testtools==2.9.1)
 
 # Debian packages the suite uses:
 #   postgresql              PostgreSQL tier (tests run initdb/pg_ctl themselves)
@@ -151,11 +156,11 @@ fi
 # ---------------------------------------------------------------- 3. .venv-osc
 if [[ ${KAON_SKIP_OSC:-0} != 1 ]]; then
   venv_ok "$OSC_VENV" || make_venv "$OSC_VENV"
-  want="$OSC_SPEC $(py_id "$OSC_VENV/bin/python")"
+  want="$OSC_SPEC ${OSC_TEST_DEPS[*]} $(py_id "$OSC_VENV/bin/python")"
   stamp="$OSC_VENV/.kaon-bootstrap"
   if [[ ${KAON_BOOTSTRAP_FORCE:-0} == 1 || ! -x $OSC_VENV/bin/openstack || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
-    say "pip install $OSC_SPEC into .venv-osc (takes a minute)"
-    pip_quiet "$OSC_VENV" "$OSC_SPEC"
+    say "pip install $OSC_SPEC ${OSC_TEST_DEPS[*]} into .venv-osc (takes a minute)"
+    pip_quiet "$OSC_VENV" "$OSC_SPEC" "${OSC_TEST_DEPS[@]}"
     printf '%s\n' "$want" >"$stamp"
   fi
   say "openstack CLI: $OSC_VENV/bin/openstack"

@@ -37,6 +37,8 @@ extensions.add("ext-gw-mode", "Neutron L3 Configurable external gateway mode",
 extensions.add("extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router")
 extensions.add("extraroute-atomic", "Atomically add/remove extra routes",
                "Edit extra routes of a router on server side by atomically adding/removing extra routes")
+# The ha attribute (admin only; always false, true refused): kaon.model.router.
+extensions.add("l3-ha", "HA Router extension", "Adds HA capability to routers.")
 extensions.add("fip-port-details", "Floating IP Port Details Extension",
                "Add port_details attribute to Floating IP resource")
 

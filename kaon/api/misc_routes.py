@@ -1,5 +1,5 @@
 """Routes beside the plain collections: the v2.0 resource index, tags,
-quotas and IP availability."""
+quotas, IP availability and service providers."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from kaon.api import service_providers
 from kaon.api.controller import Collection
 from kaon.api.ip_availability import IpAvailabilityRoutes
 from kaon.api.quotas import QuotaRoutes
@@ -36,4 +37,5 @@ def routes(services: Any, cols: dict[str, Collection]) -> list[Route]:
         out.extend(TagRoutes(services.engine, name, table, cols[name].service).routes())
     out.extend(QuotaRoutes(services.engine, services.cfg).routes())
     out.extend(IpAvailabilityRoutes(services.engine).routes())
+    out.extend(service_providers.routes())
     return out

@@ -45,6 +45,12 @@ RouterExternalGatewayInUseByFloatingIp = errors.define(
     "RouterExternalGatewayInUseByFloatingIp", errors.InUse,
     "Gateway cannot be updated for router {router_id}, since a gateway to external network {net_id} "
     "is required by one or more floating IPs.")
+# kaon's L3 agent runs each router in one namespace on one node: there is no
+# keepalived/VRRP pair to make, so an HA router is refused rather than faked.
+HARouterNotSupported = errors.define(
+    "HARouterNotSupported", errors.BadRequest,
+    "HA routers are not supported: kaon runs each router on a single L3 agent (no keepalived/VRRP); "
+    "ha must be false")
 InvalidRoutes = errors.define("InvalidRoutes", errors.InvalidInput, "Invalid format for routes: {routes}, {reason}")
 
 COLUMNS = {name: routers.c[name] for name in (
@@ -191,13 +197,14 @@ class Routers:
                            "external_fixed_ips": fixed}
             item.update(admin_state_up=row.admin_state_up, status=row.status, external_gateway_info=gateway,
                         routes=route_map.get(row.id, []), availability_zone_hints=hints.get(row.id, []),
-                        availability_zones=zones.get(row.id, []))
+                        availability_zones=zones.get(row.id, []), ha=False)
             out.append(item)
         return out
 
     # -- create / update / delete --------------------------------------
     def create(self, ctx: Context, conn: Connection, values: dict[str, Any]) -> str:
         require_write(ctx, "create_router")
+        _check_ha(values.pop("ha", False))
         info = values.pop("external_gateway_info", None)
         _check_gateway_policy(ctx, info, "create")
         project = stdattrs.owner_project(ctx, values)
@@ -217,6 +224,7 @@ class Routers:
         row = self.writable_row(ctx, conn, router_id, "update")
         if check is not None:
             check(row.revision_number)
+        _check_ha(changes.pop("ha", False))
         if "external_gateway_info" in changes:
             _check_gateway_policy(ctx, changes["external_gateway_info"], "update")
             self._set_gateway(ctx, conn, row, changes["external_gateway_info"])
@@ -364,6 +372,11 @@ class Routers:
             wanted = [r for r in current if r not in given]
         self._set_routes(conn, row, wanted)
         self.touch(conn, row)
+
+
+def _check_ha(ha: bool) -> None:
+    if ha:
+        raise HARouterNotSupported()
 
 
 def _check_gateway_policy(ctx: Context, info: dict[str, Any] | None, action: str) -> None:

@@ -1,4 +1,4 @@
-"""The router resource (router, ext-gw-mode, extraroute, standard attrs).
+"""The router resource (router, ext-gw-mode, extraroute, l3-ha, standard attrs).
 
 ``external_gateway_info`` and ``routes`` are checked for shape here; who
 may set ``enable_snat`` and ``external_fixed_ips`` (admin only) and whether
@@ -82,5 +82,10 @@ ROUTER = Resource(
         Attr("availability_zone_hints", post=True, default=list, convert=v.list_of(v.string(255)),
              filter=False, sort=False),
         Attr("availability_zones", filter=False, sort=False),
+        # l3-ha: admin-only to set and to read, as Neutron's policies
+        # (create/get/update_router:ha); kaon routers are single-node, so it
+        # reads false and true is refused (kaon.core.routers).
+        Attr("ha", post=True, put=True, convert=v.boolean, admin_post=True, admin_put=True, admin_read=True,
+             filter=False, sort=False),
     ),
 )

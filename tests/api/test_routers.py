@@ -420,3 +420,34 @@ def test_gateway_ip_pinned_by_router_interface(env: Env) -> None:
     for gateway in ("10.7.0.3", None):
         env.demo.error("PUT", f"/subnets/{sub['id']}", {"subnet": {"gateway_ip": gateway}}, 409, "GatewayIpInUse")
     assert env.demo.get(f"/subnets/{sub['id']}")["subnet"]["gateway_ip"] == "10.7.0.2"
+
+
+# -- l3-ha ----------------------------------------------------------------
+def test_ha_attribute_admin_only_and_false(env: Env) -> None:
+    """l3-ha as Neutron's L3 router plugin has it: ``ha`` is read and set by
+    admins only (get/create/update_router:ha); kaon routers are single-node,
+    so it reads false and asking for an HA router is a 400, with nothing made."""
+    assert "l3-ha" in {e["alias"] for e in env.demo.get("/extensions")["extensions"]}
+    router = env.router(env.demo, gateway=False)
+    assert "ha" not in router
+    assert "ha" not in env.demo.get(f"/routers/{router['id']}")["router"]
+    assert all("ha" not in r for r in env.demo.get("/routers")["routers"])
+    assert env.admin.get(f"/routers/{router['id']}")["router"]["ha"] is False
+    assert [r["ha"] for r in env.admin.get("/routers")["routers"]] == [False]
+    assert env.admin.get(f"/routers/{router['id']}?fields=ha")["router"] == {"ha": False}
+    made = env.router(env.admin, gateway=False, ha=False, name="plain")
+    assert made["ha"] is False
+    assert env.admin.put(f"/routers/{made['id']}", {"router": {"ha": "false"}})["router"]["ha"] is False
+
+    env.demo.error("POST", "/routers", {"router": {"name": "x", "ha": True}}, 403, "PolicyNotAuthorized")
+    env.demo.error("PUT", f"/routers/{router['id']}", {"router": {"ha": True}}, 403, "PolicyNotAuthorized")
+    err = env.admin.error("POST", "/routers", {"router": {"name": "ha-one", "ha": True}}, 400,
+                          "HARouterNotSupported")
+    assert "keepalived" in err["message"]
+    env.admin.error("PUT", f"/routers/{made['id']}", {"router": {"ha": True, "name": "renamed"}}, 400,
+                    "HARouterNotSupported")
+    assert env.admin.get(f"/routers/{made['id']}")["router"]["name"] == "plain"
+    assert [r["name"] for r in env.admin.get("/routers?name=ha-one")["routers"]] == []
+    env.admin.error("POST", "/routers", {"router": {"ha": "maybe"}}, 400, "InvalidInput")
+    # Neutron's ha attribute is not a filter (no is_filter in its definition).
+    env.admin.error("GET", "/routers?ha=false", None, 400)
