@@ -10,6 +10,7 @@ that network namespace; the lab's simulated hosts) and ``resync_interval``;
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from kaon.config import Config, ConfigError, parse_bool, parse_int, parse_mapping
@@ -55,6 +56,15 @@ def agent_config(cfg: Config) -> AgentConfig:
         # Neutron's agent refuses to start in this case too; say what to set.
         raise ConfigError("[vxlan] enable_vxlan is true but [vxlan] local_ip is not set "
                           "(set local_ip to this host's tunnel address, or enable_vxlan = false)")
+    if enable_vxlan and local_ip:
+        try:
+            ipaddress.ip_address(local_ip)
+        except ValueError:
+            # The install guide's OVERLAY_INTERFACE_IP_ADDRESS left as written; whether
+            # the address is on this host is checked at the agent's start (kaon.cli.agent).
+            raise ConfigError(f"'{local_ip}' is not an IP address (a placeholder? set it to this host's "
+                              "address on the overlay network)", file=cfg.origins.get(("vxlan", "local_ip")),
+                              section="vxlan", option="local_ip") from None
     return AgentConfig(
         host=text("agent", "host") or cfg.default.host,
         transport_url=cfg.default.transport_url,

@@ -1,4 +1,5 @@
-"""The ``kaon`` command: ``server``, ``up`` (all-in-one node), ``agent``, ``metadata``, ``lab`` and ``db``."""
+"""The ``kaon`` command: ``server``, ``up``/``down`` (all-in-one node), ``agent``, ``metadata``, ``lab``,
+``config check`` and ``db``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 import sys
 
 from kaon.cli import lab as lab_cli
-from kaon.config import ConfigError, load_config
+from kaon.config import Config, ConfigError, load_config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +32,14 @@ def main(argv: list[str] | None = None) -> int:
 
     lab_cli.add_parser(sub)
 
+    conf = sub.add_parser("config", help="configuration files")
+    csub = conf.add_subparsers(dest="config_command", required=True)
+    check = csub.add_parser("check", help="report each option kaon does not use, does not know, or finds "
+                                          "misplaced; exit 1 on errors")
+    check.add_argument("files", nargs="+", metavar="FILE", help="ini files, read as the service reads them")
+    check.add_argument("--service", choices=["server", "agent", "metadata", "up", "check"], default="check",
+                       help="read the files as this program does (default: any of them)")
+
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade"])
     db.add_argument("--config-file", action="append", default=[])
@@ -38,18 +47,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        if args.command == "config":
+            from kaon.config_check import report
+
+            text, status = report(args.files, args.service)
+            print(text)
+            return status
         if args.command == "server":
             from kaon.cli.server import run_server
 
-            return run_server(load_config(args.config_file))
+            return run_server(_load(args.config_file, "server"))
         if args.command == "agent":
             from kaon.cli.agent import run_agent
 
-            return run_agent(load_config(args.config_file))
+            return run_agent(_load(args.config_file, "agent"))
         if args.command == "metadata":
             from kaon.metadata.server import run_metadata
 
-            return run_metadata(load_config(args.config_file))
+            return run_metadata(_load(args.config_file, "metadata"))
         if args.command == "lab":
             return lab_cli.run(args)
         if args.command == "up":
@@ -65,6 +80,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"kaon: configuration error: {exc}", file=sys.stderr)
         return 2
+
+
+def _load(files: list[str], service: str) -> Config:
+    """The configuration, after logging once what in it kaon does not use (kaon.config_check)."""
+    from kaon.config_check import log_findings
+
+    cfg = load_config(files)
+    log_findings(files, service)
+    return cfg
 
 
 if __name__ == "__main__":
