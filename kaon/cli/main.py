@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--port", type=int, help="API port (default 9696)")
     up.add_argument("--no-agent", action="store_true", help="API only: no local Linux bridge agent")
 
+    down = sub.add_parser("down", help="stop the node `kaon up` started and remove what its local agent made")
+    down.add_argument("--state-dir", help="the state directory given to `kaon up`")
+
     agent = sub.add_parser("agent", help="run the Linux bridge agent of this host")
     agent.add_argument("--config-file", action="append", default=[], help="Neutron-style ini file (repeatable)")
 
@@ -71,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
             from kaon.cli.up import run_up
 
             return run_up(args.config_file, args.state_dir, args.port, agent=not args.no_agent)
+        if args.command == "down":
+            from kaon.cli.down import run_down
+
+            return run_down(args.state_dir)
         from kaon.db.engine import make_engine
         from kaon.db.migrate import upgrade
 

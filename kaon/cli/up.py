@@ -15,15 +15,18 @@ machine's own (the tests use that; so can a cautious user).
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
+from kaon.cli.node_conf import node_alive, read_node, state_dir_of, write_node, write_run_config
 from kaon.cli.server import run_server
-from kaon.config import Config, ConfigError, default_state_path, load_config
+from kaon.config import Config, ConfigError, load_config
+from kaon.config_check import log_findings
 
 DEFAULTS = """\
-# Written by `kaon up` on first start; edit freely, it is not rewritten.
+# Written by `kaon up` on first start; edit freely. At each start `kaon up` sets
+# state_path (and bind_port when --port is given), and adds the bus socket and
+# the metadata service's port and secret when they are missing, so that
+# `kaon lab`, `kaon agent` and `kaon metadata` given this file join this node.
 [DEFAULT]
 bind_host = 127.0.0.1
 bind_port = 9696
@@ -66,18 +69,31 @@ l2_population = true
 
 
 def run_up(extra_files: list[str], state_dir: str | None, port: int | None, agent: bool = True) -> int:
-    state = Path(state_dir or os.environ.get("KAON_STATE_DIR") or default_state_path()).expanduser()
+    state = state_dir_of(state_dir)
     state.mkdir(parents=True, exist_ok=True)
+    running = read_node(state)
+    if node_alive(state, running):
+        assert running is not None
+        raise ConfigError(f"a kaon node already runs on {state} (pid {running['pid']}); "
+                          f"`kaon down --state-dir {state}` stops it")
     conf = state / "kaon.conf"
     if not conf.exists():
         conf.write_text(DEFAULTS)
-    overrides: dict[str, Any] = {"DEFAULT": {"state_path": str(state)}}
-    if port is not None:
-        overrides["DEFAULT"]["bind_port"] = port
+    # What the node runs with goes into the file, so that `kaon lab`, `kaon agent`
+    # and `kaon metadata` given this state directory join this node.
+    write_run_config(conf, state, port)
+    overrides: dict[str, Any] = {}
+    if load_config([str(conf)]).default.transport_url == f"unix://{state / 'bus.sock'}":
+        # The file names the socket for the programs that join; this process runs
+        # that very hub, so its own agent talks to it in process.
+        overrides["DEFAULT"] = {"transport_url": ""}
     if not (conf.read_text().count("[vxlan]")):
         # A kaon.conf from before the local agent existed: give the agent its tunnel address.
         overrides["vxlan"] = {"local_ip": "127.0.0.1", "l2_population": "true"}
-    cfg = load_config([str(conf), *extra_files], overrides)
+    files = [str(conf), *extra_files]
+    cfg = load_config(files, overrides)
+    log_findings(files, "up")
+    write_node(state, {"bind_port": cfg.default.bind_port, "config_files": files})
     return run_server(cfg, announce=_announce, on_ready=_local_agent if agent else _no_agent)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -113,6 +114,8 @@ class Lab:
         if agents and not server_configs:
             raise LabError(f"no server config: give --config-file or run `kaon up` "
                            f"(which writes {self.state_dir / 'kaon.conf'}), or use --no-agents")
+        if agents:
+            self._require_node(server_configs)
         names = self.names
         wanted = {f"{self.host_names_prefix}{i}": i for i in range(1, hosts + 1)}
         with self.store.edit(empty_state(self.prefix, self.host_names_prefix)) as state:
@@ -135,6 +138,27 @@ class Lab:
         if agents:
             self._start_agents(server_configs)
         return self._require_state()
+
+    def _require_node(self, server_configs: list[str]) -> None:
+        """Stop at once when no node answers where the agents would go (not 30 s later)."""
+        from kaon.bus.unix import socket_path_of
+        from kaon.config import load_config
+
+        cfg = load_config(server_configs)
+        transport = cfg.default.transport_url
+        if transport.strip() and not transport.startswith("unix"):
+            return  # a message queue: the agents wait for their server like Neutron's do
+        path = socket_path_of(transport, cfg.default.state_path)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(2.0)
+            try:
+                sock.connect(path)
+                return
+            except OSError:
+                pass
+        raise LabError(f"no kaon node is running for {', '.join(server_configs)}: nothing listens on its bus "
+                       f"socket {path}; start one first (`kaon up --state-dir {self.state_dir}`), "
+                       f"or use --no-agents")
 
     def _start_agents(self, server_configs: list[str]) -> None:
         with self.store.edit() as state:
