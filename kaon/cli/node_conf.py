@@ -114,6 +114,7 @@ def write_run_config(conf: Path, state: Path, port: int | None) -> None:
         tmp = conf.with_name(conf.name + ".tmp")
         tmp.write_text(new)
         os.replace(tmp, conf)
+    conf.chmod(0o600)  # it holds the metadata secret
 
 
 def _start_time(pid: int) -> str | None:
