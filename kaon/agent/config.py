@@ -5,7 +5,9 @@ report_interval`` (30 s), kaon's ``[agent] namespace`` (program devices in
 that network namespace; the lab's simulated hosts) and ``resync_interval``;
 ``[linux_bridge] physical_interface_mappings``, ``bridge_mappings``;
 ``[vxlan] enable_vxlan``, ``local_ip``, ``l2_population``, ``vxlan_group``;
-``[securitygroup] enable_security_group``, ``firewall_driver`` (kaon.agent.firewall).
+``[securitygroup] enable_security_group``, ``firewall_driver`` (kaon.agent.firewall);
+``[agent] availability_zone`` (``nova``) and the metadata proxy's
+``nova_metadata_host``/``port``, for the agent records.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ class AgentConfig:
     vxlan_group: str | None = None
     enable_security_group: bool = True
     firewall_driver: str = ""  # unset or "noop": no filtering, as in Neutron
+    # [agent] availability_zone: what the DHCP and L3 agents' records say (Neutron's default).
+    availability_zone: str = "nova"
+    # Where the metadata proxies of the DHCP and L3 roles send requests (the Metadata agent's record).
+    nova_metadata_host: str = "127.0.0.1"
+    nova_metadata_port: int = 8775
 
     @property
     def tunnel_types(self) -> list[str]:
@@ -50,6 +57,9 @@ def agent_config(cfg: Config) -> AgentConfig:
     def typed(section: str, option: str, parse, default):  # type: ignore[no-untyped-def]
         return cfg.get_typed(section, option, parse, default)
 
+    from kaon.agent.metadata_proxy import proxy_config
+
+    proxy = proxy_config(cfg)
     local_ip = text("vxlan", "local_ip")
     enable_vxlan = typed("vxlan", "enable_vxlan", parse_bool, True)
     if enable_vxlan and not local_ip:
@@ -81,4 +91,7 @@ def agent_config(cfg: Config) -> AgentConfig:
         vxlan_group=text("vxlan", "vxlan_group"),
         enable_security_group=typed("securitygroup", "enable_security_group", parse_bool, True),
         firewall_driver=text("securitygroup", "firewall_driver") or "",
+        availability_zone=text("agent", "availability_zone") or "nova",
+        nova_metadata_host=proxy.nova_metadata_host,
+        nova_metadata_port=proxy.nova_metadata_port,
     )

@@ -107,7 +107,7 @@ def test_kaon_down_stops_the_node_and_leaves_the_machine_as_it_was(tmp_path: Pat
     try:
         client = api(up)
         wait_for("the local agents", lambda: len([a for a in client.get("/agents").json()["agents"]
-                                                  if a["host"] == "aio" and a["alive"]]) == 3)
+                                                  if a["host"] == "aio" and a["alive"]]) == 4)
         net = client.post("/networks", json={"network": {"name": "down-net"}}).json()["network"]
         subnet = client.post("/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.41.0.0/24",
                                                           "ip_version": 4}}).json()["subnet"]
