@@ -47,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     db.add_argument("action", choices=["upgrade"])
     db.add_argument("--config-file", action="append", default=[])
 
+    argv, command = lab_cli.split_command(list(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
+    if command is not None:
+        args.cmd = [*args.cmd, *command]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "config":

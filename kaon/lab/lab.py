@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from kaon.lab import agents, dhcp_client, ip, topology, vms
+from kaon.lab.agents import agent_alive
 from kaon.lab.api_client import ApiError, NeutronClient, resolve_client
 from kaon.lab.state import StateStore, empty_state, lab_dir, record_namespace
 
@@ -106,8 +107,12 @@ class Lab:
         return dict(vms_[name])
 
     # ------------------------------------------------------------------ up / down
-    def up(self, hosts: int, *, agents: bool = True) -> dict[str, Any]:
-        """Make (or complete) the lab with ``hosts`` hosts; start missing agents. Idempotent."""
+    def up(self, hosts: int, *, agents: bool = True, network_nodes: Sequence[str] | None = None) -> dict[str, Any]:
+        """Make (or complete) the lab with ``hosts`` hosts; start missing agents. Idempotent.
+
+        ``network_nodes``: the hosts whose agents also run the DHCP and L3
+        roles (default: the first host, whatever the host names are).
+        """
         if not 1 <= hosts <= topology.MAX_HOSTS:
             raise LabError(f"--hosts must be 1..{topology.MAX_HOSTS}")
         server_configs = self.config_files if agents else []
@@ -118,10 +123,21 @@ class Lab:
             self._require_node(server_configs)
         names = self.names
         wanted = {f"{self.host_names_prefix}{i}": i for i in range(1, hosts + 1)}
+        first = f"{self.host_names_prefix}1"
         with self.store.edit(empty_state(self.prefix, self.host_names_prefix)) as state:
             extra = sorted(set(state["hosts"]) - set(wanted))
             if extra:
                 raise LabError(f"the lab already has hosts {', '.join(extra)}: run `kaon lab down` first")
+            chosen = list(network_nodes) if network_nodes else state.get("network_nodes") or [first]
+            unknown = [h for h in chosen if h not in wanted]
+            if unknown:
+                raise LabError(f"--network-nodes {', '.join(unknown)}: not a host of this lab "
+                               f"(hosts: {', '.join(wanted)})")
+            if state.get("network_nodes") and state["network_nodes"] != chosen and \
+                    any(agent_alive(r.get("agent")) for r in state["hosts"].values()):
+                raise LabError(f"the lab's network nodes are {', '.join(state['network_nodes'])}: run "
+                               "`kaon lab down` first to change them")
+            state["network_nodes"] = chosen
             if server_configs:
                 state["config_files"] = server_configs
             for ns in [*names.fixed(), *(names.host(i) for i in wanted.values())]:
@@ -160,13 +176,28 @@ class Lab:
                        f"socket {path}; start one first (`kaon up --state-dir {self.state_dir}`), "
                        f"or use --no-agents")
 
+    def network_nodes(self, state: dict[str, Any] | None = None) -> list[str]:
+        """The hosts running the DHCP and L3 roles (labs from before the option: the first host)."""
+        state = state if state is not None else self._require_state()
+        return list(state.get("network_nodes") or sorted(state["hosts"], key=lambda h: state["hosts"][h]["index"])[:1])
+
+    def compute_host(self) -> str:
+        """A host for VMs: the first that is not a network node, as in the seeds (else the first)."""
+        state = self._require_state()
+        hosts = sorted(state["hosts"], key=lambda h: state["hosts"][h]["index"])
+        if not hosts:
+            raise LabError("the lab has no hosts (run `kaon lab up`)")
+        nodes = self.network_nodes(state)
+        return next((h for h in hosts if h not in nodes), hosts[0])
+
     def _start_agents(self, server_configs: list[str]) -> None:
         with self.store.edit() as state:
             for host, rec in state["hosts"].items():
                 if agents.agent_alive(rec.get("agent")):
                     continue
                 ini = self.directory / f"{host}.ini"
-                ini.write_text(agents.agent_ini(host, rec["namespace"], rec["local_ip"], self.prefix))
+                ini.write_text(agents.agent_ini(host, rec["namespace"], rec["local_ip"], self.prefix,
+                                                network_node=host in self.network_nodes(state)))
                 rec["agent"] = agents.start_agent(server_configs, ini, self.directory / f"{host}.log")
 
     def wait_for_agents(self, timeout: float = 30.0) -> None:
