@@ -133,6 +133,8 @@ def _up(args: argparse.Namespace) -> int:
     if not args.no_agents and args.wait > 0:
         lab.wait_for_agents(args.wait)
         print("  agents alive")
+        for line in lab.foreign_network_agents():
+            print(f"  note: {line}")
     return 0
 
 

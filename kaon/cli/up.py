@@ -31,6 +31,8 @@ DEFAULTS = """\
 bind_host = 127.0.0.1
 bind_port = 9696
 auth_strategy = kaon
+# Metadata from DHCP namespaces on networks without a router (seed 002).
+enable_isolated_metadata = true
 
 [ml2]
 type_drivers = local,flat,vlan,vxlan,gre,geneve
@@ -38,7 +40,8 @@ tenant_network_types = vxlan
 mechanism_drivers = linuxbridge,l2population
 
 [ml2_type_flat]
-flat_networks = provider
+# provider: the install guide's; default: seed 002's (the lab has both).
+flat_networks = provider,default
 
 [ml2_type_vlan]
 network_vlan_ranges = provider:100:200

@@ -224,6 +224,18 @@ class Lab:
                 raise LabError(f"agents not alive after {timeout:.0f}s: {', '.join(waiting)}")
             time.sleep(0.2)
 
+    def foreign_network_agents(self) -> list[str]:
+        """DHCP and L3 agents of hosts outside the lab that the scheduler may pick (e.g. `kaon up`'s own)."""
+        hosts = set(self._require_state()["hosts"])
+        out = []
+        for a in self.client.get("agents")["agents"]:
+            if a.get("agent_type") in ("DHCP agent", "L3 agent") and a.get("alive") and \
+                    a.get("admin_state_up") and a.get("host") not in hosts:
+                out.append(f"host {a['host']} (not in the lab) runs a live {a['agent_type']}: networks or routers "
+                           f"may be scheduled there instead of the lab's network node; disable it with "
+                           f"`openstack network agent set --disable {a['id']}` (or run `kaon up --no-agent`)")
+        return out
+
     def stop_agents(self, hosts: Sequence[str] | None = None) -> list[str]:
         """Stop the agents of ``hosts`` (all by default); returns the hosts whose agent ran."""
         stopped = []

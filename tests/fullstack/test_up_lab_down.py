@@ -72,6 +72,8 @@ def test_a_lab_on_the_state_dir_of_kaon_up_gets_live_agents(tmp_path: Path, aio_
         run = kaon("lab", "up", "--state-dir", state, "--hosts", "3", "--prefix", prefix)
         assert run.returncode == 0, run.stdout + run.stderr
         assert "agents alive" in run.stdout
+        # kaon up's own agent (host aio) has the DHCP and L3 roles too: the lab says so.
+        assert "note: host aio (not in the lab) runs a live DHCP agent" in run.stdout
         alive = {a["host"] for a in api(up).get("/agents", params={"agent_type": "Linux bridge agent"})
                  .json()["agents"] if a["alive"]}
         assert {"h1", "h2", "h3"} <= alive
