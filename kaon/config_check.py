@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from kaon.config import ConfigError, load_config, parse_bool
-from kaon.config_options import FILE_KINDS, KAON, RENAMED, SERVICE_FILES, TABLE, USED, places
+from kaon.config_options import FILE_KINDS, KAON, RENAMED, TABLE, USED, places
 
 LOG = logging.getLogger("kaon.config")
 
@@ -103,9 +103,11 @@ def _where(kind: str, section: str) -> str:
     return f"[{section}] of any kaon file" if kind == KAON else f"[{section}] of {kind}"
 
 
-def _classify(entry: _Line, service: str) -> Finding | None:
+def _classify(entry: _Line) -> Finding | None:
     kind = file_kind(entry.file)
-    kinds = (kind, KAON) if kind else SERVICE_FILES[service]
+    # A file of Neutron's name holds that file's options; any other (kaon up's
+    # all-in-one kaon.conf, a lab host's ini) may hold those of every file.
+    kinds = (kind, KAON) if kind else tuple(TABLE)
     use = _lookup(kinds, entry.section, entry.option)
 
     def finding(level: str, message: str) -> Finding:
@@ -189,7 +191,11 @@ def _local_ip_findings(lines: Sequence[_Line]) -> list[Finding]:
 # ------------------------------------------------------------------ entry points
 
 def check_files(paths: Sequence[str], service: str = "check", *, check_host: bool = True) -> list[Finding]:
-    """Findings for ``paths`` read as ``service`` (server, agent, metadata, up, check) reads them."""
+    """Findings for ``paths``, given to ``service`` (server, agent, metadata, up, check).
+
+    The programs that run an agent (agent, up) and ``check`` also check
+    ``[vxlan] local_ip`` against this host (``check_host``).
+    """
     findings: list[Finding] = []
     lines: list[_Line] = []
     for path in paths:
@@ -205,7 +211,7 @@ def check_files(paths: Sequence[str], service: str = "check", *, check_host: boo
         findings.append(Finding("error", exc.file or "", _line_of(lines, exc), exc.section or "",
                                 exc.option or "", str(exc).rsplit(": ", 1)[-1] if exc.option else str(exc)))
     for entry in lines:
-        found = _classify(entry, service)
+        found = _classify(entry)
         if found is not None:
             findings.append(found)
     if check_host and service in ("agent", "up", "check"):

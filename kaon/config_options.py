@@ -164,16 +164,6 @@ TABLE: Mapping[str, Mapping[str, Mapping[str, str]]] = {
     },
 }
 
-# Which files each kaon program reads as Neutron's matching service would.
-SERVICE_FILES: Mapping[str, tuple[str, ...]] = {
-    "server": (NEUTRON_CONF, ML2_CONF, KAON),
-    "agent": (NEUTRON_CONF, LINUXBRIDGE, OPENVSWITCH, DHCP_AGENT, L3_AGENT, METADATA_AGENT, KAON),
-    "metadata": (NEUTRON_CONF, METADATA_AGENT, KAON),
-    # kaon up is server and agent in one process; `kaon config check` knows every file.
-    "up": (NEUTRON_CONF, ML2_CONF, LINUXBRIDGE, OPENVSWITCH, DHCP_AGENT, L3_AGENT, METADATA_AGENT, KAON),
-}
-SERVICE_FILES = {**SERVICE_FILES, "check": SERVICE_FILES["up"]}
-
 # Neutron's file names (plugin.ini is the install guide's link to ml2_conf.ini).
 FILE_KINDS: Mapping[str, str] = {
     "neutron.conf": NEUTRON_CONF, "ml2_conf.ini": ML2_CONF, "plugin.ini": ML2_CONF,

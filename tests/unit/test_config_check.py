@@ -162,3 +162,15 @@ def test_startup_logs_each_finding_once(tmp_path: Path, caplog: pytest.LogCaptur
     messages = [r.getMessage() for r in caplog.records if r.name == "kaon.config"]
     assert sum("core_plugin" in m for m in messages) == 1
     assert any("notify_nova_on_port_data_changes" in m and "no Nova notifier" in m for m in messages)
+
+
+def test_kaon_ups_own_file_and_a_lab_hosts_ini_are_clean(tmp_path: Path) -> None:
+    from kaon.cli.node_conf import write_run_config
+    from kaon.cli.up import DEFAULTS
+    from kaon.lab.agents import agent_ini
+
+    conf = tmp_path / "kaon.conf"
+    conf.write_text(DEFAULTS)
+    write_run_config(conf, tmp_path, 9797)
+    ini = write(tmp_path, "h1.ini", agent_ini("h1", "kl-h1", "127.0.0.1", "kl-", network_node=True))
+    assert check_files([str(conf), ini], "agent", check_host=False) == []
