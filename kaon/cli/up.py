@@ -97,7 +97,11 @@ def run_up(extra_files: list[str], state_dir: str | None, port: int | None, agen
     cfg = load_config(files, overrides)
     log_findings(files, "up")
     write_node(state, {"bind_port": cfg.default.bind_port, "config_files": files})
-    return run_server(cfg, announce=_announce, on_ready=_local_agent if agent else _no_agent)
+
+    def announce(facts: dict[str, Any]) -> None:
+        _announce({**facts, "state_path": str(state)})
+
+    return run_server(cfg, announce=announce, on_ready=_local_agent if agent else _no_agent)
 
 
 def _no_agent(cfg: Config, app: Any) -> dict[str, Any]:
@@ -144,5 +148,9 @@ def _announce(facts: dict[str, Any]) -> None:
             "  openstack --os-cloud kaon-demo network list      # demo project",
             f"  (or: . {files.get('admin-openrc', 'admin-openrc')})",
         ]
+    state = facts.get("state_path")
+    if state:
+        lines += ["", f"Simulated hosts joining this node:  kaon lab up --state-dir {state} --hosts 2",
+                  f"Stop it and remove what its agent made:  kaon down --state-dir {state}"]
     lines.append("")
     print("\n".join(lines), flush=True)

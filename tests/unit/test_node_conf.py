@@ -63,3 +63,19 @@ def test_a_lab_on_a_state_dir_with_no_running_node_says_so_at_once(tmp_path: Pat
         lab.up(3)
     assert time.monotonic() - started < 5
     assert lab.state() is None  # nothing was made or recorded
+
+
+def test_vm_exec_takes_options_anywhere_before_the_double_dash() -> None:
+    import argparse
+
+    from kaon.cli import lab as lab_cli
+
+    argv, command = lab_cli.split_command(["lab", "vm", "exec", "vm1", "--prefix", "p1-", "--", "ping", "-c1",
+                                           "--", "x"])
+    assert argv == ["lab", "vm", "exec", "vm1", "--prefix", "p1-"] and command == ["ping", "-c1", "--", "x"]
+    parser = argparse.ArgumentParser()
+    lab_cli.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    assert (args.name, args.prefix, args.cmd) == ("vm1", "p1-", [])
+    assert lab_cli.split_command(["lab", "status", "--prefix", "p1-"]) == (["lab", "status", "--prefix", "p1-"],
+                                                                           None)
