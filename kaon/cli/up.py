@@ -15,6 +15,7 @@ machine's own (the tests use that; so can a cautious user).
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from kaon.cli.node_conf import node_alive, read_node, state_dir_of, write_node, write_run_config
@@ -77,8 +78,9 @@ def run_up(extra_files: list[str], state_dir: str | None, port: int | None, agen
     running = read_node(state)
     if node_alive(state, running):
         assert running is not None
-        raise ConfigError(f"a kaon node already runs on {state} (pid {running['pid']}); "
-                          f"`kaon down --state-dir {state}` stops it")
+        print(f"kaon up: a kaon node already runs on {state} (pid {running['pid']}); "
+              f"`kaon down --state-dir {state}` stops it", file=sys.stderr)
+        return 1
     conf = state / "kaon.conf"
     if not conf.exists():
         conf.write_text(DEFAULTS)
