@@ -5,11 +5,14 @@ report_interval`` (30 s), kaon's ``[agent] namespace`` (program devices in
 that network namespace; the lab's simulated hosts) and ``resync_interval``;
 ``[linux_bridge] physical_interface_mappings``, ``bridge_mappings``;
 ``[vxlan] enable_vxlan``, ``local_ip``, ``l2_population``, ``vxlan_group``;
-``[securitygroup] enable_security_group``, ``firewall_driver`` (kaon.agent.firewall).
+``[securitygroup] enable_security_group``, ``firewall_driver`` (kaon.agent.firewall);
+``[agent] availability_zone`` (``nova``) and the metadata proxy's
+``nova_metadata_host``/``port``, for the agent records.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from kaon.config import Config, ConfigError, parse_bool, parse_int, parse_mapping
@@ -35,6 +38,11 @@ class AgentConfig:
     vxlan_group: str | None = None
     enable_security_group: bool = True
     firewall_driver: str = ""  # unset or "noop": no filtering, as in Neutron
+    # [agent] availability_zone: what the DHCP and L3 agents' records say (Neutron's default).
+    availability_zone: str = "nova"
+    # Where the metadata proxies of the DHCP and L3 roles send requests (the Metadata agent's record).
+    nova_metadata_host: str = "127.0.0.1"
+    nova_metadata_port: int = 8775
 
     @property
     def tunnel_types(self) -> list[str]:
@@ -49,12 +57,24 @@ def agent_config(cfg: Config) -> AgentConfig:
     def typed(section: str, option: str, parse, default):  # type: ignore[no-untyped-def]
         return cfg.get_typed(section, option, parse, default)
 
+    from kaon.agent.metadata_proxy import proxy_config
+
+    proxy = proxy_config(cfg)
     local_ip = text("vxlan", "local_ip")
     enable_vxlan = typed("vxlan", "enable_vxlan", parse_bool, True)
     if enable_vxlan and not local_ip:
         # Neutron's agent refuses to start in this case too; say what to set.
         raise ConfigError("[vxlan] enable_vxlan is true but [vxlan] local_ip is not set "
                           "(set local_ip to this host's tunnel address, or enable_vxlan = false)")
+    if enable_vxlan and local_ip:
+        try:
+            ipaddress.ip_address(local_ip)
+        except ValueError:
+            # The install guide's OVERLAY_INTERFACE_IP_ADDRESS left as written; whether
+            # the address is on this host is checked at the agent's start (kaon.cli.agent).
+            raise ConfigError(f"'{local_ip}' is not an IP address (a placeholder? set it to this host's "
+                              "address on the overlay network)", file=cfg.origins.get(("vxlan", "local_ip")),
+                              section="vxlan", option="local_ip") from None
     return AgentConfig(
         host=text("agent", "host") or cfg.default.host,
         transport_url=cfg.default.transport_url,
@@ -71,4 +91,7 @@ def agent_config(cfg: Config) -> AgentConfig:
         vxlan_group=text("vxlan", "vxlan_group"),
         enable_security_group=typed("securitygroup", "enable_security_group", parse_bool, True),
         firewall_driver=text("securitygroup", "firewall_driver") or "",
+        availability_zone=text("agent", "availability_zone") or "nova",
+        nova_metadata_host=proxy.nova_metadata_host,
+        nova_metadata_port=proxy.nova_metadata_port,
     )

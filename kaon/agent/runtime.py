@@ -33,6 +33,8 @@ LOG = logging.getLogger("kaon.agent")
 
 AGENT_TYPE = "Linux bridge agent"
 BINARY = "neutron-linuxbridge-agent"
+METADATA_AGENT_TYPE = "Metadata agent"
+METADATA_BINARY = "neutron-metadata-agent"
 ACTIVE, DOWN = "ACTIVE", "DOWN"
 
 
@@ -127,8 +129,19 @@ class Agent:
                 "configurations": configurations, "start_flag": self.start_flag}
 
     def role_reports(self) -> list[dict[str, Any]]:
-        return [{"agent_type": r.agent_type, "binary": r.binary, "topic": r.topic, "host": self.cfg.host,
-                 "configurations": r.configurations(), "start_flag": self.start_flag} for r in self.roles]
+        # DHCP and L3 agents name their availability zone, as Neutron's do; the L2 one does not.
+        reports = [{"agent_type": r.agent_type, "binary": r.binary, "topic": r.topic, "host": self.cfg.host,
+                    "configurations": r.configurations(), "availability_zone": self.cfg.availability_zone,
+                    "start_flag": self.start_flag} for r in self.roles]
+        if self.roles:
+            # The DHCP and L3 roles proxy metadata: the host's "Metadata agent" row, as
+            # Neutron's neutron-metadata-agent reports beside them.
+            reports.append({"agent_type": METADATA_AGENT_TYPE, "binary": METADATA_BINARY, "topic": "N/A",
+                            "host": self.cfg.host, "start_flag": self.start_flag, "configurations": {
+                                "nova_metadata_host": self.cfg.nova_metadata_host,
+                                "nova_metadata_port": self.cfg.nova_metadata_port,
+                                "log_agent_heartbeats": False}})
+        return reports
 
     def report_once(self) -> bool:
         try:

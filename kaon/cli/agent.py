@@ -24,6 +24,12 @@ def agent_unavailable(cfg: AgentConfig) -> str | None:
         return "not running as root (the agent creates bridges and VXLAN devices)"
     if cfg.namespace and not os.path.exists(f"/run/netns/{cfg.namespace}"):
         return f"network namespace {cfg.namespace} does not exist ([agent] namespace)"
+    if cfg.tunnel_types:
+        from kaon.config_check import local_ip_problem
+
+        problem = local_ip_problem(cfg.local_ip, namespace=cfg.namespace)
+        if problem:
+            return f"[vxlan] local_ip: {problem}"
     return None
 
 

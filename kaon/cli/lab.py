@@ -4,7 +4,7 @@
 
     kaon lab up --hosts 2 [--no-agents]
     kaon lab vm create vm1 --host h1 --network private-net [--ip 10.0.0.5]
-    kaon lab vm exec vm1 -- ping -c1 10.0.0.6
+    kaon lab vm exec vm1 [--prefix P] -- ping -c1 10.0.0.6
     kaon lab status
     kaon lab down
 
@@ -49,6 +49,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     up.add_argument("--wait", type=float, default=30.0, metavar="SECONDS",
                     help="wait this long for the agents to be alive in the API (default 30; 0: don't)")
     up.add_argument("--host-names-prefix", default="h", help="host names are PREFIX1..PREFIXn (default h)")
+    up.add_argument("--network-nodes", type=lambda v: [h.strip() for h in v.split(",") if h.strip()],
+                    metavar="HOST[,HOST...]", help="hosts that run the DHCP and L3 agents (default: the first host)")
 
     down = sub.add_parser("down", parents=[common], help="remove everything the lab made")
     down.add_argument("--keep-logs", action="store_true", help="keep the agents' log files")
@@ -58,7 +60,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
     seed = sub.add_parser("seed", parents=[common], help="recreate a seed scenario: 001, 002 or 004")
     seed.add_argument("scenario", choices=["001", "002", "004"])
-    seed.add_argument("--host", help="the compute host for the VMs (default: h2 when there is one)")
+    seed.add_argument("--host", help="the compute host for the VMs (default: the first host that is not a "
+                                     "network node)")
+    seed.add_argument("--delete", action="store_true", help="remove what the seed made")
 
     vm = sub.add_parser("vm", help="VMs: namespaces plugged into a host like Nova + os-vif would")
     vsub = vm.add_subparsers(dest="vm_command", required=True)
@@ -77,10 +81,20 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     delete.add_argument("name")
     vlist = vsub.add_parser("list", parents=[common], help="the lab's VMs")
     vlist.add_argument("--json", action="store_true")
-    vexec = vsub.add_parser("exec", parents=[common], help="run a command inside a VM: NAME -- CMD ...")
+    vexec = vsub.add_parser("exec", parents=[common], help="run a command inside a VM: NAME [options] -- CMD ...")
     vexec.add_argument("name")
-    vexec.add_argument("cmd", nargs=argparse.REMAINDER)
+    # Everything after the first `--` is the command (split_command sets it aside before
+    # argparse), so options such as --prefix may come anywhere before the `--`.
+    vexec.add_argument("cmd", nargs="*", help="the command (after --)")
     return lab
+
+
+def split_command(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    """``lab vm exec ... -- CMD``: (the arguments before the first ``--``, CMD), else (argv, None)."""
+    if argv[:3] == ["lab", "vm", "exec"] and "--" in argv:
+        at = argv.index("--")
+        return argv[:at], argv[at + 1:]
+    return argv, None
 
 
 def _lab(args: argparse.Namespace, **kw: Any) -> Any:
@@ -107,23 +121,27 @@ def run(args: argparse.Namespace) -> int:
 
 def _up(args: argparse.Namespace) -> int:
     lab = _lab(args, host_names_prefix=args.host_names_prefix)
-    state = lab.up(args.hosts, agents=not args.no_agents)
+    state = lab.up(args.hosts, agents=not args.no_agents, network_nodes=args.network_nodes)
     print(f"lab {lab.prefix}: {len(state['hosts'])} hosts; outside {state['outside']['namespace']} "
           f"({', '.join(state['outside']['addresses'])}); state {lab.store.path}")
     for host, rec in state["hosts"].items():
         agent = rec.get("agent")
         where = f"agent pid {agent['pid']}, log {agent['log']}" if agent else "no agent"
+        if host in state.get("network_nodes", []):
+            where += " (network node: DHCP, L3)"
         print(f"  {host}: namespace {rec['namespace']}, local_ip {rec['local_ip']}, {where}")
     if not args.no_agents and args.wait > 0:
         lab.wait_for_agents(args.wait)
         print("  agents alive")
+        for line in lab.foreign_network_agents():
+            print(f"  note: {line}")
     return 0
 
 
 def _seed(args: argparse.Namespace) -> int:
     from kaon.lab.seeds import run_seed
 
-    for line in run_seed(_lab(args), args.scenario, args.host):
+    for line in run_seed(_lab(args), args.scenario, args.host, delete=args.delete):
         print(line)
     return 0
 
@@ -179,7 +197,7 @@ def _run_vm(args: argparse.Namespace) -> int:
         for vm in [] if args.json else vms:
             print(f"{vm['name']}: {_vm_line(vm)}")
         return 0
-    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    cmd = args.cmd
     if not cmd:
         print("kaon lab vm exec: give a command: NAME -- CMD ...", file=sys.stderr)
         return 2

@@ -1,4 +1,5 @@
-"""The ``kaon`` command: ``server``, ``up`` (all-in-one node), ``agent``, ``metadata``, ``lab`` and ``db``."""
+"""The ``kaon`` command: ``server``, ``up``/``down`` (all-in-one node), ``agent``, ``metadata``, ``lab``,
+``config check`` and ``db``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 import sys
 
 from kaon.cli import lab as lab_cli
-from kaon.config import ConfigError, load_config
+from kaon.config import Config, ConfigError, load_config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--port", type=int, help="API port (default 9696)")
     up.add_argument("--no-agent", action="store_true", help="API only: no local Linux bridge agent")
 
+    down = sub.add_parser("down", help="stop the node `kaon up` started and remove what its local agent made")
+    down.add_argument("--state-dir", help="the state directory given to `kaon up`")
+
     agent = sub.add_parser("agent", help="run the Linux bridge agent of this host")
     agent.add_argument("--config-file", action="append", default=[], help="Neutron-style ini file (repeatable)")
 
@@ -31,31 +35,52 @@ def main(argv: list[str] | None = None) -> int:
 
     lab_cli.add_parser(sub)
 
+    conf = sub.add_parser("config", help="configuration files")
+    csub = conf.add_subparsers(dest="config_command", required=True)
+    check = csub.add_parser("check", help="report each option kaon does not use, does not know, or finds "
+                                          "misplaced; exit 1 on errors")
+    check.add_argument("files", nargs="+", metavar="FILE", help="ini files, read as the service reads them")
+    check.add_argument("--service", choices=["server", "agent", "metadata", "up", "check"], default="check",
+                       help="read the files as this program does (default: any of them)")
+
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade"])
     db.add_argument("--config-file", action="append", default=[])
 
+    argv, command = lab_cli.split_command(list(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
+    if command is not None:
+        args.cmd = [*args.cmd, *command]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        if args.command == "config":
+            from kaon.config_check import report
+
+            text, status = report(args.files, args.service)
+            print(text)
+            return status
         if args.command == "server":
             from kaon.cli.server import run_server
 
-            return run_server(load_config(args.config_file))
+            return run_server(_load(args.config_file, "server"))
         if args.command == "agent":
             from kaon.cli.agent import run_agent
 
-            return run_agent(load_config(args.config_file))
+            return run_agent(_load(args.config_file, "agent"))
         if args.command == "metadata":
             from kaon.metadata.server import run_metadata
 
-            return run_metadata(load_config(args.config_file))
+            return run_metadata(_load(args.config_file, "metadata"))
         if args.command == "lab":
             return lab_cli.run(args)
         if args.command == "up":
             from kaon.cli.up import run_up
 
             return run_up(args.config_file, args.state_dir, args.port, agent=not args.no_agent)
+        if args.command == "down":
+            from kaon.cli.down import run_down
+
+            return run_down(args.state_dir)
         from kaon.db.engine import make_engine
         from kaon.db.migrate import upgrade
 
@@ -65,6 +90,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"kaon: configuration error: {exc}", file=sys.stderr)
         return 2
+
+
+def _load(files: list[str], service: str) -> Config:
+    """The configuration, after logging once what in it kaon does not use (kaon.config_check)."""
+    from kaon.config_check import log_findings
+
+    cfg = load_config(files)
+    log_findings(files, service)
+    return cfg
 
 
 if __name__ == "__main__":

@@ -15,19 +15,25 @@ machine's own (the tests use that; so can a cautious user).
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+import sys
 from typing import Any
 
+from kaon.cli.node_conf import node_alive, read_node, state_dir_of, write_node, write_run_config
 from kaon.cli.server import run_server
-from kaon.config import Config, ConfigError, default_state_path, load_config
+from kaon.config import Config, ConfigError, load_config
+from kaon.config_check import log_findings
 
 DEFAULTS = """\
-# Written by `kaon up` on first start; edit freely, it is not rewritten.
+# Written by `kaon up` on first start; edit freely. At each start `kaon up` sets
+# state_path (and bind_port when --port is given), and adds the bus socket and
+# the metadata service's port and secret when they are missing, so that
+# `kaon lab`, `kaon agent` and `kaon metadata` given this file join this node.
 [DEFAULT]
 bind_host = 127.0.0.1
 bind_port = 9696
 auth_strategy = kaon
+# Metadata from DHCP namespaces on networks without a router (seed 002).
+enable_isolated_metadata = true
 
 [ml2]
 type_drivers = local,flat,vlan,vxlan,gre,geneve
@@ -35,7 +41,8 @@ tenant_network_types = vxlan
 mechanism_drivers = linuxbridge,l2population
 
 [ml2_type_flat]
-flat_networks = provider
+# provider: the install guide's; default: seed 002's (the lab has both).
+flat_networks = provider,default
 
 [ml2_type_vlan]
 network_vlan_ranges = provider:100:200
@@ -66,19 +73,37 @@ l2_population = true
 
 
 def run_up(extra_files: list[str], state_dir: str | None, port: int | None, agent: bool = True) -> int:
-    state = Path(state_dir or os.environ.get("KAON_STATE_DIR") or default_state_path()).expanduser()
+    state = state_dir_of(state_dir)
     state.mkdir(parents=True, exist_ok=True)
+    running = read_node(state)
+    if node_alive(state, running):
+        assert running is not None
+        print(f"kaon up: a kaon node already runs on {state} (pid {running['pid']}); "
+              f"`kaon down --state-dir {state}` stops it", file=sys.stderr)
+        return 1
     conf = state / "kaon.conf"
     if not conf.exists():
         conf.write_text(DEFAULTS)
-    overrides: dict[str, Any] = {"DEFAULT": {"state_path": str(state)}}
-    if port is not None:
-        overrides["DEFAULT"]["bind_port"] = port
+    # What the node runs with goes into the file, so that `kaon lab`, `kaon agent`
+    # and `kaon metadata` given this state directory join this node.
+    write_run_config(conf, state, port)
+    overrides: dict[str, Any] = {}
+    if load_config([str(conf)]).default.transport_url == f"unix://{state / 'bus.sock'}":
+        # The file names the socket for the programs that join; this process runs
+        # that very hub, so its own agent talks to it in process.
+        overrides["DEFAULT"] = {"transport_url": ""}
     if not (conf.read_text().count("[vxlan]")):
         # A kaon.conf from before the local agent existed: give the agent its tunnel address.
         overrides["vxlan"] = {"local_ip": "127.0.0.1", "l2_population": "true"}
-    cfg = load_config([str(conf), *extra_files], overrides)
-    return run_server(cfg, announce=_announce, on_ready=_local_agent if agent else _no_agent)
+    files = [str(conf), *extra_files]
+    cfg = load_config(files, overrides)
+    log_findings(files, "up")
+    write_node(state, {"bind_port": cfg.default.bind_port, "config_files": files})
+
+    def announce(facts: dict[str, Any]) -> None:
+        _announce({**facts, "state_path": str(state)})
+
+    return run_server(cfg, announce=announce, on_ready=_local_agent if agent else _no_agent)
 
 
 def _no_agent(cfg: Config, app: Any) -> dict[str, Any]:
@@ -125,5 +150,9 @@ def _announce(facts: dict[str, Any]) -> None:
             "  openstack --os-cloud kaon-demo network list      # demo project",
             f"  (or: . {files.get('admin-openrc', 'admin-openrc')})",
         ]
+    state = facts.get("state_path")
+    if state:
+        lines += ["", f"Simulated hosts joining this node:  kaon lab up --state-dir {state} --hosts 2",
+                  f"Stop it and remove what its agent made:  kaon down --state-dir {state}"]
     lines.append("")
     print("\n".join(lines), flush=True)

@@ -19,17 +19,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kaon.lab.topology import PHYSICAL_NETWORK, PROVIDER_INTERFACE
+from kaon.lab.topology import PHYSICAL_INTERFACES
 
 AGENT_TYPE = "Linux bridge agent"
-# The roles (kaon.agent.roles) the lab's network node plays besides L2: it
-# hosts the DHCP servers and routers, as the install guide's controller does.
-NETWORK_NODE = "h1"
+# The roles (kaon.agent.roles) a network node plays besides L2: it hosts the
+# DHCP servers and routers, as the install guide's controller does. Which
+# hosts are network nodes is the lab's choice (``--network-nodes``).
 NETWORK_NODE_ROLES: tuple[str, ...] = ("l3", "dhcp")
 
 
-def agent_ini(host: str, namespace: str, local_ip: str, lab_prefix: str = "") -> str:
-    roles = ", ".join(NETWORK_NODE_ROLES) if host == NETWORK_NODE else ""
+def agent_ini(host: str, namespace: str, local_ip: str, lab_prefix: str = "", network_node: bool = False) -> str:
+    roles = ", ".join(NETWORK_NODE_ROLES) if network_node else ""
+    mappings = ",".join(f"{physnet}:{dev}" for physnet, dev in PHYSICAL_INTERFACES.items())
     return (
         "# Written by `kaon lab up`; rewritten on every `up`.\n"
         "[DEFAULT]\n"
@@ -41,7 +42,7 @@ def agent_ini(host: str, namespace: str, local_ip: str, lab_prefix: str = "") ->
         # test runs) side by side never see, or sweep, each other's.
         f"namespace_prefix = {lab_prefix}\n"
         "[linux_bridge]\n"
-        f"physical_interface_mappings = {PHYSICAL_NETWORK}:{PROVIDER_INTERFACE}\n"
+        f"physical_interface_mappings = {mappings}\n"
         "[vxlan]\n"
         "enable_vxlan = true\n"
         f"local_ip = {local_ip}\n"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from kaon.lab import agents, dhcp_client, ip, topology, vms
+from kaon.lab.agents import agent_alive
 from kaon.lab.api_client import ApiError, NeutronClient, resolve_client
 from kaon.lab.state import StateStore, empty_state, lab_dir, record_namespace
 
@@ -105,20 +107,37 @@ class Lab:
         return dict(vms_[name])
 
     # ------------------------------------------------------------------ up / down
-    def up(self, hosts: int, *, agents: bool = True) -> dict[str, Any]:
-        """Make (or complete) the lab with ``hosts`` hosts; start missing agents. Idempotent."""
+    def up(self, hosts: int, *, agents: bool = True, network_nodes: Sequence[str] | None = None) -> dict[str, Any]:
+        """Make (or complete) the lab with ``hosts`` hosts; start missing agents. Idempotent.
+
+        ``network_nodes``: the hosts whose agents also run the DHCP and L3
+        roles (default: the first host, whatever the host names are).
+        """
         if not 1 <= hosts <= topology.MAX_HOSTS:
             raise LabError(f"--hosts must be 1..{topology.MAX_HOSTS}")
         server_configs = self.config_files if agents else []
         if agents and not server_configs:
             raise LabError(f"no server config: give --config-file or run `kaon up` "
                            f"(which writes {self.state_dir / 'kaon.conf'}), or use --no-agents")
+        if agents:
+            self._require_node(server_configs)
         names = self.names
         wanted = {f"{self.host_names_prefix}{i}": i for i in range(1, hosts + 1)}
+        first = f"{self.host_names_prefix}1"
         with self.store.edit(empty_state(self.prefix, self.host_names_prefix)) as state:
             extra = sorted(set(state["hosts"]) - set(wanted))
             if extra:
                 raise LabError(f"the lab already has hosts {', '.join(extra)}: run `kaon lab down` first")
+            chosen = list(network_nodes) if network_nodes else state.get("network_nodes") or [first]
+            unknown = [h for h in chosen if h not in wanted]
+            if unknown:
+                raise LabError(f"--network-nodes {', '.join(unknown)}: not a host of this lab "
+                               f"(hosts: {', '.join(wanted)})")
+            if state.get("network_nodes") and state["network_nodes"] != chosen and \
+                    any(agent_alive(r.get("agent")) for r in state["hosts"].values()):
+                raise LabError(f"the lab's network nodes are {', '.join(state['network_nodes'])}: run "
+                               "`kaon lab down` first to change them")
+            state["network_nodes"] = chosen
             if server_configs:
                 state["config_files"] = server_configs
             for ns in [*names.fixed(), *(names.host(i) for i in wanted.values())]:
@@ -136,13 +155,49 @@ class Lab:
             self._start_agents(server_configs)
         return self._require_state()
 
+    def _require_node(self, server_configs: list[str]) -> None:
+        """Stop at once when no node answers where the agents would go (not 30 s later)."""
+        from kaon.bus.unix import socket_path_of
+        from kaon.config import load_config
+
+        cfg = load_config(server_configs)
+        transport = cfg.default.transport_url
+        if transport.strip() and not transport.startswith("unix"):
+            return  # a message queue: the agents wait for their server like Neutron's do
+        path = socket_path_of(transport, cfg.default.state_path)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(2.0)
+            try:
+                sock.connect(path)
+                return
+            except OSError:
+                pass
+        raise LabError(f"no kaon node is running for {', '.join(server_configs)}: nothing listens on its bus "
+                       f"socket {path}; start one first (`kaon up --state-dir {self.state_dir}`), "
+                       f"or use --no-agents")
+
+    def network_nodes(self, state: dict[str, Any] | None = None) -> list[str]:
+        """The hosts running the DHCP and L3 roles (labs from before the option: the first host)."""
+        state = state if state is not None else self._require_state()
+        return list(state.get("network_nodes") or sorted(state["hosts"], key=lambda h: state["hosts"][h]["index"])[:1])
+
+    def compute_host(self) -> str:
+        """A host for VMs: the first that is not a network node, as in the seeds (else the first)."""
+        state = self._require_state()
+        hosts = sorted(state["hosts"], key=lambda h: state["hosts"][h]["index"])
+        if not hosts:
+            raise LabError("the lab has no hosts (run `kaon lab up`)")
+        nodes = self.network_nodes(state)
+        return next((h for h in hosts if h not in nodes), hosts[0])
+
     def _start_agents(self, server_configs: list[str]) -> None:
         with self.store.edit() as state:
             for host, rec in state["hosts"].items():
                 if agents.agent_alive(rec.get("agent")):
                     continue
                 ini = self.directory / f"{host}.ini"
-                ini.write_text(agents.agent_ini(host, rec["namespace"], rec["local_ip"], self.prefix))
+                ini.write_text(agents.agent_ini(host, rec["namespace"], rec["local_ip"], self.prefix,
+                                                network_node=host in self.network_nodes(state)))
                 rec["agent"] = agents.start_agent(server_configs, ini, self.directory / f"{host}.log")
 
     def wait_for_agents(self, timeout: float = 30.0) -> None:
@@ -168,6 +223,18 @@ class Lab:
             if time.monotonic() > deadline:
                 raise LabError(f"agents not alive after {timeout:.0f}s: {', '.join(waiting)}")
             time.sleep(0.2)
+
+    def foreign_network_agents(self) -> list[str]:
+        """DHCP and L3 agents of hosts outside the lab that the scheduler may pick (e.g. `kaon up`'s own)."""
+        hosts = set(self._require_state()["hosts"])
+        out = []
+        for a in self.client.get("agents")["agents"]:
+            if a.get("agent_type") in ("DHCP agent", "L3 agent") and a.get("alive") and \
+                    a.get("admin_state_up") and a.get("host") not in hosts:
+                out.append(f"host {a['host']} (not in the lab) runs a live {a['agent_type']}: networks or routers "
+                           f"may be scheduled there instead of the lab's network node; disable it with "
+                           f"`openstack network agent set --disable {a['id']}` (or run `kaon up --no-agent`)")
+        return out
 
     def stop_agents(self, hosts: Sequence[str] | None = None) -> list[str]:
         """Stop the agents of ``hosts`` (all by default); returns the hosts whose agent ran."""

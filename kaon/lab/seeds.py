@@ -1,30 +1,41 @@
-"""The seeds' scenarios in one command: ``kaon lab seed 001|002|004``.
+"""The seeds' scenarios in one command: ``kaon lab seed 001|002|004 [--delete]``.
 
 Each builds, through the Neutron API, what the user in that field note was
 trying to reach, then plugs the VMs into the lab (DHCP unless the scenario
-pins addresses) and prints what to try. Idempotent: resources found by name
-are reused, VMs that exist are kept.
+pins addresses) and prints what to try -- commands that work as printed,
+with the lab's ``--prefix``/``--state-dir`` when they are not the defaults.
+Idempotent: resources found by name are reused, VMs that exist are kept.
+Removable: ``--delete`` removes what the seed made (VMs and their floating
+IPs, routers, networks, security groups), and the external network once no
+other seed uses it. The three live side by side in one lab: each has names
+of its own, and they use different physical networks for their flat ones.
 
-* 001 — ext-net (flat, external, 192.168.100.0/24 without DHCP, pool
-  .10–.90, gateway .1 = the lab's outside namespace), private-net (VXLAN,
-  10.0.0.0/24, pool .10–.200), router1 with gateway and interface, test_sg
-  allowing tcp 22, 80, 8888, a VM and a floating IP.
-* 002 — a shared flat provider network with DHCP and no router; the VM gets
-  its address and the metadata route from the DHCP namespace (the server
-  needs ``enable_isolated_metadata = true``).
-* 004 — two routers, two networks that are both 192.168.101.0/24, a VM at
-  .3 on each, a floating IP each.
+* 001 — ext-net (flat on ``provider``, external, 192.168.100.0/24 without
+  DHCP, pool .10–.90, gateway .1 = the lab's outside namespace),
+  private-net (VXLAN, 10.0.0.0/24, pool .10–.200), router1 with gateway and
+  interface, test_sg allowing tcp 22, 80, 8888 (as in the seed) and ICMP (so
+  that the floating IP answers the printed ping), a VM and a floating IP.
+* 002 — pub100: a shared provider network with DHCP and no router, on the
+  seed's physical network ``default`` (flat: the lab's kernel may have no
+  802.1Q), 10.10.100.0/24 with the gateway .1 in the outside namespace; the
+  VM gets its address and the metadata route from the DHCP namespace (the
+  server needs ``enable_isolated_metadata = true``).
+* 004 — router01 and router02, net01 and net02 that are both
+  192.168.101.0/24, vm01 and vm02 at .3 on each, a floating IP each, and a
+  security group opening ICMP and SSH so that each floating IP answers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from kaon.lab.api_client import ApiError, NeutronClient
-from kaon.lab.lab import Lab
+from kaon.lab.lab import DEFAULT_PREFIX, Lab, default_state_dir
 
 EXT = {"provider:network_type": "flat", "provider:physical_network": "provider", "router:external": True}
+PUB100 = {"provider:network_type": "flat", "provider:physical_network": "default", "shared": True}
 
 
 def _one(client: NeutronClient, collection: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -73,17 +84,35 @@ def _vm(lab: Lab, name: str, host: str, network: str, **kw: Any) -> dict[str, An
         return lab.create_vm(name, host, network, **kw)
 
 
-def _test_sg(c: NeutronClient) -> dict[str, Any]:
-    sg = _one(c, "security-groups", "test_sg", {"description": "Test security group allowing port 8888"})
-    for port in (22, 80, 8888):
+def _open_sg(c: NeutronClient, name: str, description: str, tcp_ports: tuple[int, ...]) -> dict[str, Any]:
+    """A security group opening ICMP and ``tcp_ports`` from anywhere (IPv4)."""
+    sg = _one(c, "security-groups", name, {"description": description})
+    rules: list[dict[str, Any]] = [{"protocol": "icmp"}]
+    rules += [{"protocol": "tcp", "port_range_min": p, "port_range_max": p} for p in tcp_ports]
+    for rule in rules:
         try:
             c.post("security-group-rules", {"security_group_rule": {
-                "security_group_id": sg["id"], "direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
-                "port_range_min": port, "port_range_max": port, "remote_ip_prefix": "0.0.0.0/0"}})
+                "security_group_id": sg["id"], "direction": "ingress", "ethertype": "IPv4",
+                "remote_ip_prefix": "0.0.0.0/0", **rule}})
         except ApiError as exc:
             if exc.status != 409:  # the rule is there already
                 raise
     return sg
+
+
+def lab_options(lab: Lab) -> str:
+    """The options a printed ``kaon lab`` command needs to find this lab."""
+    opts = "" if lab.prefix == DEFAULT_PREFIX else f" --prefix {lab.prefix}"
+    if lab.state_dir.resolve() != default_state_dir().resolve():
+        opts += f" --state-dir {lab.state_dir}"
+    return opts
+
+
+def _exec(lab: Lab, vm: str, command: str) -> str:
+    return f"kaon lab vm exec {vm}{lab_options(lab)} -- {command}"
+
+
+METADATA = "busybox wget -q -O - http://169.254.169.254/latest/meta-data/instance-id"
 
 
 def seed_001(lab: Lab, host: str) -> list[str]:
@@ -92,53 +121,118 @@ def seed_001(lab: Lab, host: str) -> list[str]:
     _network(c, "private-net", "10.0.0.0/24", subnet_name="private-subnet", gateway_ip="10.0.0.1",
              allocation_pools=[{"start": "10.0.0.10", "end": "10.0.0.200"}])
     _router(c, "router1", ext, "private-subnet")
-    sg = _test_sg(c)
+    sg = _open_sg(c, "test_sg", "Test security group allowing port 8888", (22, 80, 8888))
     vm = _vm(lab, "test-instance", host, "private-net", dhcp=True, security_groups=[sg["id"], "default"])
     fip = _floating_ip(c, ext, vm["port_id"])
     return [f"test-instance on {host}: {', '.join(vm.get('ips', []))}, floating IP {fip}",
-            "try: kaon lab vm exec test-instance -- ping -c1 192.168.100.1",
+            f"try: {_exec(lab, 'test-instance', 'ping -c1 192.168.100.1')}",
             f"     ip netns exec {lab.names.outside} ping -c1 {fip}",
-            "     kaon lab vm exec test-instance -- wget -qO- http://169.254.169.254/latest/meta-data/instance-id"]
+            f"     {_exec(lab, 'test-instance', METADATA)}"]
 
 
 def seed_002(lab: Lab, host: str) -> list[str]:
     c = lab.client
-    _network(c, "provider", "192.168.100.0/24", {"provider:network_type": "flat",
-                                                 "provider:physical_network": "provider", "shared": True},
-             gateway_ip="192.168.100.1", allocation_pools=[{"start": "192.168.100.100", "end": "192.168.100.150"}])
-    vm = _vm(lab, "provider-instance", host, "provider", dhcp=True)
+    _network(c, "pub100", "10.10.100.0/24", PUB100, subnet_name="pub100-subnet", gateway_ip="10.10.100.1",
+             allocation_pools=[{"start": "10.10.100.100", "end": "10.10.100.150"}])
+    vm = _vm(lab, "provider-instance", host, "pub100", dhcp=True)
     return [f"provider-instance on {host}: {', '.join(vm.get('ips', []))} (DHCP, no router)",
-            "try: kaon lab vm exec provider-instance -- ip route    # 169.254.169.254 via the DHCP port",
-            "     kaon lab vm exec provider-instance -- wget -qO- http://169.254.169.254/latest/meta-data/instance-id"]
+            f"try: {_exec(lab, 'provider-instance', 'ip route')}    # 169.254.169.254 via the DHCP port",
+            f"     {_exec(lab, 'provider-instance', 'ping -c1 10.10.100.1')}",
+            f"     {_exec(lab, 'provider-instance', METADATA)}"]
 
 
 def seed_004(lab: Lab, host: str) -> list[str]:
     c = lab.client
     ext = _ext_net(c)
-    lines = []
-    for n in (1, 2):
-        _network(c, f"net{n}", "192.168.101.0/24", subnet_name=f"subnet{n}")
-        _router(c, f"router{n}", ext, f"subnet{n}")
-        vm = _vm(lab, f"vm{n}", host, f"net{n}", ip_address="192.168.101.3")
-        lines.append(f"vm{n} on net{n}: 192.168.101.3, floating IP {_floating_ip(c, ext, vm['port_id'])}")
-    return [*lines, "both VMs are 192.168.101.3; each floating IP reaches its own"]
+    sg = _open_sg(c, "seed004", "ICMP and SSH to the VMs of seed 004", (22,))
+    lines, tries = [], []
+    for n in ("01", "02"):
+        _network(c, f"net{n}", "192.168.101.0/24", subnet_name=f"net{n}_subnet01")
+        _router(c, f"router{n}", ext, f"net{n}_subnet01")
+        vm = _vm(lab, f"vm{n}", host, f"net{n}", ip_address="192.168.101.3", security_groups=[sg["id"], "default"])
+        fip = _floating_ip(c, ext, vm["port_id"])
+        lines.append(f"vm{n} on net{n}: 192.168.101.3, floating IP {fip}")
+        tries.append(f"ip netns exec {lab.names.outside} ping -c1 {fip}")
+    tries.append(_exec(lab, "vm01", "ping -c1 192.168.100.1"))
+    return [*lines, "both VMs are 192.168.101.3; each floating IP reaches its own",
+            f"try: {tries[0]}", *(f"     {t}" for t in tries[1:])]
+
+
+@dataclass(frozen=True)
+class Made:
+    """What a seed made, by name, for ``--delete`` (in the order it goes)."""
+
+    vms: tuple[str, ...]
+    routers: tuple[tuple[str, str], ...]  # (router, subnet)
+    networks: tuple[str, ...]
+    security_groups: tuple[str, ...] = ()
+    external: bool = False
+
+
+MADE: dict[str, Made] = {
+    "001": Made(("test-instance",), (("router1", "private-subnet"),), ("private-net",), ("test_sg",), True),
+    "002": Made(("provider-instance",), (), ("pub100",)),
+    "004": Made(("vm01", "vm02"), (("router01", "net01_subnet01"), ("router02", "net02_subnet01")),
+                ("net01", "net02"), ("seed004",), True),
+}
+
+
+def delete_seed(lab: Lab, seed: str) -> list[str]:
+    """Remove what ``seed`` made; what was removed. Fine when (some of) it is gone already."""
+    c = lab.client
+    made = MADE[seed]
+    gone: list[str] = []
+    for name in made.vms:
+        try:
+            vm = lab.vm(name)
+        except Exception:  # noqa: BLE001 - not in the lab (any more)
+            continue
+        for fip in c.get("floatingips", port_id=vm["port_id"])["floatingips"]:
+            c.delete(f"floatingips/{fip['id']}")
+        lab.delete_vm(name)
+        gone.append(f"vm {name}")
+    for router_name, subnet_name in made.routers:
+        for router in c.get("routers", name=router_name)["routers"]:
+            for subnet in c.get("subnets", name=subnet_name)["subnets"]:
+                try:
+                    c.put(f"routers/{router['id']}/remove_router_interface", {"subnet_id": subnet["id"]})
+                except ApiError as exc:
+                    if exc.status != 404:
+                        raise
+            c.delete(f"routers/{router['id']}")
+            gone.append(f"router {router_name}")
+    for name in made.networks:
+        for net in c.get("networks", name=name)["networks"]:
+            c.delete(f"networks/{net['id']}")
+            gone.append(f"network {name}")
+    for name in made.security_groups:
+        for sg in c.get("security-groups", name=name)["security_groups"]:
+            c.delete(f"security-groups/{sg['id']}")
+            gone.append(f"security group {name}")
+    if made.external:
+        for net in c.get("networks", name="ext-net")["networks"]:
+            # Shared by seeds 001 and 004: it goes with the last of them.
+            if not c.get("ports", network_id=net["id"])["ports"]:
+                c.delete(f"networks/{net['id']}")
+                gone.append("network ext-net")
+    return gone
 
 
 SEEDS: dict[str, Callable[[Lab, str], list[str]]] = {"001": seed_001, "002": seed_002, "004": seed_004}
 
 
-def run_seed(lab: Lab, seed: str, host: str | None = None) -> list[str]:
+def run_seed(lab: Lab, seed: str, host: str | None = None, *, delete: bool = False) -> list[str]:
     if seed not in SEEDS:
         raise ValueError(f"unknown seed {seed!r} (known: {', '.join(SEEDS)})")
-    hosts = sorted(lab.state()["hosts"]) if lab.state() else []
-    if not hosts:
+    if not (lab.state() or {}).get("hosts"):
         raise ValueError("no lab: run `kaon lab up --hosts 2` first")
+    if delete:
+        gone = delete_seed(lab, seed)
+        return [f"seed {seed}: removed " + (", ".join(gone) if gone else "nothing (it was not there)")]
     # A compute host other than the network node when there is one, as in the seeds.
-    lines = SEEDS[seed](lab, host or (hosts[1] if len(hosts) > 1 else hosts[0]))
+    lines = SEEDS[seed](lab, host or lab.compute_host())
     _settle(lab.client)
     return lines
-
-
 def _settle(client: NeutronClient, seconds: float = 30.0) -> None:
     """Wait until every host applied the scenario (admins only; others just go on)."""
     try:

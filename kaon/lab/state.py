@@ -8,7 +8,7 @@ processes) never lose each other's record. Every namespace is recorded
 and deletes it. Format (version 1)::
 
     {
-      "version": 1, "prefix": "kl-", "host_names_prefix": "h",
+      "version": 1, "prefix": "kl-", "host_names_prefix": "h", "network_nodes": ["h1"],
       "config_files": ["/var/lib/kaon/kaon.conf"],
       "namespaces": ["kl-ul", "kl-pn", "kl-out", "kl-h1", "kl-vm-vm1"],
       "hosts": {"h1": {"index": 1, "namespace": "kl-h1", "local_ip": "10.99.0.1",
@@ -44,7 +44,7 @@ def lab_dir(state_dir: str | os.PathLike[str], prefix: str) -> Path:
 
 def empty_state(prefix: str, host_names_prefix: str) -> dict[str, Any]:
     return {"version": VERSION, "prefix": prefix, "host_names_prefix": host_names_prefix,
-            "config_files": [], "namespaces": [], "hosts": {}, "outside": None, "vms": {}}
+            "config_files": [], "namespaces": [], "hosts": {}, "outside": None, "vms": {}, "network_nodes": []}
 
 
 class StateStore:

@@ -5,11 +5,17 @@
     <P>ul   bridge br-ul ── ul-h1 ═ eth0 (10.99.0.1/24) <P>h1 ── ...  (underlay: VTEPs)
     <P>pn   bridge br-pn ── pn-h1 ═ eth1 (no address)   <P>h1          (physical network "provider")
                          └─ pn-out ═ eth0 <P>out 192.168.100.1/24, 203.0.113.1/24 ("outside")
+            bridge br-p2 ── p2-h1 ═ eth2 (no address)   <P>h1          (physical network "default")
+                         └─ p2-out ═ eth1 <P>out 10.10.100.1/24
 
-Host ``i``'s ``eth1`` is left unaddressed and up: the Linux bridge agent
-enslaves it into the ``brq`` bridge of a flat network on ``provider``
-(``physical_interface_mappings = provider:eth1``). The outside namespace
-holds seed 001's external gateway (192.168.100.1) and a TEST-NET address.
+Host ``i``'s ``eth1`` and ``eth2`` are left unaddressed and up: the Linux
+bridge agent enslaves them into the ``brq`` bridge of a flat network on
+``provider`` or ``default`` (``physical_interface_mappings =
+provider:eth1,default:eth2``). The outside namespace holds seed 001's external
+gateway (192.168.100.1), a TEST-NET address, and seed 002's provider gateway
+(10.10.100.1 on ``default``, the physical network the seed names), so that
+seed 002's shared provider network and seed 001's external network live side
+by side (Neutron allows one flat network per physical network).
 All names are fixed by the prefix and the host index, so every step is
 idempotent and cleanup is by exact name.
 """
@@ -24,8 +30,13 @@ from kaon.lab import ip
 UNDERLAY_CIDR = "10.99.0.0/24"
 PHYSICAL_NETWORK = "provider"
 PROVIDER_INTERFACE = "eth1"
+SECOND_PHYSICAL_NETWORK = "default"
+SECOND_INTERFACE = "eth2"
+# physical network -> the host interface carrying it
+PHYSICAL_INTERFACES = {PHYSICAL_NETWORK: PROVIDER_INTERFACE, SECOND_PHYSICAL_NETWORK: SECOND_INTERFACE}
 UNDERLAY_INTERFACE = "eth0"
 OUTSIDE_ADDRESSES = ("192.168.100.1/24", "203.0.113.1/24")
+OUTSIDE_SECOND_ADDRESS = "10.10.100.1/24"
 MAX_HOSTS = 250
 
 
@@ -68,6 +79,7 @@ def ensure_fabric(names: Names) -> None:
     ip.ensure_bridge(names.underlay, "br-ul")
     ip.ensure_netns(names.provider)
     ip.ensure_bridge(names.provider, "br-pn")
+    ip.ensure_bridge(names.provider, "br-p2")
 
 
 def ensure_host(names: Names, index: int) -> str:
@@ -82,6 +94,9 @@ def ensure_host(names: Names, index: int) -> str:
     ip.ensure_veth(names.provider, f"pn-h{index}", ns, PROVIDER_INTERFACE)
     ip.set_up(names.provider, f"pn-h{index}", master="br-pn")
     ip.set_up(ns, PROVIDER_INTERFACE)
+    ip.ensure_veth(names.provider, f"p2-h{index}", ns, SECOND_INTERFACE)
+    ip.set_up(names.provider, f"p2-h{index}", master="br-p2")
+    ip.set_up(ns, SECOND_INTERFACE)
     return ns
 
 
@@ -93,4 +108,8 @@ def ensure_outside(names: Names) -> str:
     for cidr in OUTSIDE_ADDRESSES:
         ip.ensure_address(ns, "eth0", cidr)
     ip.set_up(ns, "eth0")
+    ip.ensure_veth(names.provider, "p2-out", ns, "eth1")
+    ip.set_up(names.provider, "p2-out", master="br-p2")
+    ip.ensure_address(ns, "eth1", OUTSIDE_SECOND_ADDRESS)
+    ip.set_up(ns, "eth1")
     return ns

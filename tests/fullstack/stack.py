@@ -28,7 +28,7 @@ from tests.fixtures.server import KaonServer, start_kaon_server
 SERVER_CONF: dict[str, dict[str, Any]] = {
     "ml2": {"type_drivers": "local,flat,vlan,vxlan", "tenant_network_types": "vxlan",
             "mechanism_drivers": "linuxbridge,l2population"},
-    "ml2_type_flat": {"flat_networks": "provider"},
+    "ml2_type_flat": {"flat_networks": "provider,default"},  # the lab's two physical networks
     "ml2_type_vlan": {"network_vlan_ranges": "provider:100:200"},
     "ml2_type_vxlan": {"vni_ranges": "1000:1999"},
     # Agents report every second here, so "dead" comes after 4 s, not 75.
@@ -150,7 +150,8 @@ class Stack:
 
 @contextlib.contextmanager
 def stack(tmp: Path, hosts: int, db_url: str | None = None, transport_url: str = "",
-          extra_conf: dict[str, dict[str, Any]] | None = None, auth_strategy: str = "noauth") -> Iterator[Stack]:
+          extra_conf: dict[str, dict[str, Any]] | None = None, auth_strategy: str = "noauth",
+          host_names_prefix: str = "h", network_nodes: list[str] | None = None) -> Iterator[Stack]:
     """A server, a lab of ``hosts`` hosts with their agents alive; ``auth_strategy="kaon"`` for the CLI."""
     require_root()
     conf = {**SERVER_CONF, **(extra_conf or {})}
@@ -164,11 +165,11 @@ def stack(tmp: Path, hosts: int, db_url: str | None = None, transport_url: str =
             auth = {"cloud": "kaon-admin", "clouds_yaml": str(server.clouds_yaml)}
             token, _ = password_token(load_cloud("kaon-admin", [server.clouds_yaml]))
         lab = Lab(unique_prefix(), tmp / "lab", config_files=[str(server.conf_path)], network_url=server.url,
-                  **auth)
+                  host_names_prefix=host_names_prefix, **auth)
         s = Stack(server, lab, token)
         try:
-            lab.up(hosts)
-            s.wait_agents([f"h{i}" for i in range(1, hosts + 1)])
+            lab.up(hosts, network_nodes=network_nodes)
+            s.wait_agents([f"{host_names_prefix}{i}" for i in range(1, hosts + 1)])
             yield s
         finally:
             s.close()

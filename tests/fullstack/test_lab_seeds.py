@@ -1,15 +1,19 @@
 """``kaon lab seed``: the seeds' scenarios in one command, checked on the wire.
 
-Two hosts (h1 the network node with DHCP and L3, h2 compute); what each
-scenario promises the person who runs it: an address by DHCP, the outside
-reached through the router, the VM reached on tcp 22 through its floating IP.
-and not on tcp 23 (test_sg opens 22, 80 and 8888). The other security-group
-verdicts have tests of their own.
+Two hosts (h1 the network node with DHCP and L3, h2 compute); the three
+seeds side by side in one lab, every command they print as "try" run as a
+user would paste it (the lab's --prefix and --state-dir included), what each
+scenario promises (an address by DHCP, the outside reached through the
+router, the VM reached on tcp 22 through its floating IP and not on tcp 23),
+and each seed removed again. The other security-group verdicts have tests of
+their own.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,15 +21,51 @@ from pathlib import Path
 import pytest
 
 from kaon.lab.seeds import run_seed
-from tests.fullstack.stack import Stack, stack
+from tests.fixtures import free_port
+from tests.fullstack.stack import Stack, stack, wait_for
 
 pytestmark = pytest.mark.needs_root
 
 
 @pytest.fixture
 def two(tmp_path: Path) -> Iterator[Stack]:
-    with stack(tmp_path, hosts=2, extra_conf={"DEFAULT": {"enable_isolated_metadata": "true"}}) as s:
+    # Metadata served beside the API, as `kaon up` does; isolated metadata for seed 002.
+    conf = {"DEFAULT": {"enable_isolated_metadata": "true", "metadata_proxy_shared_secret": "seeds",
+                        "nova_metadata_host": "127.0.0.1", "nova_metadata_port": str(free_port())},
+            "metadata": {"serve": "true"}}
+    with stack(tmp_path, hosts=2, extra_conf=conf) as s:
         yield s
+
+
+def try_commands(lines: list[str]) -> list[str]:
+    """The commands a seed prints after "try:", as a user would paste them."""
+    out, trying = [], False
+    for line in lines:
+        if line.startswith("try: "):
+            trying = True
+            line = line[len("try:"):]
+        if trying:
+            out.append(line.split("    #")[0].strip())
+    return out
+
+
+def run_as_printed(command: str) -> subprocess.CompletedProcess[str]:
+    if command.startswith("kaon "):
+        command = f"{sys.executable} -m kaon {command[len('kaon '):]}"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    return subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60, env=env)
+
+
+def passes(command: str, timeout: float = 30) -> None:
+    """The command succeeds within ``timeout`` (an agent may still be applying the last change)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = run_as_printed(command)
+        if r.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{command!r} failed ({r.returncode}): {r.stdout}{r.stderr}")
+        time.sleep(0.5)
 
 
 def tcp_reaches(s: Stack, vm: str, address: str, port: int, timeout: float = 5) -> bool:
@@ -49,35 +89,60 @@ def tcp_reaches(s: Stack, vm: str, address: str, port: int, timeout: float = 5) 
         listener.wait()
 
 
-def test_seed_001_in_one_command(two: Stack) -> None:
-    lines = run_seed(two.lab, "001")
+def test_seeds_live_side_by_side_and_every_printed_command_works(two: Stack) -> None:
+    printed = {seed: run_seed(two.lab, seed) for seed in ("001", "002", "004")}
+    for lines in printed.values():
+        commands = try_commands(lines)
+        assert commands, lines
+        for command in commands:
+            assert "--prefix " + two.lab.prefix in command or command.startswith("ip netns exec")
+            passes(command)
+
+    # 001: the VM by DHCP, reached on tcp 22 through its floating IP, not on 23.
     vm = two.lab.vm("test-instance")
     port = two.port(vm["port_id"])
-    assert vm["host"] == "h2" and vm["ips"] == [port["fixed_ips"][0]["ip_address"] + "/24"]  # by DHCP
+    assert vm["host"] == "h2" and vm["ips"] == [port["fixed_ips"][0]["ip_address"] + "/24"]
     fip = two.api("GET", "/v2.0/floatingips", port_id=vm["port_id"])["floatingips"][0]["floating_ip_address"]
-    assert fip in lines[0]
-    assert two.ping("test-instance", "192.168.100.1", count=2)  # out through SNAT
+    assert fip in printed["001"][0]
     assert tcp_reaches(two, "test-instance", fip, 22)
-    assert not tcp_reaches(two, "test-instance", fip, 23, timeout=3)  # test_sg opens 22, 80, 8888 only
+    assert not tcp_reaches(two, "test-instance", fip, 23, timeout=3)  # test_sg opens 22, 80, 8888 and ICMP
+    # 002: from the pool .100-.150 by DHCP, the metadata route through the DHCP port.
+    assert two.lab.vm("provider-instance")["ips"][0].startswith("10.10.100.1")
+    # 004: the same address twice, a floating IP each.
+    assert [two.lab.vm(v)["ips"] for v in ("vm01", "vm02")] == [["192.168.101.3/24"]] * 2
+    assert len({line.split("floating IP ")[1] for line in printed["004"][:2]}) == 2
+
     # Idempotent: a second run reuses everything.
-    assert run_seed(two.lab, "001") == lines
+    assert run_seed(two.lab, "001") == printed["001"]
     assert len(two.api("GET", "/v2.0/routers", name="router1")["routers"]) == 1
 
+    # Removable, one at a time; ext-net goes with the last seed that uses it.
+    names = lambda: {n["name"] for n in two.api("GET", "/v2.0/networks")["networks"]}  # noqa: E731
+    run_seed(two.lab, "001", delete=True)
+    assert "private-net" not in names() and "ext-net" in names() and "net01" in names()
+    assert not two.api("GET", "/v2.0/routers", name="router1")["routers"]
+    assert not two.api("GET", "/v2.0/security-groups", name="test_sg")["security_groups"]
+    passes(try_commands(printed["004"])[0])  # 004 still answers
+    run_seed(two.lab, "004", delete=True)
+    run_seed(two.lab, "002", delete=True)
+    assert names() & {"ext-net", "pub100", "net01", "net02", "private-net"} == set()
+    assert two.lab.vms() == []
+    assert run_seed(two.lab, "002", delete=True) == ["seed 002: removed nothing (it was not there)"]
 
-def test_seed_004_in_one_command(two: Stack) -> None:
-    lines = run_seed(two.lab, "004")
-    for n in (1, 2):
-        assert two.lab.vm(f"vm{n}")["ips"] == ["192.168.101.3/24"]
-        assert two.ping(f"vm{n}", "192.168.100.1", count=3)
-    fips = [line.split("floating IP ")[1] for line in lines[:2]]
-    assert len(set(fips)) == 2
 
+@pytest.mark.parametrize("names, nodes, network_node", [("node", None, "node1"), ("h", ["h2"], "h2")])
+def test_the_network_node_follows_the_option_whatever_the_host_names(
+        tmp_path: Path, names: str, nodes: list[str] | None, network_node: str) -> None:
+    with stack(tmp_path, hosts=2, host_names_prefix=names, network_nodes=nodes) as s:
+        def hosts(agent_type: str) -> set[str]:
+            return {a["host"] for a in s.api("GET", "/v2.0/agents", agent_type=agent_type)["agents"]}
 
-def test_seed_002_in_one_command(two: Stack) -> None:
-    run_seed(two.lab, "002")
-    vm = two.lab.vm("provider-instance")
-    assert vm["ips"][0].startswith("192.168.100.1")  # from the pool .100-.150, by DHCP
-    routes = subprocess.run(["ip", "netns", "exec", vm["namespace"], "ip", "route"], capture_output=True,
-                            text=True).stdout
-    assert "169.254.169.254" in routes
-    assert two.ping("provider-instance", "192.168.100.1")
+        for agent_type in ("DHCP agent", "L3 agent"):
+            # The role records come with the agent's first reports, just after its L2 record.
+            wait_for(f"the {agent_type}", lambda t=agent_type: hosts(t), timeout=10)  # type: ignore[misc]
+            assert hosts(agent_type) == {network_node}, (agent_type, hosts(agent_type))
+        compute = s.lab.compute_host()
+        assert compute != network_node
+        lines = run_seed(s.lab, "001")  # DHCP and a router: served from the network node
+        assert s.lab.vm("test-instance")["host"] == compute and "floating IP" in lines[0]
+        assert s.ping("test-instance", "192.168.100.1", count=2)

@@ -55,10 +55,19 @@ def test_kaon_up_plugs_a_port_with_its_local_agent(tmp_path: Path, aio_ns: str) 
                 in up.output())
         token, _ = password_token(load_cloud("kaon-admin", [tmp_path / "state" / "clouds.yaml"]))
         api = httpx.Client(base_url=up.url + "/v2.0", headers={"X-Auth-Token": token}, timeout=30)
-        # One process, three agent records: L2 and the DHCP and L3 roles of an all-in-one node.
+        # One process, four agent records: L2, the DHCP and L3 roles of an all-in-one node, and
+        # the metadata proxy those roles run (Neutron's neutron-metadata-agent row).
         wait_for("the local agents alive", lambda: sorted(
             a["agent_type"] for a in api.get("/agents").json()["agents"] if a["host"] == "aio" and a["alive"]
-        ) == ["DHCP agent", "L3 agent", "Linux bridge agent"])
+        ) == ["DHCP agent", "L3 agent", "Linux bridge agent", "Metadata agent"])
+        rows = {a["agent_type"]: a for a in api.get("/agents").json()["agents"] if a["host"] == "aio"}
+        # Neutron's zones: DHCP and L3 agents in [agent] availability_zone (default nova), the others none.
+        assert rows["DHCP agent"]["availability_zone"] == rows["L3 agent"]["availability_zone"] == "nova"
+        assert rows["Linux bridge agent"]["availability_zone"] is None
+        assert rows["Metadata agent"]["availability_zone"] is None
+        assert rows["Metadata agent"]["binary"] == "neutron-metadata-agent"
+        assert {"name": "nova", "resource": "network", "state": "available"} in \
+            api.get("/availability_zones").json()["availability_zones"]
         net = api.post("/networks", json={"network": {"name": "aio-net"}}).json()["network"]
         assert api.post("/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.40.0.0/24",
                                                      "ip_version": 4}}).status_code == 201

@@ -67,18 +67,22 @@ def test_up_makes_the_namespaces_and_links(make_lab):
     assert set(_leftovers(p)) == expected
     assert set(state["namespaces"]) == expected
     assert _link_names(f"{p}ul") == {"lo", "br-ul", "ul-h1", "ul-h2", "ul-h3"}
-    assert _link_names(f"{p}pn") == {"lo", "br-pn", "pn-h1", "pn-h2", "pn-h3", "pn-out"}
+    assert _link_names(f"{p}pn") == {"lo", "br-pn", "pn-h1", "pn-h2", "pn-h3", "pn-out",
+                                     "br-p2", "p2-h1", "p2-h2", "p2-h3", "p2-out"}
     for i in (1, 2, 3):
         links = ip.links(f"{p}h{i}")
-        assert set(links) == {"lo", "eth0", "eth1"}
+        assert set(links) == {"lo", "eth0", "eth1", "eth2"}
         assert all("UP" in links[name]["flags"] for name in links)
         assert ip.addresses(f"{p}h{i}", "eth0") == [f"10.99.0.{i}/24"]
         assert ip.addresses(f"{p}h{i}", "eth1") == []  # the agent enslaves it; no address
         assert ip.links(f"{p}ul")[f"ul-h{i}"]["master"] == "br-ul"
         assert ip.links(f"{p}pn")[f"pn-h{i}"]["master"] == "br-pn"
+        assert ip.links(f"{p}pn")[f"p2-h{i}"]["master"] == "br-p2"  # physical network "default"
+        assert ip.addresses(f"{p}h{i}", "eth2") == []
         assert state["hosts"][f"h{i}"] == {"index": i, "namespace": f"{p}h{i}",
                                             "local_ip": f"10.99.0.{i}", "agent": None}
     assert ip.links(f"{p}pn")["pn-out"]["master"] == "br-pn"
+    assert state["network_nodes"] == ["h1"]
 
 
 def test_outside_has_its_addresses(make_lab):
@@ -149,13 +153,15 @@ def test_agents_are_started_recorded_and_stopped_by_pid(make_lab, monkeypatch, t
         return [sys.executable, "-c", "import time; time.sleep(120)", *args]
 
     monkeypatch.setattr(agents, "agent_command", fake_command)
+    # No server runs for the stand-ins to join (tests/unit/test_node_conf.py checks that refusal).
+    monkeypatch.setattr(Lab, "_require_node", lambda self, configs: None)
     server_conf = tmp_path / "server.conf"
     server_conf.write_text("[DEFAULT]\nauth_strategy = noauth\n")
     lab = make_lab(config_files=[str(server_conf)])
     state = lab.up(2)
     ini = (lab.directory / "h2.ini").read_text()
     assert "host = h2" in ini and f"namespace = {lab.prefix}h2" in ini and "local_ip = 10.99.0.2" in ini
-    assert "physical_interface_mappings = provider:eth1" in ini
+    assert "physical_interface_mappings = provider:eth1,default:eth2" in ini
     pids = {h: rec["agent"]["pid"] for h, rec in state["hosts"].items()}
     assert all(agents.agent_alive(rec["agent"]) for rec in state["hosts"].values())
     assert {h: rec["agent"]["pid"] for h, rec in lab.up(2)["hosts"].items()} == pids  # not restarted

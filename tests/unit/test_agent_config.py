@@ -68,3 +68,13 @@ def test_a_missing_namespace_is_named(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr(agent_cli.os, "geteuid", lambda: 0)
     assert agent_cli.agent_unavailable(agent_config(cfg)) == \
         "network namespace kaon-no-such-ns does not exist ([agent] namespace)"
+
+
+def test_availability_zone_and_metadata_target_for_the_agent_records(tmp_path: Path) -> None:
+    default = agent_config(conf(tmp_path, "[vxlan]\nenable_vxlan = false\n"))
+    assert default.availability_zone == "nova"  # Neutron's default
+    assert (default.nova_metadata_host, default.nova_metadata_port) == ("127.0.0.1", 8775)
+    cfg = agent_config(conf(tmp_path, "[vxlan]\nenable_vxlan = false\n[agent]\navailability_zone = az-2\n"
+                                      "[DEFAULT]\nnova_metadata_host = 10.0.0.9\nnova_metadata_port = 9775\n"))
+    assert cfg.availability_zone == "az-2"
+    assert (cfg.nova_metadata_host, cfg.nova_metadata_port) == ("10.0.0.9", 9775)
