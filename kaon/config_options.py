@@ -45,7 +45,9 @@ _DEFAULT_SERVER: dict[str, str] = {
         "agent_down_time", "dhcp_agents_per_network", "network_auto_schedule", "router_auto_schedule",
         "allow_automatic_dhcp_failover", "default_availability_zones", "transport_url", "host", "dns_domain",
         "ipv6_pd_enabled", "enable_snat_by_default", "allow_bulk", "dhcp_lease_duration",
-        "dnsmasq_dns_servers", "enable_isolated_metadata", "force_metadata")},
+        "dnsmasq_dns_servers", "enable_isolated_metadata", "force_metadata",
+        # HTTP limits (docs/design/limits.md): Neutron's names where it has them.
+        "client_socket_timeout", "max_header_line")},
     "core_plugin": _ML2_ONLY,
     "service_plugins": _ML2_ONLY,
     "notify_nova_on_port_status_changes": _NO_NOVA,
@@ -94,6 +96,9 @@ TABLE: Mapping[str, Mapping[str, Mapping[str, str]]] = {
         "oslo_messaging_rabbit": {"*": "kaon's RabbitMQ bus reads only [DEFAULT] transport_url"},
         "oslo_messaging_notifications": {"*": "kaon sends no notifications"},
         "oslo_policy": {"*": "kaon's policy is built in"},
+        "oslo_middleware": {"max_request_body_size": USED},
+        "token": {"expiration": USED},
+        "security_compliance": {"lockout_failure_attempts": USED, "lockout_duration": USED},
         "agent": _AGENT_COMMON,
         "quotas": {"*": USED},
     },
@@ -154,7 +159,7 @@ TABLE: Mapping[str, Mapping[str, Mapping[str, str]]] = {
                   "metadata_proxy_shared_secret": USED},
     },
     KAON: {
-        "DEFAULT": {"public_url": USED},
+        "DEFAULT": {"public_url": USED, "request_head_timeout": USED, "max_connections_per_client": USED},
         "agent": {"namespace": USED, "namespace_prefix": USED, "roles": USED, "resync_interval": USED,
                   "host": USED},
         # kaon's metadata service (no Nova): Nova's own option name for the secret.

@@ -174,3 +174,16 @@ def test_kaon_ups_own_file_and_a_lab_hosts_ini_are_clean(tmp_path: Path) -> None
     write_run_config(conf, tmp_path, 9797)
     ini = write(tmp_path, "h1.ini", agent_ini("h1", "kl-h1", "127.0.0.1", "kl-", network_node=True))
     assert check_files([str(conf), ini], "agent", check_host=False) == []
+
+
+def test_the_http_and_login_limits_are_options_kaon_uses(tmp_path: Path) -> None:
+    """The limits of docs/design/limits.md are read by the server: no finding may call them unknown or unused."""
+    conf = tmp_path / "neutron.conf"
+    conf.write_text(
+        "[DEFAULT]\nclient_socket_timeout = 60\nmax_header_line = 8192\nrequest_head_timeout = 5\n"
+        "max_connections_per_client = 64\n"
+        "[oslo_middleware]\nmax_request_body_size = 65536\n"
+        "[token]\nexpiration = 7200\n"
+        "[security_compliance]\nlockout_failure_attempts = 3\nlockout_duration = 60\n"
+    )
+    assert check_files([str(conf)], "server") == []
