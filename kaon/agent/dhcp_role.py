@@ -37,6 +37,7 @@ from kaon.agent.roles import sync_each
 from kaon.config import Config
 from kaon.dataplane import dnsmasq, netns, router_ns
 from kaon.dataplane.linux_l2 import LinuxL2
+from kaon.model import names
 
 LOG = logging.getLogger("kaon.agent.dhcp")
 
@@ -62,7 +63,7 @@ class DhcpRole:
         self.pids: dict[str, int] = {}  # network -> dnsmasq pid (for tests and reports)
 
     def ns_name(self, network_id: str) -> str:
-        return f"{self.acfg.namespace_prefix}qdhcp-{network_id}"
+        return names.dhcp_namespace(network_id, self.acfg.namespace_prefix)
 
     def configurations(self) -> dict[str, Any]:
         nets = self._networks
@@ -122,7 +123,7 @@ class DhcpRole:
         router_ns.set_link(ns, link, port["mac"], port["mtu"])
         router_ns.sync_addresses(ns, link, dhcp_plan.ns_cidrs(net))
         for name in sorted(have):
-            if name.startswith("ns-") and name != port["device"]:
+            if name.startswith(names.DHCP_INTERFACE) and name != port["device"]:
                 router_ns.ip(ns, "link", "del", name, check=False)  # a replaced DHCP port; its tap goes too
 
     def _serve(self, network_id: str, ns: str, net: dict[str, Any], d: Path) -> None:

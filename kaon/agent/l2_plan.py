@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kaon.agent.config import OWNER_ALIAS, AgentConfig
+from kaon.model import names
 
 FLOOD_MAC = "00:00:00:00:00:00"
-OWN_PREFIXES = ("brq", "vxlan-")
-TAP_PREFIX = "tap"
+OWN_PREFIXES = (names.BRIDGE, names.VXLAN)
 
 
 class LinkLike(Protocol):
@@ -63,14 +63,6 @@ class Action:
 
 def act(op: str, dev: str, port_id: str | None = None, **args: Any) -> Action:
     return Action(op, dev, tuple(sorted(args.items())), port_id)
-
-
-def vxlan_name(vni: int) -> str:
-    return f"vxlan-{vni}"
-
-
-def vlan_name(interface: str, vid: int) -> str:
-    return f"{interface}.{vid}"
 
 
 def is_own(link: LinkLike) -> bool:
@@ -131,7 +123,7 @@ def _network(net: Mapping[str, Any], seen: Observed, cfg: AgentConfig, wanted: _
         interface = cfg.interface_mappings.get(physnet or "")
         if interface is None:
             return bridge  # no mapping: binding refused such ports already; keep the bridge for what is there
-        dev = interface if kind == "flat" else vlan_name(interface, int(seg_id))
+        dev = interface if kind == "flat" else names.vlan(interface, int(seg_id))
         if kind == "vlan" and dev not in seen.links:
             actions.append(act("ensure_vlan", dev, interface=interface, vid=int(seg_id)))
         _member(dev, bridge, seen, wanted, actions)
@@ -140,7 +132,7 @@ def _network(net: Mapping[str, Any], seen: Observed, cfg: AgentConfig, wanted: _
 
 def _vxlan(net: Mapping[str, Any], bridge: str, vni: int, mtu: int | None, seen: Observed, cfg: AgentConfig,
            wanted: _Wanted, actions: list[Action]) -> None:
-    dev = vxlan_name(vni)
+    dev = names.vxlan(vni)
     wanted.own_links.add(dev)
     link = seen.links.get(dev)
     group = None if cfg.l2_population else cfg.vxlan_group

@@ -36,6 +36,7 @@ from kaon.agent.roles import sync_each
 from kaon.config import Config
 from kaon.dataplane import netns, nft, router_ns
 from kaon.dataplane.linux_l2 import LinuxL2
+from kaon.model import names
 
 LOG = logging.getLogger("kaon.agent.l3")
 
@@ -57,7 +58,7 @@ class L3Role:
         self._routers: dict[str, Any] = {}
 
     def ns_name(self, router_id: str) -> str:
-        return f"{self.acfg.namespace_prefix}qrouter-{router_id}"
+        return names.router_namespace(router_id, self.acfg.namespace_prefix)
 
     def configurations(self) -> dict[str, Any]:
         routers = self._routers
@@ -110,13 +111,13 @@ class L3Role:
                 raise RuntimeError(f"{dev.name} is missing in {ns} though {dev.tap} exists")
             router_ns.set_link(ns, link, dev.mac, dev.mtu)
             added = router_ns.sync_addresses(ns, link, set(dev.cidrs))
-            if dev.name.startswith("qg-"):
+            if dev.name.startswith(names.ROUTER_GATEWAY):
                 for cidr in sorted(added):
                     if cidr.endswith("/32"):
                         router_ns.garp(ns, dev.name, cidr[:-3])
-        names = {d.name for d in wanted}
+        wanted_names = {d.name for d in wanted}
         for name in sorted(have):
-            if name[:3] in ("qr-", "qg-") and name not in names:
+            if name.startswith((names.ROUTER_INTERFACE, names.ROUTER_GATEWAY)) and name not in wanted_names:
                 router_ns.ip(ns, "link", "del", name, check=False)  # its tap goes with it
         router_ns.sync_routes(ns, l3_plan.routes(router))
         self._apply_nat(ns, l3_plan.nat_body(router))

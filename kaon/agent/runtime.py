@@ -27,7 +27,8 @@ from typing import Any
 from kaon.agent.config import AgentConfig
 from kaon.agent.firewall import Firewall
 from kaon.agent.l2_apply import apply, observe
-from kaon.agent.l2_plan import Observed, plan, port_states, vxlan_name
+from kaon.agent.l2_plan import Observed, plan, port_states
+from kaon.model import names
 
 LOG = logging.getLogger("kaon.agent")
 
@@ -106,7 +107,7 @@ class Agent:
         self._report_now.set()
 
     def _on_link(self, event: str, name: str) -> None:
-        if name.startswith("tap") or name.startswith("brq") or name.startswith("vxlan-"):
+        if name.startswith((names.TAP, names.BRIDGE, names.VXLAN)):
             self._wake.set()
 
     # -- state reports --------------------------------------------------
@@ -181,7 +182,7 @@ class Agent:
         # The firewall before L2: its rules name taps, so they are in force
         # before a new tap joins its bridge. Ports it cannot cover stay out.
         fw = self.firewall.sync(intent)
-        vxlans = [vxlan_name(int(n["segmentation_id"])) for n in intent["networks"].values()
+        vxlans = [names.vxlan(int(n["segmentation_id"])) for n in intent["networks"].values()
                   if n["network_type"] == "vxlan"]
         seen = observe(self.l2, vxlans)
         result = plan(_without(intent, fw.hold), seen, self.cfg, sweep=self.synced)

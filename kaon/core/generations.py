@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from kaon.compiler.projection import digest
 from kaon.db.intent_tables import host_intents
+from kaon.model.intent import HostIntent, digest
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def fetch(conn: Connection, host: str, known_generation: int | None) -> dict[str
                        .where(host_intents.c.host == host)).first()
     if row is None:
         # A host nothing was ever compiled for: generation 0 is "nothing to do".
-        empty = {"version": 1, "host": host, "networks": {}, "ports": {}}
+        empty = HostIntent(host).to_json()
         return {"generation": 0, "intent": None if known_generation == 0 else empty}
     if known_generation == row.generation:
         return {"generation": row.generation, "intent": None}
