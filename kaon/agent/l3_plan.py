@@ -28,7 +28,7 @@ METADATA_REDIRECT = 'iifname "qr-*" ip daddr 169.254.169.254 tcp dport 80 redire
 
 
 def _v4(cidr: str) -> bool:
-    return netaddr.IPNetwork(cidr).version == 4
+    return bool(netaddr.IPNetwork(cidr).version == 4)
 
 
 def internal_cidrs(router: RouterIntent) -> list[str]:

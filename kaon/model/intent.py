@@ -294,7 +294,7 @@ def decode(cls: type[T], data: Any, where: str = "intent") -> T:
     """Build ``cls`` from its JSON form, checking every field's type; :class:`IntentError` says where not."""
     if not isinstance(data, Mapping):
         raise IntentError(f"{where}: expected an object, got {type(data).__name__}")
-    hints = _hints(cls)
+    hints = _hints(cls)  # type: ignore[arg-type]  # a class is hashable
     unknown = set(data) - set(hints)
     if unknown:
         raise IntentError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
