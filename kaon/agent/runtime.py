@@ -199,7 +199,7 @@ class Agent:
         except IntentError as exc:
             # Keep what is in force; an upgrade of the server or of this agent fixes it.
             self._need_fetch = True
-            raise IntentError(f"generation {reply.get('generation')} not applied: {exc}") from exc
+            raise type(exc)(f"generation {reply.get('generation')} not applied: {exc}") from exc
         self.intent = intent
         self.generation = int(reply["generation"])
         for manager in self.managers:
