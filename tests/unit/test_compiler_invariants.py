@@ -39,7 +39,7 @@ from kaon.compiler.snapshot import (
     Snapshot,
     SubnetRow,
 )
-from kaon.model.intent import HostIntent, digest
+from kaon.model.intent import HostIntent, digest, encode
 
 HOSTS = ("h1", "h2", "h3", "h4")
 SEEDS = range(40)
@@ -221,3 +221,11 @@ def test_pass_after_pass_equals_a_full_recompute(seed: int) -> None:
     assert {host: intent for host, (_, _, intent) in stored.items()} == full
     # Hosts that once had something keep an intent, emptied, so their agents sweep.
     assert set(full) == set(stored)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_fast_json_form_is_the_generic_one_and_reads_back(seed: int) -> None:
+    intents = project(build(live_order(world(random.Random(seed)))), sections())
+    for intent in intents.values():
+        assert intent.to_json() == encode(intent)
+        assert HostIntent.from_json(intent.to_json()) == intent
