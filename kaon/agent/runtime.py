@@ -101,10 +101,13 @@ class Agent:
 
     # -- state reports --------------------------------------------------
     def reports(self) -> list[dict[str, Any]]:
-        """One state report per agent record this host's managers stand for."""
+        """One state report per agent record this host's managers stand for.
+
+        L2's first (the reverse of the apply order): its record is what binding
+        looks for on the host, and what the other records' ports are bound through."""
         return [{"agent_type": m.agent_type, "binary": m.binary, "topic": m.topic, "host": self.cfg.host,
                  "configurations": m.configurations(), "start_flag": self.start_flag}
-                for m in self.managers if isinstance(m, AgentRecord)]
+                for m in reversed(self.managers) if isinstance(m, AgentRecord)]
 
     def report_once(self) -> bool:
         try:
