@@ -11,7 +11,7 @@ import pytest
 from kaon.compiler.dhcp_section import DhcpOptions, DhcpSection, hostname
 from kaon.compiler.snapshot import DhcpData, DhcpServed, PortRow, SubnetRow
 from kaon.core.agent_rpc import AgentRpc
-from kaon.model.intent import encode
+from kaon.model.typed_json import encode
 from tests.api import core_support
 from tests.api.agent_support import AGENT_CONF, report, services
 from tests.api.core_support import Api, merged

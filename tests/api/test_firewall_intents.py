@@ -11,7 +11,7 @@ from kaon.compiler.firewall_section import project_firewall, set_name
 from kaon.compiler.snapshot import BoundPort, FirewallData, PortSecurity, Rule, Snapshot
 from kaon.core.agent_rpc import AgentRpc
 from kaon.core.snapshot import merge
-from kaon.model.intent import encode
+from kaon.model.typed_json import encode
 from tests.api import core_support
 from tests.api.agent_support import AGENT_CONF, report, services
 from tests.api.core_support import Api

@@ -39,7 +39,8 @@ from kaon.compiler.snapshot import (
     Snapshot,
     SubnetRow,
 )
-from kaon.model.intent import HostIntent, digest, encode
+from kaon.model.intent import HostIntent, digest
+from kaon.model.typed_json import encode
 
 HOSTS = ("h1", "h2", "h3", "h4")
 SEEDS = range(40)

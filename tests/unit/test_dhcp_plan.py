@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from kaon.agent import dhcp_plan
-from kaon.model.intent import DhcpNetwork, decode
+from kaon.model.intent import DhcpNetwork
+from kaon.model.typed_json import decode
 
 FILES = {name: f"/s/{name}" for name in ("host", "addn_hosts", "opts", "leases", "pid", "log")}
 
