@@ -38,6 +38,7 @@ agent list``: Linux bridge agent, DHCP agent, L3 agent) also implement
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
@@ -139,7 +140,7 @@ class Wanted(Generic[T]):
             self.dirty = True
 
     def reconcile(self, what: str, step: Step, sync_one: Callable[[str, T], None],
-                  sweep: Callable[[set[str]], bool], log: Any) -> bool:
+                  sweep: Callable[[set[str]], bool], log: logging.Logger) -> bool:
         """Every item, then the sweep (when the step allows it); True when all went well.
 
         One broken item (a router, a network's DHCP server) must not hold up

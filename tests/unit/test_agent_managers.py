@@ -11,6 +11,7 @@ is refused and the one in force stays.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -176,13 +177,23 @@ def test_wanted_is_clean_only_after_a_sweeping_pass_went_well() -> None:
     def sweep(keep: set[str]) -> bool:
         return True
 
-    assert wanted.reconcile("item", Step(sweep=False), sync_one, sweep, None) and wanted.dirty
-    assert wanted.reconcile("item", Step(sweep=True), sync_one, sweep, None) and not wanted.dirty
-    assert wanted.reconcile("item", Step(sweep=True), sync_one, sweep, None) and synced == ["a", "a"]
+    log = logging.getLogger("test")
+    assert wanted.reconcile("item", Step(sweep=False), sync_one, sweep, log) and wanted.dirty
+    assert wanted.reconcile("item", Step(sweep=True), sync_one, sweep, log) and not wanted.dirty
+    assert wanted.reconcile("item", Step(sweep=True), sync_one, sweep, log) and synced == ["a", "a"]
     wanted.take({"a": 1})  # the same part: still clean
     assert not wanted.dirty
-    wanted.take({"a": 2})
+    wanted.take({"a": 2, "b": 3})
     assert wanted.dirty
+
+    def broken(key: str, item: int) -> None:
+        if key == "a":
+            raise OSError("dnsmasq would not start")
+        synced.append(key)
+
+    # One broken item: the others still go, and the whole part stays dirty for the next pass.
+    assert not wanted.reconcile("item", Step(sweep=True), broken, sweep, log)
+    assert synced[-1] == "b" and wanted.dirty
 
 
 # -- the L2 manager against a fake kernel -------------------------------------
