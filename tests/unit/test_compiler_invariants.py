@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import pytest
 
@@ -47,6 +48,28 @@ SEEDS = range(40)
 ORDERS = 6
 
 
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class OnNetwork:
+    network_id: str
+    subnet: SubnetRow
+
+
+@dataclass(frozen=True)
+class InGroup:
+    group_id: str
+    rule: Rule
+
+
+@dataclass(frozen=True)
+class Fip:
+    router_id: str
+    floating_ip: str
+    fixed_ip: str
+
+
 @dataclass(frozen=True)
 class Change:
     """One row written (or, with ``delete``, removed) by the API."""
@@ -70,7 +93,7 @@ def world(rng: random.Random) -> list[Change]:
         changes.append(Change("segment", f"seg-{net}", SegmentRow(
             f"seg-{net}", net, "vxlan" if vxlan else "vlan", None if vxlan else "physnet1", 1000 + i)))
         changes.append(Change("mtu", net, 1450 if vxlan else 1500))
-        changes.append(Change("subnet", f"sub-{net}", (net, SubnetRow(
+        changes.append(Change("subnet", f"sub-{net}", OnNetwork(net, SubnetRow(
             f"sub-{net}", f"10.{i}.0.0/24", 4, f"10.{i}.0.1", rng.random() < 0.8, ("8.8.8.8",),
             (("172.16.0.0/16", f"10.{i}.0.9"),)))))
     for host in HOSTS:
@@ -80,7 +103,7 @@ def world(rng: random.Random) -> list[Change]:
         changes.append(Change("group", g, rng.random() < 0.8))
         for r in range(rng.randint(0, 3)):
             remote = rng.choice([None, *groups])
-            changes.append(Change("rule", f"{g}-rule{r}", (g, Rule(
+            changes.append(Change("rule", f"{g}-rule{r}", InGroup(g, Rule(
                 rng.choice(["ingress", "egress"]), rng.choice(["IPv4", "IPv6"]), rng.choice([None, 6, 17]),
                 22, 22, None if remote else rng.choice([None, "10.9.0.0/16"]), remote))))
     for p in range(rng.randint(0, 12)):
@@ -114,7 +137,7 @@ def world(rng: random.Random) -> list[Change]:
             changes.append(Change("router_port", f"qg{r}", RouterPort(
                 f"qg{r}", f"router{r}", True, "fa:16:3e:00:02:01", 1500,
                 (PortAddress("198.51.100.10", "198.51.100.0/24", "198.51.100.1"),))))
-            changes.append(Change("fip", f"fip{r}", (f"router{r}", ("198.51.100.20", "10.0.0.10"))))
+            changes.append(Change("fip", f"fip{r}", Fip(f"router{r}", "198.51.100.20", "10.0.0.10")))
     # Some rows come and go again within the burst.
     for change in rng.sample(changes, k=min(3, len(changes))):
         if change.kind in ("port", "rule", "fip", "vtep"):
@@ -139,50 +162,52 @@ def live_order(changes: Iterable[Change]) -> dict[tuple[str, str], object]:
 
 def build(state: dict[tuple[str, str], object], known_hosts: frozenset[str] = frozenset()) -> Snapshot:
     """The snapshot kaon.core.snapshot would read from these rows (its ORDER BYs kept, nothing else)."""
-    def rows(kind: str) -> list[object]:
-        return [row for (k, _), row in state.items() if k == kind]
+    def keyed(kind: str, cls: type[T]) -> dict[str, T]:
+        out = {key: row for (k, key), row in state.items() if k == kind}
+        assert all(isinstance(row, cls) for row in out.values())
+        return out  # type: ignore[return-value]  # checked just above
 
-    def keyed(kind: str) -> dict[str, object]:
-        return {key: row for (k, key), row in state.items() if k == kind}
+    def rows(kind: str, cls: type[T]) -> list[T]:
+        return list(keyed(kind, cls).values())
 
-    ports: list[BoundPort] = rows("port")  # type: ignore[assignment]
+    ports = rows("port", BoundPort)
     port_ids = {p.id for p in ports}
-    segments: dict[str, SegmentRow] = {s.id: s for s in rows("segment")}  # type: ignore[attr-defined]
-    security: dict[str, PortSecurity] = {k: v for k, v in keyed("security").items() if k in port_ids}  # type: ignore[misc]
-    stateful: dict[str, bool] = keyed("group")  # type: ignore[assignment]
-    used = sorted({g for s in security.values() if s.enabled for g in s.groups})
+    security = {k: v for k, v in keyed("security", PortSecurity).items() if k in port_ids}
+    stateful = keyed("group", bool)
+    used = sorted({g for sec in security.values() if sec.enabled for g in sec.groups})
     rules: dict[str, list[Rule]] = {}
-    for _id, (group, rule) in sorted((k, v) for (kind, k), v in state.items() if kind == "rule"):  # ORDER BY id
-        if group in used:
-            rules.setdefault(group, []).append(rule)
+    for _, in_group in sorted(keyed("rule", InGroup).items()):  # ORDER BY id
+        if in_group.group_id in used:
+            rules.setdefault(in_group.group_id, []).append(in_group.rule)
     remote = {r.remote_group_id for rs in rules.values() for r in rs if r.remote_group_id}
-    members = {g: tuple(sorted({ip for p in ports if g in security.get(p.id, PortSecurity(False, (), ())).groups
-                                for ip in p.ips})) for g in remote}
+    no_security = PortSecurity(False, (), ())
+    members = {g: tuple(sorted({ip for p in ports if g in security.get(p.id, no_security).groups for ip in p.ips}))
+               for g in remote}
     firewall = FirewallData(security, frozenset(p.host for p in ports if p.id in security),
                             {g: stateful[g] for g in used if g in stateful}, {g: tuple(rs) for g, rs in rules.items()},
                             members)
-    served = tuple(sorted(rows("served"), key=lambda s: (s.network_id, s.host)))  # type: ignore[attr-defined]
     subnets: dict[str, list[SubnetRow]] = {}
-    for net, subnet in sorted(rows("subnet"), key=lambda ns: ns[1].id):  # type: ignore[attr-defined, index]
-        subnets.setdefault(net, []).append(subnet)
+    for on in sorted(rows("subnet", OnNetwork), key=lambda o: o.subnet.id):
+        subnets.setdefault(on.network_id, []).append(on.subnet)
     dhcp_ports: dict[str, list[PortRow]] = {}
-    for row in sorted(rows("dhcp_port"), key=lambda r: r.id):  # type: ignore[attr-defined]
-        dhcp_ports.setdefault(row.network_id, []).append(row)  # type: ignore[attr-defined]
+    for row in sorted(rows("dhcp_port", PortRow), key=lambda r: r.id):
+        dhcp_ports.setdefault(row.network_id, []).append(row)
     routed = frozenset(sid for rs in dhcp_ports.values() for r in rs if r.device_owner == "network:router_interface"
                        for sid, _ in r.ips)
-    mtu: dict[str, int] = keyed("mtu")  # type: ignore[assignment]
-    dhcp = DhcpData(served, {k: tuple(v) for k, v in subnets.items()}, {k: tuple(v) for k, v in dhcp_ports.items()},
+    mtu = keyed("mtu", int)
+    dhcp = DhcpData(tuple(sorted(rows("served", DhcpServed), key=lambda s: (s.network_id, s.host))),
+                    {k: tuple(v) for k, v in subnets.items()}, {k: tuple(v) for k, v in dhcp_ports.items()},
                     mtu, routed)
-    routers = sorted(rows("router"), key=lambda r: r.id)  # type: ignore[attr-defined]
     router_ports: dict[str, list[RouterPort]] = {}
-    for rp in sorted(rows("router_port"), key=lambda p: p.id):  # type: ignore[attr-defined]
-        router_ports.setdefault(rp.router_id, []).append(rp)  # type: ignore[attr-defined]
+    for rp in sorted(rows("router_port", RouterPort), key=lambda p: p.id):
+        router_ports.setdefault(rp.router_id, []).append(rp)
     fips: dict[str, list[tuple[str, str]]] = {}
-    for router_id, fip in rows("fip"):  # type: ignore[misc]
-        fips.setdefault(router_id, []).append(fip)
-    l3 = L3Data(frozenset(keyed("l3_host")), tuple(routers), {k: tuple(v) for k, v in router_ports.items()},  # type: ignore[arg-type]
-                {k: tuple(sorted(v)) for k, v in fips.items()})
-    return Snapshot(tuple(ports), segments, mtu, keyed("vtep"), known_hosts, dhcp, l3, firewall)  # type: ignore[arg-type]
+    for fip in rows("fip", Fip):
+        fips.setdefault(fip.router_id, []).append((fip.floating_ip, fip.fixed_ip))
+    l3 = L3Data(frozenset(keyed("l3_host", bool)), tuple(sorted(rows("router", RouterRow), key=lambda r: r.id)),
+                {k: tuple(v) for k, v in router_ports.items()}, {k: tuple(sorted(v)) for k, v in fips.items()})
+    segments = {s.id: s for s in rows("segment", SegmentRow)}
+    return Snapshot(tuple(ports), segments, mtu, keyed("vtep", str), known_hosts, dhcp, l3, firewall)
 
 
 def as_json(intents: dict[str, HostIntent]) -> dict[str, dict[str, object]]:
