@@ -125,9 +125,9 @@ class Compiler:
             LOG.debug("compiled: %s", changed)
         return changed
 
-    def _intents(self, conn: Connection) -> dict[str, dict[str, Any]]:
+    def _intents(self, conn: Connection) -> generations.Digested:
         snap = read_snapshot(conn, generations.known_hosts(conn))
-        return {host: intent.to_json() for host, intent in project(snap, self.sections).items()}
+        return generations.digested(project(snap, self.sections))
 
     def _hint(self, host: str, generation: int) -> None:
         if self.notify is None:

@@ -252,9 +252,7 @@ class HostIntent:
             raise IntentError(str(exc)) from None
 
     def digest(self) -> str:
-        return digest(self.to_json())
-
-
-def digest(intent_json: Mapping[str, Any]) -> str:
-    """A stable hash of an intent's JSON form (keys sorted)."""
-    return hashlib.sha256(orjson.dumps(intent_json, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        """A stable hash of the content. Taken over orjson's full dump of the dataclasses (keys
+        sorted), not over :meth:`to_json`: the compiler digests every host on every pass and
+        needs the JSON form only for the hosts whose digest moved."""
+        return hashlib.sha256(orjson.dumps(self, option=orjson.OPT_SORT_KEYS)).hexdigest()
