@@ -33,7 +33,9 @@ rather than plug ports on a state it does not know (fail closed).
 
 Managers that stand for an agent record of their own (``openstack network
 agent list``: Linux bridge agent, DHCP agent, L3 agent) also implement
-:class:`AgentRecord`.
+:class:`AgentRecord`; one that learns of kernel changes by itself (L2's
+link watcher) implements :class:`Watcher`. :class:`Wanted` is the dirty
+tracking DHCP and L3 share.
 """
 
 from __future__ import annotations
