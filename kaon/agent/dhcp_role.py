@@ -1,6 +1,7 @@
 """The dhcp role of a host's agent: one ``qdhcp-`` namespace and dnsmasq per network.
 
-Per network in ``intent["dhcp"]`` (kaon.compiler.dhcp_section):
+A manager (kaon.agent.manager) with its own agent record ("DHCP agent").
+Per network in the intent's ``dhcp`` (kaon.model.intent.DhcpNetwork):
 
 * the namespace ``<namespace_prefix>qdhcp-<network id>``, lo up;
 * a veth: ``tap<port[:11]>`` in the host's namespace, up and unenslaved (the
@@ -32,11 +33,12 @@ from typing import Any
 
 from kaon.agent import dhcp_plan
 from kaon.agent.config import AgentConfig
-from kaon.agent.metadata_proxy import METADATA_IP, MetadataProxy, ProxyConfig, proxy_config
-from kaon.agent.roles import sync_each
-from kaon.config import Config
+from kaon.agent.manager import Outcome, Step, Wanted
+from kaon.agent.metadata_proxy import METADATA_IP, MetadataProxy, ProxyConfig
 from kaon.dataplane import dnsmasq, netns, router_ns
 from kaon.dataplane.linux_l2 import LinuxL2
+from kaon.model import names
+from kaon.model.intent import DhcpNetwork, HostIntent
 
 LOG = logging.getLogger("kaon.agent.dhcp")
 
@@ -54,7 +56,7 @@ class DhcpRole:
         self.state_dir = state_dir
         self.host_l2 = LinuxL2(acfg.namespace)
         self.metadata = metadata or MetadataProxy(ProxyConfig())
-        self._networks: dict[str, Any] = {}
+        self._wanted: Wanted[DhcpNetwork] = Wanted()
         # dnsmasq drops to "nobody" and rereads its files as nobody on SIGHUP:
         # when nobody cannot reach the state directory (a private tmp dir in
         # tests), it keeps root rather than fail every reload.
@@ -62,14 +64,14 @@ class DhcpRole:
         self.pids: dict[str, int] = {}  # network -> dnsmasq pid (for tests and reports)
 
     def ns_name(self, network_id: str) -> str:
-        return f"{self.acfg.namespace_prefix}qdhcp-{network_id}"
+        return names.dhcp_namespace(network_id, self.acfg.namespace_prefix)
 
     def configurations(self) -> dict[str, Any]:
-        nets = self._networks
-        lease = next((n["lease_duration"] for n in nets.values()), 86400)
+        nets = self._wanted.items
+        lease = next((n.lease_duration for n in nets.values()), 86400)
         return {"dhcp_driver": dhcp_plan.DHCP_DRIVER, "networks": len(nets),
-                "subnets": sum(len(n["subnets"]) for n in nets.values()),
-                "ports": sum(len(n["hosts"]) + 1 for n in nets.values()),
+                "subnets": sum(len(n.subnets) for n in nets.values()),
+                "ports": sum(len(n.hosts) + 1 for n in nets.values()),
                 "dhcp_lease_duration": lease, "log_agent_heartbeats": False,
                 "namespace_prefix": self.acfg.namespace_prefix}
 
@@ -88,13 +90,18 @@ class DhcpRole:
                 out[d.name] = record.read_text().strip()
         return out
 
-    # -- sync ------------------------------------------------------------
-    def sync(self, intent: dict[str, Any], sweep: bool) -> bool:
-        wanted: dict[str, Any] = intent.get("dhcp") or {}
-        self._networks = wanted
-        return sync_each("DHCP for network", wanted, self.sync_network, self.sweep if sweep else None, LOG)
+    # -- the manager contract ----------------------------------------------
+    def update(self, intent: HostIntent) -> None:
+        self._wanted.take(intent.dhcp)
 
-    def sync_network(self, network_id: str, net: dict[str, Any]) -> None:
+    def mark_dirty(self) -> None:
+        self._wanted.dirty = True
+
+    def apply(self, step: Step) -> Outcome:
+        return Outcome(self._wanted.reconcile("DHCP for network", step, self.sync_network, self.sweep, LOG))
+
+    # -- sync ------------------------------------------------------------
+    def sync_network(self, network_id: str, net: DhcpNetwork) -> None:
         ns = self.ns_name(network_id)
         d = self.net_dir(network_id)
         d.mkdir(parents=True, exist_ok=True)
@@ -106,26 +113,26 @@ class DhcpRole:
             router_ns.ip(ns, "link", "set", "lo", "up")
         self._plug(ns, net)
         self._serve(network_id, ns, net, d)
-        if net.get("isolated_metadata"):
-            self.metadata.ensure(ns, (METADATA_IP, 80), net.get("metadata") or {})
+        if net.isolated_metadata:
+            self.metadata.ensure(ns, (METADATA_IP, 80), net.metadata or {})
         else:
             self.metadata.remove(ns)
 
-    def _plug(self, ns: str, net: dict[str, Any]) -> None:
-        port = net["port"]
+    def _plug(self, ns: str, net: DhcpNetwork) -> None:
+        port = net.port
         # The tap end stays in the host namespace, up, for L2 to plug.
-        self.host_l2.ensure_veth(port["tap"], port["device"], ns, mtu=port["mtu"], up=True)
+        self.host_l2.ensure_veth(port.tap, port.device, ns, mtu=port.mtu, up=True)
         have = router_ns.links(ns)
-        link = have.get(port["device"])
+        link = have.get(port.device)
         if link is None:
-            raise RuntimeError(f"{port['device']} is missing in {ns} though {port['tap']} exists")
-        router_ns.set_link(ns, link, port["mac"], port["mtu"])
+            raise RuntimeError(f"{port.device} is missing in {ns} though {port.tap} exists")
+        router_ns.set_link(ns, link, port.mac, port.mtu)
         router_ns.sync_addresses(ns, link, dhcp_plan.ns_cidrs(net))
         for name in sorted(have):
-            if name.startswith("ns-") and name != port["device"]:
+            if name.startswith(names.DHCP_INTERFACE) and name != port.device:
                 router_ns.ip(ns, "link", "del", name, check=False)  # a replaced DHCP port; its tap goes too
 
-    def _serve(self, network_id: str, ns: str, net: dict[str, Any], d: Path) -> None:
+    def _serve(self, network_id: str, ns: str, net: DhcpNetwork, d: Path) -> None:
         files = {name: str(d / name) for name in FILES}
         changed = False
         for name, text in (("host", dhcp_plan.host_file(net)), ("addn_hosts", dhcp_plan.addn_hosts_file(net)),
@@ -192,8 +199,3 @@ def _write(path: Path, text: str) -> bool:
     tmp.write_text(text)
     os.replace(tmp, path)
     return True
-
-
-def build(cfg: Config, acfg: AgentConfig) -> DhcpRole:
-    state_path = acfg.state_path or "/var/lib/kaon"
-    return DhcpRole(acfg, Path(state_path) / "dhcp" / acfg.host, MetadataProxy(proxy_config(cfg)))

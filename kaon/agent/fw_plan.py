@@ -31,9 +31,10 @@ from __future__ import annotations
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import netaddr
+
+from kaon.model.intent import FirewallIntent, FirewallPort, FirewallRule, NetworkIntent, SecurityGroupIntent
 
 TABLE = "kaon-sg"  # the name of both tables (bridge and inet families)
 PORT_PROTOCOLS = {6, 17, 33, 132, 136}  # tcp, udp, dccp, sctp, udplite: th dport is at the same place
@@ -51,23 +52,27 @@ class Ruleset:
     guarded: frozenset[str] = frozenset()  # port ids this ruleset filters
 
 
-def secured(fw: Mapping[str, Any]) -> set[str]:
+Numbered = list[tuple[int, str, FirewallPort]]  # (mark, port id, port)
+
+
+def secured(fw: FirewallIntent | None) -> set[str]:
     """Ports that must not pass traffic unless their rules are in the kernel."""
-    return {pid for pid, p in fw.get("ports", {}).items() if p.get("port_security")}
+    return {pid for pid, p in fw.ports.items() if p.port_security} if fw is not None else set()
 
 
-def build(fw: Mapping[str, Any], networks: Mapping[str, Any]) -> Ruleset:
-    ports = sorted((pid, p) for pid, p in fw.get("ports", {}).items() if p.get("port_security"))
+def build(fw: FirewallIntent | None, networks: Mapping[str, NetworkIntent]) -> Ruleset:
+    ports = sorted((pid, p) for pid, p in fw.ports.items() if p.port_security) if fw is not None else []
     if not ports:
         return Ruleset(replace_script("", ""))
     if len(ports) > 0xFFFF:
         raise ValueError(f"{len(ports)} filtered ports on one host: the port mark has 16 bits")
+    assert fw is not None
     numbered = [(i, pid, p) for i, (pid, p) in enumerate(ports, start=1)]
-    groups = fw.get("groups", {})
-    used = sorted({g for _, _, p in numbered for g in p.get("security_groups", ()) if g in groups})
+    groups = fw.groups
+    used = sorted({g for _, _, p in numbered for g in p.security_groups or () if g in groups})
     bridge = _bridge_table(numbered)
-    inet = _inet_table(numbered, {g: groups[g] for g in used}, fw.get("sets", {}), networks)
-    elements = {name: frozenset(members) for name, members in fw.get("sets", {}).items()}
+    inet = _inet_table(numbered, {g: groups[g] for g in used}, fw.sets, networks)
+    elements = {name: frozenset(members) for name, members in fw.sets.items()}
     return Ruleset(replace_script(bridge, inet), elements, frozenset(pid for _, pid, _ in numbered))
 
 
@@ -99,9 +104,9 @@ def full_script(rs: Ruleset) -> str:
 
 
 # -- bridge family: anti-spoofing and marks ---------------------------------------
-def _bridge_table(numbered: list[tuple[int, str, Mapping[str, Any]]]) -> str:
-    from_map = ", ".join(f'"{p["device"]}" : jump from-{p["device"]}' for _, _, p in numbered)
-    to_map = ", ".join(f'"{p["device"]}" : jump to-{p["device"]}' for _, _, p in numbered)
+def _bridge_table(numbered: Numbered) -> str:
+    from_map = ", ".join(f'"{p.device}" : jump from-{p.device}' for _, _, p in numbered)
+    to_map = ", ".join(f'"{p.device}" : jump to-{p.device}' for _, _, p in numbered)
     out = [
         "  chain prerouting {\n    type filter hook prerouting priority filter; policy accept;\n"
         f"    iifname vmap {{ {from_map} }}\n  }}\n",
@@ -110,15 +115,15 @@ def _bridge_table(numbered: list[tuple[int, str, Mapping[str, Any]]]) -> str:
     ]
     for number, _, port in numbered:
         out.append(_from_port(number, port))
-        out.append(f"  chain to-{port['device']} {{\n    meta mark set meta mark or {number << 16:#010x}\n  }}\n")
+        out.append(f"  chain to-{port.device} {{\n    meta mark set meta mark or {number << 16:#010x}\n  }}\n")
     return "".join(out)
 
 
-def _addresses(port: Mapping[str, Any]) -> dict[str, list[str]]:
+def _addresses(port: FirewallPort) -> dict[str, list[str]]:
     """MAC → the source addresses it may use: the port's own, then its address pairs'."""
-    by_mac: dict[str, list[str]] = {port["mac"]: list(port.get("ips", ()))}
-    for pair in port.get("allowed_address_pairs", ()):
-        by_mac.setdefault(pair["mac_address"], []).append(pair["ip_address"])
+    by_mac: dict[str, list[str]] = {port.mac: list(port.ips or ())}
+    for pair in port.allowed_address_pairs or ():
+        by_mac.setdefault(pair.mac_address, []).append(pair.ip_address)
     return by_mac
 
 
@@ -127,7 +132,7 @@ def _merged(addresses: list[str], version: int) -> str:
     return ", ".join(str(n.ip) if n.size == 1 else str(n) for n in nets)
 
 
-def _from_port(number: int, port: Mapping[str, Any]) -> str:
+def _from_port(number: int, port: FirewallPort) -> str:
     mark = f"meta mark set {number:#010x} accept"
     by_mac = _addresses(port)
     # Hot path first: IPv4 that is not UDP, or IPv6 that is neither UDP nor ICMPv6, from the
@@ -143,7 +148,7 @@ def _from_port(number: int, port: Mapping[str, Any]) -> str:
         rules.append(f"ether saddr {mac} ether type ip6 ip6 saddr {{ {v6} }} meta l4proto != {{ udp, icmpv6 }} {mark}")
     rules += [
         # DHCP discover/request come from 0.0.0.0 before the port has its address.
-        f"ether saddr {port['mac']} ether type ip udp sport 68 udp dport 67 {mark}",
+        f"ether saddr {port.mac} ether type ip udp sport 68 udp dport 67 {mark}",
         "ether type ip udp sport 67 drop",  # a VM answering DHCP
         "ether type ip6 udp sport 547 drop",  # or DHCPv6
         "ether type ip6 icmpv6 type nd-router-advert drop",  # or sending router advertisements
@@ -162,17 +167,17 @@ def _from_port(number: int, port: Mapping[str, Any]) -> str:
                      f"{{ nd-neighbor-solicit, mld2-listener-report, mld-listener-report }} {mark}")
     rules.append("drop")  # any other source, ethertype or MAC
     body = "".join(f"    {r}\n" for r in rules)
-    return f"  chain from-{port['device']} {{\n{body}  }}\n"
+    return f"  chain from-{port.device} {{\n{body}  }}\n"
 
 
 # -- inet family: the stateful part -----------------------------------------------
-def _inet_table(numbered: list[tuple[int, str, Mapping[str, Any]]], groups: Mapping[str, Any],
-                sets: Mapping[str, Any], networks: Mapping[str, Any]) -> str:
+def _inet_table(numbered: Numbered, groups: Mapping[str, SecurityGroupIntent],
+                sets: Mapping[str, tuple[str, ...]], networks: Mapping[str, NetworkIntent]) -> str:
     out = [f"  set {name} {{\n    type {'ipv4_addr' if name.startswith('sg4-') else 'ipv6_addr'}; flags interval;\n  }}\n"
            for name in sorted(sets)]
     out.append(_zones(networks))
-    egress = ", ".join(f"{n:#010x} : goto out-{p['device']}" for n, _, p in numbered)
-    ingress = ", ".join(f"{n << 16:#010x} : goto in-{p['device']}" for n, _, p in numbered)
+    egress = ", ".join(f"{n:#010x} : goto out-{p.device}" for n, _, p in numbered)
+    ingress = ", ".join(f"{n << 16:#010x} : goto in-{p.device}" for n, _, p in numbered)
     # One base chain (one hook invocation per packet): the sender's egress checks first; what
     # they allow continues with ``goto ingress`` (the receiver's checks), whose accept or drop
     # ends the hook. A packet from no filtered port goes to ``ingress`` directly.
@@ -185,7 +190,7 @@ def _inet_table(numbered: list[tuple[int, str, Mapping[str, Any]]], groups: Mapp
     for gid, group in groups.items():
         for direction, suffix in (("egress", "out"), ("ingress", "in")):
             verdict = PASS["out" if direction == "egress" else "in"]
-            rules = [f"    {_match(r)} {verdict}\n" for r in group.get("rules", ()) if r["direction"] == direction]
+            rules = [f"    {_match(r)} {verdict}\n" for r in group.rules if r.direction == direction]
             out.append(f"  chain sg-{gid}-{suffix} {{\n{''.join(rules)}  }}\n")
     return "".join(out)
 
@@ -203,44 +208,44 @@ def zone(network_id: str) -> int:
     return zlib.crc32(network_id.encode()) % 0xFFFF + 1
 
 
-def _zones(networks: Mapping[str, Any]) -> str:
+def _zones(networks: Mapping[str, NetworkIntent]) -> str:
     # One map lookup per packet, however many networks the host has (not one rule per bridge).
-    zones = ", ".join(f'"{net["bridge"]}" : {zone(nid)}' for nid, net in sorted(networks.items()) if net.get("bridge"))
+    zones = ", ".join(f'"{net.bridge}" : {zone(nid)}' for nid, net in sorted(networks.items()) if net.bridge)
     rule = f"    ct zone set iifname map {{ {zones} }}\n" if zones else ""
     return f"  chain zones {{\n    type filter hook prerouting priority raw; policy accept;\n{rule}  }}\n"
 
 
-def _port_chain(suffix: str, port: Mapping[str, Any], groups: Mapping[str, Any]) -> str:
+def _port_chain(suffix: str, port: FirewallPort, groups: Mapping[str, SecurityGroupIntent]) -> str:
     rules, ok = [], PASS[suffix]
-    if port.get("stateful", True):
+    if port.stateful is not False:
         rules += [f"ct state established,related {ok}", "ct state invalid drop"]
     if suffix == "out":
         rules += [f"udp sport 68 udp dport 67 {ok}", f"icmpv6 type {ND_EGRESS} {ok}"]
     else:
         rules += [f"udp sport 67 udp dport 68 {ok}", f"icmpv6 type {ND_INGRESS} {ok}"]
-    rules += [f"jump sg-{g}-{suffix}" for g in port.get("security_groups", ()) if g in groups]
+    rules += [f"jump sg-{g}-{suffix}" for g in port.security_groups or () if g in groups]
     rules.append("drop")  # nothing allowed it
     body = "".join(f"    {r}\n" for r in rules)
-    return f"  chain {suffix}-{port['device']} {{\n{body}  }}\n"
+    return f"  chain {suffix}-{port.device} {{\n{body}  }}\n"
 
 
-def _match(rule: Mapping[str, Any]) -> str:
+def _match(rule: FirewallRule) -> str:
     """One security group rule as an nft match (the verdict is added by the caller)."""
-    v4 = rule["ethertype"] == "IPv4"
+    v4 = rule.ethertype == "IPv4"
     family = "ip" if v4 else "ip6"
-    where = "saddr" if rule["direction"] == "ingress" else "daddr"
+    where = "saddr" if rule.direction == "ingress" else "daddr"
     parts = [f"meta nfproto {'ipv4' if v4 else 'ipv6'}"]
-    prefix = rule.get("remote_ip_prefix")
+    prefix = rule.remote_ip_prefix
     if prefix and netaddr.IPNetwork(prefix).prefixlen > 0:
         parts.append(f"{family} {where} {prefix}")
-    if rule.get("remote_set"):
-        parts.append(f"{family} {where} @{rule['remote_set']}")
+    if rule.remote_set:
+        parts.append(f"{family} {where} @{rule.remote_set}")
     parts += _protocol(rule)
     return " ".join(parts)
 
 
-def _protocol(rule: Mapping[str, Any]) -> list[str]:
-    proto, low, high = rule.get("protocol"), rule.get("port_range_min"), rule.get("port_range_max")
+def _protocol(rule: FirewallRule) -> list[str]:
+    proto, low, high = rule.protocol, rule.port_range_min, rule.port_range_max
     if not proto:  # None, or 0 ("ip"): every protocol
         return []
     parts = [f"meta l4proto {proto}"]

@@ -8,11 +8,12 @@ caller keeps the generation unapplied and retries while anything failed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import assert_never
 
 from kaon.agent.l2_plan import Action, Observed
+from kaon.dataplane.l2_driver import BridgeDriver
 
 LOG = logging.getLogger("kaon.agent.apply")
 
@@ -31,7 +32,7 @@ class Outcome:
         return not self.failed
 
 
-def observe(l2: Any, vxlan_devices: Iterable[str]) -> Observed:
+def observe(l2: BridgeDriver, vxlan_devices: Iterable[str]) -> Observed:
     """One link dump, plus FDB and neighbour tables of the VXLAN devices that exist."""
     links = l2.links()
     fdb, neigh = {}, {}
@@ -42,36 +43,43 @@ def observe(l2: Any, vxlan_devices: Iterable[str]) -> Observed:
     return Observed(links, fdb, neigh)
 
 
-def _ops(l2: Any) -> dict[str, Callable[[Action], None]]:
-    return {
-        "ensure_bridge": lambda a: l2.ensure_bridge(a.dev, alias=a.arg("alias")),
-        "ensure_vxlan": lambda a: l2.ensure_vxlan(a.dev, a.arg("vni"), a.arg("local_ip"), None,
-                                                  learning=False, proxy=bool(a.arg("proxy")),
-                                                  group=a.arg("group"), mtu=a.arg("mtu"), alias=a.arg("alias")),
-        "ensure_vlan": _vlan,
-        "set_master": lambda a: l2.set_master(a.dev, a.arg("bridge")),
-        "set_up": lambda a: l2.set_up(a.dev, bool(a.arg("up"))),
-        "set_mtu": lambda a: l2.set_mtu(a.dev, a.arg("mtu")),
-        "fdb_add": lambda a: l2.fdb_add(a.dev, a.arg("key"), a.arg("value")),
-        "fdb_del": lambda a: l2.fdb_del(a.dev, a.arg("key"), a.arg("value")),
-        "neigh_add": lambda a: l2.neigh_replace(a.dev, a.arg("key"), a.arg("value")),
-        "neigh_del": lambda a: l2.neigh_del(a.dev, a.arg("key"), a.arg("value")),
-        "delete_link": lambda a: l2.delete_link(a.dev, missing_ok=True),
-    }
+def run(l2: BridgeDriver, a: Action) -> None:
+    """One action; mypy checks that every ``Op`` has its case."""
+    match a.op:
+        case "ensure_bridge":
+            l2.ensure_bridge(a.dev, alias=a.arg("alias"))
+        case "ensure_vxlan":
+            l2.ensure_vxlan(a.dev, a.arg("vni"), a.arg("local_ip"), None, learning=False, proxy=bool(a.arg("proxy")),
+                            group=a.arg("group"), mtu=a.arg("mtu"), alias=a.arg("alias"))
+        case "ensure_vlan":
+            # The agent reports kernel_features vlan=false on such kernels and binding
+            # refuses VLAN segments there, so this only runs on a mismatch.
+            raise Unsupported(f"cannot create {a.dev}: this kernel has no 802.1Q VLAN devices")
+        case "set_master":
+            l2.set_master(a.dev, a.arg("bridge"))
+        case "set_up":
+            l2.set_up(a.dev, bool(a.arg("up")))
+        case "set_mtu":
+            l2.set_mtu(a.dev, a.arg("mtu"))
+        case "fdb_add":
+            l2.fdb_add(a.dev, a.arg("key"), a.arg("value"))
+        case "fdb_del":
+            l2.fdb_del(a.dev, a.arg("key"), a.arg("value"))
+        case "neigh_add":
+            l2.neigh_replace(a.dev, a.arg("key"), a.arg("value"))
+        case "neigh_del":
+            l2.neigh_del(a.dev, a.arg("key"), a.arg("value"))
+        case "delete_link":
+            l2.delete_link(a.dev, missing_ok=True)
+        case _:
+            assert_never(a.op)
 
 
-def _vlan(action: Action) -> None:
-    # The agent reports kernel_features vlan=false on such kernels and binding
-    # refuses VLAN segments there, so this only runs on a mismatch.
-    raise Unsupported(f"cannot create {action.dev}: this kernel has no 802.1Q VLAN devices")
-
-
-def apply(l2: Any, actions: list[Action]) -> Outcome:
-    ops = _ops(l2)
+def apply(l2: BridgeDriver, actions: list[Action]) -> Outcome:
     outcome = Outcome()
     for action in actions:
         try:
-            ops[action.op](action)
+            run(l2, action)
             outcome.done += 1
         except Exception as exc:  # keep going with the others; the caller retries
             outcome.failed.append((action, f"{type(exc).__name__}: {exc}"))

@@ -19,24 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal
 
 from kaon.agent.config import OWNER_ALIAS, AgentConfig
+from kaon.dataplane.l2_driver import LinkLike
+from kaon.model import names
+from kaon.model.intent import HostIntent, NetworkIntent, PortIntent
 
 FLOOD_MAC = "00:00:00:00:00:00"
-OWN_PREFIXES = ("brq", "vxlan-")
-TAP_PREFIX = "tap"
-
-
-class LinkLike(Protocol):
-    name: str
-    kind: str
-    master: str | None
-    up: bool
-    mtu: int
-    alias: str
-    vxlan_id: int | None
-    vxlan_local: str | None
+OWN_PREFIXES = (names.BRIDGE, names.VXLAN)
 
 
 @dataclass(frozen=True)
@@ -46,9 +37,13 @@ class Observed:
     neigh: Mapping[str, set[tuple[str, str]]] = field(default_factory=dict)
 
 
+Op = Literal["ensure_bridge", "ensure_vxlan", "ensure_vlan", "set_master", "set_up", "set_mtu",
+             "fdb_add", "fdb_del", "neigh_add", "neigh_del", "delete_link"]
+
+
 @dataclass(frozen=True)
 class Action:
-    op: str  # ensure_bridge | ensure_vxlan | ensure_vlan | set_master | set_up | set_mtu | fdb_add | ...
+    op: Op
     dev: str
     args: tuple[tuple[str, Any], ...] = ()
     port_id: str | None = None  # the port this action wires, for status
@@ -61,16 +56,8 @@ class Action:
         return f"{self.op} {self.dev} {extra}".rstrip()
 
 
-def act(op: str, dev: str, port_id: str | None = None, **args: Any) -> Action:
+def act(op: Op, dev: str, port_id: str | None = None, **args: Any) -> Action:
     return Action(op, dev, tuple(sorted(args.items())), port_id)
-
-
-def vxlan_name(vni: int) -> str:
-    return f"vxlan-{vni}"
-
-
-def vlan_name(interface: str, vid: int) -> str:
-    return f"{interface}.{vid}"
 
 
 def is_own(link: LinkLike) -> bool:
@@ -92,16 +79,16 @@ class Plan:
     bridges: dict[str, str | None]  # network id -> the bridge its ports go into (None: cannot carry)
 
 
-def plan(intent: Mapping[str, Any], seen: Observed, cfg: AgentConfig, *, sweep: bool) -> Plan:
+def plan(intent: HostIntent, seen: Observed, cfg: AgentConfig, *, sweep: bool) -> Plan:
     actions: list[Action] = []
     wanted = _Wanted()
-    for net_id, net in sorted(intent.get("networks", {}).items()):
+    for net_id, net in sorted(intent.networks.items()):
         wanted.bridges[net_id] = _network(net, seen, cfg, wanted, actions)
-    _ports(intent.get("ports", {}), seen, wanted, actions)
+    _ports(intent.ports, seen, wanted, actions)
     for dev in sorted(wanted.fdb):
-        _entries(dev, wanted.fdb[dev], seen.fdb.get(dev, set()), "fdb", actions, seen)
+        _entries(dev, wanted.fdb[dev], seen.fdb.get(dev, set()), ("fdb_add", "fdb_del"), actions, seen)
     for dev in sorted(wanted.neigh):
-        _entries(dev, wanted.neigh[dev], seen.neigh.get(dev, set()), "neigh", actions, seen)
+        _entries(dev, wanted.neigh[dev], seen.neigh.get(dev, set()), ("neigh_add", "neigh_del"), actions, seen)
     _release(seen, wanted, actions)
     if sweep:
         for name in sorted(seen.links):
@@ -111,36 +98,41 @@ def plan(intent: Mapping[str, Any], seen: Observed, cfg: AgentConfig, *, sweep: 
     return Plan(actions, wanted.bridges)
 
 
-def _network(net: Mapping[str, Any], seen: Observed, cfg: AgentConfig, wanted: _Wanted,
+def _network(net: NetworkIntent, seen: Observed, cfg: AgentConfig, wanted: _Wanted,
              actions: list[Action]) -> str | None:
-    kind, physnet, seg_id, mtu = net["network_type"], net.get("physical_network"), net.get("segmentation_id"), \
-        net.get("mtu")
+    kind, physnet, seg_id, mtu = net.network_type, net.physical_network, net.segmentation_id, net.mtu
     if kind in ("flat", "vlan") and physnet in cfg.bridge_mappings:
         bridge = cfg.bridge_mappings[physnet]  # the operator's bridge: used, not made
         if kind == "vlan":
             return None  # Neutron's agent has no VLAN on a mapped bridge either; binding says so
         return bridge if bridge in seen.links else None
-    bridge = net["bridge"]
+    bridge = net.bridge
     wanted.own_links.add(bridge)
     link = seen.links.get(bridge)
     if link is None or not link.up or link.alias != OWNER_ALIAS:
         actions.append(act("ensure_bridge", bridge, alias=OWNER_ALIAS))
     if kind == "vxlan":
-        _vxlan(net, bridge, int(seg_id), mtu, seen, cfg, wanted, actions)
+        _vxlan(net, bridge, _vid(seg_id), mtu, seen, cfg, wanted, actions)
     elif kind in ("flat", "vlan"):
         interface = cfg.interface_mappings.get(physnet or "")
         if interface is None:
             return bridge  # no mapping: binding refused such ports already; keep the bridge for what is there
-        dev = interface if kind == "flat" else vlan_name(interface, int(seg_id))
+        dev = interface if kind == "flat" else names.vlan(interface, _vid(seg_id))
         if kind == "vlan" and dev not in seen.links:
-            actions.append(act("ensure_vlan", dev, interface=interface, vid=int(seg_id)))
+            actions.append(act("ensure_vlan", dev, interface=interface, vid=_vid(seg_id)))
         _member(dev, bridge, seen, wanted, actions)
     return bridge
 
 
-def _vxlan(net: Mapping[str, Any], bridge: str, vni: int, mtu: int | None, seen: Observed, cfg: AgentConfig,
+def _vid(segmentation_id: int | None) -> int:
+    if segmentation_id is None:
+        raise ValueError("a VLAN or VXLAN network without a segmentation id")
+    return segmentation_id
+
+
+def _vxlan(net: NetworkIntent, bridge: str, vni: int, mtu: int | None, seen: Observed, cfg: AgentConfig,
            wanted: _Wanted, actions: list[Action]) -> None:
-    dev = vxlan_name(vni)
+    dev = names.vxlan(vni)
     wanted.own_links.add(dev)
     link = seen.links.get(dev)
     group = None if cfg.l2_population else cfg.vxlan_group
@@ -155,11 +147,11 @@ def _vxlan(net: Mapping[str, Any], bridge: str, vni: int, mtu: int | None, seen:
         return
     fdb: set[tuple[str, str]] = set()
     neigh: set[tuple[str, str]] = set()
-    for vtep, remote_ports in net.get("peers", {}).items():
+    for vtep, remote_ports in net.peers.items():
         fdb.add((FLOOD_MAC, vtep))
         for port in remote_ports:
-            fdb.add((port["mac"], vtep))
-            neigh.update((ip, port["mac"]) for ip in port.get("ips", ()))
+            fdb.add((port.mac, vtep))
+            neigh.update((ip, port.mac) for ip in port.ips)
     wanted.fdb[dev] = fdb
     wanted.neigh[dev] = neigh
 
@@ -174,29 +166,29 @@ def _member(dev: str, bridge: str, seen: Observed, wanted: _Wanted, actions: lis
         actions.append(act("set_up", dev, port_id, up=True))
 
 
-def _ports(ports: Mapping[str, Any], seen: Observed, wanted: _Wanted, actions: list[Action]) -> None:
+def _ports(ports: Mapping[str, PortIntent], seen: Observed, wanted: _Wanted, actions: list[Action]) -> None:
     for port_id, port in sorted(ports.items()):
-        bridge = wanted.bridges.get(port["network_id"])
-        dev = port["device"]
+        bridge = wanted.bridges.get(port.network_id)
+        dev = port.device
         link = seen.links.get(dev)
         if bridge is None or link is None:
             continue  # no tap yet (Nova plugs it; the watcher wakes us) or no way to carry it
         wanted.members[dev] = bridge
         if link.master != bridge:
             actions.append(act("set_master", dev, port_id, bridge=bridge))
-        up = bool(port.get("admin_state_up", True))
+        up = port.admin_state_up
         if link.up != up:
             actions.append(act("set_up", dev, port_id, up=up))
 
 
-def _entries(dev: str, want: set[tuple[str, str]], have: set[tuple[str, str]], kind: str,
+def _entries(dev: str, want: set[tuple[str, str]], have: set[tuple[str, str]], ops: tuple[Op, Op],
              actions: list[Action], seen: Observed) -> None:
     fresh = dev not in seen.links  # a device about to be made has no entries yet
     for a, b in sorted(want - (set() if fresh else have)):
-        actions.append(act(f"{kind}_add", dev, key=a, value=b))
+        actions.append(act(ops[0], dev, key=a, value=b))
     if not fresh:
         for a, b in sorted(have - want):
-            actions.append(act(f"{kind}_del", dev, key=a, value=b))
+            actions.append(act(ops[1], dev, key=a, value=b))
 
 
 def _release(seen: Observed, wanted: _Wanted, actions: list[Action]) -> None:
@@ -208,13 +200,14 @@ def _release(seen: Observed, wanted: _Wanted, actions: list[Action]) -> None:
             actions.append(act("set_master", name, bridge=None))
 
 
-def port_states(intent: Mapping[str, Any], seen: Observed,
+def port_states(intent: HostIntent, seen: Observed,
                 bridges: Mapping[str, str | None]) -> tuple[list[str], list[str]]:
     """Which of the intent's ports are wired (ACTIVE) and which are not (DOWN), as the kernel shows."""
-    up, down = [], []
-    for port_id, port in sorted(intent.get("ports", {}).items()):
-        link = seen.links.get(port["device"])
-        bridge = bridges.get(port["network_id"])
+    up: list[str] = []
+    down: list[str] = []
+    for port_id, port in sorted(intent.ports.items()):
+        link = seen.links.get(port.device)
+        bridge = bridges.get(port.network_id)
         wired = link is not None and link.up and bridge is not None and link.master == bridge
-        (up if wired and port.get("admin_state_up", True) else down).append(port_id)
+        (up if wired and port.admin_state_up else down).append(port_id)
     return up, down

@@ -18,51 +18,51 @@ whole in one transaction whenever its text changes (dataplane.md §2):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import netaddr
+
+from kaon.model.intent import RouterIntent
 
 NAT_TABLE = "kaon-nat"
 METADATA_REDIRECT = 'iifname "qr-*" ip daddr 169.254.169.254 tcp dport 80 redirect to :9697'
 
 
 def _v4(cidr: str) -> bool:
-    return netaddr.IPNetwork(cidr).version == 4
+    return bool(netaddr.IPNetwork(cidr).version == 4)
 
 
-def internal_cidrs(router: dict[str, Any]) -> list[str]:
+def internal_cidrs(router: RouterIntent) -> list[str]:
     """The IPv4 subnets behind the router's interfaces (network addresses)."""
-    nets = {str(netaddr.IPNetwork(c).cidr) for i in router["interfaces"] for c in i["cidrs"] if _v4(c)}
+    nets = {str(netaddr.IPNetwork(c).cidr) for i in router.interfaces for c in i.cidrs if _v4(c)}
     return sorted(nets, key=lambda c: netaddr.IPNetwork(c))
 
 
-def gateway_ip(router: dict[str, Any]) -> str | None:
-    gw = router.get("gateway")
-    v4 = [c for c in (gw or {}).get("cidrs", []) if _v4(c)]
+def gateway_ip(router: RouterIntent) -> str | None:
+    v4 = [c for c in router.gateway.cidrs if _v4(c)] if router.gateway else []
     return str(netaddr.IPNetwork(v4[0]).ip) if v4 else None
 
 
-def nat_body(router: dict[str, Any]) -> str:
+def nat_body(router: RouterIntent) -> str:
     """The chains of the router's NAT table (nft syntax, one rule per line)."""
-    gw = router.get("gateway")
+    gw = router.gateway
     pre: list[str] = []
     post: list[str] = []
-    qg = f'"{gw["device"]}"' if gw else None
+    qg = f'"{gw.device}"' if gw else None
     inside = internal_cidrs(router)
     inside_set = "{ " + ", ".join(inside) + " }" if inside else None
     dnat: list[str] = []
-    for fip in sorted(router.get("floating_ips", []), key=lambda f: f["floating_ip"]):
+    for fip in sorted(router.floating_ips, key=lambda f: f.floating_ip):
         if qg is None:
             break
-        dnat.append(f"ip daddr {fip['floating_ip']} dnat to {fip['fixed_ip']}")
-        post.append(f"ip saddr {fip['fixed_ip']} oifname {qg} snat to {fip['floating_ip']}")
-    if router["interfaces"]:
+        dnat.append(f"ip daddr {fip.floating_ip} dnat to {fip.fixed_ip}")
+        post.append(f"ip saddr {fip.fixed_ip} oifname {qg} snat to {fip.floating_ip}")
+    if router.interfaces:
         pre.append(METADATA_REDIRECT)
     pre += dnat
     if inside_set and dnat:
         post.append(f"ip saddr {inside_set} ct status dnat oifname != {qg} masquerade")
     snat_to = gateway_ip(router)
-    if router.get("enable_snat") and inside_set and snat_to:
+    if router.enable_snat and inside_set and snat_to:
         post.append(f"ip saddr {inside_set} oifname {qg} snat to {snat_to}")
     return (_chain("prerouting", "prerouting", "dstnat", pre) + _chain("output", "output", "-100", dnat)
             + _chain("postrouting", "postrouting", "srcnat", post))
@@ -85,20 +85,20 @@ class Device:
     cidrs: frozenset[str]
 
 
-def devices(router: dict[str, Any]) -> list[Device]:
+def devices(router: RouterIntent) -> list[Device]:
     """The router's interfaces and gateway; floating IPs sit on qg- as /32s."""
-    out = [Device(i["device"], i["tap"], i["mac"], int(i["mtu"]), frozenset(i["cidrs"])) for i in router["interfaces"]]
-    gw = router.get("gateway")
+    out = [Device(i.device, i.tap, i.mac, i.mtu, frozenset(i.cidrs)) for i in router.interfaces]
+    gw = router.gateway
     if gw:
-        fips = {f"{f['floating_ip']}/32" for f in router.get("floating_ips", [])}
-        out.append(Device(gw["device"], gw["tap"], gw["mac"], int(gw["mtu"]), frozenset(gw["cidrs"]) | fips))
+        fips = {f"{f.floating_ip}/32" for f in router.floating_ips}
+        out.append(Device(gw.device, gw.tap, gw.mac, gw.mtu, frozenset(gw.cidrs) | fips))
     return out
 
 
-def routes(router: dict[str, Any]) -> set[tuple[str, str, str]]:
+def routes(router: RouterIntent) -> set[tuple[str, str, str]]:
     """(destination, via, dev) the namespace should have besides connected routes."""
-    out = {(r["destination"], r["nexthop"], "") for r in router.get("routes", []) if _v4(r["destination"])}
-    gw = router.get("gateway")
-    if gw and gw.get("gateway_ip"):
-        out.add(("default", gw["gateway_ip"], gw["device"]))
+    out = {(r.destination, r.nexthop, "") for r in router.routes if _v4(r.destination)}
+    gw = router.gateway
+    if gw and gw.gateway_ip:
+        out.add(("default", gw.gateway_ip, gw.device))
     return out

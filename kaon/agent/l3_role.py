@@ -1,6 +1,7 @@
 """The l3 role of a host's agent: one ``qrouter-`` namespace per router.
 
-Per router in ``intent["routers"]`` (kaon.compiler.l3_section):
+A manager (kaon.agent.manager) with its own agent record ("L3 agent").
+Per router in the intent's ``routers`` (kaon.model.intent.RouterIntent):
 
 * the namespace ``<namespace_prefix>qrouter-<router id>``, lo up,
   ``net.ipv4.ip_forward=1`` inside it;
@@ -31,11 +32,12 @@ from typing import Any
 
 from kaon.agent import l3_plan
 from kaon.agent.config import AgentConfig
-from kaon.agent.metadata_proxy import ROUTER_PORT, MetadataProxy, ProxyConfig, proxy_config
-from kaon.agent.roles import sync_each
-from kaon.config import Config
+from kaon.agent.manager import Outcome, Step, Wanted
+from kaon.agent.metadata_proxy import ROUTER_PORT, MetadataProxy, ProxyConfig
 from kaon.dataplane import netns, nft, router_ns
 from kaon.dataplane.linux_l2 import LinuxL2
+from kaon.model import names
+from kaon.model.intent import HostIntent, RouterIntent
 
 LOG = logging.getLogger("kaon.agent.l3")
 
@@ -54,17 +56,17 @@ class L3Role:
         # Last NAT text applied per namespace: unchanged text, no transaction.
         # Empty after a restart, so the first sync rewrites every table once.
         self._nat: dict[str, str] = {}
-        self._routers: dict[str, Any] = {}
+        self._wanted: Wanted[RouterIntent] = Wanted()
 
     def ns_name(self, router_id: str) -> str:
-        return f"{self.acfg.namespace_prefix}qrouter-{router_id}"
+        return names.router_namespace(router_id, self.acfg.namespace_prefix)
 
     def configurations(self) -> dict[str, Any]:
-        routers = self._routers
+        routers = self._wanted.items
         return {"routers": len(routers), "agent_mode": "legacy", "interface_driver": "linuxbridge",
-                "ex_gw_ports": sum(1 for r in routers.values() if r.get("gateway")),
-                "interfaces": sum(len(r["interfaces"]) for r in routers.values()),
-                "floating_ips": sum(len(r.get("floating_ips", [])) for r in routers.values()),
+                "ex_gw_ports": sum(1 for r in routers.values() if r.gateway),
+                "interfaces": sum(len(r.interfaces) for r in routers.values()),
+                "floating_ips": sum(len(r.floating_ips) for r in routers.values()),
                 "namespace_prefix": self.acfg.namespace_prefix}
 
     # -- ownership -------------------------------------------------------
@@ -82,13 +84,18 @@ class L3Role:
             tmp.write_text(ns + "\n")
             os.replace(tmp, path)
 
-    # -- sync ------------------------------------------------------------
-    def sync(self, intent: dict[str, Any], sweep: bool) -> bool:
-        wanted: dict[str, Any] = intent.get("routers") or {}
-        self._routers = wanted
-        return sync_each("router", wanted, self.sync_router, self.sweep if sweep else None, LOG)
+    # -- the manager contract ----------------------------------------------
+    def update(self, intent: HostIntent) -> None:
+        self._wanted.take(intent.routers)
 
-    def sync_router(self, router_id: str, router: dict[str, Any]) -> None:
+    def mark_dirty(self) -> None:
+        self._wanted.dirty = True
+
+    def apply(self, step: Step) -> Outcome:
+        return Outcome(self._wanted.reconcile("router", step, self.sync_router, self.sweep, LOG))
+
+    # -- sync ------------------------------------------------------------
+    def sync_router(self, router_id: str, router: RouterIntent) -> None:
         ns = self.ns_name(router_id)
         # Recorded before it exists: a crash between the two leaves a record
         # of nothing (harmless), never a namespace nobody owns.
@@ -98,7 +105,7 @@ class L3Role:
             self._nat.pop(ns, None)
             router_ns.ip(ns, "link", "set", "lo", "up")
         # An administratively down router is plugged but does not forward.
-        router_ns.write_sysctl(ns, "net.ipv4.ip_forward", "1" if router.get("admin_state_up", True) else "0")
+        router_ns.write_sysctl(ns, "net.ipv4.ip_forward", "1" if router.admin_state_up else "0")
         wanted = l3_plan.devices(router)
         for dev in wanted:
             # The tap end stays in the host namespace, up, for L2 to plug.
@@ -110,26 +117,26 @@ class L3Role:
                 raise RuntimeError(f"{dev.name} is missing in {ns} though {dev.tap} exists")
             router_ns.set_link(ns, link, dev.mac, dev.mtu)
             added = router_ns.sync_addresses(ns, link, set(dev.cidrs))
-            if dev.name.startswith("qg-"):
+            if dev.name.startswith(names.ROUTER_GATEWAY):
                 for cidr in sorted(added):
                     if cidr.endswith("/32"):
                         router_ns.garp(ns, dev.name, cidr[:-3])
-        names = {d.name for d in wanted}
+        wanted_names = {d.name for d in wanted}
         for name in sorted(have):
-            if name[:3] in ("qr-", "qg-") and name not in names:
+            if name.startswith((names.ROUTER_INTERFACE, names.ROUTER_GATEWAY)) and name not in wanted_names:
                 router_ns.ip(ns, "link", "del", name, check=False)  # its tap goes with it
         router_ns.sync_routes(ns, l3_plan.routes(router))
         self._apply_nat(ns, l3_plan.nat_body(router))
         self._serve_metadata(ns, router)
 
-    def _serve_metadata(self, ns: str, router: dict[str, Any]) -> None:
-        if not router["interfaces"]:
+    def _serve_metadata(self, ns: str, router: RouterIntent) -> None:
+        if not router.interfaces:
             self.metadata.remove(ns)  # nothing behind the router asks
             return
         # REDIRECT rewrites the destination to the address of the qr- the
         # request came in on: only those addresses are valid destinations.
-        local = frozenset(c.split("/")[0] for i in router["interfaces"] for c in i["cidrs"])
-        self.metadata.ensure(ns, ("0.0.0.0", ROUTER_PORT), router.get("metadata") or {}, local)
+        local = frozenset(c.split("/")[0] for i in router.interfaces for c in i.cidrs)
+        self.metadata.ensure(ns, ("0.0.0.0", ROUTER_PORT), router.metadata, local)
 
     def _apply_nat(self, ns: str, body: str) -> None:
         if self._nat.get(ns) == body:
@@ -156,8 +163,3 @@ class L3Role:
     def close(self) -> None:
         self.metadata.close()
         self.host_l2.close()
-
-
-def build(cfg: Config, acfg: AgentConfig) -> L3Role:
-    state_path = acfg.state_path or "/var/lib/kaon"
-    return L3Role(acfg, Path(state_path) / "l3" / acfg.host, MetadataProxy(proxy_config(cfg)))

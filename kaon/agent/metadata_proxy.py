@@ -43,6 +43,7 @@ from typing import Any
 
 from kaon.config import Config, parse_int
 from kaon.dataplane import netns
+from kaon.model.intent import MetadataSource
 
 LOG = logging.getLogger("kaon.agent.metadata")
 
@@ -88,8 +89,8 @@ class Listener:
     address: tuple[str, int]
     inode: int
     sock: socket.socket
-    # source IPv4 -> {"instance_id", "project_id"}; replaced whole, never mutated
-    sources: Mapping[str, Mapping[str, str]]
+    # source IPv4 -> who it is; replaced whole, never mutated
+    sources: Mapping[str, MetadataSource]
     # Router namespaces: connections must arrive on an interface address
     # (what REDIRECT targets), not on the gateway from the outside.
     local: frozenset[str] | None
@@ -105,7 +106,7 @@ class MetadataProxy:
         self._lock = threading.Lock()
 
     # -- control, from the agent's worker thread ---------------------------
-    def ensure(self, ns: str, address: tuple[str, int], sources: Mapping[str, Mapping[str, str]],
+    def ensure(self, ns: str, address: tuple[str, int], sources: Mapping[str, MetadataSource],
                local: frozenset[str] | None = None) -> None:
         """Listen on ``address`` in namespace ``ns`` for ``sources``; idempotent and cheap."""
         inode = os.stat(netns.path(ns)).st_ino
@@ -248,9 +249,9 @@ def parse_head(head: bytes) -> Request:
     return Request(method, target, {n.lower(): v for n, v in raw}, raw)
 
 
-def identity_headers(secret: str, source_ip: str, source: Mapping[str, str]) -> list[tuple[str, str]]:
-    instance = source["instance_id"]
-    return [("X-Forwarded-For", source_ip), ("X-Instance-ID", instance), ("X-Tenant-ID", source["project_id"]),
+def identity_headers(secret: str, source_ip: str, source: MetadataSource) -> list[tuple[str, str]]:
+    instance = source.instance_id
+    return [("X-Forwarded-For", source_ip), ("X-Instance-ID", instance), ("X-Tenant-ID", source.project_id),
             ("X-Instance-ID-Signature", sign(secret, instance))]
 
 

@@ -6,15 +6,19 @@ watcher (taps appearing and disappearing), the reporter (state report every
 worker; all I/O towards the kernel happens in the worker, one pass at a time:
 
 1. fetch the intent when told to (hint with a newer generation, reconnect,
-   start, periodic resync) — ``get_intent`` answers "unchanged" cheaply;
-2. the firewall (security groups, ``kaon.agent.firewall``), then observe
-   the kernel, plan, apply (``l2_plan``, ``l2_apply``);
-3. report port status changes (``update_devices``) and, when nothing
-   failed, the applied generation (``report_applied``).
+   start, periodic resync) — ``get_intent`` answers "unchanged" cheaply —
+   read it as a typed kaon.model.intent.HostIntent (a schema version this
+   agent does not know is refused, the old intent stays in force) and hand
+   it to every manager (``update``: no I/O);
+2. run the managers (kaon.agent.manager) in their fixed order — DHCP, L3,
+   firewall, L2 — each ``apply`` seeing the ports the ones before it hold
+   back;
+3. report port status changes (``update_devices``) from L2's outcome and,
+   when nothing failed, the applied generation (``report_applied``).
 
-The first successful pass is the first full sync; only after it does the
-worker sweep its own devices that are no longer wanted (a second pass runs
-straight away). Failures keep the work pending and retry with backoff.
+The first successful pass is the first full sync; only after it may the
+managers sweep their own objects that are no longer wanted (a second pass
+runs straight away). Failures keep the work pending and retry with backoff.
 """
 
 from __future__ import annotations
@@ -22,49 +26,41 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from kaon.agent.config import AgentConfig
-from kaon.agent.firewall import Firewall
-from kaon.agent.l2_apply import apply, observe
-from kaon.agent.l2_plan import Observed, plan, port_states, vxlan_name
+from kaon.agent.manager import AgentRecord, Manager, PortStatus, Step, Watcher, ordered
+from kaon.bus.base import AgentBus
+from kaon.model.intent import HostIntent, IntentError
 
 LOG = logging.getLogger("kaon.agent")
 
-AGENT_TYPE = "Linux bridge agent"
-BINARY = "neutron-linuxbridge-agent"
+# Neutron's DHCP and L3 agents name their availability zone; its L2 agents do not.
+ZONED_AGENT_TYPES = ("DHCP agent", "L3 agent")
 METADATA_AGENT_TYPE = "Metadata agent"
 METADATA_BINARY = "neutron-metadata-agent"
 ACTIVE, DOWN = "ACTIVE", "DOWN"
 
 
 class Agent:
-    def __init__(self, cfg: AgentConfig, bus: Any, l2: Any, features: dict[str, Any] | None = None,
-                 roles: list[Any] | None = None, firewall: Any = None) -> None:
+    def __init__(self, cfg: AgentConfig, bus: AgentBus, managers: Sequence[Manager]) -> None:
         self.cfg = cfg
-        self.firewall = firewall if firewall is not None else Firewall(cfg)
         self.bus = bus
-        self.l2 = l2
-        self.features = features or {}
-        self.roles = list(roles or [])  # kaon.agent.roles.Role: DHCP, L3
+        self.managers = ordered(list(managers))
         self.generation: int | None = None  # generation of self.intent
         self.applied: int | None = None  # last generation reported applied
-        self.intent: dict[str, Any] | None = None
+        self.intent: HostIntent | None = None
         self.synced = False
         self.reported: dict[str, str] = {}  # port id -> status the server has from us
         self.passes = 0
-        # The generation every role last reconciled without a failure. Roles
-        # (namespaces, dnsmasq, NAT) only depend on the intent, so a pass woken
-        # by a tap's link event need not run them; a new generation, a failure
-        # or the periodic resync does.
-        self._roles_generation: int | None = None
-        self._periodic = False
         self._need_fetch = True
         self._wake = threading.Event()
         self._report_now = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._unwatch: Any = None
+        self._unwatch: list[Callable[[], None]] = []
         self._last_warning: dict[str, float] = {}
         self.start_flag = True
         self.started = time.monotonic()
@@ -72,7 +68,7 @@ class Agent:
 
     # -- lifecycle ------------------------------------------------------
     def start(self) -> None:
-        self._unwatch = self.l2.watch(self._on_link)
+        self._unwatch = [m.watch(self._wake.set) for m in self.managers if isinstance(m, Watcher)]
         self.bus.listen(self.cfg.host, self._on_message, self._on_reconnect)
         for target, name in ((self._work, "kaon-agent-sync"), (self._report_loop, "kaon-agent-report")):
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -83,12 +79,12 @@ class Agent:
         self._stop.set()
         self._wake.set()
         self._report_now.set()
-        if self._unwatch is not None:
-            self._unwatch()
+        for unwatch in self._unwatch:
+            unwatch()
         for thread in self._threads:
             thread.join(timeout=5)
-        for role in self.roles:
-            role.close()
+        for manager in self.managers:
+            manager.close()
         self.bus.close()
 
     def wait(self) -> None:
@@ -107,35 +103,23 @@ class Agent:
         self._wake.set()
         self._report_now.set()
 
-    def _on_link(self, event: str, name: str) -> None:
-        if name.startswith("tap") or name.startswith("brq") or name.startswith("vxlan-"):
-            self._wake.set()
-
     # -- state reports --------------------------------------------------
-    def state_report(self) -> dict[str, Any]:
-        cfg = self.cfg
-        configurations = {
-            "interface_mappings": cfg.interface_mappings,
-            "bridge_mappings": cfg.bridge_mappings,
-            "tunnel_types": cfg.tunnel_types,
-            "tunneling_ip": cfg.local_ip if cfg.tunnel_types else None,
-            "l2_population": cfg.l2_population,
-            "devices": len((self.intent or {}).get("ports", {})),
-            "kernel_features": self.features,
-        }
-        if cfg.namespace:
-            configurations["namespace"] = cfg.namespace
-        return {"agent_type": AGENT_TYPE, "binary": BINARY, "topic": "N/A", "host": cfg.host,
-                "configurations": configurations, "start_flag": self.start_flag}
+    def reports(self) -> list[dict[str, Any]]:
+        """One state report per agent record this host's managers stand for.
 
-    def role_reports(self) -> list[dict[str, Any]]:
-        # DHCP and L3 agents name their availability zone, as Neutron's do; the L2 one does not.
-        reports = [{"agent_type": r.agent_type, "binary": r.binary, "topic": r.topic, "host": self.cfg.host,
-                    "configurations": r.configurations(), "availability_zone": self.cfg.availability_zone,
-                    "start_flag": self.start_flag} for r in self.roles]
-        if self.roles:
-            # The DHCP and L3 roles proxy metadata: the host's "Metadata agent" row, as
-            # Neutron's neutron-metadata-agent reports beside them.
+        L2's first (the reverse of the apply order): its record is what binding
+        looks for on the host, and what the other records' ports are bound through.
+        A host whose DHCP or L3 manager proxies metadata also gets the "Metadata
+        agent" row that Neutron's neutron-metadata-agent reports beside them."""
+        records = [m for m in reversed(self.managers) if isinstance(m, AgentRecord)]
+        reports = []
+        for m in records:
+            report = {"agent_type": m.agent_type, "binary": m.binary, "topic": m.topic, "host": self.cfg.host,
+                      "configurations": m.configurations(), "start_flag": self.start_flag}
+            if m.agent_type in ZONED_AGENT_TYPES:
+                report["availability_zone"] = self.cfg.availability_zone
+            reports.append(report)
+        if any(m.agent_type in ZONED_AGENT_TYPES for m in records):
             reports.append({"agent_type": METADATA_AGENT_TYPE, "binary": METADATA_BINARY, "topic": "N/A",
                             "host": self.cfg.host, "start_flag": self.start_flag, "configurations": {
                                 "nova_metadata_host": self.cfg.nova_metadata_host,
@@ -145,7 +129,7 @@ class Agent:
 
     def report_once(self) -> bool:
         try:
-            for report in [self.state_report(), *self.role_reports()]:
+            for report in self.reports():
                 self.bus.call("report_state", {"report": report}, timeout=10)
         except Exception as exc:
             self._warn("report", f"state report failed: {exc}")
@@ -167,10 +151,10 @@ class Agent:
             self._wake.clear()
             if self._stop.is_set():
                 return
-            # The periodic resync repairs drift and lost hints: fetch, and run the roles too.
-            self._periodic = not woke
             if not woke:
+                # The periodic resync repairs drift and lost hints: fetch, and every manager looks again.
                 self._need_fetch = True
+                self._mark_dirty()
             try:
                 done = self.sync_once()
             except Exception as exc:
@@ -189,24 +173,21 @@ class Agent:
             self._fetch()
         intent = self.intent
         assert intent is not None
-        # Roles first: they make the veths whose tap ends L2 plugs below.
-        roles_ok = self._sync_roles(intent)
-        # The firewall before L2: its rules name taps, so they are in force
-        # before a new tap joins its bridge. Ports it cannot cover stay out.
-        fw = self.firewall.sync(intent)
-        vxlans = [vxlan_name(int(n["segmentation_id"])) for n in intent["networks"].values()
-                  if n["network_type"] == "vxlan"]
-        seen = observe(self.l2, vxlans)
-        result = plan(_without(intent, fw.hold), seen, self.cfg, sweep=self.synced)
-        outcome = apply(self.l2, result.actions)
-        self.actions_total += outcome.done
-        for action, why in outcome.failed:
-            self._warn(f"{action.op}:{action.dev}", f"{action} failed: {why}")
-        if result.actions:
-            seen = observe(self.l2, ())
+        step = Step(sweep=self.synced)
+        ok = True
+        ports: PortStatus | None = None
+        for manager in self.managers:
+            # An exception here is a bug: it ends the pass before later managers plug anything.
+            outcome = manager.apply(step)
+            for what, why in outcome.errors:
+                self._warn(what, why)
+            ok = ok and outcome.ok
+            step = replace(step, hold=step.hold | outcome.hold)
+            ports = outcome.ports if outcome.ports is not None else ports
+            self.actions_total += outcome.changes
         self.passes += 1
-        reported = self._report_devices(intent, seen, result.bridges)
-        if not outcome.ok or not reported or not roles_ok or not fw.ok:
+        reported = ports is None or self._report_devices(ports)
+        if not ok or not reported:
             return False
         if self.applied != self.generation:
             self.bus.call("report_applied", {"host": self.cfg.host, "generation": self.generation}, timeout=10)
@@ -214,24 +195,14 @@ class Agent:
         if not self.synced:
             self.synced = True
             LOG.info("first full sync done in %.3f s: generation %s, %d ports, %d device actions",
-                     time.monotonic() - self.started, self.generation, len(intent["ports"]), self.actions_total)
-            self._wake.set()  # the sweeping pass
+                     time.monotonic() - self.started, self.generation, len(intent.ports), self.actions_total)
+            self._mark_dirty()  # the sweeping pass looks at everything again
+            self._wake.set()
         return True
 
-    def _sync_roles(self, intent: dict[str, Any]) -> bool:
-        if not self.synced or self._periodic or self._roles_generation != self.generation:
-            ok = True
-            for role in self.roles:
-                try:
-                    ok = role.sync(intent, self.synced) and ok
-                except Exception as exc:
-                    ok = False
-                    self._warn(f"role:{role.name}", f"{role.name} sync failed: {type(exc).__name__}: {exc}")
-            # Only a pass allowed to sweep counts: the first full sync is
-            # followed by a sweeping pass that must run the roles again.
-            self._roles_generation = self.generation if ok and self.synced else None
-            return ok
-        return True
+    def _mark_dirty(self) -> None:
+        for manager in self.managers:
+            manager.mark_dirty()
 
     def _fetch(self) -> None:
         known = self.generation if self.intent is not None else None
@@ -242,14 +213,22 @@ class Agent:
         except Exception:
             self._need_fetch = True
             raise
-        if reply.get("intent") is not None:
-            self.intent = reply["intent"]
-            self.generation = int(reply["generation"])
+        if reply.get("intent") is None:
+            return
+        try:
+            intent = HostIntent.from_json(reply["intent"])
+        except IntentError as exc:
+            # Keep what is in force; an upgrade of the server or of this agent fixes it.
+            self._need_fetch = True
+            raise type(exc)(f"generation {reply.get('generation')} not applied: {exc}") from exc
+        self.intent = intent
+        self.generation = int(reply["generation"])
+        for manager in self.managers:
+            manager.update(intent)
 
-    def _report_devices(self, intent: dict[str, Any], seen: Observed, bridges: dict[str, str | None]) -> bool:
-        up, down = port_states(intent, seen, bridges)
-        changed_up = [p for p in up if self.reported.get(p) != ACTIVE]
-        changed_down = [p for p in down if self.reported.get(p) != DOWN]
+    def _report_devices(self, ports: PortStatus) -> bool:
+        changed_up = [p for p in ports.up if self.reported.get(p) != ACTIVE]
+        changed_down = [p for p in ports.down if self.reported.get(p) != DOWN]
         if changed_up or changed_down:
             try:
                 self.bus.call("update_devices", {"host": self.cfg.host, "up": changed_up, "down": changed_down},
@@ -257,7 +236,7 @@ class Agent:
             except Exception as exc:
                 self._warn("devices", f"device status report failed: {exc}")
                 return False
-        self.reported = {**{p: ACTIVE for p in up}, **{p: DOWN for p in down}}
+        self.reported = {**{p: ACTIVE for p in ports.up}, **{p: DOWN for p in ports.down}}
         return True
 
     def _warn(self, key: str, message: str) -> None:
@@ -266,10 +245,3 @@ class Agent:
         if now - self._last_warning.get(key, -1e9) >= 30:
             self._last_warning[key] = now
             LOG.warning("%s", message)
-
-
-def _without(intent: dict[str, Any], ports: frozenset[str]) -> dict[str, Any]:
-    """The intent as L2 must see it: ports the firewall cannot cover are left out (unplugged, DOWN)."""
-    if not ports:
-        return intent
-    return {**intent, "ports": {k: v for k, v in intent["ports"].items() if k not in ports}}

@@ -22,12 +22,12 @@ from kaon.api.tags import TagRoutes
 from kaon.compiler.dhcp_section import DhcpSection, dhcp_options
 from kaon.compiler.firewall_section import FirewallSection
 from kaon.compiler.l3_section import RoutersSection
-from kaon.compiler.service import Compiler
 from kaon.core.address_scopes import AddressScopes
 from kaon.core.agents import Agents, WriteHooks
 from kaon.core.default_sg import DefaultRules
 from kaon.core.dhcp_ports import DhcpPorts
 from kaon.core.floatingips import FloatingIps
+from kaon.core.intents import Compiler
 from kaon.core.l3_binding import RouterPortHosts
 from kaon.core.networks import Networks
 from kaon.core.ports import Ports

@@ -20,8 +20,8 @@ from starlette.routing import Route
 from kaon import errors
 from kaon.api.controller import context_of
 from kaon.api.responses import json_response
-from kaon.compiler import generations
-from kaon.compiler.service import Compiler
+from kaon.core import generations
+from kaon.core.intents import Compiler
 from kaon.db.engine import read_txn
 from kaon.model.attrs import HTTPBadRequest
 

@@ -45,11 +45,13 @@ def build_agent(cfg: Config) -> Agent:
     if features.get("vlan") is False:
         LOG.info("no 802.1Q VLAN support here (%s); VLAN segments will not be bound to host %s",
                  features.get("vlan_detail", ""), acfg.host)
+    from kaon.agent.firewall import Firewall
+    from kaon.agent.l2_manager import LinuxBridgeManager
     from kaon.agent.roles import build_roles
 
-    roles = build_roles(cfg, acfg)
+    managers = [*build_roles(cfg, acfg), Firewall(acfg), LinuxBridgeManager(acfg, LinuxL2(acfg.namespace), features)]
     bus = agent_bus(acfg.transport_url, acfg.state_path)
-    return Agent(acfg, bus, LinuxL2(acfg.namespace), features, roles)
+    return Agent(acfg, bus, managers)
 
 
 def run_agent(cfg: Config) -> int:

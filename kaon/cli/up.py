@@ -113,6 +113,7 @@ def _no_agent(cfg: Config, app: Any) -> dict[str, Any]:
 def _local_agent(cfg: Config, app: Any) -> dict[str, Any]:
     """Start the local agent in this process on the in-process bus, or say why not."""
     from kaon.agent.config import agent_config
+    from kaon.agent.roles import ROLES
     from kaon.cli.agent import agent_unavailable, build_agent
 
     try:
@@ -125,7 +126,8 @@ def _local_agent(cfg: Config, app: Any) -> dict[str, Any]:
     agent = build_agent(cfg)
     agent.start()
     where = f"namespace {acfg.namespace}" if acfg.namespace else "this machine"
-    roles = f" (roles: {', '.join(r.name for r in agent.roles)})" if agent.roles else ""
+    role_names = [m.name for m in agent.managers if m.name in ROLES]
+    roles = f" (roles: {', '.join(role_names)})" if role_names else ""
     return {"agent": f"Linux bridge agent{roles} for host {acfg.host} on {where}"}
 
 

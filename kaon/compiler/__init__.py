@@ -1,7 +1,9 @@
-"""Compile once, reconcile everywhere: the server's state as per-host intents.
+"""Compile once, reconcile everywhere: pure projections from a snapshot to host intents.
 
-``snapshot`` reads what the hosts need in one transaction; ``projection``
-turns a snapshot into one intent per host (pure, no I/O); ``generations``
-stores each host's intent and moves its generation only when the content
-changed; ``service`` runs compiles in the background and sends hints.
+``snapshot`` holds the typed rows (read from the database by
+kaon.core.snapshot); ``sections`` projects a snapshot through the sections
+— ``l2_section``, ``l3_section``, ``dhcp_section``, ``firewall_section`` —
+into one kaon.model.intent.HostIntent per host. Nothing here does I/O or
+imports the database or the service layer: kaon.core.intents runs the
+passes, stores generations and sends hints.
 """

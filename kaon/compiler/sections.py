@@ -1,43 +1,50 @@
-"""Sections of a host's intent beyond L2: what the DHCP and L3 roles need.
+"""Sections of a host's intent, and the projection of a snapshot through them.
 
-A section reads its rows once per compile (in the compiler's transaction),
-names the hosts it has something for, and projects one host's part — pure,
-like the L2 projection. The compiler puts that part under the section's
-``name`` in the host's intent (``intent["routers"]``, ``intent["dhcp"]``);
-a host with nothing for a section has no such key. The L2 part of the
-intent already carries every port bound to the host, DHCP and router ports
-included, so a section only describes what lives inside its namespaces.
+Each part of an intent is a section: L2 (``networks`` and ``ports``),
+``routers`` (L3 agent), ``dhcp`` (DHCP agent), ``firewall`` (security
+groups). A section names the hosts it may have something for and adds its
+part to one host's intent — pure: snapshot in, intent out, no I/O, so that
+"the same rows give the same intents" holds whatever order the rows were
+written in, and a second backend is a new section, not new SQL.
+
+Which hosts get an intent: every host that had one (``known_hosts``: it
+keeps one, empty if need be, so that its agent sweeps what it no longer
+needs), every host with a bound port (its agent must learn the port is not
+there yet, e.g. while its segment is gone), and every host a section gave
+something to.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
-
-from sqlalchemy import Connection
+from collections.abc import Sequence
+from typing import Protocol
 
 from kaon.compiler.snapshot import Snapshot
+from kaon.model.intent import HostIntent
 
 
 class Section(Protocol):
     name: str
 
-    def read(self, conn: Connection) -> Any:
-        """Everything this section needs for every host, read once per compile."""
+    def hosts(self, snap: Snapshot) -> set[str]:
+        """The hosts this section may have something for."""
+        ...
 
-    def hosts(self, data: Any) -> set[str]:
-        """The hosts that get this section."""
-
-    def project(self, data: Any, host: str, l2: Snapshot) -> dict[str, Any] | None:
-        """One host's part (None or empty: nothing for it)."""
+    def project(self, snap: Snapshot, host: str, intent: HostIntent) -> HostIntent:
+        """``intent`` with this section's part for ``host`` added (unchanged: nothing for it)."""
+        ...
 
 
-def add_sections(intents: dict[str, dict[str, Any]], sections: list[Section], data: dict[str, Any],
-                 l2: Snapshot) -> None:
-    for section in sections:
-        part_data = data[section.name]
-        for host in sorted(section.hosts(part_data)):
-            part = section.project(part_data, host, l2)
-            if not part:
-                continue
-            intent = intents.setdefault(host, {"version": 1, "host": host, "networks": {}, "ports": {}})
-            intent[section.name] = part
+def project(snap: Snapshot, sections: Sequence[Section]) -> dict[str, HostIntent]:
+    """Every host's intent, keyed and ordered by host."""
+    keep = set(snap.known_hosts) | {p.host for p in snap.ports}
+    candidates = set(keep).union(*(s.hosts(snap) for s in sections))
+    out: dict[str, HostIntent] = {}
+    for host in sorted(candidates):
+        empty = HostIntent(host)
+        intent = empty
+        for section in sections:
+            intent = section.project(snap, host, intent)
+        if host in keep or intent != empty:
+            out[host] = intent
+    return out

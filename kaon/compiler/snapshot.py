@@ -1,26 +1,20 @@
-"""The rows the compiler reads: everything a host agent needs, nothing else.
+"""The compiler's input: typed rows of everything a host agent needs, nothing else.
 
-A handful of SELECTs in the caller's transaction, turned into frozen
-dataclasses so the projection never sees the database.
+kaon.core.snapshot reads them from the database in one transaction; the
+projections (``kaon.compiler.l2_section`` and the other sections) turn them
+into host intents without seeing the database. Every collection here is
+ordered or keyed, so the same rows always give the same intents.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, select
 
-from kaon.db.agent_tables import agents, port_binding_levels
-from kaon.db.core_tables import ip_allocations, networks, ports
-from kaon.db.ml2_tables import network_segments
-
-LINUXBRIDGE = "linuxbridge"
-LB_AGENT = "Linux bridge agent"
-
-
+# -- L2 ------------------------------------------------------------------
 @dataclass(frozen=True)
 class BoundPort:
+    """A port bound by the linuxbridge mechanism driver (binding level 0)."""
     id: str
     network_id: str
     host: str
@@ -40,47 +34,123 @@ class SegmentRow:
     segmentation_id: int | None
 
 
+# -- DHCP ----------------------------------------------------------------
+@dataclass(frozen=True)
+class DhcpServed:
+    """A network scheduled to a host's DHCP agent, and the device_id its DHCP port has there."""
+    network_id: str
+    host: str
+    device_id: str
+
+
+@dataclass(frozen=True)
+class SubnetRow:
+    id: str
+    cidr: str
+    ip_version: int
+    gateway_ip: str | None
+    enable_dhcp: bool
+    dns_nameservers: tuple[str, ...] = ()
+    host_routes: tuple[tuple[str, str], ...] = ()  # (destination, nexthop)
+
+
+@dataclass(frozen=True)
+class PortRow:
+    """Any port on a served network (DHCP reservations, the DHCP port itself, router interfaces)."""
+    id: str
+    network_id: str
+    mac: str
+    device_owner: str
+    device_id: str
+    host: str
+    extra_dhcp_opts: tuple[tuple[str, str, int], ...]  # (opt_name, opt_value, ip_version)
+    ips: tuple[tuple[str, str], ...]  # (subnet id, address)
+    project_id: str = ""
+
+
+@dataclass(frozen=True)
+class DhcpData:
+    served: tuple[DhcpServed, ...] = ()
+    subnets: dict[str, tuple[SubnetRow, ...]] = field(default_factory=dict)  # by network
+    ports: dict[str, tuple[PortRow, ...]] = field(default_factory=dict)  # by network
+    mtu: dict[str, int] = field(default_factory=dict)
+    routed: frozenset[str] = frozenset()  # subnets with a router interface
+
+
+# -- L3 ------------------------------------------------------------------
+@dataclass(frozen=True)
+class PortAddress:
+    ip: str
+    cidr: str
+    gateway_ip: str | None
+
+
+@dataclass(frozen=True)
+class RouterPort:
+    id: str
+    router_id: str
+    gateway: bool
+    mac: str
+    mtu: int
+    addresses: tuple[PortAddress, ...]
+
+
+@dataclass(frozen=True)
+class RouterRow:
+    id: str
+    host: str
+    enable_snat: bool
+    admin_state_up: bool = True
+
+
+@dataclass(frozen=True)
+class L3Data:
+    l3_hosts: frozenset[str] = frozenset()
+    routers: tuple[RouterRow, ...] = ()
+    ports: dict[str, tuple[RouterPort, ...]] = field(default_factory=dict)  # by router
+    fips: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)  # router -> (fip, fixed)
+    routes: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    # router -> (ip, instance id, project id) of the ports behind its interfaces
+    sources: dict[str, tuple[tuple[str, str, str], ...]] = field(default_factory=dict)
+
+
+# -- security groups -----------------------------------------------------
+@dataclass(frozen=True)
+class PortSecurity:
+    enabled: bool
+    pairs: tuple[tuple[str, str | None], ...]  # (ip or cidr, mac or None)
+    groups: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Rule:
+    direction: str
+    ethertype: str
+    protocol: int | None
+    port_range_min: int | None
+    port_range_max: int | None
+    remote_ip_prefix: str | None
+    remote_group_id: str | None
+
+
+@dataclass(frozen=True)
+class FirewallData:
+    ports: dict[str, PortSecurity] = field(default_factory=dict)  # bound ports (linuxbridge), by id
+    hosts: frozenset[str] = frozenset()  # the hosts those ports are bound on
+    stateful: dict[str, bool] = field(default_factory=dict)  # group -> stateful
+    rules: dict[str, tuple[Rule, ...]] = field(default_factory=dict)  # group -> rules
+    members: dict[str, tuple[str, ...]] = field(default_factory=dict)  # remote group -> addresses
+
+
+# -- the whole -----------------------------------------------------------
 @dataclass(frozen=True)
 class Snapshot:
-    ports: tuple[BoundPort, ...]
-    segments: dict[str, SegmentRow]
-    network_mtu: dict[str, int]
-    vteps: dict[str, str]  # host -> tunneling_ip of its Linux bridge agent
-    known_hosts: frozenset[str] = field(default_factory=frozenset)
+    ports: tuple[BoundPort, ...] = ()
+    segments: dict[str, SegmentRow] = field(default_factory=dict)
+    network_mtu: dict[str, int] = field(default_factory=dict)
+    vteps: dict[str, str] = field(default_factory=dict)  # host -> tunneling_ip of its Linux bridge agent
+    known_hosts: frozenset[str] = frozenset()  # hosts that had an intent: they keep one, even empty
+    dhcp: DhcpData = field(default_factory=DhcpData)
+    routers: L3Data = field(default_factory=L3Data)
+    firewall: FirewallData = field(default_factory=FirewallData)
 
-
-def read_snapshot(conn: Connection, known_hosts: frozenset[str] = frozenset()) -> Snapshot:
-    """Ports bound by the linuxbridge driver, with their addresses, segments, MTUs and peers' VTEPs."""
-    rows = conn.execute(
-        select(ports.c.id, ports.c.network_id, ports.c.binding_host_id, ports.c.mac_address,
-               ports.c.admin_state_up, ports.c.device_owner, port_binding_levels.c.segment_id)
-        .join(port_binding_levels, port_binding_levels.c.port_id == ports.c.id)
-        .where(port_binding_levels.c.driver == LINUXBRIDGE, port_binding_levels.c.level == 0)
-    ).all()
-    ips: dict[str, list[str]] = defaultdict(list)
-    if rows:
-        alloc = select(ip_allocations.c.port_id, ip_allocations.c.ip_address).join(
-            port_binding_levels, port_binding_levels.c.port_id == ip_allocations.c.port_id
-        ).where(port_binding_levels.c.driver == LINUXBRIDGE)
-        for port_id, address in conn.execute(alloc):
-            ips[port_id].append(address)
-    bound = tuple(
-        BoundPort(r.id, r.network_id, r.binding_host_id, r.mac_address, bool(r.admin_state_up),
-                  r.device_owner, r.segment_id, tuple(sorted(ips.get(r.id, ()))))
-        for r in rows
-    )
-    net_ids = {p.network_id for p in bound}
-    segments: dict[str, SegmentRow] = {}
-    mtus: dict[str, int] = {}
-    if net_ids:
-        for s in conn.execute(select(network_segments).where(network_segments.c.network_id.in_(net_ids))):
-            segments[s.id] = SegmentRow(s.id, s.network_id, s.network_type, s.physical_network,
-                                        None if s.segmentation_id is None else int(s.segmentation_id))
-        mtus = dict(conn.execute(select(networks.c.id, networks.c.mtu).where(networks.c.id.in_(net_ids))).all())
-    vteps: dict[str, str] = {}
-    for host, conf in conn.execute(select(agents.c.host, agents.c.configurations)
-                                   .where(agents.c.agent_type == LB_AGENT)):
-        ip = (conf or {}).get("tunneling_ip")
-        if ip:
-            vteps[host] = ip
-    return Snapshot(bound, segments, mtus, vteps, known_hosts)

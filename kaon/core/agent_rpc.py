@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 
 from kaon import errors
-from kaon.compiler import generations
-from kaon.compiler.service import Compiler
+from kaon.core import generations
 from kaon.core.agents import Agents
+from kaon.core.intents import Compiler
 from kaon.db.core_tables import ports
 from kaon.db.engine import read_txn, write_txn
 from kaon.ml2.binding import utcnow

@@ -27,6 +27,7 @@ from kaon.lab import agents, dhcp_client, ip, topology, vms
 from kaon.lab.agents import agent_alive
 from kaon.lab.api_client import ApiError, NeutronClient, resolve_client
 from kaon.lab.state import StateStore, empty_state, lab_dir, record_namespace
+from kaon.model import names
 
 DEFAULT_PREFIX = "kl-"
 PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
@@ -271,7 +272,7 @@ class Lab:
         # The agents' own DHCP and router namespaces carry the lab's prefix
         # ([agent] namespace_prefix); dnsmasq runs in them and goes by pid too.
         for ns in ip.netns_list(self.prefix):
-            if ns[len(self.prefix):].startswith(("qdhcp-", "qrouter-")):
+            if ns[len(self.prefix):].startswith((names.DHCP_NAMESPACE, names.ROUTER_NAMESPACE)):
                 ip.delete_netns(ns)
                 deleted.append(ns)
         self.store.remove(keep_logs=keep_logs)
@@ -317,7 +318,7 @@ class Lab:
                 "name": name, "host": host, "namespace": vm_ns, "port_id": port_rec["id"],
                 "port_created": created, "device_id": port_rec["device_id"],
                 "network_id": net["id"], "mac": port_rec["mac_address"],
-                "tap": vms.tap_name(port_rec["id"]), "mtu": net.get("mtu"),
+                "tap": names.tap(port_rec["id"]), "mtu": net.get("mtu"),
             }
             addressing = vms.static_addressing(self.client, port_rec)
             record.update(ips=list(addressing.addresses), gateways=list(addressing.gateways),

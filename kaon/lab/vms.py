@@ -6,7 +6,7 @@ Three steps, kept apart so that each can change alone:
    compute:nova``, a fresh ``device_id`` and ``binding:host_id`` = the host --
    or bind an existing port (``--port``) the same way;
 2. **plug** (os-vif): the VM namespace and a veth whose host end is
-   ``tap<port id[:11]>`` in the host namespace, up and *not* enslaved (the
+   ``tap<port id[:11]>`` (kaon.model.names) in the host namespace, up and *not* enslaved (the
    agent puts it in its bridge), whose VM end ``eth0`` has the port's MAC and
    the network's MTU;
 3. **address** (the guest): static -- the port's fixed IPs and a default
@@ -28,10 +28,6 @@ from kaon.lab.api_client import ApiError, NeutronClient
 
 DEVICE_OWNER = "compute:nova"
 VM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-
-
-def tap_name(port_id: str) -> str:
-    return "tap" + port_id[:11]
 
 
 @dataclass(frozen=True)

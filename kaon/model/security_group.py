@@ -327,9 +327,9 @@ SECURITY_GROUP_RULE = Resource(
 
 def template_remote_group(value: Any) -> str | None:
     """``PARENT`` (the new group itself), a group id, or nothing."""
-    if value is None or value == PARENT:
-        return value
-    return v.uuid_str(value)
+    if value is None:
+        return None
+    return PARENT if value == PARENT else v.uuid_str(value)
 
 
 DEFAULT_SECURITY_GROUP_RULE = Resource(

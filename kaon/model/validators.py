@@ -33,7 +33,7 @@ def boolean(value: Any) -> bool:
     raise InvalidValue(f"'{value}' cannot be converted to boolean")
 
 
-def string(max_len: int | None = 255) -> Converter:
+def string(max_len: int | None = 255) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         if not isinstance(value, str):
             raise InvalidValue(f"'{value}' is not a valid string")

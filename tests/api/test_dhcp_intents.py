@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from kaon.compiler.dhcp_section import DhcpData, DhcpOptions, DhcpSection, PortRow, hostname
-from kaon.compiler.snapshot import Snapshot
+from kaon.compiler.dhcp_section import DhcpOptions, DhcpSection, hostname
+from kaon.compiler.snapshot import DhcpData, DhcpServed, PortRow, SubnetRow
 from kaon.core.agent_rpc import AgentRpc
+from kaon.model.typed_json import encode
 from tests.api import core_support
 from tests.api.agent_support import AGENT_CONF, report, services
 from tests.api.core_support import Api, merged
@@ -81,26 +82,20 @@ def test_a_network_without_dhcp_is_not_served(make_api: Any) -> None:
 
 @pytest.mark.parametrize("force", [False, True])
 def test_projection_is_pure(force: bool) -> None:
-    class Sub:
-        def __init__(self, sid: str, cidr: str) -> None:
-            self.id, self.cidr, self.ip_version, self.gateway_ip = sid, cidr, 4, cidr.replace("0/24", "1")
-            self.dns_nameservers, self.host_routes, self.enable_dhcp = [], [], True
+    def sub(sid: str, cidr: str) -> SubnetRow:
+        return SubnetRow(sid, cidr, 4, cidr.replace("0/24", "1"), True)
 
-    from kaon.core.scheduling import dhcp_device_id
-
-    dhcp = PortRow("p-dhcp-000000", "n1", "fa:16:3e:00:00:02", "network:dhcp", dhcp_device_id("n1", "h1"), "h1",
+    dhcp = PortRow("p-dhcp-000000", "n1", "fa:16:3e:00:00:02", "network:dhcp", "dhcp-n1-h1", "h1",
                    (), (("s1", "10.0.0.2"), ("s2", "10.0.1.2")))
     vm = PortRow("p-vm", "n1", "fa:16:3e:00:00:05", "compute:nova", "vm", "h2", (), (("s1", "10.0.0.5"),))
     router = PortRow("p-r", "n1", "fa:16:3e:00:00:01", "network:router_interface", "r", "h1", (),
                      (("s2", "10.0.1.1"),))
-    data = DhcpData((("n1", "h1"),), {"n1": (Sub("s1", "10.0.0.0/24"), Sub("s2", "10.0.1.0/24"))},
+    data = DhcpData((DhcpServed("n1", "h1", "dhcp-n1-h1"),), {"n1": (sub("s1", "10.0.0.0/24"), sub("s2", "10.0.1.0/24"))},
                     {"n1": (dhcp, router, vm)}, {"n1": 1500}, frozenset({"s2"}))
     section = DhcpSection(DhcpOptions(isolated_metadata=True, force_metadata=force))
-    out = section.project(data, "h1", Snapshot((), {}, {}, {}))
-    assert out is not None
-    part = out["n1"]
+    part = encode(section.networks(data, "h1")["n1"])
     assert part["port"]["cidrs"] == ["10.0.0.2/24", "10.0.1.2/24"]
     assert [s["isolated"] for s in part["subnets"]] == [True, force]
     assert [h["ip"] for h in part["hosts"]] == ["10.0.1.1", "10.0.0.5"]
-    assert section.project(data, "h2", Snapshot((), {}, {}, {})) == {}
+    assert section.networks(data, "h2") == {}
     assert hostname("10.0.0.5") == "host-10-0-0-5"

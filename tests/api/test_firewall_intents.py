@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from kaon.compiler.firewall_section import FirewallData, PortSecurity, Rule, merge, project_firewall, set_name
-from kaon.compiler.snapshot import BoundPort, Snapshot
+from kaon.compiler.firewall_section import project_firewall, set_name
+from kaon.compiler.snapshot import BoundPort, FirewallData, PortSecurity, Rule, Snapshot
 from kaon.core.agent_rpc import AgentRpc
+from kaon.core.snapshot import merge
+from kaon.model.typed_json import encode
 from tests.api import core_support
 from tests.api.agent_support import AGENT_CONF, report, services
 from tests.api.core_support import Api
@@ -32,7 +34,7 @@ def test_projection_is_pure() -> None:
          "pr": PortSecurity(True, (), ()), "po": PortSecurity(False, (), ())},
         frozenset({"h1", "h2"}), {"g1": True}, {"g1": rules},
         {"g1": tuple(merge(["10.0.0.10", "10.0.0.11", "10.0.0.64/28", "10.0.0.70"]))})
-    part = project_firewall(data, "h1", snap)
+    part = encode(project_firewall(data, "h1", snap))
     assert set(part["ports"]) == {"pa", "po"}  # the router port is Neutron's "trusted"
     assert part["ports"]["po"] == {"device": "tappo", "mac": "fa:16:3e:00:00:0c", "port_security": False}
     pa = part["ports"]["pa"]
@@ -41,7 +43,7 @@ def test_projection_is_pure() -> None:
     assert pa["allowed_address_pairs"] == [{"ip_address": "10.0.0.64/28", "mac_address": "fa:16:3e:00:00:0a"}]
     assert part["groups"]["g1"]["rules"][0]["remote_set"] == set_name("g1", "IPv4") == "sg4-g1"
     assert part["sets"] == {"sg4-g1": ["10.0.0.10/31", "10.0.0.64/28"]}
-    assert project_firewall(data, "h3", snap) == {}
+    assert project_firewall(data, "h3", snap) is None
 
 
 # -- through the API ----------------------------------------------------------------

@@ -52,7 +52,15 @@ def qdhcp(s: Stack, net_id: str) -> str:
 def dnsmasq_pids(s: Stack, net_id: str) -> list[int]:
     r = subprocess.run(["ip", "netns", "pids", qdhcp(s, net_id)], capture_output=True, text=True)
     pids = [int(p) for p in r.stdout.split()]
-    return [p for p in pids if Path(f"/proc/{p}/comm").read_text().strip() == "dnsmasq"]
+    return [p for p in pids if _comm(p) == "dnsmasq"]
+
+
+def _comm(pid: int) -> str | None:
+    # The agent's own `ip -n` commands pass through the namespace too, and may be gone by now.
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except FileNotFoundError:
+        return None
 
 
 def dnsmasq_file(pid: int, option: str) -> Path:

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from kaon.agent.config import AgentConfig
+from kaon.agent.firewall import Firewall
+from kaon.agent.l2_manager import LinuxBridgeManager
 from kaon.agent.runtime import Agent
 from kaon.bus.local import InProcessAgentBus, LocalHub
 from kaon.core.agent_rpc import AgentRpc
@@ -56,7 +58,8 @@ def test_lost_hints_and_drift_are_repaired_by_the_periodic_resync(server: tuple[
     api, hub = server
     cfg = replace(AgentConfig(host="rt1", local_ip="10.99.0.1", l2_population=True), namespace=host_ns,
                   resync_interval=1, report_interval=1)
-    agent = Agent(cfg, InProcessAgentBus.of(hub), LinuxL2(host_ns), {"vxlan": True, "vlan": False})
+    l2 = LinuxBridgeManager(cfg, LinuxL2(host_ns), {"vxlan": True, "vlan": False})
+    agent = Agent(cfg, InProcessAgentBus.of(hub), [l2, Firewall(cfg)])
     agent.start()
     try:
         admin = api.admin()

@@ -17,11 +17,12 @@ import pytest
 
 from kaon.agent.metadata_proxy import MetadataProxy, ProxyConfig, sign
 from kaon.dataplane import netns
+from kaon.model.intent import MetadataSource
 from tests.fullstack.stack import require_root
 
 pytestmark = pytest.mark.needs_root
 
-SOURCE = {"127.0.0.1": {"instance_id": "inst-1", "project_id": "proj-1"}}
+SOURCE = {"127.0.0.1": MetadataSource("inst-1", "proj-1")}
 
 
 class Upstream(BaseHTTPRequestHandler):

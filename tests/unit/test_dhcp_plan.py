@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from kaon.agent import dhcp_plan
+from kaon.model.intent import DhcpNetwork
+from kaon.model.typed_json import decode
 
 FILES = {name: f"/s/{name}" for name in ("host", "addn_hosts", "opts", "leases", "pid", "log")}
 
 
-def network(isolated: bool = False, routes: list[dict[str, str]] | None = None) -> dict[str, Any]:
-    return {
+def network(isolated: bool = False, routes: list[dict[str, str]] | None = None) -> DhcpNetwork:
+    return decode(DhcpNetwork, {
         "port": {"port_id": "p", "device": "ns-p", "tap": "tapp", "mac": "fa:16:3e:00:00:02",
                  "cidrs": ["10.0.0.2/24"], "mtu": 1450, "ips": {"s1": "10.0.0.2"}},
         "subnets": [{"id": "s1", "cidr": "10.0.0.0/24", "ip_version": 4, "gateway_ip": "10.0.0.1",
@@ -20,7 +20,7 @@ def network(isolated: bool = False, routes: list[dict[str, str]] | None = None) 
                    "hostname": "host-10-0-0-5", "extra_dhcp_opts": [{"opt_name": "domain-search",
                                                                    "opt_value": "example.org"}]}],
         "mtu": 1450, "isolated_metadata": isolated, "lease_duration": 600, "dns_servers": ["192.0.2.53"],
-    }
+    })
 
 
 def test_files() -> None:

@@ -12,7 +12,9 @@ import pytest
 from kaon.agent import fw_plan
 from kaon.agent.config import AgentConfig
 from kaon.agent.firewall import Firewall, FirewallUnavailable, enabled
+from kaon.agent.manager import Manager, Outcome, Step
 from kaon.config import ConfigError
+from kaon.model.intent import SCHEMA_VERSION, FirewallIntent, HostIntent
 
 RULE = {"direction": "ingress", "ethertype": "IPv4", "protocol": None, "port_range_min": None,
         "port_range_max": None, "remote_ip_prefix": None, "remote_set": "sg4-g1"}
@@ -32,8 +34,25 @@ def intent(stateful: bool = True) -> dict[str, Any]:
         "sets": {"sg4-g1": ["10.0.0.1", "10.0.0.2"]}}}
 
 
+def typed(raw: dict[str, Any]) -> HostIntent:
+    networks = {nid: {"network_type": "vxlan", "segmentation_id": 1, "physical_network": None, "mtu": 1450, **net}
+                for nid, net in raw.get("networks", {}).items()}
+    return HostIntent.from_json({"version": SCHEMA_VERSION, "host": "h1", "ports": {}, **raw, "networks": networks})
+
+
+def firewall_part(raw: dict[str, Any]) -> FirewallIntent:
+    part = typed(raw).firewall
+    assert part is not None
+    return part
+
+
+def sync(fw: Firewall, raw: dict[str, Any]) -> Outcome:
+    fw.update(typed(raw))
+    return fw.apply(Step(sweep=True))
+
+
 def test_the_ruleset_filters_secured_ports_only() -> None:
-    rs = fw_plan.build(intent()["firewall"], intent()["networks"])
+    rs = fw_plan.build(firewall_part(intent()), typed(intent()).networks)
     assert rs.guarded == {"p1"} and rs.elements == {"sg4-g1": frozenset({"10.0.0.1", "10.0.0.2"})}
     assert '"tapp1" : jump from-tapp1' in rs.script and "tapp2" not in rs.script
     # anti-spoofing: own address and the pair's, DHCP client, no DHCP server, no RA
@@ -54,12 +73,14 @@ def test_the_ruleset_filters_secured_ports_only() -> None:
 
 
 def test_a_stateless_port_has_no_conntrack_shortcut() -> None:
-    rs = fw_plan.build(intent(stateful=False)["firewall"], {})
+    rs = fw_plan.build(firewall_part(intent(stateful=False)), {})
     assert "ct state" not in rs.script and "jump sg-g1-in\n    drop" in rs.script
 
 
 def test_nothing_to_filter_removes_both_tables() -> None:
-    rs = fw_plan.build({"ports": {"p2": {"device": "tapp2", "mac": "m", "port_security": False}}}, {})
+    rs = fw_plan.build(firewall_part({"firewall": {"ports": {"p2": {"device": "tapp2", "mac": "m",
+                                                                   "port_security": False}},
+                                                   "groups": {}, "sets": {}}}), {})
     assert rs.script == ("table bridge kaon-sg {}\ndelete table bridge kaon-sg\n"
                          "table inet kaon-sg {}\ndelete table inet kaon-sg\n") and not rs.guarded
 
@@ -93,35 +114,35 @@ def test_membership_changes_update_sets_in_place_and_rule_changes_rebuild() -> N
     nft = FakeNft()
     fw = firewall(nft)
     want = intent()
-    assert fw.sync(want).ok and fw.rebuilds == 1
-    assert fw.sync(want).ok and len(nft.scripts) == 1  # nothing changed, nothing written
+    assert sync(fw, want).ok and fw.rebuilds == 1
+    assert sync(fw, want).ok and len(nft.scripts) == 1  # nothing changed, nothing written
     want["firewall"]["sets"]["sg4-g1"] = ["10.0.0.1", "10.0.0.3"]
-    assert fw.sync(want).ok and fw.rebuilds == 1 and fw.set_updates == 1
+    assert sync(fw, want).ok and fw.rebuilds == 1 and fw.set_updates == 1
     assert nft.scripts[-1] == ("delete element inet kaon-sg sg4-g1 { 10.0.0.2 }\n"
                                "add element inet kaon-sg sg4-g1 { 10.0.0.3 }\n")
     want["firewall"]["groups"]["g1"]["rules"].pop()
-    assert fw.sync(want).ok and fw.rebuilds == 2
+    assert sync(fw, want).ok and fw.rebuilds == 2
 
 
 def test_fail_closed_when_br_netfilter_cannot_be_enabled() -> None:
     def broken(namespace: str | None) -> None:
         raise FirewallUnavailable("no /proc/sys/net/bridge")
 
-    result = firewall(FakeNft(), broken).sync(intent())
+    result = sync(firewall(FakeNft(), broken), intent())
     assert not result.ok and result.hold == {"p1"}  # p2 has no port security: it passes anyway
 
 
 def test_a_refused_ruleset_holds_only_ports_the_old_one_does_not_cover() -> None:
     nft = FakeNft()
     fw = firewall(nft)
-    assert fw.sync(intent()).ok
+    assert sync(fw, intent()).ok
     bigger = copy.deepcopy(intent())
     bigger["firewall"]["ports"]["p3"] = {**bigger["firewall"]["ports"]["p1"], "device": "tapp3"}
     nft.fail = True
-    result = fw.sync(bigger)
+    result = sync(fw, bigger)
     assert not result.ok and result.hold == {"p3"}
     nft.fail = False
-    assert fw.sync(bigger).ok and fw.rebuilds == 2  # unknown state: rewritten whole
+    assert sync(fw, bigger).ok and fw.rebuilds == 2  # unknown state: rewritten whole
 
 
 def test_driver_names() -> None:
@@ -130,4 +151,9 @@ def test_driver_names() -> None:
     assert enabled(AgentConfig(host="h", firewall_driver="nftables"))
     with pytest.raises(ConfigError):
         enabled(AgentConfig(host="h", firewall_driver="openvswitch"))
-    assert Firewall(AgentConfig(host="h")).sync(intent()).ok  # disabled: nothing held, nothing run
+    assert sync(Firewall(AgentConfig(host="h")), intent()).ok  # disabled: nothing held, nothing run
+
+
+def test_the_firewall_is_a_manager() -> None:
+    fw: Manager = firewall(FakeNft())  # mypy checks the contract; isinstance the runtime shape
+    assert isinstance(fw, Manager) and fw.name == "firewall"

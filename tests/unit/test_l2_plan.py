@@ -7,6 +7,7 @@ from typing import Any
 
 from kaon.agent.config import OWNER_ALIAS, AgentConfig
 from kaon.agent.l2_plan import FLOOD_MAC, Observed, plan, port_states
+from kaon.model.intent import SCHEMA_VERSION, HostIntent
 
 NET = "11111111-2222-3333-4444-555555555555"
 FLAT_NET = "aaaaaaaa-2222-3333-4444-555555555555"
@@ -29,13 +30,19 @@ class L:
     vxlan_local: str | None = None
 
 
-def vx_intent(**port: Any) -> dict[str, Any]:
-    return {"networks": {NET: {"bridge": BR, "network_type": "vxlan", "segmentation_id": 1001,
+def typed(intent: dict[str, Any]) -> HostIntent:
+    for port in intent["ports"].values():
+        port.setdefault("device_owner", "compute:nova")
+    return HostIntent.from_json({"version": SCHEMA_VERSION, "host": "h1", **intent})
+
+
+def vx_intent(**port: Any) -> HostIntent:
+    return typed({"networks": {NET: {"bridge": BR, "network_type": "vxlan", "segmentation_id": 1001,
                                "physical_network": None, "mtu": 1450,
                                "peers": {"10.99.0.2": [{"mac": "fa:16:3e:00:00:02", "ips": ["10.0.0.2"]}],
                                          "10.99.0.3": [{"mac": "fa:16:3e:00:00:03", "ips": ["10.0.0.3"]}]}}},
             "ports": {PORT: {"network_id": NET, "device": TAP, "mac": "fa:16:3e:00:00:01", "ips": ["10.0.0.1"],
-                             "admin_state_up": True, **port}}}
+                             "admin_state_up": True, **port}}})
 
 
 def converged_links() -> dict[str, L]:
@@ -128,8 +135,7 @@ def test_sweep_removes_only_own_unwanted_devices_and_only_after_sync() -> None:
 
 
 def test_a_tap_whose_port_went_away_is_released_not_deleted() -> None:
-    intent = vx_intent()
-    intent["ports"] = {}
+    intent = replace(vx_intent(), ports={})
     links = converged_links()
     links["tapgone000000"] = L("tapgone000000", master=BR)
     result = plan(intent, Observed(links, converged_fdb(), converged().neigh), CFG, sweep=True)
@@ -137,7 +143,7 @@ def test_a_tap_whose_port_went_away_is_released_not_deleted() -> None:
 
 
 def test_a_network_that_left_the_host_is_swept_and_its_taps_released() -> None:
-    empty = {"networks": {}, "ports": {}}
+    empty = HostIntent("h1")
     assert ops(plan(empty, converged(), CFG, sweep=True).actions) == [
         f"set_master {TAP} bridge=None", f"delete_link {BR}", f"delete_link {VX}"]
 
@@ -157,13 +163,13 @@ def test_without_l2population_the_vxlan_device_uses_the_group_and_no_entries() -
     assert not [a for a in actions if a.op.startswith(("fdb", "neigh"))]
 
 
-def flat_intent(kind: str = "flat", seg: int | None = None) -> dict[str, Any]:
+def flat_intent(kind: str = "flat", seg: int | None = None) -> HostIntent:
     net = VLAN_NET if kind == "vlan" else FLAT_NET
     bridge = "brq" + net[:11]
-    return {"networks": {net: {"bridge": bridge, "network_type": kind, "segmentation_id": seg,
+    return typed({"networks": {net: {"bridge": bridge, "network_type": kind, "segmentation_id": seg,
                                "physical_network": "provider", "mtu": 1500, "peers": {}}},
             "ports": {PORT: {"network_id": net, "device": TAP, "mac": "fa:16:3e:00:00:01", "ips": [],
-                             "admin_state_up": True}}}
+                             "admin_state_up": True}}})
 
 
 def test_a_flat_network_enslaves_the_mapped_interface() -> None:

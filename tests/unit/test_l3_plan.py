@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from kaon.agent import l3_plan
-from kaon.compiler.l3_section import L3Data, PortAddress, RouterPort, RouterRow, project_routers
+from kaon.compiler.l3_section import project_routers
+from kaon.compiler.snapshot import L3Data, PortAddress, RouterPort, RouterRow
+from kaon.model.intent import FloatingIp, RouterInterface
 
 QR = "11111111-aaaa-4000-8000-000000000001"
 QG = "22222222-bbbb-4000-8000-000000000002"
@@ -20,17 +24,18 @@ def data(**kw: object) -> L3Data:
 
 def test_projection_puts_a_router_on_its_host_only() -> None:
     part = project_routers(data(), "h1")["r1"]
-    assert part["interfaces"] == [{"port_id": QR, "device": "qr-11111111-aa", "tap": "tap11111111-aa",
-                                   "mac": "fa:16:3e:00:00:01", "cidrs": ["10.0.0.1/24"], "mtu": 1450}]
-    assert part["gateway"]["device"] == "qg-22222222-bb" and part["gateway"]["gateway_ip"] == "192.168.100.1"
-    assert part["floating_ips"] == [{"floating_ip": "192.168.100.30", "fixed_ip": "10.0.0.5"}]
+    assert part.interfaces == (RouterInterface(QR, "qr-11111111-aa", "tap11111111-aa", "fa:16:3e:00:00:01",
+                                               ("10.0.0.1/24",), 1450),)
+    assert part.gateway is not None
+    assert part.gateway.device == "qg-22222222-bb" and part.gateway.gateway_ip == "192.168.100.1"
+    assert part.floating_ips == (FloatingIp("192.168.100.30", "10.0.0.5"),)
     assert project_routers(data(), "h2") == {}
 
 
 def test_no_gateway_no_floating_ips() -> None:
     d = data(ports={"r1": data().ports["r1"][:1]})
     part = project_routers(d, "h1")["r1"]
-    assert part["gateway"] is None and part["floating_ips"] == []
+    assert part.gateway is None and part.floating_ips == ()
     assert "snat to" not in l3_plan.nat_body(part) and "dnat" not in l3_plan.nat_body(part)
 
 
@@ -43,7 +48,7 @@ def test_nat_rules_snat_fip_and_hairpin() -> None:
     assert 'ip saddr { 10.0.0.0/24 } ct status dnat oifname != "qg-22222222-bb" masquerade' in body
     # The FIP's SNAT comes before the router-wide SNAT: first match wins.
     assert body.index("snat to 192.168.100.30") < body.index("snat to 192.168.100.20")
-    no_snat = l3_plan.nat_body({**part, "enable_snat": False})
+    no_snat = l3_plan.nat_body(replace(part, enable_snat=False))
     assert "snat to 192.168.100.20" not in no_snat and "snat to 192.168.100.30" in no_snat
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import replace
 
 import pytest
 
@@ -18,6 +19,7 @@ from kaon.agent.metadata_proxy import (
     upstream_request,
 )
 from kaon.config import load_config
+from kaon.model.intent import MetadataSource, RouterIntent, RouterInterface
 
 
 def test_options_are_neutrons_default_then_agent(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -35,7 +37,7 @@ def test_signature_is_hmac_sha256_hex_of_the_instance_id() -> None:
 def test_the_forwarded_request_carries_identity_and_drops_spoofing() -> None:
     req = parse_head(b"GET /latest/meta-data/ HTTP/1.1\r\nHost: 169.254.169.254\r\nX-Instance-ID: evil\r\n"
                      b"x-tenant-id: evil\r\nConnection: keep-alive\r\n\r\n")
-    extra = identity_headers("k", "10.0.0.5", {"instance_id": "i-1", "project_id": "p-1"})
+    extra = identity_headers("k", "10.0.0.5", MetadataSource("i-1", "p-1"))
     out = upstream_request(req, b"", extra).decode()
     assert out.startswith("GET /latest/meta-data/ HTTP/1.0\r\nHost: 169.254.169.254\r\n")
     assert "evil" not in out and "keep-alive" not in out
@@ -51,9 +53,10 @@ def test_malformed_requests_are_refused(head: bytes) -> None:
 
 
 def test_a_router_with_interfaces_redirects_metadata_to_the_proxy() -> None:
-    router = {"interfaces": [{"cidrs": ["10.0.0.1/24"], "device": "qr-x"}], "gateway": None, "floating_ips": []}
+    router = RouterIntent(True, (RouterInterface("p", "qr-x", "tapx", "fa:16:3e:00:00:01", ("10.0.0.1/24",), 1500),),
+                          None, True, (), ())
     body = l3_plan.nat_body(router)
     pre = body.split("chain output")[0]
     assert 'iifname "qr-*" ip daddr 169.254.169.254 tcp dport 80 redirect to :9697' in pre
     assert "redirect" not in body.split("chain output")[1]
-    assert "redirect" not in l3_plan.nat_body({**router, "interfaces": []})
+    assert "redirect" not in l3_plan.nat_body(replace(router, interfaces=()))

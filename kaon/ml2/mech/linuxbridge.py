@@ -27,13 +27,10 @@ from kaon.ml2.mech.base import (
     tunnel_types,
 )
 from kaon.ml2.segments import Segment
+from kaon.model import names
 
 AGENT_TYPE = "Linux bridge agent"
 VXLAN = "vxlan"
-
-
-def bridge_name(network_id: str) -> str:
-    return f"brq{network_id[:11]}"
 
 
 class LinuxBridgeDriver:
@@ -59,7 +56,7 @@ class LinuxBridgeDriver:
         return f"does not support {kind} (it carries {LOCAL}, {FLAT}, {VLAN} and {VXLAN})"
 
     def vif_details(self, agent: AgentView, network_id: str) -> dict[str, Any]:
-        return {"port_filter": True, "connectivity": "l2", "bridge_name": bridge_name(network_id)}
+        return {"port_filter": True, "connectivity": "l2", "bridge_name": names.bridge(network_id)}
 
 
 def _vlan_problem(agent: AgentView) -> str | None:

@@ -1,4 +1,9 @@
-"""The compiler as a server component: compile after changes, hint the hosts.
+"""The compiler as a server component: compile after changes, store, hint the hosts.
+
+A pass reads the snapshot (kaon.core.snapshot), projects it through the
+sections (kaon.compiler, pure) into one typed intent per host
+(kaon.model.intent), and stores the JSON form of those that changed with a
+new generation (kaon.core.generations).
 
 ``mark_dirty()`` is cheap and called after every write the API commits that
 can move an intent, and after every agent report. One background thread
@@ -35,10 +40,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, exists, literal, or_, select
 
-from kaon.compiler import generations
-from kaon.compiler.projection import project
-from kaon.compiler.sections import Section, add_sections
-from kaon.compiler.snapshot import read_snapshot
+from kaon.compiler.l2_section import L2Section
+from kaon.compiler.sections import Section, project
+from kaon.core import generations
+from kaon.core.snapshot import read_snapshot
 from kaon.db.agent_tables import agents, port_binding_levels
 from kaon.db.engine import read_txn, write_txn
 from kaon.db.intent_tables import host_intents
@@ -65,9 +70,10 @@ _ANY_HOST = select(literal(1)).where(or_(exists().where(agents.c.id.is_not(None)
 
 class Compiler:
     def __init__(self, engine: Engine, notify: Notify | None = None, sections: list[Section] | None = None) -> None:
+        """``sections``: those beyond L2 (routers, DHCP, firewall), each built from the server's options."""
         self.engine = engine
         self.notify = notify
-        self.sections: list[Section] = list(sections or [])
+        self.sections: list[Section] = [L2Section(), *(sections or [])]
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()  # one compile at a time in this process
@@ -119,11 +125,9 @@ class Compiler:
             LOG.debug("compiled: %s", changed)
         return changed
 
-    def _intents(self, conn: Connection) -> dict[str, dict[str, Any]]:
+    def _intents(self, conn: Connection) -> generations.Digested:
         snap = read_snapshot(conn, generations.known_hosts(conn))
-        intents = project(snap)
-        add_sections(intents, self.sections, {s.name: s.read(conn) for s in self.sections}, snap)
-        return intents
+        return generations.digested(project(snap, self.sections))
 
     def _hint(self, host: str, generation: int) -> None:
         if self.notify is None:

@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from kaon.compiler.projection import digest
 from kaon.db.intent_tables import host_intents
+from kaon.model.intent import HostIntent
 
 
 @dataclass(frozen=True)
@@ -42,24 +42,30 @@ def current(conn: Connection) -> Current:
             conn.execute(select(host_intents.c.host, host_intents.c.generation, host_intents.c.digest))}
 
 
-def differs(intents: dict[str, dict[str, Any]], stored: Current) -> bool:
+Digested = dict[str, tuple[HostIntent, str]]  # host -> (intent, its digest)
+
+
+def digested(intents: dict[str, HostIntent]) -> Digested:
+    return {host: (intent, intent.digest()) for host, intent in intents.items()}
+
+
+def differs(intents: Digested, stored: Current) -> bool:
     """Whether storing ``intents`` over ``stored`` would change anything."""
-    return any(digest(intent) != stored.get(host, (0, None))[1] for host, intent in intents.items())
+    return any(d != stored.get(host, (0, None))[1] for host, (_, d) in intents.items())
 
 
-def store(conn: Connection, intents: dict[str, dict[str, Any]], now: dt.datetime,
+def store(conn: Connection, intents: Digested, now: dt.datetime,
           stored: Current | None = None) -> dict[str, int]:
     """Write the intents that changed; ``{host: new generation}`` for those hosts.
     ``stored``: :func:`current`, if just read in this transaction."""
     current_ = current(conn) if stored is None else stored
     changed: dict[str, int] = {}
-    for host, intent in intents.items():
-        new_digest = digest(intent)
+    for host, (intent, new_digest) in intents.items():
         generation, old_digest = current_.get(host, (0, None))
         if new_digest == old_digest:
             continue
         generation += 1
-        values = {"generation": generation, "digest": new_digest, "intent": intent, "compiled_at": now}
+        values = {"generation": generation, "digest": new_digest, "intent": intent.to_json(), "compiled_at": now}
         if host in current_:
             conn.execute(update(host_intents).where(host_intents.c.host == host).values(values))
         else:
@@ -74,7 +80,7 @@ def fetch(conn: Connection, host: str, known_generation: int | None) -> dict[str
                        .where(host_intents.c.host == host)).first()
     if row is None:
         # A host nothing was ever compiled for: generation 0 is "nothing to do".
-        empty = {"version": 1, "host": host, "networks": {}, "ports": {}}
+        empty = HostIntent(host).to_json()
         return {"generation": 0, "intent": None if known_generation == 0 else empty}
     if known_generation == row.generation:
         return {"generation": row.generation, "intent": None}
