@@ -39,7 +39,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import netaddr  # type: ignore[import-untyped]
+import netaddr
 
 from kaon.dataplane.ovs_model import Flow
 
