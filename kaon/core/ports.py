@@ -3,9 +3,7 @@ options, binding fields, with Neutron's policy on who may set what."""
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import (
@@ -24,27 +22,27 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.exc import IntegrityError
 
 from kaon import errors
 from kaon.api.context import Context
 from kaon.api.listing import ListQuery
-from kaon.core import port_extras, port_ips, port_json, quotas, security_groups, stdattrs
+from kaon.core import port_extras, port_ips, port_json, port_rows, quotas, security_groups, stdattrs
 from kaon.core.networks import Networks
+from kaon.core.port_rows import PortRows
 from kaon.core.query import fetch_page, where_filters
 from kaon.core.subnets import Subnets
 from kaon.db.core_tables import ip_allocations, networks, port_security_groups, ports, tags
-from kaon.db.fast_insert import FastInsert
 from kaon.model.attrs import HTTPBadRequest
 from kaon.model.port import PORT
+
+if TYPE_CHECKING:  # it imports the router services, which import this module
+    from kaon.core.port_pipeline import PortPipeline
 
 PortBound = errors.define("PortBound", errors.InUse,
                           "Unable to complete operation on port {port_id}, port is already bound, "
                           "port type: {vif_type}, old_mac {old_mac}, new_mac {new_mac}.")
 ServicePortInUse = errors.define("ServicePortInUse", errors.InUse,
                                  "Port {port_id} cannot be deleted directly via the port API: {reason}.")
-MacGenerationFailure = errors.define("MacAddressGenerationFailure", errors.ServiceUnavailable,
-                                     "Unable to generate unique mac on network {net_id}.")
 
 ROUTER_OWNERS = ("network:router_interface", "network:router_gateway", "network:floatingip",
                  "network:router_interface_distributed", "network:router_centralized_snat",
@@ -75,28 +73,19 @@ PORT_CHILDREN = union_all(
     select(literal_column("3"), tags.c.tag, null()).where(tags.c.resource_id == _PID),
 )
 
-MAC_TAKEN = select(ports.c.id).where(ports.c.network_id == bindparam("net_id"),
-                                     ports.c.mac_address == bindparam("mac"))
-PORT_INSERT = FastInsert(ports, unique=("network_id", "mac_address"))
 SG_BIND = insert(port_security_groups)
 
 
 class Ports:
-    def __init__(self, nets: Networks, subs: Subnets, cfg: Any) -> None:
+    def __init__(self, nets: Networks, subs: Subnets, cfg: Any, rows: PortRows, pipeline: PortPipeline) -> None:
         self.nets = nets
         self.subs = subs
         self.cfg = cfg
-        base = cfg.default.base_mac
-        self.base_mac = [int(p, 16) for p in base.split(":")]
-        # Called with (conn, port row) before a port is deleted, in the same
-        # transaction: other services drop what refers to the port (floating
-        # IP associations ...). Registered once at start-up.
-        self.delete_hooks: list[Callable[[Connection, Any], None]] = []
-        # Called with (conn, port id) after a port is created, and with (conn,
-        # port id, changed attribute names) after an update, in the same
-        # transaction: port binding and DHCP scheduling (kaon.core.agents.WriteHooks).
-        self.create_hooks: list[Callable[[Connection, str], None]] = []
-        self.update_hooks: list[Callable[[Connection, str, set[str]], None]] = []
+        self.rows = rows
+        # What follows a create or an update, in order (kaon.core.port_pipeline).
+        self.pipeline = pipeline
+        # Called with (conn, port row) before a port is deleted (PortRows.remove).
+        self.delete_hooks = rows.delete_hooks
 
     # -- reads ---------------------------------------------------------
     def visible(self, ctx: Context) -> Any:
@@ -207,26 +196,19 @@ class Ports:
     # -- create --------------------------------------------------------
     def create(self, ctx: Context, conn: Connection, values: dict[str, Any]) -> str:
         port_id = self._create(ctx, conn, values, None)
-        for created in self.create_hooks:
-            created(conn, port_id)
+        self.pipeline.created(conn, [port_id])
         return port_id
 
     def create_many(self, ctx: Context, conn: Connection, items: list[dict[str, Any]]) -> list[str]:
         """A bulk create: each item as :meth:`create` would, in order, with
         what they share (network, quota usage, default group, subnets) read
-        once, security group bindings inserted together and the create hooks
-        run after the last port (once per bulk where a hook offers it)."""
+        once, security group bindings inserted together and what follows a
+        create run once for all (each network scheduled once)."""
         memo: dict[str, Any] = {"nets": {}, "quota": {}, "default_sg": {}, "subnets": {}, "sg_rows": []}
         ids = [self._create(ctx, conn, v, memo) for v in items]
         if memo["sg_rows"]:
             conn.execute(SG_BIND, memo["sg_rows"])
-        for created in self.create_hooks:
-            many = getattr(getattr(created, "__self__", None), "ports_created", None)
-            if many is not None:
-                many(conn, ids)
-            else:
-                for port_id in ids:
-                    created(conn, port_id)
+        self.pipeline.created(conn, ids)
         return ids
 
     def _network_for_create(self, ctx: Context, conn: Connection, net_id: str) -> tuple[Any, bool]:
@@ -250,19 +232,9 @@ class Ports:
             quotas.check(conn, self.cfg, project, "port", 1)
         else:
             quotas.check_counted(conn, self.cfg, project, "port", 1, memo["quota"])
-        row = stdattrs.new_row(project, values)
         port_security = values.get("port_security_enabled", net.port_security_enabled)
-        row.update(
-            network_id=net.id, admin_state_up=values["admin_state_up"], status="DOWN",
-            device_id=values.get("device_id", ""), device_owner=values.get("device_owner", ""),
-            port_security_enabled=port_security,
-            binding_host_id=values.get("binding:host_id", ""),
-            binding_vnic_type=values.get("binding:vnic_type", "normal"),
-            binding_profile=values.get("binding:profile") or {}, binding_vif_type="unbound",
-            binding_vif_details={}, dns_name=values.get("dns_name", ""), extra_dhcp_opts=[],
-            allowed_address_pairs=[],
-        )
-        row["mac_address"] = self._insert_with_mac(conn, row, values.get("mac_address"))
+        row = port_rows.new_row(project, net.id, values, port_security)
+        row["mac_address"] = self.rows.insert(conn, row, values.get("mac_address"))
         pairs = port_extras.address_pairs(values.get("allowed_address_pairs"), row["mac_address"], self.cfg)
         port_extras.check_port_security(port_security, pairs, values.get("security_groups"))
         sgs = security_groups.groups_for_new_port(ctx, conn, project, row["device_owner"],
@@ -305,38 +277,6 @@ class Ports:
             if key in values:
                 raise errors.PolicyNotAuthorized(action=f"rule:{action}_port:{key}")
 
-    def _insert_with_mac(self, conn: Connection, row: dict[str, Any], mac: str | None) -> str:
-        if mac is not None:
-            self._insert(conn, {**row, "mac_address": mac})
-            return mac
-        for _ in range(self.cfg.default.mac_generation_retries):
-            candidate = self._random_mac()
-            if self._insert(conn, {**row, "mac_address": candidate}, quiet=True):
-                return candidate
-        raise MacGenerationFailure(net_id=row["network_id"])
-
-    def _mac_free(self, conn: Connection, net_id: str, mac: str) -> bool:
-        return conn.execute(MAC_TAKEN, {"net_id": net_id, "mac": mac}).first() is None
-
-    def _insert(self, conn: Connection, row: dict[str, Any], quiet: bool = False) -> bool:
-        """Insert the port row unless its MAC is taken on the network (one
-        statement: the unique constraint decides, also against concurrent
-        transactions on PostgreSQL, which wait for each other here)."""
-        try:
-            inserted = PORT_INSERT.run(conn, row) == 1
-        except IntegrityError:
-            if conn.dialect.name == "sqlite":
-                raise
-            # Only the network's foreign key is left to fail: it was deleted under us.
-            raise errors.NetworkNotFound(net_id=row["network_id"]) from None
-        if inserted or quiet:
-            return inserted
-        raise errors.MacAddressInUse(net_id=row["network_id"], mac=row["mac_address"])
-
-    def _random_mac(self) -> str:
-        parts = [b if i < 3 or b else random.randint(0, 255) for i, b in enumerate(self.base_mac)]
-        return ":".join(f"{p:02x}" for p in parts)
-
     # -- update / delete -----------------------------------------------
     def writable_row(self, ctx: Context, conn: Connection, port_id: str, action: str) -> tuple[Any, bool]:
         row = self.fetch_row(ctx, conn, port_id)
@@ -363,7 +303,7 @@ class Ports:
             if row.binding_vif_type not in ("unbound", "binding_failed"):
                 raise PortBound(port_id=port_id, vif_type=row.binding_vif_type, old_mac=row.mac_address,
                                 new_mac=changes["mac_address"])
-            if not self._mac_free(conn, row.network_id, changes["mac_address"]):
+            if not self.rows.mac_free(conn, row.network_id, changes["mac_address"]):
                 raise errors.MacAddressInUse(net_id=row.network_id, mac=changes["mac_address"])
             mac = out["mac_address"] = changes["mac_address"]
         for key, col in (("binding:host_id", "binding_host_id"), ("binding:vnic_type", "binding_vnic_type"),
@@ -392,8 +332,7 @@ class Ports:
         if "fixed_ips" in changes:
             port_ips.reallocate(ctx, conn, ref, changes["fixed_ips"])
         conn.execute(update(ports).where(ports.c.id == port_id).values(stdattrs.bump(out, row.revision_number)))
-        for updated in self.update_hooks:
-            updated(conn, port_id, set(changes))
+        self.pipeline.updated(conn, port_id, set(changes))
 
     def delete(self, ctx: Context, conn: Connection, port_id: str, check: Any = None) -> None:
         row, _ = self.writable_row(ctx, conn, port_id, "delete")
@@ -407,10 +346,7 @@ class Ports:
     def remove(self, conn: Connection, row: Any) -> None:
         """Delete a port with no policy check: for the service that owns it
         (a router's gateway, a floating IP's port) and for :meth:`delete`."""
-        for hook in self.delete_hooks:
-            hook(conn, row)
-        conn.execute(delete(ports).where(ports.c.id == row.id))
-        stdattrs.delete_tags(conn, [row.id])
+        self.rows.remove(conn, row)
 
 
 # The list path reads timestamps and JSON columns as text and converts them

@@ -3,8 +3,7 @@ mode rules, validated as Neutron does before anything is written."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import netaddr
 from sqlalchemy import Connection, delete, insert, or_, select, update
@@ -15,9 +14,14 @@ from kaon.api.listing import ListQuery
 from kaon.core import ipam, prefix_alloc, quotas, stdattrs
 from kaon.core.networks import AUTO_DELETE_OWNERS, Networks
 from kaon.core.query import fetch_page, where_filters
+from kaon.core.scheduling import Scheduler
 from kaon.db.core_tables import ip_allocations, network_rbacs, networks, ports, subnets
+from kaon.ml2.binding import utcnow
 from kaon.model import validators as v
 from kaon.model.attrs import HTTPBadRequest
+
+if TYPE_CHECKING:  # it imports this module
+    from kaon.core.dhcp_ports import DhcpPorts
 
 DNSNameServersExhausted = errors.define(
     "DNSNameServersExhausted", errors.BadRequest,
@@ -65,14 +69,19 @@ def _check_dhcp_cidr(net: netaddr.IPNetwork) -> None:
 
 
 class Subnets:
-    def __init__(self, nets: Networks, cfg: Any) -> None:
+    def __init__(self, nets: Networks, cfg: Any, scheduler: Scheduler, dhcp_ports: DhcpPorts) -> None:
         self.nets = nets
         self.cfg = cfg
-        # Called with (conn, network id) after a subnet is created, updated to
-        # enable or disable DHCP, or a DHCP subnet is deleted, in the same
-        # transaction: DHCP scheduling (kaon.core.agents.WriteHooks.subnet_written),
-        # then the network's DHCP ports (kaon.core.dhcp_ports).
-        self.dhcp_hooks: list[Callable[[Connection, str], None]] = []
+        self.scheduler = scheduler
+        self.dhcp_ports = dhcp_ports
+
+    def _dhcp_changed(self, conn: Connection, network_id: str) -> None:
+        """A subnet was created with DHCP, gained or lost it, or a DHCP subnet
+        was deleted: schedule the network (steps 3 and 4 of
+        kaon.core.port_pipeline); when that changed no agent, the DHCP ports
+        still follow the subnets (an address more or less)."""
+        if not self.scheduler.schedule_network(conn, network_id, utcnow()):
+            self.dhcp_ports.sync_network(conn, network_id)
 
     def visible(self, ctx: Context) -> Any:
         """Owned, on an owned network, or on a network shared with the
@@ -178,8 +187,7 @@ class Subnets:
         if {row["ipv6_address_mode"], row["ipv6_ra_mode"]} & set(AUTO_ADDRESS_MODES):
             ipam.address_existing_ports(conn, row["id"], net.id, cidr)
         if row["enable_dhcp"]:
-            for hook in self.dhcp_hooks:
-                hook(conn, net.id)
+            self._dhcp_changed(conn, net.id)
         return row["id"]
 
     def _cidr(self, values: dict[str, Any], version: int, pooled: str | None = None) -> str:
@@ -338,8 +346,7 @@ class Subnets:
         conn.execute(update(subnets).where(subnets.c.id == subnet_id).values(
             stdattrs.bump(out, row.revision_number)))
         if "enable_dhcp" in changes and bool(changes["enable_dhcp"]) != bool(row.enable_dhcp):
-            for hook in self.dhcp_hooks:
-                hook(conn, row.network_id)
+            self._dhcp_changed(conn, row.network_id)
 
     @staticmethod
     def _check_gateway_free(conn: Connection, row: Any) -> None:
@@ -373,5 +380,4 @@ class Subnets:
         stdattrs.delete_tags(conn, [subnet_id])
         ipam.forget(subnet_id)
         if row.enable_dhcp:  # the network may have lost its last DHCP subnet
-            for hook in self.dhcp_hooks:
-                hook(conn, row.network_id)
+            self._dhcp_changed(conn, row.network_id)
