@@ -6,10 +6,10 @@ seed 002 saw the DHCP port at ``.3`` on one network and ``.2`` on another
 because a VM's port came first on one of them. kaon makes the ports on the
 server, in the transaction that changes what the DHCP agents serve:
 
-* when a network is scheduled to a DHCP agent (``Scheduler`` binding hooks:
-  automatic scheduling on subnet or port create, an agent starting, failover,
-  ``dhcp-networks`` by hand), and when a subnet gains, loses or changes
-  DHCP (``Subnets.dhcp_hooks``, after scheduling);
+* when a network's DHCP agents change (``Scheduler`` calls
+  :meth:`DhcpPorts.sync_network`: automatic scheduling on subnet or port
+  create, an agent starting, failover, ``dhcp-networks`` by hand), and when
+  a subnet gains, loses or changes DHCP (``Subnets``, after scheduling);
 * the port's device_id is Neutron's ``dhcp<uuid5(host)>-<network>``, its
   ``binding:host_id`` the agent's host, so it is bound like any port and
   appears in that host's L2 intent; its project is the network's.
