@@ -40,6 +40,7 @@ are deleted. Network delete removes them with the network
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import netaddr
@@ -120,7 +121,7 @@ class DhcpPorts:
                    agents.c.agent_type == DHCP_AGENT)).scalars()
         return {dhcp_device_id(network_id, host): host for host in hosts}
 
-    def _create(self, conn: Connection, net: Any, device_id: str, host: str, dhcp_subnets: list[Any]) -> None:
+    def _create(self, conn: Connection, net: Any, device_id: str, host: str, dhcp_subnets: Sequence[Any]) -> None:
         fixed = [self._request(conn, s) for s in dhcp_subnets]
         row = port_rows.new_row(net.project_id, net.id, {
             "device_owner": DHCP_OWNER, "device_id": device_id, "binding:host_id": host}, net.port_security_enabled)
@@ -156,7 +157,7 @@ class DhcpPorts:
         self.binder.bind_port(conn, port_id)
 
     @staticmethod
-    def _readdress(conn: Connection, port_id: str, dhcp_subnets: list[Any]) -> None:
+    def _readdress(conn: Connection, port_id: str, dhcp_subnets: Sequence[Any]) -> None:
         """One address on every DHCP subnet; none on a subnet whose DHCP was turned off."""
         held = dict(conn.execute(select(ip_allocations.c.subnet_id, ip_allocations.c.ip_address)
                                  .where(ip_allocations.c.port_id == port_id)).all())

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from sqlalchemy import (
     Connection,
-    String,
-    Text,
     and_,
     bindparam,
-    cast,
     delete,
     insert,
     literal_column,
@@ -26,7 +22,16 @@ from sqlalchemy import (
 from kaon import errors
 from kaon.api.context import Context
 from kaon.api.listing import ListQuery
-from kaon.core import port_extras, port_ips, port_json, port_rows, quotas, security_groups, stdattrs
+from kaon.core import (
+    port_extras,
+    port_ips,
+    port_json,
+    port_render,
+    port_rows,
+    quotas,
+    security_groups,
+    stdattrs,
+)
 from kaon.core.networks import Networks
 from kaon.core.port_rows import PortRows
 from kaon.core.query import fetch_page, where_filters
@@ -102,23 +107,18 @@ class Ports:
         return row
 
     def get(self, ctx: Context, conn: Connection, port_id: str) -> dict[str, Any]:
-        row = self.fetch_row(ctx, conn, port_id)
-        ips: list[dict[str, str]] = []
-        sgs: list[str] = []
-        tag_list: list[str] = []
-        for kind, value, ip in conn.execute(PORT_CHILDREN, {"port_id": port_id}):
-            if kind == 1:
-                ips.append({"subnet_id": value, "ip_address": ip})
-            elif kind == 2:
-                sgs.append(value)
-            else:
-                tag_list.append(value)
-        tag_list.sort()
-        return self._render_rows([row], {port_id: ips}, {port_id: sgs}, {port_id: tag_list})[0]
+        if ctx.is_admin:
+            row = conn.execute(_SHOW_ROW, {"port_id": port_id}).first()
+        else:
+            row = conn.execute(_SHOW_ROW_VISIBLE, {"port_id": port_id, "project": ctx.project_id}).first()
+        if row is None:
+            raise errors.PortNotFound(port_id=port_id)
+        children = [(kind, port_id, value, ip) for kind, value, ip in conn.execute(PORT_CHILDREN, {"port_id": port_id})]
+        return port_render.render([row], children, _ALL_KEYS)[0]
 
     def list(self, ctx: Context, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], bool]:
         clauses = self._list_clauses(ctx, q)
-        rows, more = fetch_page(conn, select(*_LIST_COLUMNS).where(*clauses), q, COLUMNS, ports.c.id, ports)
+        rows, more = fetch_page(conn, select(*port_render.COLUMNS).where(*clauses), q, COLUMNS, ports.c.id, ports)
         if not rows:
             return [], more
         if q.limit is None and not q.tag_filters and not any(key in _SPECIAL_FILTERS for key in q.filters):
@@ -128,10 +128,9 @@ class Ports:
             children = conn.execute(_children_joined(clauses)).all()
         else:
             children = _children_of_ids(conn, [r[0] for r in rows])
-        hidden = [a.name for a in PORT.attrs if a.admin_read] if not ctx.is_admin else []
-        return _render_tuples(rows, children, hidden), more
+        return port_render.render(rows, children, port_render.keys_for(_hidden(ctx), ())), more
 
-    json_keys = staticmethod(port_json.keys_for)
+    json_keys = staticmethod(port_render.keys_for)
 
     def list_json(self, ctx: Context, conn: Connection, q: ListQuery,
                   keys: tuple[str, ...]) -> tuple[list[str], list[str], bool] | None:
@@ -171,27 +170,6 @@ class Ports:
         clauses = [] if ctx.is_admin else [self.visible(ctx)]
         clauses.extend(where_filters(q, COLUMNS, _SPECIAL_FILTERS, ports.c.id))
         return clauses
-
-    @staticmethod
-    def _render_rows(rows: list[Any], ips: dict[str, list[dict[str, str]]], sgs: dict[str, list[str]],
-                     tag_map: dict[str, list[str]]) -> list[dict[str, Any]]:
-        out = []
-        for r in rows:
-            item = stdattrs.render(r, tag_map.get(r.id, []))
-            item.update({
-                "network_id": r.network_id, "mac_address": r.mac_address, "admin_state_up": r.admin_state_up,
-                "status": r.status, "device_id": r.device_id, "device_owner": r.device_owner,
-                "fixed_ips": ips.get(r.id, []), "security_groups": sorted(sgs.get(r.id, [])),
-                "port_security_enabled": r.port_security_enabled,
-                "allowed_address_pairs": r.allowed_address_pairs, "extra_dhcp_opts": r.extra_dhcp_opts,
-                "binding:host_id": r.binding_host_id, "binding:vnic_type": r.binding_vnic_type,
-                "binding:profile": r.binding_profile, "binding:vif_type": r.binding_vif_type,
-                "binding:vif_details": r.binding_vif_details, "dns_name": r.dns_name,
-                "binding:failure_reason": r.binding_failure or None,
-                "ip_allocation": "immediate",
-            })
-            out.append(item)
-        return out
 
     # -- create --------------------------------------------------------
     def create(self, ctx: Context, conn: Connection, values: dict[str, Any]) -> str:
@@ -349,72 +327,14 @@ class Ports:
         self.rows.remove(conn, row)
 
 
-# The list path reads timestamps and JSON columns as text and converts them
-# itself (SQLAlchemy's per-value processing dominated a 5,000-port list).
-_LIST_COLUMNS = (
-    ports.c.id, ports.c.name, ports.c.description, ports.c.project_id,
-    cast(ports.c.created_at, String), cast(ports.c.updated_at, String), ports.c.revision_number,
-    ports.c.network_id, ports.c.mac_address, ports.c.admin_state_up, ports.c.status, ports.c.device_id,
-    ports.c.device_owner, ports.c.port_security_enabled, cast(ports.c.allowed_address_pairs, Text),
-    cast(ports.c.extra_dhcp_opts, Text), ports.c.binding_host_id, ports.c.binding_vnic_type,
-    cast(ports.c.binding_profile, Text), ports.c.binding_vif_type, cast(ports.c.binding_vif_details, Text),
-    ports.c.dns_name, ports.c.binding_failure,
-)
+def _hidden(ctx: Context) -> tuple[str, ...]:
+    return () if ctx.is_admin else _ADMIN_READ
 
 
-def _stamp(value: str | None) -> str | None:
-    """'YYYY-MM-DD HH:MM:SS[.ffffff]' (SQLite's storage, PostgreSQL's text
-    form) -> Neutron's 'YYYY-MM-DDTHH:MM:SSZ'."""
-    return None if value is None else f"{value[:10]}T{value[11:19]}Z"
-
-
-def _json(value: str | None) -> Any:
-    if value == "[]":
-        return []
-    if value == "{}":
-        return {}
-    return None if value is None else orjson.loads(value)
-
-
-def _render_tuples(rows: Any, children: Any, hidden: list[str]) -> list[dict[str, Any]]:
-    """Port dicts from ``_LIST_COLUMNS`` tuples and ``(kind, port id, value,
-    address)`` child rows, without the ``hidden`` attributes."""
-    ips: dict[str, list[dict[str, str]]] = {}
-    sgs: dict[str, list[str]] = {}
-    tag_map: dict[str, list[str]] = {}
-    for kind, pid, value, ip in children:
-        if kind == 1:
-            ips.setdefault(pid, []).append({"subnet_id": value, "ip_address": ip})
-        elif kind == 2:
-            sgs.setdefault(pid, []).append(value)
-        else:
-            tag_map.setdefault(pid, []).append(value)
-    out = []
-    for (pid, name, description, project, created, updated, revision, network_id, mac, admin_up, status,
-         device_id, device_owner, port_security, pairs, opts, host, vnic, profile, vif_type, vif_details,
-         dns_name, failure) in rows:
-        tag_list = tag_map.get(pid)
-        if tag_list:
-            tag_list.sort()
-        item = {
-            "id": pid, "name": name, "description": description, "tenant_id": project, "project_id": project,
-            "tags": tag_list or [], "created_at": _stamp(created), "updated_at": _stamp(updated),
-            "revision_number": revision,
-            "network_id": network_id, "mac_address": mac, "admin_state_up": admin_up,
-            "status": status, "device_id": device_id, "device_owner": device_owner,
-            "fixed_ips": ips.get(pid, []), "security_groups": sorted(sgs.get(pid, ())),
-            "port_security_enabled": port_security,
-            "allowed_address_pairs": _json(pairs), "extra_dhcp_opts": _json(opts),
-            "binding:host_id": host, "binding:vnic_type": vnic,
-            "binding:profile": _json(profile), "binding:vif_type": vif_type,
-            "binding:vif_details": _json(vif_details), "dns_name": dns_name,
-            "binding:failure_reason": failure or None,
-            "ip_allocation": "immediate",
-        }
-        for key in hidden:
-            del item[key]
-        out.append(item)
-    return out
+_ADMIN_READ = tuple(a.name for a in PORT.attrs if a.admin_read)
+_ALL_KEYS = port_render.keys_for((), ())
+_SHOW_ROW = select(*port_render.COLUMNS).where(ports.c.id == bindparam("port_id"))
+_SHOW_ROW_VISIBLE = _SHOW_ROW.where(_VISIBLE)
 
 
 def _children_of(port_ids: Any) -> Any:
