@@ -4,6 +4,7 @@ delete with Neutron's in-use rule."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, exists, insert, or_, select, update
@@ -14,6 +15,7 @@ from kaon.api.listing import ListQuery
 from kaon.core import address_scopes, availability_zones, quotas, stdattrs
 from kaon.core.query import fetch_page, where_filters
 from kaon.db.core_tables import network_rbacs, networks, ports, subnets
+from kaon.db.fast_insert import FastInsert
 from kaon.db.ml2_tables import network_segments
 from kaon.ml2.segments import provider_attributes
 from kaon.model.attrs import HTTPBadRequest
@@ -65,6 +67,8 @@ _VISIBLE = or_(networks.c.project_id == _PROJECT, networks.c.id.in_(
     select(network_rbacs.c.object_id).where(or_(network_rbacs.c.target_project == "*",
                                                 network_rbacs.c.target_project == _PROJECT))))
 NET_ROW = select(networks).where(networks.c.id == bindparam("net_id"))
+_INSERT = FastInsert(networks)
+_SET_MTU = update(networks).where(networks.c.id == bindparam("net_id")).values(mtu=bindparam("new_mtu"))
 NET_ROW_VISIBLE = NET_ROW.where(_VISIBLE)
 
 
@@ -173,6 +177,12 @@ class Networks:
 
     # -- writes --------------------------------------------------------
     def create(self, ctx: Context, conn: Connection, values: dict[str, Any]) -> str:
+        return str(self.create_item(ctx, conn, values)["id"])
+
+    def create_item(self, ctx: Context, conn: Connection, values: dict[str, Any]) -> dict[str, Any]:
+        """Create a network and render it from what was written: a new
+        network has no subnets, tags, DHCP agents (zones) or address scopes
+        yet, so nothing needs reading back."""
         project = stdattrs.owner_project(ctx, values)
         quotas.check(conn, self.cfg, project, "network", 1)
         row = stdattrs.new_row(project, values)
@@ -188,19 +198,31 @@ class Networks:
             dns_domain=values.get("dns_domain", ""),
             mtu=1500,
         )
-        conn.execute(insert(networks).values(row))
-        segs = self.types.create_network_segments(conn, row["id"], provider,
-                                                 external=bool(values.get("router:external")))
+        _INSERT.run(conn, row)
+        external = bool(values.get("router:external"))
+        segs = self.types.create_network_segments(conn, row["id"], provider, external=external)
         max_mtu = self.types.network_mtu(segs)
         if requested_mtu is not None and requested_mtu > max_mtu:
             raise errors.InvalidInput(error_message=f"Requested MTU is too big, maximum is {max_mtu}")
-        mtu = requested_mtu if requested_mtu is not None else max_mtu
-        conn.execute(update(networks).where(networks.c.id == row["id"]).values(mtu=mtu))
-        if values.get("shared"):
+        # The segments (and so the MTU) need the network row first (foreign key).
+        row["mtu"] = requested_mtu if requested_mtu is not None else max_mtu
+        if row["mtu"] != 1500:
+            conn.execute(_SET_MTU, {"net_id": row["id"], "new_mtu": row["mtu"]})
+        shared = bool(values.get("shared"))
+        if shared:
             self._grant(conn, row["id"], project, SHARED)
-        if values.get("router:external"):
+        if external:
             self._grant(conn, row["id"], project, EXTERNAL)
-        return row["id"]
+        item = stdattrs.render(SimpleNamespace(**row), [])
+        item.update(
+            admin_state_up=row["admin_state_up"], status=row["status"], subnets=[], shared=shared,
+            **{"router:external": external}, port_security_enabled=row["port_security_enabled"], mtu=row["mtu"],
+            availability_zone_hints=list(row["availability_zone_hints"] or []), availability_zones=[],
+            ipv4_address_scope=None, ipv6_address_scope=None, is_default=row["is_default"], l2_adjacency=True,
+            dns_domain=row["dns_domain"],
+        )
+        item.update(provider_attributes(segs))
+        return item
 
     def _grant(self, conn: Connection, net_id: str, project: str, action: str) -> None:
         conn.execute(insert(network_rbacs).values(
