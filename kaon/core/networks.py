@@ -68,6 +68,8 @@ _VISIBLE = or_(networks.c.project_id == _PROJECT, networks.c.id.in_(
                                                 network_rbacs.c.target_project == _PROJECT))))
 NET_ROW = select(networks).where(networks.c.id == bindparam("net_id"))
 _INSERT = FastInsert(networks)
+_TOUCH = update(networks).where(networks.c.id == bindparam("net_id")).values(
+    revision_number=networks.c.revision_number + 1, updated_at=bindparam("now"))
 _SET_MTU = update(networks).where(networks.c.id == bindparam("net_id")).values(mtu=bindparam("new_mtu"))
 NET_ROW_VISIBLE = NET_ROW.where(_VISIBLE)
 
@@ -295,26 +297,32 @@ class Networks:
             ports.c.project_id != "", ~ports.c.device_owner.in_(AUTO_DELETE_OWNERS)).limit(1)).first() is not None
 
     @staticmethod
-    def check_subnet_mtu(conn: Connection, net_id: str, ip_version: int) -> None:
-        """A subnet needs its IP version's minimum MTU on the network (read
-        under the caller's lock, so a concurrent MTU update is seen)."""
+    def check_subnet_mtu(conn: Connection, net: Any, ip_version: int) -> None:
+        """A subnet needs its IP version's minimum MTU on the network ``net``
+        (a row). PostgreSQL: read again under the caller's lock, so a
+        concurrent MTU update is seen; SQLite: the row was read in this
+        write transaction, which no other writer interleaves."""
         needed = MIN_MTU.get(ip_version, 0)
-        mtu = conn.execute(select(networks.c.mtu).where(networks.c.id == net_id)).scalar()
+        if conn.dialect.name == "sqlite":
+            mtu = net.mtu
+        else:
+            mtu = conn.execute(select(networks.c.mtu).where(networks.c.id == net.id)).scalar()
         if mtu is not None and mtu < needed:
-            raise NetworkMTUSubnetConflict(net_id=net_id, mtu=needed)
+            raise NetworkMTUSubnetConflict(net_id=net.id, mtu=needed)
 
     @staticmethod
     def touch(conn: Connection, net_id: str) -> None:
         """Bump the network's revision (and updated_at): Neutron revises a
         network on every change to one of its subnets."""
-        conn.execute(update(networks).where(networks.c.id == net_id).values(
-            revision_number=networks.c.revision_number + 1, updated_at=stdattrs.now()))
+        conn.execute(_TOUCH, {"net_id": net_id, "now": stdattrs.now()})
 
     def lock(self, conn: Connection, net_id: str) -> None:
         """Serialise with other writers of the network (PostgreSQL; SQLite's
         write transactions are serial already). A port or subnet insert
         takes a key-share lock on the network row through its foreign key,
         so a delete holding this waits for them, or they for it."""
+        if conn.dialect.name == "sqlite":
+            return  # no FOR UPDATE there: the statement would only cost time
         conn.execute(select(networks.c.id).where(networks.c.id == net_id).with_for_update())
 
     def delete(self, ctx: Context, conn: Connection, net_id: str, check: Any = None) -> None:

@@ -37,7 +37,18 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Table, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    BindParameter,
+    Connection,
+    Table,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from kaon import errors
 from kaon.db.agent_tables import (
@@ -113,6 +124,15 @@ class Scheduler:
 
     def cutoff(self, now: dt.datetime) -> dt.datetime:
         return now - dt.timedelta(seconds=self.down_time)
+
+    def dhcp_state(self, conn: Connection, network_id: str, now: dt.datetime) -> Any:
+        """(hosted, eligible, dhcp_ports) of a network in one statement: how
+        many DHCP agents host it, whether any DHCP agent is alive and
+        enabled, whether it has ``network:dhcp`` ports. Answers the common
+        cases (no agent at all, already served) of a write that may need
+        scheduling without the detailed look of :meth:`schedule_network`."""
+        return conn.execute(_DHCP_STATE, {"network_id": network_id, "agent_type": DHCP_AGENT,
+                                          "cutoff": self.cutoff(now)}).one()
 
     def agent(self, conn: Connection, agent_id: str) -> Any:
         row = conn.execute(select(agents).where(agents.c.id == agent_id)).first()
@@ -353,3 +373,12 @@ class Scheduler:
             self._router_moved(conn, router.id)
             added.append(router.id)
         return added
+
+
+_NET: BindParameter[str] = bindparam("network_id")
+_DHCP_STATE = select(
+    select(func.count()).select_from(B).where(B.c.network_id == _NET).scalar_subquery().label("hosted"),
+    exists().where(agents.c.agent_type == bindparam("agent_type"), agents.c.admin_state_up.is_(True),
+                   agents.c.heartbeat_timestamp >= bindparam("cutoff")).label("eligible"),
+    exists().where(ports.c.network_id == _NET, ports.c.device_owner == "network:dhcp").label("dhcp_ports"),
+)
