@@ -82,10 +82,12 @@ class Services:
         port_rows = PortRows(cfg)
         # A router's ports are bound on its L3 agent's host (kaon.core.l3_binding).
         router_hosts = RouterPortHosts(self.binder)
-        # Scheduling; a network's DHCP ports follow its DHCP agents (kaon.core.dhcp_ports).
-        self.scheduler = Scheduler(cfg, DhcpPorts(port_rows, self.binder), router_hosts)
+        # The server's own DHCP ports, inserted through PortRows (kaon.core.dhcp_ports).
+        dhcp_ports = DhcpPorts(port_rows, self.binder)
+        # Scheduling; a network's DHCP ports and a router's ports follow its agents.
+        self.scheduler = Scheduler(cfg, dhcp_ports, router_hosts)
         self.networks = Networks(types, cfg)
-        self.subnets = Subnets(self.networks, cfg, self.scheduler, self.scheduler.dhcp_ports)
+        self.subnets = Subnets(self.networks, cfg, self.scheduler, dhcp_ports)
         self.ports = Ports(self.networks, self.subnets, cfg, port_rows,
                            PortPipeline(self.binder, self.scheduler, router_hosts))
         self.routers = Routers(self.networks, self.ports, cfg, self.scheduler, router_hosts)
