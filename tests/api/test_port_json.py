@@ -187,18 +187,22 @@ def test_every_path_renders_every_attribute_alike(core_api: Api, project: str, v
     assert set(keys) == set(every)
     q = parse(PORT, [("network_id", varied["net"]["id"])], {"fixed_ips", "ip_address", "subnet_id"}, True)
     with read_txn(core_api.engine) as conn:
+        in_db = port_json.supported(conn.dialect.name)  # else the API takes the Python path: nothing to compare
         listed = {p["id"]: p for p in services.ports.list(ctx, conn, q)[0]}
-        texts, ids, _ = services.ports.list_json(ctx, conn, q, keys)
-        db_listed = {i: orjson.loads(t) for i, t in zip(ids, texts, strict=True)}
-        db_many = [orjson.loads(t) for t in services.ports.many_json(conn, varied["ports"], keys)]
+        if in_db:
+            texts, ids, _ = services.ports.list_json(ctx, conn, q, keys)
+            db_listed = {i: orjson.loads(t) for i, t in zip(ids, texts, strict=True)}
+            db_many = [orjson.loads(t) for t in services.ports.many_json(conn, varied["ports"], keys)]
+        else:
+            assert services.ports.list_json(ctx, conn, q, keys) is None
         for n, port_id in enumerate(varied["ports"]):
-            paths = {
-                "python list": listed[port_id],
-                "python show": services.ports.get(ctx, conn, port_id),
-                "database list": db_listed[port_id],
-                "database show": orjson.loads(services.ports.show_json(ctx, conn, port_id, keys)),
-                "database bulk read-back": db_many[n],
-            }
+            paths = {"python list": listed[port_id], "python show": services.ports.get(ctx, conn, port_id)}
+            if in_db:
+                paths.update({
+                    "database list": db_listed[port_id],
+                    "database show": orjson.loads(services.ports.show_json(ctx, conn, port_id, keys)),
+                    "database bulk read-back": db_many[n],
+                })
             for path, item in paths.items():
                 assert set(item) == set(every), (path, set(every) ^ set(item))
             for key in every:
