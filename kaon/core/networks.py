@@ -18,6 +18,7 @@ from kaon.db.core_tables import network_rbacs, networks, ports, subnets
 from kaon.db.fast_insert import FastInsert
 from kaon.db.ml2_tables import network_segments
 from kaon.ml2.segments import provider_attributes
+from kaon.ml2.types.base import SegmentSpec
 from kaon.model.attrs import HTTPBadRequest
 
 AUTO_DELETE_OWNERS = ("network:dhcp", "network:distributed", "network:floatingip_agent_gateway")
@@ -198,18 +199,20 @@ class Networks:
             availability_zone_hints=values.get("availability_zone_hints", []),
             is_default=values.get("is_default", False),
             dns_domain=values.get("dns_domain", ""),
-            mtu=1500,
         )
-        _INSERT.run(conn, row)
         external = bool(values.get("router:external"))
+        # The segments need the network row first (foreign key): it goes in
+        # with the MTU it will most likely have, and is corrected if not.
+        row["mtu"] = requested_mtu if requested_mtu is not None else self._likely_mtu(provider, external)
+        _INSERT.run(conn, row)
         segs = self.types.create_network_segments(conn, row["id"], provider, external=external)
         max_mtu = self.types.network_mtu(segs)
         if requested_mtu is not None and requested_mtu > max_mtu:
             raise errors.InvalidInput(error_message=f"Requested MTU is too big, maximum is {max_mtu}")
-        # The segments (and so the MTU) need the network row first (foreign key).
-        row["mtu"] = requested_mtu if requested_mtu is not None else max_mtu
-        if row["mtu"] != 1500:
-            conn.execute(_SET_MTU, {"net_id": row["id"], "new_mtu": row["mtu"]})
+        mtu = requested_mtu if requested_mtu is not None else max_mtu
+        if mtu != row["mtu"]:
+            row["mtu"] = mtu
+            conn.execute(_SET_MTU, {"net_id": row["id"], "new_mtu": mtu})
         shared = bool(values.get("shared"))
         if shared:
             self._grant(conn, row["id"], project, SHARED)
@@ -225,6 +228,15 @@ class Networks:
         )
         item.update(provider_attributes(segs))
         return item
+
+    def _likely_mtu(self, provider: Any, external: bool) -> int:
+        """The MTU of a network without provider attributes, from the first
+        type it would be allocated from (later types only when that one is full)."""
+        if provider:
+            return int(self.types.default_mtu)
+        types = (self.types.external_network_type,) if external and self.types.external_network_type \
+            else self.types.project_network_types
+        return int(self.types.network_mtu([SegmentSpec(types[0], None, None)] if types else []))
 
     def _grant(self, conn: Connection, net_id: str, project: str, action: str) -> None:
         conn.execute(insert(network_rbacs).values(
