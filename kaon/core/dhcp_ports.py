@@ -18,8 +18,9 @@ The ports are the server's own: they are inserted through
 :class:`kaon.core.port_rows.PortRows` and bound here, never through the
 public port create, so no policy or quota applies (in Neutron the DHCP agent
 makes its port through the plugin, below the API's quota check: a project at
-its port quota still gets DHCP on a new subnet), and no create follow-up
-runs again (:mod:`kaon.core.port_pipeline`).
+its port quota still gets DHCP on a new subnet), no security group (nor the
+project's default group made for it: Neutron skips both for ``network:*``
+ports), and no create follow-up runs again (:mod:`kaon.core.port_pipeline`).
 
 **The address rule.** On every DHCP subnet the port asks for the *first
 address of the subnet's allocation pools* (the lowest start). With a DHCP
