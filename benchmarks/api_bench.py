@@ -3,6 +3,7 @@
 
     .venv/bin/python benchmarks/api_bench.py [--db sqlite|postgresql|both] [--quick]
                                              [--json FILE] [--samples N] [--profile DIR]
+                                             [--auth noauth|kaon] [--only OP [--only OP ...]]
 
 Starts its own ``python -m kaon server`` (auth_strategy=noauth, bound to
 127.0.0.1 on a free port) on a fresh SQLite file or on a throwaway
@@ -12,6 +13,12 @@ times sequential requests over one keep-alive connection (``http.client``) and p
 median / p95 per operation next to the targets.  Everything it starts is
 stopped by pid on exit, error, Ctrl-C or SIGTERM.  It talks to 127.0.0.1
 only (the client ignores proxy settings from the environment).
+
+``--auth kaon`` runs the server with kaon's identity service and sends
+tokens (``X-Auth-Token``, validated on every request, as clients of a
+deployment do) for its bootstrap ``demo`` (member) and ``admin`` users
+instead of noauth headers. ``--only`` runs just the named operations (and
+the untimed setup they need), for a quick look at a few of them.
 
 ``--profile DIR`` runs the server under yappi (CPU clock, all threads; not a
 project dependency: ``.venv/bin/pip install yappi``) and writes, for port
@@ -55,6 +62,8 @@ ADMIN = {"X-Project-Id": PROJECT, "X-User-Id": "bench-admin", "X-Roles": "admin,
 # op name -> (target median in ms, label).  Targets are for SQLite on the
 # reference machine; they are checked (PASS/MISS) for every database.
 TARGETS: dict[str, float] = {
+    "network create": 3.0,
+    "subnet create": 3.0,
     "port create": 3.0,
     "port show": 1.0,
     "list 5000 ports: all": 100.0,
@@ -64,8 +73,12 @@ TARGETS: dict[str, float] = {
     "SG create + 10 rules": 20.0,
 }
 
+# What --only accepts (the list operations are named by their size when run).
+ALL_OPS = ("network create", "subnet create", "port create", "port show", "port update (name)", "port delete",
+           "bulk create 100 ports", "router create+iface+gw", "FIP create+associate", "SG create + 10 rules")
+
 # Profiled with --profile (by name).
-PROFILE_OPS = ("port create", "port show", "list 5000 ports: all", "bulk create 100 ports", "SG create + 10 rules")
+PROFILE_OPS = ("network create", "subnet create", "port create", "port show", "list 5000 ports: all", "bulk create 100 ports", "SG create + 10 rules")
 PROFILE_LIST_ALL = "list {n} ports: all"  # profiled at whatever size --quick gives it
 
 
@@ -192,8 +205,10 @@ def machine_info() -> dict[str, Any]:
 class Server:
     """``python -m kaon server`` in its own session, stopped by pid."""
 
-    def __init__(self, workdir: Path, db_url: str | None, profile_dir: Path | None = None) -> None:
+    def __init__(self, workdir: Path, db_url: str | None, profile_dir: Path | None = None,
+                 auth: str = "noauth") -> None:
         self.workdir = workdir
+        self.auth = auth
         self.profile_dir = profile_dir  # run under yappi, profiles written here
         self.state = workdir / "state"
         self.state.mkdir()
@@ -211,7 +226,8 @@ class Server:
             f"bind_host = {HOST}\n"
             f"bind_port = {self.port}\n"
             f"state_path = {self.state}\n"
-            "auth_strategy = noauth\n"
+            f"auth_strategy = {self.auth}\n"
+            f"public_url = {self.url}\n"
             "[database]\n"
             f"connection = {self.db_url}\n"
             "[ml2]\n"
@@ -263,6 +279,25 @@ class Server:
                 last = f"{type(e).__name__}: {e}"
             time.sleep(0.1)
         raise BenchError(f"server not ready after {timeout:.0f}s ({last}):\n{self.log_tail()}")
+
+    def token(self, user: str, project: str) -> str:
+        """A project-scoped token of a bootstrap user (``--auth kaon``)."""
+        password = json.loads((self.state / "passwords.json").read_text())[user]
+        body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+            "name": user, "domain": {"id": "default"}, "password": password}}},
+            "scope": {"project": {"name": project, "domain": {"id": "default"}}}}}
+        conn = http.client.HTTPConnection(HOST, self.port, timeout=10.0)
+        try:
+            conn.request("POST", "/identity/v3/auth/tokens", body=json.dumps(body),
+                         headers={"Content-Type": "application/json"})
+            r = conn.getresponse()
+            r.read()
+            token = r.getheader("X-Subject-Token")
+        finally:
+            conn.close()
+        if r.status != 201 or not token:
+            raise BenchError(f"token for {user}: {r.status}")
+        return token
 
     def profile_mark(self, sig: int, name: str, ack: str, timeout: float = 120.0) -> None:
         """Tell the profiled server to clear (SIGUSR1) or write (SIGUSR2) its profile; wait for it."""
@@ -429,9 +464,10 @@ class Api:
     net/http) costs, not what kaon costs.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, member: dict[str, str] | None = None, admin: dict[str, str] | None = None) -> None:
         parsed = urllib.parse.urlsplit(url)
         self.host, self.port = parsed.hostname or HOST, parsed.port or 80
+        self.member, self.admin = member or MEMBER, admin or ADMIN
         self.conn = self._connect()
 
     def _connect(self) -> http.client.HTTPConnection:
@@ -447,7 +483,7 @@ class Api:
                 headers: dict[str, str] | None = None) -> Reply:
         if params:
             path = f"{path}?{urllib.parse.urlencode(params)}"
-        hdrs = dict(headers or MEMBER)
+        hdrs = dict(headers or self.member)
         data = None
         if body is not None:
             data = json.dumps(body).encode()
@@ -467,7 +503,7 @@ class Api:
 
     def call(self, method: str, path: str, body: Any = None, *, admin: bool = False,
              params: dict[str, str] | None = None, expect: tuple[int, ...] = (200, 201, 204)) -> Reply:
-        r = self.request(method, path, body, params, ADMIN if admin else None)
+        r = self.request(method, path, body, params, self.admin if admin else None)
         if r.status_code not in expect:
             raise BenchError(f"{method} {path} -> {r.status_code}: {r.text[:500]}")
         return r
@@ -503,6 +539,7 @@ class Plan:
     list_samples: int
     bulk_samples: int
     bulk_size: int = 100
+    only: frozenset[str] = frozenset()  # --only: these operations (empty: all)
 
 
 class Bench:
@@ -562,6 +599,8 @@ class Bench:
 
     def run_op(self, name: str, fn: Callable[[Result], None]) -> Result:
         res = Result(name)
+        if self.plan.only and name not in self.plan.only and name != "GET / (floor)":
+            return res  # not asked for (--only): neither run nor reported
         print(f"  {name} ...", end="", flush=True)
         t0 = time.monotonic()
         try:
@@ -598,18 +637,8 @@ class Bench:
         for pid in self.warm_ports:  # untimed: leave exactly the seeded ports for the listings
             api.call("DELETE", f"/v2.0/ports/{pid}", expect=(204, 404))
 
-        # 5,000 ports on two networks with /20 subnets, then the listings.
-        try:
-            device_id = self.seed_ports()
-        except (BenchError, HttpError) as e:
-            print(f" ERROR ({str(e).splitlines()[0][:200]})", flush=True)
-            for name in list_ops:
-                self.results.append(Result(name, error=f"seeding failed: {e}"))
-        else:
-            self.run_op(list_ops[0], lambda r: self.op_list(r, {}, p.list_ports))
-            self.run_op(list_ops[1],
-                        lambda r: self.op_list(r, {"network_id": self.seed_nets[0]}, p.list_ports // 2))
-            self.run_op(list_ops[2], lambda r: self.op_list(r, {"device_id": device_id}, 1))
+        if not p.only:  # the listings are not among --only's choices
+            self.listings(list_ops)
         self.run_op("bulk create 100 ports", self.op_bulk)
 
         # Extensions, when the server has them.
@@ -627,6 +656,21 @@ class Bench:
             self.run_op("SG create + 10 rules", self.op_sg)
         else:
             self.skip("SG create + 10 rules", "/v2.0/security-groups")
+
+    def listings(self, list_ops: list[str]) -> None:
+        """5,000 ports on two networks with /20 subnets, then the listings."""
+        p = self.plan
+        try:
+            device_id = self.seed_ports()
+        except (BenchError, HttpError) as e:
+            print(f" ERROR ({str(e).splitlines()[0][:200]})", flush=True)
+            for name in list_ops:
+                self.results.append(Result(name, error=f"seeding failed: {e}"))
+        else:
+            self.run_op(list_ops[0], lambda r: self.op_list(r, {}, p.list_ports))
+            self.run_op(list_ops[1],
+                        lambda r: self.op_list(r, {"network_id": self.seed_nets[0]}, p.list_ports // 2))
+            self.run_op(list_ops[2], lambda r: self.op_list(r, {"device_id": device_id}, 1))
 
     def skip(self, name: str, what: str) -> None:
         note = f"{name}: skipped, the server does not expose {what} (GET did not answer 200)"
@@ -651,6 +695,8 @@ class Bench:
                 nets.append(resp.json()["network"]["id"])
 
     def op_subnet_create(self, r: Result, nets: list[str]) -> None:
+        if not nets:  # --only without network create: networks of its own, untimed
+            nets.extend(self.api.network(f"bench-net-{i}")["id"] for i in range(self.plan.samples))
         warm = [self.api.network(f"warm-subnet-net-{i}")["id"] for i in range(self.plan.warmup)]
         for net_id in warm:
             self.api.subnet(net_id, self.next_cidr24())
@@ -847,13 +893,13 @@ def start_postgres(stack: contextlib.ExitStack) -> tuple[str, int | None]:
     return cluster.url, cluster.pid
 
 
-def run_db(db: str, plan: Plan, profile_dir: Path | None) -> dict[str, Any]:
+def run_db(db: str, plan: Plan, profile_dir: Path | None, auth: str = "noauth") -> dict[str, Any]:
     print(f"\n=== {db} ===", flush=True)
     with contextlib.ExitStack() as stack:
         workdir = Path(tempfile.mkdtemp(prefix=f"kaon-bench-{db}-"))
         stack.callback(shutil.rmtree, workdir, True)
         db_url, db_pid = start_postgres(stack) if db == "postgresql" else (None, None)
-        server = Server(workdir, db_url, profile_dir)
+        server = Server(workdir, db_url, profile_dir, auth)
         if profile_dir is not None:
             for ctl in ("ack", "name"):
                 stack.callback((profile_dir / ctl).unlink, missing_ok=True)
@@ -862,7 +908,11 @@ def run_db(db: str, plan: Plan, profile_dir: Path | None) -> dict[str, Any]:
         server.start()
         print(f"  server pid {server.pid} on {server.url}, ready in {time.monotonic() - t0:.1f}s; "
               f"RSS {rss_of(server.pid or 0).get('VmRSS', 0) / 1024:.0f} MiB", flush=True)
-        api = Api(server.url)
+        if auth == "kaon":
+            api = Api(server.url, {"X-Auth-Token": server.token("demo", "demo")},
+                      {"X-Auth-Token": server.token("admin", "admin")})
+        else:
+            api = Api(server.url)
         stack.callback(api.close)
         bench = Bench(api, plan, server, db)
         bench.db_pid = db_pid
@@ -952,6 +1002,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", type=Path, metavar="DIR",
                     help=f"run the server under yappi and write CPU profiles of: {', '.join(PROFILE_OPS)} "
                          "(needs .venv/bin/pip install yappi; slows the server down: not for figures)")
+    ap.add_argument("--auth", choices=("noauth", "kaon"), default="noauth",
+                    help="noauth headers (default), or kaon's identity service and a token on every request")
+    ap.add_argument("--only", action="append", metavar="OP", choices=sorted(ALL_OPS),
+                    help="run only this operation (repeat for more; port show, update and delete use the "
+                         "ports port create made): " + ", ".join(sorted(ALL_OPS)))
     ap.add_argument("--nice", type=int, metavar="N",
                     help="run the benchmark, and the server and PostgreSQL it starts (they inherit it), at "
                          "scheduling priority N (negative needs root): steadier figures on a busy machine")
@@ -968,6 +1023,7 @@ def main(argv: list[str] | None = None) -> int:
         plan = Plan(samples=200, warmup=20, list_ports=5000, list_samples=20, bulk_samples=20)
     if args.samples:
         plan.samples = args.samples
+    plan.only = frozenset(args.only or ())
     if args.profile:
         args.profile = args.profile.resolve()
         args.profile.mkdir(parents=True, exist_ok=True)
@@ -990,14 +1046,15 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now(dt.UTC)
     print(f"kaon API benchmark {started:%Y-%m-%d %H:%M} UTC on {info['cpu']} x{info['cpus']}, "
           f"{info['mem_gib']} GiB, Python {info['python']}, commit {info['commit'] or '?'}"
-          + (" [quick]" if args.quick else "") + (f" [nice {args.nice}]" if args.nice is not None else ""),
+          + (" [quick]" if args.quick else "") + (f" [nice {args.nice}]" if args.nice is not None else "")
+          + (f" [auth {args.auth}]" if args.auth != "noauth" else ""),
           flush=True)
     runs: list[dict[str, Any]] = []
     rc = 0
     try:
         for db in dbs:
             try:
-                runs.append(run_db(db, plan, args.profile))
+                runs.append(run_db(db, plan, args.profile, args.auth))
             except BenchError as e:
                 print(f"\n{db}: {e}", file=sys.stderr, flush=True)
                 runs.append({"database": db, "ops": {}, "notes": [f"failed: {e}"]})
@@ -1021,6 +1078,7 @@ def main(argv: list[str] | None = None) -> int:
             "date": started.isoformat(timespec="seconds"),
             "machine": info,
             "quick": args.quick,
+            "auth": args.auth,
             "nice": args.nice,
             "plan": plan.__dict__,
             "targets_median_ms": TARGETS,

@@ -23,13 +23,15 @@ from kaon.compiler.dhcp_section import DhcpSection, dhcp_options
 from kaon.compiler.firewall_section import FirewallSection
 from kaon.compiler.l3_section import RoutersSection
 from kaon.core.address_scopes import AddressScopes
-from kaon.core.agents import Agents, WriteHooks
+from kaon.core.agents import Agents
 from kaon.core.default_sg import DefaultRules
 from kaon.core.dhcp_ports import DhcpPorts
 from kaon.core.floatingips import FloatingIps
 from kaon.core.intents import Compiler
 from kaon.core.l3_binding import RouterPortHosts
 from kaon.core.networks import Networks
+from kaon.core.port_pipeline import PortPipeline
+from kaon.core.port_rows import PortRows
 from kaon.core.ports import Ports
 from kaon.core.rbac import RbacPolicies
 from kaon.core.router_interfaces import RouterInterfaces
@@ -75,10 +77,21 @@ class Services:
         self.cfg = cfg
         self.engine = engine
         self.types = types
+        # Every service gets what it calls in its constructor, in dependency
+        # order; what follows a port write is kaon.core.port_pipeline.
+        self.binder = Binder(build_mechanism_drivers(cfg), types, cfg.default.agent_down_time)
+        port_rows = PortRows(cfg)
+        # A router's ports are bound on its L3 agent's host (kaon.core.l3_binding).
+        router_hosts = RouterPortHosts(self.binder)
+        # The server's own DHCP ports, inserted through PortRows (kaon.core.dhcp_ports).
+        dhcp_ports = DhcpPorts(port_rows, self.binder)
+        # Scheduling; a network's DHCP ports and a router's ports follow its agents.
+        self.scheduler = Scheduler(cfg, dhcp_ports, router_hosts)
         self.networks = Networks(types, cfg)
-        self.subnets = Subnets(self.networks, cfg)
-        self.ports = Ports(self.networks, self.subnets, cfg)
-        self.routers = Routers(self.networks, self.ports, cfg)
+        self.subnets = Subnets(self.networks, cfg, self.scheduler, dhcp_ports)
+        self.ports = Ports(self.networks, self.subnets, cfg, port_rows,
+                           PortPipeline(self.binder, self.scheduler, router_hosts))
+        self.routers = Routers(self.networks, self.ports, cfg, self.scheduler, router_hosts)
         self.router_interfaces = RouterInterfaces(self.routers, self.subnets, self.ports)
         self.floatingips = FloatingIps(self.networks, self.ports, cfg)
         self.security_groups = SecurityGroups(cfg)
@@ -87,23 +100,7 @@ class Services:
         self.rbac = RbacPolicies(cfg)
         self.address_scopes = AddressScopes(cfg)
         self.subnetpools = SubnetPools(self.address_scopes, cfg)
-        # Agents, DHCP/L3 scheduling and port binding (docs/design/binding.md).
-        self.scheduler = Scheduler(cfg)
-        self.binder = Binder(build_mechanism_drivers(cfg), types, cfg.default.agent_down_time)
         self.agents = Agents(cfg, self.binder, self.scheduler)
-        hooks = WriteHooks(self.binder, self.scheduler)
-        self.ports.create_hooks.append(hooks.port_created)
-        self.ports.update_hooks.append(hooks.port_updated)
-        self.subnets.dhcp_hooks.append(hooks.subnet_written)
-        self.routers.create_hooks.append(hooks.router_created)
-        dhcp_ports = DhcpPorts(self.ports)  # after scheduling: the ports follow the agents
-        self.scheduler.dhcp_binding_hooks.append(dhcp_ports.sync_network)
-        self.subnets.dhcp_hooks.append(dhcp_ports.sync_network)
-        # A router's ports are bound on its L3 agent's host (kaon.core.l3_binding).
-        router_hosts = RouterPortHosts(self.binder)
-        self.ports.create_hooks.append(router_hosts.port_created)
-        self.routers.change_hooks.append(router_hosts.router_changed)
-        self.scheduler.router_hooks.append(router_hosts.router_changed)
         # Per-host intents for the agents (docs/design/agents.md); the server
         # starts its thread and gives it the bus's notify.
         self.compiler = Compiler(engine, sections=[RoutersSection(), DhcpSection(dhcp_options(cfg)),

@@ -33,18 +33,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from kaon import errors
 from kaon.api.context import Context
 from kaon.api.listing import ListQuery
-from kaon.core import availability_zones
 from kaon.core.query import fetch_page, where_filters
 from kaon.core.scheduling import DHCP_AGENT, L3_AGENT, AgentNotFound, Scheduler
 from kaon.core.stdattrs import new_id
-from kaon.db.agent_tables import agents, network_dhcp_agent_bindings
-from kaon.db.core_tables import ports
+from kaon.db.agent_tables import agents
 from kaon.ml2.binding import Binder, utcnow
 
 LOG = logging.getLogger("kaon.agents")
@@ -52,7 +50,6 @@ LOG = logging.getLogger("kaon.agents")
 NEW, REVIVED, ALIVE = "new", "revived", "alive"
 REQUIRED = ("agent_type", "binary", "topic", "host")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # Neutron shows agent times like this, not ISO 8601
-BINDING_KEYS = frozenset({"binding:host_id", "binding:vnic_type", "binding:profile"})
 
 COLUMNS = {name: agents.c[name] for name in (
     "id", "agent_type", "binary", "topic", "host", "admin_state_up", "description", "availability_zone",
@@ -245,65 +242,3 @@ class Agents:
             result.scheduled_networks = self.scheduler.auto_schedule_networks(conn, row.id, now)
         elif started and row.agent_type == L3_AGENT:
             result.scheduled_routers = self.scheduler.auto_schedule_routers(conn, row.id, now)
-
-
-_PORT_CREATED = select(
-    ports.c.network_id, ports.c.binding_host_id,
-    select(func.count()).select_from(network_dhcp_agent_bindings)
-    .where(network_dhcp_agent_bindings.c.network_id == ports.c.network_id).scalar_subquery().label("hosted"),
-    exists().where(agents.c.agent_type == bindparam("agent_type"), agents.c.admin_state_up.is_(True),
-                   agents.c.heartbeat_timestamp >= bindparam("cutoff")).label("eligible"),
-).where(ports.c.id == bindparam("port_id"))
-
-_PORTS_CREATED = select(ports.c.id, *list(_PORT_CREATED.selected_columns)[:4]).where(
-    ports.c.id.in_(bindparam("ids", expanding=True)))
-
-
-class WriteHooks:
-    """What port, subnet and router writes set off here (registered on those
-    services by the app): binding on ``binding:*`` changes, DHCP scheduling
-    once a network needs it, a new router's zone hints and L3 scheduling."""
-
-    def __init__(self, binder: Binder, scheduler: Scheduler) -> None:
-        self.binder = binder
-        self.scheduler = scheduler
-
-    def port_created(self, conn: Connection, port_id: str) -> None:
-        # One statement answers the common case (network already served, or
-        # no alive DHCP agent at all); schedule_network looks again in detail.
-        now = utcnow()
-        row = conn.execute(_PORT_CREATED, {"port_id": port_id, "agent_type": DHCP_AGENT,
-                                           "cutoff": self.scheduler.cutoff(now)}).first()
-        if row is None:
-            return
-        if row.binding_host_id:
-            self.binder.bind_port(conn, port_id)
-        if row.eligible and row.hosted < self.scheduler.per_network:
-            self.scheduler.schedule_network(conn, row.network_id, now)
-
-    def ports_created(self, conn: Connection, port_ids: list[str]) -> None:
-        """:meth:`port_created` for the ports of one bulk create: each port
-        is bound, each network scheduled once."""
-        now = utcnow()
-        cutoff = self.scheduler.cutoff(now)
-        networks: dict[str, Any] = {}
-        for start in range(0, len(port_ids), 300):
-            for row in conn.execute(_PORTS_CREATED, {"ids": port_ids[start : start + 300], "agent_type": DHCP_AGENT,
-                                                     "cutoff": cutoff}):
-                if row.binding_host_id:
-                    self.binder.bind_port(conn, row.id)
-                networks.setdefault(row.network_id, row)
-        for row in networks.values():
-            if row.eligible and row.hosted < self.scheduler.per_network:
-                self.scheduler.schedule_network(conn, row.network_id, now)
-
-    def port_updated(self, conn: Connection, port_id: str, changed: Iterable[str]) -> None:
-        if BINDING_KEYS & set(changed):
-            self.binder.bind_port(conn, port_id)
-
-    def subnet_written(self, conn: Connection, network_id: str) -> None:
-        self.scheduler.schedule_network(conn, network_id, utcnow())
-
-    def router_created(self, conn: Connection, router_id: str, values: dict[str, Any]) -> None:
-        availability_zones.set_router_hints(conn, router_id, values.get("availability_zone_hints"))
-        self.scheduler.schedule_router(conn, router_id, utcnow())

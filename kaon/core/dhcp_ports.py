@@ -6,13 +6,21 @@ seed 002 saw the DHCP port at ``.3`` on one network and ``.2`` on another
 because a VM's port came first on one of them. kaon makes the ports on the
 server, in the transaction that changes what the DHCP agents serve:
 
-* when a network is scheduled to a DHCP agent (``Scheduler`` binding hooks:
-  automatic scheduling on subnet or port create, an agent starting, failover,
-  ``dhcp-networks`` by hand), and when a subnet gains, loses or changes
-  DHCP (``Subnets.dhcp_hooks``, after scheduling);
+* when a network's DHCP agents change (``Scheduler`` calls
+  :meth:`DhcpPorts.sync_network`: automatic scheduling on subnet or port
+  create, an agent starting, failover, ``dhcp-networks`` by hand), and when
+  a subnet gains, loses or changes DHCP (``Subnets``, after scheduling);
 * the port's device_id is Neutron's ``dhcp<uuid5(host)>-<network>``, its
   ``binding:host_id`` the agent's host, so it is bound like any port and
   appears in that host's L2 intent; its project is the network's.
+
+The ports are the server's own: they are inserted through
+:class:`kaon.core.port_rows.PortRows` and bound here, never through the
+public port create, so no policy or quota applies (in Neutron the DHCP agent
+makes its port through the plugin, below the API's quota check: a project at
+its port quota still gets DHCP on a new subnet), no security group (nor the
+project's default group made for it: Neutron skips both for ``network:*``
+ports), and no create follow-up runs again (:mod:`kaon.core.port_pipeline`).
 
 **The address rule.** On every DHCP subnet the port asks for the *first
 address of the subnet's allocation pools* (the lowest start). With a DHCP
@@ -33,17 +41,20 @@ are deleted. Network delete removes them with the network
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import netaddr
 from sqlalchemy import Connection, delete, select, update
 
 from kaon.api.context import Context
-from kaon.core import ipam
+from kaon.core import ipam, port_ips, port_rows, stdattrs
+from kaon.core.port_rows import PortRows
 from kaon.core.scheduling import DHCP_AGENT, RESERVED_DHCP_PORT, dhcp_device_id
 from kaon.core.subnets import is_auto_address
 from kaon.db.agent_tables import agents, network_dhcp_agent_bindings
 from kaon.db.core_tables import ip_allocations, networks, ports, subnets
+from kaon.ml2.binding import Binder
 
 LOG = logging.getLogger("kaon.dhcp_ports")
 
@@ -59,12 +70,13 @@ def first_pool_address(subnet: Any) -> str | None:
 class DhcpPorts:
     """Keeps the DHCP ports of a network in line with its DHCP agents and subnets."""
 
-    def __init__(self, ports_service: Any) -> None:
-        self.ports = ports_service
+    def __init__(self, rows: PortRows, binder: Binder) -> None:
+        self.rows = rows
+        self.binder = binder
 
     def sync_network(self, conn: Connection, network_id: str) -> None:
         """Create, claim, readdress, reserve or delete the network's DHCP ports (caller's transaction)."""
-        net = conn.execute(select(networks.c.id, networks.c.project_id)
+        net = conn.execute(select(networks.c.id, networks.c.project_id, networks.c.port_security_enabled)
                            .where(networks.c.id == network_id)).first()
         if net is None:
             return
@@ -83,7 +95,6 @@ class DhcpPorts:
                 self._delete(conn, port.id)
             return
         wanted = self._wanted(conn, network_id)  # device_id -> host
-        ctx = Context.admin(net.project_id)
         spare = []
         for port in existing:
             if port.device_id in wanted and port.binding_host_id == wanted[port.device_id]:
@@ -94,13 +105,13 @@ class DhcpPorts:
         for device_id, host in sorted(wanted.items()):
             if spare:
                 port = spare.pop(0)
-                self._claim(ctx, conn, port.id, device_id, host)
+                self._claim(conn, port.id, device_id, host)
                 self._readdress(conn, port.id, dhcp_subnets)
             else:
-                self._create(ctx, conn, net, device_id, host, dhcp_subnets)
+                self._create(conn, net, device_id, host, dhcp_subnets)
         for port in spare:
             if port.device_id != RESERVED_DHCP_PORT or port.binding_host_id:
-                self._claim(ctx, conn, port.id, RESERVED_DHCP_PORT, "")
+                self._claim(conn, port.id, RESERVED_DHCP_PORT, "")
             self._readdress(conn, port.id, dhcp_subnets)
 
     @staticmethod
@@ -111,12 +122,15 @@ class DhcpPorts:
                    agents.c.agent_type == DHCP_AGENT)).scalars()
         return {dhcp_device_id(network_id, host): host for host in hosts}
 
-    def _create(self, ctx: Context, conn: Connection, net: Any, device_id: str, host: str,
-                dhcp_subnets: list[Any]) -> None:
+    def _create(self, conn: Connection, net: Any, device_id: str, host: str, dhcp_subnets: Sequence[Any]) -> None:
         fixed = [self._request(conn, s) for s in dhcp_subnets]
-        port_id = self.ports.create(ctx, conn, {
-            "network_id": net.id, "project_id": net.project_id, "admin_state_up": True, "name": "",
-            "device_owner": DHCP_OWNER, "device_id": device_id, "binding:host_id": host, "fixed_ips": fixed})
+        row = port_rows.new_row(net.project_id, net.id, {
+            "device_owner": DHCP_OWNER, "device_id": device_id, "binding:host_id": host}, net.port_security_enabled)
+        port_id = row["id"]
+        mac = self.rows.insert(conn, row, None)
+        port_ips.allocate(Context.admin(net.project_id), conn, port_ips.PortRef(port_id, net.id, mac, DHCP_OWNER),
+                          fixed, None)
+        self.binder.bind_port(conn, port_id)  # step 2 of kaon.core.port_pipeline; the rest does not apply
         LOG.info("DHCP port %s for network %s on host %s: %s", port_id, net.id, host, fixed)
 
     @staticmethod
@@ -136,12 +150,15 @@ class DhcpPorts:
                     first, subnet.id)
         return {"subnet_id": subnet.id}
 
-    def _claim(self, ctx: Context, conn: Connection, port_id: str, device_id: str, host: str) -> None:
-        # Through the port service: its update hooks (re)bind or unbind the port.
-        self.ports.update(ctx, conn, port_id, {"device_id": device_id, "binding:host_id": host})
+    def _claim(self, conn: Connection, port_id: str, device_id: str, host: str) -> None:
+        """Give the port to another agent (or reserve it: host ''), and (re)bind or unbind it."""
+        conn.execute(update(ports).where(ports.c.id == port_id).values(
+            device_id=device_id, binding_host_id=host, updated_at=stdattrs.now(),
+            revision_number=ports.c.revision_number + 1))
+        self.binder.bind_port(conn, port_id)
 
     @staticmethod
-    def _readdress(conn: Connection, port_id: str, dhcp_subnets: list[Any]) -> None:
+    def _readdress(conn: Connection, port_id: str, dhcp_subnets: Sequence[Any]) -> None:
         """One address on every DHCP subnet; none on a subnet whose DHCP was turned off."""
         held = dict(conn.execute(select(ip_allocations.c.subnet_id, ip_allocations.c.ip_address)
                                  .where(ip_allocations.c.port_id == port_id)).all())
@@ -162,4 +179,4 @@ class DhcpPorts:
     def _delete(self, conn: Connection, port_id: str) -> None:
         row = conn.execute(select(ports).where(ports.c.id == port_id)).first()
         if row is not None:
-            self.ports.remove(conn, row)
+            self.rows.remove(conn, row)

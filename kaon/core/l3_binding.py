@@ -8,11 +8,13 @@ the host of the L3 agent the router is scheduled to
 is bound through :class:`kaon.ml2.binding.Binder`, so the Linux bridge
 driver binds it and it appears in that host's L2 intent like any VM port.
 
-:meth:`RouterPortHosts.sync_router` is the whole rule and is idempotent; the
-hooks call it when a router port is created, when a router action changed
-the router (an interface adopted by port), and when a router is scheduled
-or unscheduled (by hand, on create, or when an L3 agent registers). An
-unscheduled router's ports get an empty host and are unbound.
+:meth:`RouterPortHosts.sync_router` is the whole rule and is idempotent. It
+runs when a router port is created (the last step of
+:mod:`kaon.core.port_pipeline`), when a router action changed the router (an
+interface adopted by port, :meth:`kaon.core.routers.Routers.touch`), and when
+a router is scheduled or unscheduled (:class:`kaon.core.scheduling.Scheduler`:
+by hand, on create, or when an L3 agent registers). An unscheduled router's
+ports get an empty host and are unbound.
 """
 
 from __future__ import annotations
@@ -59,30 +61,7 @@ class RouterPortHosts:
             done.append(port.id)
         return done
 
-    # -- hooks (signatures of the lists they are registered on) ---------
-    def port_created(self, conn: Connection, port_id: str) -> None:
-        device_id = conn.execute(_ROUTER_PORT_OF, {"port_id": port_id}).scalar()
-        if device_id:
-            self.sync_router(conn, device_id)
 
-    def ports_created(self, conn: Connection, port_ids: list[str]) -> None:
-        """After a (bulk) port create: the routers of those that are router ports."""
-        routers: list[str] = []
-        for start in range(0, len(port_ids), 900):
-            for (device_id,) in conn.execute(_ROUTER_PORTS_AMONG, {"ids": port_ids[start : start + 900]}):
-                if device_id and device_id not in routers:
-                    routers.append(device_id)
-        for router_id in routers:
-            self.sync_router(conn, router_id)
-
-    def router_changed(self, conn: Connection, router_id: str, *_: Any) -> None:
-        self.sync_router(conn, router_id)
-
-
-_ROUTER_PORT_OF = select(ports.c.device_id).where(ports.c.id == bindparam("port_id"),
-                                                  ports.c.device_owner.in_(ROUTER_OWNERS))
-_ROUTER_PORTS_AMONG = select(ports.c.device_id).where(ports.c.id.in_(bindparam("ids", expanding=True)),
-                                                      ports.c.device_owner.in_(ROUTER_OWNERS))
 _HOST_OF = (select(agents.c.host).join(R, R.c.l3_agent_id == agents.c.id)
             .where(R.c.router_id == bindparam("router_id")).order_by(R.c.binding_index, agents.c.id).limit(1))
 # router_ports is the record the L3 code trusts; device_id also catches a

@@ -4,6 +4,7 @@ delete with Neutron's in-use rule."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, exists, insert, or_, select, update
@@ -14,8 +15,10 @@ from kaon.api.listing import ListQuery
 from kaon.core import address_scopes, availability_zones, quotas, stdattrs
 from kaon.core.query import fetch_page, where_filters
 from kaon.db.core_tables import network_rbacs, networks, ports, subnets
+from kaon.db.fast_insert import FastInsert
 from kaon.db.ml2_tables import network_segments
 from kaon.ml2.segments import provider_attributes
+from kaon.ml2.types.base import SegmentSpec
 from kaon.model.attrs import HTTPBadRequest
 
 AUTO_DELETE_OWNERS = ("network:dhcp", "network:distributed", "network:floatingip_agent_gateway")
@@ -65,6 +68,10 @@ _VISIBLE = or_(networks.c.project_id == _PROJECT, networks.c.id.in_(
     select(network_rbacs.c.object_id).where(or_(network_rbacs.c.target_project == "*",
                                                 network_rbacs.c.target_project == _PROJECT))))
 NET_ROW = select(networks).where(networks.c.id == bindparam("net_id"))
+_INSERT = FastInsert(networks)
+_TOUCH = update(networks).where(networks.c.id == bindparam("net_id")).values(
+    revision_number=networks.c.revision_number + 1, updated_at=bindparam("now"))
+_SET_MTU = update(networks).where(networks.c.id == bindparam("net_id")).values(mtu=bindparam("new_mtu"))
 NET_ROW_VISIBLE = NET_ROW.where(_VISIBLE)
 
 
@@ -173,6 +180,12 @@ class Networks:
 
     # -- writes --------------------------------------------------------
     def create(self, ctx: Context, conn: Connection, values: dict[str, Any]) -> str:
+        return str(self.create_item(ctx, conn, values)["id"])
+
+    def create_item(self, ctx: Context, conn: Connection, values: dict[str, Any]) -> dict[str, Any]:
+        """Create a network and render it from what was written: a new
+        network has no subnets, tags, DHCP agents (zones) or address scopes
+        yet, so nothing needs reading back."""
         project = stdattrs.owner_project(ctx, values)
         quotas.check(conn, self.cfg, project, "network", 1)
         row = stdattrs.new_row(project, values)
@@ -186,21 +199,44 @@ class Networks:
             availability_zone_hints=values.get("availability_zone_hints", []),
             is_default=values.get("is_default", False),
             dns_domain=values.get("dns_domain", ""),
-            mtu=1500,
         )
-        conn.execute(insert(networks).values(row))
-        segs = self.types.create_network_segments(conn, row["id"], provider,
-                                                 external=bool(values.get("router:external")))
+        external = bool(values.get("router:external"))
+        # The segments need the network row first (foreign key): it goes in
+        # with the MTU it will most likely have, and is corrected if not.
+        row["mtu"] = requested_mtu if requested_mtu is not None else self._likely_mtu(provider, external)
+        _INSERT.run(conn, row)
+        segs = self.types.create_network_segments(conn, row["id"], provider, external=external)
         max_mtu = self.types.network_mtu(segs)
         if requested_mtu is not None and requested_mtu > max_mtu:
             raise errors.InvalidInput(error_message=f"Requested MTU is too big, maximum is {max_mtu}")
         mtu = requested_mtu if requested_mtu is not None else max_mtu
-        conn.execute(update(networks).where(networks.c.id == row["id"]).values(mtu=mtu))
-        if values.get("shared"):
+        if mtu != row["mtu"]:
+            row["mtu"] = mtu
+            conn.execute(_SET_MTU, {"net_id": row["id"], "new_mtu": mtu})
+        shared = bool(values.get("shared"))
+        if shared:
             self._grant(conn, row["id"], project, SHARED)
-        if values.get("router:external"):
+        if external:
             self._grant(conn, row["id"], project, EXTERNAL)
-        return row["id"]
+        item = stdattrs.render(SimpleNamespace(**row), [])
+        item.update(
+            admin_state_up=row["admin_state_up"], status=row["status"], subnets=[], shared=shared,
+            **{"router:external": external}, port_security_enabled=row["port_security_enabled"], mtu=row["mtu"],
+            availability_zone_hints=list(row["availability_zone_hints"] or []), availability_zones=[],
+            ipv4_address_scope=None, ipv6_address_scope=None, is_default=row["is_default"], l2_adjacency=True,
+            dns_domain=row["dns_domain"],
+        )
+        item.update(provider_attributes(segs))
+        return item
+
+    def _likely_mtu(self, provider: Any, external: bool) -> int:
+        """The MTU of a network without provider attributes, from the first
+        type it would be allocated from (later types only when that one is full)."""
+        if provider:
+            return int(self.types.default_mtu)
+        types = (self.types.external_network_type,) if external and self.types.external_network_type \
+            else self.types.project_network_types
+        return int(self.types.network_mtu([SegmentSpec(types[0], None, None)] if types else []))
 
     def _grant(self, conn: Connection, net_id: str, project: str, action: str) -> None:
         conn.execute(insert(network_rbacs).values(
@@ -273,26 +309,32 @@ class Networks:
             ports.c.project_id != "", ~ports.c.device_owner.in_(AUTO_DELETE_OWNERS)).limit(1)).first() is not None
 
     @staticmethod
-    def check_subnet_mtu(conn: Connection, net_id: str, ip_version: int) -> None:
-        """A subnet needs its IP version's minimum MTU on the network (read
-        under the caller's lock, so a concurrent MTU update is seen)."""
+    def check_subnet_mtu(conn: Connection, net: Any, ip_version: int) -> None:
+        """A subnet needs its IP version's minimum MTU on the network ``net``
+        (a row). PostgreSQL: read again under the caller's lock, so a
+        concurrent MTU update is seen; SQLite: the row was read in this
+        write transaction, which no other writer interleaves."""
         needed = MIN_MTU.get(ip_version, 0)
-        mtu = conn.execute(select(networks.c.mtu).where(networks.c.id == net_id)).scalar()
+        if conn.dialect.name == "sqlite":
+            mtu = net.mtu
+        else:
+            mtu = conn.execute(select(networks.c.mtu).where(networks.c.id == net.id)).scalar()
         if mtu is not None and mtu < needed:
-            raise NetworkMTUSubnetConflict(net_id=net_id, mtu=needed)
+            raise NetworkMTUSubnetConflict(net_id=net.id, mtu=needed)
 
     @staticmethod
     def touch(conn: Connection, net_id: str) -> None:
         """Bump the network's revision (and updated_at): Neutron revises a
         network on every change to one of its subnets."""
-        conn.execute(update(networks).where(networks.c.id == net_id).values(
-            revision_number=networks.c.revision_number + 1, updated_at=stdattrs.now()))
+        conn.execute(_TOUCH, {"net_id": net_id, "now": stdattrs.now()})
 
     def lock(self, conn: Connection, net_id: str) -> None:
         """Serialise with other writers of the network (PostgreSQL; SQLite's
         write transactions are serial already). A port or subnet insert
         takes a key-share lock on the network row through its foreign key,
         so a delete holding this waits for them, or they for it."""
+        if conn.dialect.name == "sqlite":
+            return  # no FOR UPDATE there: the statement would only cost time
         conn.execute(select(networks.c.id).where(networks.c.id == net_id).with_for_update())
 
     def delete(self, ctx: Context, conn: Connection, net_id: str, check: Any = None) -> None:

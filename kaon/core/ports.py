@@ -3,18 +3,12 @@ options, binding fields, with Neutron's policy on who may set what."""
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import orjson
 from sqlalchemy import (
     Connection,
-    String,
-    Text,
     and_,
     bindparam,
-    cast,
     delete,
     insert,
     literal_column,
@@ -24,20 +18,31 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.exc import IntegrityError
 
 from kaon import errors
 from kaon.api.context import Context
 from kaon.api.listing import ListQuery
-from kaon.core import port_extras, port_ips, port_json, quotas, security_groups, stdattrs
+from kaon.core import (
+    port_extras,
+    port_ips,
+    port_json,
+    port_render,
+    port_rows,
+    quotas,
+    security_groups,
+    stdattrs,
+)
 from kaon.core.networks import Networks
+from kaon.core.port_rows import PortRows
 from kaon.core.query import fetch_page, where_filters
 from kaon.core.subnets import Subnets
 from kaon.db.core_tables import ip_allocations, networks, port_security_groups, ports, tags
-from kaon.db.fast_insert import FastInsert
 from kaon.db.l3_tables import routers
 from kaon.model.attrs import HTTPBadRequest
 from kaon.model.port import PORT
+
+if TYPE_CHECKING:  # it imports the router services, which import this module
+    from kaon.core.port_pipeline import PortPipeline
 
 PortBound = errors.define("PortBound", errors.InUse,
                           "Unable to complete operation on port {port_id}, port is already bound, "
@@ -47,8 +52,6 @@ ServicePortInUse = errors.define("ServicePortInUse", errors.InUse,
 DeviceIDNotOwnedByTenant = errors.define(
     "DeviceIDNotOwnedByTenant", errors.Conflict,
     "The following device_id {device_id} is not owned by your tenant or matches another tenants router.")
-MacGenerationFailure = errors.define("MacAddressGenerationFailure", errors.ServiceUnavailable,
-                                     "Unable to generate unique mac on network {net_id}.")
 
 ROUTER_OWNERS = ("network:router_interface", "network:router_gateway", "network:floatingip",
                  "network:router_interface_distributed", "network:router_centralized_snat",
@@ -86,28 +89,19 @@ PORT_CHILDREN = union_all(
     select(literal_column("3"), tags.c.tag, null()).where(tags.c.resource_id == _PID),
 )
 
-MAC_TAKEN = select(ports.c.id).where(ports.c.network_id == bindparam("net_id"),
-                                     ports.c.mac_address == bindparam("mac"))
-PORT_INSERT = FastInsert(ports, unique=("network_id", "mac_address"))
 SG_BIND = insert(port_security_groups)
 
 
 class Ports:
-    def __init__(self, nets: Networks, subs: Subnets, cfg: Any) -> None:
+    def __init__(self, nets: Networks, subs: Subnets, cfg: Any, rows: PortRows, pipeline: PortPipeline) -> None:
         self.nets = nets
         self.subs = subs
         self.cfg = cfg
-        base = cfg.default.base_mac
-        self.base_mac = [int(p, 16) for p in base.split(":")]
-        # Called with (conn, port row) before a port is deleted, in the same
-        # transaction: other services drop what refers to the port (floating
-        # IP associations ...). Registered once at start-up.
-        self.delete_hooks: list[Callable[[Connection, Any], None]] = []
-        # Called with (conn, port id) after a port is created, and with (conn,
-        # port id, changed attribute names) after an update, in the same
-        # transaction: port binding and DHCP scheduling (kaon.core.agents.WriteHooks).
-        self.create_hooks: list[Callable[[Connection, str], None]] = []
-        self.update_hooks: list[Callable[[Connection, str, set[str]], None]] = []
+        self.rows = rows
+        # What follows a create or an update, in order (kaon.core.port_pipeline).
+        self.pipeline = pipeline
+        # Called with (conn, port row) before a port is deleted (PortRows.remove).
+        self.delete_hooks = rows.delete_hooks
 
     # -- reads ---------------------------------------------------------
     def visible(self, ctx: Context) -> Any:
@@ -124,23 +118,18 @@ class Ports:
         return row
 
     def get(self, ctx: Context, conn: Connection, port_id: str) -> dict[str, Any]:
-        row = self.fetch_row(ctx, conn, port_id)
-        ips: list[dict[str, str]] = []
-        sgs: list[str] = []
-        tag_list: list[str] = []
-        for kind, value, ip in conn.execute(PORT_CHILDREN, {"port_id": port_id}):
-            if kind == 1:
-                ips.append({"subnet_id": value, "ip_address": ip})
-            elif kind == 2:
-                sgs.append(value)
-            else:
-                tag_list.append(value)
-        tag_list.sort()
-        return self._render_rows([row], {port_id: ips}, {port_id: sgs}, {port_id: tag_list})[0]
+        if ctx.is_admin:
+            row = conn.execute(_SHOW_ROW, {"port_id": port_id}).first()
+        else:
+            row = conn.execute(_SHOW_ROW_VISIBLE, {"port_id": port_id, "project": ctx.project_id}).first()
+        if row is None:
+            raise errors.PortNotFound(port_id=port_id)
+        children = [(kind, port_id, value, ip) for kind, value, ip in conn.execute(PORT_CHILDREN, {"port_id": port_id})]
+        return port_render.render([row], children, _ALL_KEYS)[0]
 
     def list(self, ctx: Context, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], bool]:
         clauses = self._list_clauses(ctx, q)
-        rows, more = fetch_page(conn, select(*_LIST_COLUMNS).where(*clauses), q, COLUMNS, ports.c.id, ports)
+        rows, more = fetch_page(conn, select(*port_render.COLUMNS).where(*clauses), q, COLUMNS, ports.c.id, ports)
         if not rows:
             return [], more
         if q.limit is None and not q.tag_filters and not any(key in _SPECIAL_FILTERS for key in q.filters):
@@ -150,10 +139,9 @@ class Ports:
             children = conn.execute(_children_joined(clauses)).all()
         else:
             children = _children_of_ids(conn, [r[0] for r in rows])
-        hidden = [a.name for a in PORT.attrs if a.admin_read] if not ctx.is_admin else []
-        return _render_tuples(rows, children, hidden), more
+        return port_render.render(rows, children, port_render.keys_for(_hidden(ctx), ())), more
 
-    json_keys = staticmethod(port_json.keys_for)
+    json_keys = staticmethod(port_render.keys_for)
 
     def list_json(self, ctx: Context, conn: Connection, q: ListQuery,
                   keys: tuple[str, ...]) -> tuple[list[str], list[str], bool] | None:
@@ -194,50 +182,22 @@ class Ports:
         clauses.extend(where_filters(q, COLUMNS, _SPECIAL_FILTERS, ports.c.id))
         return clauses
 
-    @staticmethod
-    def _render_rows(rows: list[Any], ips: dict[str, list[dict[str, str]]], sgs: dict[str, list[str]],
-                     tag_map: dict[str, list[str]]) -> list[dict[str, Any]]:
-        out = []
-        for r in rows:
-            item = stdattrs.render(r, tag_map.get(r.id, []))
-            item.update({
-                "network_id": r.network_id, "mac_address": r.mac_address, "admin_state_up": r.admin_state_up,
-                "status": r.status, "device_id": r.device_id, "device_owner": r.device_owner,
-                "fixed_ips": ips.get(r.id, []), "security_groups": sorted(sgs.get(r.id, [])),
-                "port_security_enabled": r.port_security_enabled,
-                "allowed_address_pairs": r.allowed_address_pairs, "extra_dhcp_opts": r.extra_dhcp_opts,
-                "binding:host_id": r.binding_host_id, "binding:vnic_type": r.binding_vnic_type,
-                "binding:profile": r.binding_profile, "binding:vif_type": r.binding_vif_type,
-                "binding:vif_details": r.binding_vif_details, "dns_name": r.dns_name,
-                "binding:failure_reason": r.binding_failure or None,
-                "ip_allocation": "immediate",
-            })
-            out.append(item)
-        return out
-
     # -- create --------------------------------------------------------
     def create(self, ctx: Context, conn: Connection, values: dict[str, Any]) -> str:
         port_id = self._create(ctx, conn, values, None)
-        for created in self.create_hooks:
-            created(conn, port_id)
+        self.pipeline.created(conn, [port_id])
         return port_id
 
     def create_many(self, ctx: Context, conn: Connection, items: list[dict[str, Any]]) -> list[str]:
         """A bulk create: each item as :meth:`create` would, in order, with
         what they share (network, quota usage, default group, subnets) read
-        once, security group bindings inserted together and the create hooks
-        run after the last port (once per bulk where a hook offers it)."""
+        once, security group bindings inserted together and what follows a
+        create run once for all (each network scheduled once)."""
         memo: dict[str, Any] = {"nets": {}, "quota": {}, "default_sg": {}, "subnets": {}, "sg_rows": []}
         ids = [self._create(ctx, conn, v, memo) for v in items]
         if memo["sg_rows"]:
             conn.execute(SG_BIND, memo["sg_rows"])
-        for created in self.create_hooks:
-            many = getattr(getattr(created, "__self__", None), "ports_created", None)
-            if many is not None:
-                many(conn, ids)
-            else:
-                for port_id in ids:
-                    created(conn, port_id)
+        self.pipeline.created(conn, ids)
         return ids
 
     def _network_for_create(self, ctx: Context, conn: Connection, net_id: str) -> tuple[Any, bool]:
@@ -262,19 +222,9 @@ class Ports:
             quotas.check(conn, self.cfg, project, "port", 1)
         else:
             quotas.check_counted(conn, self.cfg, project, "port", 1, memo["quota"])
-        row = stdattrs.new_row(project, values)
         port_security = values.get("port_security_enabled", net.port_security_enabled)
-        row.update(
-            network_id=net.id, admin_state_up=values["admin_state_up"], status="DOWN",
-            device_id=values.get("device_id", ""), device_owner=values.get("device_owner", ""),
-            port_security_enabled=port_security,
-            binding_host_id=values.get("binding:host_id", ""),
-            binding_vnic_type=values.get("binding:vnic_type", "normal"),
-            binding_profile=values.get("binding:profile") or {}, binding_vif_type="unbound",
-            binding_vif_details={}, dns_name=values.get("dns_name", ""), extra_dhcp_opts=[],
-            allowed_address_pairs=[],
-        )
-        row["mac_address"] = self._insert_with_mac(conn, row, values.get("mac_address"))
+        row = port_rows.new_row(project, net.id, values, port_security)
+        row["mac_address"] = self.rows.insert(conn, row, values.get("mac_address"))
         pairs = port_extras.address_pairs(values.get("allowed_address_pairs"), row["mac_address"], self.cfg)
         port_extras.check_port_security(port_security, pairs, values.get("security_groups"))
         sgs = security_groups.groups_for_new_port(ctx, conn, project, row["device_owner"],
@@ -317,38 +267,6 @@ class Ports:
             if key in values:
                 raise errors.PolicyNotAuthorized(action=f"rule:{action}_port:{key}")
 
-    def _insert_with_mac(self, conn: Connection, row: dict[str, Any], mac: str | None) -> str:
-        if mac is not None:
-            self._insert(conn, {**row, "mac_address": mac})
-            return mac
-        for _ in range(self.cfg.default.mac_generation_retries):
-            candidate = self._random_mac()
-            if self._insert(conn, {**row, "mac_address": candidate}, quiet=True):
-                return candidate
-        raise MacGenerationFailure(net_id=row["network_id"])
-
-    def _mac_free(self, conn: Connection, net_id: str, mac: str) -> bool:
-        return conn.execute(MAC_TAKEN, {"net_id": net_id, "mac": mac}).first() is None
-
-    def _insert(self, conn: Connection, row: dict[str, Any], quiet: bool = False) -> bool:
-        """Insert the port row unless its MAC is taken on the network (one
-        statement: the unique constraint decides, also against concurrent
-        transactions on PostgreSQL, which wait for each other here)."""
-        try:
-            inserted = PORT_INSERT.run(conn, row) == 1
-        except IntegrityError:
-            if conn.dialect.name == "sqlite":
-                raise
-            # Only the network's foreign key is left to fail: it was deleted under us.
-            raise errors.NetworkNotFound(net_id=row["network_id"]) from None
-        if inserted or quiet:
-            return inserted
-        raise errors.MacAddressInUse(net_id=row["network_id"], mac=row["mac_address"])
-
-    def _random_mac(self) -> str:
-        parts = [b if i < 3 or b else random.randint(0, 255) for i, b in enumerate(self.base_mac)]
-        return ":".join(f"{p:02x}" for p in parts)
-
     # -- update / delete -----------------------------------------------
     def writable_row(self, ctx: Context, conn: Connection, port_id: str, action: str) -> tuple[Any, bool]:
         row = self.fetch_row(ctx, conn, port_id)
@@ -378,7 +296,7 @@ class Ports:
             if row.binding_vif_type not in ("unbound", "binding_failed"):
                 raise PortBound(port_id=port_id, vif_type=row.binding_vif_type, old_mac=row.mac_address,
                                 new_mac=changes["mac_address"])
-            if not self._mac_free(conn, row.network_id, changes["mac_address"]):
+            if not self.rows.mac_free(conn, row.network_id, changes["mac_address"]):
                 raise errors.MacAddressInUse(net_id=row.network_id, mac=changes["mac_address"])
             mac = out["mac_address"] = changes["mac_address"]
         for key, col in (("binding:host_id", "binding_host_id"), ("binding:vnic_type", "binding_vnic_type"),
@@ -407,8 +325,7 @@ class Ports:
         if "fixed_ips" in changes:
             port_ips.reallocate(ctx, conn, ref, changes["fixed_ips"])
         conn.execute(update(ports).where(ports.c.id == port_id).values(stdattrs.bump(out, row.revision_number)))
-        for updated in self.update_hooks:
-            updated(conn, port_id, set(changes))
+        self.pipeline.updated(conn, port_id, set(changes))
 
     def delete(self, ctx: Context, conn: Connection, port_id: str, check: Any = None) -> None:
         row, _ = self.writable_row(ctx, conn, port_id, "delete")
@@ -422,23 +339,11 @@ class Ports:
     def remove(self, conn: Connection, row: Any) -> None:
         """Delete a port with no policy check: for the service that owns it
         (a router's gateway, a floating IP's port) and for :meth:`delete`."""
-        for hook in self.delete_hooks:
-            hook(conn, row)
-        conn.execute(delete(ports).where(ports.c.id == row.id))
-        stdattrs.delete_tags(conn, [row.id])
+        self.rows.remove(conn, row)
 
 
-# The list path reads timestamps and JSON columns as text and converts them
-# itself (SQLAlchemy's per-value processing dominated a 5,000-port list).
-_LIST_COLUMNS = (
-    ports.c.id, ports.c.name, ports.c.description, ports.c.project_id,
-    cast(ports.c.created_at, String), cast(ports.c.updated_at, String), ports.c.revision_number,
-    ports.c.network_id, ports.c.mac_address, ports.c.admin_state_up, ports.c.status, ports.c.device_id,
-    ports.c.device_owner, ports.c.port_security_enabled, cast(ports.c.allowed_address_pairs, Text),
-    cast(ports.c.extra_dhcp_opts, Text), ports.c.binding_host_id, ports.c.binding_vnic_type,
-    cast(ports.c.binding_profile, Text), ports.c.binding_vif_type, cast(ports.c.binding_vif_details, Text),
-    ports.c.dns_name, ports.c.binding_failure,
-)
+def _hidden(ctx: Context) -> tuple[str, ...]:
+    return () if ctx.is_admin else _ADMIN_READ
 
 
 def _check_router_claim(ctx: Context, conn: Connection, owner: str, device_id: str, project: str) -> None:
@@ -452,59 +357,10 @@ def _check_router_claim(ctx: Context, conn: Connection, owner: str, device_id: s
         raise DeviceIDNotOwnedByTenant(device_id=device_id)
 
 
-def _stamp(value: str | None) -> str | None:
-    """'YYYY-MM-DD HH:MM:SS[.ffffff]' (SQLite's storage, PostgreSQL's text
-    form) -> Neutron's 'YYYY-MM-DDTHH:MM:SSZ'."""
-    return None if value is None else f"{value[:10]}T{value[11:19]}Z"
-
-
-def _json(value: str | None) -> Any:
-    if value == "[]":
-        return []
-    if value == "{}":
-        return {}
-    return None if value is None else orjson.loads(value)
-
-
-def _render_tuples(rows: Any, children: Any, hidden: list[str]) -> list[dict[str, Any]]:
-    """Port dicts from ``_LIST_COLUMNS`` tuples and ``(kind, port id, value,
-    address)`` child rows, without the ``hidden`` attributes."""
-    ips: dict[str, list[dict[str, str]]] = {}
-    sgs: dict[str, list[str]] = {}
-    tag_map: dict[str, list[str]] = {}
-    for kind, pid, value, ip in children:
-        if kind == 1:
-            ips.setdefault(pid, []).append({"subnet_id": value, "ip_address": ip})
-        elif kind == 2:
-            sgs.setdefault(pid, []).append(value)
-        else:
-            tag_map.setdefault(pid, []).append(value)
-    out = []
-    for (pid, name, description, project, created, updated, revision, network_id, mac, admin_up, status,
-         device_id, device_owner, port_security, pairs, opts, host, vnic, profile, vif_type, vif_details,
-         dns_name, failure) in rows:
-        tag_list = tag_map.get(pid)
-        if tag_list:
-            tag_list.sort()
-        item = {
-            "id": pid, "name": name, "description": description, "tenant_id": project, "project_id": project,
-            "tags": tag_list or [], "created_at": _stamp(created), "updated_at": _stamp(updated),
-            "revision_number": revision,
-            "network_id": network_id, "mac_address": mac, "admin_state_up": admin_up,
-            "status": status, "device_id": device_id, "device_owner": device_owner,
-            "fixed_ips": ips.get(pid, []), "security_groups": sorted(sgs.get(pid, ())),
-            "port_security_enabled": port_security,
-            "allowed_address_pairs": _json(pairs), "extra_dhcp_opts": _json(opts),
-            "binding:host_id": host, "binding:vnic_type": vnic,
-            "binding:profile": _json(profile), "binding:vif_type": vif_type,
-            "binding:vif_details": _json(vif_details), "dns_name": dns_name,
-            "binding:failure_reason": failure or None,
-            "ip_allocation": "immediate",
-        }
-        for key in hidden:
-            del item[key]
-        out.append(item)
-    return out
+_ADMIN_READ = tuple(a.name for a in PORT.attrs if a.admin_read)
+_ALL_KEYS = port_render.keys_for((), ())
+_SHOW_ROW = select(*port_render.COLUMNS).where(ports.c.id == bindparam("port_id"))
+_SHOW_ROW_VISIBLE = _SHOW_ROW.where(_VISIBLE)
 
 
 def _children_of(port_ids: Any) -> Any:

@@ -29,7 +29,7 @@ from fractions import Fraction
 from typing import Any
 
 import netaddr
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from kaon import errors
 from kaon.api.context import Context
@@ -81,6 +81,8 @@ def _requested_pool(ctx: Context, conn: Connection, values: dict[str, Any], vers
     pool_id, use_default = values.get("subnetpool_id"), values.get("use_default_subnetpool")
     if pool_id and use_default:
         raise _bad("subnetpool_id and use_default_subnetpool cannot both be specified")
+    if not pool_id and not use_default:
+        return None
     stmt = select(subnetpools)
     if not ctx.is_admin:
         stmt = stmt.where(visible_clause(ctx))
@@ -89,8 +91,6 @@ def _requested_pool(ctx: Context, conn: Connection, values: dict[str, Any], vers
         if row is None:
             raise errors.SubnetPoolNotFound(subnetpool_id=pool_id)
         return row
-    if not use_default:
-        return None
     row = conn.execute(stmt.where(subnetpools.c.is_default.is_(True), subnetpools.c.ip_version == version)
                        .order_by(subnetpools.c.created_at).limit(1).with_for_update()).first()
     if row is None:
@@ -98,11 +98,14 @@ def _requested_pool(ctx: Context, conn: Connection, values: dict[str, Any], vers
     return row
 
 
+_POOLS_OF_NETWORK = select(subnets.c.subnetpool_id).where(
+    subnets.c.network_id == bindparam("net_id"), subnets.c.ip_version == bindparam("version"))
+
+
 def _check_affinity(conn: Connection, net_id: str, version: int, pool: Any) -> None:
     """Neutron's _validate_network_subnetpools: a network's subnets of one IP
     version share one pool, or all belong to one address scope."""
-    same = conn.execute(select(subnets.c.subnetpool_id).where(
-        subnets.c.network_id == net_id, subnets.c.ip_version == version)).scalars().all()
+    same = conn.execute(_POOLS_OF_NETWORK, {"net_id": net_id, "version": version}).scalars().all()
     used = {p for p in same if p is not None}
     scope = None
     if used:

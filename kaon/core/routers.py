@@ -15,8 +15,8 @@ through this router never interleave.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import netaddr
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
@@ -28,13 +28,18 @@ from kaon.core import availability_zones, quotas, stdattrs
 from kaon.core.networks import EXTERNAL, Networks
 from kaon.core.ports import Ports
 from kaon.core.query import fetch_page, where_filters
+from kaon.core.scheduling import Scheduler
 from kaon.db.core_tables import ip_allocations, network_rbacs, ports, subnets, tags
 from kaon.db.fast_insert import FastInsert
 from kaon.db.l3_tables import floatingips, router_ports, router_routes, routers
+from kaon.ml2.binding import utcnow
 from kaon.model import attrs
 from kaon.model import validators as v
 from kaon.model.port import PORT
 from kaon.model.router import routes as convert_routes
+
+if TYPE_CHECKING:  # it imports this module
+    from kaon.core.l3_binding import RouterPortHosts
 
 GW_OWNER = "network:router_gateway"
 INTF_OWNER = "network:router_interface"
@@ -132,17 +137,13 @@ _ROUTES = select(router_routes.c.router_id, router_routes.c.destination, router_
 
 
 class Routers:
-    def __init__(self, nets: Networks, ports_service: Ports, cfg: Any) -> None:
+    def __init__(self, nets: Networks, ports_service: Ports, cfg: Any, scheduler: Scheduler,
+                 router_hosts: RouterPortHosts) -> None:
         self.nets = nets
         self.ports = ports_service
         self.cfg = cfg
-        # Called with (conn, router id, the create values) after a router is
-        # created, in the same transaction: availability zone hints and L3
-        # agent scheduling (kaon.core.agents.WriteHooks.router_created).
-        self.create_hooks: list[Callable[[Connection, str, dict[str, Any]], None]] = []
-        # Called with (conn, router id) after an action changed the router
-        # (interfaces, routes): its ports follow its L3 agent (kaon.core.l3_binding).
-        self.change_hooks: list[Callable[[Connection, str], None]] = []
+        self.scheduler = scheduler
+        self.router_hosts = router_hosts
 
     # -- reads ---------------------------------------------------------
     def fetch_row(self, ctx: Context, conn: Connection, router_id: str, lock: bool = False) -> Any:
@@ -215,8 +216,9 @@ class Routers:
         _INSERT.run(conn, row)
         if info is not None:
             self._set_gateway(ctx, conn, self.fetch_row(Context.admin(), conn, row["id"]), info)
-        for hook in self.create_hooks:
-            hook(conn, row["id"], values)
+        # Zone hints, then an L3 agent; a scheduled router's ports follow it (Scheduler).
+        availability_zones.set_router_hints(conn, row["id"], values.get("availability_zone_hints"))
+        self.scheduler.schedule_router(conn, row["id"], utcnow())
         return row["id"]
 
     def update(self, ctx: Context, conn: Connection, router_id: str, changes: dict[str, Any],
@@ -236,8 +238,7 @@ class Routers:
     def touch(self, conn: Connection, row: Any) -> None:
         """A change through an action (interfaces, routes) is a change of the router."""
         conn.execute(_UPDATE, {"r_id": row.id, **stdattrs.bump({}, row.revision_number)})
-        for hook in self.change_hooks:
-            hook(conn, row.id)
+        self.router_hosts.sync_router(conn, row.id)  # an interface adopted by port moves to the router's host
 
     def delete(self, ctx: Context, conn: Connection, router_id: str, check: Any = None) -> None:
         row = self.writable_row(ctx, conn, router_id, "delete")

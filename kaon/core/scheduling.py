@@ -35,10 +35,20 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Table, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    BindParameter,
+    Connection,
+    Table,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from kaon import errors
 from kaon.db.agent_tables import (
@@ -49,6 +59,10 @@ from kaon.db.agent_tables import (
 )
 from kaon.db.core_tables import networks, ports, subnets
 from kaon.db.l3_tables import routers
+
+if TYPE_CHECKING:  # both import this module's names
+    from kaon.core.dhcp_ports import DhcpPorts
+    from kaon.core.l3_binding import RouterPortHosts
 
 LOG = logging.getLogger("kaon.scheduling")
 
@@ -86,7 +100,12 @@ def dhcp_device_id(network_id: str, host: str) -> str:
 
 
 class Scheduler:
-    def __init__(self, cfg: Any) -> None:
+    """Agent scheduling and what directly follows it: a network whose DHCP
+    agents changed gets its DHCP ports (:class:`kaon.core.dhcp_ports.DhcpPorts`),
+    a router that moved takes its ports to the new host
+    (:class:`kaon.core.l3_binding.RouterPortHosts`), in the same transaction."""
+
+    def __init__(self, cfg: Any, dhcp_ports: DhcpPorts, router_hosts: RouterPortHosts) -> None:
         d = cfg.default
         self.down_time = int(d.agent_down_time)
         self.per_network = int(d.dhcp_agents_per_network)
@@ -94,23 +113,26 @@ class Scheduler:
         self.router_auto = bool(d.router_auto_schedule)
         self.failover = bool(d.allow_automatic_dhcp_failover)
         self.default_azs = tuple(d.default_availability_zones)
-        # Called with (conn, network id) after a network's DHCP agents changed,
-        # in the same transaction: its DHCP ports follow (kaon.core.dhcp_ports).
-        self.dhcp_binding_hooks: list[Callable[[Connection, str], None]] = []
-        # Called with (conn, router id) after a router's L3 agent changed
-        # (scheduled, unscheduled): its ports follow it (kaon.core.l3_binding).
-        self.router_hooks: list[Callable[[Connection, str], None]] = []
+        self.dhcp_ports = dhcp_ports
+        self.router_hosts = router_hosts
 
     def _router_moved(self, conn: Connection, router_id: str) -> None:
-        for hook in self.router_hooks:
-            hook(conn, router_id)
+        self.router_hosts.sync_router(conn, router_id)
 
     def _dhcp_bindings_changed(self, conn: Connection, network_id: str) -> None:
-        for hook in self.dhcp_binding_hooks:
-            hook(conn, network_id)
+        self.dhcp_ports.sync_network(conn, network_id)
 
     def cutoff(self, now: dt.datetime) -> dt.datetime:
         return now - dt.timedelta(seconds=self.down_time)
+
+    def dhcp_state(self, conn: Connection, network_id: str, now: dt.datetime) -> Any:
+        """(hosted, eligible, dhcp_ports) of a network in one statement: how
+        many DHCP agents host it, whether any DHCP agent is alive and
+        enabled, whether it has ``network:dhcp`` ports. Answers the common
+        cases (no agent at all, already served) of a write that may need
+        scheduling without the detailed look of :meth:`schedule_network`."""
+        return conn.execute(_DHCP_STATE, {"network_id": network_id, "agent_type": DHCP_AGENT,
+                                          "cutoff": self.cutoff(now)}).one()
 
     def agent(self, conn: Connection, agent_id: str) -> Any:
         row = conn.execute(select(agents).where(agents.c.id == agent_id)).first()
@@ -351,3 +373,12 @@ class Scheduler:
             self._router_moved(conn, router.id)
             added.append(router.id)
         return added
+
+
+_NET: BindParameter[str] = bindparam("network_id")
+_DHCP_STATE = select(
+    select(func.count()).select_from(B).where(B.c.network_id == _NET).scalar_subquery().label("hosted"),
+    exists().where(agents.c.agent_type == bindparam("agent_type"), agents.c.admin_state_up.is_(True),
+                   agents.c.heartbeat_timestamp >= bindparam("cutoff")).label("eligible"),
+    exists().where(ports.c.network_id == _NET, ports.c.device_owner == "network:dhcp").label("dhcp_ports"),
+)

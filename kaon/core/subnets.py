@@ -3,11 +3,11 @@ mode rules, validated as Neutron does before anything is written."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
 import netaddr
-from sqlalchemy import Connection, delete, insert, or_, select, update
+from sqlalchemy import Connection, delete, or_, select, update
 
 from kaon import errors
 from kaon.api.context import Context
@@ -15,9 +15,15 @@ from kaon.api.listing import ListQuery
 from kaon.core import ipam, prefix_alloc, quotas, stdattrs
 from kaon.core.networks import AUTO_DELETE_OWNERS, Networks
 from kaon.core.query import fetch_page, where_filters
+from kaon.core.scheduling import Scheduler
 from kaon.db.core_tables import ip_allocations, network_rbacs, networks, ports, subnets
+from kaon.db.fast_insert import FastInsert
+from kaon.ml2.binding import utcnow
 from kaon.model import validators as v
 from kaon.model.attrs import HTTPBadRequest
+
+if TYPE_CHECKING:  # it imports this module
+    from kaon.core.dhcp_ports import DhcpPorts
 
 DNSNameServersExhausted = errors.define(
     "DNSNameServersExhausted", errors.BadRequest,
@@ -34,6 +40,7 @@ COLUMNS = {name: subnets.c[name] for name in (
     "enable_dhcp", "ipv6_ra_mode", "ipv6_address_mode", "subnetpool_id", "segment_id",
     "dns_publish_fixed_ip", "created_at", "updated_at", "revision_number",
 )}
+_INSERT = FastInsert(subnets)
 
 
 AUTO_ADDRESS_MODES = ("slaac", "dhcpv6-stateless")
@@ -65,14 +72,24 @@ def _check_dhcp_cidr(net: netaddr.IPNetwork) -> None:
 
 
 class Subnets:
-    def __init__(self, nets: Networks, cfg: Any) -> None:
+    def __init__(self, nets: Networks, cfg: Any, scheduler: Scheduler, dhcp_ports: DhcpPorts) -> None:
         self.nets = nets
         self.cfg = cfg
-        # Called with (conn, network id) after a subnet is created, updated to
-        # enable or disable DHCP, or a DHCP subnet is deleted, in the same
-        # transaction: DHCP scheduling (kaon.core.agents.WriteHooks.subnet_written),
-        # then the network's DHCP ports (kaon.core.dhcp_ports).
-        self.dhcp_hooks: list[Callable[[Connection, str], None]] = []
+        self.scheduler = scheduler
+        self.dhcp_ports = dhcp_ports
+
+    def _dhcp_changed(self, conn: Connection, network_id: str) -> None:
+        """A subnet was created with DHCP, gained or lost it, or a DHCP subnet
+        was deleted: schedule the network (steps 3 and 4 of
+        kaon.core.port_pipeline); when that changed no agent, the DHCP ports
+        still follow the subnets (an address more or less)."""
+        now = utcnow()
+        state = self.scheduler.dhcp_state(conn, network_id, now)
+        if state.eligible and state.hosted < self.scheduler.per_network \
+                and self.scheduler.schedule_network(conn, network_id, now):
+            return  # the new agents' DHCP ports came with them
+        if state.hosted or state.dhcp_ports:  # else there is no DHCP port to make, move or delete
+            self.dhcp_ports.sync_network(conn, network_id)
 
     def visible(self, ctx: Context) -> Any:
         """Owned, on an owned network, or on a network shared with the
@@ -138,6 +155,11 @@ class Subnets:
 
     # -- create --------------------------------------------------------
     def create(self, ctx: Context, conn: Connection, values: dict[str, Any]) -> str:
+        return str(self.create_item(ctx, conn, values)["id"])
+
+    def create_item(self, ctx: Context, conn: Connection, values: dict[str, Any]) -> dict[str, Any]:
+        """Create a subnet and render it from the row it inserted (a new
+        subnet has no tags): no read-back."""
         net = self.nets.fetch_row(ctx, conn, values["network_id"])
         if not ctx.is_admin and net.project_id != ctx.project_id:
             # Neutron hides a visible but unshared network (an external one)
@@ -151,7 +173,7 @@ class Subnets:
         # the overlap check (PostgreSQL reads only what is committed).
         self.nets.lock(conn, net.id)
         version = int(values["ip_version"])
-        self.nets.check_subnet_mtu(conn, net.id, version)
+        self.nets.check_subnet_mtu(conn, net, version)
         cidr = self._cidr(values, version, prefix_alloc.from_pool(ctx, conn, net, project, values, version))
         self._check_overlap(conn, net.id, cidr)
         gateway = self._gateway(values, cidr, version)
@@ -173,14 +195,13 @@ class Subnets:
             service_types=values.get("service_types", []),
             dns_publish_fixed_ip=values.get("dns_publish_fixed_ip", False),
         )
-        conn.execute(insert(subnets).values(row))
+        _INSERT.run(conn, row)
         self.nets.touch(conn, net.id)
         if {row["ipv6_address_mode"], row["ipv6_ra_mode"]} & set(AUTO_ADDRESS_MODES):
             ipam.address_existing_ports(conn, row["id"], net.id, cidr)
         if row["enable_dhcp"]:
-            for hook in self.dhcp_hooks:
-                hook(conn, net.id)
-        return row["id"]
+            self._dhcp_changed(conn, net.id)
+        return self.render(SimpleNamespace(**row), [])
 
     def _cidr(self, values: dict[str, Any], version: int, pooled: str | None = None) -> str:
         # A prefix taken from a subnet pool (kaon.core.prefix_alloc, which also
@@ -338,8 +359,7 @@ class Subnets:
         conn.execute(update(subnets).where(subnets.c.id == subnet_id).values(
             stdattrs.bump(out, row.revision_number)))
         if "enable_dhcp" in changes and bool(changes["enable_dhcp"]) != bool(row.enable_dhcp):
-            for hook in self.dhcp_hooks:
-                hook(conn, row.network_id)
+            self._dhcp_changed(conn, row.network_id)
 
     @staticmethod
     def _check_gateway_free(conn: Connection, row: Any) -> None:
@@ -373,5 +393,4 @@ class Subnets:
         stdattrs.delete_tags(conn, [subnet_id])
         ipam.forget(subnet_id)
         if row.enable_dhcp:  # the network may have lost its last DHCP subnet
-            for hook in self.dhcp_hooks:
-                hook(conn, row.network_id)
+            self._dhcp_changed(conn, row.network_id)

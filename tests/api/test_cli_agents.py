@@ -16,6 +16,9 @@ import pytest
 
 from kaon.config import load_config
 from kaon.core.agents import Agents, ReportResult
+from kaon.core.dhcp_ports import DhcpPorts
+from kaon.core.l3_binding import RouterPortHosts
+from kaon.core.port_rows import PortRows
 from kaon.core.scheduling import Scheduler
 from kaon.db.engine import make_engine, write_txn
 from kaon.ml2.binding import Binder
@@ -41,7 +44,9 @@ class Node:
         cfg = load_config([str(conf_path)])
         self.engine = make_engine(cfg.database.connection)
         binder = Binder(build_mechanism_drivers(cfg), TypeManager.from_config(cfg), cfg.default.agent_down_time)
-        self.agents = Agents(cfg, binder, Scheduler(cfg))
+        # The server's wiring (kaon.api.app.Services), less the API services.
+        scheduler = Scheduler(cfg, DhcpPorts(PortRows(cfg), binder), RouterPortHosts(binder))
+        self.agents = Agents(cfg, binder, scheduler)
 
     def admin(self, *args: str) -> Any:
         return self.cli.json(*args, cloud=ADMIN)

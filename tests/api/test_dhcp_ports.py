@@ -134,3 +134,18 @@ def test_a_hand_made_dhcp_port_is_left_alone(api: Api) -> None:
     kept = admin.show("ports", mine["id"])
     assert kept["device_id"] == "my-own-dhcp-server" and kept["binding:host_id"] == ""
     assert [p["id"] for p in dhcp_ports(admin, net["id"])] == [mine["id"]]
+
+
+def test_the_dhcp_port_is_not_held_to_the_projects_port_quota(api: Api, project: str) -> None:
+    """The server's own port is not the user's request: a project with no
+    port quota left still gets DHCP on its new subnet (Neutron's DHCP agent
+    makes the port below the API's quota check), and its own ports stay refused."""
+    report(api, "dhcp", "h1", start=True)
+    admin, member = api.admin(), api.member(project)
+    r = admin.put(f"/v2.0/quotas/{project}", json={"quota": {"port": 0}})
+    assert r.status_code == 200, r.text
+    net, _ = member.net_with_subnet("10.8.0.0/24")
+    [port] = dhcp_ports(admin, net["id"])
+    assert port["project_id"] == project and ips(port) == ["10.8.0.2"] and port["binding:host_id"] == "h1"
+    r = member.post("/v2.0/ports", json={"port": {"network_id": net["id"]}})
+    assert r.status_code == 409 and r.json()["NeutronError"]["type"] == "OverQuota", r.text

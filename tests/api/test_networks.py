@@ -414,3 +414,25 @@ def test_subnet_changes_bump_the_network_revision(core_api: Api, project: str) -
     assert me.show("networks", net["id"])["revision_number"] == after_update["revision_number"]
     me.remove("subnets", subnet["id"])
     assert me.show("networks", net["id"])["revision_number"] > after_update["revision_number"]
+
+
+@pytest.mark.parametrize("roles", ["member", "admin"])
+@pytest.mark.parametrize("body", [
+    {},
+    {"name": "n", "description": "d", "admin_state_up": False, "port_security_enabled": False, "mtu": 1400,
+     "dns_domain": "example.org."},
+    {"shared": True},
+    {"router:external": True, "is_default": True},
+    {"provider:network_type": "vlan", "provider:physical_network": "physnet1"},
+    {"segments": [{"provider:network_type": "vxlan"}, {"provider:network_type": "vlan",
+                                                       "provider:physical_network": "physnet1"}]},
+], ids=["plain", "attrs", "shared", "external", "vlan", "segments"])
+def test_the_create_answer_is_what_show_shows(core_api: Api, project: str, roles: str, body: dict) -> None:
+    """A create renders the network from what it wrote (no read-back): the
+    same attributes and values as a later show, for the caller's view."""
+    admin_only = any(k.startswith(("provider:", "segments", "router:", "is_default", "shared")) for k in body)
+    caller = core_api.admin(project) if roles == "admin" or admin_only else core_api.member(project)
+    r = caller.post("/v2.0/networks", json={"network": body})
+    assert r.status_code == 201, r.text
+    made = r.json()["network"]
+    assert made == caller.show("networks", made["id"])

@@ -396,3 +396,25 @@ def test_shared_filter_follows_the_network(core_api: Api, project: str, other_pr
         off = {s["id"] for s in who.get("/v2.0/subnets", params={"shared": "False"}).json()["subnets"]}
         assert shared_sub["id"] in on and shared_sub["id"] not in off
         assert own_sub["id"] in off and own_sub["id"] not in on
+
+
+@pytest.mark.parametrize("attrs", [
+    {"cidr": "10.91.0.0/24"},
+    {"cidr": "10.91.1.0/24", "gateway_ip": None, "enable_dhcp": False, "name": "s", "description": "d"},
+    {"cidr": "10.91.2.0/24", "gateway_ip": "10.91.2.254", "dns_nameservers": ["10.0.0.53", "10.0.0.54"],
+     "host_routes": [{"destination": "10.92.0.0/16", "nexthop": "10.91.2.9"}],
+     "allocation_pools": [{"start": "10.91.2.10", "end": "10.91.2.20"}, {"start": "10.91.2.30", "end": "10.91.2.40"}]},
+    {"cidr": "10.91.3.0/24", "gateway_ip": "10.91.3.100",
+     "dns_publish_fixed_ip": True},
+    {"cidr": "2001:db8:91::/64", "ip_version": 6, "ipv6_ra_mode": "slaac", "ipv6_address_mode": "slaac"},
+    {"cidr": "10.91.4.0/31", "enable_dhcp": False},
+], ids=["plain", "no-gateway-no-dhcp", "pools-dns-routes", "gateway-in-the-middle", "slaac", "slash-31"])
+def test_the_create_answer_is_what_show_shows(core_api: Api, project: str, attrs: dict) -> None:
+    """A create renders the subnet from the row it inserted (no read-back):
+    the same attributes and values as a later show."""
+    me = core_api.member(project)
+    net = me.network()
+    r = me.post("/v2.0/subnets", json={"subnet": {"network_id": net["id"], "ip_version": 4, **attrs}})
+    assert r.status_code == 201, r.text
+    made = r.json()["subnet"]
+    assert made == me.show("subnets", made["id"])
