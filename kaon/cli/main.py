@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from kaon.cli import doctor as doctor_cli
 from kaon.cli import lab as lab_cli
 from kaon.config import ConfigError, load_config
 
@@ -30,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     md.add_argument("--config-file", action="append", default=[], help="Neutron-style ini file (repeatable)")
 
     lab_cli.add_parser(sub)
+    doctor_cli.add_parser(sub)
 
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade"])
@@ -50,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
             from kaon.metadata.server import run_metadata
 
             return run_metadata(load_config(args.config_file))
+        if args.command == "doctor":
+            return doctor_cli.run(args)
         if args.command == "lab":
             return lab_cli.run(args)
         if args.command == "up":
