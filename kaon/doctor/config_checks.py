@@ -170,12 +170,21 @@ def keystone(inp: Inputs) -> list[Finding]:
                               "domain": {"name": opts.get("project_domain_name", "Default")}}}}}
     url = _token_url(auth_url)
     subject = f"Keystone {auth_url}"
+    unreachable = ("fix [keystone_authtoken] auth_url (host and port of Keystone's public endpoint) or open that "
+                   "port from this host")
     try:
-        resp = httpx.post(url, json=body, timeout=TIMEOUT)
+        # The version document first: a wrong path can answer anything to a
+        # token request (another service's 401, a proxy's 404) but never this.
+        probe = httpx.get(auth_url, timeout=TIMEOUT, headers={"Accept": "application/json"})
+        resp = None if not _is_version_document(probe) else httpx.post(url, json=body, timeout=TIMEOUT)
     except httpx.HTTPError as exc:
         return [Finding("keystone", ERROR, subject, f"unreachable: {_first_line(exc) or type(exc).__name__}",
-                        "fix [keystone_authtoken] auth_url (host and port of Keystone's public endpoint) or "
-                        "open that port from this host")]
+                        unreachable)]
+    if resp is None:
+        return [Finding("keystone", ERROR, subject, f"GET {auth_url} answers {probe.status_code} without Keystone's "
+                        "version document: not Keystone's v3 API at that path",
+                        "fix the path of [keystone_authtoken] auth_url (usually http://HOST:5000/v3 or "
+                        "http://HOST/identity/v3)")]
     if resp.status_code == 201:
         return []
     if resp.status_code == 401:
@@ -183,11 +192,17 @@ def keystone(inp: Inputs) -> list[Finding]:
                         f"{opts.get('project_name', 'service')!r}",
                         "fix username/password/project_name/*_domain_name in [keystone_authtoken], or "
                         f"openstack role add --user {user} --project {opts.get('project_name', 'service')} admin")]
-    if resp.status_code == 404:
-        return [Finding("keystone", ERROR, subject, f"POST {url} answers 404: not Keystone's v3 API at that path",
-                        "fix the path of [keystone_authtoken] auth_url (usually http://HOST:5000/v3 or "
-                        "http://HOST/identity/v3)")]
-    if resp.status_code >= 500 and resp.status_code != 501:
+    if resp.status_code >= 500:
         raise CannotCheck(f"Keystone at {url} answered {resp.status_code}")
     return [Finding("keystone", ERROR, subject, f"POST {url} answers {resp.status_code}",
                     "check [keystone_authtoken] auth_url and the credentials")]
+
+
+def _is_version_document(resp: httpx.Response) -> bool:
+    if resp.status_code not in (200, 300):
+        return False
+    try:
+        body = resp.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and ("version" in body or "versions" in body)
