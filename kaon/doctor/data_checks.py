@@ -64,10 +64,13 @@ def renamed_host(inp: Inputs) -> list[Finding]:
     out = []
     for old in dead:
         newcomers = [a for a in facts if a.agent_type == old.agent_type and a.alive and a.host != old.host
-                     and a.created_at >= old.heartbeat and not bound.get(a.host)]
+                     and a.created_at >= old.heartbeat]
         if not bound.get(old.host) or not newcomers:
             continue
-        new = newcomers[0]
+        # The likeliest new name first: the same short name (compute1 -> compute1.example.org),
+        # then the first agent to appear after the old one fell silent.
+        short = old.host.split(".")[0]
+        new = min(newcomers, key=lambda a: (a.host.split(".")[0] != short, a.created_at))
         ids = bound[old.host]
         out.append(Finding(
             "renamed_host", ERROR, f"host {old.host}",
