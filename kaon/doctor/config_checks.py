@@ -75,6 +75,9 @@ def database(inp: Inputs) -> list[Finding]:
     subject = f"database {_db_where(url)}" if backend != "sqlite" else f"database {url.database}"
     if backend == "sqlite":
         path = url.database or ""
+        if ("database", "connection") not in inp.cfg.origins and not os.path.exists(path):
+            # kaon's default database, never made: these are an agent host's files.
+            raise NotApplicable("no [database] connection in these files (an agent host's configuration)")
         if path and path != ":memory:" and not os.path.exists(path):
             return [Finding("database", ERROR, subject, "the file does not exist",
                             "fix state_path / [database] connection, or create it with kaon db upgrade")]

@@ -75,6 +75,14 @@ def _one(check: Check, inp: Inputs, report: Report) -> None:
         report.passed.append(check.name)
 
 
+def _skip_data(check: Check, report: Report) -> None:
+    """No usable database: not applicable if there is none to check here, else not checked."""
+    if any(s.check == "database" for s in report.not_applicable):
+        report.not_applicable.append(Skipped(check.name, "no database in these files"))
+    else:
+        report.not_checked.append(Skipped(check.name, "the database is not usable (see the database check)"))
+
+
 def run(cfg: object, *, engine: Engine | None = None, kinds: Iterable[str] = (CONFIG, DATA, HOST),
         only: Iterable[str] = (), now: dt.datetime | None = None, progress: Progress | None = None) -> Report:
     """Run the checks of ``kinds`` (``only``: just these names) and collect a report.
@@ -96,9 +104,8 @@ def run(cfg: object, *, engine: Engine | None = None, kinds: Iterable[str] = (CO
             continue
         t0 = time.monotonic()
         if check.needs == DATA:
-            if any(f.check == "database" for f in report.findings) or "database" in {
-                    s.check for s in report.not_checked}:
-                report.not_checked.append(Skipped(check.name, "the database is not usable (see the database check)"))
+            if engine is None and "database" not in report.passed:
+                _skip_data(check, report)
                 continue
             if engine is None:
                 engine = made = make_engine(cfg.database.connection)  # type: ignore[attr-defined]

@@ -124,3 +124,11 @@ def test_keystone_credentials_path_and_reachability(identity: dict[str, str]) ->
     assert len(found) == 1 and found[0].startswith(f"Keystone {down}: unreachable: ")
     assert found[0].endswith("— fix [keystone_authtoken] auth_url (host and port of Keystone's public endpoint) "
                              "or open that port from this host")
+
+
+def test_an_agent_hosts_files_have_no_database_to_check(tmp_path: Path) -> None:
+    out = registry.run(load_config([], {"DEFAULT": {"state_path": str(tmp_path)}}),
+                       kinds=[registry.CONFIG, registry.DATA])
+    assert (out.findings, out.not_checked, out.exit_code) == ([], [], 0)
+    assert {"database", "binding_failed", "router_gateway"} <= {s.check for s in out.not_applicable}
+    assert not (tmp_path / "kaon.sqlite").exists()
