@@ -15,6 +15,7 @@ import netaddr  # type: ignore[import-untyped]
 from kaon.compiler import generations
 from kaon.compiler.dhcp_section import dhcp_options
 from kaon.core import diagnostics as dx
+from kaon.core.scheduling import dhcp_device_id
 from kaon.doctor.finding import ERROR, WARNING, Finding
 from kaon.doctor.inputs import Inputs, NotApplicable
 
@@ -167,23 +168,25 @@ def dhcp_port_claims(inp: Inputs) -> list[Finding]:
     or a second DHCP port of one network on one host."""
     conn = inp.db()
     serving = dx.dhcp_serving(conn)
-    seen: dict[tuple[str, str], str] = {}
-    out = []
+    groups: dict[tuple[str, str], list[dx.PortFact]] = defaultdict(list)
     for p in dx.dhcp_ports(conn):
-        key = (p.network_id, p.host)
-        if key in seen:
-            out.append(Finding("dhcp_port_claims", ERROR, f"DHCP {_port(p)}",
-                               f"network {p.network_id} has two DHCP ports on host {p.host} ({seen[key]} and {p.id})",
-                               f"openstack port delete {p.id}", host=p.host or None))
-            continue
-        seen[key] = p.id
-        if key not in serving:
-            out.append(Finding("dhcp_port_claims", ERROR, f"DHCP {_port(p)}",
-                               f"claims network {p.network_id} for host {p.host or '(none)'}, whose DHCP agent "
+        groups[(p.network_id, p.host)].append(p)
+    out = []
+    for (network_id, host), group in groups.items():
+        # The agent's own port (Neutron's device_id formula) is the one to keep.
+        group.sort(key=lambda p: (p.device_id != dhcp_device_id(network_id, host), p.id))
+        keep = group[0]
+        for extra in group[1:]:
+            out.append(Finding("dhcp_port_claims", ERROR, f"DHCP {_port(extra)}",
+                               f"network {network_id} has two DHCP ports on host {host} ({keep.id} and {extra.id})",
+                               f"openstack port delete {extra.id}", host=host or None))
+        if (network_id, host) not in serving:
+            out.append(Finding("dhcp_port_claims", ERROR, f"DHCP {_port(keep)}",
+                               f"claims network {network_id} for host {host or '(none)'}, whose DHCP agent "
                                "does not serve it (two DHCP servers, or none, answer)",
-                               f"openstack port delete {p.id} (kaon makes the port of the agent that serves the "
+                               f"openstack port delete {keep.id} (kaon makes the port of the agent that serves the "
                                "network); openstack network agent list --network NETWORK shows which",
-                               host=p.host or None))
+                               host=host or None))
     return out
 
 

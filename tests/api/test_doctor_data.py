@@ -127,6 +127,18 @@ def test_metadata_has_no_path_on_a_network_without_a_router(api: Api) -> None:
     assert lines(api, "isolated_metadata") == []
 
 
+def test_isolated_metadata_on_makes_the_metadata_check_not_applicable(tmp_path: Path) -> None:
+    conf = {**AGENT_CONF, "DEFAULT": {"enable_isolated_metadata": "true"}}
+    api = build_api(f"sqlite:///{tmp_path / 'k.sqlite'}", tmp_path, conf)
+    try:
+        net, _ = api.admin().net_with_subnet("10.0.0.0/24")
+        vm(api, net["id"], "h1")
+        out = doctor(api, "isolated_metadata")
+        assert out.findings == [] and [s.check for s in out.not_applicable] == ["isolated_metadata"]
+    finally:
+        api.close()
+
+
 def _dhcp_port(api: Api, net_id: str) -> dict[str, Any]:
     found = api.admin().list("ports", {"network_id": net_id, "device_owner": "network:dhcp"})
     assert len(found) == 1, found
@@ -156,6 +168,17 @@ def test_a_dhcp_port_claimed_by_a_host_that_does_not_serve_the_network(api: Api)
         f"net0: DHCP port {stale['id']}: claims network {net['id']} for host net0, whose DHCP agent does not serve "
         f"it (two DHCP servers, or none, answer) — openstack port delete {stale['id']} (kaon makes the port of the "
         "agent that serves the network); openstack network agent list --network NETWORK shows which"]
+
+
+def test_two_dhcp_ports_of_one_network_on_one_host(api: Api) -> None:
+    report(api, "dhcp", "net1")
+    net, _ = api.admin().net_with_subnet("10.0.0.0/24")
+    first = _dhcp_port(api, net["id"])
+    second = api.admin().port(net["id"], device_owner="network:dhcp", device_id=f"dhcpdup-{net['id']}",
+                              **{"binding:host_id": "net1"})
+    assert lines(api, "dhcp_port_claims") == [
+        f"net1: DHCP port {second['id']}: network {net['id']} has two DHCP ports on host net1 "
+        f"({first['id']} and {second['id']}) — openstack port delete {second['id']}"]
 
 
 def test_a_router_gateway_without_an_address(api: Api) -> None:

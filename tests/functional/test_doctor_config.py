@@ -86,6 +86,16 @@ def test_rabbitmq_wrong_credentials_and_unreachable(rabbitmq: Any) -> None:
         f"RabbitMQ on 127.0.0.1:{port} or fix the host/port in transport_url (and open tcp/{port} from this host)"]
 
 
+def test_rabbitmq_virtual_host_not_allowed(rabbitmq: Any) -> None:
+    good = make_url(rabbitmq.url.replace("rabbit://", "postgresql://", 1))
+    hostport = f"{good.host}:{good.port}"
+    found = doctor("rabbitmq", DEFAULT={"transport_url": f"rabbit://guest:guest@{hostport}/nova"})
+    assert len(found) == 1 and found[0].startswith(f"RabbitMQ {hostport}: user 'guest' may not use virtual host "
+                                                   "'nova': ")
+    assert found[0].endswith("— rabbitmqctl set_permissions -p nova guest '.*' '.*' '.*', or fix the vhost in "
+                             "transport_url")
+
+
 def test_rabbitmq_not_applicable_without_a_rabbit_url() -> None:
     out = registry.run(load_config([], {}), kinds=[registry.CONFIG], only=["rabbitmq"])
     assert (out.findings, out.not_checked, [s.check for s in out.not_applicable]) == ([], [], ["rabbitmq"])
