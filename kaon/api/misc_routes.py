@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from kaon.api import service_providers
+from kaon.api import doctor_routes, service_providers
 from kaon.api.controller import Collection
 from kaon.api.ip_availability import IpAvailabilityRoutes
 from kaon.api.quotas import QuotaRoutes
@@ -38,4 +38,5 @@ def routes(services: Any, cols: dict[str, Collection]) -> list[Route]:
     out.extend(QuotaRoutes(services.engine, services.cfg).routes())
     out.extend(IpAvailabilityRoutes(services.engine).routes())
     out.extend(service_providers.routes())
+    out.extend(doctor_routes.routes(services))
     return out

@@ -7,6 +7,7 @@ import argparse
 import logging
 import sys
 
+from kaon.cli import doctor as doctor_cli
 from kaon.cli import lab as lab_cli
 from kaon.config import Config, ConfigError, load_config
 
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     md.add_argument("--config-file", action="append", default=[], help="Neutron-style ini file (repeatable)")
 
     lab_cli.add_parser(sub)
+    doctor_cli.add_parser(sub)
 
     conf = sub.add_parser("config", help="configuration files")
     csub = conf.add_subparsers(dest="config_command", required=True)
@@ -71,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             from kaon.metadata.server import run_metadata
 
             return run_metadata(_load(args.config_file, "metadata"))
+        if args.command == "doctor":
+            return doctor_cli.run(args)
         if args.command == "lab":
             return lab_cli.run(args)
         if args.command == "up":

@@ -1,0 +1,134 @@
+"""Checks of this host, from an agent's configuration (``kaon doctor
+--config-file linuxbridge_agent.ini`` on the host).
+
+They look where the agent would: in ``[agent] namespace`` when set (kaon's
+lab hosts), else in this host's own namespace. Each says "not applicable"
+when the agent's configuration does not use what it checks.
+"""
+
+from __future__ import annotations
+
+import os
+
+from kaon.config import parse_bool, parse_mapping
+from kaon.doctor.finding import ERROR, Finding
+from kaon.doctor.inputs import CannotCheck, Inputs, NotApplicable
+
+NF_SYSCTLS = ("net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables")
+NOOP_FIREWALLS = ("", "noop", "neutron.agent.firewall.NoopFirewallDriver")
+DEFAULT_OVSDB = "unix:/var/run/openvswitch/db.sock"
+
+
+def _host(inp: Inputs) -> str:
+    return (inp.cfg.get("agent", "host") or "").strip() or inp.cfg.default.host
+
+
+def _namespace(inp: Inputs) -> str | None:
+    return (inp.cfg.get("agent", "namespace") or "").strip() or None
+
+
+# ------------------------------------------------------------------ (e)
+
+def local_ip(inp: Inputs) -> list[Finding]:
+    """``[vxlan] local_ip`` is an address of this host (the agent's own start-up check)."""
+    value = (inp.cfg.get("vxlan", "local_ip") or "").strip()
+    if not inp.cfg.get_typed("vxlan", "enable_vxlan", parse_bool, True) or not value:
+        raise NotApplicable("no [vxlan] local_ip (VXLAN off)")
+    try:
+        # Written by the `firsthour` work (kaon config check); shared so the
+        # agent's refusal to start and the doctor say the same thing.
+        from kaon.config_check import local_ip_problem  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        raise CannotCheck("kaon.config_check (local_ip validation) is not in this build") from None
+    problem = local_ip_problem(value, namespace=_namespace(inp))
+    if not problem:
+        return []
+    return [Finding("local_ip", ERROR, "[vxlan] local_ip", problem,
+                    "set local_ip to this host's address on the overlay network (ip -br addr shows them)",
+                    host=_host(inp))]
+
+
+# ------------------------------------------------------------------ (i)
+
+def _read_sysctls() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for key in NF_SYSCTLS:
+        try:
+            with open("/proc/sys/" + key.replace(".", "/")) as fh:
+                out[key] = fh.read().strip()
+        except FileNotFoundError:
+            out[key] = None
+    return out
+
+
+def br_netfilter(inp: Inputs) -> list[Finding]:
+    """Bridged traffic reaches netfilter where security groups need it."""
+    driver = (inp.cfg.get("securitygroup", "firewall_driver") or "").strip()
+    if driver in NOOP_FIREWALLS or not inp.cfg.get_typed("securitygroup", "enable_security_group", parse_bool, True):
+        raise NotApplicable("no security group firewall ([securitygroup] firewall_driver unset or noop)")
+    from kaon.dataplane import netns
+
+    ns = _namespace(inp)
+    try:
+        values = netns.run_in(ns, _read_sysctls)
+    except OSError as exc:
+        raise CannotCheck(f"cannot read the sysctls{f' in namespace {ns}' if ns else ''}: {exc}") from exc
+    where = f" (namespace {ns})" if ns else ""
+    if all(v is None for v in values.values()):
+        return [Finding("br_netfilter", ERROR, "br_netfilter", f"is not loaded: no /proc/sys/net/bridge{where}; "
+                        "security groups' stateful rules never see bridged traffic",
+                        "modprobe br_netfilter, and list it in /etc/modules-load.d/ so it loads at boot",
+                        host=_host(inp))]
+    off = [k for k, v in values.items() if v is not None and v != "1"]
+    return [Finding("br_netfilter", ERROR, key, f"= {values[key]}{where}: bridged packets skip the security "
+                    "group rules", f"sysctl -w {key}=1 and persist it in /etc/sysctl.d/ (the agent sets it when it "
+                    "runs as root; 0 again means something else resets it)", host=_host(inp)) for key in off]
+
+
+# ------------------------------------------------------------------ (j)
+
+def _rundir(remote: str) -> str | None:
+    return os.path.dirname(remote[len("unix:"):]) if remote.startswith("unix:") else None
+
+
+def ovs_bridges(inp: Inputs) -> list[Finding]:
+    """Bridges named in ``[ovs] bridge_mappings`` exist, and none is in
+    ``fail_mode = secure`` with no flows (which drops every packet)."""
+    raw = (inp.cfg.get("ovs", "bridge_mappings") or "").strip()
+    if not raw:
+        raise NotApplicable("no [ovs] bridge_mappings (no OVS agent configured here)")
+    try:
+        wanted = sorted(set(parse_mapping(raw).values()))
+    except ValueError as exc:
+        return [Finding("ovs_bridges", ERROR, "[ovs] bridge_mappings", str(exc), "write it as physnet:bridge,…",
+                        host=_host(inp))]
+    from kaon.dataplane.openflow import OpenFlow, OpenFlowError
+    from kaon.dataplane.ovsdb import Ovsdb, OvsdbUnreachable
+
+    remote = (inp.cfg.get("ovs", "ovsdb_connection") or "").strip() or DEFAULT_OVSDB
+    try:
+        with Ovsdb(remote, connect_timeout=2.0, timeout=5.0) as db:
+            bridges = db.bridges()
+    except OvsdbUnreachable as exc:
+        raise CannotCheck(str(exc)) from exc
+    rundir = _rundir(remote)
+    flows = OpenFlow(target=(lambda br: f"unix:{rundir}/{br}.mgmt") if rundir else None)
+    out = []
+    for name in wanted:
+        br = bridges.get(name)
+        if br is None:
+            out.append(Finding("ovs_bridges", ERROR, f"OVS bridge {name}", "is named in [ovs] bridge_mappings but "
+                               "does not exist", f"ovs-vsctl add-br {name} and add the physical interface to it",
+                               host=_host(inp)))
+            continue
+        if br["fail_mode"] != "secure":
+            continue
+        try:
+            count = len(flows.dump(name))
+        except OpenFlowError as exc:
+            raise CannotCheck(f"cannot dump the flows of {name}: {exc}") from exc
+        if count == 0:
+            out.append(Finding("ovs_bridges", ERROR, f"OVS bridge {name}", "fail_mode = secure and no flows: it "
+                               "drops every packet", f"start the OVS agent on this host, or ovs-vsctl del-fail-mode "
+                               f"{name} while it is down", host=_host(inp)))
+    return out
