@@ -26,13 +26,13 @@ from starlette.routing import Route
 
 from kaon import errors
 from kaon.api import extensions, listing
-from kaon.api.context import Context
 from kaon.api.controller import Collection, context_of, read_body, shape
 from kaon.api.responses import json_response
 from kaon.core import availability_zones
+from kaon.core.context import Context
 from kaon.db.engine import read_txn, write_txn
+from kaon.errors import HTTPBadRequest
 from kaon.model.agent import AGENT, AVAILABILITY_ZONE
-from kaon.model.attrs import HTTPBadRequest
 
 extensions.add("agent", "agent", "The agent management extension.")
 extensions.add("binding", "Port Binding", "Expose port bindings of a virtual port to external application")

@@ -23,12 +23,14 @@ from starlette.responses import Response
 
 from kaon import errors
 from kaon.api import listing, offload
-from kaon.api.context import Context
+from kaon.api.if_match import check_revision
+from kaon.api.listing import links
 from kaon.api.responses import json_response
-from kaon.core.query import check_revision, links
+from kaon.core.context import Context
 from kaon.db.engine import read_txn, write_txn
+from kaon.errors import HTTPBadRequest
 from kaon.model import attrs
-from kaon.model.attrs import HTTPBadRequest, Resource
+from kaon.model.attrs import Resource
 
 MalformedRequestBody = errors.define(
     "MalformedRequestBody", errors.BadRequest, "Malformed request body: {reason}."

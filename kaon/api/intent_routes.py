@@ -23,7 +23,7 @@ from kaon.api.responses import json_response
 from kaon.compiler import generations
 from kaon.compiler.service import Compiler
 from kaon.db.engine import read_txn
-from kaon.model.attrs import HTTPBadRequest
+from kaon.errors import HTTPBadRequest
 
 MAX_WAIT = 300.0
 

@@ -19,9 +19,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from kaon.api import extensions, offload
-from kaon.api.context import Context
 from kaon.api.controller import context_of, read_body, shape
 from kaon.api.responses import json_response
+from kaon.core.context import Context
 from kaon.core.router_interfaces import RouterInterfaces
 from kaon.core.routers import Routers
 from kaon.db.engine import write_txn

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,9 +15,8 @@ from kaon import errors
 from kaon.api.controller import context_of, read_body
 from kaon.api.responses import json_response
 from kaon.core import quotas
-from kaon.db.core_tables import quotas as quota_table
 from kaon.db.engine import read_txn, write_txn
-from kaon.model.attrs import HTTPBadRequest
+from kaon.errors import HTTPBadRequest
 
 DB_INTEGER_MAX = 2**31 - 1
 
@@ -58,9 +57,8 @@ class QuotaRoutes:
 
         def run() -> list[dict[str, Any]]:
             with read_txn(self.engine) as conn:
-                projects = sorted(set(conn.execute(select(quota_table.c.project_id)).scalars()))
                 out = []
-                for p in projects:
+                for p in quotas.projects_with_limits(conn):
                     item: dict[str, Any] = dict(quotas.limits(conn, self.cfg, p))
                     item.update(project_id=p, tenant_id=p)
                     out.append(item)
@@ -82,7 +80,7 @@ class QuotaRoutes:
         if request.method == "DELETE":
             def reset() -> None:
                 with write_txn(self.engine) as conn:
-                    conn.execute(delete(quota_table).where(quota_table.c.project_id == project))
+                    quotas.reset(conn, project)
 
             await run_in_threadpool(reset)
             return Response(status_code=204)
@@ -118,10 +116,7 @@ class QuotaRoutes:
                         if 0 <= value < used.get(res, 0):
                             raise HTTPBadRequest(msg=f"Quota limit {value} for {res} must be greater than or "
                                                      f"equal to already used {used[res]}")
-                for res, value in wanted.items():
-                    conn.execute(delete(quota_table).where(quota_table.c.project_id == project,
-                                                           quota_table.c.resource == res))
-                    conn.execute(insert(quota_table).values(project_id=project, resource=res, limit=value))
+                quotas.set_limits(conn, project, wanted)
                 return quotas.limits(conn, self.cfg, project)
 
         return json_response({"quota": await run_in_threadpool(put)})

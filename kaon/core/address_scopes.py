@@ -21,9 +21,9 @@ from typing import Any
 from sqlalchemy import Connection, Table, and_, delete, exists, insert, or_, select, update
 
 from kaon import errors
-from kaon.api.context import Context
-from kaon.api.listing import ListQuery
 from kaon.core import rbac, stdattrs
+from kaon.core.context import Context
+from kaon.core.list_query import ListQuery
 from kaon.core.query import fetch_page, where_filters
 from kaon.db.core_tables import subnets
 from kaon.db.pool_tables import address_scopes, addressscope_rbacs, subnetpools

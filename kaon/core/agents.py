@@ -37,9 +37,9 @@ from sqlalchemy import Connection, bindparam, delete, exists, func, insert, sele
 from sqlalchemy.exc import IntegrityError
 
 from kaon import errors
-from kaon.api.context import Context
-from kaon.api.listing import ListQuery
 from kaon.core import availability_zones
+from kaon.core.context import Context
+from kaon.core.list_query import ListQuery
 from kaon.core.query import fetch_page, where_filters
 from kaon.core.scheduling import DHCP_AGENT, L3_AGENT, AgentNotFound, Scheduler
 from kaon.core.stdattrs import new_id

@@ -38,8 +38,8 @@ from typing import Any
 import netaddr
 from sqlalchemy import Connection, delete, select, update
 
-from kaon.api.context import Context
 from kaon.core import ipam
+from kaon.core.context import Context
 from kaon.core.scheduling import DHCP_AGENT, RESERVED_DHCP_PORT, dhcp_device_id
 from kaon.core.subnets import is_auto_address
 from kaon.db.agent_tables import agents, network_dhcp_agent_bindings

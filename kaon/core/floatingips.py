@@ -27,9 +27,9 @@ import netaddr
 from sqlalchemy import Connection, bindparam, delete, select, update
 
 from kaon import errors
-from kaon.api.context import Context
-from kaon.api.listing import ListQuery
 from kaon.core import quotas, stdattrs
+from kaon.core.context import Context
+from kaon.core.list_query import ListQuery
 from kaon.core.networks import Networks
 from kaon.core.ports import Ports
 from kaon.core.query import fetch_page, where_filters

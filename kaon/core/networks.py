@@ -9,14 +9,14 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, delete, exists, insert, or_, select, update
 
 from kaon import errors
-from kaon.api.context import Context
-from kaon.api.listing import ListQuery
 from kaon.core import address_scopes, availability_zones, quotas, stdattrs
+from kaon.core.context import Context
+from kaon.core.list_query import ListQuery
 from kaon.core.query import fetch_page, where_filters
 from kaon.db.core_tables import network_rbacs, networks, ports, subnets
 from kaon.db.ml2_tables import network_segments
+from kaon.errors import HTTPBadRequest
 from kaon.ml2.segments import provider_attributes
-from kaon.model.attrs import HTTPBadRequest
 
 AUTO_DELETE_OWNERS = ("network:dhcp", "network:distributed", "network:floatingip_agent_gateway")
 SHARED = "access_as_shared"

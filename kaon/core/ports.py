@@ -27,15 +27,15 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from kaon import errors
-from kaon.api.context import Context
-from kaon.api.listing import ListQuery
 from kaon.core import port_extras, port_ips, port_json, quotas, security_groups, stdattrs
+from kaon.core.context import Context
+from kaon.core.list_query import ListQuery
 from kaon.core.networks import Networks
 from kaon.core.query import fetch_page, where_filters
 from kaon.core.subnets import Subnets
 from kaon.db.core_tables import ip_allocations, networks, port_security_groups, ports, tags
 from kaon.db.fast_insert import FastInsert
-from kaon.model.attrs import HTTPBadRequest
+from kaon.errors import HTTPBadRequest
 from kaon.model.port import PORT
 
 PortBound = errors.define("PortBound", errors.InUse,

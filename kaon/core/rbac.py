@@ -32,9 +32,9 @@ from typing import Any
 from sqlalchemy import Connection, Table, delete, false, func, insert, select, true, update
 
 from kaon import errors
-from kaon.api.context import Context
-from kaon.api.listing import ListQuery
 from kaon.core import quotas, stdattrs
+from kaon.core.context import Context
+from kaon.core.list_query import ListQuery
 from kaon.core.query import where_filters
 from kaon.db.core_tables import network_rbacs, networks, port_security_groups, ports
 from kaon.db.sg_tables import security_groups, securitygroup_rbacs

@@ -19,8 +19,8 @@ import netaddr
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from kaon import errors
-from kaon.api.context import Context
 from kaon.core import stdattrs
+from kaon.core.context import Context
 from kaon.core.ports import Ports
 from kaon.core.routers import INTF_OWNER, Routers, bad_request, port_ips, service_port
 from kaon.core.subnets import Subnets

@@ -22,9 +22,9 @@ import netaddr
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from kaon import errors
-from kaon.api.context import Context
-from kaon.api.listing import ListQuery
 from kaon.core import availability_zones, quotas, stdattrs
+from kaon.core.context import Context
+from kaon.core.list_query import ListQuery
 from kaon.core.networks import EXTERNAL, Networks
 from kaon.core.ports import Ports
 from kaon.core.query import fetch_page, where_filters

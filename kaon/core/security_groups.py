@@ -29,9 +29,9 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, delete, exists, or_, select, update
 
 from kaon import errors
-from kaon.api.context import Context
-from kaon.api.listing import ListQuery
 from kaon.core import default_sg, quotas, stdattrs
+from kaon.core.context import Context
+from kaon.core.list_query import ListQuery
 from kaon.core.query import fetch_page, where_filters
 from kaon.core.sg_rules import render_rule, render_rules
 from kaon.db.core_tables import port_security_groups

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, bindparam, delete, or_, select, update
 
 from kaon import errors
-from kaon.api.context import Context
-from kaon.api.listing import ListQuery
 from kaon.core import default_sg, quotas, stdattrs
+from kaon.core.context import Context
+from kaon.core.list_query import ListQuery
 from kaon.core.query import fetch_page, where_filters
 from kaon.db.fast_insert import FastInsert
 from kaon.db.sg_tables import default_security_groups, security_group_rules, security_groups

@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, select
 
-from kaon.api.context import Context
+from kaon.core.context import Context
 from kaon.db.core_tables import tags
-from kaon.model.attrs import HTTPBadRequest
+from kaon.errors import HTTPBadRequest
 
 
 def now() -> dt.datetime:

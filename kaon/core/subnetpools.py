@@ -36,17 +36,17 @@ import netaddr
 from sqlalchemy import Connection, delete, insert, or_, select, text, update
 
 from kaon import errors
-from kaon.api.context import Context
-from kaon.api.listing import ListQuery
 from kaon.core import quotas, rbac, stdattrs
 from kaon.core.address_scopes import AddressScopes, shared_filter, shared_ids
+from kaon.core.context import Context
+from kaon.core.list_query import ListQuery
 from kaon.core.query import fetch_page, where_filters
 from kaon.db.core_tables import subnets
 from kaon.db.pool_tables import address_scopes, addressscope_rbacs, subnetpool_rbacs, subnetpools
+from kaon.errors import HTTPBadRequest
 from kaon.model import rbac as rbac_model
 from kaon.model import subnetpool as m
 from kaon.model import validators as v
-from kaon.model.attrs import HTTPBadRequest
 from kaon.model.rbac import SHARED, WILDCARD
 
 Items = list[dict[str, Any]]  # (a service's own ``list`` method shadows the name for mypy)

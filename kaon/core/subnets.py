@@ -10,14 +10,14 @@ import netaddr
 from sqlalchemy import Connection, delete, insert, or_, select, update
 
 from kaon import errors
-from kaon.api.context import Context
-from kaon.api.listing import ListQuery
 from kaon.core import ipam, prefix_alloc, quotas, stdattrs
+from kaon.core.context import Context
+from kaon.core.list_query import ListQuery
 from kaon.core.networks import AUTO_DELETE_OWNERS, Networks
 from kaon.core.query import fetch_page, where_filters
 from kaon.db.core_tables import ip_allocations, network_rbacs, networks, ports, subnets
+from kaon.errors import HTTPBadRequest
 from kaon.model import validators as v
-from kaon.model.attrs import HTTPBadRequest
 
 DNSNameServersExhausted = errors.define(
     "DNSNameServersExhausted", errors.BadRequest,

@@ -15,9 +15,6 @@ from kaon.model import validators as v
 
 MISSING: Any = object()
 
-HTTPBadRequest = errors.define("HTTPBadRequest", errors.BadRequest, "{msg}")
-
-
 @dataclass(frozen=True)
 class Attr:
     name: str
@@ -54,7 +51,7 @@ class Resource:
 
 
 def _bad(msg: str) -> errors.KaonError:
-    return HTTPBadRequest(msg=msg)
+    return errors.HTTPBadRequest(msg=msg)
 
 
 def _convert(attr: Attr, value: Any) -> Any:

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from kaon.api.context import Context
 from kaon.api.listing import parse
 from kaon.core import port_json
+from kaon.core.context import Context
 from kaon.db.core_tables import ports as ports_table
 from kaon.db.engine import read_txn
 from kaon.model import attrs

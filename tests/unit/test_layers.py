@@ -1,0 +1,108 @@
+"""Layer rules, read from the imports of every module under kaon/.
+
+A rule ``(layer, forbidden)`` says no module of ``kaon/<layer>`` imports
+``kaon.<forbidden>`` (at any level: ``import kaon.db``, ``from kaon.db.x
+import y``, ``from kaon import db``, and imports inside functions). Rules in
+``PENDING`` are not true yet: their test is an xfail(strict=True), so it
+fails the day the code obeys them and nobody moved them to ``ENFORCED``.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+KAON = Path(__file__).resolve().parents[2] / "kaon"
+
+# (layer, forbidden package): the service layer knows no HTTP; the model
+# (resource definitions, validators) knows nothing of storage or services;
+# identity is served beside the API, not through it.
+ENFORCED: dict[tuple[str, str], str] = {
+    ("core", "api"): "the service layer knows no HTTP",
+    ("model", "api"): "resource definitions know no HTTP",
+    ("model", "db"): "resource definitions know no storage",
+    ("model", "core"): "resource definitions know no services",
+    ("identity", "api"): "identity does not reach into the network API",
+    ("agent", "db"): "the agent applies intents, it reads no database",
+    ("agent", "core"): "the agent calls no service",
+    ("dataplane", "core"): "the data plane drives the kernel, it calls no service",
+    ("dataplane", "db"): "the data plane reads no database",
+}
+
+# Switch these on (move them to ENFORCED) once the compiler is pure.
+PENDING: dict[tuple[str, str], str] = {
+    ("compiler", "db"): "the compiler projects a snapshot, it reads no SQL",
+    ("compiler", "core"): "the compiler calls no service",
+}
+
+
+def package_of(path: Path) -> str:
+    return ".".join(path.relative_to(KAON.parent).with_suffix("").parts[:-1])
+
+
+def imported_modules(path: Path, package: str) -> Iterator[tuple[int, str]]:
+    """Every module name an import statement in ``path`` names, with its line.
+    ``from kaon import db`` yields ``kaon.db``; relative imports are resolved
+    against the file's package."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parent = parts[: len(parts) - node.level + 1]
+                base = ".".join([*parent, base] if base else parent)
+            yield node.lineno, base
+            for alias in node.names:
+                yield node.lineno, f"{base}.{alias.name}"
+
+
+def violations(layer: str, forbidden: str) -> list[str]:
+    target = f"kaon.{forbidden}"
+    out = []
+    for path in sorted((KAON / layer).rglob("*.py")):
+        for line, name in imported_modules(path, package_of(path)):
+            if name == target or name.startswith(target + "."):
+                out.append(f"{path.relative_to(KAON.parent)}:{line} imports {name}")
+    return sorted(set(out))
+
+
+@pytest.mark.parametrize(("layer", "forbidden"), sorted(ENFORCED), ids=lambda x: str(x))
+def test_layer_rule(layer: str, forbidden: str) -> None:
+    found = violations(layer, forbidden)
+    assert not found, f"kaon.{layer} must not import kaon.{forbidden} ({ENFORCED[layer, forbidden]}):\n" + "\n".join(
+        found
+    )
+
+
+@pytest.mark.xfail(strict=True, reason="pending: switch the rule on in ENFORCED once it holds")
+@pytest.mark.parametrize(("layer", "forbidden"), sorted(PENDING), ids=lambda x: str(x))
+def test_pending_layer_rule(layer: str, forbidden: str) -> None:
+    assert not violations(layer, forbidden), PENDING[layer, forbidden]
+
+
+def test_rules_name_real_layers() -> None:
+    for layer, forbidden in [*ENFORCED, *PENDING]:
+        assert (KAON / layer).is_dir() and (KAON / forbidden).is_dir(), (layer, forbidden)
+    assert not set(ENFORCED) & set(PENDING)
+
+
+def test_the_scanner_sees_every_import_form(tmp_path: Path) -> None:
+    """The checker itself: each spelling of an import of kaon.db is caught."""
+    sample = tmp_path / "probe.py"
+    sample.write_text(
+        "import kaon.db.engine\n"
+        "from kaon.db import engine\n"
+        "from kaon import db\n"
+        "def f():\n    from ..db import core_tables\n"
+    )
+    names = [name for _, name in imported_modules(sample, "kaon.core")]
+    assert names.count("kaon.db.engine") == 2
+    assert "kaon.db" in names
+    assert "kaon.db.core_tables" in names
