@@ -21,6 +21,7 @@ from kaon.compiler.dhcp_section import DhcpSection, dhcp_options
 from kaon.compiler.firewall_section import FirewallSection
 from kaon.compiler.l3_section import RoutersSection
 from kaon.compiler.service import Compiler
+from kaon.core import policy
 from kaon.core.address_scopes import AddressScopes
 from kaon.core.agents import Agents, WriteHooks
 from kaon.core.default_sg import DefaultRules
@@ -128,6 +129,7 @@ class Services:
 
 def build_app(cfg: Any, engine: Engine, types: Any, identity_app: Any = None,
               auth: Any = None) -> Starlette:
+    policy.load(cfg)  # the rule table every check consults: defaults and policy.yaml
     services = Services(cfg, engine, types)
     cols = services.collections()
     routes: list[Any] = [Route("/", versions), *misc_routes.root_routes(cols)]

@@ -17,11 +17,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from kaon import errors
 from kaon.api.controller import context_of
 from kaon.api.responses import json_response
 from kaon.compiler import generations
 from kaon.compiler.service import Compiler
+from kaon.core import policy
 from kaon.db.engine import read_txn
 from kaon.errors import HTTPBadRequest
 
@@ -41,8 +41,7 @@ def _render(states: list[generations.HostState]) -> list[dict[str, Any]]:
 def routes(compiler: Compiler) -> list[Route]:
     async def listing(request: Request) -> Response:
         ctx = context_of(request)
-        if not ctx.is_admin:
-            raise errors.PolicyNotAuthorized(action="get_host_intents")
+        policy.current().enforce(ctx, "get_host_intents", {})
         wait = request.query_params.get("wait")
         if wait is not None:
             try:

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from kaon import errors
 from kaon.api.controller import context_of
-from kaon.core import ip_availability
+from kaon.core import ip_availability, policy
 from kaon.db.engine import read_txn
 from kaon.errors import HTTPBadRequest
 
@@ -46,19 +46,20 @@ class IpAvailabilityRoutes:
                 filters.setdefault(key, []).append(value)
             elif key != "fields":
                 raise HTTPBadRequest(msg=f"{key} is invalid attribute for filtering")
-        if not ctx.is_admin:
-            # Neutron filters a list by get_network_ip_availability (admin
-            # only) item by item: a non-admin gets an empty list, not a 403.
-            return _big_json({"network_ip_availabilities": []})
-        items = await run_in_threadpool(self._collect, filters)
+        # Neutron filters a list by get_network_ip_availability (admin only
+        # by default) item by item: a non-admin gets an empty list, not a 403.
+        items = [i for i in await run_in_threadpool(self._collect, filters) if self._may_see(ctx, i)]
         return _big_json({"network_ip_availabilities": items})
+
+    @staticmethod
+    def _may_see(ctx: Any, item: dict[str, Any]) -> bool:
+        target = {"project_id": item["project_id"], "tenant_id": item["project_id"]}
+        return policy.current().allowed(ctx, "get_network_ip_availability", target)
 
     async def show(self, request: Request) -> Response:
         ctx = context_of(request)
         net_id = request.path_params["id"]
-        if not ctx.is_admin:
-            raise errors.NetworkNotFound(net_id=net_id)
         items = await run_in_threadpool(self._collect, {"network_id": [net_id]})
-        if not items:
+        if not items or not self._may_see(ctx, items[0]):
             raise errors.NetworkNotFound(net_id=net_id)
         return _big_json({"network_ip_availability": items[0]})

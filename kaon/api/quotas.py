@@ -14,7 +14,7 @@ from starlette.routing import Route
 from kaon import errors
 from kaon.api.controller import context_of, read_body
 from kaon.api.responses import json_response
-from kaon.core import quotas
+from kaon.core import policy, quotas
 from kaon.db.engine import read_txn, write_txn
 from kaon.errors import HTTPBadRequest
 
@@ -38,13 +38,12 @@ class QuotaRoutes:
 
     @staticmethod
     def _may_read(ctx: Any, project: str) -> None:
-        if not ctx.is_admin and ctx.project_id != project:
-            raise errors.PolicyNotAuthorized(action="get_quota")
+        policy.enforce_owned(ctx, "get_quota", project)
 
     @staticmethod
-    def _admin(ctx: Any, action: str = "get_quota") -> None:
-        if not ctx.is_admin:
-            raise errors.PolicyNotAuthorized(action=action)
+    def _admin(ctx: Any, action: str = "get_quota", project: str | None = None) -> None:
+        """Every project's quotas (no project: the list) or a change of one."""
+        policy.current().enforce(ctx, action, {} if project is None else {"project_id": project, "tenant_id": project})
 
     async def whoami(self, request: Request) -> Response:
         """``GET /v2.0/quotas/project`` (and the older ``tenant``): the caller's project."""
@@ -76,7 +75,7 @@ class QuotaRoutes:
                     return quotas.limits(conn, self.cfg, project)
 
             return json_response({"quota": await run_in_threadpool(show)})
-        self._admin(ctx, "delete_quota" if request.method == "DELETE" else "update_quota")
+        self._admin(ctx, "delete_quota" if request.method == "DELETE" else "update_quota", project)
         if request.method == "DELETE":
             def reset() -> None:
                 with write_txn(self.engine) as conn:

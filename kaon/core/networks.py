@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, delete, exists, insert, or_, select, update
 
 from kaon import errors
-from kaon.core import address_scopes, availability_zones, quotas, stdattrs
+from kaon.core import address_scopes, availability_zones, policy, quotas, stdattrs
 from kaon.core.context import Context
 from kaon.core.list_query import ListQuery
 from kaon.core.query import fetch_page, where_filters
@@ -213,8 +213,7 @@ class Networks:
 
     def writable_row(self, ctx: Context, conn: Connection, net_id: str, action: str) -> Any:
         row = self.fetch_row(ctx, conn, net_id)
-        if not ctx.is_admin and row.project_id != ctx.project_id:
-            raise errors.PolicyNotAuthorized(action=f"{action}_network")
+        policy.enforce_owned(ctx, f"{action}_network", row.project_id)
         return row
 
     def update(self, ctx: Context, conn: Connection, net_id: str, changes: dict[str, Any],

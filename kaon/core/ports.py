@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from kaon import errors
-from kaon.core import port_extras, port_ips, port_json, quotas, security_groups, stdattrs
+from kaon.core import policy, port_extras, port_ips, port_json, quotas, security_groups, stdattrs
 from kaon.core.context import Context
 from kaon.core.list_query import ListQuery
 from kaon.core.networks import Networks
@@ -139,7 +139,7 @@ class Ports:
             children = conn.execute(_children_joined(clauses)).all()
         else:
             children = _children_of_ids(conn, [r[0] for r in rows])
-        hidden = [a.name for a in PORT.attrs if a.admin_read] if not ctx.is_admin else []
+        hidden = sorted(policy.current().hidden(ctx, PORT))
         return _render_tuples(rows, children, hidden), more
 
     json_keys = staticmethod(port_json.keys_for)
@@ -244,7 +244,6 @@ class Ports:
             if found is None:
                 found = memo["nets"][values["network_id"]] = self._network_for_create(ctx, conn, values["network_id"])
             net, net_owner = found
-        self._check_privileged(ctx, net_owner, values, "create")
         project = stdattrs.owner_project(ctx, values)
         if memo is None:
             quotas.check(conn, self.cfg, project, "port", 1)
@@ -288,23 +287,6 @@ class Ports:
             network_rbacs.c.object_id == net_id, network_rbacs.c.action == "access_as_shared",
             network_rbacs.c.target_project.in_(("*", ctx.project_id)))).first() is not None
 
-    @staticmethod
-    def _check_privileged(ctx: Context, net_owner: bool, values: dict[str, Any], action: str) -> None:
-        if net_owner or ctx.is_service:
-            return
-        if "mac_address" in values:
-            raise errors.PolicyNotAuthorized(action=f"rule:{action}_port:mac_address")
-        if str(values.get("device_owner", "")).startswith("network:"):
-            raise errors.PolicyNotAuthorized(action=f"rule:{action}_port:device_owner")
-        for fip in values.get("fixed_ips") or []:
-            if isinstance(fip, dict) and "ip_address" in fip:
-                raise errors.PolicyNotAuthorized(action=f"rule:{action}_port:fixed_ips:ip_address")
-        # Neutron: {create,update}_port:{allowed_address_pairs,port_security_enabled}
-        # and update_port:fixed_ips are admin / service / network owner.
-        for key in ("allowed_address_pairs", "port_security_enabled", *(("fixed_ips",) if action == "update" else ())):
-            if key in values:
-                raise errors.PolicyNotAuthorized(action=f"rule:{action}_port:{key}")
-
     def _insert_with_mac(self, conn: Connection, row: dict[str, Any], mac: str | None) -> str:
         if mac is not None:
             self._insert(conn, {**row, "mac_address": mac})
@@ -338,24 +320,35 @@ class Ports:
         return ":".join(f"{p:02x}" for p in parts)
 
     # -- update / delete -----------------------------------------------
-    def writable_row(self, ctx: Context, conn: Connection, port_id: str, action: str) -> tuple[Any, bool]:
+    def policy_target(self, ctx: Context, conn: Connection, values: dict[str, Any] | None,
+                      port_id: str | None) -> dict[str, Any]:
+        """What the port rules look at besides the port: its network's owner
+        (``rule:network_owner``) and whether the network is shared with the
+        caller (``rule:shared``). A network or port the caller cannot see: 404."""
+        if port_id is None:
+            assert values is not None
+            net, net_owner = self._network_for_create(ctx, conn, values["network_id"])
+            project = stdattrs.named_project(ctx, values)
+        else:
+            row = self.fetch_row(ctx, conn, port_id)
+            net = conn.execute(select(networks.c.id, networks.c.project_id)
+                               .where(networks.c.id == row.network_id)).one()
+            net_owner, project = ctx.is_admin or net.project_id == ctx.project_id, row.project_id
+        return {"project_id": project, "tenant_id": project, "network:tenant_id": net.project_id,
+                "networks:shared": net_owner or self._shared(conn, net.id, ctx)}
+
+    def writable_row(self, ctx: Context, conn: Connection, port_id: str, action: str) -> Any:
+        """The port, after ``<action>_port`` (update: the port's project;
+        delete: also the network's owner)."""
         row = self.fetch_row(ctx, conn, port_id)
-        net_owner = ctx.is_admin or conn.execute(
-            select(networks.c.project_id).where(networks.c.id == row.network_id)).scalar() == ctx.project_id
-        if not net_owner and row.project_id != ctx.project_id:
-            raise errors.PolicyNotAuthorized(action=f"{action}_port")
-        return row, net_owner
+        policy.current().enforce(ctx, f"{action}_port", self.policy_target(ctx, conn, None, port_id))
+        return row
 
     def update(self, ctx: Context, conn: Connection, port_id: str, changes: dict[str, Any],
                check: Any = None) -> None:
-        row, net_owner = self.writable_row(ctx, conn, port_id, "update")
-        if not (ctx.is_admin or ctx.is_service) and row.project_id != ctx.project_id:
-            # update_port is the port's project (the network owner may see
-            # and delete another project's port on its network, not change it)
-            raise errors.PolicyNotAuthorized(action="update_port")
+        row = self.writable_row(ctx, conn, port_id, "update")
         if check is not None:
             check(row.revision_number)
-        self._check_privileged(ctx, net_owner, changes, "update")
         out = {k: changes[k] for k in ("name", "description", "admin_state_up", "device_id", "device_owner",
                                       "dns_name") if k in changes}
         mac = row.mac_address
@@ -396,7 +389,7 @@ class Ports:
             updated(conn, port_id, set(changes))
 
     def delete(self, ctx: Context, conn: Connection, port_id: str, check: Any = None) -> None:
-        row, _ = self.writable_row(ctx, conn, port_id, "delete")
+        row = self.writable_row(ctx, conn, port_id, "delete")
         if check is not None:
             check(row.revision_number)
         if row.device_owner in ROUTER_OWNERS:

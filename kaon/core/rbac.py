@@ -197,8 +197,6 @@ class RbacPolicies:
         valid = m.ACTIONS[otype.name]
         if action not in valid:
             raise m.InvalidActionForType(action=action, object_type=otype.name, valid_actions=list(valid))
-        if target == m.WILDCARD and not ctx.is_admin:
-            raise errors.PolicyNotAuthorized(action="create_rbac_policy:target_tenant")
         project = stdattrs.owner_project(ctx, values)
         obj = self._object(ctx, conn, otype, values["object_id"])
         quotas.check(conn, self.cfg, project, "rbac_policy", 1)
@@ -221,8 +219,6 @@ class RbacPolicies:
                check: Any = None) -> None:
         otype, row = self._find(ctx, conn, policy_id)
         new = changes.get("target_tenant", row.target_project)
-        if new == m.WILDCARD and not ctx.is_admin:
-            raise errors.PolicyNotAuthorized(action="update_rbac_policy:target_tenant")
         if new == row.target_project:
             return
         self._check_not_in_use(conn, otype, row, also_granted=frozenset({new}))

@@ -92,7 +92,7 @@ class RouterInterfaces:
         return self._port(conn, port_id), [subnet]
 
     def _add_by_port(self, ctx: Context, conn: Connection, router: Any, port_id: str) -> tuple[Any, list[Any]]:
-        port, _ = self.ports.writable_row(ctx, conn, port_id, "update")
+        port = self.ports.writable_row(ctx, conn, port_id, "update")
         if port.device_id:
             raise PortInUse(port_id=port.id, net_id=port.network_id, device_id=port.device_id)
         ips = port_ips(conn, port.id)

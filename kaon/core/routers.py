@@ -22,7 +22,7 @@ import netaddr
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from kaon import errors
-from kaon.core import availability_zones, quotas, stdattrs
+from kaon.core import availability_zones, policy, quotas, stdattrs
 from kaon.core.context import Context
 from kaon.core.list_query import ListQuery
 from kaon.core.networks import EXTERNAL, Networks
@@ -59,12 +59,6 @@ def bad_request(msg: str) -> errors.KaonError:
     return errors.BadRequest(resource="router", msg=msg)
 
 
-def require_write(ctx: Context, action: str) -> None:
-    """Readers may look; changing anything needs member (or above)."""
-    if not ctx.can_write:
-        raise errors.PolicyNotAuthorized(action=action)
-
-
 def chunks(ids: list[str]) -> Iterator[list[str]]:
     # A short IN list per batch keeps SQLite under its variable limit.
     for start in range(0, len(ids), 900):
@@ -78,7 +72,7 @@ def is_external(conn: Connection, net_id: str) -> bool:
 def service_port(ports_service: Ports, conn: Connection, project: str, values: dict[str, Any]) -> str:
     """Create a port the L3 code owns (gateway, interface, floating IP) with
     the ports service's own validation, IPAM and MAC allocation."""
-    checked = attrs.check_post(PORT, {**values, "project_id": project, "name": ""}, True)
+    checked = attrs.check_post(PORT, {**values, "project_id": project, "name": ""})
     return ports_service.create(Context.admin(project), conn, checked)
 
 
@@ -148,7 +142,7 @@ class Routers:
     def writable_row(self, ctx: Context, conn: Connection, router_id: str, action: str) -> Any:
         row = self.fetch_row(ctx, conn, router_id, lock=True)
         # "update"/"delete" (also what TagRoutes passes) or a full action name.
-        require_write(ctx, action if "_" in action else f"{action}_router")
+        policy.enforce_owned(ctx, action if "_" in action else f"{action}_router", row.project_id)
         return row
 
     def get(self, ctx: Context, conn: Connection, router_id: str) -> dict[str, Any]:
@@ -197,9 +191,7 @@ class Routers:
 
     # -- create / update / delete --------------------------------------
     def create(self, ctx: Context, conn: Connection, values: dict[str, Any]) -> str:
-        require_write(ctx, "create_router")
         info = values.pop("external_gateway_info", None)
-        _check_gateway_policy(ctx, info, "create")
         project = stdattrs.owner_project(ctx, values)
         quotas.check(conn, self.cfg, project, "router", 1)
         row = stdattrs.new_row(project, values)
@@ -218,7 +210,6 @@ class Routers:
         if check is not None:
             check(row.revision_number)
         if "external_gateway_info" in changes:
-            _check_gateway_policy(ctx, changes["external_gateway_info"], "update")
             self._set_gateway(ctx, conn, row, changes["external_gateway_info"])
         if "routes" in changes:
             self._set_routes(conn, row, changes["routes"])
@@ -364,14 +355,6 @@ class Routers:
             wanted = [r for r in current if r not in given]
         self._set_routes(conn, row, wanted)
         self.touch(conn, row)
-
-
-def _check_gateway_policy(ctx: Context, info: dict[str, Any] | None, action: str) -> None:
-    if info is None or ctx.is_admin:
-        return
-    for key in ("enable_snat", "external_fixed_ips"):
-        if key in info:
-            raise errors.PolicyNotAuthorized(action=f"rule:{action}_router:external_gateway_info:{key}")
 
 
 def _addresses_changed(current: list[tuple[str, str]], wanted: list[dict[str, str]]) -> bool:
