@@ -367,7 +367,7 @@ def _addresses_changed(current: list[tuple[str, str]], wanted: list[dict[str, st
 def _routes_body(body: Any) -> list[dict[str, str]]:
     if not isinstance(body, dict) or not isinstance(body.get("router"), dict) \
             or set(body["router"]) != {"routes"}:
-        raise attrs.HTTPBadRequest(msg="Body must be {\"router\": {\"routes\": [...]}}")
+        raise errors.HTTPBadRequest(msg="Body must be {\"router\": {\"routes\": [...]}}")
     try:
         return convert_routes(body["router"]["routes"])
     except v.InvalidValue as exc:
