@@ -27,7 +27,7 @@ def collect(conn: Connection, filters: dict[str, list[str]]) -> list[dict[str, A
     if projects:
         stmt = stmt.where(networks.c.project_id.in_(projects))
     nets = conn.execute(stmt.order_by(networks.c.id)).all()
-    used = dict(conn.execute(select(ip_allocations.c.subnet_id, func.count())
+    used: dict[str, int] = dict(conn.execute(select(ip_allocations.c.subnet_id, func.count())
                              .group_by(ip_allocations.c.subnet_id)).all())
     subs: dict[str, list[Any]] = {}
     for s in conn.execute(select(subnets)):
