@@ -157,16 +157,24 @@ class Collection:
             pol.enforce(ctx, action, {**values, **_owned_by(project)})
 
     def _authorize(self, ctx: Context, conn: Any, action: str, values: dict[str, Any],
-                   item_id: str | None = None) -> None:
+                   item_id: str | None = None, memo: dict[Any, dict[str, Any]] | None = None) -> None:
         """``<action>_<resource>`` against the item (its parent's owner where
         the service says), then the attribute rules for what ``values`` set.
-        An item the caller cannot see is a 404 first."""
+        An item the caller cannot see is a 404 first. ``memo``: the targets
+        of a bulk create, by parent (``policy_parent``) and project."""
         pol = policy.current()
         if item_id is None and not hasattr(self.service, "policy_target"):
             target: dict[str, Any] = {"project_id": stdattrs.named_project(ctx, values)}
             target["tenant_id"] = target["project_id"]
         else:
-            target = self._target(ctx, conn, values, item_id)
+            parent = getattr(self.service, "policy_parent", None)
+            key = (values.get(parent), values.get("project_id"), values.get("tenant_id")) if parent else None
+            if memo is not None and key is not None and key in memo:
+                target = memo[key]
+            else:
+                target = self._target(ctx, conn, values, item_id)
+                if memo is not None and key is not None:
+                    memo[key] = target
             pol.enforce(ctx, f"{action}_{self.resource.name}", {**values, **target} if item_id is None else target)
         if values:
             pol.check_attributes(ctx, self.resource, action, values, target)
@@ -188,8 +196,9 @@ class Collection:
             self._may_create(ctx, v)
         hidden = policy.current().hidden(ctx, self.resource)
         with write_txn(self.engine) as conn:
+            targets: dict[Any, dict[str, Any]] = {}
             for v in values:
-                self._authorize(ctx, conn, "create", v)
+                self._authorize(ctx, conn, "create", v, memo=targets)
             if len(values) == 1 and hasattr(self.service, "create_item"):
                 # The service renders what it inserted: no read-back.
                 created = [self.service.create_item(ctx, conn, values[0])]

@@ -320,6 +320,9 @@ class Ports:
         return ":".join(f"{p:02x}" for p in parts)
 
     # -- update / delete -----------------------------------------------
+    # New ports on one network share their policy target (a bulk create reads it once).
+    policy_parent = "network_id"
+
     def policy_target(self, ctx: Context, conn: Connection, values: dict[str, Any] | None,
                       port_id: str | None) -> dict[str, Any]:
         """What the port rules look at besides the port: its network's owner

@@ -295,6 +295,9 @@ class Subnets:
             raise errors.NetworkNotFound(net_id=net.id)
         return net
 
+    # New subnets on one network share their policy target (a bulk create reads it once).
+    policy_parent = "network_id"
+
     def policy_target(self, ctx: Context, conn: Connection, values: dict[str, Any] | None,
                       subnet_id: str | None) -> dict[str, Any]:
         """The subnet rules look at the network's owner (``rule:network_owner``)."""
