@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -291,16 +292,56 @@ def _any_entry_has(value: Any, key: str) -> bool:
 
 # -- the server's table ----------------------------------------------------
 _current = Policy()
+RELOAD_INTERVAL = 1.0  # seconds between looks at the policy file
+
+
+class _Watch:
+    """The file the table came from: an operator's edit takes effect within
+    a second, without a restart, as Neutron rereads a changed policy file.
+    A file that no longer parses is logged and the table in force stays."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.stamp = _stamp(path)
+        self.next_look = time.monotonic() + RELOAD_INTERVAL
+
+    def look(self) -> None:
+        self.next_look = time.monotonic() + RELOAD_INTERVAL
+        stamp = _stamp(self.path)
+        if stamp == self.stamp:
+            return
+        self.stamp = stamp
+        try:
+            pol = Policy.from_file(self.path) if stamp is not None else Policy()
+        except (OSError, errors.KaonError) as exc:
+            LOG.error("policy: %s not reloaded, the rules in force stay: %s", self.path, exc)
+            return
+        global _current
+        _current = pol
+
+
+def _stamp(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+_watch: _Watch | None = None
 
 
 def current() -> Policy:
+    if _watch is not None and time.monotonic() >= _watch.next_look:
+        _watch.look()
     return _current
 
 
 def install(pol: Policy) -> Policy:
-    """Make ``pol`` the table every check consults (once, at start-up)."""
-    global _current
-    _current = pol
+    """Make ``pol`` the table every check consults (and stop following a
+    policy file: :func:`load` follows the one it read)."""
+    global _current, _watch
+    _current, _watch = pol, None
     return pol
 
 
@@ -323,4 +364,10 @@ def policy_path(cfg: Any) -> str | None:
 
 
 def load(cfg: Any) -> Policy:
-    return install(Policy.from_file(policy_path(cfg)))
+    """The server's table from its configuration, followed for changes."""
+    global _watch
+    path = policy_path(cfg)
+    pol = install(Policy.from_file(path))
+    if path is not None:
+        _watch = _Watch(path)
+    return pol

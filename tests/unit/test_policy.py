@@ -195,3 +195,24 @@ def test_policy_path(tmp_path: Path) -> None:
     (conf_dir / "named.yaml").write_text("{}\n")
     assert policy.policy_path(config("named.yaml")) == str(conf_dir / "named.yaml")
     assert policy.policy_path(config(str(tmp_path / "missing.yaml"))) is None
+
+
+def test_a_changed_policy_file_is_reread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         restore_policy: None, caplog: pytest.LogCaptureFixture) -> None:
+    """As Neutron rereads a changed policy file: no restart. A file that no
+    longer parses leaves the rules in force."""
+    monkeypatch.setattr(policy, "RELOAD_INTERVAL", 0.0)
+    path = tmp_path / "policy.yaml"
+    path.write_text('"create_network": "rule:admin_only"\n')
+    conf = SimpleNamespace(files=(str(tmp_path / "neutron.conf"),), get=lambda s, o: None)
+    policy.load(conf)
+    own = {"project_id": "pa", "tenant_id": "pa"}
+    assert not policy.current().allowed(MEMBER, "create_network", own)
+    path.write_text('"create_network": "role:member"\n"create_subnetpool": "rule:admin_only"\n')
+    assert policy.current().allowed(MEMBER, "create_network", own)
+    assert not policy.current().allowed(MEMBER, "create_subnetpool", own)
+    path.write_text("create_network: [unclosed and longer than before\n")
+    assert policy.current().allowed(MEMBER, "create_network", own)  # still the last good table
+    assert "not reloaded" in caplog.text
+    path.unlink()
+    assert policy.current().allowed(MEMBER, "create_subnetpool", own)  # gone: Neutron's defaults
