@@ -5,6 +5,7 @@ A rule ``(layer, forbidden)`` says no module of ``kaon/<layer>`` imports
 import y``, ``from kaon import db``, and imports inside functions). Rules in
 ``PENDING`` are not true yet: their test is an xfail(strict=True), so it
 fails the day the code obeys them and nobody moved them to ``ENFORCED``.
+:func:`test_api_runs_no_sql` keeps SQL out of the HTTP layer.
 """
 
 from __future__ import annotations
@@ -85,6 +86,21 @@ def test_layer_rule(layer: str, forbidden: str) -> None:
 @pytest.mark.parametrize(("layer", "forbidden"), sorted(PENDING), ids=lambda x: str(x))
 def test_pending_layer_rule(layer: str, forbidden: str) -> None:
     assert not violations(layer, forbidden), PENDING[layer, forbidden]
+
+
+# The API opens transactions (kaon.db.engine) and names their types; every
+# statement is the service layer's. What kaon/api may take from SQL land:
+API_SQL_ALLOWED = {"kaon.db.engine", "sqlalchemy", "sqlalchemy.Engine", "sqlalchemy.Connection", "sqlalchemy.exc"}
+
+
+def test_api_runs_no_sql() -> None:
+    found = []
+    for path in sorted((KAON / "api").rglob("*.py")):
+        for line, name in imported_modules(path, package_of(path)):
+            sql = name == "sqlalchemy" or name.startswith(("sqlalchemy.", "kaon.db"))
+            if sql and name not in API_SQL_ALLOWED and not name.startswith("kaon.db.engine."):
+                found.append(f"{path.relative_to(KAON.parent)}:{line} imports {name}")
+    assert not found, "kaon/api must leave SQL to kaon/core and kaon/db:\n" + "\n".join(found)
 
 
 def test_rules_name_real_layers() -> None:
