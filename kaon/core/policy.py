@@ -7,7 +7,7 @@ Evaluating them goes through kaon's own compiled form of the same check tree:
 oslo.policy's ``Enforcer.enforce`` costs about 300 µs per check on this
 project's machines (it inspects each check's signature on every call and
 looks for the policy file again), and a port create asks several; a compiled
-check costs about a microsecond. Figures and the reasoning:
+check costs a few microseconds. Figures and the reasoning:
 ``docs/design/policy.md``.
 
 Three questions are asked of the table:
@@ -20,9 +20,10 @@ Three questions are asked of the table:
   values other than the attribute's default (Neutron's
   ``_is_attribute_explicitly_set``), on update everything named.
 - :meth:`Policy.hidden`: the attributes whose ``get_<resource>:<attr>`` rule
-  the caller fails, stripped from what it reads. Evaluated once per request
-  against the caller's own project: the defaults for these rules do not
-  depend on the resource read (admin or service).
+  the caller fails, stripped from what it reads. Evaluated once per caller
+  (roles, project) against the caller's own project and remembered: the
+  defaults for these rules do not depend on the resource read (admin or
+  service).
 """
 
 from __future__ import annotations
@@ -160,21 +161,18 @@ class Policy:
             raise errors.PolicyNotAuthorized(action=f"rule:{action}" if attribute else action)
 
     def check_attributes(self, ctx: Context, resource: Resource, action: str, values: Mapping[str, Any],
-                         target: Target | Callable[[], Target]) -> None:
-        """The ``<action>_<resource>:<attr>`` rules for what ``values`` set.
-        ``target`` may be a function: it is only called (it may read the
-        database) when some set attribute has a rule."""
-        names = self._attribute_rules(resource, action)
+                         target: Target) -> None:
+        """The ``<action>_<resource>:<attr>`` rules for what ``values`` set,
+        against ``target`` (the item's owner and parents) with the new values."""
         built: Target | None = None
-        for attr_name, rule, sub_rules in names:
+        for attr_name, rule, sub_rules in self._attribute_rules(resource, action):
             if attr_name not in values:
                 continue
             value = values[attr_name]
             if action == "create" and not _explicit(resource, attr_name, value):
                 continue
             if built is None:
-                base = target() if callable(target) else target
-                built = {**base, **values}
+                built = {**target, **values}
             if rule is not None:
                 self.enforce(ctx, rule, built, attribute=True)
             for key, sub_rule in sub_rules:

@@ -115,23 +115,19 @@ def test_update_checks_every_named_attribute() -> None:
         pol.check_attributes(MEMBER, NETWORK, "update", {"shared": False}, {"project_id": "pa"})
 
 
-def test_sub_attribute_rules_and_lazy_target() -> None:
+def test_sub_attribute_rules() -> None:
     pol = policy.Policy()
-    asked: list[int] = []
-
-    def target() -> dict[str, Any]:
-        asked.append(1)
-        return {"project_id": "pa", "tenant_id": "pa", "network:tenant_id": "pb", "networks:shared": True}
-
-    # Only attributes without rules: the target (a database read) is not built.
+    target = {"project_id": "pa", "tenant_id": "pa", "network:tenant_id": "pb", "networks:shared": True}
     pol.check_attributes(MEMBER, PORT, "create", {"name": "p", "network_id": "n", "admin_state_up": True}, target)
-    assert not asked
     # rule:shared lets a subnet be named on a shared network, not an address.
     pol.check_attributes(MEMBER, PORT, "create", {"fixed_ips": [{"subnet_id": "s"}]}, target)
     with pytest.raises(errors.PolicyNotAuthorized, match=r"create_port:fixed_ips:ip_address"):
         pol.check_attributes(MEMBER, PORT, "create", {"fixed_ips": [{"subnet_id": "s", "ip_address": "10.0.0.5"}]},
                              target)
-    assert asked
+    # Not shared with the caller: not even a subnet.
+    with pytest.raises(errors.PolicyNotAuthorized, match=r"\(rule:create_port:fixed_ips\)"):
+        pol.check_attributes(MEMBER, PORT, "create", {"fixed_ips": [{"subnet_id": "s"}]},
+                             {**target, "networks:shared": False})
 
 
 def test_hidden_attributes() -> None:
