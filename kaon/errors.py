@@ -96,6 +96,10 @@ def define(name: str, base: type[KaonError], message: str) -> type[KaonError]:
     return type(name, (base,), {"message": message})
 
 
+# webob's 400 as Neutron passes it through (type "HTTPBadRequest"): body
+# shape and attribute errors that are not InvalidInput.
+HTTPBadRequest = define("HTTPBadRequest", BadRequest, "{msg}")
+
 # Resource-specific errors, with Neutron's type names and messages.
 NetworkNotFound = define("NetworkNotFound", NotFound, "Network {net_id} could not be found.")
 SubnetNotFound = define("SubnetNotFound", NotFound, "Subnet {subnet_id} could not be found.")

@@ -15,13 +15,13 @@ from starlette.routing import Route
 from kaon import errors
 from kaon.api import agent_routes, extensions, intent_routes, l3_routes, misc_routes, pool_routes
 from kaon.api.controller import Collection
-from kaon.api.limits import CrashBarrier, HttpLimits, RequestGuard
 from kaon.api.responses import error_response, json_response
 from kaon.api.sg_routes import DefaultingCollection
-from kaon.api.tags import TagRoutes
+from kaon.asgi.limits import CrashBarrier, HttpLimits, RequestGuard
 from kaon.compiler.dhcp_section import DhcpSection, dhcp_options
 from kaon.compiler.firewall_section import FirewallSection
 from kaon.compiler.l3_section import RoutersSection
+from kaon.core import policy
 from kaon.core.address_scopes import AddressScopes
 from kaon.core.agents import Agents
 from kaon.core.default_sg import DefaultRules
@@ -41,7 +41,6 @@ from kaon.core.security_groups import SecurityGroups
 from kaon.core.sg_rules import SecurityGroupRules
 from kaon.core.subnetpools import SubnetPools
 from kaon.core.subnets import Subnets
-from kaon.db.sg_tables import security_groups
 from kaon.ml2.binding import Binder
 from kaon.ml2.mech.registry import build_mechanism_drivers
 from kaon.model.address_scope import ADDRESS_SCOPE
@@ -128,6 +127,7 @@ class Services:
 
 def build_app(cfg: Any, engine: Engine, types: Any, identity_app: Any = None,
               auth: Any = None) -> Starlette:
+    policy.load(cfg)  # the rule table every check consults: defaults and policy.yaml
     services = Services(cfg, engine, types)
     cols = services.collections()
     routes: list[Any] = [Route("/", versions), *misc_routes.root_routes(cols)]
@@ -139,7 +139,6 @@ def build_app(cfg: Any, engine: Engine, types: Any, identity_app: Any = None,
     routes.extend(l3_routes.RouterActionRoutes(engine, services.routers, services.router_interfaces).routes())
     routes.extend(agent_routes.AgentRoutes(services).routes())
     routes.extend(pool_routes.SubnetPoolActionRoutes(engine, services.subnetpools).routes())
-    routes.extend(TagRoutes(engine, "security-groups", security_groups, services.security_groups).routes())
     routes.extend(intent_routes.routes(services.compiler))
     if identity_app is not None:
         from kaon.identity.app import identity_routes
@@ -179,7 +178,7 @@ def build_app(cfg: Any, engine: Engine, types: Any, identity_app: Any = None,
             sa_exc.DataError: data_error,
             HTTPException: http_error,
         },
-        # Unhandled errors: a 500 that keeps the connection (kaon.api.limits).
+        # Unhandled errors: a 500 that keeps the connection (kaon.asgi.limits).
         middleware=[Middleware(CrashBarrier, render=HTTPInternalServerError)],
     )
     app.state.services = services

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from kaon.api.context import Context
+from kaon.core.context import Context
 from kaon.identity import roles
 from kaon.identity.errors import AUTH_REQUIRED, Unauthenticated
 from kaon.identity.tokens import TokenValidator

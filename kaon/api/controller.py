@@ -9,6 +9,11 @@ A service implements::
     create(ctx, conn, values) -> id
     update(ctx, conn, id, changes, check) (check(revision) enforces If-Match)
     delete(ctx, conn, id, check)
+
+and may implement ``policy_target(ctx, conn, values, id)``: what the policy
+rules see of a new (``values``) or existing (``id``) item when they need
+more than its project (a port's network owner, a subnet's). Policy is
+enforced here, once per request and per attribute (:meth:`Collection._authorize`).
 """
 
 from __future__ import annotations
@@ -23,14 +28,17 @@ from starlette.responses import Response
 
 from kaon import errors
 from kaon.api import listing, offload
-from kaon.api.context import Context
-from kaon.api.limits import NulInRequest
+from kaon.api.if_match import check_revision
+from kaon.api.listing import links
 from kaon.api.responses import json_response
-from kaon.core.query import check_revision, links
+from kaon.asgi.limits import NulInRequest
+from kaon.core import policy, stdattrs
+from kaon.core.context import Context
 from kaon.db.engine import read_txn, write_txn
+from kaon.errors import HTTPBadRequest
 from kaon.model import attrs
-from kaon.model import validators as v
-from kaon.model.attrs import HTTPBadRequest, Resource
+from kaon.model.attrs import Resource
+from kaon.model.validators import has_nul
 
 MalformedRequestBody = errors.define(
     "MalformedRequestBody", errors.BadRequest, "Malformed request body: {reason}."
@@ -49,7 +57,7 @@ async def read_body(request: Request) -> Any:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise MalformedRequestBody(reason=str(exc).split(":")[0]) from None
-    if v.has_nul(raw, body):
+    if has_nul(raw, body):
         raise NulInRequest()
     return body
 
@@ -108,7 +116,7 @@ class Collection:
         return isinstance(payload, dict) and self.resource.collection in payload and self.resource.name not in payload
 
     def _list(self, ctx: Context, q: listing.ListQuery, base_url: str) -> dict[str, Any]:
-        hidden = attrs.hidden_for(self.resource, ctx.is_admin)
+        hidden = policy.current().hidden(ctx, self.resource)
         with read_txn(self.engine) as conn:
             if q.marker is not None and q.limit:
                 # An unknown (or invisible) marker is the resource's own 404, as in Neutron.
@@ -132,7 +140,7 @@ class Collection:
         return out
 
     def _show(self, ctx: Context, item_id: str, fields: list[str]) -> dict[str, Any]:
-        hidden = attrs.hidden_for(self.resource, ctx.is_admin)
+        hidden = policy.current().hidden(ctx, self.resource)
         with read_txn(self.engine) as conn:
             if hasattr(self.service, "show_json"):
                 text = self.service.show_json(ctx, conn, item_id, self.service.json_keys(hidden, fields))
@@ -141,21 +149,61 @@ class Collection:
             item = self.service.get(ctx, conn, item_id)
         return {self.resource.name: shape(item, hidden, fields)}
 
-    def _may_write(self, ctx: Context, conn: Any, action: str, item_id: str | None = None) -> None:
-        """Readers may look, not touch: 403 (after a 404 for what they cannot see)."""
-        if ctx.can_write:
-            return
-        if item_id is not None:
-            self.service.get(ctx, conn, item_id)
-        raise errors.PolicyNotAuthorized(action=f"{action}_{self.resource.name}")
+    # -- policy: the one place a request's action and attributes are checked --
+    def _may_create(self, ctx: Context, values: dict[str, Any]) -> None:
+        """Before any reading: may the caller create this kind of thing at
+        all (in its own project, under its own parents)? Readers get their
+        403 here, before a 400 for naming another project or a 404 could
+        tell them anything. Then the project it names, if another."""
+        pol, action = policy.current(), f"create_{self.resource.name}"
+        pol.enforce(ctx, action, {**values, **_owned_by(ctx.project_id)})
+        project = stdattrs.named_project(ctx, values)
+        if project != ctx.project_id:
+            pol.enforce(ctx, action, {**values, **_owned_by(project)})
+
+    def _authorize(self, ctx: Context, conn: Any, action: str, values: dict[str, Any],
+                   item_id: str | None = None, memo: dict[Any, dict[str, Any]] | None = None) -> None:
+        """``<action>_<resource>`` against the item (its parent's owner where
+        the service says), then the attribute rules for what ``values`` set.
+        An item the caller cannot see is a 404 first. ``memo``: the targets
+        of a bulk create, by parent (``policy_parent``) and project."""
+        pol = policy.current()
+        if item_id is None and not hasattr(self.service, "policy_target"):
+            target: dict[str, Any] = {"project_id": stdattrs.named_project(ctx, values)}
+            target["tenant_id"] = target["project_id"]
+        else:
+            parent = getattr(self.service, "policy_parent", None)
+            key = (values.get(parent), values.get("project_id"), values.get("tenant_id")) if parent else None
+            if memo is not None and key is not None and key in memo:
+                target = memo[key]
+            else:
+                target = self._target(ctx, conn, values, item_id)
+                if memo is not None and key is not None:
+                    memo[key] = target
+            pol.enforce(ctx, f"{action}_{self.resource.name}", {**values, **target} if item_id is None else target)
+        if values:
+            pol.check_attributes(ctx, self.resource, action, values, target)
+
+    def _target(self, ctx: Context, conn: Any, values: dict[str, Any], item_id: str | None) -> dict[str, Any]:
+        if hasattr(self.service, "policy_target"):
+            return dict(self.service.policy_target(ctx, conn, values, item_id))
+        if hasattr(self.service, "fetch_row"):
+            project = getattr(self.service.fetch_row(ctx, conn, item_id), "project_id", "")
+        else:
+            project = self.service.get(ctx, conn, item_id).get("project_id", "")
+        return {"project_id": project, "tenant_id": project}
 
     def _create(self, ctx: Context, payload: Any) -> dict[str, Any]:
-        self._may_write(ctx, None, "create")
         bulk = self._is_bulk(payload)
         items = attrs.unwrap(self.resource, payload)
-        values = [attrs.check_post(self.resource, item, ctx.is_admin) for item in items]
-        hidden = attrs.hidden_for(self.resource, ctx.is_admin)
+        values = [attrs.check_post(self.resource, item) for item in items]
+        for v in values:
+            self._may_create(ctx, v)
+        hidden = policy.current().hidden(ctx, self.resource)
         with write_txn(self.engine) as conn:
+            targets: dict[Any, dict[str, Any]] = {}
+            for v in values:
+                self._authorize(ctx, conn, "create", v, memo=targets)
             if len(values) == 1 and hasattr(self.service, "create_item"):
                 # The service renders what it inserted: no read-back.
                 created = [self.service.create_item(ctx, conn, values[0])]
@@ -181,10 +229,10 @@ class Collection:
         return {self.resource.name: shape(created[0], hidden, [])}
 
     def _update(self, ctx: Context, item_id: str, payload: Any, if_match: str | None) -> dict[str, Any]:
-        changes = attrs.check_put(self.resource, payload, ctx.is_admin)
-        hidden = attrs.hidden_for(self.resource, ctx.is_admin)
+        changes = attrs.check_put(self.resource, payload)
+        hidden = policy.current().hidden(ctx, self.resource)
         with write_txn(self.engine) as conn:
-            self._may_write(ctx, conn, "update", item_id)
+            self._authorize(ctx, conn, "update", changes, item_id)
             self.service.update(ctx, conn, item_id, changes, lambda rev: check_revision(rev, if_match))
             text = self._read_back_json(ctx, conn, item_id, hidden)
             item = self.service.get(Context.admin(ctx.project_id), conn, item_id) if text is None else None
@@ -204,10 +252,17 @@ class Collection:
 
     def _delete(self, ctx: Context, item_id: str, if_match: str | None) -> None:
         with write_txn(self.engine) as conn:
-            self._may_write(ctx, conn, "delete", item_id)
+            self._authorize(ctx, conn, "delete", {}, item_id)
             self.service.delete(ctx, conn, item_id, lambda rev: check_revision(rev, if_match))
         self._changed()
 
     def _changed(self) -> None:
         if self.on_change is not None:
             self.on_change()
+
+
+def _owned_by(project: str) -> dict[str, str]:
+    """A target owned by ``project``, with parents (network, security group)
+    of the same project: the question "may it create one of its own"."""
+    return {"project_id": project, "tenant_id": project, "network:tenant_id": project,
+            "security_group:tenant_id": project}

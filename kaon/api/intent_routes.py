@@ -17,13 +17,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from kaon import errors
 from kaon.api.controller import context_of
 from kaon.api.responses import json_response
-from kaon.core import generations
+from kaon.core import generations, policy
 from kaon.core.intents import Compiler
 from kaon.db.engine import read_txn
-from kaon.model.attrs import HTTPBadRequest
+from kaon.errors import HTTPBadRequest
 
 MAX_WAIT = 300.0
 
@@ -41,8 +40,7 @@ def _render(states: list[generations.HostState]) -> list[dict[str, Any]]:
 def routes(compiler: Compiler) -> list[Route]:
     async def listing(request: Request) -> Response:
         ctx = context_of(request)
-        if not ctx.is_admin:
-            raise errors.PolicyNotAuthorized(action="get_host_intents")
+        policy.current().enforce(ctx, "get_host_intents", {})
         wait = request.query_params.get("wait")
         if wait is not None:
             try:

@@ -19,13 +19,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from kaon.api import extensions, offload
-from kaon.api.context import Context
 from kaon.api.controller import context_of, read_body, shape
 from kaon.api.responses import json_response
+from kaon.core import policy
+from kaon.core.context import Context
 from kaon.core.router_interfaces import RouterInterfaces
 from kaon.core.routers import Routers
 from kaon.db.engine import write_txn
-from kaon.model import attrs
 from kaon.model.router import ROUTER
 
 extensions.add("router", "Neutron L3 Router",
@@ -85,4 +85,4 @@ class RouterActionRoutes:
     def _routes(self, ctx: Context, conn: Any, router_id: str, body: Any, add: bool) -> dict[str, Any]:
         self.routers.change_routes(ctx, conn, router_id, body, add)
         item = self.routers.get(Context.admin(ctx.project_id), conn, router_id)
-        return {"router": shape(item, attrs.hidden_for(ROUTER, ctx.is_admin), [])}
+        return {"router": shape(item, policy.current().hidden(ctx, ROUTER), [])}

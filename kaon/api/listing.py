@@ -4,31 +4,17 @@ pagination, with Neutron's 400s for anything it does not know."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from kaon import errors
+from kaon.core.list_query import CHANGED_SINCE, TAG_FILTERS, ListQuery
+from kaon.errors import HTTPBadRequest
 from kaon.model import validators as v
-from kaon.model.attrs import HTTPBadRequest, Resource
-
-TAG_FILTERS = ("tags", "tags-any", "not-tags", "not-tags-any")
-# standard-attr-timestamp: resources changed at or after this instant.
-CHANGED_SINCE = "changed_since"
+from kaon.model.attrs import Resource
 
 TenantIdProjectIdFilterConflict = errors.define(
     "TenantIdProjectIdFilterConflict", errors.BadRequest, "Both tenant_id and project_id passed as filters.")
-
-
-@dataclass
-class ListQuery:
-    filters: dict[str, list[Any]] = field(default_factory=dict)
-    tag_filters: dict[str, list[str]] = field(default_factory=dict)
-    fields: list[str] = field(default_factory=list)
-    sorts: list[tuple[str, bool]] = field(default_factory=list)  # (attr, ascending)
-    limit: int | None = None
-    marker: str | None = None
-    page_reverse: bool = False
-    raw: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _bad(msg: str) -> errors.KaonError:
@@ -126,3 +112,30 @@ def _sorts(resource: Resource, keys: list[str], dirs: list[str]) -> list[tuple[s
         if all(key != k for k, _ in out):
             out.append((key, direction == "asc"))
     return out
+
+
+def links(base_url: str, query: ListQuery, ids: list[str], more: bool, collection: str) -> list[dict[str, str]]:
+    """Neutron's ``<collection>_links``: ``next`` unless a forward page came
+    back short, ``previous`` unless a reverse page did. (So the last full
+    page links to an empty one, which has no ``next``: clients and tempest
+    walk collections that way.) ``more`` is not used: Neutron does not know it."""
+    if not query.limit:
+        return []
+    short = len(ids) < query.limit
+    out = []
+    if not (short and not query.page_reverse):
+        out.append({"rel": "next", "href": _href(base_url, query, ids[-1] if ids else None, False)})
+    if not (short and query.page_reverse):
+        out.append({"rel": "previous", "href": _href(base_url, query, ids[0] if ids else None, True)})
+    return out
+
+
+def _href(base_url: str, query: ListQuery, marker: str | None, reverse: bool) -> str:
+    """The request's own query string with the marker (and page_reverse for
+    a previous page) replaced and moved to the end, as webob's MultiDict does."""
+    params = [(k, v) for k, v in query.raw if k != "marker" and k != "page_reverse"]
+    if marker is not None:
+        params.append(("marker", marker))
+    if reverse:
+        params.append(("page_reverse", "True"))
+    return f"{base_url}?{urlencode(params)}"

@@ -15,8 +15,7 @@ from kaon.api.ip_availability import IpAvailabilityRoutes
 from kaon.api.quotas import QuotaRoutes
 from kaon.api.responses import json_response
 from kaon.api.tags import TagRoutes
-from kaon.db import core_tables as t
-from kaon.db import l3_tables, pool_tables
+from kaon.core.tags import TAGGED
 
 
 def root_routes(cols: dict[str, Collection]) -> list[Route]:
@@ -31,10 +30,8 @@ def root_routes(cols: dict[str, Collection]) -> list[Route]:
 
 def routes(services: Any, cols: dict[str, Collection]) -> list[Route]:
     out: list[Route] = []
-    for name, table in (("networks", t.networks), ("subnets", t.subnets), ("ports", t.ports),
-                        ("routers", l3_tables.routers), ("floatingips", l3_tables.floatingips),
-                        ("subnetpools", pool_tables.subnetpools)):
-        out.extend(TagRoutes(services.engine, name, table, cols[name].service).routes())
+    for name in TAGGED:
+        out.extend(TagRoutes(services.engine, name, cols[name].service).routes())
     out.extend(QuotaRoutes(services.engine, services.cfg).routes())
     out.extend(IpAvailabilityRoutes(services.engine).routes())
     out.extend(service_providers.routes())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -14,10 +14,9 @@ from starlette.routing import Route
 from kaon import errors
 from kaon.api.controller import context_of, read_body
 from kaon.api.responses import json_response
-from kaon.core import quotas
-from kaon.db.core_tables import quotas as quota_table
+from kaon.core import policy, quotas
 from kaon.db.engine import read_txn, write_txn
-from kaon.model.attrs import HTTPBadRequest
+from kaon.errors import HTTPBadRequest
 
 DB_INTEGER_MAX = 2**31 - 1
 PROJECT_ID_MAX = 255  # the project_id column's length
@@ -40,13 +39,12 @@ class QuotaRoutes:
 
     @staticmethod
     def _may_read(ctx: Any, project: str) -> None:
-        if not ctx.is_admin and ctx.project_id != project:
-            raise errors.PolicyNotAuthorized(action="get_quota")
+        policy.enforce_owned(ctx, "get_quota", project)
 
     @staticmethod
-    def _admin(ctx: Any, action: str = "get_quota") -> None:
-        if not ctx.is_admin:
-            raise errors.PolicyNotAuthorized(action=action)
+    def _admin(ctx: Any, action: str = "get_quota", project: str | None = None) -> None:
+        """Every project's quotas (no project: the list) or a change of one."""
+        policy.current().enforce(ctx, action, {} if project is None else {"project_id": project, "tenant_id": project})
 
     async def whoami(self, request: Request) -> Response:
         """``GET /v2.0/quotas/project`` (and the older ``tenant``): the caller's project."""
@@ -59,9 +57,8 @@ class QuotaRoutes:
 
         def run() -> list[dict[str, Any]]:
             with read_txn(self.engine) as conn:
-                projects = sorted(set(conn.execute(select(quota_table.c.project_id)).scalars()))
                 out = []
-                for p in projects:
+                for p in quotas.projects_with_limits(conn):
                     item: dict[str, Any] = dict(quotas.limits(conn, self.cfg, p))
                     item.update(project_id=p, tenant_id=p)
                     out.append(item)
@@ -79,11 +76,11 @@ class QuotaRoutes:
                     return quotas.limits(conn, self.cfg, project)
 
             return json_response({"quota": await run_in_threadpool(show)})
-        self._admin(ctx, "delete_quota" if request.method == "DELETE" else "update_quota")
+        self._admin(ctx, "delete_quota" if request.method == "DELETE" else "update_quota", project)
         if request.method == "DELETE":
             def reset() -> None:
                 with write_txn(self.engine) as conn:
-                    conn.execute(delete(quota_table).where(quota_table.c.project_id == project))
+                    quotas.reset(conn, project)
 
             await run_in_threadpool(reset)
             return Response(status_code=204)
@@ -122,10 +119,7 @@ class QuotaRoutes:
                         if 0 <= value < used.get(res, 0):
                             raise HTTPBadRequest(msg=f"Quota limit {value} for {res} must be greater than or "
                                                      f"equal to already used {used[res]}")
-                for res, value in wanted.items():
-                    conn.execute(delete(quota_table).where(quota_table.c.project_id == project,
-                                                           quota_table.c.resource == res))
-                    conn.execute(insert(quota_table).values(project_id=project, resource=res, limit=value))
+                quotas.set_limits(conn, project, wanted)
                 return quotas.limits(conn, self.cfg, project)
 
         return json_response({"quota": await run_in_threadpool(put)})

@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from kaon.api import extensions, listing
-from kaon.api.context import Context
 from kaon.api.controller import Collection
 from kaon.core import default_sg
+from kaon.core.context import Context
 from kaon.db.engine import read_txn, write_txn
 
 for _alias, _name, _description in (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, delete, insert, select, update
+from sqlalchemy import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,8 +18,7 @@ from starlette.routing import Route
 from kaon import errors
 from kaon.api.controller import context_of, read_body
 from kaon.api.responses import json_response
-from kaon.core import stdattrs
-from kaon.db.core_tables import tags
+from kaon.core import tags
 from kaon.db.engine import read_txn, write_txn
 
 MAX_TAGS = 50
@@ -45,11 +44,11 @@ def _valid_tags(body: Any) -> list[str]:
 
 
 class TagRoutes:
-    def __init__(self, engine: Engine, collection: str, table: Table, service: Any) -> None:
+    def __init__(self, engine: Engine, collection: str, service: Any) -> None:
         self.engine = engine
         self.collection = collection
         self.rtype = collection.rstrip("s")
-        self.table = table
+        self.table = tags.TAGGED[collection]
         self.service = service
 
     def routes(self) -> list[Route]:
@@ -58,18 +57,8 @@ class TagRoutes:
                 Route(base + "/{tag}", self.one_tag, methods=["GET", "PUT", "DELETE"])]
 
     def _writable(self, ctx: Any, conn: Connection, rid: str) -> Any:
-        if not ctx.can_write:
-            self.service.fetch_row(ctx, conn, rid)
-            raise errors.PolicyNotAuthorized(action=f"update_{self.rtype}")
-        row = self.service.writable_row(ctx, conn, rid, "update")
-        return row[0] if isinstance(row, tuple) else row
-
-    def _touch(self, conn: Connection, row: Any) -> None:
-        conn.execute(update(self.table).where(self.table.c.id == row.id).values(
-            stdattrs.bump({}, row.revision_number)))
-
-    def _current(self, conn: Connection, rid: str) -> list[str]:
-        return sorted(conn.execute(select(tags.c.tag).where(tags.c.resource_id == rid)).scalars())
+        """A tag change is an update of the resource: its ``update_<resource>`` rule."""
+        return self.service.writable_row(ctx, conn, rid, "update")
 
     async def all_tags(self, request: Request) -> Response:
         ctx, rid = context_of(request), request.path_params["id"]
@@ -77,7 +66,7 @@ class TagRoutes:
             def show() -> list[str]:
                 with read_txn(self.engine) as conn:
                     self.service.fetch_row(ctx, conn, rid)
-                    return self._current(conn, rid)
+                    return tags.current(conn, rid)
             return json_response({"tags": await run_in_threadpool(show)})
         if request.method == "DELETE":
             await run_in_threadpool(self._replace, ctx, rid, [])
@@ -88,10 +77,7 @@ class TagRoutes:
     def _replace(self, ctx: Any, rid: str, wanted: list[str]) -> list[str]:
         with write_txn(self.engine) as conn:
             row = self._writable(ctx, conn, rid)
-            conn.execute(delete(tags).where(tags.c.resource_id == rid))
-            for tag in wanted:
-                conn.execute(insert(tags).values(resource_id=rid, tag=tag, resource_type=self.rtype))
-            self._touch(conn, row)
+            tags.replace(conn, self.table, row, self.rtype, wanted)
         return wanted
 
     async def one_tag(self, request: Request) -> Response:
@@ -102,24 +88,22 @@ class TagRoutes:
             if request.method == "GET":
                 with read_txn(self.engine) as conn:
                     self.service.fetch_row(ctx, conn, rid)
-                    if tag not in self._current(conn, rid):
+                    if tag not in tags.current(conn, rid):
                         raise errors.TagNotFound(tag=tag)
                     return 204
             with write_txn(self.engine) as conn:
                 row = self._writable(ctx, conn, rid)
-                current = self._current(conn, rid)
+                current = tags.current(conn, rid)
                 if request.method == "PUT":
                     if tag in current:
                         return 201
                     if len(current) >= MAX_TAGS:
                         raise errors.InvalidInput(error_message=f"more than {MAX_TAGS} tags")
-                    conn.execute(insert(tags).values(resource_id=rid, tag=tag, resource_type=self.rtype))
-                    self._touch(conn, row)
+                    tags.add(conn, self.table, row, self.rtype, tag)
                     return 201
                 if tag not in current:
                     raise errors.TagNotFound(tag=tag)
-                conn.execute(delete(tags).where(tags.c.resource_id == rid, tags.c.tag == tag))
-                self._touch(conn, row)
+                tags.remove(conn, self.table, row, tag)
                 return 204
 
         status = await run_in_threadpool(run)

@@ -11,8 +11,8 @@ import uvicorn
 
 from kaon.api.app import build_app
 from kaon.api.auth import AuthMiddleware
-from kaon.api.connections import uvicorn_options
-from kaon.api.limits import HttpLimits
+from kaon.asgi.connections import uvicorn_options
+from kaon.asgi.limits import HttpLimits
 from kaon.config import Config
 from kaon.db.engine import make_engine
 from kaon.db.migrate import upgrade

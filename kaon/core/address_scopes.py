@@ -20,10 +20,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, and_, delete, exists, insert, or_, select, update
 
-from kaon import errors
-from kaon.api.context import Context
-from kaon.api.listing import ListQuery
-from kaon.core import rbac, stdattrs
+from kaon.core import policy, rbac, stdattrs
+from kaon.core.context import Context
+from kaon.core.list_query import ListQuery
 from kaon.core.query import fetch_page, where_filters
 from kaon.db.core_tables import subnets
 from kaon.db.pool_tables import address_scopes, addressscope_rbacs, subnetpools
@@ -95,8 +94,7 @@ class AddressScopes:
     def writable_row(self, ctx: Context, conn: Connection, scope_id: str, action: str) -> Any:
         """404 when the caller cannot see it, 403 when it is only shared with them."""
         row = self.fetch_row(ctx, conn, scope_id, lock=True)
-        if not ctx.is_admin and row.project_id != ctx.project_id:
-            raise errors.PolicyNotAuthorized(action=f"{action}_address_scope")
+        policy.enforce_owned(ctx, f"{action}_address_scope", row.project_id)
         return row
 
     def get(self, ctx: Context, conn: Connection, scope_id: str) -> dict[str, Any]:

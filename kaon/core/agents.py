@@ -37,8 +37,9 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from kaon import errors
-from kaon.api.context import Context
-from kaon.api.listing import ListQuery
+from kaon.core import policy
+from kaon.core.context import Context
+from kaon.core.list_query import ListQuery
 from kaon.core.query import fetch_page, where_filters
 from kaon.core.scheduling import DHCP_AGENT, L3_AGENT, AgentNotFound, Scheduler
 from kaon.core.stdattrs import new_id
@@ -127,9 +128,14 @@ class Agents:
             "resources_synced": r.resources_synced,
         } for r in rows]
 
-    def get(self, ctx: Context, conn: Connection, agent_id: str) -> dict[str, Any]:
-        if not ctx.is_admin:
+    @staticmethod
+    def _visible(ctx: Context, agent_id: str) -> None:
+        """get_agent (admin): anybody else is told there is no such agent."""
+        if not policy.current().allowed(ctx, "get_agent", {}):
             raise AgentNotFound(id=agent_id)
+
+    def get(self, ctx: Context, conn: Connection, agent_id: str) -> dict[str, Any]:
+        self._visible(ctx, agent_id)
         return self.render([self.scheduler.agent(conn, agent_id)])[0]
 
     def by_ids(self, conn: Connection, ids: list[str]) -> list[dict[str, Any]]:
@@ -146,7 +152,7 @@ class Agents:
         return agents.c.id.is_not(None)
 
     def list(self, ctx: Context, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], bool]:
-        if not ctx.is_admin:
+        if not policy.current().allowed(ctx, "get_agent", {}):
             return [], False
         stmt = select(agents)
         special = {"alive": self._alive_filter, "agent_type": _agent_type_filter}
@@ -161,8 +167,8 @@ class Agents:
 
     def update(self, ctx: Context, conn: Connection, agent_id: str, changes: dict[str, Any],
                check: Any = None) -> None:
-        if not ctx.is_admin:
-            raise AgentNotFound(id=agent_id)
+        self._visible(ctx, agent_id)
+        policy.current().enforce(ctx, "update_agent", {})
         row = self.scheduler.agent(conn, agent_id)
         out = {k: changes[k] for k in ("admin_state_up", "description") if k in changes}
         if out:
@@ -172,8 +178,8 @@ class Agents:
             self._arrived(conn, self.scheduler.agent(conn, agent_id), utcnow(), ReportResult(agent_id, ALIVE), True)
 
     def delete(self, ctx: Context, conn: Connection, agent_id: str, check: Any = None) -> None:
-        if not ctx.is_admin:
-            raise AgentNotFound(id=agent_id)
+        self._visible(ctx, agent_id)
+        policy.current().enforce(ctx, "delete_agent", {})
         self.scheduler.agent(conn, agent_id)
         # Its DHCP and L3 bindings go with it (ON DELETE CASCADE); bound ports stay bound, as in Neutron.
         conn.execute(delete(agents).where(agents.c.id == agent_id))

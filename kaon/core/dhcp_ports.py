@@ -47,8 +47,8 @@ from typing import Any
 import netaddr
 from sqlalchemy import Connection, delete, select, update
 
-from kaon.api.context import Context
 from kaon.core import ipam, port_ips, port_rows, stdattrs
+from kaon.core.context import Context
 from kaon.core.port_rows import PortRows
 from kaon.core.scheduling import DHCP_AGENT, RESERVED_DHCP_PORT, dhcp_device_id
 from kaon.core.subnets import is_auto_address

@@ -27,13 +27,13 @@ import netaddr
 from sqlalchemy import Connection, bindparam, delete, select, update
 
 from kaon import errors
-from kaon.api.context import Context
-from kaon.api.listing import ListQuery
-from kaon.core import quotas, stdattrs
+from kaon.core import policy, quotas, stdattrs
+from kaon.core.context import Context
+from kaon.core.list_query import ListQuery
 from kaon.core.networks import Networks
 from kaon.core.ports import Ports
 from kaon.core.query import fetch_page, where_filters
-from kaon.core.routers import INTF_OWNER, chunks, is_external, port_ips, require_write, service_port
+from kaon.core.routers import INTF_OWNER, chunks, is_external, port_ips, service_port
 from kaon.db.core_tables import ip_allocations, ports, subnets, tags
 from kaon.db.fast_insert import FastInsert
 from kaon.db.l3_tables import floatingips, router_ports, routers
@@ -97,7 +97,7 @@ class FloatingIps:
 
     def writable_row(self, ctx: Context, conn: Connection, fip_id: str, action: str) -> Any:
         row = self.fetch_row(ctx, conn, fip_id, lock=True)
-        require_write(ctx, f"{action}_floatingip")
+        policy.enforce_owned(ctx, f"{action}_floatingip", row.project_id)
         return row
 
     def get(self, ctx: Context, conn: Connection, fip_id: str) -> dict[str, Any]:
@@ -140,9 +140,6 @@ class FloatingIps:
         return str(self._create(ctx, conn, values)["id"])
 
     def _create(self, ctx: Context, conn: Connection, values: dict[str, Any]) -> dict[str, Any]:
-        require_write(ctx, "create_floatingip")
-        if values.get("floating_ip_address") is not None and not (ctx.is_admin or "manager" in ctx.roles):
-            raise errors.PolicyNotAuthorized(action="rule:create_floatingip:floating_ip_address")
         project = stdattrs.owner_project(ctx, values)
         net_id = self._floating_network(ctx, conn, values["floating_network_id"])
         quotas.check(conn, self.cfg, project, "floatingip", 1)

@@ -10,16 +10,16 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, delete, exists, insert, or_, select, update
 
 from kaon import errors
-from kaon.api.context import Context
-from kaon.api.listing import ListQuery
-from kaon.core import address_scopes, availability_zones, quotas, stdattrs
+from kaon.core import address_scopes, availability_zones, policy, quotas, stdattrs
+from kaon.core.context import Context
+from kaon.core.list_query import ListQuery
 from kaon.core.query import fetch_page, where_filters
 from kaon.db.core_tables import network_rbacs, networks, ports, subnets
 from kaon.db.fast_insert import FastInsert
 from kaon.db.ml2_tables import network_segments
+from kaon.errors import HTTPBadRequest
 from kaon.ml2.segments import provider_attributes
 from kaon.ml2.types.base import SegmentSpec
-from kaon.model.attrs import HTTPBadRequest
 
 AUTO_DELETE_OWNERS = ("network:dhcp", "network:distributed", "network:floatingip_agent_gateway")
 SHARED = "access_as_shared"
@@ -249,8 +249,7 @@ class Networks:
 
     def writable_row(self, ctx: Context, conn: Connection, net_id: str, action: str) -> Any:
         row = self.fetch_row(ctx, conn, net_id)
-        if not ctx.is_admin and row.project_id != ctx.project_id:
-            raise errors.PolicyNotAuthorized(action=f"{action}_network")
+        policy.enforce_owned(ctx, f"{action}_network", row.project_id)
         return row
 
     def update(self, ctx: Context, conn: Connection, net_id: str, changes: dict[str, Any],

@@ -17,8 +17,8 @@ import netaddr
 from sqlalchemy import Connection, bindparam, delete, select
 
 from kaon import errors
-from kaon.api.context import Context
 from kaon.core import ipam, port_extras
+from kaon.core.context import Context
 from kaon.core.subnets import is_auto_address
 from kaon.db.core_tables import ip_allocations, subnets
 

@@ -20,9 +20,8 @@ from sqlalchemy import (
 )
 
 from kaon import errors
-from kaon.api.context import Context
-from kaon.api.listing import ListQuery
 from kaon.core import (
+    policy,
     port_extras,
     port_ips,
     port_json,
@@ -32,13 +31,15 @@ from kaon.core import (
     security_groups,
     stdattrs,
 )
+from kaon.core.context import Context
+from kaon.core.list_query import ListQuery
 from kaon.core.networks import Networks
 from kaon.core.port_rows import PortRows
 from kaon.core.query import fetch_page, where_filters
 from kaon.core.subnets import Subnets
 from kaon.db.core_tables import ip_allocations, networks, port_security_groups, ports, tags
 from kaon.db.l3_tables import routers
-from kaon.model.attrs import HTTPBadRequest
+from kaon.errors import HTTPBadRequest
 from kaon.model.port import PORT
 
 if TYPE_CHECKING:  # it imports the router services, which import this module
@@ -139,7 +140,7 @@ class Ports:
             children = conn.execute(_children_joined(clauses)).all()
         else:
             children = _children_of_ids(conn, [r[0] for r in rows])
-        return port_render.render(rows, children, port_render.keys_for(_hidden(ctx), ())), more
+        return port_render.render(rows, children, port_render.keys_for(policy.current().hidden(ctx, PORT), ())), more
 
     json_keys = staticmethod(port_render.keys_for)
 
@@ -215,7 +216,6 @@ class Ports:
             if found is None:
                 found = memo["nets"][values["network_id"]] = self._network_for_create(ctx, conn, values["network_id"])
             net, net_owner = found
-        self._check_privileged(ctx, net_owner, values, "create")
         project = stdattrs.owner_project(ctx, values)
         _check_router_claim(ctx, conn, values.get("device_owner", ""), values.get("device_id", ""), project)
         if memo is None:
@@ -250,42 +250,40 @@ class Ports:
             network_rbacs.c.object_id == net_id, network_rbacs.c.action == "access_as_shared",
             network_rbacs.c.target_project.in_(("*", ctx.project_id)))).first() is not None
 
-    @staticmethod
-    def _check_privileged(ctx: Context, net_owner: bool, values: dict[str, Any], action: str) -> None:
-        if net_owner or ctx.is_service:
-            return
-        if "mac_address" in values:
-            raise errors.PolicyNotAuthorized(action=f"rule:{action}_port:mac_address")
-        if str(values.get("device_owner", "")).startswith("network:"):
-            raise errors.PolicyNotAuthorized(action=f"rule:{action}_port:device_owner")
-        for fip in values.get("fixed_ips") or []:
-            if isinstance(fip, dict) and "ip_address" in fip:
-                raise errors.PolicyNotAuthorized(action=f"rule:{action}_port:fixed_ips:ip_address")
-        # Neutron: {create,update}_port:{allowed_address_pairs,port_security_enabled}
-        # and update_port:fixed_ips are admin / service / network owner.
-        for key in ("allowed_address_pairs", "port_security_enabled", *(("fixed_ips",) if action == "update" else ())):
-            if key in values:
-                raise errors.PolicyNotAuthorized(action=f"rule:{action}_port:{key}")
 
     # -- update / delete -----------------------------------------------
-    def writable_row(self, ctx: Context, conn: Connection, port_id: str, action: str) -> tuple[Any, bool]:
+    # New ports on one network share their policy target (a bulk create reads it once).
+    policy_parent = "network_id"
+
+    def policy_target(self, ctx: Context, conn: Connection, values: dict[str, Any] | None,
+                      port_id: str | None) -> dict[str, Any]:
+        """What the port rules look at besides the port: its network's owner
+        (``rule:network_owner``) and whether the network is shared with the
+        caller (``rule:shared``). A network or port the caller cannot see: 404."""
+        if port_id is None:
+            assert values is not None
+            net, net_owner = self._network_for_create(ctx, conn, values["network_id"])
+            project = stdattrs.named_project(ctx, values)
+        else:
+            row = self.fetch_row(ctx, conn, port_id)
+            net = conn.execute(select(networks.c.id, networks.c.project_id)
+                               .where(networks.c.id == row.network_id)).one()
+            net_owner, project = ctx.is_admin or net.project_id == ctx.project_id, row.project_id
+        return {"project_id": project, "tenant_id": project, "network:tenant_id": net.project_id,
+                "networks:shared": net_owner or self._shared(conn, net.id, ctx)}
+
+    def writable_row(self, ctx: Context, conn: Connection, port_id: str, action: str) -> Any:
+        """The port, after ``<action>_port`` (update: the port's project;
+        delete: also the network's owner)."""
         row = self.fetch_row(ctx, conn, port_id)
-        net_owner = ctx.is_admin or conn.execute(
-            select(networks.c.project_id).where(networks.c.id == row.network_id)).scalar() == ctx.project_id
-        if not net_owner and row.project_id != ctx.project_id:
-            raise errors.PolicyNotAuthorized(action=f"{action}_port")
-        return row, net_owner
+        policy.current().enforce(ctx, f"{action}_port", self.policy_target(ctx, conn, None, port_id))
+        return row
 
     def update(self, ctx: Context, conn: Connection, port_id: str, changes: dict[str, Any],
                check: Any = None) -> None:
-        row, net_owner = self.writable_row(ctx, conn, port_id, "update")
-        if not (ctx.is_admin or ctx.is_service) and row.project_id != ctx.project_id:
-            # update_port is the port's project (the network owner may see
-            # and delete another project's port on its network, not change it)
-            raise errors.PolicyNotAuthorized(action="update_port")
+        row = self.writable_row(ctx, conn, port_id, "update")
         if check is not None:
             check(row.revision_number)
-        self._check_privileged(ctx, net_owner, changes, "update")
         if "device_id" in changes or "device_owner" in changes:
             _check_router_claim(ctx, conn, changes.get("device_owner", row.device_owner),
                                 changes.get("device_id", row.device_id), row.project_id)
@@ -328,7 +326,7 @@ class Ports:
         self.pipeline.updated(conn, port_id, set(changes))
 
     def delete(self, ctx: Context, conn: Connection, port_id: str, check: Any = None) -> None:
-        row, _ = self.writable_row(ctx, conn, port_id, "delete")
+        row = self.writable_row(ctx, conn, port_id, "delete")
         if check is not None:
             check(row.revision_number)
         if row.device_owner in ROUTER_OWNERS:
@@ -342,10 +340,6 @@ class Ports:
         self.rows.remove(conn, row)
 
 
-def _hidden(ctx: Context) -> tuple[str, ...]:
-    return () if ctx.is_admin else _ADMIN_READ
-
-
 def _check_router_claim(ctx: Context, conn: Connection, owner: str, device_id: str, project: str) -> None:
     """Neutron's _enforce_device_owner_not_router_intf_or_device_id: a
     non-admin may not make a port another project's router port. A device
@@ -357,7 +351,6 @@ def _check_router_claim(ctx: Context, conn: Connection, owner: str, device_id: s
         raise DeviceIDNotOwnedByTenant(device_id=device_id)
 
 
-_ADMIN_READ = tuple(a.name for a in PORT.attrs if a.admin_read)
 _ALL_KEYS = port_render.keys_for((), ())
 _SHOW_ROW = select(*port_render.COLUMNS).where(ports.c.id == bindparam("port_id"))
 _SHOW_ROW_VISIBLE = _SHOW_ROW.where(_VISIBLE)

@@ -32,7 +32,7 @@ import netaddr
 from sqlalchemy import Connection, bindparam, select
 
 from kaon import errors
-from kaon.api.context import Context
+from kaon.core.context import Context
 from kaon.core.subnetpools import allocated, visible_clause
 from kaon.db.core_tables import subnets
 from kaon.db.pool_tables import subnetpools

@@ -6,14 +6,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlencode
 
 from sqlalchemy import Column, Connection, Select, and_, false, func, or_, select, true
 
 from kaon import errors
-from kaon.api.listing import CHANGED_SINCE, ListQuery
+from kaon.core.list_query import CHANGED_SINCE, ListQuery
 from kaon.db.core_tables import tags
-from kaon.model.attrs import HTTPBadRequest
 
 # A special filter turns the list of values for one key into a WHERE clause.
 Special = Callable[[list[Any]], Any]
@@ -123,45 +121,3 @@ def _after(order: list[tuple[Column, bool]], values: list[Any], reverse: bool) -
 
 def _equal(col: Column, value: Any) -> Any:
     return col.is_(None) if value is None else col == value
-
-
-def links(base_url: str, query: ListQuery, ids: list[str], more: bool, collection: str) -> list[dict[str, str]]:
-    """Neutron's ``<collection>_links``: ``next`` unless a forward page came
-    back short, ``previous`` unless a reverse page did. (So the last full
-    page links to an empty one, which has no ``next``: clients and tempest
-    walk collections that way.) ``more`` is not used: Neutron does not know it."""
-    if not query.limit:
-        return []
-    short = len(ids) < query.limit
-    out = []
-    if not (short and not query.page_reverse):
-        out.append({"rel": "next", "href": _href(base_url, query, ids[-1] if ids else None, False)})
-    if not (short and query.page_reverse):
-        out.append({"rel": "previous", "href": _href(base_url, query, ids[0] if ids else None, True)})
-    return out
-
-
-def _href(base_url: str, query: ListQuery, marker: str | None, reverse: bool) -> str:
-    """The request's own query string with the marker (and page_reverse for
-    a previous page) replaced and moved to the end, as webob's MultiDict does."""
-    params = [(k, v) for k, v in query.raw if k != "marker" and k != "page_reverse"]
-    if marker is not None:
-        params.append(("marker", marker))
-    if reverse:
-        params.append(("page_reverse", "True"))
-    return f"{base_url}?{urlencode(params)}"
-
-
-def check_revision(current: int, if_match: str | None) -> None:
-    """``If-Match: revision_number=N`` -> 412 unless the resource is at N."""
-    if not if_match:
-        return
-    for part in if_match.split(","):
-        part = part.strip()
-        if part.startswith("revision_number="):
-            try:
-                expected = int(part.split("=", 1)[1])
-            except ValueError:
-                raise HTTPBadRequest(msg=f"Invalid If-Match value {part}") from None
-            if expected != current:
-                raise errors.RevisionNumberConstraintFailed(expected=expected, current=current)

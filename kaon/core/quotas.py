@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, func, select, text
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, text
 
 from kaon import errors
 from kaon.db import core_tables as t
@@ -132,3 +132,19 @@ def check_counted(conn: Connection, cfg: Any, project: str, resource: str, delta
     if used + delta > limit:
         raise errors.OverQuota(overs=resource)
     state[1] = used + delta
+
+
+def projects_with_limits(conn: Connection) -> list[str]:
+    """Projects with at least one limit set (``GET /v2.0/quotas``)."""
+    return sorted(set(conn.execute(select(t.quotas.c.project_id)).scalars()))
+
+
+def set_limits(conn: Connection, project: str, wanted: dict[str, int]) -> None:
+    for res, value in wanted.items():
+        conn.execute(delete(t.quotas).where(t.quotas.c.project_id == project, t.quotas.c.resource == res))
+        conn.execute(insert(t.quotas).values(project_id=project, resource=res, limit=value))
+
+
+def reset(conn: Connection, project: str) -> None:
+    """Back to the defaults: the project's own limits are forgotten."""
+    conn.execute(delete(t.quotas).where(t.quotas.c.project_id == project))

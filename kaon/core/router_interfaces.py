@@ -19,8 +19,8 @@ import netaddr
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from kaon import errors
-from kaon.api.context import Context
 from kaon.core import stdattrs
+from kaon.core.context import Context
 from kaon.core.ports import Ports
 from kaon.core.routers import INTF_OWNER, Routers, bad_request, port_ips, service_port
 from kaon.core.subnets import Subnets
@@ -92,7 +92,7 @@ class RouterInterfaces:
         return self._port(conn, port_id), [subnet]
 
     def _add_by_port(self, ctx: Context, conn: Connection, router: Any, port_id: str) -> tuple[Any, list[Any]]:
-        port, _ = self.ports.writable_row(ctx, conn, port_id, "update")
+        port = self.ports.writable_row(ctx, conn, port_id, "update")
         if port.device_id:
             raise PortInUse(port_id=port.id, net_id=port.network_id, device_id=port.device_id)
         ips = port_ips(conn, port.id)

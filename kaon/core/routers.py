@@ -22,9 +22,9 @@ import netaddr
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from kaon import errors
-from kaon.api.context import Context
-from kaon.api.listing import ListQuery
-from kaon.core import availability_zones, quotas, stdattrs
+from kaon.core import availability_zones, policy, quotas, stdattrs
+from kaon.core.context import Context
+from kaon.core.list_query import ListQuery
 from kaon.core.networks import EXTERNAL, Networks
 from kaon.core.ports import Ports
 from kaon.core.query import fetch_page, where_filters
@@ -70,12 +70,6 @@ def bad_request(msg: str) -> errors.KaonError:
     return errors.BadRequest(resource="router", msg=msg)
 
 
-def require_write(ctx: Context, action: str) -> None:
-    """Readers may look; changing anything needs member (or above)."""
-    if not ctx.can_write:
-        raise errors.PolicyNotAuthorized(action=action)
-
-
 def chunks(ids: list[str]) -> Iterator[list[str]]:
     # A short IN list per batch keeps SQLite under its variable limit.
     for start in range(0, len(ids), 900):
@@ -89,7 +83,7 @@ def is_external(conn: Connection, net_id: str) -> bool:
 def service_port(ports_service: Ports, conn: Connection, project: str, values: dict[str, Any]) -> str:
     """Create a port the L3 code owns (gateway, interface, floating IP) with
     the ports service's own validation, IPAM and MAC allocation."""
-    checked = attrs.check_post(PORT, {**values, "project_id": project, "name": ""}, True)
+    checked = attrs.check_post(PORT, {**values, "project_id": project, "name": ""})
     return ports_service.create(Context.admin(project), conn, checked)
 
 
@@ -155,7 +149,7 @@ class Routers:
     def writable_row(self, ctx: Context, conn: Connection, router_id: str, action: str) -> Any:
         row = self.fetch_row(ctx, conn, router_id, lock=True)
         # "update"/"delete" (also what TagRoutes passes) or a full action name.
-        require_write(ctx, action if "_" in action else f"{action}_router")
+        policy.enforce_owned(ctx, action if "_" in action else f"{action}_router", row.project_id)
         return row
 
     def get(self, ctx: Context, conn: Connection, router_id: str) -> dict[str, Any]:
@@ -204,10 +198,8 @@ class Routers:
 
     # -- create / update / delete --------------------------------------
     def create(self, ctx: Context, conn: Connection, values: dict[str, Any]) -> str:
-        require_write(ctx, "create_router")
         _check_ha(values.pop("ha", False))
         info = values.pop("external_gateway_info", None)
-        _check_gateway_policy(ctx, info, "create")
         project = stdattrs.owner_project(ctx, values)
         quotas.check(conn, self.cfg, project, "router", 1)
         row = stdattrs.new_row(project, values)
@@ -228,7 +220,6 @@ class Routers:
             check(row.revision_number)
         _check_ha(changes.pop("ha", False))
         if "external_gateway_info" in changes:
-            _check_gateway_policy(ctx, changes["external_gateway_info"], "update")
             self._set_gateway(ctx, conn, row, changes["external_gateway_info"])
         if "routes" in changes:
             self._set_routes(conn, row, changes["routes"])
@@ -380,14 +371,6 @@ def _check_ha(ha: bool) -> None:
         raise HARouterNotSupported()
 
 
-def _check_gateway_policy(ctx: Context, info: dict[str, Any] | None, action: str) -> None:
-    if info is None or ctx.is_admin:
-        return
-    for key in ("enable_snat", "external_fixed_ips"):
-        if key in info:
-            raise errors.PolicyNotAuthorized(action=f"rule:{action}_router:external_gateway_info:{key}")
-
-
 def _addresses_changed(current: list[tuple[str, str]], wanted: list[dict[str, str]]) -> bool:
     """Neutron's _check_for_external_ip_change: compare only what was given."""
     if {w["subnet_id"] for w in wanted if w.get("subnet_id")} != {s for s, _ in current}:
@@ -398,7 +381,7 @@ def _addresses_changed(current: list[tuple[str, str]], wanted: list[dict[str, st
 def _routes_body(body: Any) -> list[dict[str, str]]:
     if not isinstance(body, dict) or not isinstance(body.get("router"), dict) \
             or set(body["router"]) != {"routes"}:
-        raise attrs.HTTPBadRequest(msg="Body must be {\"router\": {\"routes\": [...]}}")
+        raise errors.HTTPBadRequest(msg="Body must be {\"router\": {\"routes\": [...]}}")
     try:
         return convert_routes(body["router"]["routes"])
     except v.InvalidValue as exc:

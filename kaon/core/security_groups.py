@@ -29,9 +29,9 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, delete, exists, or_, select, update
 
 from kaon import errors
-from kaon.api.context import Context
-from kaon.api.listing import ListQuery
-from kaon.core import default_sg, quotas, stdattrs
+from kaon.core import default_sg, policy, quotas, stdattrs
+from kaon.core.context import Context
+from kaon.core.list_query import ListQuery
 from kaon.core.query import fetch_page, where_filters
 from kaon.core.sg_rules import render_rule, render_rules
 from kaon.db.core_tables import port_security_groups
@@ -111,8 +111,7 @@ class SecurityGroups:
     def writable_row(self, ctx: Context, conn: Connection, sg_id: str, action: str) -> Any:
         """404 when the caller cannot see it, 403 when it is only shared with them."""
         row = self.fetch_row(ctx, conn, sg_id)
-        if not ctx.is_admin and row.project_id != ctx.project_id:
-            raise errors.PolicyNotAuthorized(action=f"{action}_security_group")
+        policy.enforce_owned(ctx, f"{action}_security_group", row.project_id)
         return row
 
     def get(self, ctx: Context, conn: Connection, sg_id: str) -> dict[str, Any]:

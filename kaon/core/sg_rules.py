@@ -18,10 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, delete, or_, select, update
 
-from kaon import errors
-from kaon.api.context import Context
-from kaon.api.listing import ListQuery
-from kaon.core import default_sg, quotas, stdattrs
+from kaon.core import default_sg, policy, quotas, stdattrs
+from kaon.core.context import Context
+from kaon.core.list_query import ListQuery
 from kaon.core.query import fetch_page, where_filters
 from kaon.db.fast_insert import FastInsert
 from kaon.db.sg_tables import default_security_groups, security_group_rules, security_groups
@@ -126,8 +125,8 @@ class SecurityGroupRules:
         if rule["remote_address_group_id"] is not None:
             raise m.AddressGroupNotFound(address_group_id=rule["remote_address_group_id"])
         group = self.groups.fetch_with_default(as_project, conn, values["security_group_id"])
-        if not ctx.is_admin and group.project_id != ctx.project_id:
-            raise errors.PolicyNotAuthorized(action="create_security_group_rule")
+        policy.enforce_owned(ctx, "create_security_group_rule", project,
+                             **{"security_group:tenant_id": group.project_id})
         self._check_duplicate(conn, group.id, rule)
         row = stdattrs.new_row(project, values)
         del row["name"]
@@ -147,11 +146,10 @@ class SecurityGroupRules:
 
     def writable_row(self, ctx: Context, conn: Connection, rule_id: str, action: str) -> Any:
         row = self.fetch_row(ctx, conn, rule_id)
-        if not ctx.is_admin:
-            owner = conn.execute(select(security_groups.c.project_id)
-                                 .where(security_groups.c.id == row.security_group_id)).scalar()
-            if owner != ctx.project_id:
-                raise errors.PolicyNotAuthorized(action=f"{action}_security_group_rule")
+        owner = conn.execute(select(security_groups.c.project_id)
+                             .where(security_groups.c.id == row.security_group_id)).scalar()
+        policy.enforce_owned(ctx, f"{action}_security_group_rule", row.project_id,
+                             **{"security_group:tenant_id": owner})
         return row
 
     def update(self, ctx: Context, conn: Connection, rule_id: str, changes: dict[str, Any],

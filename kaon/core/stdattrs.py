@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, select
 
-from kaon.api.context import Context
+from kaon.core.context import Context
 from kaon.db.core_tables import tags
-from kaon.model.attrs import HTTPBadRequest
+from kaon.errors import HTTPBadRequest
 
 
 def now() -> dt.datetime:
@@ -32,9 +32,18 @@ def timestamp(value: dt.datetime | None) -> str | None:
 
 def owner_project(ctx: Context, values: dict[str, Any]) -> str:
     """The project a new resource belongs to: the caller's, or (admin only)
-    the one named by project_id/tenant_id."""
-    tenant = values.pop("tenant_id", None)
-    project = values.pop("project_id", None)
+    the one named by project_id/tenant_id (taken out of ``values``)."""
+    project = named_project(ctx, values)
+    values.pop("tenant_id", None)
+    values.pop("project_id", None)
+    return project
+
+
+def named_project(ctx: Context, values: dict[str, Any]) -> str:
+    """:func:`owner_project` without changing ``values``: 400 when the two
+    names differ or a non-admin names another project."""
+    tenant = values.get("tenant_id")
+    project = values.get("project_id")
     if tenant is not None and project is not None and tenant != project:
         raise HTTPBadRequest(msg="'project_id' and 'tenant_id' do not match")
     wanted = project if project is not None else tenant

@@ -36,17 +36,17 @@ import netaddr
 from sqlalchemy import Connection, delete, insert, or_, select, text, update
 
 from kaon import errors
-from kaon.api.context import Context
-from kaon.api.listing import ListQuery
-from kaon.core import quotas, rbac, stdattrs
+from kaon.core import policy, quotas, rbac, stdattrs
 from kaon.core.address_scopes import AddressScopes, shared_filter, shared_ids
+from kaon.core.context import Context
+from kaon.core.list_query import ListQuery
 from kaon.core.query import fetch_page, where_filters
 from kaon.db.core_tables import subnets
 from kaon.db.pool_tables import address_scopes, addressscope_rbacs, subnetpool_rbacs, subnetpools
+from kaon.errors import HTTPBadRequest
 from kaon.model import rbac as rbac_model
 from kaon.model import subnetpool as m
 from kaon.model import validators as v
-from kaon.model.attrs import HTTPBadRequest
 from kaon.model.rbac import SHARED, WILDCARD
 
 Items = list[dict[str, Any]]  # (a service's own ``list`` method shadows the name for mypy)
@@ -135,8 +135,8 @@ class SubnetPools:
     def writable_row(self, ctx: Context, conn: Connection, pool_id: str, action: str) -> Any:
         """Locked; 404 when the caller cannot see it, 403 when it is only shared with them."""
         row = self.fetch_row(ctx, conn, pool_id, lock=True)
-        if not ctx.is_admin and row.project_id != ctx.project_id:
-            raise errors.PolicyNotAuthorized(action=f"{action}_subnetpool")
+        # "update"/"delete" or a full action name (add_prefixes, remove_prefixes).
+        policy.enforce_owned(ctx, action if "_" in action else f"{action}_subnetpool", row.project_id)
         return row
 
     def get(self, ctx: Context, conn: Connection, pool_id: str) -> dict[str, Any]:
@@ -289,9 +289,6 @@ class SubnetPools:
         """``PUT .../add_prefixes`` or ``.../remove_prefixes``: the pool's prefixes afterwards."""
         action = "add_prefixes" if add else "remove_prefixes"
         prefixes = operation_prefixes(body)
-        if not ctx.can_write:
-            self.fetch_row(ctx, conn, pool_id)
-            raise errors.PolicyNotAuthorized(action=f"{action}_subnetpool")
         row = self.writable_row(ctx, conn, pool_id, action)
         if add:
             self._apply(ctx, conn, row, {"prefixes": [*row.prefixes, *prefixes]})

@@ -10,17 +10,17 @@ import netaddr
 from sqlalchemy import Connection, delete, or_, select, update
 
 from kaon import errors
-from kaon.api.context import Context
-from kaon.api.listing import ListQuery
-from kaon.core import ipam, prefix_alloc, quotas, stdattrs
+from kaon.core import ipam, policy, prefix_alloc, quotas, stdattrs
+from kaon.core.context import Context
+from kaon.core.list_query import ListQuery
 from kaon.core.networks import AUTO_DELETE_OWNERS, Networks
 from kaon.core.query import fetch_page, where_filters
 from kaon.core.scheduling import Scheduler
 from kaon.db.core_tables import ip_allocations, network_rbacs, networks, ports, subnets
 from kaon.db.fast_insert import FastInsert
+from kaon.errors import HTTPBadRequest
 from kaon.ml2.binding import utcnow
 from kaon.model import validators as v
-from kaon.model.attrs import HTTPBadRequest
 
 if TYPE_CHECKING:  # it imports this module
     from kaon.core.dhcp_ports import DhcpPorts
@@ -160,13 +160,7 @@ class Subnets:
     def create_item(self, ctx: Context, conn: Connection, values: dict[str, Any]) -> dict[str, Any]:
         """Create a subnet and render it from the row it inserted (a new
         subnet has no tags): no read-back."""
-        net = self.nets.fetch_row(ctx, conn, values["network_id"])
-        if not ctx.is_admin and net.project_id != ctx.project_id:
-            # Neutron hides a visible but unshared network (an external one)
-            # behind a 404; on a shared one the policy says no.
-            if not self.nets.shared_with(conn, net.id, ctx):
-                raise errors.NetworkNotFound(net_id=net.id)
-            raise errors.PolicyNotAuthorized(action="create_subnet")
+        net = self._network_for_create(ctx, conn, values["network_id"])
         project = stdattrs.owner_project(ctx, values)
         quotas.check(conn, self.cfg, project, "subnet", 1)
         # Two subnets created at once on one network must see each other for
@@ -314,14 +308,39 @@ class Subnets:
             raise _invalid(f"Invalid CIDR {cidr} for IPv6 address mode. OpenStack uses the EUI-64 address "
                            "format, which requires the prefix to be /64")
 
+    def _network_for_create(self, ctx: Context, conn: Connection, net_id: str) -> Any:
+        net = self.nets.fetch_row(ctx, conn, net_id)
+        if not ctx.is_admin and net.project_id != ctx.project_id and not self.nets.shared_with(conn, net.id, ctx):
+            # Neutron hides a visible but unshared network (an external one)
+            # behind a 404; on a shared one the policy says no.
+            raise errors.NetworkNotFound(net_id=net.id)
+        return net
+
+    # New subnets on one network share their policy target (a bulk create reads it once).
+    policy_parent = "network_id"
+
+    def policy_target(self, ctx: Context, conn: Connection, values: dict[str, Any] | None,
+                      subnet_id: str | None) -> dict[str, Any]:
+        """The subnet rules look at the network's owner (``rule:network_owner``)."""
+        if subnet_id is None:
+            assert values is not None
+            net = self._network_for_create(ctx, conn, values["network_id"])
+            project = stdattrs.named_project(ctx, values)
+            return {"project_id": project, "tenant_id": project, "network:tenant_id": net.project_id}
+        row = self.fetch_row(ctx, conn, subnet_id)
+        return {"project_id": row.project_id, "tenant_id": row.project_id,
+                **self._network_owner(conn, row.network_id)}
+
     # -- update / delete -----------------------------------------------
     def writable_row(self, ctx: Context, conn: Connection, subnet_id: str, action: str) -> Any:
         row = self.fetch_row(ctx, conn, subnet_id)
-        if not ctx.is_admin and row.project_id != ctx.project_id:
-            net_owner = conn.execute(select(networks.c.project_id).where(networks.c.id == row.network_id)).scalar()
-            if net_owner != ctx.project_id:
-                raise errors.PolicyNotAuthorized(action=f"{action}_subnet")
+        policy.enforce_owned(ctx, f"{action}_subnet", row.project_id, **self._network_owner(conn, row.network_id))
         return row
+
+    @staticmethod
+    def _network_owner(conn: Connection, net_id: str) -> dict[str, Any]:
+        owner = conn.execute(select(networks.c.project_id).where(networks.c.id == net_id)).scalar()
+        return {"network:tenant_id": owner}
 
     def update(self, ctx: Context, conn: Connection, subnet_id: str, changes: dict[str, Any],
                check: Any = None) -> None:

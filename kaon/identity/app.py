@@ -10,7 +10,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from kaon.api.limits import CrashBarrier
+from kaon.asgi.limits import CrashBarrier
 from kaon.errors import KaonError
 from kaon.identity import admin_routes, assignment_routes, auth_routes, http
 from kaon.identity.config import IdentityConfig
@@ -44,7 +44,7 @@ def build_identity_app(
         validator = make_token_validator(engine, cfg)
     routes = auth_routes.routes() + admin_routes.routes() + assignment_routes.routes()
     handlers = {KaonError: http.on_error, HTTPException: http.on_http_error, DataError: http.on_data_error}
-    # Unhandled errors: a 500 that keeps the connection (kaon.api.limits).
+    # Unhandled errors: a 500 that keeps the connection (kaon.asgi.limits).
     app = Starlette(routes=routes, exception_handlers=handlers,
                     middleware=[Middleware(CrashBarrier, render=http.InternalError)])
     throttle = LoginThrottle(cfg.lockout_failure_attempts, cfg.lockout_duration)

@@ -74,7 +74,7 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
 
 
 class InternalError(KaonError):
-    """What an unhandled error answers (rendered by kaon.api.limits.CrashBarrier)."""
+    """What an unhandled error answers (rendered by kaon.asgi.limits.CrashBarrier)."""
 
     message = "An unexpected error occurred."
 

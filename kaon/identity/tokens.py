@@ -25,7 +25,7 @@ from pathlib import Path
 import orjson
 from sqlalchemy import Engine, delete, insert, select
 
-from kaon.api.context import Context
+from kaon.core.context import Context
 from kaon.db import identity_tables as t
 from kaon.db.engine import read_txn, write_txn
 from kaon.identity.errors import Unauthenticated

@@ -33,7 +33,7 @@ ADDRESS_SCOPE = Resource(
         Attr("id", convert=v.uuid_str),
         Attr("name", post=True, put=True, default="", convert=v.string(255)),
         *project_attrs(),
-        Attr("shared", post=True, put=True, default=False, convert=v.boolean, admin_post=True, admin_put=True,
+        Attr("shared", post=True, put=True, default=False, convert=v.boolean,
              filter_convert=v.boolean, sort=False),
         Attr("ip_version", post=True, required=True, convert=ip_version, filter_convert=v.filter_int),
     ),

@@ -1,7 +1,8 @@
 """Declarative resource definitions, in the manner of neutron-lib's
 ``api/definitions``: for each attribute, whether POST/PUT may set it, its
 default, its converter, whether it filters or sorts, and who may set or
-read it. The API layer validates bodies and strips output from these alone.
+read it. The API layer validates bodies from these alone; who may set or
+read an attribute is policy (:mod:`kaon.core.policy_rules`), not a flag here.
 """
 
 from __future__ import annotations
@@ -15,9 +16,6 @@ from kaon.model import validators as v
 
 MISSING: Any = object()
 
-HTTPBadRequest = errors.define("HTTPBadRequest", errors.BadRequest, "{msg}")
-
-
 @dataclass(frozen=True)
 class Attr:
     name: str
@@ -28,10 +26,6 @@ class Attr:
     convert: Callable[[Any], Any] | None = None
     filter: bool = True
     sort: bool = True
-    # Who may set or read it beyond the resource's owner.
-    admin_post: bool = False
-    admin_put: bool = False
-    admin_read: bool = False
     # Converter for query-string filter values ("true" -> True ...).
     filter_convert: Callable[[str], Any] | None = None
 
@@ -54,7 +48,7 @@ class Resource:
 
 
 def _bad(msg: str) -> errors.KaonError:
-    return HTTPBadRequest(msg=msg)
+    return errors.HTTPBadRequest(msg=msg)
 
 
 def _convert(attr: Attr, value: Any) -> Any:
@@ -86,7 +80,7 @@ def unwrap(resource: Resource, body: Any) -> list[dict[str, Any]]:
     return [item]
 
 
-def check_post(resource: Resource, item: Mapping[str, Any], is_admin: bool) -> dict[str, Any]:
+def check_post(resource: Resource, item: Mapping[str, Any]) -> dict[str, Any]:
     """Validate one POST item; fill defaults. Returns the converted values."""
     unknown = [k for k in item if k not in resource.by_name]
     if unknown:
@@ -96,8 +90,6 @@ def check_post(resource: Resource, item: Mapping[str, Any], is_admin: bool) -> d
         if attr.name in item:
             if not attr.post:
                 raise _bad(f"Attribute '{attr.name}' not allowed in POST")
-            if attr.admin_post and not is_admin:
-                raise errors.PolicyNotAuthorized(action=f"rule:create_{resource.name}:{attr.name}")
             out[attr.name] = _convert(attr, item[attr.name])
         elif attr.post:
             if attr.required:
@@ -107,7 +99,7 @@ def check_post(resource: Resource, item: Mapping[str, Any], is_admin: bool) -> d
     return out
 
 
-def check_put(resource: Resource, body: Any, is_admin: bool) -> dict[str, Any]:
+def check_put(resource: Resource, body: Any) -> dict[str, Any]:
     if not isinstance(body, dict) or resource.name not in body or not isinstance(body[resource.name], dict):
         raise _bad(f"Unable to find '{resource.name}' in request body")
     item = body[resource.name]
@@ -119,24 +111,16 @@ def check_put(resource: Resource, body: Any, is_admin: bool) -> dict[str, Any]:
         attr = resource.by_name[name]
         if not attr.put:
             raise _bad(f"Cannot update read-only attribute {name}")
-        if attr.admin_put and not is_admin:
-            raise errors.PolicyNotAuthorized(action=f"rule:update_{resource.name}:{name}")
         out[name] = _convert(attr, value)
     return out
-
-
-def hidden_for(resource: Resource, is_admin: bool) -> frozenset[str]:
-    if is_admin:
-        return frozenset()
-    return frozenset(a.name for a in resource.attrs if a.admin_read)
 
 
 def project_attrs() -> tuple[Attr, ...]:
     """tenant_id/project_id: set from the token; admins may name another project."""
     conv = v.string(255)
     return (
-        Attr("tenant_id", post=True, convert=conv, admin_post=False),
-        Attr("project_id", post=True, convert=conv, admin_post=False),
+        Attr("tenant_id", post=True, convert=conv),
+        Attr("project_id", post=True, convert=conv),
     )
 
 

@@ -85,7 +85,6 @@ ROUTER = Resource(
         # l3-ha: admin-only to set and to read, as Neutron's policies
         # (create/get/update_router:ha); kaon routers are single-node, so it
         # reads false and true is refused (kaon.core.routers).
-        Attr("ha", post=True, put=True, convert=v.boolean, admin_post=True, admin_put=True, admin_read=True,
-             filter=False, sort=False),
+        Attr("ha", post=True, put=True, convert=v.boolean, filter=False, sort=False),
     ),
 )

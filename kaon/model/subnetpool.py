@@ -103,9 +103,8 @@ SUBNETPOOL = Resource(
         Attr("max_prefixlen", post=True, put=True, convert=v.non_negative_int, filter_convert=v.filter_int),
         Attr("default_quota", post=True, put=True, convert=_quota, filter_convert=v.filter_int),
         Attr("address_scope_id", post=True, put=True, convert=v.uuid_or_none),
-        Attr("is_default", post=True, put=True, default=False, convert=v.boolean, admin_post=True,
-             admin_put=True, filter_convert=v.boolean),
-        Attr("shared", post=True, default=False, convert=v.boolean, admin_post=True, filter_convert=v.boolean,
+        Attr("is_default", post=True, put=True, default=False, convert=v.boolean, filter_convert=v.boolean),
+        Attr("shared", post=True, default=False, convert=v.boolean, filter_convert=v.boolean,
              sort=False),
     ),
 )

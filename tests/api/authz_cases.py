@@ -243,12 +243,7 @@ ATTRIBUTE_CASES: tuple[tuple[str, int], ...] = (
 
 # Cells where kaon knowingly differs from Neutron (strict xfail: they fail
 # loudly once fixed). Not counted as leaks; listed by test_zz_leak_count.
-KNOWN_GAPS: dict[str, str] = {
-    "port-A-A-update:mac_address": (
-        "Neutron's update_port:mac_address is admin/service only; kaon lets the network owner change "
-        "its own port's MAC, and tests/api/test_ports.py (test_mac_update_unbound_and_bound, "
-        "test_auto_address_subnets) relies on that as a member"),
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kaon.api.limits import HttpLimits
+from kaon.asgi.limits import HttpLimits
 from kaon.config import load_config
 from tests.fixtures import start_kaon_server
 from tests.fixtures.server import KaonServer

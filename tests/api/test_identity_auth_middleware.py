@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from kaon.api.auth import CONTEXT_KEY, AuthMiddleware
-from kaon.api.context import Context
+from kaon.core.context import Context
 from kaon.identity import passwords
 from kaon.identity.testing import Node, SyncClient, make_node, password_body
 from kaon.identity.tokens import TokenData, new_audit_id

@@ -13,12 +13,11 @@ import orjson
 import pytest
 from sqlalchemy import update
 
-from kaon.api.context import Context
 from kaon.api.listing import parse
-from kaon.core import port_json, port_render
+from kaon.core import policy, port_json, port_render
+from kaon.core.context import Context
 from kaon.db.core_tables import ports as ports_table
 from kaon.db.engine import read_txn
-from kaon.model import attrs
 from kaon.model.port import PORT
 from tests.api import core_support
 from tests.api.core_support import Api
@@ -60,7 +59,7 @@ def dict_path(api: Api, ctx: Context, params: list[tuple[str, str]]) -> list[dic
     q = parse(PORT, params, {"fixed_ips", "ip_address", "subnet_id"}, True)
     with read_txn(api.engine) as conn:
         items, _ = services.ports.list(ctx, conn, q)
-    hidden = attrs.hidden_for(PORT, ctx.is_admin)
+    hidden = policy.current().hidden(ctx, PORT)
     keys = port_json.keys_for(hidden, q.fields)
     return [{k: i[k] for k in keys} for i in items]
 
@@ -122,7 +121,7 @@ def test_database_json_show_equals_the_dict_path(core_api: Api, project: str, va
     ctx = Context(user_id="u", project_id=project,
                   roles=frozenset({"admin", "member", "reader"} if roles == "admin" else {"member", "reader"}))
     services = core_api.app.app.state.services
-    keys = port_json.keys_for(attrs.hidden_for(PORT, ctx.is_admin), fields)
+    keys = port_json.keys_for(policy.current().hidden(ctx, PORT), fields)
     for port_id in varied["ports"]:
         r = caller.get(f"/v2.0/ports/{port_id}", params=[("fields", f) for f in fields])
         assert r.status_code == 200, r.text

@@ -168,8 +168,8 @@ def test_auto_address_subnets(core_api: Api, project: str) -> None:
     assert ips(port) == [eui]
     r = post_port(me, net["id"], fixed_ips=[{"subnet_id": sub["id"], "ip_address": "2001:db8:d::99"}])
     neutron_error(r, 400, "AllocationOnAutoAddressSubnet")
-    # A new MAC is a new EUI-64 address.
-    moved = me.update("ports", port["id"], mac_address="fa:16:3e:00:00:42")
+    # A new MAC is a new EUI-64 address (update_port:mac_address: admin or service).
+    moved = core_api.admin(project).update("ports", port["id"], mac_address="fa:16:3e:00:00:42")
     assert ips(moved) == ["2001:db8:d:0:f816:3eff:fe00:42"]
     # Router ports may hold a fixed address there, even the subnet-router anycast one.
     rp = me.port(net["id"], device_owner="network:router_interface", device_id="r",
@@ -223,10 +223,15 @@ def test_mac_addresses(core_api: Api, project: str) -> None:
 
 
 def test_mac_update_unbound_and_bound(core_api: Api, project: str) -> None:
-    me = core_api.member(project)
-    net, _ = me.net_with_subnet()
-    port = me.port(net["id"])
-    taken = me.port(net["id"])["mac_address"]
+    owner = core_api.member(project)
+    net, _ = owner.net_with_subnet()
+    port = owner.port(net["id"])
+    taken = owner.port(net["id"])["mac_address"]
+    # update_port:mac_address is admin (or service) only, even for the port's
+    # and the network's owner; Neutron checks any attribute an update names.
+    neutron_error(owner.put(f"/v2.0/ports/{port['id']}", json={"port": {"mac_address": port["mac_address"]}}),
+                  403, "PolicyNotAuthorized")
+    me = core_api.admin(project)
     assert me.update("ports", port["id"], mac_address="fa:16:3e:00:11:22")["mac_address"] == "fa:16:3e:00:11:22"
     neutron_error(me.put(f"/v2.0/ports/{port['id']}", json={"port": {"mac_address": taken}}), 409,
                   "MacAddressInUse")

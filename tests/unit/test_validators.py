@@ -134,7 +134,7 @@ def test_lists_one_of_and_dicts() -> None:
 
 # --- declarative checks ----------------------------------------------------------------
 def test_check_post_fills_defaults_and_converts() -> None:
-    out = attrs.check_post(NETWORK, {"name": "n", "admin_state_up": "false"}, is_admin=False)
+    out = attrs.check_post(NETWORK, {"name": "n", "admin_state_up": "false"})
     assert out["name"] == "n" and out["admin_state_up"] is False
     assert out["shared"] is False and out["port_security_enabled"] is True and out["description"] == ""
     assert "mtu" not in out and "provider:network_type" not in out
@@ -143,30 +143,29 @@ def test_check_post_fills_defaults_and_converts() -> None:
 @pytest.mark.parametrize("item, error, fragment", [
     ({"colour": "red", "bogus": 1}, errors.BadRequest, "Unrecognized attribute(s) 'bogus, colour'"),
     ({"status": "UP"}, errors.BadRequest, "Attribute 'status' not allowed in POST"),
-    ({"shared": True}, errors.NotAuthorized, "create_network:shared"),
     ({"name": 3}, errors.InvalidInput, "Invalid input for name. Reason: '3' is not a valid string."),
 ])
 def test_check_post_refuses(item: dict, error: type, fragment: str) -> None:
     with pytest.raises(error) as exc:
-        attrs.check_post(NETWORK, item, is_admin=False)
+        attrs.check_post(NETWORK, item)
     assert fragment in exc.value.msg
 
 
 def test_check_post_required_attributes() -> None:
     with pytest.raises(errors.BadRequest, match="Required attribute 'network_id' not specified"):
-        attrs.check_post(PORT, {}, is_admin=True)
+        attrs.check_post(PORT, {})
     with pytest.raises(errors.BadRequest, match="Required attribute 'ip_version' not specified"):
-        attrs.check_post(SUBNET, {"network_id": "3f2504e0-4f89-41d3-9a0c-0305e82c3301"}, is_admin=True)
+        attrs.check_post(SUBNET, {"network_id": "3f2504e0-4f89-41d3-9a0c-0305e82c3301"})
 
 
 def test_check_put() -> None:
-    assert attrs.check_put(NETWORK, {"network": {"name": "x"}}, is_admin=False) == {"name": "x"}
+    assert attrs.check_put(NETWORK, {"network": {"name": "x"}}) == {"name": "x"}
     with pytest.raises(errors.BadRequest, match="Cannot update read-only attribute"):
-        attrs.check_put(SUBNET, {"subnet": {"cidr": "10.0.0.0/24"}}, is_admin=True)
+        attrs.check_put(SUBNET, {"subnet": {"cidr": "10.0.0.0/24"}})
     with pytest.raises(errors.BadRequest, match="Unable to find 'network' in request body"):
-        attrs.check_put(NETWORK, {"networks": {}}, is_admin=True)
-    with pytest.raises(errors.NotAuthorized):
-        attrs.check_put(PORT, {"port": {"binding:host_id": "h"}}, is_admin=False)
+        attrs.check_put(NETWORK, {"networks": {}})
+    # Who may set it is policy's business (tests/unit/test_policy.py), not the body check's.
+    assert attrs.check_put(PORT, {"port": {"binding:host_id": "h"}}) == {"binding:host_id": "h"}
 
 
 def test_unwrap() -> None:
@@ -176,12 +175,6 @@ def test_unwrap() -> None:
         with pytest.raises(errors.BadRequest):
             attrs.unwrap(NETWORK, body)
 
-
-def test_hidden_for() -> None:
-    assert "provider:network_type" in attrs.hidden_for(NETWORK, is_admin=False)
-    assert attrs.hidden_for(NETWORK, is_admin=True) == frozenset()
-    assert {"binding:host_id", "binding:vif_type", "binding:profile"} <= attrs.hidden_for(PORT, is_admin=False)
-    assert "binding:vnic_type" not in attrs.hidden_for(PORT, is_admin=False)
 
 
 # --- query strings ---------------------------------------------------------------------------

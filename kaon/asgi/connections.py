@@ -26,7 +26,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from kaon.api.limits import HeadTooLarge, error_body
+from kaon.asgi.limits import HeadTooLarge, error_body
 
 LOG = logging.getLogger("kaon.api")
 
@@ -133,7 +133,7 @@ def guarded_protocol(head_timeout: float, per_client: int,
 
 
 def uvicorn_options(limits: Any) -> dict[str, Any]:
-    """uvicorn.run keywords for :class:`kaon.api.limits.HttpLimits`."""
+    """uvicorn.run keywords for :class:`kaon.asgi.limits.HttpLimits`."""
     idle = limits.client_socket_timeout or 10**9  # 0: Neutron's "wait for ever"
     return {"http": guarded_protocol(limits.request_head_timeout, limits.max_connections_per_client,
                                      limits.max_header_line),

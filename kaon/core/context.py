@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kaon.core import policy
+
 
 @dataclass(frozen=True)
 class Context:
@@ -16,16 +18,16 @@ class Context:
 
     @property
     def is_admin(self) -> bool:
-        return "admin" in self.roles
+        """Neutron's ``context.is_admin``: the policy rule ``context_is_admin``
+        (``role:admin`` unless policy.yaml says otherwise). It widens what the
+        caller sees (every project's resources) and lets it act for others."""
+        return policy.current().role_rule("context_is_admin", self.roles)
 
     @property
     def is_service(self) -> bool:
-        return "service" in self.roles
-
-    @property
-    def can_write(self) -> bool:
-        """Readers may only read; member (or manager/admin/service) may write."""
-        return bool(self.roles & {"member", "manager", "admin", "service"})
+        """The policy rule ``service_api`` (``role:service``): another
+        OpenStack service (Nova) acting on a project's behalf."""
+        return policy.current().role_rule("service_api", self.roles)
 
     @classmethod
     def admin(cls, project_id: str = "admin") -> Context:
