@@ -84,7 +84,7 @@ class DhcpRole:
         return self.state_dir / network_id
 
     def proxy_dir(self, network_id: str) -> Path:
-        return self.net_dir(network_id) / "metadata-proxy"
+        return self.net_dir(network_id) / proxies.DIRECTORY
 
     def recorded(self) -> dict[str, str]:
         """network id -> namespace name, for every network this agent set up."""

@@ -47,7 +47,7 @@ from kaon.model.intent import HostIntent, RouterIntent
 
 LOG = logging.getLogger("kaon.agent.l3")
 
-PROXIES = "metadata-proxy"  # a directory beside the router records (files), one subdirectory per router
+PROXIES = proxies.DIRECTORY  # a directory beside the router records (files), one subdirectory per router
 
 
 class L3Role:

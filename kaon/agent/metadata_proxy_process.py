@@ -30,6 +30,7 @@ from kaon.dataplane.dnsmasq import cmdline
 
 MODULE = "kaon.agent.metadata_proxy_main"
 PID, TABLE, LOG_FILE = "pid", "table.json", "log"
+DIRECTORY = "metadata-proxy"  # the roles' name for a proxy's directory (and, for L3, for the directory of them)
 
 
 def command(directory: Path, ns: str, inode: int, address: tuple[str, int], upstream: ProxyConfig) -> list[str]:
