@@ -17,6 +17,7 @@ text changes the proxy rereads it on SIGHUP and keeps its socket.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -27,6 +28,8 @@ from pathlib import Path
 from kaon.agent.metadata_proxy import ProxyConfig, Table
 from kaon.dataplane import DataplaneError, netns
 from kaon.dataplane.dnsmasq import cmdline
+
+LOG = logging.getLogger("kaon.agent.metadata")
 
 MODULE = "kaon.agent.metadata_proxy_main"
 PID, TABLE, LOG_FILE = "pid", "table.json", "log"
@@ -61,10 +64,13 @@ def ensure(directory: Path, ns: str, address: tuple[str, int], upstream: ProxyCo
     args = command(directory, ns, os.stat(netns.path(ns)).st_ino, address, upstream)
     found = running(directory)
     if found is not None and found[1] != args:
+        LOG.info("metadata proxy for %s (pid %d): new command line, restarting", ns, found[0])
         stop(directory)
         found = None
     if found is None:
-        return start(args, directory)
+        pid = start(args, directory)
+        LOG.info("metadata proxy for %s started (pid %d)", ns, pid)
+        return pid
     if changed:
         os.kill(found[0], signal.SIGHUP)
     return found[0]
