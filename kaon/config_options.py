@@ -153,8 +153,8 @@ TABLE: Mapping[str, Mapping[str, Mapping[str, str]]] = {
     METADATA_AGENT: {
         "DEFAULT": {"nova_metadata_host": USED, "nova_metadata_port": USED, "metadata_proxy_shared_secret": USED,
                     "nova_metadata_protocol": "kaon's proxy speaks http to the metadata service",
-                    "metadata_workers": "kaon's proxy is one process per agent",
-                    "metadata_proxy_socket": "kaon's proxy is inside the agent", **_LOGGING},
+                    "metadata_workers": "kaon runs one proxy process per router and per isolated network",
+                    "metadata_proxy_socket": "kaon's proxies forward to the metadata service themselves", **_LOGGING},
         "agent": {**_AGENT_COMMON, "nova_metadata_host": USED, "nova_metadata_port": USED,
                   "metadata_proxy_shared_secret": USED},
     },

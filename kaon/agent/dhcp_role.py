@@ -13,13 +13,16 @@ Per network in the intent's ``dhcp`` (kaon.model.intent.DhcpNetwork):
   rewritten only when their text changes, then SIGHUP (leases kept); a new
   command line restarts it; a dead one is started again; a live one found
   after an agent restart is adopted, not duplicated;
-* with isolated metadata, the metadata proxy's listener on
-  169.254.169.254:80 inside the namespace (kaon.agent.metadata_proxy).
+* with isolated metadata, a metadata proxy process listening on
+  169.254.169.254:80 inside the namespace, its files under the network's
+  directory in ``metadata-proxy/``: adopted, reloaded or restarted like
+  dnsmasq (kaon.agent.metadata_proxy_process), stopped when isolated
+  metadata is turned off.
 
 Ownership: a network's directory holds a ``namespace`` file, written before
 the namespace is made. When ``sweep`` is true (after the first full sync)
-recorded networks no longer wanted lose their dnsmasq (by pid), their
-namespace (which takes the veth, tap included) and their directory. Nothing
+recorded networks no longer wanted lose their dnsmasq and metadata proxy
+(by pid), their namespace (which takes the veth, tap included) and their directory. Nothing
 unrecorded is touched.
 """
 
@@ -32,9 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from kaon.agent import dhcp_plan
+from kaon.agent import metadata_proxy_process as proxies
 from kaon.agent.config import AgentConfig
 from kaon.agent.manager import Outcome, Step, Wanted
-from kaon.agent.metadata_proxy import METADATA_IP, MetadataProxy, ProxyConfig
+from kaon.agent.metadata_proxy import METADATA_IP, ProxyConfig, Table
 from kaon.dataplane import dnsmasq, netns, router_ns
 from kaon.dataplane.linux_l2 import LinuxL2
 from kaon.model import names
@@ -51,11 +55,11 @@ class DhcpRole:
     binary = "neutron-dhcp-agent"
     topic = "dhcp_agent"
 
-    def __init__(self, acfg: AgentConfig, state_dir: Path, metadata: MetadataProxy | None = None) -> None:
+    def __init__(self, acfg: AgentConfig, state_dir: Path, proxy: ProxyConfig | None = None) -> None:
         self.acfg = acfg
         self.state_dir = state_dir
         self.host_l2 = LinuxL2(acfg.namespace)
-        self.metadata = metadata or MetadataProxy(ProxyConfig())
+        self.proxy = proxy or ProxyConfig()
         self._wanted: Wanted[DhcpNetwork] = Wanted()
         # dnsmasq drops to "nobody" and rereads its files as nobody on SIGHUP:
         # when nobody cannot reach the state directory (a private tmp dir in
@@ -78,6 +82,9 @@ class DhcpRole:
     # -- ownership -------------------------------------------------------
     def net_dir(self, network_id: str) -> Path:
         return self.state_dir / network_id
+
+    def proxy_dir(self, network_id: str) -> Path:
+        return self.net_dir(network_id) / proxies.DIRECTORY
 
     def recorded(self) -> dict[str, str]:
         """network id -> namespace name, for every network this agent set up."""
@@ -114,9 +121,10 @@ class DhcpRole:
         self._plug(ns, net)
         self._serve(network_id, ns, net, d)
         if net.isolated_metadata:
-            self.metadata.ensure(ns, (METADATA_IP, 80), net.metadata or {})
-        else:
-            self.metadata.remove(ns)
+            table = Table(self.proxy.shared_secret, net.metadata or {})
+            proxies.ensure(self.proxy_dir(network_id), ns, (METADATA_IP, 80), self.proxy, table)
+        elif proxies.stop(self.proxy_dir(network_id)):
+            LOG.info("metadata proxy for network %s stopped: no isolated metadata", network_id)
 
     def _plug(self, ns: str, net: DhcpNetwork) -> None:
         port = net.port
@@ -163,7 +171,7 @@ class DhcpRole:
             try:
                 d = self.net_dir(network_id)
                 dnsmasq.stop(d / "pid")
-                self.metadata.remove(ns)  # its socket would keep the namespace, veth included, alive
+                proxies.stop(self.proxy_dir(network_id))  # its socket would keep the namespace, veth included, alive
                 netns.delete(ns)  # its veth, and so the tap, go with it
                 shutil.rmtree(d, ignore_errors=True)
                 self.pids.pop(network_id, None)
@@ -174,9 +182,7 @@ class DhcpRole:
         return ok
 
     def close(self) -> None:
-        # dnsmasq keeps serving: it outlives the agent and is adopted at restart.
-        # The metadata listeners are the agent's sockets: they go with it.
-        self.metadata.close()
+        # dnsmasq and the metadata proxies keep serving: they outlive the agent and are adopted at restart.
         self.host_l2.close()
 
 

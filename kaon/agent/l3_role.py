@@ -12,13 +12,17 @@ Per router in the intent's ``routers`` (kaon.model.intent.RouterIntent):
 * the default route via the external subnet's gateway, extra routes;
 * NAT in one nftables table (kaon.agent.l3_plan), replaced atomically when
   its text changes; a gratuitous ARP for each floating IP newly added;
-* the metadata proxy's listener on 0.0.0.0:9697 inside the namespace, where
-  the NAT table redirects 169.254.169.254:80 (kaon.agent.metadata_proxy).
+* a metadata proxy process listening on 0.0.0.0:9697 inside the namespace,
+  where the NAT table redirects 169.254.169.254:80, while the router has
+  interfaces; its files in ``<state_path>/l3/<host>/metadata-proxy/<router>/``
+  (kaon.agent.metadata_proxy_process: adopted after an agent restart,
+  reloaded when the table changes, restarted when dead).
 
 Ownership: a namespace is the agent's only if it recorded it, before
 creating it, as a file in ``<state_path>/l3/<host>/``. When ``sweep`` is true
 (after the first full sync) recorded namespaces no longer wanted are deleted,
-which takes their veths, taps included, with them. Nothing unrecorded is
+which takes their veths, taps included, with them, after their proxy is
+stopped (by pid; its socket would keep the namespace). Nothing unrecorded is
 ever touched; inside its own namespaces the agent removes ``qr-``/``qg-``
 devices no longer wanted.
 """
@@ -27,19 +31,23 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 from kaon.agent import l3_plan
+from kaon.agent import metadata_proxy_process as proxies
 from kaon.agent.config import AgentConfig
 from kaon.agent.manager import Outcome, Step, Wanted
-from kaon.agent.metadata_proxy import ROUTER_PORT, MetadataProxy, ProxyConfig
+from kaon.agent.metadata_proxy import ROUTER_PORT, ProxyConfig, Table
 from kaon.dataplane import netns, nft, router_ns
 from kaon.dataplane.linux_l2 import LinuxL2
 from kaon.model import names
 from kaon.model.intent import HostIntent, RouterIntent
 
 LOG = logging.getLogger("kaon.agent.l3")
+
+PROXIES = proxies.DIRECTORY  # a directory beside the router records (files), one subdirectory per router
 
 
 class L3Role:
@@ -48,11 +56,11 @@ class L3Role:
     binary = "neutron-l3-agent"
     topic = "l3_agent"
 
-    def __init__(self, acfg: AgentConfig, state_dir: Path, metadata: MetadataProxy | None = None) -> None:
+    def __init__(self, acfg: AgentConfig, state_dir: Path, proxy: ProxyConfig | None = None) -> None:
         self.acfg = acfg
         self.state_dir = state_dir
         self.host_l2 = LinuxL2(acfg.namespace)
-        self.metadata = metadata or MetadataProxy(ProxyConfig())
+        self.proxy = proxy or ProxyConfig()
         # Last NAT text applied per namespace: unchanged text, no transaction.
         # Empty after a restart, so the first sync rewrites every table once.
         self._nat: dict[str, str] = {}
@@ -75,6 +83,9 @@ class L3Role:
         if not self.state_dir.is_dir():
             return {}
         return {p.name: p.read_text().strip() for p in self.state_dir.iterdir() if p.is_file()}
+
+    def proxy_dir(self, router_id: str) -> Path:
+        return self.state_dir / PROXIES / router_id
 
     def _record(self, router_id: str, ns: str) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -127,16 +138,17 @@ class L3Role:
                 router_ns.ip(ns, "link", "del", name, check=False)  # its tap goes with it
         router_ns.sync_routes(ns, l3_plan.routes(router))
         self._apply_nat(ns, l3_plan.nat_body(router))
-        self._serve_metadata(ns, router)
+        self._serve_metadata(router_id, ns, router)
 
-    def _serve_metadata(self, ns: str, router: RouterIntent) -> None:
+    def _serve_metadata(self, router_id: str, ns: str, router: RouterIntent) -> None:
         if not router.interfaces:
-            self.metadata.remove(ns)  # nothing behind the router asks
+            proxies.stop(self.proxy_dir(router_id))  # nothing behind the router asks
             return
         # REDIRECT rewrites the destination to the address of the qr- the
         # request came in on: only those addresses are valid destinations.
         local = frozenset(c.split("/")[0] for i in router.interfaces for c in i.cidrs)
-        self.metadata.ensure(ns, ("0.0.0.0", ROUTER_PORT), router.metadata, local)
+        table = Table(self.proxy.shared_secret, router.metadata, local)
+        proxies.ensure(self.proxy_dir(router_id), ns, ("0.0.0.0", ROUTER_PORT), self.proxy, table)
 
     def _apply_nat(self, ns: str, body: str) -> None:
         if self._nat.get(ns) == body:
@@ -150,16 +162,24 @@ class L3Role:
             if router_id in wanted:
                 continue
             try:
-                self.metadata.remove(ns)  # its socket would keep the namespace, veths included, alive
+                proxies.stop(self.proxy_dir(router_id))  # its socket would keep the namespace, veths included, alive
                 netns.delete(ns)  # its veths, and so their taps, go with it
+                shutil.rmtree(self.proxy_dir(router_id), ignore_errors=True)
                 (self.state_dir / router_id).unlink(missing_ok=True)
                 self._nat.pop(ns, None)
                 LOG.info("removed router namespace %s", ns)
             except Exception as exc:
                 LOG.warning("cannot remove %s: %s", ns, exc)
                 ok = False
+        # A proxy whose router record is gone already (a crash between the two): still ours, by its directory.
+        recorded = self.recorded()
+        root = self.state_dir / PROXIES
+        for d in sorted(root.iterdir()) if root.is_dir() else []:
+            if d.name not in wanted and d.name not in recorded:
+                proxies.stop(d)
+                shutil.rmtree(d, ignore_errors=True)
         return ok
 
     def close(self) -> None:
-        self.metadata.close()
+        # The metadata proxies keep serving: they outlive the agent and are adopted at restart.
         self.host_l2.close()

@@ -12,20 +12,12 @@ Neutron's headers: ``X-Forwarded-For`` (the VM's address), ``X-Instance-ID``
 (hex HMAC-SHA256 of the instance id with ``metadata_proxy_shared_secret``).
 An unknown source gets 404 and nothing is forwarded.
 
-Why one process and one socket per namespace instead of Neutron's haproxy
-per namespace: a socket keeps the namespace it was created in for its whole
-life (kaon.dataplane.netns.open_socket), so one asyncio loop in one thread of
-the agent serves every namespace, and the forward leaves from the agent's own
-namespace, where the metadata service's address (127.0.0.1 on the lab's or an
-all-in-one machine) is reachable. Each listener knows which namespace it is
-in, so overlapping tenant addresses never mix.
-
-Lifecycle: a listener lives as long as the agent process. A restarted agent
-binds anew at its first sync (SO_REUSEADDR; while an old agent still holds
-the port, bind fails and the role retries). A listener also pins its
-namespace: ``remove`` must run before the namespace is deleted, or the
-namespace and its veths would outlive ``ip netns delete``; a namespace made
-anew under the same name (another inode) gets a new listener.
+This module is what one proxy serves (:class:`ProxyServer`, one listening
+socket, one :class:`Table`) and the HTTP it speaks. Each proxy is a process
+of its own (kaon.agent.metadata_proxy_main), started, adopted and stopped by
+the DHCP and L3 roles (kaon.agent.metadata_proxy_process), so it keeps
+answering while the agent restarts -- as Neutron's haproxy per router and
+per network does.
 """
 
 from __future__ import annotations
@@ -33,16 +25,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import logging
-import os
 import socket
-import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from kaon.config import Config, parse_int
-from kaon.dataplane import netns
 from kaon.model.intent import MetadataSource
 
 LOG = logging.getLogger("kaon.agent.metadata")
@@ -56,7 +45,6 @@ MAX_BODY = 1024 * 1024
 DROPPED = frozenset({"x-forwarded-for", "x-instance-id", "x-instance-id-signature", "x-tenant-id",
                      "x-neutron-router-id", "x-neutron-network-id", "connection", "keep-alive",
                      "proxy-connection", "content-length"})
-_IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
 
 
 @dataclass(frozen=True)
@@ -83,107 +71,56 @@ def sign(secret: str, instance_id: str) -> str:
     return hmac.new(secret.encode(), instance_id.encode(), hashlib.sha256).hexdigest()
 
 
-@dataclass
-class Listener:
-    ns: str
-    address: tuple[str, int]
-    inode: int
-    sock: socket.socket
-    # source IPv4 -> who it is; replaced whole, never mutated
-    sources: Mapping[str, MetadataSource]
+@dataclass(frozen=True)
+class Table:
+    """What a proxy needs besides its socket; the file the agent rewrites and the proxy rereads on SIGHUP."""
+    secret: str
+    sources: Mapping[str, MetadataSource]  # source IPv4 -> who it is
     # Router namespaces: connections must arrive on an interface address
     # (what REDIRECT targets), not on the gateway from the outside.
-    local: frozenset[str] | None
-    server: asyncio.AbstractServer | None = None
-    clients: set[asyncio.StreamWriter] = field(default_factory=set)
+    local: frozenset[str] | None = None
 
+    def to_json(self) -> str:
+        return json.dumps({"secret": self.secret, "local": sorted(self.local) if self.local is not None else None,
+                           "sources": {ip: {"instance_id": s.instance_id, "project_id": s.project_id}
+                                       for ip, s in sorted(self.sources.items())}}, indent=1) + "\n"
 
-class MetadataProxy:
-    def __init__(self, config: ProxyConfig) -> None:
-        self.config = config
-        self._listeners: dict[str, Listener] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock = threading.Lock()
-
-    # -- control, from the agent's worker thread ---------------------------
-    def ensure(self, ns: str, address: tuple[str, int], sources: Mapping[str, MetadataSource],
-               local: frozenset[str] | None = None) -> None:
-        """Listen on ``address`` in namespace ``ns`` for ``sources``; idempotent and cheap."""
-        inode = os.stat(netns.path(ns)).st_ino
-        have = self._listeners.get(ns)
-        if have is not None and have.inode == inode and have.address == address:
-            have.sources, have.local = dict(sources), local  # read by the loop thread: one reference swap
-            return
-        if have is not None:
-            self.remove(ns)
-        sock = netns.open_socket(ns, socket.AF_INET, socket.SOCK_STREAM)
+    @classmethod
+    def from_json(cls, text: str) -> Table:
+        """ValueError (json's included) if ``text`` is not a table."""
+        raw = json.loads(text)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            # The DHCP namespace's 169.254.169.254/32 may be added a moment later.
-            sock.setsockopt(socket.IPPROTO_IP, _IP_FREEBIND, 1)
-            sock.bind(address)
-            sock.listen(128)
-            sock.setblocking(False)
-            listener = Listener(ns, address, inode, sock, dict(sources), local)
-            listener.server = self._call(self._start(listener))
-        except BaseException:
-            sock.close()
-            raise
-        self._listeners[ns] = listener
-        LOG.info("metadata proxy listening on %s:%d in %s", address[0], address[1], ns)
+            local = raw["local"]
+            return cls(str(raw["secret"]),
+                       {str(ip): MetadataSource(str(s["instance_id"]), str(s["project_id"]))
+                        for ip, s in raw["sources"].items()},
+                       frozenset(map(str, local)) if local is not None else None)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"not a metadata proxy table: {type(exc).__name__}: {exc}") from None
 
-    def remove(self, ns: str) -> None:
-        """Stop listening in ``ns`` and drop its connections (they pin the namespace)."""
-        listener = self._listeners.pop(ns, None)
-        if listener is None:
-            return
-        self._call(self._stop(listener))
-        listener.sock.close()
-        LOG.info("metadata proxy stopped in %s", ns)
 
-    def namespaces(self) -> list[str]:
-        return sorted(self._listeners)
+class ProxyServer:
+    """One listening socket (already bound, in its namespace) and the table it answers from."""
 
-    def close(self) -> None:
-        for ns in list(self._listeners):
-            self.remove(ns)
-        with self._lock:
-            loop, self._loop = self._loop, None
-        if loop is not None:
-            loop.call_soon_threadsafe(loop.stop)
+    def __init__(self, name: str, upstream: tuple[str, int], table: Table) -> None:
+        self.name = name  # the namespace, for the logs
+        self.upstream = upstream
+        self.table = table  # replaced whole (SIGHUP), never mutated
 
-    def _call(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self._ensure_loop()).result(10)
+    async def start(self, sock: socket.socket) -> asyncio.AbstractServer:
+        sock.setblocking(False)
+        return await asyncio.start_server(self._handle, sock=sock, limit=MAX_HEAD)
 
-    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                threading.Thread(target=loop.run_forever, name="kaon-metadata", daemon=True).start()
-                self._loop = loop
-            return self._loop
-
-    # -- the loop thread -----------------------------------------------------
-    async def _start(self, listener: Listener) -> asyncio.AbstractServer:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            listener.clients.add(writer)
-            try:
-                await asyncio.wait_for(self._serve(listener, reader, writer), REQUEST_TIMEOUT)
-            except Exception as exc:  # a broken client must not hurt the others
-                LOG.debug("metadata request in %s: %s: %s", listener.ns, type(exc).__name__, exc)
-            finally:
-                listener.clients.discard(writer)
-                writer.close()
-
-        return await asyncio.start_server(handle, sock=listener.sock, limit=MAX_HEAD)
-
-    async def _stop(self, listener: Listener) -> None:
-        if listener.server is not None:
-            listener.server.close()
-        for writer in list(listener.clients):
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await asyncio.wait_for(self._serve(reader, writer), REQUEST_TIMEOUT)
+        except Exception as exc:  # a broken client must not hurt the others
+            LOG.debug("metadata request in %s: %s: %s", self.name, type(exc).__name__, exc)
+        finally:
             writer.close()
 
-    async def _serve(self, listener: Listener, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        table = self.table
         peer = writer.get_extra_info("peername")[0]
         here = writer.get_extra_info("sockname")[0]
         try:
@@ -191,23 +128,23 @@ class MetadataProxy:
             request = parse_head(head)
         except (asyncio.LimitOverrunError, asyncio.IncompleteReadError, ValueError):
             return await _reply(writer, 400, "Bad Request")
-        source = listener.sources.get(peer)
-        if source is None or (listener.local is not None and here not in listener.local):
-            LOG.info("metadata request from unknown source %s in %s", peer, listener.ns)
+        source = table.sources.get(peer)
+        if source is None or (table.local is not None and here not in table.local):
+            LOG.info("metadata request from unknown source %s in %s", peer, self.name)
             return await _reply(writer, 404, "Not Found")
         length = int(request.headers.get("content-length", "0") or 0)
         if "transfer-encoding" in request.headers or not 0 <= length <= MAX_BODY:
             return await _reply(writer, 400, "Bad Request")
         body = await reader.readexactly(length) if length else b""
-        await self._forward(request, body, identity_headers(self.config.shared_secret, peer, source), writer)
+        await self._forward(request, body, identity_headers(table.secret, peer, source), writer)
 
     async def _forward(self, request: Request, body: bytes, extra: list[tuple[str, str]],
                        writer: asyncio.StreamWriter) -> None:
-        cfg = self.config
+        host, port = self.upstream
         try:
-            up_reader, up_writer = await asyncio.open_connection(cfg.nova_metadata_host, cfg.nova_metadata_port)
+            up_reader, up_writer = await asyncio.open_connection(host, port)
         except OSError as exc:
-            LOG.warning("metadata service %s:%d unreachable: %s", cfg.nova_metadata_host, cfg.nova_metadata_port, exc)
+            LOG.warning("metadata service %s:%d unreachable: %s", host, port, exc)
             return await _reply(writer, 502, "Bad Gateway")
         try:
             up_writer.write(upstream_request(request, body, extra))

@@ -7,7 +7,7 @@ a manager (kaon.agent.manager) with its own agent record (its own
 shows what Neutron's would.
 
 Both keep what they own under ``<state_path>/<role>/<host>/`` and serve the
-metadata proxy in their namespaces, so they are built the same way.
+metadata proxies of their namespaces, so they are built the same way.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from kaon.agent.config import AgentConfig
 from kaon.agent.dhcp_role import DhcpRole
 from kaon.agent.l3_role import L3Role
 from kaon.agent.manager import Manager
-from kaon.agent.metadata_proxy import MetadataProxy, proxy_config
+from kaon.agent.metadata_proxy import proxy_config
 from kaon.config import Config, ConfigError, parse_list
 
 ROLES: dict[str, type[DhcpRole] | type[L3Role]] = {"dhcp": DhcpRole, "l3": L3Role}
@@ -31,4 +31,4 @@ def build_roles(cfg: Config, acfg: AgentConfig) -> list[Manager]:
         raise ConfigError(f"[agent] roles: unknown role(s) {', '.join(unknown)} (known: {', '.join(ROLES)})")
     state = Path(acfg.state_path or "/var/lib/kaon")
     proxy = proxy_config(cfg)
-    return [ROLES[n](acfg, state / n / acfg.host, MetadataProxy(proxy)) for n in dict.fromkeys(names)]
+    return [ROLES[n](acfg, state / n / acfg.host, proxy) for n in dict.fromkeys(names)]

@@ -4,9 +4,10 @@ The node is found by ``<state>/node.json`` (pid and start time, so a reused
 pid is never signalled). What its local agent made goes by ownership only,
 never by a guess at names another tool might use:
 
-* DHCP namespaces and their dnsmasq: those recorded under
-  ``<state>/dhcp/<host>/`` (namespace name, dnsmasq by its pid file);
-* router namespaces: those recorded under ``<state>/l3/<host>/``;
+* DHCP namespaces, their dnsmasq and metadata proxy: those recorded under
+  ``<state>/dhcp/<host>/`` (namespace name, processes by their pid files);
+* router namespaces and their metadata proxies: those recorded under
+  ``<state>/l3/<host>/`` (proxies in its ``metadata-proxy/<router>/``);
 * links carrying the agent's ownership mark (interface alias ``kaon:l2``:
   its ``brq`` bridges, ``vxlan-`` and VLAN devices) in the agent's namespace;
 * the firewall's and NAT's nftables tables (``kaon-sg``, bridge and inet) in
@@ -63,6 +64,7 @@ def _ip(namespace: str | None, *args: str) -> None:
 
 def clean_agent(state_path: Path, host: str, namespace: str | None) -> list[str]:
     """Remove what the agent of ``host`` made (see the module docstring); what was removed."""
+    from kaon.agent import metadata_proxy_process as proxies
     from kaon.dataplane import dnsmasq, netns, nft
 
     removed: list[str] = []
@@ -71,12 +73,19 @@ def clean_agent(state_path: Path, host: str, namespace: str | None) -> list[str]
         record = net_dir / "namespace"
         if record.is_file():
             dnsmasq.stop(net_dir / "pid")
+            if proxies.stop(net_dir / proxies.DIRECTORY):  # before the namespace: its socket pins it
+                removed.append(f"metadata proxy of {net_dir.name}")
             ns = record.read_text().strip()
             if ns and netns.exists(ns):
                 netns.delete(ns)
                 removed.append(f"namespace {ns}")
         shutil.rmtree(net_dir, ignore_errors=True)
     l3 = state_path / "l3" / host
+    routers_proxies = l3 / proxies.DIRECTORY
+    for proxy_dir in sorted(routers_proxies.iterdir()) if routers_proxies.is_dir() else []:
+        if proxies.stop(proxy_dir):
+            removed.append(f"metadata proxy of {proxy_dir.name}")
+    shutil.rmtree(routers_proxies, ignore_errors=True)
     for router in sorted(l3.iterdir()) if l3.is_dir() else []:
         if router.is_file():
             ns = router.read_text().strip()

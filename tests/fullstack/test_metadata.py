@@ -10,9 +10,15 @@ API would be) on a free port of the root namespace's 127.0.0.1.
   through the router namespace (nft redirect to :9697); its public-ipv4 is
   its floating IP;
 * the service with another secret: the VM gets an error, not data;
-* kill -9 and restart h1's agent: the listeners (its sockets) die with it
-  and are back at its first sync;
-* the router's :9697 is a socket of the agent process (no proxy processes).
+* both paths at once -- a VM behind a router (qrouter-) and a VM on an
+  isolated tenant network (qdhcp-) -- read their metadata in a loop while
+  h1's agent is killed (-9) and restarted: not one read fails; the
+  restarted agent adopts the same proxy processes (a VM made after the
+  restart is answered by the same pid: its table was reread, not the
+  process replaced); a proxy killed by hand is started again; attaching the
+  isolated network to a router (no longer isolated) stops its proxy;
+  deleting the router stops the router's, deleting the network its
+  namespace's.
 
 Seed 002 runs first and removes its flat network: the lab has one physical
 network, and seed 001's ext-net is flat on it too.
@@ -24,9 +30,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -176,33 +183,135 @@ def test_seed_001_metadata_through_the_router(lab: tuple[Stack, int], service: M
         other.close()
 
 
-def test_metadata_after_an_agent_kill_and_restart(lab: tuple[Stack, int], service: MetadataService,
-                                                  ext: dict[str, Any]) -> None:
-    s, _ = lab
-    net, _ = private_behind_router(s, ext, "restart-net", "10.40.0.0/24")
-    vm = s.vm("k1", "h2", net["id"], dhcp=True)
-    device_id = s.port(vm["port_id"])["device_id"]
-    assert read(s, "k1", "instance-id") == device_id
-    old = int(s.lab.state()["hosts"]["h1"]["agent"]["pid"])
-    os.kill(old, signal.SIGKILL)
-    wait_for("h1's agent gone", lambda: not Path(f"/proc/{old}").exists() or
-             Path(f"/proc/{old}/stat").read_text().split(")")[-1].split()[0] == "Z")
-    assert wget(s, "k1", "instance-id").returncode != 0  # its listener died with it
-    start = time.monotonic()
-    s.lab.start_agents()
-    assert read(s, "k1", "instance-id", timeout=30) == device_id
-    print(f"metadata back {time.monotonic() - start:.2f} s after the agent restarted")
+class Reader:
+    """Reads one VM's instance-id in a loop in a thread; every answer, timed, for the assertions."""
+
+    def __init__(self, s: Stack, vm: str, expected: str) -> None:
+        self.s, self.vm, self.expected = s, vm, expected
+        self.ok: list[float] = []
+        self.failed: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            r = wget(self.s, self.vm, "instance-id")
+            if r.returncode == 0 and r.stdout == self.expected:
+                self.ok.append(time.monotonic())
+            else:
+                self.failed.append((time.monotonic(), f"rc {r.returncode}: {r.stdout!r} {r.stderr!r}"))
+            self._stop.wait(0.05)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
 
 
-def test_the_listeners_are_the_agents_own_sockets(lab: tuple[Stack, int]) -> None:
-    """No proxy process per namespace: the router's :9697 is a socket of h1's agent."""
+def listener_pid(ns: str, address: str) -> int | None:
+    """The pid of the process listening on ``address`` in ``ns`` (ss -p looks up sockets' owners machine-wide)."""
+    out = subprocess.run(["ip", "netns", "exec", ns, "ss", "-ltnpH"], capture_output=True, text=True).stdout
+    line = next((x for x in out.splitlines() if f" {address} " in x), None)
+    if line is None or "pid=" not in line:
+        return None
+    return int(line.split("pid=")[1].split(",")[0])
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def proxy_of(ns: str, address: str) -> Callable[[], int | None]:
+    return lambda: listener_pid(ns, address)
+
+
+def test_metadata_survives_an_agent_kill_and_restart(lab: tuple[Stack, int], service: MetadataService,
+                                                     ext: dict[str, Any]) -> None:
     s, _ = lab
-    agent = int(s.lab.state()["hosts"]["h1"]["agent"]["pid"])
-    names = [n for n in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
-             if n.startswith(s.lab.prefix + "qrouter-")]
-    assert names
-    for ns in names:
-        listening = subprocess.run(["ip", "netns", "exec", ns, "ss", "-ltnpH"], capture_output=True,
-                                   text=True).stdout
-        line = next(x for x in listening.splitlines() if "0.0.0.0:9697" in x)
-        assert f"pid={agent}," in line, line
+    routed, router_id = private_behind_router(s, ext, "restart-net", "10.40.0.0/24")
+    isolated = s.api("POST", "/v2.0/networks", {"network": {"name": "isolated-net"}})["network"]
+    iso_subnet = s.api("POST", "/v2.0/subnets", {"subnet": {"network_id": isolated["id"], "cidr": "10.41.0.0/24",
+                                                            "ip_version": 4}})["subnet"]
+    qrouter, qdhcp = s.lab.prefix + "qrouter-" + router_id, s.lab.prefix + "qdhcp-" + isolated["id"]
+    router_proxy, dhcp_proxy = proxy_of(qrouter, "0.0.0.0:9697"), proxy_of(qdhcp, "169.254.169.254:80")
+    vms = {"k1": s.vm("k1", "h2", routed["id"], dhcp=True), "a1": s.vm("a1", "h2", isolated["id"], dhcp=True)}
+    try:
+        ids = {name: s.port(vm["port_id"])["device_id"] for name, vm in vms.items()}
+        for name in vms:
+            assert read(s, name, "instance-id") == ids[name]
+        state = s.lab.state()
+        assert state is not None
+        agent = int(state["hosts"]["h1"]["agent"]["pid"])
+        found = {"router": router_proxy(), "dhcp": dhcp_proxy()}
+        pids = {k: v for k, v in found.items() if v is not None}
+        assert len(pids) == 2 and agent not in pids.values(), found  # processes of their own
+        for pid in pids.values():
+            assert "kaon.agent.metadata_proxy_main" in Path(f"/proc/{pid}/cmdline").read_bytes().decode()
+
+        readers = [Reader(s, name, ids[name]) for name in vms]
+        try:
+            time.sleep(0.5)
+            os.kill(agent, signal.SIGKILL)
+            wait_for("h1's agent gone", lambda: not alive(agent))
+            down = time.monotonic()
+            time.sleep(2)  # metadata with no agent at all
+            s.lab.start_agents()
+            back = time.monotonic()
+            # VMs made after the restart are answered: the new agent synced, and
+            # reloaded the same processes with their addresses.
+            vms["k2"] = s.vm("k2", "h2", routed["id"], dhcp=True)
+            vms["a2"] = s.vm("a2", "h2", isolated["id"], dhcp=True)
+            for name in ("k2", "a2"):
+                ids[name] = s.port(vms[name]["port_id"])["device_id"]
+                assert read(s, name, "instance-id", timeout=30) == ids[name]
+        finally:
+            for r in readers:
+                r.stop()
+        for r in readers:
+            assert r.failed == [], f"{r.vm}: {len(r.failed)} failed reads, first {r.failed[:3]}"
+            assert sum(down <= t <= back for t in r.ok) >= 3, f"{r.vm}: too few reads while the agent was down"
+        assert {"router": router_proxy(), "dhcp": dhcp_proxy()} == pids  # adopted, not restarted
+        print(f"reads through the restart: {[len(r.ok) for r in readers]}, none failed")
+
+        # A proxy killed by hand is started again (at the agent's next resync: 5 s in the lab).
+        os.kill(pids["router"], signal.SIGKILL)
+        wait_for("the router's proxy gone", lambda: not alive(pids["router"]))
+        start = time.monotonic()
+        new = wait_for("a new router proxy", lambda: (p := router_proxy()) not in (None, pids["router"]) and p,
+                       timeout=20)
+        assert read(s, "k1", "instance-id") == ids["k1"]
+        print(f"a killed proxy was replaced after {time.monotonic() - start:.1f} s")
+
+        # The isolated network attached to the router: no longer isolated, its proxy stops.
+        s.api("PUT", f"/v2.0/routers/{router_id}/add_router_interface", {"subnet_id": iso_subnet["id"]})
+        wait_for("the DHCP namespace's proxy stopped", lambda: not alive(pids["dhcp"]), timeout=20)
+        assert dhcp_proxy() is None
+        assert router_proxy() == new
+
+        # Deleting the router stops its proxy; deleting the network, its namespace's.
+        for name in list(vms):
+            s.lab.delete_vm(name)
+            del vms[name]
+        routed_subnets = s.api("GET", f"/v2.0/networks/{routed['id']}")["network"]["subnets"]
+        for subnet in [iso_subnet["id"], *routed_subnets]:
+            s.api("PUT", f"/v2.0/routers/{router_id}/remove_router_interface", {"subnet_id": subnet})
+        s.api("DELETE", f"/v2.0/routers/{router_id}")
+        wait_for("the router's proxy stopped", lambda: not alive(new), timeout=20)
+    finally:
+        for name in vms:
+            s.lab.delete_vm(name)
+        s.api("DELETE", f"/v2.0/networks/{isolated['id']}")
+        s.api("DELETE", f"/v2.0/networks/{routed['id']}")
+
+
+def test_an_isolated_networks_proxy_stops_with_its_network(lab: tuple[Stack, int], service: MetadataService) -> None:
+    s, _ = lab
+    net = s.api("POST", "/v2.0/networks", {"network": {"name": "gone-net"}})["network"]
+    s.api("POST", "/v2.0/subnets", {"subnet": {"network_id": net["id"], "cidr": "10.42.0.0/24", "ip_version": 4}})
+    proxy = proxy_of(s.lab.prefix + "qdhcp-" + net["id"], "169.254.169.254:80")
+    pid = wait_for("the isolated network's proxy", proxy, timeout=30)
+    s.api("DELETE", f"/v2.0/networks/{net['id']}")
+    wait_for("its proxy stopped", lambda: not alive(pid), timeout=20)

@@ -128,6 +128,8 @@ def test_kaon_down_stops_the_node_and_leaves_the_machine_as_it_was(tmp_path: Pat
                  and f"{aio_ns}-qrouter-{router['id']}" in listed(), timeout=30)
         pid_file = tmp_path / "state" / "dhcp" / "aio" / net["id"] / "pid"
         dnsmasq = int(wait_for("dnsmasq", lambda: pid_file.exists() and pid_file.read_text().strip()))
+        proxy_pid = tmp_path / "state" / "l3" / "aio" / "metadata-proxy" / router["id"] / "pid"
+        proxy = int(wait_for("the router's metadata proxy", lambda: proxy_pid.exists() and proxy_pid.read_text()))
         links, tables = _ns_lists(aio_ns)
         assert f"brq{net['id'][:11]}" in links and "kaon-sg" in tables
 
@@ -136,6 +138,7 @@ def test_kaon_down_stops_the_node_and_leaves_the_machine_as_it_was(tmp_path: Pat
         assert "stopped" in down.stdout and f"namespace {aio_ns}-qdhcp-{net['id']}" in down.stdout
         assert up.proc.wait(20) is not None
         wait_for("dnsmasq gone", lambda: _gone(dnsmasq), timeout=5)
+        assert f"metadata proxy of {router['id']}" in down.stdout and _gone(proxy)
         # The root namespace's own links and nft tables are exactly as before. Its list of
         # namespaces is the machine's, shared with other test runs that come and go: of
         # those, kaon down must leave none of its node's (all carry this run's name).

@@ -1,5 +1,6 @@
 """The metadata proxy's pure parts: options, signature, request parsing and
-the forwarded request; the router's redirect rule."""
+the forwarded request, the table file, the proxy's command line; the
+router's redirect rule."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from dataclasses import replace
 import pytest
 
 from kaon.agent import l3_plan
+from kaon.agent import metadata_proxy_process as proxies
 from kaon.agent.metadata_proxy import (
     ProxyConfig,
+    Table,
     identity_headers,
     parse_head,
     proxy_config,
@@ -60,3 +63,21 @@ def test_a_router_with_interfaces_redirects_metadata_to_the_proxy() -> None:
     assert 'iifname "qr-*" ip daddr 169.254.169.254 tcp dport 80 redirect to :9697' in pre
     assert "redirect" not in body.split("chain output")[1]
     assert "redirect" not in l3_plan.nat_body(replace(router, interfaces=()))
+
+
+def test_the_table_file_round_trips_and_refuses_what_is_not_a_table() -> None:
+    table = Table("k", {"10.0.0.5": MetadataSource("i-1", "p-1")}, frozenset({"10.0.0.1"}))
+    assert Table.from_json(table.to_json()) == table
+    assert Table.from_json(Table("k", {}).to_json()) == Table("k", {}, None)  # DHCP: no local addresses
+    for text in ("[]", "{}", '{"secret": "k", "local": null, "sources": {"10.0.0.5": {}}}', "not json"):
+        with pytest.raises(ValueError):
+            Table.from_json(text)
+
+
+def test_the_command_line_holds_what_needs_a_new_process(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    args = proxies.command(tmp_path, "qrouter-r", 42, ("0.0.0.0", 9697), ProxyConfig("127.0.0.1", 8775, "secret"))
+    assert args[:3] == ["-m", proxies.MODULE, f"--pid-file={tmp_path / 'pid'}"]
+    assert {"--namespace=qrouter-r", "--namespace-inode=42", "--bind=0.0.0.0:9697",
+            "--upstream=127.0.0.1:8775"} <= set(args)
+    assert not any("secret" in a for a in args)  # the secret is in the 0600 table file, not in ps
+    assert args != proxies.command(tmp_path, "qrouter-r", 43, ("0.0.0.0", 9697), ProxyConfig())  # namespace anew
