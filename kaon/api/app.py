@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 from starlette.applications import Starlette
@@ -40,6 +41,9 @@ from kaon.core.sg_rules import SecurityGroupRules
 from kaon.core.subnetpools import SubnetPools
 from kaon.core.subnets import Subnets
 from kaon.db.sg_tables import security_groups
+from kaon.metrics import dbtime
+from kaon.metrics.http import MetricsMiddleware
+from kaon.metrics.state import StateCollector
 from kaon.ml2.binding import Binder
 from kaon.ml2.mech.registry import build_mechanism_drivers
 from kaon.model.address_scope import ADDRESS_SCOPE
@@ -51,6 +55,9 @@ from kaon.model.router import ROUTER
 from kaon.model.security_group import DEFAULT_SECURITY_GROUP_RULE, SECURITY_GROUP, SECURITY_GROUP_RULE
 from kaon.model.subnet import SUBNET
 from kaon.model.subnetpool import SUBNETPOOL
+from kaon.web.changes import ChangeCounter
+from kaon.web.gate import WebGate
+from kaon.web.routes import WebRoutes
 
 LOG = logging.getLogger("kaon.api")
 
@@ -144,6 +151,8 @@ def build_app(cfg: Any, engine: Engine, types: Any, identity_app: Any = None,
     routes.extend(pool_routes.SubnetPoolActionRoutes(engine, services.subnetpools).routes())
     routes.extend(TagRoutes(engine, "security-groups", security_groups, services.security_groups).routes())
     routes.extend(intent_routes.routes(services.compiler))
+    changes = ChangeCounter()  # the topology page's live updates (kaon.web)
+    routes.extend(WebRoutes(services, changes).routes())
     if identity_app is not None:
         from kaon.identity.app import identity_routes
 
@@ -186,13 +195,21 @@ def build_app(cfg: Any, engine: Engine, types: Any, identity_app: Any = None,
         middleware=[Middleware(CrashBarrier, render=HTTPInternalServerError)],
     )
     app.state.services = services
-    wrapped = WriteNotifier(app, services.compiler.mark_dirty)
+    def written() -> None:
+        services.compiler.mark_dirty()
+        changes.bump()
+
+    wrapped = WriteNotifier(app, written)
     # Body size and NUL characters, before any route reads the body
     # (authentication reads only headers).
     guarded = RequestGuard(wrapped, HttpLimits.from_config(cfg).max_request_body_size)
-    if auth is not None:
-        return auth(guarded)  # type: ignore[no-any-return]
-    return guarded  # type: ignore[return-value]
+    authed = auth(guarded) if auth is not None else guarded
+    # Outside authentication: the page's login and cookie (kaon.web.gate), and
+    # outermost the metrics, which time everything and answer GET /metrics.
+    dbtime.instrument(engine)
+    state = CollectorRegistry(auto_describe=True)
+    state.register(StateCollector(engine))
+    return MetricsMiddleware(WebGate(authed), state)  # type: ignore[return-value]
 
 
 class WriteNotifier:
@@ -206,7 +223,7 @@ class WriteNotifier:
     shapes groups made later).
     """
 
-    QUIET_PREFIXES = ("/identity", "/v2.0/quotas", "/v2.0/default-security-group-rules")
+    QUIET_PREFIXES = ("/identity", "/v2.0/quotas", "/v2.0/default-security-group-rules", "/ui")
 
     def __init__(self, app: Any, mark_dirty: Any) -> None:
         self.app = app
