@@ -1,0 +1,99 @@
+"""The page's server side over HTTP, against a real server with the embedded
+identity: who gets in, what each caller sees, the live stream, the trace form."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import orjson
+
+from tests.fixtures.server import KaonServer
+from tests.web.support import Caller
+
+
+def test_the_page_sends_strangers_to_the_login_and_serves_its_files(web_server: KaonServer) -> None:
+    with httpx.Client(base_url=web_server.url, timeout=10) as c:
+        r = c.get("/ui/")
+        assert r.status_code == 303 and r.headers["location"] == "/ui/login"
+        assert c.get("/ui/", headers={"x-auth-token": "not-a-token"}).headers["location"] == "/ui/login"
+        login = c.get("/ui/login")
+        assert login.status_code == 200 and 'id="login"' in login.text
+        script = c.get("/ui/static/app.js")
+        assert script.status_code == 200 and "EventSource" in script.text
+        # The data routes answer 401 in Keystone's shape, for the script to act on.
+        assert c.get("/ui/api/topology").status_code == 401
+        # Only the static folder is public: no way out of it.
+        assert c.get("/ui/static/%2e%2e/routes.py").status_code == 404
+
+
+def test_a_session_cookie_opens_the_page_and_nothing_else(web_server: KaonServer, demo: Caller) -> None:
+    with httpx.Client(base_url=web_server.url, timeout=10) as c:
+        r = c.post("/ui/session", headers={"x-auth-token": demo.token})
+        assert r.status_code == 200, r.text
+        cookie = r.headers["set-cookie"].lower()
+        assert "kaon_ui_token=" in cookie and "httponly" in cookie and "path=/ui" in cookie
+        assert "samesite=strict" in cookie
+        assert c.get("/ui/").status_code == 200  # the client sends the cookie now
+        assert c.get("/ui/api/topology").json()["is_admin"] is False  # demo's own view
+        # The cookie is for /ui only: the v2.0 API still wants the header.
+        assert c.get("/v2.0/networks", headers={"cookie": f"kaon_ui_token={demo.token}"}).status_code == 401
+        # A session is made from a header, never re-made from the cookie itself.
+        again = c.post("/ui/session")
+        assert again.status_code == 400 and again.json()["NeutronError"]["type"] == "SessionNeedsHeader"
+        out = c.post("/ui/logout")
+        assert out.status_code == 303 and 'kaon_ui_token=""' in out.headers["set-cookie"]
+
+
+def test_a_member_sees_what_the_api_shows_them(admin: Caller, demo: Caller) -> None:
+    theirs = admin.network("admin-only")
+    failed = admin.ghost_port(theirs["id"])
+    mine = demo.network("demo-own")
+    member = demo.topology()
+    names = {n["name"] for n in member["networks"]}
+    assert mine["name"] in names and theirs["name"] not in names
+    assert member["is_admin"] is False and member["hosts"] == []
+    assert all(not k.startswith("binding:") for p in member["ports"] for k in p)
+    assert {n["id"] for n in member["networks"]} == {n["id"] for n in demo.client.get("/v2.0/networks").json()["networks"]}
+
+    view = admin.topology()
+    port = next(p for p in view["ports"] if p["id"] == failed["id"])
+    host = failed["binding:host_id"]
+    assert port["binding:vif_type"] == "binding_failed"
+    assert host in port["binding:failure_reason"]
+    assert {"name": host, "ports": 1}.items() <= next(h for h in view["hosts"] if h["name"] == host).items()
+    vm = next(v for v in view["vms"] if v["id"] == failed["device_id"])
+    assert vm["binding_failed"] is True and vm["ports"] == [failed["id"]]
+    assert view["findings"] == []  # kaon doctor is not connected yet (kaon.web.findings)
+
+
+def _events(client: httpx.Client):
+    with client.stream("GET", "/ui/api/events") as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        event = None
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: ") and event == "topology":
+                yield orjson.loads(line[6:])
+
+
+def test_the_event_stream_sends_a_change_within_two_seconds(web_server: KaonServer, admin: Caller) -> None:
+    with httpx.Client(base_url=web_server.url, headers={"x-auth-token": admin.token}, timeout=10) as c:
+        stream = _events(c)
+        first = next(stream)
+        created = admin.network("live")
+        started = time.monotonic()
+        for view in stream:
+            if any(n["id"] == created["id"] for n in view["networks"]):
+                break
+            assert view["revision"] != first["revision"]
+        elapsed = time.monotonic() - started
+        assert elapsed < 2.0, f"the new network showed after {elapsed:.2f} s"
+
+
+def test_the_trace_form_says_trace_is_not_there_yet(admin: Caller) -> None:
+    r = admin.client.post("/ui/api/trace", json={"from_port": "x", "to": "10.0.0.1", "protocol": "icmp"})
+    assert r.status_code == 501
+    assert r.json()["NeutronError"]["type"] == "TraceNotAvailable"
+    assert "trace not available yet" in r.json()["NeutronError"]["message"]
