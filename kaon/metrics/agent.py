@@ -39,13 +39,13 @@ def metrics_port(cfg: Any) -> int:
     return port
 
 
-def serve(cfg: Any) -> int | None:
-    """Listen on ``[agent] metrics_port`` unless it is 0; the port, or None when off."""
+def serve(cfg: Any) -> Any:
+    """Listen on ``[agent] metrics_port`` unless it is 0; the HTTP server
+    (``shutdown()`` stops it), or None when off."""
     port = metrics_port(cfg)
     if port == 0:
         return None
     host = cfg.get("agent", "metrics_bind_host") or "0.0.0.0"
     server, _thread = start_http_server(port, addr=host, registry=REGISTRY)
-    bound = int(server.server_address[1])
-    LOG.info("agent metrics on http://%s:%d/metrics", host, bound)
-    return bound
+    LOG.info("agent metrics on http://%s:%d/metrics", host, port)
+    return server
