@@ -30,8 +30,16 @@ UNMATCHED = "other"
 
 
 def route_template(scope: Scope) -> str:
-    """The path with each path parameter's value replaced by ``{name}``, or
-    ``other`` when no route matched (the router sets ``path_params``)."""
+    """The route's path template, or ``other`` when no route matched.
+
+    Starlette 1.x names the matched route in the scope; its ``path`` is the
+    template unless the route sits under a mount (then ``root_path`` is
+    set). Otherwise each path parameter's value is replaced by ``{name}``."""
+    route = scope.get("route")
+    if route is not None and not scope.get("root_path"):
+        template = getattr(route, "path", None)
+        if isinstance(template, str):
+            return template
     params = scope.get("path_params")
     if params is None:
         return UNMATCHED

@@ -51,8 +51,9 @@ class StateCollector(Collector):
                 failures.add_metric([host, reason], count)
             for state in generations.states(conn):
                 lag.add_metric([state.host], max(0, state.generation - state.applied_generation))
-                behind = not state.converged and state.compiled_at is not None
-                waited.add_metric([state.host], (now - state.compiled_at).total_seconds() if behind else 0.0)
+                compiled = state.compiled_at
+                behind = compiled is not None and not state.converged
+                waited.add_metric([state.host], (now - compiled).total_seconds() if behind and compiled else 0.0)
         yield by_status
         yield failures
         yield lag

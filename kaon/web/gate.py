@@ -78,7 +78,7 @@ class WebGate:
     def __getattr__(self, name: str) -> Any:
         """``app.state`` and friends: from the first wrapped layer that has it
         (authentication, inside, does not forward attributes)."""
-        inner = self.app
+        inner: Any = self.app
         while not hasattr(inner, name):
             inner = inner.app  # AttributeError past the innermost layer
         return getattr(inner, name)

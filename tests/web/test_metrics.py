@@ -64,7 +64,7 @@ def test_metrics_count_requests_ports_failures_and_lag(api: Api) -> None:
     assert value(after, "kaon_http_request_db_seconds_sum", **route) > 0
     assert value(after, "kaon_http_request_duration_seconds_count", method="POST", route="/v2.0/ports",
                  status="201") >= 2
-    statuses = {}
+    statuses: dict[str, int] = {}
     for p in admin.list("ports"):
         statuses[p["status"]] = statuses.get(p["status"], 0) + 1
     assert {dict(k)["status"]: v for k, v in after["kaon_ports"].items()} == statuses
