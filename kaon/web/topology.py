@@ -33,8 +33,9 @@ BINDING_FAILED = "binding_failed"
 AGENT_KEYS = ("id", "agent_type", "binary", "host", "alive", "admin_state_up", "availability_zone")
 
 
-def _visible(resource: Any, items: list[dict[str, Any]], is_admin: bool) -> list[dict[str, Any]]:
-    hidden = attrs.hidden_for(resource, is_admin)
+def _visible(resource: Any, items: list[dict[str, Any]], ctx: Any) -> list[dict[str, Any]]:
+    """``items`` without the attributes the API hides from ``ctx`` (the same rule the controller applies)."""
+    hidden = attrs.hidden_for(resource, ctx.is_admin)
     return [{k: v for k, v in item.items() if k not in hidden} for item in items]
 
 
@@ -88,11 +89,11 @@ def read_topology(services: Any, ctx: Any) -> dict[str, Any]:
         ports, _ = services.ports.list(ctx, conn, ListQuery())
         agents, _ = services.agents.list(ctx, conn, ListQuery())  # [] unless admin
         states = generations.states(conn) if admin else []
-    ports = _visible(PORT, ports, admin)
+    ports = _visible(PORT, ports, ctx)
     view: dict[str, Any] = {
-        "networks": _visible(NETWORK, networks, admin),
-        "subnets": _visible(SUBNET, subnets, admin),
-        "routers": _visible(ROUTER, routers, admin),
+        "networks": _visible(NETWORK, networks, ctx),
+        "subnets": _visible(SUBNET, subnets, ctx),
+        "routers": _visible(ROUTER, routers, ctx),
         "ports": ports,
         "vms": _vms(ports),
         "hosts": _hosts(agents, states, ports),

@@ -3,11 +3,15 @@ identity: who gets in, what each caller sees, the live stream, the trace form.""
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from typing import Any
 
 import httpx
 import orjson
 
+from kaon.api.connections import SHUTDOWN_GRACE
 from tests.fixtures.server import KaonServer
 from tests.web.support import Caller
 
@@ -97,3 +101,26 @@ def test_the_trace_form_says_trace_is_not_there_yet(admin: Caller) -> None:
     assert r.status_code == 501
     assert r.json()["NeutronError"]["type"] == "TraceNotAvailable"
     assert "trace not available yet" in r.json()["NeutronError"]["message"]
+
+
+def test_an_open_page_does_not_hold_the_server_at_shutdown(live_server: Any) -> None:
+    srv = live_server()
+    ended = threading.Event()
+
+    def watch() -> None:
+        try:
+            with httpx.stream("GET", f"{srv.url}/ui/api/events", timeout=60) as r:
+                for _ in r.iter_lines():
+                    pass
+        except httpx.HTTPError:
+            pass
+        ended.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    code = srv.stop(timeout=SHUTDOWN_GRACE + 10)
+    took = time.monotonic() - started
+    assert ended.wait(5)
+    # SIGKILL (-9) would mean the stream held the server past the grace period.
+    assert code != -signal.SIGKILL and took < SHUTDOWN_GRACE + 5, f"exit {code} after {took:.1f} s"
