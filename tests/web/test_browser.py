@@ -66,6 +66,11 @@ def test_the_page_shows_a_new_network_within_two_seconds(browser: Any, web_serve
     assert created["name"] in page.text_content(f'#networks tr[data-id="{created["id"]}"]')
     assert page.locator(f'#graph g.network[data-id="{created["id"]}"]').count() == 1
     print(f"network shown {elapsed * 1000:.0f} ms after its POST")
+    # Names are shown as text, never parsed as HTML.
+    hostile = admin.create("networks", "network", name='<img id="xss" src="x" onerror="window.owned=1">')
+    page.wait_for_selector(f'#networks tr[data-id="{hostile["id"]}"]', timeout=LIVE_WITHIN_MS)
+    assert page.locator("#xss").count() == 0 and page.evaluate("window.owned === undefined")
+    assert hostile["name"] in page.text_content(f'#networks tr[data-id="{hostile["id"]}"]')
     page.close()
 
 

@@ -124,3 +124,23 @@ def test_an_open_page_does_not_hold_the_server_at_shutdown(live_server: Any) -> 
     assert ended.wait(5)
     # SIGKILL (-9) would mean the stream held the server past the grace period.
     assert code != -signal.SIGKILL and took < SHUTDOWN_GRACE + 5, f"exit {code} after {took:.1f} s"
+
+
+def test_a_change_made_by_another_server_shows_within_two_seconds(live_server: Any, tmp_path: Any) -> None:
+    # Two servers on one database, as two API workers or controllers are: the
+    # second one's write does not bump the first one's counter, the stream's
+    # periodic re-read finds it.
+    db = f"sqlite:///{tmp_path / 'shared.sqlite'}"
+    watched, writer = live_server(db_url=db), live_server(db_url=db)
+    with httpx.Client(base_url=watched.url, timeout=10) as c:
+        stream = _events(c)
+        next(stream)
+        r = httpx.post(f"{writer.url}/v2.0/networks", json={"network": {"name": "elsewhere"}}, timeout=10)
+        assert r.status_code == 201, r.text
+        created = r.json()["network"]["id"]
+        started = time.monotonic()
+        for view in stream:
+            if any(n["id"] == created for n in view["networks"]):
+                break
+        elapsed = time.monotonic() - started
+        assert elapsed < 2.0, f"the other server's network showed after {elapsed:.2f} s"
