@@ -46,6 +46,9 @@ def serve(cfg: Any) -> Any:
     if port == 0:
         return None
     host = cfg.get("agent", "metrics_bind_host") or "0.0.0.0"
-    server, _thread = start_http_server(port, addr=host, registry=REGISTRY)
+    try:
+        server, _thread = start_http_server(port, addr=host, registry=REGISTRY)
+    except OSError as exc:
+        raise OSError(exc.errno, f"[agent] metrics_port {port} on {host}: {exc.strerror}") from None
     LOG.info("agent metrics on http://%s:%d/metrics", host, port)
     return server

@@ -124,5 +124,10 @@ def test_an_agent_serves_its_apply_durations_and_failures() -> None:
         assert samples[("kaon_agent_apply_duration_seconds_sum", frozenset({host}))] == 0.75
         assert samples[("kaon_agent_apply_failures_total", frozenset({host, ("what", "pass")}))] == 1
         assert samples[("kaon_agent_apply_failures_total", frozenset({host, ("what", "add_vxlan")}))] == 1
+        # The port is taken now: a second agent says which option and why.
+        with pytest.raises(OSError, match=f"metrics_port {port} on 127.0.0.1"):
+            agent_metrics.serve(load_config([], {"agent": {"metrics_port": str(port),
+                                                            "metrics_bind_host": "127.0.0.1"}}))
     finally:
         server.shutdown()
+        server.server_close()
