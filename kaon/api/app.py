@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 from starlette.applications import Starlette
@@ -41,9 +40,7 @@ from kaon.core.sg_rules import SecurityGroupRules
 from kaon.core.subnetpools import SubnetPools
 from kaon.core.subnets import Subnets
 from kaon.db.sg_tables import security_groups
-from kaon.metrics import dbtime
-from kaon.metrics.http import MetricsMiddleware
-from kaon.metrics.state import StateCollector
+from kaon.metrics.http import with_metrics
 from kaon.ml2.binding import Binder
 from kaon.ml2.mech.registry import build_mechanism_drivers
 from kaon.model.address_scope import ADDRESS_SCOPE
@@ -195,7 +192,9 @@ def build_app(cfg: Any, engine: Engine, types: Any, identity_app: Any = None,
         middleware=[Middleware(CrashBarrier, render=HTTPInternalServerError)],
     )
     app.state.services = services
+
     def written() -> None:
+        # The compiler, and the topology page's live updates (kaon.web.changes).
         services.compiler.mark_dirty()
         changes.bump()
 
@@ -206,10 +205,7 @@ def build_app(cfg: Any, engine: Engine, types: Any, identity_app: Any = None,
     authed = auth(guarded) if auth is not None else guarded
     # Outside authentication: the page's login and cookie (kaon.web.gate), and
     # outermost the metrics, which time everything and answer GET /metrics.
-    dbtime.instrument(engine)
-    state = CollectorRegistry(auto_describe=True)
-    state.register(StateCollector(engine))
-    return MetricsMiddleware(WebGate(authed), state)  # type: ignore[return-value]
+    return with_metrics(WebGate(authed), engine)  # type: ignore[return-value]
 
 
 class WriteNotifier:

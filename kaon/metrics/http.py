@@ -19,11 +19,14 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kaon.metrics import dbtime
 from kaon.metrics.dbtime import ACCOUNT
 from kaon.metrics.registry import REGISTRY, REQUEST_DB_SECONDS, REQUEST_SECONDS
+from kaon.metrics.state import StateCollector
 
 METRICS_PATH = "/metrics"
 UNMATCHED = "other"
@@ -111,3 +114,12 @@ class MetricsMiddleware:
                     "headers": [(b"content-type", CONTENT_TYPE_LATEST.encode()),
                                 (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
+
+
+def with_metrics(app: ASGIApp, engine: Engine) -> MetricsMiddleware:
+    """``app`` measured, its statements on ``engine`` timed, and ``GET /metrics``
+    answered with the process's metrics and the state read from ``engine``."""
+    dbtime.instrument(engine)
+    state = CollectorRegistry(auto_describe=True)
+    state.register(StateCollector(engine))
+    return MetricsMiddleware(app, state)
