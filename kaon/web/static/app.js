@@ -120,5 +120,9 @@ function live() {
   });
 }
 
+document.getElementById("details-close").addEventListener("click", () => {
+  selected = null;
+  document.getElementById("details").hidden = true;
+});
 document.getElementById("trace").addEventListener("submit", (ev) => { trace(ev).catch(console.error); });
 live();
