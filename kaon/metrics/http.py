@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kaon.metrics import dbtime
@@ -33,16 +34,19 @@ UNMATCHED = "other"
 
 
 def route_template(scope: Scope) -> str:
-    """The route's path template, or ``other`` when no route matched.
+    """The matched route's path template, or ``other`` when no route matched.
 
-    Starlette 1.x names the matched route in the scope; its ``path`` is the
-    template unless the route sits under a mount (then ``root_path`` is
-    set). Otherwise each path parameter's value is replaced by ``{name}``."""
+    Starlette 1.x names the matched route in the scope (``scope["route"]``;
+    under a mount, the innermost one, with the mount's prefix in
+    ``root_path``). A mount whose own routes did not match counts as
+    unmatched. Without ``scope["route"]`` (older Starlette), each path
+    parameter's value is replaced by ``{name}``."""
     route = scope.get("route")
-    if route is not None and not scope.get("root_path"):
+    if route is not None:
         template = getattr(route, "path", None)
-        if isinstance(template, str):
-            return template
+        if isinstance(route, Mount) or not isinstance(template, str):
+            return UNMATCHED
+        return str(scope.get("root_path", "")) + template
     params = scope.get("path_params")
     if params is None:
         return UNMATCHED

@@ -17,6 +17,7 @@ from tests.api import core_support
 from tests.api.agent_support import AGENT_CONF, report, services
 from tests.api.core_support import Api
 from tests.fixtures.net import free_port
+from tests.fixtures.server import KaonServer
 
 make_api = core_support.make_api
 
@@ -93,6 +94,18 @@ def test_unmatched_paths_share_one_series(api: Api) -> None:
     samples = scrape(api)["kaon_http_request_duration_seconds_count"]
     routes = {dict(k)["route"] for k in samples}
     assert "other" in routes and not any("no-such-thing" in r for r in routes)
+
+
+def test_identity_routes_are_named_under_their_mount(web_server: KaonServer, admin: Any) -> None:
+    with httpx.Client(base_url=web_server.url, timeout=10) as c:
+        c.get("/identity/v3/users/some-user/projects", headers={"x-auth-token": admin.token})
+        for i in range(2):
+            c.get(f"/identity/no-such-{i}")
+        text = c.get("/metrics").text
+    routes = {s.labels.get("route") for f in text_string_to_metric_families(text) for s in f.samples}
+    assert "/identity/v3/auth/tokens" in routes  # the fixture's logins
+    assert "/identity/v3/users/{user_id}/projects" in routes
+    assert "other" in routes and not any("no-such" in str(r) for r in routes)
 
 
 def test_route_template_names_parameters() -> None:
