@@ -33,6 +33,7 @@ from typing import Any
 from kaon.agent.config import AgentConfig
 from kaon.agent.manager import AgentRecord, Manager, PortStatus, Step, Watcher, ordered
 from kaon.bus.base import AgentBus
+from kaon.metrics import agent as agent_metrics
 from kaon.model.intent import HostIntent, IntentError
 
 LOG = logging.getLogger("kaon.agent")
@@ -155,11 +156,13 @@ class Agent:
                 # The periodic resync repairs drift and lost hints: fetch, and every manager looks again.
                 self._need_fetch = True
                 self._mark_dirty()
+            started = time.perf_counter()
             try:
                 done = self.sync_once()
             except Exception as exc:
                 self._warn("sync", f"sync failed: {type(exc).__name__}: {exc}")
                 done = False
+            agent_metrics.sync_pass(self.cfg.host, time.perf_counter() - started, done)
             if done:
                 backoff = 0.1
             else:
@@ -181,6 +184,8 @@ class Agent:
             outcome = manager.apply(step)
             for what, why in outcome.errors:
                 self._warn(what, why)
+                # Labelled by manager, not by ``what``: device names would make a series per device.
+                agent_metrics.action_failed(self.cfg.host, manager.name)
             ok = ok and outcome.ok
             step = replace(step, hold=step.hold | outcome.hold)
             ports = outcome.ports if outcome.ports is not None else ports

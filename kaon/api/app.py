@@ -41,6 +41,7 @@ from kaon.core.security_groups import SecurityGroups
 from kaon.core.sg_rules import SecurityGroupRules
 from kaon.core.subnetpools import SubnetPools
 from kaon.core.subnets import Subnets
+from kaon.metrics.http import with_metrics
 from kaon.ml2.binding import Binder
 from kaon.ml2.mech.registry import build_mechanism_drivers
 from kaon.model.address_scope import ADDRESS_SCOPE
@@ -52,6 +53,9 @@ from kaon.model.router import ROUTER
 from kaon.model.security_group import DEFAULT_SECURITY_GROUP_RULE, SECURITY_GROUP, SECURITY_GROUP_RULE
 from kaon.model.subnet import SUBNET
 from kaon.model.subnetpool import SUBNETPOOL
+from kaon.web.changes import ChangeCounter
+from kaon.web.gate import WebGate
+from kaon.web.routes import WebRoutes
 
 LOG = logging.getLogger("kaon.api")
 
@@ -140,6 +144,8 @@ def build_app(cfg: Any, engine: Engine, types: Any, identity_app: Any = None,
     routes.extend(agent_routes.AgentRoutes(services).routes())
     routes.extend(pool_routes.SubnetPoolActionRoutes(engine, services.subnetpools).routes())
     routes.extend(intent_routes.routes(services.compiler))
+    changes = ChangeCounter()  # the topology page's live updates (kaon.web)
+    routes.extend(WebRoutes(services, changes).routes())
     if identity_app is not None:
         from kaon.identity.app import identity_routes
 
@@ -182,13 +188,20 @@ def build_app(cfg: Any, engine: Engine, types: Any, identity_app: Any = None,
         middleware=[Middleware(CrashBarrier, render=HTTPInternalServerError)],
     )
     app.state.services = services
-    wrapped = WriteNotifier(app, services.compiler.mark_dirty)
+
+    def written() -> None:
+        # The compiler, and the topology page's live updates (kaon.web.changes).
+        services.compiler.mark_dirty()
+        changes.bump()
+
+    wrapped = WriteNotifier(app, written)
     # Body size and NUL characters, before any route reads the body
     # (authentication reads only headers).
     guarded = RequestGuard(wrapped, HttpLimits.from_config(cfg).max_request_body_size)
-    if auth is not None:
-        return auth(guarded)  # type: ignore[no-any-return]
-    return guarded  # type: ignore[return-value]
+    authed = auth(guarded) if auth is not None else guarded
+    # Outside authentication: the page's login and cookie (kaon.web.gate), and
+    # outermost the metrics, which time everything and answer GET /metrics.
+    return with_metrics(WebGate(authed), engine)  # type: ignore[return-value]
 
 
 class WriteNotifier:
@@ -202,7 +215,7 @@ class WriteNotifier:
     shapes groups made later).
     """
 
-    QUIET_PREFIXES = ("/identity", "/v2.0/quotas", "/v2.0/default-security-group-rules")
+    QUIET_PREFIXES = ("/identity", "/v2.0/quotas", "/v2.0/default-security-group-rules", "/ui")
 
     def __init__(self, app: Any, mark_dirty: Any) -> None:
         self.app = app

@@ -14,15 +14,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from kaon import errors
 from kaon.api.controller import context_of
 from kaon.api.responses import json_response
+from kaon.core import policy
 
 
 def routes(services: Any) -> list[Route]:
     async def doctor(request: Request) -> Response:
-        if not context_of(request).is_admin:
-            raise errors.PolicyNotAuthorized(action="get_doctor")
+        policy.current().enforce(context_of(request), "get_doctor", {})
         from kaon.doctor import registry
 
         report = await run_in_threadpool(registry.run, services.cfg, engine=services.engine,

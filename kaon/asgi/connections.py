@@ -132,10 +132,16 @@ def guarded_protocol(head_timeout: float, per_client: int,
     return GuardedHttpProtocol
 
 
+# Seconds the requests in flight get to finish when the server stops. Without
+# a bound, uvicorn waits for every response to end, and the topology page's
+# event stream (kaon.web.routes) only ends when the page is closed.
+SHUTDOWN_GRACE = 10
+
+
 def uvicorn_options(limits: Any) -> dict[str, Any]:
     """uvicorn.run keywords for :class:`kaon.asgi.limits.HttpLimits`."""
     idle = limits.client_socket_timeout or 10**9  # 0: Neutron's "wait for ever"
     return {"http": guarded_protocol(limits.request_head_timeout, limits.max_connections_per_client,
                                      limits.max_header_line),
-            "timeout_keep_alive": idle}
+            "timeout_keep_alive": idle, "timeout_graceful_shutdown": SHUTDOWN_GRACE}
 

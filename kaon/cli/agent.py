@@ -61,6 +61,14 @@ def run_agent(cfg: Config) -> int:
         LOG.error("kaon agent cannot run: %s", why)
         return 1
     agent = build_agent(cfg)
+    # Prometheus endpoint on [agent] metrics_port (0, the default: none); docs/metrics.md.
+    from kaon.metrics import agent as agent_metrics
+
+    try:
+        agent_metrics.serve(cfg)
+    except (OSError, ValueError) as exc:
+        LOG.error("kaon agent cannot serve metrics: %s", exc)
+        return 1
 
     def stop(signum: int, _frame: Any) -> None:
         LOG.info("signal %d: stopping", signum)

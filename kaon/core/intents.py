@@ -47,6 +47,7 @@ from kaon.core.snapshot import read_snapshot
 from kaon.db.agent_tables import agents, port_binding_levels
 from kaon.db.engine import read_txn, write_txn
 from kaon.db.intent_tables import host_intents
+from kaon.metrics import compiler as compiler_metrics
 from kaon.ml2.binding import utcnow
 
 LOG = logging.getLogger("kaon.compiler")
@@ -102,6 +103,7 @@ class Compiler:
     def compile_now(self) -> dict[str, int]:
         """Compile every host from the current state; ``{host: generation}`` of those that changed."""
         with self._lock:
+            started = time.perf_counter()
             now = utcnow()
             changed: dict[str, int] = {}
             with read_txn(self.engine) as conn:
@@ -119,6 +121,7 @@ class Compiler:
                         intents = self._intents(conn)
                     changed = generations.store(conn, intents, now, current)
             self.compiles += 1
+            compiler_metrics.compile_pass(time.perf_counter() - started, len(changed))
         for host, generation in changed.items():
             self._hint(host, generation)
         if changed:

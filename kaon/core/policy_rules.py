@@ -214,6 +214,7 @@ OPERATOR = (
     ("get_network_ip_availability", ADMIN),
     # kaon's own: the compiler's per-host generations (docs/design/agents.md).
     ("get_host_intents", ADMIN),
+    ("get_doctor", ADMIN),
 )
 
 DEFAULTS: tuple[tuple[str, str], ...] = (

@@ -1,0 +1,199 @@
+"""The dhcp role of a host's agent: one ``qdhcp-`` namespace and dnsmasq per network.
+
+Per network in ``intent["dhcp"]`` (kaon.compiler.dhcp_section):
+
+* the namespace ``<namespace_prefix>qdhcp-<network id>``, lo up;
+* a veth: ``tap<port[:11]>`` in the host's namespace, up and unenslaved (the
+  L2 part plugs it into the network's bridge and reports the DHCP port
+  ACTIVE), ``ns-<port[:11]>`` inside with the port's MAC, MTU and addresses,
+  plus 169.254.169.254/32 when the network has isolated metadata;
+* dnsmasq (kaon.dataplane.dnsmasq) with the files and command line of
+  kaon.agent.dhcp_plan under ``<state_path>/dhcp/<host>/<network>/``: files
+  rewritten only when their text changes, then SIGHUP (leases kept); a new
+  command line restarts it; a dead one is started again; a live one found
+  after an agent restart is adopted, not duplicated;
+* with isolated metadata, the metadata proxy's listener on
+  169.254.169.254:80 inside the namespace (kaon.agent.metadata_proxy).
+
+Ownership: a network's directory holds a ``namespace`` file, written before
+the namespace is made. When ``sweep`` is true (after the first full sync)
+recorded networks no longer wanted lose their dnsmasq (by pid), their
+namespace (which takes the veth, tap included) and their directory. Nothing
+unrecorded is touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from kaon.agent import dhcp_plan
+from kaon.agent.config import AgentConfig
+from kaon.agent.metadata_proxy import METADATA_IP, MetadataProxy, ProxyConfig, proxy_config
+from kaon.agent.roles import sync_each
+from kaon.config import Config
+from kaon.dataplane import dnsmasq, netns, router_ns
+from kaon.dataplane.linux_l2 import LinuxL2
+
+LOG = logging.getLogger("kaon.agent.dhcp")
+
+FILES = ("host", "addn_hosts", "opts", "leases", "pid", "log")
+
+
+class DhcpRole:
+    name = "dhcp"
+    agent_type = "DHCP agent"
+    binary = "neutron-dhcp-agent"
+    topic = "dhcp_agent"
+
+    def __init__(self, acfg: AgentConfig, state_dir: Path, metadata: MetadataProxy | None = None) -> None:
+        self.acfg = acfg
+        self.state_dir = state_dir
+        self.host_l2 = LinuxL2(acfg.namespace)
+        self.metadata = metadata or MetadataProxy(ProxyConfig())
+        self._networks: dict[str, Any] = {}
+        # dnsmasq drops to "nobody" and rereads its files as nobody on SIGHUP:
+        # when nobody cannot reach the state directory (a private tmp dir in
+        # tests), it keeps root rather than fail every reload.
+        self.dnsmasq_user = None if _world_reachable(state_dir) else "root"
+        self.pids: dict[str, int] = {}  # network -> dnsmasq pid (for tests and reports)
+
+    def ns_name(self, network_id: str) -> str:
+        return f"{self.acfg.namespace_prefix}qdhcp-{network_id}"
+
+    def configurations(self) -> dict[str, Any]:
+        nets = self._networks
+        lease = next((n["lease_duration"] for n in nets.values()), 86400)
+        return {"dhcp_driver": dhcp_plan.DHCP_DRIVER, "networks": len(nets),
+                "subnets": sum(len(n["subnets"]) for n in nets.values()),
+                "ports": sum(len(n["hosts"]) + 1 for n in nets.values()),
+                "dhcp_lease_duration": lease, "log_agent_heartbeats": False,
+                "namespace_prefix": self.acfg.namespace_prefix}
+
+    # -- ownership -------------------------------------------------------
+    def net_dir(self, network_id: str) -> Path:
+        return self.state_dir / network_id
+
+    def recorded(self) -> dict[str, str]:
+        """network id -> namespace name, for every network this agent set up."""
+        if not self.state_dir.is_dir():
+            return {}
+        out = {}
+        for d in self.state_dir.iterdir():
+            record = d / "namespace"
+            if record.is_file():
+                out[d.name] = record.read_text().strip()
+        return out
+
+    # -- sync ------------------------------------------------------------
+    def sync(self, intent: dict[str, Any], sweep: bool) -> bool:
+        wanted: dict[str, Any] = intent.get("dhcp") or {}
+        self._networks = wanted
+        return sync_each("DHCP for network", wanted, self.sync_network, self.sweep if sweep else None, LOG)
+
+    def sync_network(self, network_id: str, net: dict[str, Any]) -> None:
+        ns = self.ns_name(network_id)
+        d = self.net_dir(network_id)
+        d.mkdir(parents=True, exist_ok=True)
+        # Recorded before it exists: a crash in between leaves a record of
+        # nothing (harmless), never a namespace nobody owns.
+        _write(d / "namespace", ns + "\n")
+        if not netns.exists(ns):
+            netns.create(ns)
+            router_ns.ip(ns, "link", "set", "lo", "up")
+        self._plug(ns, net)
+        self._serve(network_id, ns, net, d)
+        if net.get("isolated_metadata"):
+            self.metadata.ensure(ns, (METADATA_IP, 80), net.get("metadata") or {})
+        else:
+            self.metadata.remove(ns)
+
+    def _plug(self, ns: str, net: dict[str, Any]) -> None:
+        port = net["port"]
+        # The tap end stays in the host namespace, up, for L2 to plug.
+        self.host_l2.ensure_veth(port["tap"], port["device"], ns, mtu=port["mtu"], up=True)
+        have = router_ns.links(ns)
+        link = have.get(port["device"])
+        if link is None:
+            raise RuntimeError(f"{port['device']} is missing in {ns} though {port['tap']} exists")
+        router_ns.set_link(ns, link, port["mac"], port["mtu"])
+        router_ns.sync_addresses(ns, link, dhcp_plan.ns_cidrs(net))
+        for name in sorted(have):
+            if name.startswith("ns-") and name != port["device"]:
+                router_ns.ip(ns, "link", "del", name, check=False)  # a replaced DHCP port; its tap goes too
+
+    def _serve(self, network_id: str, ns: str, net: dict[str, Any], d: Path) -> None:
+        files = {name: str(d / name) for name in FILES}
+        changed = False
+        for name, text in (("host", dhcp_plan.host_file(net)), ("addn_hosts", dhcp_plan.addn_hosts_file(net)),
+                           ("opts", dhcp_plan.opts_file(net))):
+            changed = _write(d / name, text) or changed
+        if not (d / "leases").exists():
+            _write(d / "leases", "")
+        args = dhcp_plan.command(net, files, self.dnsmasq_user)
+        pid_file = d / "pid"
+        found = dnsmasq.running(pid_file)
+        if found is not None and found[1] != args:
+            LOG.info("dnsmasq for network %s: new command line, restarting", network_id)
+            dnsmasq.stop(pid_file)
+            found = None
+        if found is None:
+            self.pids[network_id] = dnsmasq.start(ns, args, pid_file)
+            LOG.info("dnsmasq for network %s started in %s (pid %s)", network_id, ns, self.pids[network_id])
+        else:
+            self.pids[network_id] = found[0]
+            if changed:
+                dnsmasq.reload(found[0])
+
+    def sweep(self, wanted: set[str]) -> bool:
+        ok = True
+        for network_id, ns in sorted(self.recorded().items()):
+            if network_id in wanted:
+                continue
+            try:
+                d = self.net_dir(network_id)
+                dnsmasq.stop(d / "pid")
+                self.metadata.remove(ns)  # its socket would keep the namespace, veth included, alive
+                netns.delete(ns)  # its veth, and so the tap, go with it
+                shutil.rmtree(d, ignore_errors=True)
+                self.pids.pop(network_id, None)
+                LOG.info("removed DHCP namespace %s", ns)
+            except Exception as exc:
+                LOG.warning("cannot remove %s: %s", ns, exc)
+                ok = False
+        return ok
+
+    def close(self) -> None:
+        # dnsmasq keeps serving: it outlives the agent and is adopted at restart.
+        # The metadata listeners are the agent's sockets: they go with it.
+        self.metadata.close()
+        self.host_l2.close()
+
+
+def _world_reachable(path: Path) -> bool:
+    """Whether every existing ancestor of ``path`` lets others through (o+x)."""
+    for p in [path, *path.parents]:
+        if p.exists() and not p.stat().st_mode & 0o001:
+            return False
+    return True
+
+
+def _write(path: Path, text: str) -> bool:
+    """Replace a file atomically when its text differs; whether it did."""
+    try:
+        if path.read_text() == text:
+            return False
+    except OSError:
+        pass
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return True
+
+
+def build(cfg: Config, acfg: AgentConfig) -> DhcpRole:
+    state_path = acfg.state_path or "/var/lib/kaon"
+    return DhcpRole(acfg, Path(state_path) / "dhcp" / acfg.host, MetadataProxy(proxy_config(cfg)))

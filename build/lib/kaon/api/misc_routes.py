@@ -1,0 +1,41 @@
+"""Routes beside the plain collections: the v2.0 resource index, tags,
+quotas, IP availability and service providers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from kaon.api import service_providers
+from kaon.api.controller import Collection
+from kaon.api.ip_availability import IpAvailabilityRoutes
+from kaon.api.quotas import QuotaRoutes
+from kaon.api.responses import json_response
+from kaon.api.tags import TagRoutes
+from kaon.db import core_tables as t
+from kaon.db import l3_tables, pool_tables
+
+
+def root_routes(cols: dict[str, Collection]) -> list[Route]:
+    def index(request: Request) -> Response:
+        base = str(request.base_url).rstrip("/")
+        return json_response({"resources": [
+            {"name": c.resource.name, "collection": name,
+             "links": [{"href": f"{base}/v2.0/{name}", "rel": "self"}]} for name, c in cols.items()]})
+
+    return [Route("/v2.0", index), Route("/v2.0/", index)]
+
+
+def routes(services: Any, cols: dict[str, Collection]) -> list[Route]:
+    out: list[Route] = []
+    for name, table in (("networks", t.networks), ("subnets", t.subnets), ("ports", t.ports),
+                        ("routers", l3_tables.routers), ("floatingips", l3_tables.floatingips),
+                        ("subnetpools", pool_tables.subnetpools)):
+        out.extend(TagRoutes(services.engine, name, table, cols[name].service).routes())
+    out.extend(QuotaRoutes(services.engine, services.cfg).routes())
+    out.extend(IpAvailabilityRoutes(services.engine).routes())
+    out.extend(service_providers.routes())
+    return out

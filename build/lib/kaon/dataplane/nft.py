@@ -1,0 +1,90 @@
+"""nftables through libnftables (ctypes), inside a named network namespace.
+
+Why not the ``nft`` binary or python3-nftables: neither is installed on
+every host kaon runs on, while libnftables1 comes with the kernel tooling
+(and python3-nftables is only a ctypes wrapper over it, tied to the system
+python). libnftables talks netlink from the calling thread, so
+:func:`kaon.dataplane.netns.run_in` (a throwaway thread that setns()es)
+puts it in the router's namespace without forking. One buffer is one
+netlink batch: the kernel applies all of it or none of it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import threading
+
+from kaon.dataplane import DataplaneError, netns
+
+_lib: ctypes.CDLL | None = None
+_lock = threading.Lock()
+
+
+class NftError(DataplaneError):
+    pass
+
+
+def _library() -> ctypes.CDLL:
+    global _lib
+    with _lock:
+        if _lib is None:
+            name = ctypes.util.find_library("nftables") or "libnftables.so.1"
+            try:
+                lib = ctypes.CDLL(name)
+            except OSError as exc:
+                raise NftError(f"libnftables is not installed ({exc}); install libnftables1") from None
+            lib.nft_ctx_new.restype = ctypes.c_void_p
+            lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
+            lib.nft_ctx_free.argtypes = [ctypes.c_void_p]
+            for fn in (lib.nft_ctx_buffer_output, lib.nft_ctx_buffer_error):
+                fn.argtypes = [ctypes.c_void_p]
+            for fn in (lib.nft_ctx_get_output_buffer, lib.nft_ctx_get_error_buffer):
+                fn.argtypes = [ctypes.c_void_p]
+                fn.restype = ctypes.c_char_p
+            lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+            _lib = lib
+        return _lib
+
+
+# nft_ctx_output_set_flags bits (libnftables.h), for callers that read back.
+OUTPUT_HANDLE, OUTPUT_JSON = 1 << 3, 1 << 4
+
+
+def _run_here(text: str, flags: int = 0) -> str:
+    lib = _library()
+    ctx = lib.nft_ctx_new(0)
+    try:
+        if flags:
+            lib.nft_ctx_output_set_flags.argtypes = [ctypes.c_void_p, ctypes.c_uint]
+            lib.nft_ctx_output_set_flags(ctx, flags)
+        lib.nft_ctx_buffer_output(ctx)
+        lib.nft_ctx_buffer_error(ctx)
+        rc = lib.nft_run_cmd_from_buffer(ctx, text.encode())
+        out = (lib.nft_ctx_get_output_buffer(ctx) or b"").decode()
+        err = (lib.nft_ctx_get_error_buffer(ctx) or b"").decode()
+    finally:
+        lib.nft_ctx_free(ctx)
+    if rc != 0:
+        raise NftError(f"nft failed: {err.strip() or rc}")
+    return out
+
+
+def run(namespace: str | None, text: str, flags: int = 0) -> str:
+    """Run an nft script (one transaction) in ``namespace``; its output (``flags``: OUTPUT_*)."""
+    return netns.run_in(namespace, _run_here, text, flags)
+
+
+def replace_table(namespace: str | None, family: str, table: str, body: str) -> None:
+    """Atomically make ``table`` exactly ``body`` (chains and rules), whatever was there.
+
+    Declaring the table first makes the delete valid when it does not exist
+    yet; all three commands go in one batch, so packets see the old table or
+    the new one, never none.
+    """
+    run(namespace, f"table {family} {table} {{}}\ndelete table {family} {table}\n"
+                   f"table {family} {table} {{\n{body}}}\n")
+
+
+def list_table(namespace: str | None, family: str, table: str) -> str:
+    return run(namespace, f"list table {family} {table}")
