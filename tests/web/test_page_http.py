@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 import orjson
-from kaon.asgi.connections import SHUTDOWN_GRACE
 
+from kaon.asgi.connections import SHUTDOWN_GRACE
 from tests.fixtures.server import KaonServer
 from tests.web.support import Caller
 
