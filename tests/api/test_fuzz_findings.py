@@ -1,0 +1,29 @@
+"""Regression tests for what the fuzz tier (tests/fuzz, docs/design/fuzz.md)
+found: each answered 5xx before its fix. Both databases."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.api.core_support import core_api  # noqa: F401  (fixture)
+
+RULES = "/v2.0/default-security-group-rules"
+
+
+def test_put_on_a_default_security_group_rule_is_405_not_501(core_api):  # noqa: F811
+    admin = core_api.admin("fuzz-" + uuid.uuid4().hex[:8])
+    member = core_api.member("fuzz-" + uuid.uuid4().hex[:8])
+    r = admin.post(RULES, json={"default_security_group_rule": {
+        "direction": "ingress", "ethertype": "IPv6", "protocol": "tcp", "port_range_min": 2201,
+        "port_range_max": 2201}})
+    assert r.status_code == 201, r.text
+    rule = r.json()["default_security_group_rule"]
+    for caller in (admin, member):
+        r = caller.put(f"{RULES}/{rule['id']}", json={"default_security_group_rule": {}})
+        assert r.status_code == 405, r.text
+        assert r.json()["NeutronError"]["type"] == "HTTPMethodNotAllowed"
+    # An unknown rule is still its 404, and the rule is unchanged.
+    r = admin.put(f"{RULES}/{uuid.uuid4()}", json={"default_security_group_rule": {}})
+    assert r.status_code == 404, r.text
+    assert admin.get(f"{RULES}/{rule['id']}").json()["default_security_group_rule"] == rule
+    assert admin.delete(f"{RULES}/{rule['id']}").status_code == 204
