@@ -31,7 +31,7 @@ from kaon.api.controller import Collection
 from kaon.api.tags import MAX_TAGS
 from kaon.core.quotas import DEFAULTS as QUOTA_RESOURCES
 from kaon.model.agent import AGENT
-from kaon.model.attrs import Attr, Resource
+from kaon.model.attrs import Resource
 
 Schema = dict[str, Any]
 Operation = dict[str, Any]
@@ -93,13 +93,6 @@ def _wrapped(key: str, inner: Schema) -> Schema:
     return _object({key: inner}, [key])
 
 
-def _attr_schema(attr: Attr) -> Schema:
-    schema = types.of_attr(attr)
-    notes = [n for n, on in (("admin only to set", attr.admin_post or attr.admin_put),
-                             ("shown to admins only", attr.admin_read)) if on]
-    return {**schema, "description": "; ".join(notes)} if notes else schema
-
-
 class ResourceOps:
     """The generic controller's operations on one :class:`Resource`."""
 
@@ -111,13 +104,13 @@ class ResourceOps:
 
     def create_body(self) -> Schema:
         attrs = [a for a in self.r.attrs if a.post]
-        one = _object({a.name: _attr_schema(a) for a in attrs}, [a.name for a in attrs if a.required])
+        one = _object({a.name: types.of_attr(a) for a in attrs}, [a.name for a in attrs if a.required])
         bulk = _object({self.r.collection: {"type": "array", "minItems": 1, "items": _wrapped(self.r.name, one)}},
                        [self.r.collection])
         return {"oneOf": [_wrapped(self.r.name, one), bulk]}
 
     def update_body(self) -> Schema:
-        return _wrapped(self.r.name, _object({a.name: _attr_schema(a) for a in self.r.attrs if a.put}))
+        return _wrapped(self.r.name, _object({a.name: types.of_attr(a) for a in self.r.attrs if a.put}))
 
     def list_query(self, extra_filters: Iterable[str] = ()) -> list[Schema]:
         out = [_param("fields", "query", {"enum": [a.name for a in self.r.attrs]}, many=True),

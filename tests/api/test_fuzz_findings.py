@@ -27,3 +27,14 @@ def test_put_on_a_default_security_group_rule_is_405_not_501(core_api):  # noqa:
     assert r.status_code == 404, r.text
     assert admin.get(f"{RULES}/{rule['id']}").json()["default_security_group_rule"] == rule
     assert admin.delete(f"{RULES}/{rule['id']}").status_code == 204
+
+
+def test_bulk_create_with_a_non_object_item_is_400(core_api):  # noqa: F811
+    member = core_api.member("fuzz-" + uuid.uuid4().hex[:8])
+    for body in ({"routers": [{"router": [{"x": True}, {}]}, {"router": []}]},
+                 {"networks": [{"network": "name"}]}, {"ports": [{"port": None}]}):
+        collection = next(iter(body))
+        r = member.post(f"/v2.0/{collection}", json=body)
+        assert r.status_code == 400, r.text
+        assert "Unable to find" in r.json()["NeutronError"]["message"]
+    assert member.list("networks") == [] and member.list("routers") == []

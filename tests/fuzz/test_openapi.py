@@ -79,7 +79,6 @@ def test_schemas_come_from_the_definitions(doc: dict[str, Any]) -> None:
     assert props["prefixlen"] == {"type": "integer", "minimum": 0, "maximum": 128}
     assert props["ipv6_ra_mode"] == {}  # a lambda in the definition: any value is fuzzed
     assert "id" not in props and "shared" not in props  # read-only: not in POST
-    assert props["segment_id"]["description"] == "admin only to set; shown to admins only"
     port = body("/v2.0/ports", "post")["properties"]["port"]["properties"]
     assert "normal" in port["binding:vnic_type"]["enum"]
     assert port["security_groups"] == {}
