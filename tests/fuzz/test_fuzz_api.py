@@ -6,7 +6,7 @@ X-Roles: the same policy code as tokens, docs/design/fuzz.md).
 Passes when no answer is a 5xx (but the known cases in known_cases.py),
 none takes over 2 s, the node is alive at the end and the objects made
 before the run are exactly as they were. Fixed seed; the budget is
-``KAON_FUZZ_EXAMPLES`` cases per operation and mode (default 3).
+``KAON_FUZZ_EXAMPLES`` cases per operation and mode (default 6).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tests.fuzz import seed_data
 from tests.fuzz.fuzz_support import ROLES, SLOW, fuzz
 from tests.fuzz.known_cases import known
 
-EXAMPLES = int(os.environ.get("KAON_FUZZ_EXAMPLES", "3"))
+EXAMPLES = int(os.environ.get("KAON_FUZZ_EXAMPLES", "6"))
 
 
 @pytest.fixture(params=[pytest.param("sqlite", id="sqlite"),
