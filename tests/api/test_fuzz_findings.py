@@ -38,3 +38,22 @@ def test_bulk_create_with_a_non_object_item_is_400(core_api):  # noqa: F811
         assert r.status_code == 400, r.text
         assert "Unable to find" in r.json()["NeutronError"]["message"]
     assert member.list("networks") == [] and member.list("routers") == []
+
+
+def test_security_group_rule_timestamp_and_revision_filters_are_checked(core_api):  # noqa: F811
+    member = core_api.member("fuzz-" + uuid.uuid4().hex[:8])
+    r = member.post("/v2.0/security-groups", json={"security_group": {"name": "g"}})
+    assert r.status_code == 201, r.text
+    group = r.json()["security_group"]
+    for query in ({"created_at": "bad"}, {"updated_at": "F\u00c0"}, {"revision_number": "abc"},
+                  {"created_at": "-2.1596113488339994e+29"}):
+        r = member.get("/v2.0/security-group-rules", params=query)
+        assert r.status_code == 400, (query, r.text)
+        assert r.json()["NeutronError"]["type"] == "InvalidInput"
+    # Good values still filter.
+    rule = group["security_group_rules"][0]
+    r = member.get("/v2.0/security-group-rules", params={
+        "created_at": rule["created_at"], "revision_number": rule["revision_number"],
+        "security_group_id": group["id"]})
+    assert r.status_code == 200, r.text
+    assert rule["id"] in {found["id"] for found in r.json()["security_group_rules"]}
