@@ -50,15 +50,6 @@ def integer_query_out_of_range(case: Any) -> bool:
     return case.method == "GET" and any(_big_int(v) for v in _values(case.query))
 
 
-def bad_integer_or_timestamp_filter(case: Any) -> bool:
-    """?revision_number=abc, ?created_at=bad: PostgreSQL refused the cast."""
-    keys = set(case.query or {})
-    return case.method == "GET" and bool(keys & {"revision_number", "created_at", "updated_at", "mtu",
-                                                  "provider:segmentation_id", "default_prefixlen",
-                                                  "min_prefixlen", "max_prefixlen", "default_quota",
-                                                  "port_range_min", "port_range_max", "ip_version"})
-
-
 def non_string_pool_bound(case: Any) -> bool:
     body = case.body if isinstance(case.body, dict) else {}
     subnet = body.get("subnet")
@@ -87,7 +78,6 @@ def long_quota_project(case: Any) -> bool:
 RULES: dict[str, Callable[[Any], bool]] = {
     "NUL character": nul_character,
     "integer query value out of range": integer_query_out_of_range,
-    "integer/timestamp filter PostgreSQL cannot cast": bad_integer_or_timestamp_filter,
     "non-string allocation pool bound": non_string_pool_bound,
     "subnet pool default_quota": unbounded_pool_quota,
     "quota project id over 255": long_quota_project,
