@@ -10,8 +10,9 @@ rules (a 5xx, an answer slower than ``SLOW``) is collected as a
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,29 +91,57 @@ def _negatable(op: Any) -> bool:
     return "requestBody" in raw or any(p.get("in") == "query" for p in raw.get("parameters", []))
 
 
+def _targeted(op: Any, targets: Mapping[str, dict[str, str]]) -> dict[str, str] | None:
+    """The path parameters of a real object for ``op``, if one was made for it."""
+    for prefix, params in targets.items():
+        if op.path.startswith(prefix + "/{") and set(params) <= set(re.findall(r"{(\w+)}", op.path)):
+            return params
+    return None
+
+
 def fuzz(base_url: str, doc: dict[str, Any], *, examples: int, known: Callable[[Any, Finding], str | None],
+         targets: Mapping[str, dict[str, str]] | None = None,
          modes: tuple[str, ...] = ("positive", "negative")) -> Report:
-    """Generate ``examples`` cases per operation and mode; send each as every role."""
+    """Generate ``examples`` cases per operation and mode; send each as every role.
+
+    ``targets`` maps a path prefix (``/v2.0/ports``) to the path parameters
+    of a real object the run may change or delete (``{"id": ...}``): every
+    operation on such a path gets a second positive pass on that object,
+    the deletes last, so updates, tags and actions reach the service
+    instead of stopping at a 404.
+    """
     import schemathesis
     from schemathesis import GenerationMode
+    from schemathesis.core.result import Err
 
     schema = schemathesis.openapi.from_dict(doc)
     report = Report()
     session = requests.Session()
     started = time.monotonic()
+
+    def run(op: Any, mode: str, **params: Any) -> None:
+        test = hseed(SEED)(settings(
+            max_examples=examples, database=None, deadline=None, derandomize=False,
+            phases=[Phase.generate], suppress_health_check=list(HealthCheck),
+        )(given(op.as_strategy(generation_mode=GenerationMode(mode), **params))(
+            _sender(report, op.label, mode if not params else f"{mode}, real object", base_url, session,
+                    known))))
+        try:
+            test()
+        except Exception as exc:  # Hypothesis could not build cases
+            report.not_generated.append(f"{op.label} {mode}: {type(exc).__name__}: {exc}"[:200])
+
+    ops = []
     for result in schema.get_all_operations():
-        op = result.ok()
+        if isinstance(result, Err):  # the document has an operation schemathesis cannot read
+            raise result.err()
+        ops.append(result.ok())
+    for op in ops:
         for mode in modes:
-            if mode == "negative" and not _negatable(op):
-                continue
-            run = hseed(SEED)(settings(
-                max_examples=examples, database=None, deadline=None, derandomize=False,
-                phases=[Phase.generate], suppress_health_check=list(HealthCheck),
-            )(given(op.as_strategy(generation_mode=GenerationMode(mode)))(
-                _sender(report, op.label, mode, base_url, session, known))))
-            try:
-                run()
-            except Exception as exc:  # Hypothesis could not build cases
-                report.not_generated.append(f"{op.label} {mode}: {type(exc).__name__}: {exc}"[:200])
+            if mode == "positive" or _negatable(op):
+                run(op, mode)
+    on_real = [(op, params) for op in ops if (params := _targeted(op, targets or {})) is not None]
+    for op, params in sorted(on_real, key=lambda pair: pair[0].method.upper() == "DELETE"):
+        run(op, "positive", path_parameters=params)
     report.seconds = time.monotonic() - started
     return report

@@ -49,3 +49,31 @@ def snapshot(client: httpx.Client, made: dict[str, list[str]]) -> dict[str, Any]
         out[f"ports?device_id={router}"] = _ok(
             client.get("/v2.0/ports", params={"device_id": router}, headers=admin), 200)
     return out
+
+
+def targets(client: httpx.Client) -> dict[str, dict[str, str]]:
+    """Objects of the member's project that the fuzzer is given to change
+    and delete (not checked afterwards): path prefix -> path parameters."""
+    member = ROLES["member"]
+
+    def post(collection: str, key: str, body: dict[str, Any]) -> str:
+        rid: str = _ok(client.post(f"/v2.0/{collection}", json={key: body}, headers=member), 201)[key]["id"]
+        return rid
+
+    net = post("networks", "network", {"name": "fuzz-target"})
+    subnet = post("subnets", "subnet", {"network_id": net, "ip_version": 4, "cidr": "10.90.0.0/24"})
+    port = post("ports", "port", {"network_id": net, "name": "fuzz-target"})
+    router = post("routers", "router", {"name": "fuzz-target"})
+    group = post("security-groups", "security_group", {"name": "fuzz-target"})
+    scope = post("address-scopes", "address_scope", {"name": "fuzz-target", "ip_version": 4})
+    pool = post("subnetpools", "subnetpool", {"name": "fuzz-target", "prefixes": ["10.200.0.0/16"],
+                                              "default_prefixlen": 26})
+    rule = _ok(client.get("/v2.0/security-group-rules", params={"security_group_id": group},
+                          headers=member), 200)["security_group_rules"][0]["id"]
+    return {
+        "/v2.0/networks": {"id": net}, "/v2.0/subnets": {"id": subnet}, "/v2.0/ports": {"id": port},
+        "/v2.0/routers": {"id": router}, "/v2.0/security-groups": {"id": group},
+        "/v2.0/security-group-rules": {"id": rule}, "/v2.0/address-scopes": {"id": scope},
+        "/v2.0/subnetpools": {"id": pool}, "/v2.0/network-ip-availabilities": {"id": net},
+        "/v2.0/quotas": {"project": member["X-Project-Id"]},
+    }
