@@ -42,6 +42,14 @@ PAGING: tuple[tuple[str, Schema], ...] = (
     ("limit", {"type": "integer", "minimum": 0}), ("marker", {"type": "string"}),
     ("page_reverse", {"type": "boolean"}), ("sort_dir", {"enum": ["asc", "desc"]}))
 TAG_FILTERS = ("tags", "tags-any", "not-tags", "not-tags-any")
+# Routes of the app that are not Neutron's API: kaon.web's topology page and
+# its own JSON (the /identity mount is skipped as a Mount).
+NOT_NEUTRON = ("/ui",)
+
+
+def is_neutron_route(route: Any) -> bool:
+    """Whether ``route`` belongs in the document (and its coverage test)."""
+    return isinstance(route, Route) and not route.path.startswith(NOT_NEUTRON)
 
 
 def _param(name: str, where: str, schema: Schema, *, many: bool = False) -> Schema:
@@ -139,7 +147,7 @@ class ResourceOps:
         if method == "GET":
             fields = _param("fields", "query", {"enum": [a.name for a in r.attrs]}, many=True)
             return _op(f"Show a {r.name}", 200, query=[fields], result=one)
-        if method == "PUT":  # with no attribute to change, any body is answered 400
+        if method == "PUT":  # also where nothing may change: those answer 400 or 405
             return _op(f"Update a {r.name}", 200, body=self.update_body(), result=one)
         if method == "DELETE":
             return _op(f"Delete a {r.name}", 204)
@@ -177,6 +185,9 @@ def _fixed() -> dict[tuple[str, str], Operation]:
         ("/v2.0/", "GET"): _op("The v2.0 resources", 200),
         (PATH, "GET"): _op("This document", 200),
         ("/v2.0/extensions", "GET"): _op("List API extensions", 200),
+        ("/v2.0/service-providers", "GET"): _op("List service providers", 200, query=[
+            _param(n, "query", {"type": "string"}, many=True) for n in ("fields", "service_type", "name")]),
+        ("/v2.0/doctor", "GET"): _op("The server-side findings of kaon doctor (admin)", 200),
         ("/v2.0/extensions/{alias}", "GET"): _op("Show an API extension", 200),
         ("/v2.0/routers/{id}/add_router_interface", "PUT"):
             _op("Attach a subnet or port to a router", 200, body=_interface_body()),
@@ -256,8 +267,8 @@ class Builder:
         paths: dict[str, dict[str, Operation]] = {}
         missing: list[str] = []
         for route in routes:
-            if not isinstance(route, Route):
-                continue  # the /identity mount: Keystone's API
+            if not is_neutron_route(route):
+                continue
             for method in sorted((route.methods or {"GET"}) - {"HEAD"}):
                 op = self.operation(route.path, method)
                 if op is None:
