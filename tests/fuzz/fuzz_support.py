@@ -99,7 +99,8 @@ def _targeted(op: Any, targets: Mapping[str, dict[str, str]]) -> dict[str, str] 
     return None
 
 
-def fuzz(base_url: str, doc: dict[str, Any], *, examples: int, known: Callable[[Any, Finding], str | None],
+def fuzz(base_url: str, doc: dict[str, Any], *, examples: int,
+         known: Callable[[Any, Finding], str | None] | None = None,
          targets: Mapping[str, dict[str, str]] | None = None,
          modes: tuple[str, ...] = ("positive", "negative")) -> Report:
     """Generate ``examples`` cases per operation and mode; send each as every role.
@@ -117,6 +118,7 @@ def fuzz(base_url: str, doc: dict[str, Any], *, examples: int, known: Callable[[
     schema = schemathesis.openapi.from_dict(doc)
     report = Report()
     session = requests.Session()
+    known = known or (lambda case, finding: None)
     started = time.monotonic()
 
     def run(op: Any, mode: str, **params: Any) -> None:
