@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from kaon import errors
-from kaon.api import agent_routes, extensions, intent_routes, l3_routes, misc_routes, pool_routes
+from kaon.api import agent_routes, extensions, intent_routes, l3_routes, misc_routes, openapi, pool_routes
 from kaon.api.controller import Collection
 from kaon.api.responses import error_response, json_response
 from kaon.api.sg_routes import DefaultingCollection
@@ -146,6 +146,7 @@ def build_app(cfg: Any, engine: Engine, types: Any, identity_app: Any = None,
     routes.extend(intent_routes.routes(services.compiler))
     changes = ChangeCounter()  # the topology page's live updates (kaon.web)
     routes.extend(WebRoutes(services, changes).routes())
+    routes.append(openapi.route(cols))
     if identity_app is not None:
         from kaon.identity.app import identity_routes
 

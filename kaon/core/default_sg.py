@@ -46,6 +46,10 @@ from kaon.db.sg_tables import (
 )
 from kaon.model import security_group as m
 
+DefaultRuleNotUpdatable = errors.define(
+    "HTTPMethodNotAllowed", errors.KaonError, "Default security group rules cannot be updated.")
+DefaultRuleNotUpdatable.status = 405
+
 Items = list[dict[str, Any]]  # (a service's own ``list`` method shadows the name for mypy)
 
 DEFAULT_NAME = "default"
@@ -188,7 +192,10 @@ class DefaultRules:
 
     def update(self, ctx: Context, conn: Connection, rule_id: str, changes: dict[str, Any],
                check: Any = None) -> None:
-        raise errors.NotImplementedError_()  # no attribute allows PUT; check_put refused it already
+        # No attribute allows PUT, so only an empty change gets here: the
+        # rules have no update (a template is replaced by delete and create).
+        self.fetch_row(ctx, conn, rule_id)
+        raise DefaultRuleNotUpdatable()
 
     def delete(self, ctx: Context, conn: Connection, rule_id: str, check: Any = None) -> None:
         self.fetch_row(ctx, conn, rule_id)

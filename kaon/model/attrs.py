@@ -68,10 +68,15 @@ def unwrap(resource: Resource, body: Any) -> list[dict[str, Any]]:
         items = body[resource.collection]
         if not isinstance(items, list) or not items:
             raise _bad("Resources required")
+        out = []
         for item in items:
             if not isinstance(item, dict) or resource.name not in item and not item:
                 raise _bad(f"Unable to find '{resource.name}' in request body")
-        return [item.get(resource.name, item) if isinstance(item, dict) else item for item in items]
+            inner = item.get(resource.name, item)
+            if not isinstance(inner, dict):  # {"routers": [{"router": [...]}]}
+                raise _bad(f"Unable to find '{resource.name}' in request body")
+            out.append(inner)
+        return out
     if resource.name not in body:
         raise _bad(f"Unable to find '{resource.name}' in request body")
     item = body[resource.name]

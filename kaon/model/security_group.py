@@ -318,9 +318,11 @@ SECURITY_GROUP_RULE = Resource(
         Attr("description", post=True, put=True, default="", convert=v.string(255)),
         Attr("normalized_cidr", filter=False, sort=False),
         Attr("belongs_to_default_sg", filter_convert=v.boolean, sort=False),
-        Attr("created_at"),
-        Attr("updated_at"),
-        Attr("revision_number"),
+        # Converted as standard_attrs() does: PostgreSQL refuses to compare
+        # a timestamp or integer column with an arbitrary string.
+        Attr("created_at", filter_convert=v.timestamp),
+        Attr("updated_at", filter_convert=v.timestamp),
+        Attr("revision_number", filter_convert=v.non_negative_int),
     ),
 )
 
