@@ -1,0 +1,130 @@
+"""IPv6 on the wire (issue 13, item 5): a lab of two hosts whose h1 runs the
+dhcp and l3 roles; VMs on h2, across VXLAN, behind one router.
+
+* ``slaac``: radvd in the qrouter- namespace advertises the prefix; the VM
+  forms its EUI-64 address, which is the port's fixed IP;
+* ``dhcpv6-stateful``: the advertisement's managed flag; dhclient -6 gets
+  exactly the port's fixed IP from dnsmasq in qdhcp-, and no SLAAC address;
+* the router forwards IPv6 between the two networks (no NAT): the VMs ping
+  each other by their v6 addresses, and the router's namespace forwards v6;
+* a security group without an IPv6 ICMP rule stops pings to a VM; adding an
+  ``ethertype IPv6`` rule lets them through.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import netaddr
+import pytest
+
+from kaon.dataplane import nft
+from tests.fullstack.stack import Stack, stack, wait_for
+
+pytestmark = [pytest.mark.needs_root]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with stack(tmp_path_factory.mktemp("ipv6"), hosts=2) as s:
+        for agent_type in ("DHCP agent", "L3 agent"):
+            wait_for(f"the {agent_type} on h1", lambda t=agent_type: any(
+                a["alive"] for a in s.api("GET", "/v2.0/agents", agent_type=t)["agents"]))
+        yield s
+
+
+def v6_network(s: Stack, name: str, cidr: str, mode: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    net = s.api("POST", "/v2.0/networks", {"network": {"name": name}})["network"]
+    sub = s.api("POST", "/v2.0/subnets", {"subnet": {
+        "network_id": net["id"], "cidr": cidr, "ip_version": 6, "name": f"{name}-subnet",
+        "ipv6_ra_mode": mode, "ipv6_address_mode": mode}})["subnet"]
+    return net, sub
+
+
+@pytest.fixture(scope="module")
+def routed(lab: Stack) -> dict[str, Any]:
+    """A router with a slaac network and a dhcpv6-stateful network behind it."""
+    slaac_net, slaac_sub = v6_network(lab, "v6-slaac", "2001:db8:a::/64", "slaac")
+    dhcp_net, dhcp_sub = v6_network(lab, "v6-dhcp", "2001:db8:b::/64", "dhcpv6-stateful")
+    router = lab.api("POST", "/v2.0/routers", {"router": {"name": "r6"}})["router"]
+    for sub in (slaac_sub, dhcp_sub):
+        lab.api("PUT", f"/v2.0/routers/{router['id']}/add_router_interface", {"subnet_id": sub["id"]})
+    return {"router": router, "slaac": (slaac_net, slaac_sub), "dhcp": (dhcp_net, dhcp_sub)}
+
+
+def in_ns(ns: str, *cmd: str) -> str:
+    return subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True, text=True, check=True,
+                          timeout=10).stdout
+
+
+def vm_v6(s: Stack, vm: str) -> set[str]:
+    out = s.lab.exec(vm, ["ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global"], capture=True).stdout
+    return {line.split()[3].split("/")[0] for line in out.splitlines()}
+
+
+def fixed(s: Stack, record: dict[str, Any]) -> str:
+    return str(s.port(record["port_id"])["fixed_ips"][0]["ip_address"])
+
+
+def ping6(s: Stack, vm: str, address: str, count: int = 1) -> bool:
+    r = s.lab.exec(vm, ["ping", "-6", "-c", str(count), "-W", "1", "-i", "0.2", address], capture=True)
+    return r.returncode == 0
+
+
+def test_slaac_vm_forms_its_eui64_address_from_the_routers_advertisement(lab: Stack, routed: dict[str, Any]) -> None:
+    net, sub = routed["slaac"]
+    vm = lab.vm("s1", "h2", net["id"], dhcp=True)
+    ip = fixed(lab, vm)
+    eui64 = netaddr.EUI(vm["mac"]).ipv6(netaddr.IPNetwork(sub["cidr"]).network)
+    assert ip == str(eui64)  # Neutron's IPAM computed it; the kernel formed the same from the RA
+    assert vm_v6(lab, "s1") == {ip}
+    # The RA made the router the VM's default router (its link-local address) ...
+    route = lab.lab.exec("s1", ["ip", "-6", "route", "show", "default"], capture=True).stdout
+    assert "via fe80::" in route, route
+    # ... and radvd in the router's namespace is what sent it.
+    ns = f"{lab.lab.prefix}qrouter-{routed['router']['id']}"
+    pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+    assert any(Path(f"/proc/{p}/comm").read_text().strip() == "radvd" for p in pids if Path(f"/proc/{p}").exists())
+    assert ping6(lab, "s1", sub["gateway_ip"], count=2)
+
+
+def test_dhcpv6_stateful_vm_gets_exactly_its_fixed_ip(lab: Stack, routed: dict[str, Any]) -> None:
+    net, _ = routed["dhcp"]
+    vm = lab.vm("d1", "h2", net["id"], dhcp=True)
+    # Only the leased address: the stateful prefix is advertised without the autonomous flag.
+    assert vm_v6(lab, "d1") == {fixed(lab, vm)}
+    qdhcp = f"{lab.lab.prefix}qdhcp-{net['id']}"
+    pids = subprocess.run(["ip", "netns", "pids", qdhcp], capture_output=True, text=True).stdout.split()
+    argv = [Path(f"/proc/{p}/cmdline").read_bytes().decode().split("\0") for p in pids
+            if Path(f"/proc/{p}/comm").exists() and Path(f"/proc/{p}/comm").read_text().strip() == "dnsmasq"]
+    assert len(argv) == 1 and any(a.startswith("--dhcp-range=set:subnet-") and ",static,64," in a for a in argv[0])
+
+
+def test_router_forwards_ipv6_between_networks_without_nat(lab: Stack, routed: dict[str, Any]) -> None:
+    s1 = fixed(lab, lab.lab.vm("s1"))
+    d1 = fixed(lab, lab.lab.vm("d1"))
+    ns = f"{lab.lab.prefix}qrouter-{routed['router']['id']}"
+    assert in_ns(ns, "sysctl", "-n", "net.ipv6.conf.all.forwarding").strip() == "1"
+    # Both in the default group, which admits its members over IPv6 too.
+    assert wait_for("s1 pings d1 over IPv6", lambda: ping6(lab, "s1", d1), timeout=15)
+    assert ping6(lab, "d1", s1)
+    nat = nft.run(ns, "list ruleset")
+    assert "snat" in nat or "redirect" in nat  # the router's NAT table is there (IPv4) ...
+    assert "2001:db8" not in nat and "ip6" not in nat  # ... and IPv6 is routed, not translated
+
+
+def test_ipv6_security_group_rule_allows_and_its_absence_denies(lab: Stack, routed: dict[str, Any]) -> None:
+    net, _ = routed["slaac"]
+    sg = lab.api("POST", "/v2.0/security-groups", {"security_group": {"name": "v6-closed"}})["security_group"]
+    target = lab.vm("s2", "h2", net["id"], dhcp=True, security_groups=[sg["id"]])
+    address = fixed(lab, target)
+    assert not ping6(lab, "d1", address, count=2)  # no ingress rule: dropped
+    rule = lab.api("POST", "/v2.0/security-group-rules", {"security_group_rule": {
+        "security_group_id": sg["id"], "direction": "ingress", "ethertype": "IPv6", "protocol": "ipv6-icmp",
+        "remote_ip_prefix": "2001:db8:b::/64"}})["security_group_rule"]
+    assert wait_for("the IPv6 rule lets d1's ping in", lambda: ping6(lab, "d1", address), timeout=15)
+    lab.api("DELETE", f"/v2.0/security-group-rules/{rule['id']}")
+    wait_for("the rule's removal stops it again", lambda: not ping6(lab, "d1", address), timeout=15)
