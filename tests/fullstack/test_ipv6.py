@@ -31,8 +31,9 @@ pytestmark = [pytest.mark.needs_root]
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with stack(tmp_path_factory.mktemp("ipv6"), hosts=2) as s:
         for agent_type in ("DHCP agent", "L3 agent"):
-            wait_for(f"the {agent_type} on h1", lambda t=agent_type: any(
-                a["alive"] for a in s.api("GET", "/v2.0/agents", agent_type=t)["agents"]))
+            def alive(t: str = agent_type) -> bool:
+                return any(a["alive"] for a in s.api("GET", "/v2.0/agents", agent_type=t)["agents"])
+            wait_for(f"the {agent_type} on h1", alive)
         yield s
 
 
