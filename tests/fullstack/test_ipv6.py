@@ -8,11 +8,18 @@ dhcp and l3 roles; VMs on h2, across VXLAN, behind one router.
 * the router forwards IPv6 between the two networks (no NAT): the VMs ping
   each other by their v6 addresses, and the router's namespace forwards v6;
 * a security group without an IPv6 ICMP rule stops pings to a VM; adding an
-  ``ethertype IPv6`` rule lets them through.
+  ``ethertype IPv6`` rule lets them through;
+* ``dhcpv6-stateless``: SLAAC address, and dnsmasq answers the guest's
+  Information-Request with the subnet's DNS server;
+* radvd's life: kill -9 of h1's agent leaves it advertising and the new agent
+  adopts it (same pid); an interface removed reloads it; the last v6
+  interface removed stops it; the router deleted takes its namespace.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,3 +136,79 @@ def test_ipv6_security_group_rule_allows_and_its_absence_denies(lab: Stack, rout
     assert wait_for("the IPv6 rule lets d1's ping in", lambda: ping6(lab, "d1", address), timeout=15)
     lab.api("DELETE", f"/v2.0/security-group-rules/{rule['id']}")
     wait_for("the rule's removal stops it again", lambda: not ping6(lab, "d1", address), timeout=15)
+
+
+INFO_SCRIPT = """#!/bin/sh
+[ -n "$new_dhcp6_name_servers" ] && echo "$new_dhcp6_name_servers" > "$0.dns"
+exit 0
+"""
+
+
+def test_dhcpv6_stateless_slaac_address_and_dns_from_dnsmasq(lab: Stack, routed: dict[str, Any],
+                                                              tmp_path: Path) -> None:
+    net = lab.api("POST", "/v2.0/networks", {"network": {"name": "v6-stateless"}})["network"]
+    sub = lab.api("POST", "/v2.0/subnets", {"subnet": {
+        "network_id": net["id"], "cidr": "2001:db8:c::/64", "ip_version": 6,
+        "ipv6_ra_mode": "dhcpv6-stateless", "ipv6_address_mode": "dhcpv6-stateless",
+        "dns_nameservers": ["2001:db8::53"]}})["subnet"]
+    lab.api("PUT", f"/v2.0/routers/{routed['router']['id']}/add_router_interface", {"subnet_id": sub["id"]})
+    vm = lab.vm("l1", "h2", net["id"], dhcp=True)
+    assert vm_v6(lab, "l1") == {fixed(lab, vm)}  # the EUI-64 address, formed from the RA's prefix
+    script = tmp_path / "info.sh"
+    script.write_text(INFO_SCRIPT)
+    script.chmod(0o755)
+    # -S: an Information-Request, what the RA's other-config flag tells a guest to send.
+    r = lab.lab.exec("l1", ["timeout", "20", "dhclient", "-6", "-S", "-1", "-d", "-sf", str(script),
+                            "-lf", str(tmp_path / "leases"), "-pf", str(tmp_path / "pid"), "eth0"], capture=True)
+    wait_for("dnsmasq's answer", lambda: Path(f"{script}.dns").exists(), timeout=5)
+    assert Path(f"{script}.dns").read_text().split() == ["2001:db8::53"], r.stderr
+
+
+def radvd_pid(s: Stack, router_id: str) -> int | None:
+    ns = f"{s.lab.prefix}qrouter-{router_id}"
+    pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+    radvds = {}
+    for p in pids:
+        try:
+            if Path(f"/proc/{p}/comm").read_text().strip() == "radvd":
+                radvds[int(p)] = int(Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except FileNotFoundError:
+            pass  # the agent's own short-lived commands pass through the namespace too
+    # radvd forks a privilege-separation helper: count the daemons, not their helpers.
+    found = [pid for pid, ppid in radvds.items() if ppid not in radvds]
+    assert len(found) <= 1, found  # never a second one
+    return found[0] if found else None
+
+
+def radvd_conf(s: Stack, router_id: str) -> str:
+    argv = Path(f"/proc/{radvd_pid(s, router_id)}/cmdline").read_bytes().decode().split("\0")
+    return Path(next(a.split("=", 1)[1] for a in argv if a.startswith("--config="))).read_text()
+
+
+def test_radvd_adopted_after_agent_kill_reloaded_and_stopped(lab: Stack, routed: dict[str, Any]) -> None:
+    rid = routed["router"]["id"]
+    before = radvd_pid(lab, rid)
+    assert before is not None
+    state = lab.lab.state()
+    assert state is not None
+    os.kill(int(state["hosts"]["h1"]["agent"]["pid"]), signal.SIGKILL)
+    wait_for("h1's agent gone", lambda: subprocess.run(["kill", "-0", str(state["hosts"]["h1"]["agent"]["pid"])],
+                                                       capture_output=True).returncode != 0, timeout=10)
+    lab.lab.start_agents()
+    lab.wait_agents(["h1"])
+    lab.wait_converged(timeout=30)
+    assert radvd_pid(lab, rid) == before  # adopted, not restarted nor duplicated
+    _, dhcp_sub = routed["dhcp"]
+    assert "AdvManagedFlag on;" in radvd_conf(lab, rid)
+    lab.api("PUT", f"/v2.0/routers/{rid}/remove_router_interface", {"subnet_id": dhcp_sub["id"]})
+    wait_for("the stateful subnet no longer advertised", lambda: "AdvManagedFlag" not in radvd_conf(lab, rid))
+    assert radvd_pid(lab, rid) == before  # a SIGHUP, not a restart
+    ports = lab.api("GET", "/v2.0/ports", device_id=rid)["ports"]
+    for port in ports:
+        for f in port["fixed_ips"]:
+            lab.api("PUT", f"/v2.0/routers/{rid}/remove_router_interface", {"subnet_id": f["subnet_id"]})
+    wait_for("radvd stopped with no v6 interface left", lambda: radvd_pid(lab, rid) is None)
+    ns = f"{lab.lab.prefix}qrouter-{rid}"
+    lab.api("DELETE", f"/v2.0/routers/{rid}")
+    wait_for(f"{ns} swept", lambda: ns not in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                                               text=True).stdout, timeout=20)
