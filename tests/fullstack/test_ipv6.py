@@ -11,6 +11,9 @@ dhcp and l3 roles; VMs on h2, across VXLAN, behind one router.
   ``ethertype IPv6`` rule lets them through;
 * ``dhcpv6-stateless``: SLAAC address, and dnsmasq answers the guest's
   Information-Request with the subnet's DNS server;
+* an external network with a v6 subnet: the router's v6 default route goes
+  via its gateway, and the outside reaches a VM's own v6 address (routed,
+  no NAT) while the VM reaches the outside;
 * radvd's life: kill -9 of h1's agent leaves it advertising and the new agent
   adopts it (same pid); an interface removed reloads it; the last v6
   interface removed stops it; the router deleted takes its namespace.
@@ -162,6 +165,35 @@ def test_dhcpv6_stateless_slaac_address_and_dns_from_dnsmasq(lab: Stack, routed:
                             "-lf", str(tmp_path / "leases"), "-pf", str(tmp_path / "pid"), "eth0"], capture=True)
     wait_for("dnsmasq's answer", lambda: Path(f"{script}.dns").exists(), timeout=5)
     assert Path(f"{script}.dns").read_text().split() == ["2001:db8::53"], r.stderr
+
+
+def test_external_v6_gateway_routes_both_ways_without_nat(lab: Stack) -> None:
+    outside_v6 = "2001:db8:ff::1"
+    lab.lab.outside_exec(["ip", "-6", "addr", "replace", f"{outside_v6}/64", "dev", "eth0", "nodad"], check=True)
+    ext = lab.api("POST", "/v2.0/networks", {"network": {
+        "name": "ext6", "router:external": True, "provider:network_type": "flat",
+        "provider:physical_network": "provider"}})["network"]
+    lab.api("POST", "/v2.0/subnets", {"subnet": {"network_id": ext["id"], "cidr": "2001:db8:ff::/64",
+                                                 "ip_version": 6, "enable_dhcp": False, "gateway_ip": outside_v6}})
+    net, sub = v6_network(lab, "v6-ext", "2001:db8:d::/64", "slaac")
+    router = lab.api("POST", "/v2.0/routers", {"router": {"name": "r6ext",
+                                                          "external_gateway_info": {"network_id": ext["id"]}}})["router"]
+    lab.api("PUT", f"/v2.0/routers/{router['id']}/add_router_interface", {"subnet_id": sub["id"]})
+    qg = lab.api("GET", "/v2.0/ports", device_id=router["id"], device_owner="network:router_gateway")["ports"][0]
+    qg_v6 = qg["fixed_ips"][0]["ip_address"]
+    sg = lab.api("POST", "/v2.0/security-groups", {"security_group": {"name": "v6-open"}})["security_group"]
+    lab.api("POST", "/v2.0/security-group-rules", {"security_group_rule": {
+        "security_group_id": sg["id"], "direction": "ingress", "ethertype": "IPv6", "protocol": "ipv6-icmp"}})
+    vm = lab.vm("e1", "h2", net["id"], dhcp=True, security_groups=[sg["id"]])
+    address = fixed(lab, vm)
+    ns = f"{lab.lab.prefix}qrouter-{router['id']}"
+    assert f"default via {outside_v6} dev qg-" in in_ns(ns, "ip", "-6", "route", "show", "default")
+    # The outside knows the VM's prefix only through this route via the router's gateway
+    # address: replies, and pings to the VM's own address, work only if nothing translates.
+    lab.lab.outside_exec(["ip", "-6", "route", "replace", "2001:db8:d::/64", "via", qg_v6], check=True)
+    assert wait_for("e1 reaches the outside over IPv6", lambda: ping6(lab, "e1", outside_v6), timeout=15)
+    r = lab.lab.outside_exec(["ping", "-6", "-c", "2", "-W", "1", "-i", "0.2", address], capture=True)
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def radvd_pid(s: Stack, router_id: str) -> int | None:
