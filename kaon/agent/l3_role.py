@@ -14,7 +14,8 @@ Per router in the intent's ``routers`` (kaon.model.intent.RouterIntent):
   extra routes;
 * radvd (kaon.dataplane.radvd) for the IPv6 subnets behind ``qr-`` devices,
   its file (kaon.agent.l3_plan.radvd_conf) under ``<state>/radvd/<router>/``,
-  SIGHUP when it changes, stopped when none is left or the router goes;
+  SIGHUP when it changes, stopped when none is left or the router goes (it
+  outlives the agent, and a restarted agent adopts it by its pid file);
 * NAT in one nftables table (kaon.agent.l3_plan), replaced atomically when
   its text changes; a gratuitous ARP for each floating IP newly added;
 * the metadata proxy's listener on 0.0.0.0:9697 inside the namespace, where
@@ -196,7 +197,6 @@ class L3Role:
         return ok
 
     def close(self) -> None:
-        # radvd keeps advertising: it outlives the agent and is adopted at restart.
         self.metadata.close()
         self.host_l2.close()
 

@@ -6,12 +6,12 @@ never by a guess at names another tool might use:
 
 * DHCP namespaces and their dnsmasq: those recorded under
   ``<state>/dhcp/<host>/`` (namespace name, dnsmasq by its pid file);
-* router namespaces: those recorded under ``<state>/l3/<host>/``, and their
-  radvd by its pid file (``radvd/<router>/pid`` there);
+* router namespaces: those recorded under ``<state>/l3/<host>/``;
 * links carrying the agent's ownership mark (interface alias ``kaon:l2``:
   its ``brq`` bridges, ``vxlan-`` and VLAN devices) in the agent's namespace;
 * the firewall's and NAT's nftables tables (``kaon-sg``, bridge and inet) in
-  the agent's namespace.
+  the agent's namespace;
+* each router's radvd, by its pid file (``<state>/l3/<host>/radvd/<router>/``).
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ def _ip(namespace: str | None, *args: str) -> None:
 
 def clean_agent(state_path: Path, host: str, namespace: str | None) -> list[str]:
     """Remove what the agent of ``host`` made (see the module docstring); what was removed."""
-    from kaon.dataplane import dnsmasq, netns, nft, radvd
+    from kaon.dataplane import dnsmasq, netns, nft
+    from kaon.dataplane import radvd as ra_daemon
 
     removed: list[str] = []
     dhcp = state_path / "dhcp" / host
@@ -80,7 +81,7 @@ def clean_agent(state_path: Path, host: str, namespace: str | None) -> list[str]
     l3 = state_path / "l3" / host
     for router in sorted(l3.iterdir()) if l3.is_dir() else []:
         if router.is_file():
-            radvd.stop(l3 / "radvd" / router.name / "pid")  # it would keep the namespace alive
+            ra_daemon.stop(l3 / "radvd" / router.name / "pid")  # it would keep the namespace alive
             ns = router.read_text().strip()
             if ns and netns.exists(ns):
                 netns.delete(ns)

@@ -21,7 +21,8 @@ from kaon.dataplane import DataplaneError
 DNSMASQ = "/usr/sbin/dnsmasq"
 
 
-def process_argv(pid: int) -> list[str] | None:
+def cmdline(pid: int) -> list[str] | None:
+    """The command line of live process ``pid`` (None: gone or a zombie); the metadata proxies use it too."""
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -39,7 +40,7 @@ def running(pid_file: Path) -> tuple[int, list[str]] | None:
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
         return None
-    argv = process_argv(pid)
+    argv = cmdline(pid)
     if not argv or f"--pid-file={pid_file}" not in argv:
         return None
     return pid, argv[1:]
@@ -77,9 +78,9 @@ def stop(pid_file: Path, timeout: float = 2.0) -> None:
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process_argv(pid) is not None:
+    while time.monotonic() < deadline and cmdline(pid) is not None:
         time.sleep(0.01)
-    if process_argv(pid) is not None:
+    if cmdline(pid) is not None:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:

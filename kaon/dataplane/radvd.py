@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from kaon.dataplane import DataplaneError
-from kaon.dataplane.dnsmasq import process_argv
+from kaon.dataplane.dnsmasq import cmdline
 
 RADVD = "/usr/sbin/radvd"
 
@@ -35,7 +35,7 @@ def running(pid_file: Path) -> int | None:
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
         return None
-    argv = process_argv(pid)
+    argv = cmdline(pid)
     return pid if argv and f"--pidfile={pid_file}" in argv else None
 
 
@@ -69,9 +69,9 @@ def stop(pid_file: Path, timeout: float = 2.0) -> None:
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process_argv(pid) is not None:
+    while time.monotonic() < deadline and cmdline(pid) is not None:
         time.sleep(0.01)
-    if process_argv(pid) is not None:
+    if cmdline(pid) is not None:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
