@@ -125,6 +125,13 @@ def test_router_forwards_ipv6_between_networks_without_nat(lab: Stack, routed: d
     nat = nft.run(ns, "list ruleset")
     assert "snat" in nat or "redirect" in nat  # the router's NAT table is there (IPv4) ...
     assert "2001:db8" not in nat and "ip6" not in nat  # ... and IPv6 is routed, not translated
+    # An administratively down router stops forwarding IPv6 too, and starts again when up.
+    rid = routed["router"]["id"]
+    lab.api("PUT", f"/v2.0/routers/{rid}", {"router": {"admin_state_up": False}})
+    wait_for("v6 forwarding off", lambda: in_ns(ns, "sysctl", "-n", "net.ipv6.conf.all.forwarding").strip() == "0")
+    assert not ping6(lab, "s1", d1)
+    lab.api("PUT", f"/v2.0/routers/{rid}", {"router": {"admin_state_up": True}})
+    assert wait_for("s1 pings d1 again", lambda: ping6(lab, "s1", d1), timeout=15)
 
 
 def test_ipv6_security_group_rule_allows_and_its_absence_denies(lab: Stack, routed: dict[str, Any]) -> None:
