@@ -45,10 +45,12 @@ OSC_TEST_DEPS=(pytest==9.2.0 fixtures==4.3.2 oslotest==6.1.1 testtools==2.9.1)
 #   socat                   TCP echo servers in the fullstack tests
 #   tcpdump                 802.1Q tags on the provider link (OVS functional tests)
 #   chromium                the topology page's browser tests (Playwright drives it; no browser download)
+#   radvd                   IPv6 router advertisements from qrouter- namespaces (L3 agent)
+#   isc-dhcp-client         dhclient -6: DHCPv6 inside lab VMs (busybox has no udhcpc6)
 APT_PACKAGES=(
   postgresql iproute2 kmod util-linux procps psmisc iptables conntrack
   dnsmasq-base openvswitch-switch iputils-ping iputils-arping python3-venv
-  rabbitmq-server busybox libnftables1 socat tcpdump chromium
+  rabbitmq-server busybox libnftables1 socat tcpdump chromium radvd isc-dhcp-client
 )
 # shellcheck disable=SC2206
 APT_PACKAGES+=(${KAON_APT_EXTRA:-})

@@ -8,6 +8,8 @@ Per network in the intent's ``dhcp`` (kaon.model.intent.DhcpNetwork):
   L2 part plugs it into the network's bridge and reports the DHCP port
   ACTIVE), ``ns-<port[:11]>`` inside with the port's MAC, MTU and addresses,
   plus 169.254.169.254/32 when the network has isolated metadata;
+* for IPv6 on the port, no DAD and no RA taken on ``ns-`` (its addresses are
+  IPAM's; dnsmasq cannot bind a tentative one);
 * dnsmasq (kaon.dataplane.dnsmasq) with the files and command line of
   kaon.agent.dhcp_plan under ``<state_path>/dhcp/<host>/<network>/``: files
   rewritten only when their text changes, then SIGHUP (leases kept); a new
@@ -134,6 +136,12 @@ class DhcpRole:
         link = have.get(port.device)
         if link is None:
             raise RuntimeError(f"{port.device} is missing in {ns} though {port.tap} exists")
+        # The port's IPv6 addresses are IPAM's, unique: no duplicate address detection, which
+        # would leave them tentative (unbindable by dnsmasq) for a second; and the port takes
+        # no address from the router's advertisements, only its own.
+        if any(":" in c for c in port.cidrs):
+            router_ns.write_sysctl(ns, f"net.ipv6.conf.{port.device}.accept_dad", "0")
+            router_ns.write_sysctl(ns, f"net.ipv6.conf.{port.device}.accept_ra", "0")
         router_ns.set_link(ns, link, port.mac, port.mtu)
         router_ns.sync_addresses(ns, link, dhcp_plan.ns_cidrs(net))
         for name in sorted(have):

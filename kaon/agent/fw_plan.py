@@ -221,8 +221,12 @@ def _port_chain(suffix: str, port: FirewallPort, groups: Mapping[str, SecurityGr
         rules += [f"ct state established,related {ok}", "ct state invalid drop"]
     if suffix == "out":
         rules += [f"udp sport 68 udp dport 67 {ok}", f"icmpv6 type {ND_EGRESS} {ok}"]
+        rules.append(f"meta nfproto ipv6 udp sport 546 udp dport 547 {ok}")  # DHCPv6 client to server
     else:
         rules += [f"udp sport 67 udp dport 68 {ok}", f"icmpv6 type {ND_INGRESS} {ok}"]
+        # DHCPv6 replies come from the server's link-local address to the client's, which
+        # conntrack does not tie to the request (that went to ff02::1:2): Neutron allows them.
+        rules.append(f"meta nfproto ipv6 udp sport 547 udp dport 546 {ok}")
     rules += [f"jump sg-{g}-{suffix}" for g in port.security_groups or () if g in groups]
     rules.append("drop")  # nothing allowed it
     body = "".join(f"    {r}\n" for r in rules)

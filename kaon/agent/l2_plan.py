@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import netaddr
+
 from kaon.agent.config import OWNER_ALIAS, AgentConfig
 from kaon.dataplane.l2_driver import LinkLike
 from kaon.model import names
@@ -152,6 +154,11 @@ def _vxlan(net: NetworkIntent, bridge: str, vni: int, mtu: int | None, seen: Obs
         for port in remote_ports:
             fdb.add((port.mac, vtep))
             neigh.update((ip, port.mac) for ip in port.ips)
+            if any(":" in ip for ip in port.ips):
+                # The VXLAN device answers neighbour solicitations itself (proxy) and drops
+                # those it has no entry for: IPv6 next hops are link-local (a router's, from
+                # its advertisements; a DHCPv6 client's), the EUI-64 of the port's MAC.
+                neigh.add((str(netaddr.EUI(port.mac).ipv6_link_local()), port.mac))
     wanted.fdb[dev] = fdb
     wanted.neigh[dev] = neigh
 

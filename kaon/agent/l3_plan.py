@@ -13,6 +13,15 @@ whole in one transaction whenever its text changes (dataplane.md §2):
   a VM reaching another VM's floating IP is DNATed back inside, and is then
   masqueraded to the router's address there, or the other VM would answer
   it directly from its fixed IP and the first would drop the reply.
+
+IPv6 is routed, not NATed (the table is ``ip`` only): ``routes`` adds the v6
+default route via the external network's v6 gateway, and ``radvd_conf`` is
+the router advertisement daemon's file for the v6 subnets behind ``qr-``
+devices, in Neutron's template (neutron/agent/linux/ra.py): per device the
+managed flag for ``dhcpv6-stateful``, other-config for
+``dhcpv6-stateless``; a prefix with the autonomous flag for ``slaac`` and
+``dhcpv6-stateless``, without it for ``dhcpv6-stateful``; no prefix for a
+subnet without an ``ipv6_ra_mode`` (the router is still the default router).
 """
 
 from __future__ import annotations
@@ -21,9 +30,14 @@ from dataclasses import dataclass
 
 import netaddr
 
-from kaon.model.intent import RouterIntent
+from kaon.model.intent import RaPrefix, RouterIntent
 
 NAT_TABLE = "kaon-nat"
+# Neutron's min_rtr_adv_interval / max_rtr_adv_interval defaults (seconds); a
+# booting guest does not wait for them: radvd answers its router solicitation.
+RA_INTERVALS = (30, 100)
+MAX_RDNSS = 3  # radvd's limit per RDNSS line
+IPV6_MIN_MTU = 1280
 METADATA_REDIRECT = 'iifname "qr-*" ip daddr 169.254.169.254 tcp dport 80 redirect to :9697'
 
 
@@ -96,9 +110,41 @@ def devices(router: RouterIntent) -> list[Device]:
 
 
 def routes(router: RouterIntent) -> set[tuple[str, str, str]]:
-    """(destination, via, dev) the namespace should have besides connected routes."""
-    out = {(r.destination, r.nexthop, "") for r in router.routes if _v4(r.destination)}
+    """(destination, via, dev) the namespace should have besides connected routes, both families."""
+    out = {(r.destination, r.nexthop, "") for r in router.routes}
     gw = router.gateway
     if gw and gw.gateway_ip:
         out.add(("default", gw.gateway_ip, gw.device))
+    if gw and gw.gateway_ip6:
+        out.add(("default", gw.gateway_ip6, gw.device))
     return out
+
+
+def radvd_conf(router: RouterIntent) -> str:
+    """radvd's configuration for the router's IPv6 subnets; empty when there are none."""
+    by_device: dict[str, list[RaPrefix]] = {}
+    for p in router.advertise:
+        by_device.setdefault(p.device, []).append(p)
+    out = []
+    for device, prefixes in sorted(by_device.items()):
+        modes = {p.ra_mode for p in prefixes}
+        lines = [f"interface {device}", "{", "   AdvSendAdvert on;",
+                 f"   MinRtrAdvInterval {RA_INTERVALS[0]};", f"   MaxRtrAdvInterval {RA_INTERVALS[1]};"]
+        mtu = max(p.mtu for p in prefixes)
+        if mtu >= IPV6_MIN_MTU:
+            lines.append(f"   AdvLinkMTU {mtu};")
+        if "dhcpv6-stateless" in modes:
+            lines.append("   AdvOtherConfigFlag on;")
+        if "dhcpv6-stateful" in modes:
+            lines.append("   AdvManagedFlag on;")
+        dns = list(dict.fromkeys(d for p in prefixes if p.ra_mode == "slaac" for d in p.dns_nameservers))
+        if dns:
+            lines.append(f"   RDNSS {' '.join(dns[:MAX_RDNSS])} {{}};")
+        for p in prefixes:
+            if p.ra_mode is None:
+                continue
+            auto = "on" if p.ra_mode in ("slaac", "dhcpv6-stateless") else "off"
+            lines += [f"   prefix {p.cidr}", "   {", "        AdvOnLink on;", f"        AdvAutonomous {auto};",
+                      "   };"]
+        out += [*lines, "};", ""]
+    return "\n".join(out)

@@ -9,7 +9,13 @@ Per router in the intent's ``routers`` (kaon.model.intent.RouterIntent):
   namespace, up and unenslaved (the L2 part plugs it into its bridge and
   reports the port ACTIVE), ``qr-``/``qg-<port[:11]>`` in the router's with
   the port's MAC, MTU and addresses (floating IPs as /32s on ``qg-``);
-* the default route via the external subnet's gateway, extra routes;
+* ``net.ipv6.conf.all.forwarding=1`` too: IPv6 is routed, never NATed;
+* the default routes (IPv4 and IPv6) via the external subnets' gateways,
+  extra routes;
+* radvd (kaon.dataplane.radvd) for the IPv6 subnets behind ``qr-`` devices,
+  its file (kaon.agent.l3_plan.radvd_conf) under ``<state>/radvd/<router>/``,
+  SIGHUP when it changes, stopped when none is left or the router goes (it
+  outlives the agent, and a restarted agent adopts it by its pid file);
 * NAT in one nftables table (kaon.agent.l3_plan), replaced atomically when
   its text changes; a gratuitous ARP for each floating IP newly added;
 * a metadata proxy process listening on 0.0.0.0:9697 inside the namespace,
@@ -40,7 +46,7 @@ from kaon.agent import metadata_proxy_process as proxies
 from kaon.agent.config import AgentConfig
 from kaon.agent.manager import Outcome, Step, Wanted
 from kaon.agent.metadata_proxy import ROUTER_PORT, ProxyConfig, Table
-from kaon.dataplane import netns, nft, router_ns
+from kaon.dataplane import netns, nft, radvd, router_ns
 from kaon.dataplane.linux_l2 import LinuxL2
 from kaon.model import names
 from kaon.model.intent import HostIntent, RouterIntent
@@ -117,6 +123,7 @@ class L3Role:
             router_ns.ip(ns, "link", "set", "lo", "up")
         # An administratively down router is plugged but does not forward.
         router_ns.write_sysctl(ns, "net.ipv4.ip_forward", "1" if router.admin_state_up else "0")
+        router_ns.write_sysctl(ns, "net.ipv6.conf.all.forwarding", "1" if router.admin_state_up else "0")
         wanted = l3_plan.devices(router)
         for dev in wanted:
             # The tap end stays in the host namespace, up, for L2 to plug.
@@ -137,6 +144,7 @@ class L3Role:
             if name.startswith((names.ROUTER_INTERFACE, names.ROUTER_GATEWAY)) and name not in wanted_names:
                 router_ns.ip(ns, "link", "del", name, check=False)  # its tap goes with it
         router_ns.sync_routes(ns, l3_plan.routes(router))
+        self._advertise(router_id, ns, l3_plan.radvd_conf(router))
         self._apply_nat(ns, l3_plan.nat_body(router))
         self._serve_metadata(router_id, ns, router)
 
@@ -149,6 +157,32 @@ class L3Role:
         local = frozenset(c.split("/")[0] for i in router.interfaces for c in i.cidrs)
         table = Table(self.proxy.shared_secret, router.metadata, local)
         proxies.ensure(self.proxy_dir(router_id), ns, ("0.0.0.0", ROUTER_PORT), self.proxy, table)
+
+    def _ra_dir(self, router_id: str) -> Path:
+        # A directory: recorded() reads only the files beside it.
+        return self.state_dir / "radvd" / router_id
+
+    def _advertise(self, router_id: str, ns: str, conf: str) -> None:
+        """radvd for the router's IPv6 subnets: started, reloaded when its file changes, or stopped."""
+        d = self._ra_dir(router_id)
+        if not conf:
+            self._stop_radvd(router_id)
+            return
+        d.mkdir(parents=True, exist_ok=True)
+        path = d / "radvd.conf"
+        changed = _write(path, conf)
+        pid = radvd.running(d / "pid")
+        if pid is None:
+            pid = radvd.start(ns, radvd.command(path, d / "pid", d / "log"), d / "pid")
+            LOG.info("radvd for router %s started in %s (pid %s)", router_id, ns, pid)
+        elif changed:
+            radvd.reload(pid)
+
+    def _stop_radvd(self, router_id: str) -> None:
+        d = self._ra_dir(router_id)
+        if d.is_dir():
+            radvd.stop(d / "pid")
+            shutil.rmtree(d, ignore_errors=True)
 
     def _apply_nat(self, ns: str, body: str) -> None:
         if self._nat.get(ns) == body:
@@ -163,6 +197,7 @@ class L3Role:
                 continue
             try:
                 proxies.stop(self.proxy_dir(router_id))  # its socket would keep the namespace, veths included, alive
+                self._stop_radvd(router_id)  # and so would radvd
                 netns.delete(ns)  # its veths, and so their taps, go with it
                 shutil.rmtree(self.proxy_dir(router_id), ignore_errors=True)
                 (self.state_dir / router_id).unlink(missing_ok=True)
@@ -183,3 +218,16 @@ class L3Role:
     def close(self) -> None:
         # The metadata proxies keep serving: they outlive the agent and are adopted at restart.
         self.host_l2.close()
+
+
+def _write(path: Path, text: str) -> bool:
+    """Replace a file atomically when its text differs; whether it did."""
+    try:
+        if path.read_text() == text:
+            return False
+    except OSError:
+        pass
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return True

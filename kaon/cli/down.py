@@ -11,7 +11,8 @@ never by a guess at names another tool might use:
 * links carrying the agent's ownership mark (interface alias ``kaon:l2``:
   its ``brq`` bridges, ``vxlan-`` and VLAN devices) in the agent's namespace;
 * the firewall's and NAT's nftables tables (``kaon-sg``, bridge and inet) in
-  the agent's namespace.
+  the agent's namespace;
+* each router's radvd, by its pid file (``<state>/l3/<host>/radvd/<router>/``).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def clean_agent(state_path: Path, host: str, namespace: str | None) -> list[str]
     """Remove what the agent of ``host`` made (see the module docstring); what was removed."""
     from kaon.agent import metadata_proxy_process as proxies
     from kaon.dataplane import dnsmasq, netns, nft
+    from kaon.dataplane import radvd as ra_daemon
 
     removed: list[str] = []
     dhcp = state_path / "dhcp" / host
@@ -88,11 +90,13 @@ def clean_agent(state_path: Path, host: str, namespace: str | None) -> list[str]
     shutil.rmtree(routers_proxies, ignore_errors=True)
     for router in sorted(l3.iterdir()) if l3.is_dir() else []:
         if router.is_file():
+            ra_daemon.stop(l3 / "radvd" / router.name / "pid")  # it would keep the namespace alive
             ns = router.read_text().strip()
             if ns and netns.exists(ns):
                 netns.delete(ns)
                 removed.append(f"namespace {ns}")
             router.unlink(missing_ok=True)
+    shutil.rmtree(l3 / "radvd", ignore_errors=True)
     # Bridges last: a VXLAN or VLAN device goes before the bridge it is in.
     own = [str(link["ifname"]) for link in _links(namespace) if link.get("ifalias") == OWNER_ALIAS]
     for name in sorted(own, key=lambda n: n.startswith("brq")):

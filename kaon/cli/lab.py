@@ -75,7 +75,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     create.add_argument("--security-group", action="append", default=[], help="name or id (repeatable)")
     create.add_argument("--port", help="bind this existing port (name or id) instead of creating one")
     create.add_argument("--project-id", help="project owning the new port (admin only)")
-    create.add_argument("--dhcp", action="store_true", help="the VM gets its address by DHCP (busybox udhcpc)")
+    create.add_argument("--dhcp", action="store_true",
+                        help="the VM configures itself: DHCP for IPv4 (busybox udhcpc), SLAAC or DHCPv6 "
+                             "(dhclient -6) for IPv6")
     create.add_argument("--json", action="store_true")
     delete = vsub.add_parser("delete", parents=[common], help="delete the VM namespace and its port")
     delete.add_argument("name")

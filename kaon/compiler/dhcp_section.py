@@ -108,7 +108,8 @@ class DhcpSection:
         isolated = s.ip_version == 4 and (self.options.force_metadata or (
             self.options.isolated_metadata and s.id not in data.routed))
         return DhcpSubnet(s.id, s.cidr, s.ip_version, s.gateway_ip, s.dns_nameservers,
-                          tuple(Route(d, n) for d, n in s.host_routes), s.enable_dhcp, isolated)
+                          tuple(Route(d, n) for d, n in s.host_routes), s.enable_dhcp, isolated,
+                          s.ipv6_address_mode if s.ip_version == 6 else None)
 
 
 def hostname(ip: str) -> str:

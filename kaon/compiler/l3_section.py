@@ -4,7 +4,10 @@ For every router scheduled to the host's L3 agent (``router_l3_agent_bindings``)
 a ``RouterIntent`` (kaon.model.intent): its ``qr-`` interfaces and ``qg-``
 gateway (each a veth whose ``tap`` end L2 plugs), SNAT, the associated
 floating IPs (none without a gateway: they would have nowhere to live), extra
-routes, and who may ask its metadata proxy.
+routes, who may ask its metadata proxy, and the IPv6 subnets it advertises
+(``advertise``: radvd, as Neutron's L3 agent; the DHCP agent sends no RA).
+IPv6 is routed, never NATed: the gateway's ``gateway_ip6`` is the v6
+default route's next hop.
 
 ``metadata`` is what the router's metadata proxy (kaon.agent.metadata_proxy)
 needs to say who asks: per IPv4 address on the subnets behind the router's
@@ -33,6 +36,7 @@ from kaon.model.intent import (
     FloatingIp,
     HostIntent,
     MetadataSource,
+    RaPrefix,
     Route,
     RouterGateway,
     RouterIntent,
@@ -68,6 +72,7 @@ def project_routers(data: L3Data, host: str) -> dict[str, RouterIntent]:
             floating_ips=tuple(FloatingIp(f, x) for f, x in data.fips.get(router.id, ())) if gw is not None else (),
             routes=tuple(Route(d, n) for d, n in data.routes.get(router.id, ())),
             metadata={ip: MetadataSource(i, p) for ip, i, p in data.sources.get(router.id, ())},
+            advertise=tuple(ra for p in rports if not p.gateway for ra in _advertised(p)),
         )
     return out
 
@@ -81,8 +86,23 @@ def _interface(port: RouterPort) -> RouterInterface:
                            _cidrs(port), port.mtu)
 
 
+def _advertised(port: RouterPort) -> list[RaPrefix]:
+    """The IPv6 subnets on an interface, for radvd. As Neutron's L3 agent, every one is
+    advertised (the router is the link's default router); its prefix only with an
+    ipv6_ra_mode (kaon.agent.l3_plan.radvd_conf)."""
+    out: dict[str, RaPrefix] = {}
+    for a in port.addresses:
+        cidr = str(netaddr.IPNetwork(a.cidr).cidr)
+        if netaddr.IPNetwork(cidr).version == 6 and cidr not in out:
+            out[cidr] = RaPrefix(names.router_interface(port.id), cidr, port.mtu, a.ipv6_ra_mode, a.dns_nameservers)
+    return list(out.values())
+
+
 def _gateway(port: RouterPort) -> RouterGateway:
-    # The default route goes via the gateway of the first IPv4 subnet that has one.
-    v4 = [a for a in port.addresses if netaddr.IPAddress(a.ip).version == 4 and a.gateway_ip]
+    # The default routes go via the gateway of the first subnet of each family that has one.
+    def first(version: int) -> str | None:
+        return next((a.gateway_ip for a in port.addresses
+                     if netaddr.IPAddress(a.ip).version == version and a.gateway_ip), None)
+
     return RouterGateway(port.id, names.router_gateway(port.id), names.tap(port.id), port.mac, _cidrs(port),
-                         port.mtu, v4[0].gateway_ip if v4 else None)
+                         port.mtu, first(4), first(6))

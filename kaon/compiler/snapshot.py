@@ -52,6 +52,8 @@ class SubnetRow:
     enable_dhcp: bool
     dns_nameservers: tuple[str, ...] = ()
     host_routes: tuple[tuple[str, str], ...] = ()  # (destination, nexthop)
+    ipv6_address_mode: str | None = None
+    ipv6_ra_mode: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,8 @@ class PortAddress:
     ip: str
     cidr: str
     gateway_ip: str | None
+    ipv6_ra_mode: str | None = None
+    dns_nameservers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

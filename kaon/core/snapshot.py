@@ -119,7 +119,8 @@ def _dhcp(conn: Connection) -> DhcpData:
                           .order_by(subnets.c.created_at, subnets.c.id)):
         by_net[s.network_id].append(SubnetRow(
             s.id, s.cidr, int(s.ip_version), s.gateway_ip, bool(s.enable_dhcp), tuple(s.dns_nameservers or ()),
-            tuple((r["destination"], r["nexthop"]) for r in s.host_routes or ())))
+            tuple((r["destination"], r["nexthop"]) for r in s.host_routes or ()),
+            s.ipv6_address_mode, s.ipv6_ra_mode))
     ips: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for port_id, subnet_id, ip in conn.execute(
             select(ip_allocations.c.port_id, ip_allocations.c.subnet_id, ip_allocations.c.ip_address)
@@ -179,11 +180,12 @@ def _router_ports(conn: Connection, router_ids: list[str]) -> dict[str, tuple[Ro
         .join(router_ports, router_ports.c.port_id == ports.c.id).join(networks, networks.c.id == ports.c.network_id)
         .where(router_ports.c.router_id.in_(router_ids))).all()
     addrs: dict[str, list[PortAddress]] = defaultdict(list)
-    for port_id, ip, cidr, gw in conn.execute(
-            select(ip_allocations.c.port_id, ip_allocations.c.ip_address, subnets.c.cidr, subnets.c.gateway_ip)
+    for port_id, ip, cidr, gw, ra_mode, dns in conn.execute(
+            select(ip_allocations.c.port_id, ip_allocations.c.ip_address, subnets.c.cidr, subnets.c.gateway_ip,
+                   subnets.c.ipv6_ra_mode, subnets.c.dns_nameservers)
             .join(subnets, subnets.c.id == ip_allocations.c.subnet_id)
             .where(ip_allocations.c.port_id.in_([r.id for r in rows]))):
-        addrs[port_id].append(PortAddress(ip, cidr, gw))
+        addrs[port_id].append(PortAddress(ip, cidr, gw, ra_mode, tuple(dns or ())))
     out: dict[str, list[RouterPort]] = defaultdict(list)
     for r in rows:
         out[r.router_id].append(RouterPort(r.id, r.router_id, r.port_type == GW_OWNER, r.mac_address,

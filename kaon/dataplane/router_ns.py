@@ -65,9 +65,17 @@ def sync_addresses(namespace: str, have: LinkState, wanted: set[str]) -> set[str
 
 
 def own_routes(namespace: str) -> set[tuple[str, str, str]]:
-    """(destination, via, dev) of the routes with the agent's protocol."""
-    routes = json.loads(ip(namespace, "-json", "route", "show", "proto", OWN_PROTO) or "[]")
-    return {(r["dst"], r.get("gateway", ""), r.get("dev", "")) for r in routes}
+    """(destination, via, dev) of the routes with the agent's protocol, IPv4 and IPv6."""
+    out = set()
+    for family in ("-4", "-6"):
+        routes = json.loads(ip(namespace, "-json", family, "route", "show", "proto", OWN_PROTO) or "[]")
+        out |= {(r["dst"], r.get("gateway", ""), r.get("dev", "")) for r in routes}
+    return out
+
+
+def _family(via: str) -> str:
+    # "default" names no family: the next hop's does.
+    return "-6" if ":" in via else "-4"
 
 
 def sync_routes(namespace: str, wanted: set[tuple[str, str, str]]) -> None:
@@ -75,13 +83,13 @@ def sync_routes(namespace: str, wanted: set[tuple[str, str, str]]) -> None:
     have = own_routes(namespace)
     for dst, via, _dev in sorted(have):
         if not any(dst == w[0] and via == w[1] for w in wanted):
-            ip(namespace, "route", "del", dst, "via", via, "proto", OWN_PROTO, check=False)
+            ip(namespace, _family(via), "route", "del", dst, "via", via, "proto", OWN_PROTO, check=False)
     for dst, via, dev in sorted(wanted):
         if any(dst == h[0] and via == h[1] for h in have):
             continue
         extra = ["dev", dev] if dev else []
         # A nexthop that is not (yet) on a connected subnet fails; the next sync retries.
-        ip(namespace, "route", "replace", dst, "via", via, *extra, "proto", OWN_PROTO)
+        ip(namespace, _family(via), "route", "replace", dst, "via", via, *extra, "proto", OWN_PROTO)
 
 
 def write_sysctl(namespace: str, key: str, value: str) -> None:

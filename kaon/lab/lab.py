@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kaon.lab import agents, dhcp_client, ip, topology, vms
+from kaon.lab import agents, dhcp6_client, dhcp_client, ip, topology, vms
 from kaon.lab.agents import agent_alive
 from kaon.lab.api_client import ApiError, NeutronClient, resolve_client
 from kaon.lab.state import StateStore, empty_state, lab_dir, record_namespace
@@ -323,9 +323,11 @@ class Lab:
             addressing = vms.static_addressing(self.client, port_rec)
             record.update(ips=list(addressing.addresses), gateways=list(addressing.gateways),
                           addressing=addressing.mode)
+            ip.ensure_netns(vm_ns)
+            dhcp6_client.prepare(vm_ns)  # before eth0 exists: it takes the namespace's defaults
             vms.plug(vm_ns, host_ns, record["tap"], record["mac"], record["mtu"])
             if dhcp:
-                record.update(ips=self.renew_dhcp_ns(vm_ns, list(addressing.addresses)), addressing="dhcp")
+                record.update(ips=self._autoconfigure(vm_ns, addressing), addressing="dhcp")
             else:
                 vms.configure(vm_ns, addressing)
         except BaseException:
@@ -335,8 +337,24 @@ class Lab:
             state["vms"][name] = record
         return record
 
+    def _autoconfigure(self, vm_ns: str, addressing: vms.Addressing) -> list[str]:
+        """The guest's own configuration: DHCP for IPv4, SLAAC or DHCPv6 for IPv6 by the subnet's
+        ipv6_address_mode; the port's addresses, once each is on eth0."""
+        v4 = [a for a in addressing.addresses if ":" not in a]
+        v6 = [a for a in addressing.addresses if ":" in a]
+        got = self.renew_dhcp_ns(vm_ns, v4) if v4 else []
+        stateful = {a.split("/")[0] for a in v6 if addressing.ipv6_modes.get(a.split("/")[0]) in
+                    ("dhcpv6-stateful", None)}
+        slaac = {a.split("/")[0] for a in v6} - stateful
+        if slaac:
+            dhcp6_client.wait_slaac(vm_ns, slaac)
+        if stateful:
+            dhcp6_client.request(vm_ns, self.directory, stateful)
+        return got + v6
+
     def renew_dhcp_ns(self, vm_ns: str, expected: list[str]) -> list[str]:
-        """Run the guest's DHCP client; the addresses it got, which must be ``expected`` (the port's)."""
+        """Run the guest's DHCP client; the IPv4 addresses it got, which must be ``expected`` (the port's)."""
+        expected = [a for a in expected if ":" not in a]
         got = dhcp_client.request(vm_ns, dhcp_client.ensure_script(self.directory))
         if sorted(got) != sorted(expected):
             raise LabError(f"DHCP gave {vm_ns} {got}, but its port has {expected}")

@@ -11,7 +11,9 @@ Three steps, kept apart so that each can change alone:
    the network's MTU;
 3. **address** (the guest): static -- the port's fixed IPs and a default
    route through each subnet's gateway -- or, with ``--dhcp``, a DHCP client
-   in the VM namespace (kaon.lab.dhcp_client); plug and port stay as they are.
+   in the VM namespace (kaon.lab.dhcp_client) for IPv4 and, for IPv6, SLAAC
+   or dhclient -6 by the subnet's ``ipv6_address_mode``
+   (kaon.lab.dhcp6_client); plug and port stay as they are.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class Addressing:
     addresses: tuple[str, ...] = ()  # "10.0.0.5/24"
     gateways: tuple[str, ...] = ()   # one default route per IP version at most
     extra: dict[str, Any] = field(default_factory=dict)
+    # IPv6 address (bare) -> its subnet's ipv6_address_mode: how a guest autoconfigures it.
+    ipv6_modes: dict[str, str | None] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------ 1. port
@@ -112,15 +116,18 @@ def release_port(client: NeutronClient, port_id: str, created: bool) -> None:
 def static_addressing(client: NeutronClient, port: dict[str, Any]) -> Addressing:
     """The port's fixed IPs with their subnets' prefix lengths, and the subnets' gateways."""
     addresses, gateways, versions = [], [], set()
+    modes: dict[str, str | None] = {}
     for fixed in port.get("fixed_ips", []):
         subnet = client.get(f"subnets/{fixed['subnet_id']}")["subnet"]
         prefixlen = ipaddress.ip_network(subnet["cidr"]).prefixlen
         addresses.append(f"{fixed['ip_address']}/{prefixlen}")
+        if subnet["ip_version"] == 6:
+            modes[fixed["ip_address"]] = subnet.get("ipv6_address_mode")
         gateway = subnet.get("gateway_ip")
         if gateway and subnet["ip_version"] not in versions:
             versions.add(subnet["ip_version"])
             gateways.append(gateway)
-    return Addressing("static", tuple(addresses), tuple(gateways))
+    return Addressing("static", tuple(addresses), tuple(gateways), ipv6_modes=modes)
 
 
 # ------------------------------------------------------------------ 2. plug

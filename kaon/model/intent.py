@@ -100,6 +100,8 @@ class RouterInterface:
 @dataclass(frozen=True)
 class RouterGateway(RouterInterface):
     gateway_ip: str | None  # the default route's next hop, if the external subnet has one
+    # The IPv6 default route's next hop, if the external network has a v6 subnet with a gateway.
+    gateway_ip6: str | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,16 @@ class Route:
 
 
 @dataclass(frozen=True)
+class RaPrefix:
+    """An IPv6 subnet the router advertises on one of its ``qr-`` devices (radvd)."""
+    device: str
+    cidr: str
+    mtu: int
+    ra_mode: str | None = field(default=None, metadata=OMIT_NONE)  # slaac | dhcpv6-stateful | dhcpv6-stateless
+    dns_nameservers: tuple[str, ...] = field(default=(), metadata=OMIT_EMPTY)
+
+
+@dataclass(frozen=True)
 class RouterIntent:
     admin_state_up: bool
     interfaces: tuple[RouterInterface, ...]
@@ -123,6 +135,8 @@ class RouterIntent:
     floating_ips: tuple[FloatingIp, ...]
     routes: tuple[Route, ...]
     metadata: Mapping[str, MetadataSource] = field(default_factory=dict)  # IPv4 address -> source
+    # IPv6 subnets behind qr- devices with an ipv6_ra_mode: the router sends their RAs.
+    advertise: tuple[RaPrefix, ...] = field(default=(), metadata=OMIT_EMPTY)
 
 
 # -- DHCP ----------------------------------------------------------------
@@ -147,6 +161,8 @@ class DhcpSubnet:
     host_routes: tuple[Route, ...]
     enable_dhcp: bool
     isolated: bool  # no router on it: metadata goes through the DHCP port
+    # IPv6 only: how clients get addresses (slaac, dhcpv6-stateful, dhcpv6-stateless).
+    ipv6_address_mode: str | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True)

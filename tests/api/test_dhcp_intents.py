@@ -99,3 +99,20 @@ def test_projection_is_pure(force: bool) -> None:
     assert [h["ip"] for h in part["hosts"]] == ["10.0.1.1", "10.0.0.5"]
     assert section.networks(data, "h2") == {}
     assert hostname("10.0.0.5") == "host-10-0-0-5"
+
+
+def test_ipv6_subnets_carry_their_address_mode_and_v4_intents_do_not(make_api: Any) -> None:
+    api = build(make_api)
+    admin = api.admin()
+    net = admin.network(**{"provider:network_type": "vxlan"})
+    v4 = admin.subnet(net["id"], "10.3.0.0/24")
+    v6 = admin.subnet(net["id"], "2001:db8:3::/64", ipv6_ra_mode="dhcpv6-stateful",
+                      ipv6_address_mode="dhcpv6-stateful")
+    vm = admin.port(net["id"], **{"binding:host_id": "h2", "device_owner": "compute:nova"})
+    part = intent(api, "h1")["dhcp"][net["id"]]
+    subnets = {s["id"]: s for s in part["subnets"]}
+    assert subnets[v6["id"]]["ipv6_address_mode"] == "dhcpv6-stateful"
+    assert "ipv6_address_mode" not in subnets[v4["id"]]  # the IPv4 JSON is what it was
+    v6_ip = next(f["ip_address"] for f in vm["fixed_ips"] if f["subnet_id"] == v6["id"])
+    assert any(h["ip"] == v6_ip and h["mac"] == vm["mac_address"] for h in part["hosts"])
+    assert any(c.startswith("2001:db8:3::") and c.endswith("/64") for c in part["port"]["cidrs"])

@@ -120,3 +120,22 @@ def test_an_interface_added_by_port_is_bound_too_and_routes_are_projected(api: A
     part = intent(api, "h1")["routers"][router["id"]]
     assert part["gateway"] is None and part["interfaces"][0]["cidrs"] == ["10.5.0.254/24"]
     assert part["routes"] == [{"destination": "172.16.0.0/16", "nexthop": "10.5.0.7"}]
+
+
+def test_ipv6_interfaces_are_advertised_and_routed_by_the_v6_gateway(api: Api) -> None:
+    l3_agent(api, "h1")
+    admin = api.admin()
+    ext, _ = ext_net(admin)
+    admin.subnet(ext["id"], "2001:db8:ff::/64", enable_dhcp=False, gateway_ip="2001:db8:ff::1")
+    net = admin.create("networks", name="v6")
+    sub = admin.subnet(net["id"], "2001:db8:1::/64", ipv6_ra_mode="slaac", ipv6_address_mode="slaac",
+                       dns_nameservers=["2001:db8::53"])
+    router = router_with(admin, ext["id"], sub["id"])
+    compile_now(api)
+    part = intent(api, "h1")["routers"][router["id"]]
+    [ra] = part["advertise"]
+    qr = next(i for i in part["interfaces"] if i["port_id"] == router["interface_port"])
+    assert ra == {"device": qr["device"], "cidr": "2001:db8:1::/64", "mtu": qr["mtu"], "ra_mode": "slaac",
+                  "dns_nameservers": ["2001:db8::53"]}
+    assert "2001:db8:1::1/64" in qr["cidrs"]
+    assert part["gateway"]["gateway_ip"] == "192.168.100.1" and part["gateway"]["gateway_ip6"] == "2001:db8:ff::1"

@@ -50,3 +50,68 @@ def test_command_line() -> None:
                 "--dhcp-range=set:subnet-s1,10.0.0.0,static,255.255.255.0,600s",
                 "--dhcp-option-force=option:mtu,1450", "--server=192.0.2.53"):
         assert arg in args, arg
+
+
+def v6_network(mode: str | None, prefix: str = "2001:db8:1::/64") -> DhcpNetwork:
+    """A dual-stack network: an IPv4 subnet and one IPv6 subnet in ``mode``."""
+    v6 = {"id": "s6", "cidr": prefix, "ip_version": 6, "gateway_ip": "2001:db8:1::1",
+          "dns_nameservers": ["2001:db8::53"], "host_routes": [], "enable_dhcp": True, "isolated": False}
+    if mode:
+        v6["ipv6_address_mode"] = mode
+    raw = {
+        "port": {"port_id": "p", "device": "ns-p", "tap": "tapp", "mac": "fa:16:3e:00:00:02",
+                 "cidrs": ["10.0.0.2/24", "2001:db8:1::2/64"], "mtu": 1450,
+                 "ips": {"s1": "10.0.0.2", "s6": "2001:db8:1::2"}},
+        "subnets": [{"id": "s1", "cidr": "10.0.0.0/24", "ip_version": 4, "gateway_ip": "10.0.0.1",
+                     "dns_nameservers": [], "host_routes": [], "enable_dhcp": True, "isolated": False}, v6],
+        "hosts": [{"port_id": "vm", "mac": "fa:16:3e:00:00:05", "ip": "10.0.0.5", "subnet_id": "s1",
+                   "hostname": "host-10-0-0-5"},
+                  {"port_id": "vm", "mac": "fa:16:3e:00:00:05", "ip": "2001:db8:1::5", "subnet_id": "s6",
+                   "hostname": "host-2001-db8-1--5",
+                   "extra_dhcp_opts": [{"opt_name": "ntp-server", "opt_value": "[2001:db8::123]",
+                                        "ip_version": 6}]}],
+        "mtu": 1450, "isolated_metadata": False, "lease_duration": 600, "dns_servers": [],
+    }
+    return decode(DhcpNetwork, raw)
+
+
+def test_dhcpv6_stateful_leases_the_fixed_ip_to_the_mac() -> None:
+    net = v6_network("dhcpv6-stateful")
+    assert dhcp_plan.host_file(net) == (
+        "fa:16:3e:00:00:05,host-10-0-0-5.openstacklocal,10.0.0.5\n"
+        "fa:16:3e:00:00:05,set:port-vm,host-2001-db8-1--5.openstacklocal,[2001:db8:1::5]\n")
+    args = dhcp_plan.command(net, FILES)
+    assert "--dhcp-range=set:subnet-s6,2001:db8:1::,static,64,600s" in args
+    assert "--dhcp-range=set:subnet-s1,10.0.0.0,static,255.255.255.0,600s" in args
+    assert f"--dhcp-lease-max={2 ** 24}" in args  # not 2^64
+    opts = dhcp_plan.opts_file(net)
+    assert "tag:subnet-s6,option6:dns-server,[2001:db8::53]\n" in opts
+    assert "tag:subnet-s6,option6:domain-search,openstacklocal\n" in opts
+    assert "tag:port-vm,option6:ntp-server,[2001:db8::123]\n" in opts
+    assert "option:router,2001" not in opts  # IPv6 has no DHCP router option: that is the RA's
+
+
+def test_no_modes_set_is_stateful_as_in_neutron() -> None:
+    assert "[2001:db8:1::5]" in dhcp_plan.host_file(v6_network(None))
+
+
+def test_dhcpv6_stateless_answers_information_requests_only() -> None:
+    net = v6_network("dhcpv6-stateless")
+    hosts = dhcp_plan.host_file(net)
+    assert "2001:db8:1::5" not in hosts  # no address to lease
+    assert "fa:16:3e:00:00:05,set:port-vm\n" in hosts  # but its options' tag
+    assert "--dhcp-range=set:subnet-s6,2001:db8:1::,static,64,600s" in dhcp_plan.command(net, FILES)
+    assert "tag:subnet-s6,option6:dns-server,[2001:db8::53]\n" in dhcp_plan.opts_file(net)
+
+
+def test_slaac_is_not_served_by_dnsmasq() -> None:
+    net = v6_network("slaac")
+    assert "2001:db8" not in dhcp_plan.host_file(net)
+    assert not any("subnet-s6" in a for a in dhcp_plan.command(net, FILES))
+    assert "subnet-s6" not in dhcp_plan.opts_file(net)
+
+
+def test_a_prefix_longer_than_64_is_left_out() -> None:
+    net = v6_network("dhcpv6-stateful", prefix="2001:db8:1::/80")
+    assert not any("subnet-s6" in a for a in dhcp_plan.command(net, FILES))
+    assert "2001:db8:1::5" not in dhcp_plan.host_file(net)

@@ -72,6 +72,15 @@ def test_the_ruleset_filters_secured_ports_only() -> None:
     assert "meta nfproto ipv4 goto ingress" in rs.script  # the egress rule: allowed, ingress still checks
 
 
+def test_every_port_lets_dhcpv6_client_traffic_through_and_no_server_out() -> None:
+    rs = fw_plan.build(firewall_part(intent()), typed(intent()).networks)
+    out = rs.script.split("chain out-tapp1 {")[1].split("\n  }\n")[0]
+    into = rs.script.split("chain in-tapp1 {")[1].split("\n  }\n")[0]
+    assert "meta nfproto ipv6 udp sport 546 udp dport 547 goto ingress" in out
+    assert "meta nfproto ipv6 udp sport 547 udp dport 546 accept" in into
+    assert "ether type ip6 udp sport 547 drop" in rs.script  # a VM answering DHCPv6 is still dropped
+
+
 def test_a_stateless_port_has_no_conntrack_shortcut() -> None:
     rs = fw_plan.build(firewall_part(intent(stateful=False)), {})
     assert "ct state" not in rs.script and "jump sg-g1-in\n    drop" in rs.script

@@ -198,3 +198,17 @@ def test_a_vlan_network_plans_the_sub_interface_neutron_would_make() -> None:
         "set_up eth1.100 up=True",
         f"set_master {TAP} bridge=brqbbbbbbbb-22",
     ]
+
+
+def test_an_ipv6_peer_gets_its_link_local_neighbour_entry_too() -> None:
+    intent = vx_intent()
+    net = intent.networks[NET]
+    v6_peer = replace(net.peers["10.99.0.2"][0], ips=("10.0.0.2", "2001:db8::2"))
+    intent = replace(intent, networks={NET: replace(net, peers={**net.peers, "10.99.0.2": (v6_peer,)})})
+    result = plan(intent, converged(), CFG, sweep=True)
+    # The proxying VXLAN device answers solicitations for router and DHCP link-local addresses
+    # only from its table; the IPv4-only peer gets none.
+    assert ops(result.actions) == [
+        f"neigh_add {VX} key=2001:db8::2 value=fa:16:3e:00:00:02",
+        f"neigh_add {VX} key=fe80::f816:3eff:fe00:2 value=fa:16:3e:00:00:02",
+    ]

@@ -7,7 +7,7 @@ from dataclasses import replace
 from kaon.agent import l3_plan
 from kaon.compiler.l3_section import project_routers
 from kaon.compiler.snapshot import L3Data, PortAddress, RouterPort, RouterRow
-from kaon.model.intent import FloatingIp, RouterInterface
+from kaon.model.intent import FloatingIp, Route, RouterInterface
 
 QR = "11111111-aaaa-4000-8000-000000000001"
 QG = "22222222-bbbb-4000-8000-000000000002"
@@ -58,3 +58,53 @@ def test_devices_and_routes() -> None:
     assert devs["qg-22222222-bb"].cidrs == {"192.168.100.20/24", "192.168.100.30/32"}
     assert devs["qr-11111111-aa"].tap == "tap11111111-aa" and devs["qr-11111111-aa"].mtu == 1450
     assert l3_plan.routes(part) == {("default", "192.168.100.1", "qg-22222222-bb"), ("172.16.0.0/16", "10.0.0.7", "")}
+
+
+QR6 = "33333333-cccc-4000-8000-000000000003"
+
+
+def dual_stack(ra_mode: str | None) -> L3Data:
+    """r1 with an IPv6 subnet behind a second qr- and a v6 subnet on the external network."""
+    v4 = data()
+    qr, qg = v4.ports["r1"]
+    qr6 = RouterPort(QR6, "r1", False, "fa:16:3e:00:00:03", 1450,
+                     (PortAddress("2001:db8:1::1", "2001:db8:1::/64", "2001:db8:1::1", ra_mode, ("2001:db8::53",)),))
+    qg = replace(qg, addresses=(*qg.addresses, PortAddress("2001:db8:ff::20", "2001:db8:ff::/64", "2001:db8:ff::1")))
+    return replace(v4, ports={"r1": (qr, qg, qr6)})
+
+
+def test_ipv6_is_routed_not_natted() -> None:
+    part = project_routers(dual_stack("slaac"), "h1")["r1"]
+    assert part.gateway is not None and part.gateway.gateway_ip6 == "2001:db8:ff::1"
+    assert l3_plan.routes(part) == {("default", "192.168.100.1", "qg-22222222-bb"),
+                                    ("default", "2001:db8:ff::1", "qg-22222222-bb")}
+    body = l3_plan.nat_body(part)
+    assert "2001:db8" not in body  # no SNAT, no v6 in the ip table at all
+    assert "2001:db8:1::1/64" in next(d.cidrs for d in l3_plan.devices(part) if d.name == "qr-33333333-cc")
+
+
+def test_radvd_conf_per_ra_mode() -> None:
+    slaac = l3_plan.radvd_conf(project_routers(dual_stack("slaac"), "h1")["r1"])
+    assert slaac.startswith("interface qr-33333333-cc\n{\n   AdvSendAdvert on;\n")
+    assert "AdvLinkMTU 1450;" in slaac and "RDNSS 2001:db8::53 {};" in slaac
+    assert "prefix 2001:db8:1::/64\n   {\n        AdvOnLink on;\n        AdvAutonomous on;\n   };" in slaac
+    assert "AdvManagedFlag" not in slaac and "AdvOtherConfigFlag" not in slaac
+    assert "qr-11111111" not in slaac  # the IPv4 interface is not advertised
+    stateful = l3_plan.radvd_conf(project_routers(dual_stack("dhcpv6-stateful"), "h1")["r1"])
+    assert "AdvManagedFlag on;" in stateful and "AdvAutonomous off;" in stateful and "RDNSS" not in stateful
+    stateless = l3_plan.radvd_conf(project_routers(dual_stack("dhcpv6-stateless"), "h1")["r1"])
+    assert "AdvOtherConfigFlag on;" in stateless and "AdvAutonomous on;" in stateless
+    assert "AdvManagedFlag" not in stateless
+    # No ipv6_ra_mode: still the link's router (Neutron's radvd runs), but no prefix to autoconfigure.
+    bare = l3_plan.radvd_conf(project_routers(dual_stack(None), "h1")["r1"])
+    assert "interface qr-33333333-cc" in bare and "prefix" not in bare
+
+
+def test_no_ipv6_no_radvd() -> None:
+    assert l3_plan.radvd_conf(project_routers(data(), "h1")["r1"]) == ""
+
+
+def test_ipv6_extra_routes() -> None:
+    part = project_routers(dual_stack("slaac"), "h1")["r1"]
+    part = replace(part, routes=(Route("2001:db8:9::/64", "2001:db8:1::99"),))
+    assert ("2001:db8:9::/64", "2001:db8:1::99", "") in l3_plan.routes(part)
