@@ -235,11 +235,10 @@ class Collection:
             self._authorize(ctx, conn, "update", changes, item_id)
             self.service.update(ctx, conn, item_id, changes, lambda rev: check_revision(rev, if_match))
             text = self._read_back_json(ctx, conn, item_id, hidden)
-            item = self.service.get(Context.admin(ctx.project_id), conn, item_id) if text is None else None
+            if text is None:
+                text = shape(self.service.get(Context.admin(ctx.project_id), conn, item_id), hidden, [])
         self._changed()
-        if text is not None:
-            return {self.resource.name: text}
-        return {self.resource.name: shape(item, hidden, [])}
+        return {self.resource.name: text}
 
     def _read_back_json(self, ctx: Context, conn: Any, item_id: str, hidden: frozenset[str]) -> Any:
         """What was just written, as the database renders it (one statement),

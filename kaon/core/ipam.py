@@ -184,8 +184,7 @@ def allocate_any(conn: Connection, port_id: str, subnet: Any) -> str | None:
             _hints[subnet.id] = first
         return text
     while True:
-        batch = [next(gen, None) for _ in range(BATCH)]
-        batch = [c for c in batch if c is not None]
+        batch = [c for c in (next(gen, None) for _ in range(BATCH)) if c is not None]
         if not batch:
             return None
         texts = [str(netaddr.IPAddress(c, version)) for c in batch]
