@@ -229,7 +229,7 @@ class Subnets:
         if "gateway_ip" not in values:
             if net.size <= 2 and version == 4:
                 return None
-            return str(netaddr.IPAddress(net.first + 1, version))
+            return str(netaddr.IPAddress(net.first + 1, net.version))
         gw = values["gateway_ip"]
         if gw is None:
             return None
