@@ -136,7 +136,8 @@ class Networks:
             return ~granted
         return networks.c.id.is_not(None)
 
-    def _render(self, ctx: Context, conn: Connection, rows: builtins.list[Any]) -> builtins.list[dict[str, Any]]:
+    def _render(self, ctx: Context, conn: Connection,
+                rows: builtins.list[Any]) -> builtins.list[dict[str, Any]]:
         if not rows:
             return []
         ids = [r.id for r in rows]

@@ -171,7 +171,8 @@ class Ports:
             raise errors.PortNotFound(port_id=port_id)
         return str(text)
 
-    def many_json(self, conn: Connection, port_ids: builtins.list[str], keys: tuple[str, ...]) -> builtins.list[str] | None:
+    def many_json(self, conn: Connection, port_ids: builtins.list[str],
+                  keys: tuple[str, ...]) -> builtins.list[str] | None:
         """A bulk create's read-back for the HTTP answer: the ports' JSON texts
         built by the database, as an admin sees them, in the order of ``port_ids``."""
         if not port_json.supported(conn.dialect.name):
@@ -193,7 +194,8 @@ class Ports:
         self.pipeline.created(conn, [port_id])
         return port_id
 
-    def create_many(self, ctx: Context, conn: Connection, items: builtins.list[dict[str, Any]]) -> builtins.list[str]:
+    def create_many(self, ctx: Context, conn: Connection,
+                    items: builtins.list[dict[str, Any]]) -> builtins.list[str]:
         """A bulk create: each item as :meth:`create` would, in order, with
         what they share (network, quota usage, default group, subnets) read
         once, security group bindings inserted together and what follows a
