@@ -235,9 +235,10 @@ class Collection:
             self._authorize(ctx, conn, "update", changes, item_id)
             self.service.update(ctx, conn, item_id, changes, lambda rev: check_revision(rev, if_match))
             text = self._read_back_json(ctx, conn, item_id, hidden)
-            if text is None:
-                text = shape(self.service.get(Context.admin(ctx.project_id), conn, item_id), hidden, [])
+            item = self.service.get(Context.admin(ctx.project_id), conn, item_id) if text is None else None
         self._changed()
+        if item is not None:  # shaped outside the write transaction
+            return {self.resource.name: shape(item, hidden, [])}
         return {self.resource.name: text}
 
     def _read_back_json(self, ctx: Context, conn: Any, item_id: str, hidden: frozenset[str]) -> Any:
