@@ -1,7 +1,7 @@
 # kaon developer entry points.
 #   make up     [ARGS="..."]          run kaon on this machine (kaon up)
 #   make test   [PYTEST_ARGS="..."] [TESTS=tests/x.py]   the whole suite (pytest over tests/)
-#   make lint                         ruff
+#   make lint                         ruff, then mypy (config in pyproject.toml)
 #   make bench  [ARGS="..."]          benchmarks/api_bench.py
 # Every target runs scripts/bootstrap.sh first (a fast no-op when all is there).
 
@@ -27,7 +27,7 @@ endif
 help:
 	@echo "make up [ARGS=...]          run kaon (kaon up)"
 	@echo "make test [PYTEST_ARGS=...] run the test suite (PYTEST_JOBS=0 for serial)"
-	@echo "make lint                   ruff check"
+	@echo "make lint                   ruff check and mypy kaon"
 	@echo "make bench [ARGS=...]       run benchmarks/api_bench.py"
 	@echo "make bootstrap              install what the above need"
 
@@ -44,8 +44,11 @@ test: bootstrap
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5): FAILED" >&2; fi; \
 	exit $$rc
 
+# Both run even when ruff fails, so one pass shows every finding.
 lint: bootstrap
-	$(VENV)/bin/ruff check $(wildcard kaon tests benchmarks)
+	@rc=0; $(VENV)/bin/ruff check $(wildcard kaon tests benchmarks) || rc=1; \
+	$(VENV)/bin/mypy kaon || rc=1; \
+	exit $$rc
 
 bench: bootstrap
 	@if [ -f benchmarks/api_bench.py ]; then \

@@ -329,6 +329,8 @@ def _read_file(path: str) -> list[tuple[str, str, str]]:
     parser = configparser.RawConfigParser(
         default_section=_NO_DEFAULT_SECTION, strict=False, interpolation=None,
         comment_prefixes=("#", ";"), inline_comment_prefixes=None, empty_lines_in_values=False)
+    # configparser's documented way to keep option names' case; typeshed
+    # declares optionxform a method, so assigning to it is flagged.
     parser.optionxform = str  # type: ignore[assignment,method-assign]
     try:
         with open(path, encoding="utf-8") as handle:

@@ -13,7 +13,9 @@ that network namespace; the lab's simulated hosts) and ``resync_interval``;
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from kaon.config import Config, ConfigError, parse_bool, parse_int, parse_mapping
 
@@ -54,7 +56,7 @@ def agent_config(cfg: Config) -> AgentConfig:
         value = cfg.get(section, option)
         return value.strip() or None if value is not None else None
 
-    def typed(section: str, option: str, parse, default):  # type: ignore[no-untyped-def]
+    def typed(section: str, option: str, parse: Callable[[str], Any], default: Any) -> Any:
         return cfg.get_typed(section, option, parse, default)
 
     from kaon.agent.metadata_proxy import proxy_config

@@ -41,7 +41,7 @@ from kaon.core.security_groups import SecurityGroups
 from kaon.core.sg_rules import SecurityGroupRules
 from kaon.core.subnetpools import SubnetPools
 from kaon.core.subnets import Subnets
-from kaon.metrics.http import with_metrics
+from kaon.metrics.http import MetricsMiddleware, with_metrics
 from kaon.ml2.binding import Binder
 from kaon.ml2.mech.registry import build_mechanism_drivers
 from kaon.model.address_scope import ADDRESS_SCOPE
@@ -130,7 +130,7 @@ class Services:
 
 
 def build_app(cfg: Any, engine: Engine, types: Any, identity_app: Any = None,
-              auth: Any = None) -> Starlette:
+              auth: Any = None) -> MetricsMiddleware:
     policy.load(cfg)  # the rule table every check consults: defaults and policy.yaml
     services = Services(cfg, engine, types)
     cols = services.collections()
@@ -202,7 +202,7 @@ def build_app(cfg: Any, engine: Engine, types: Any, identity_app: Any = None,
     authed = auth(guarded) if auth is not None else guarded
     # Outside authentication: the page's login and cookie (kaon.web.gate), and
     # outermost the metrics, which time everything and answer GET /metrics.
-    return with_metrics(WebGate(authed), engine)  # type: ignore[return-value]
+    return with_metrics(WebGate(authed), engine)
 
 
 class WriteNotifier:

@@ -237,9 +237,9 @@ class Collection:
             text = self._read_back_json(ctx, conn, item_id, hidden)
             item = self.service.get(Context.admin(ctx.project_id), conn, item_id) if text is None else None
         self._changed()
-        if text is not None:
-            return {self.resource.name: text}
-        return {self.resource.name: shape(item, hidden, [])}
+        if item is not None:  # shaped outside the write transaction
+            return {self.resource.name: shape(item, hidden, [])}
+        return {self.resource.name: text}
 
     def _read_back_json(self, ctx: Context, conn: Any, item_id: str, hidden: frozenset[str]) -> Any:
         """What was just written, as the database renders it (one statement),

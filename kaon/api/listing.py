@@ -21,8 +21,8 @@ def _bad(msg: str) -> errors.KaonError:
     return HTTPBadRequest(msg=msg)
 
 
-def parse(resource: Resource, items: list[tuple[str, str]], extra_filters: set[str] = frozenset(),
-          validate: bool = True) -> ListQuery:
+def parse(resource: Resource, items: list[tuple[str, str]],
+          extra_filters: frozenset[str] | set[str] = frozenset(), validate: bool = True) -> ListQuery:
     q = ListQuery(raw=items)
     sort_keys: list[str] = []
     sort_dirs: list[str] = []

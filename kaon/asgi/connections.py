@@ -48,6 +48,7 @@ def guarded_protocol(head_timeout: float, per_client: int,
         _line_bytes = 0  # of its current, unfinished line
         _tail = b""  # its last bytes, to see a blank line split across packets
 
+        # The signature of uvicorn's own override, which narrows asyncio's BaseTransport.
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             host = self.client[0] if self.client else None

@@ -129,7 +129,8 @@ class LocalHub:
         reply = handler(method, payload)
         if not isinstance(reply, dict):
             raise TypeError(f"handler for {method!r} returned {type(reply).__name__}, not a dict")
-        return _copy(reply)
+        copied: dict[str, Any] = _copy(reply)
+        return copied
 
     def subscribe(self, host: str, sink: Sink) -> int:
         """Deliver ``host``'s messages to ``sink`` (which must not block); returns a token."""

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-import amqp.exceptions  # type: ignore[import-untyped]
+import amqp.exceptions
 import kombu.exceptions
 from kombu.connection import Connection
 from kombu.messaging import Producer

@@ -252,7 +252,8 @@ class SocketAgentBus:
             raise BusUnavailable(f"the kaon bus at {self.path} closed the connection")
         reply = orjson.loads(line)
         if reply.get("ok"):
-            return reply["payload"]
+            answer: dict[str, Any] = reply["payload"]  # the hub checks that handlers return dicts
+            return answer
         if reply.get("kind") == "unavailable":
             raise BusUnavailable(reply.get("error", ""))
         raise BusError(reply.get("error", "unknown error"))

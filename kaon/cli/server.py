@@ -86,7 +86,9 @@ def _start_metadata(cfg: Config, app: Any) -> str | None:
 
     if not should_serve(cfg):
         return None
-    host, port = start_in_thread(cfg, services_of(app).engine).server_address[:2]
+    # The bound socket's address: the same as server_address, which typeshed
+    # also allows to be bytes.
+    host, port = start_in_thread(cfg, services_of(app).engine).socket.getsockname()[:2]
     return f"http://{host}:{port}"
 
 

@@ -185,8 +185,9 @@ class Agents:
         conn.execute(delete(agents).where(agents.c.id == agent_id))
 
     # -- the bus -------------------------------------------------------
-    def report_state(self, conn: Connection, report: dict[str, Any], now: dt.datetime | None = None) -> ReportResult:
-        """Create or refresh an agent from its state report, in the caller's transaction."""
+    def report_state(self, conn: Connection, report: Any, now: dt.datetime | None = None) -> ReportResult:
+        """Create or refresh an agent from its state report (as the agent sent it: checked
+        here), in the caller's transaction."""
         state = _checked(report)
         now = now or utcnow()
         configs = state["configurations"]

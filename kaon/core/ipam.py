@@ -94,7 +94,7 @@ def parse_pools(raw: Any, cidr: str) -> list[dict[str, str]]:
         bad = {net.first} if net.size > 2 else set()
         if net.version == 4 and net.size > 2:
             bad.add(net.last)
-        if start.value < net.first or end.value > net.last or start.value in bad or end.value in bad:
+        if int(start) < net.first or int(end) > net.last or int(start) in bad or int(end) in bad:
             raise OutOfBoundsAllocationPool(pool=f"{start}-{end}", subnet_cidr=cidr)
         ranges.append(netaddr.IPRange(start, end))
     for i, a in enumerate(ranges):
@@ -107,7 +107,7 @@ def parse_pools(raw: Any, cidr: str) -> list[dict[str, str]]:
 def check_gateway(gateway_ip: str | None, pools: list[dict[str, str]]) -> None:
     if not gateway_ip:
         return
-    gw = netaddr.IPAddress(gateway_ip).value
+    gw = int(netaddr.IPAddress(gateway_ip))
     for pool in pools:
         rng = netaddr.IPRange(pool["start"], pool["end"])
         if rng.first <= gw <= rng.last:
@@ -132,7 +132,7 @@ def usable(ip: str, cidr: str, device_owner: str = "") -> bool:
 
 
 def _candidates(pools: list[dict[str, str]], start_after: int | None) -> Iterator[int]:
-    ranges = sorted((netaddr.IPAddress(p["start"]).value, netaddr.IPAddress(p["end"]).value) for p in pools)
+    ranges = sorted((int(netaddr.IPAddress(p["start"])), int(netaddr.IPAddress(p["end"]))) for p in pools)
     if start_after is not None:
         for lo, hi in ranges:
             if hi > start_after:
@@ -184,8 +184,7 @@ def allocate_any(conn: Connection, port_id: str, subnet: Any) -> str | None:
             _hints[subnet.id] = first
         return text
     while True:
-        batch = [next(gen, None) for _ in range(BATCH)]
-        batch = [c for c in batch if c is not None]
+        batch = [c for c in (next(gen, None) for _ in range(BATCH)) if c is not None]
         if not batch:
             return None
         texts = [str(netaddr.IPAddress(c, version)) for c in batch]

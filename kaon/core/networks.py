@@ -3,11 +3,14 @@ delete with Neutron's in-use rule."""
 
 from __future__ import annotations
 
+# The service classes' own list() method shadows the builtin in the
+# annotations of the methods after it, which therefore say builtins.list.
+import builtins
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, exists, insert, or_, select, update
+from sqlalchemy import BindParameter, Connection, and_, bindparam, delete, exists, insert, or_, select, update
 
 from kaon import errors
 from kaon.core import address_scopes, availability_zones, policy, quotas, stdattrs
@@ -63,7 +66,7 @@ def visible_clause(ctx: Context) -> Any:
 
 # Prebuilt (bind parameters instead of values): building a statement costs
 # more than executing it, and these run on every port create.
-_PROJECT = bindparam("project")
+_PROJECT: BindParameter[str] = bindparam("project")
 _VISIBLE = or_(networks.c.project_id == _PROJECT, networks.c.id.in_(
     select(network_rbacs.c.object_id).where(or_(network_rbacs.c.target_project == "*",
                                                 network_rbacs.c.target_project == _PROJECT))))
@@ -120,7 +123,7 @@ class Networks:
             network_rbacs.c.object_id == net_id, network_rbacs.c.action == SHARED,
             network_rbacs.c.target_project.in_(("*", ctx.project_id)))).first() is not None
 
-    def _rbac_filter(self, action: str, values: list[Any], ctx: Context) -> Any:
+    def _rbac_filter(self, action: str, values: builtins.list[Any], ctx: Context) -> Any:
         targets = ("*",) if action == EXTERNAL else ("*", ctx.project_id)
         granted = exists().where(
             and_(network_rbacs.c.object_id == networks.c.id, network_rbacs.c.action == action,
@@ -133,7 +136,8 @@ class Networks:
             return ~granted
         return networks.c.id.is_not(None)
 
-    def _render(self, ctx: Context, conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
+    def _render(self, ctx: Context, conn: Connection,
+                rows: builtins.list[Any]) -> builtins.list[dict[str, Any]]:
         if not rows:
             return []
         ids = [r.id for r in rows]
@@ -259,8 +263,9 @@ class Networks:
             check(row.revision_number)
         if any(k in changes for k in (*PROVIDER_KEYS, "segments")):
             self._update_provider(conn, net_id, changes)
-        plain = {k: changes[k] for k in ("name", "description", "admin_state_up", "port_security_enabled",
-                                         "is_default", "dns_domain") if k in changes}
+        plain: dict[str, Any] = {k: changes[k] for k in ("name", "description", "admin_state_up",
+                                                         "port_security_enabled", "is_default", "dns_domain")
+                                 if k in changes}
         if "mtu" in changes:
             max_mtu = self.types.network_mtu(self.types.segments_for(conn, [net_id]).get(net_id, []))
             if changes["mtu"] > max_mtu:

@@ -57,9 +57,10 @@ def allocate(ctx: Context, conn: Connection, port: PortRef, fixed_ips: Any,
     if memo is None:
         subs = network_subnets(conn, port.network_id)
     else:
-        subs = memo.get(port.network_id)
-        if subs is None:
-            subs = memo[port.network_id] = network_subnets(conn, port.network_id)
+        cached = memo.get(port.network_id)
+        if cached is None:
+            cached = memo[port.network_id] = network_subnets(conn, port.network_id)
+        subs = cached
     if fixed_ips is None:
         allocate_default(conn, port, subs)
         return

@@ -3,9 +3,13 @@ options, binding fields, with Neutron's policy on who may set what."""
 
 from __future__ import annotations
 
+# The service classes' own list() method shadows the builtin in the
+# annotations of the methods after it, which therefore say builtins.list.
+import builtins
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    BindParameter,
     Connection,
     and_,
     bindparam,
@@ -75,13 +79,13 @@ COLUMNS.update({"binding:host_id": ports.c.binding_host_id, "binding:vnic_type":
 
 # Prebuilt statements (bind parameters, no per-call building) for the paths
 # every port request takes.
-_PROJECT = bindparam("project")
+_PROJECT: BindParameter[str] = bindparam("project")
 _VISIBLE = or_(ports.c.project_id == _PROJECT,
                ports.c.network_id.in_(select(networks.c.id).where(networks.c.project_id == _PROJECT)))
 PORT_ROW = select(ports).where(ports.c.id == bindparam("port_id"))
 PORT_ROW_VISIBLE = PORT_ROW.where(_VISIBLE)
 # A port's addresses (kind 1), security groups (2) and tags (3) in one statement.
-_PID = bindparam("port_id")
+_PID: BindParameter[str] = bindparam("port_id")
 PORT_CHILDREN = union_all(
     select(literal_column("1"), ip_allocations.c.subnet_id, ip_allocations.c.ip_address)
     .where(ip_allocations.c.port_id == _PID),
@@ -145,7 +149,7 @@ class Ports:
     json_keys = staticmethod(port_render.keys_for)
 
     def list_json(self, ctx: Context, conn: Connection, q: ListQuery,
-                  keys: tuple[str, ...]) -> tuple[list[str], list[str], bool] | None:
+                  keys: tuple[str, ...]) -> tuple[builtins.list[str], builtins.list[str], bool] | None:
         """:meth:`list` for the HTTP answer: each port's JSON text, built by
         the database (:mod:`kaon.core.port_json`), with only ``keys``; the
         ports' ids; whether more follow. None where the database cannot."""
@@ -167,7 +171,8 @@ class Ports:
             raise errors.PortNotFound(port_id=port_id)
         return str(text)
 
-    def many_json(self, conn: Connection, port_ids: list[str], keys: tuple[str, ...]) -> list[str] | None:
+    def many_json(self, conn: Connection, port_ids: builtins.list[str],
+                  keys: tuple[str, ...]) -> builtins.list[str] | None:
         """A bulk create's read-back for the HTTP answer: the ports' JSON texts
         built by the database, as an admin sees them, in the order of ``port_ids``."""
         if not port_json.supported(conn.dialect.name):
@@ -178,7 +183,7 @@ class Ports:
             texts.update(conn.execute(stmt, {"ids": port_ids[start : start + 300]}).all())
         return [texts[i] for i in port_ids if i in texts]
 
-    def _list_clauses(self, ctx: Context, q: ListQuery) -> list[Any]:
+    def _list_clauses(self, ctx: Context, q: ListQuery) -> builtins.list[Any]:
         clauses = [] if ctx.is_admin else [self.visible(ctx)]
         clauses.extend(where_filters(q, COLUMNS, _SPECIAL_FILTERS, ports.c.id))
         return clauses
@@ -189,7 +194,8 @@ class Ports:
         self.pipeline.created(conn, [port_id])
         return port_id
 
-    def create_many(self, ctx: Context, conn: Connection, items: list[dict[str, Any]]) -> list[str]:
+    def create_many(self, ctx: Context, conn: Connection,
+                    items: builtins.list[dict[str, Any]]) -> builtins.list[str]:
         """A bulk create: each item as :meth:`create` would, in order, with
         what they share (network, quota usage, default group, subnets) read
         once, security group bindings inserted together and what follows a
@@ -287,8 +293,8 @@ class Ports:
         if "device_id" in changes or "device_owner" in changes:
             _check_router_claim(ctx, conn, changes.get("device_owner", row.device_owner),
                                 changes.get("device_id", row.device_id), row.project_id)
-        out = {k: changes[k] for k in ("name", "description", "admin_state_up", "device_id", "device_owner",
-                                      "dns_name") if k in changes}
+        out: dict[str, Any] = {k: changes[k] for k in ("name", "description", "admin_state_up", "device_id",
+                                                       "device_owner", "dns_name") if k in changes}
         mac = row.mac_address
         if "mac_address" in changes and changes["mac_address"] != row.mac_address:
             if row.binding_vif_type not in ("unbound", "binding_failed"):

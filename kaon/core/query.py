@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import Column, Connection, Select, and_, false, func, or_, select, true
+from sqlalchemy import Column, ColumnElement, Connection, Select, and_, false, func, or_, select, true
 
 from kaon import errors
 from kaon.core.list_query import CHANGED_SINCE, ListQuery
@@ -111,6 +111,7 @@ def _after(order: list[tuple[Column, bool]], values: list[Any], reverse: bool) -
     for i, (col, asc) in enumerate(order):
         ascending = asc != reverse
         value = values[i]
+        cmp: ColumnElement[bool]
         if value is None:
             cmp = col.is_not(None) if ascending else false()
         else:

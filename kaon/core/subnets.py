@@ -3,6 +3,9 @@ mode rules, validated as Neutron does before anything is written."""
 
 from __future__ import annotations
 
+# The service classes' own list() method shadows the builtin in the
+# annotations of the methods after it, which therefore say builtins.list.
+import builtins
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -127,7 +130,7 @@ class Subnets:
         return [self.render(r, tag_map.get(r.id, [])) for r in rows], more
 
     @staticmethod
-    def _shared_filter(ctx: Context, values: list[Any]) -> Any:
+    def _shared_filter(ctx: Context, values: builtins.list[Any]) -> Any:
         """``?shared=``: a subnet is shared when its network is (not shown
         as an attribute, only filtered on, as in Neutron)."""
         shared_nets = select(network_rbacs.c.object_id).where(
@@ -141,7 +144,7 @@ class Subnets:
         return subnets.c.id.is_not(None)
 
     @staticmethod
-    def render(row: Any, tag_list: list[str]) -> dict[str, Any]:
+    def render(row: Any, tag_list: builtins.list[str]) -> dict[str, Any]:
         item = stdattrs.render(row, tag_list)
         item.update(
             network_id=row.network_id, ip_version=row.ip_version, cidr=row.cidr, gateway_ip=row.gateway_ip,
@@ -226,7 +229,7 @@ class Subnets:
         if "gateway_ip" not in values:
             if net.size <= 2 and version == 4:
                 return None
-            return str(netaddr.IPAddress(net.first + 1, version))
+            return str(netaddr.IPAddress(net.first + 1, net.version))
         gw = values["gateway_ip"]
         if gw is None:
             return None
@@ -244,7 +247,7 @@ class Subnets:
             raise _invalid(f"Gateway is not valid on subnet: {gw} is the subnet-router anycast address")
         return str(addr)
 
-    def _dns(self, servers: Any, subnet_id: str, version: int) -> list[str]:
+    def _dns(self, servers: Any, subnet_id: str, version: int) -> builtins.list[str]:
         """Neutron's order: the list's form, then its length, then versions."""
         if not isinstance(servers, list):
             raise _invalid(f"Invalid input for dns_nameservers. Reason: Invalid data format for nameserver: "
@@ -267,7 +270,7 @@ class Subnets:
                 raise _invalid(f"dns_nameserver '{addr}' does not match the ip_version '{version}'")
         return out
 
-    def _routes(self, routes: Any, subnet_id: str, version: int) -> list[dict[str, str]]:
+    def _routes(self, routes: Any, subnet_id: str, version: int) -> builtins.list[dict[str, str]]:
         """Neutron's order: each route's form, then the count, then versions."""
         if not isinstance(routes, list):
             raise _invalid(f"Invalid input for host_routes. Reason: Invalid data format for hostroute: '{routes}'")

@@ -150,20 +150,21 @@ def delete(name: str, missing_ok: bool = True) -> None:
 
 
 def _in_thread(fn: Callable[..., T], *args: object) -> T:
-    box: dict[str, object] = {}
+    value: list[T] = []
+    error: list[BaseException] = []
 
     def main() -> None:
         try:
-            box["value"] = fn(*args)
+            value.append(fn(*args))
         except BaseException as e:  # handed to the caller's thread
-            box["error"] = e
+            error.append(e)
 
     t = threading.Thread(target=main, name="kaon-netns", daemon=True)
     t.start()
     t.join()
-    if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    return box["value"]  # type: ignore[return-value]
+    if error:
+        raise error[0]
+    return value[0]
 
 
 def run_in(name: str | None, fn: Callable[..., T], *args: object) -> T:

@@ -14,6 +14,7 @@ import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -38,10 +39,10 @@ def _sqlite_engine(url: str) -> Engine:
     kwargs: dict[str, object] = {"connect_args": {"check_same_thread": False, "timeout": 30}, **JSON_ARGS}
     if memory:
         kwargs["poolclass"] = StaticPool
-    engine = create_engine(url, **kwargs)  # type: ignore[arg-type]
+    engine = create_engine(url, **kwargs)
 
     @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:  # pysqlite's connection: untyped
         # pysqlite's own transaction handling would emit BEGIN lazily and
         # never BEGIN IMMEDIATE; take it over (SQLAlchemy's documented recipe).
         dbapi_conn.isolation_level = None
@@ -54,10 +55,12 @@ def _sqlite_engine(url: str) -> Engine:
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def _begin(conn):  # type: ignore[no-untyped-def]
+    def _begin(conn: Connection) -> None:
         # Straight to the driver: SQLAlchemy's exec_driver_sql costs ~70 µs
         # a call here, and every request begins a transaction.
-        conn.connection.driver_connection.execute(BEGIN[conn.info.get("kaon_begin", "DEFERRED")])
+        driver = conn.connection.driver_connection
+        assert driver is not None  # None only once the connection is closed
+        driver.execute(BEGIN[conn.info.get("kaon_begin", "DEFERRED")])
 
     return engine
 

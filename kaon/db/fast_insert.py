@@ -57,7 +57,9 @@ class FastInsert:
         values = [row[k] for k in keys] + [value() if callable(value) else value for _, value in defaults]
         params = [v if p is None or v is None else p(v) for v, p in zip(values, processors, strict=True)]
         dbapi = conn.dialect.loaded_dbapi
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        driver = conn.connection.driver_connection
+        assert driver is not None  # None only once the connection is closed
+        cursor = driver.cursor()
         try:
             cursor.execute(sql, params)
             return int(cursor.rowcount)
@@ -76,6 +78,7 @@ class FastInsert:
         for col in self.table.c:
             if col.key in keys or col.default is None:
                 continue
+            # Scalar and callable ColumnDefaults carry .arg; the DefaultGenerator base does not.
             arg = col.default.arg  # type: ignore[attr-defined]
             # SQLAlchemy wraps a zero-argument callable default to take the execution context.
             defaults.append((col.key, (lambda f=arg: f(None)) if callable(arg) else arg))

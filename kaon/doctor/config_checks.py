@@ -105,7 +105,7 @@ def database(inp: Inputs) -> list[Finding]:
 # ------------------------------------------------------------------ (b) RabbitMQ
 
 def _amqp_verdict(exc: BaseException, user: str, vhost: str, hostport: str) -> tuple[str, str]:
-    import amqp.exceptions  # type: ignore[import-untyped]
+    import amqp.exceptions
 
     for cause in _causes(exc):
         if isinstance(cause, amqp.exceptions.AccessRefused):

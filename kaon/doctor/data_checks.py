@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 
-import netaddr  # type: ignore[import-untyped]
+import netaddr
 
 from kaon.compiler.dhcp_section import dhcp_options
 from kaon.core import diagnostics as dx

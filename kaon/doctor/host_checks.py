@@ -34,12 +34,9 @@ def local_ip(inp: Inputs) -> list[Finding]:
     value = (inp.cfg.get("vxlan", "local_ip") or "").strip()
     if not inp.cfg.get_typed("vxlan", "enable_vxlan", parse_bool, True) or not value:
         raise NotApplicable("no [vxlan] local_ip (VXLAN off)")
-    try:
-        # Written by the `firsthour` work (kaon config check); shared so the
-        # agent's refusal to start and the doctor say the same thing.
-        from kaon.config_check import local_ip_problem  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        raise CannotCheck("kaon.config_check (local_ip validation) is not in this build") from None
+    # Shared with `kaon config check`, so the agent's refusal to start and the
+    # doctor say the same thing.
+    from kaon.config_check import local_ip_problem
     problem = local_ip_problem(value, namespace=_namespace(inp))
     if not problem:
         return []

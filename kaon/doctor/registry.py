@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine
 
+from kaon.config import Config
 from kaon.doctor import config_checks, data_checks, host_checks
 from kaon.doctor.finding import Finding, Report, Skipped
 from kaon.doctor.inputs import CannotCheck, Inputs, NotApplicable
@@ -83,7 +84,7 @@ def _skip_data(check: Check, report: Report) -> None:
         report.not_checked.append(Skipped(check.name, "the database is not usable (see the database check)"))
 
 
-def run(cfg: object, *, engine: Engine | None = None, kinds: Iterable[str] = (CONFIG, DATA, HOST),
+def run(cfg: Config, *, engine: Engine | None = None, kinds: Iterable[str] = (CONFIG, DATA, HOST),
         only: Iterable[str] = (), now: dt.datetime | None = None, progress: Progress | None = None) -> Report:
     """Run the checks of ``kinds`` (``only``: just these names) and collect a report.
 
@@ -108,7 +109,7 @@ def run(cfg: object, *, engine: Engine | None = None, kinds: Iterable[str] = (CO
                 _skip_data(check, report)
                 continue
             if engine is None:
-                engine = made = make_engine(cfg.database.connection)  # type: ignore[attr-defined]
+                engine = made = make_engine(cfg.database.connection)
             with read_txn(engine) as conn:
                 _one(check, replace(inp, conn=conn), report)
         else:

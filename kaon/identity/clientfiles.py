@@ -15,7 +15,7 @@ import shlex
 from pathlib import Path
 
 import orjson
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 PASSWORDS_FILE = "passwords.json"
 USERS = ("admin", "demo", "alt_demo", "demo_reader")

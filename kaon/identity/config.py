@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 # Keystone's [token] expiration and [security_compliance] lockout_duration.
 DEFAULT_TOKEN_TTL = 3600
@@ -47,7 +47,15 @@ class IdentityConfig:
         return self.network_url.rstrip("/")
 
 
-def options_from(cfg: Any) -> dict[str, int]:
+class IdentityOptions(TypedDict):
+    """The :class:`IdentityConfig` keywords that come from kaon's config file."""
+
+    token_ttl: int
+    lockout_failure_attempts: int
+    lockout_duration: int
+
+
+def options_from(cfg: Any) -> IdentityOptions:
     """IdentityConfig keywords from Keystone's option names in kaon's config:
     ``[token] expiration``, ``[security_compliance] lockout_failure_attempts``
     and ``lockout_duration``."""

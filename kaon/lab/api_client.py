@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 DEFAULT_CLOUD = "kaon-admin"
 
@@ -82,7 +82,7 @@ class NeutronClient:
         """One resource of ``collection`` (e.g. "networks") by id, else by unique name."""
         key = collection.replace("-", "_")
         try:
-            return self.get(f"{collection}/{name_or_id}")[key[:-1]]  # type: ignore[no-any-return]
+            return self.get(f"{collection}/{name_or_id}")[key[:-1]]
         except ApiError as exc:
             if exc.status not in (400, 404):
                 raise
@@ -90,7 +90,7 @@ class NeutronClient:
         if len(found) != 1:
             what = "no" if not found else f"{len(found)}"
             raise ApiError(f"{what} {collection} named or with id {name_or_id!r}", 404 if not found else 409)
-        return found[0]  # type: ignore[no-any-return]
+        return found[0]
 
 
 def _message(resp: httpx.Response) -> str:

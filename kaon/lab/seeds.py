@@ -42,8 +42,8 @@ def _one(client: NeutronClient, collection: str, name: str, body: dict[str, Any]
     key = collection.replace("-", "_")
     found = client.get(collection, name=name)[key]
     if found:
-        return found[0]  # type: ignore[no-any-return]
-    return client.post(collection, {key[:-1]: {"name": name, **body}})[key[:-1]]  # type: ignore[no-any-return]
+        return found[0]
+    return client.post(collection, {key[:-1]: {"name": name, **body}})[key[:-1]]
 
 
 def _network(c: NeutronClient, name: str, cidr: str, net: dict[str, Any] | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import Connection
 
 from kaon.db.meta import load_all
 
@@ -15,6 +16,8 @@ def run() -> None:
     if connectable is None:
         from kaon.db.engine import make_engine
 
+        if url is None:
+            raise RuntimeError("alembic: neither a connection nor sqlalchemy.url was given")
         connectable = make_engine(url)
         with connectable.connect() as conn:
             _migrate(conn)
@@ -23,7 +26,7 @@ def run() -> None:
         _migrate(connectable)
 
 
-def _migrate(conn) -> None:  # type: ignore[no-untyped-def]
+def _migrate(conn: Connection) -> None:
     context.configure(connection=conn, target_metadata=target_metadata,
                       render_as_batch=conn.dialect.name == "sqlite")
     with context.begin_transaction():
