@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import netaddr
 
+from kaon import errors
+
 PROTOCOLS = ("icmp", "tcp", "udp")
 
 
-class TraceError(ValueError):
-    """A question the trace cannot ask (an unknown port, a malformed address)."""
+class TraceError(errors.BadRequest):
+    """A question the trace cannot ask (a malformed address, an ambiguous name): 400."""
 
 
-class PortNotFound(TraceError):
-    """No port has that id or name."""
+class PortNotFound(errors.NotFound):
+    """No port has that id or name: 404, Neutron's ``PortNotFound``."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,26 @@ def parse_to(text: str) -> tuple[str, int | None]:
     if port is not None and not port.isdigit():
         raise TraceError(f"destination {text!r}: port {port!r} is not a number")
     return address, int(port) if port is not None else None
+
+
+def query_from(params: Mapping[str, Any]) -> Query:
+    """A query from the API's and the page's parameters: ``from_port`` or ``from_external``, ``to``
+    (``ADDRESS[:PORT]``), ``port`` (instead of ``:PORT``), ``protocol`` (default icmp), ``source``."""
+    to = params.get("to")
+    if not isinstance(to, str) or not to:
+        raise TraceError("give the destination: to=ADDRESS[:PORT]")
+    address, port = parse_to(to)
+    if params.get("port") not in (None, ""):
+        try:
+            port = int(params["port"])
+        except (TypeError, ValueError):
+            raise TraceError(f"port {params['port']!r} is not a number") from None
+    values = {k: params.get(k) or None for k in ("from_port", "from_external", "source")}
+    for k, v in values.items():
+        if v is not None and not isinstance(v, str):
+            raise TraceError(f"{k} must be a string")
+    return Query(address, values["from_port"], values["from_external"], str(params.get("protocol") or "icmp"),
+                 port, values["source"])
 
 
 @dataclass(frozen=True)

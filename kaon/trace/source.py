@@ -42,7 +42,7 @@ def read_world(conn: Connection) -> World:
         except IntentError:
             continue  # an intent of another schema: its host is traced as having nothing
     return World(intents, _ports(conn), _networks(conn),
-                 dict(conn.execute(select(routers.c.id, routers.c.name)).tuples().all()),
+                 {i: n for i, n in conn.execute(select(routers.c.id, routers.c.name))},
                  _vteps(conn), _rule_ids(conn))
 
 
