@@ -4,6 +4,7 @@ PostgreSQL; admin only."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -96,3 +97,23 @@ def test_bad_questions_and_who_may_ask(cloud: dict[str, Any]) -> None:
     neutron_error(admin.get("/v2.0/trace", params={"from_port": "trace-a"}), 400, "TraceError")
     r = api.member(cloud["a"]["project_id"]).get("/v2.0/trace", params={"from_port": "trace-a", "to": "10.0.0.1"})
     neutron_error(r, 403, "PolicyNotAuthorized")
+
+
+def test_the_cli_reads_the_same_database(cloud: dict[str, Any], tmp_path: Any,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from kaon.cli.main import main
+
+    api, b = cloud["api"], cloud["b"]
+    conf = tmp_path / "kaon.conf"
+    conf.write_text(f"[database]\nconnection = {api.engine.url.render_as_string(hide_password=False)}\n")
+    code = main(["trace", "--config-file", str(conf), "--from", "trace-a", "--to", ip(b), "--verbose"])
+    out = capsys.readouterr()
+    lines = out.out.splitlines()
+    assert code == 0 and lines[0].startswith(" 1. source") and lines[-1].startswith(f"{len(lines):>2}. delivered")
+    assert "trace: " in out.err and " ms" in out.err  # --verbose: the time it took
+    code = main(["trace", "--config-file", str(conf), "--from", "trace-a", "--to", ip(b), "--source", "10.0.0.250",
+                 "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 1 and data["delivered"] is False and data["hops"][-1]["step"] == "port-security"
+    code = main(["trace", "--config-file", str(conf), "--from", "nope", "--to", ip(b)])
+    assert code == 2 and "no port has the id or name 'nope'" in capsys.readouterr().err

@@ -1,0 +1,82 @@
+"""``kaon trace [--config-file FILE ...] (--from PORT | --from-external ADDRESS) --to ADDRESS[:PORT]
+[--protocol icmp|tcp|udp] [--source ADDRESS] [--json] [--verbose] [--probe]``.
+
+A logical packet trace over the host intents the server stored (kaon.trace),
+read straight from the database the configuration names, as ``kaon doctor``
+does. One line per hop; ``--json`` gives the hops as a list. Exit 0 when the
+packet is delivered, 1 when it is dropped, 2 when the question could not be
+asked (no such port, a bad address, no database). ``--probe`` (in the lab)
+also sends the real packet and says whether reality matched (kaon.lab.probe).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from kaon.config import load_config
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("trace", help="follow a packet through the compiled intents, hop by hop")
+    p.add_argument("--config-file", action="append", default=[], help="Neutron-style ini file (repeatable)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--from", dest="from_port", metavar="PORT", help="the source port's name or id")
+    src.add_argument("--from-external", metavar="ADDRESS",
+                     help="an address outside the cloud (traffic to a floating IP or router gateway)")
+    p.add_argument("--to", required=True, metavar="ADDRESS[:PORT]", help="the destination ([v6]:port for IPv6)")
+    p.add_argument("--protocol", choices=["icmp", "tcp", "udp"], default="icmp")
+    p.add_argument("--source", metavar="ADDRESS", help="the address the VM sends from (default its own)")
+    p.add_argument("--json", action="store_true", help="the trace as JSON")
+    p.add_argument("--verbose", action="store_true", help="the time the trace took, on stderr")
+    p.add_argument("--probe", action="store_true",
+                   help="in `kaon lab`: also send the real packet and compare (see docs/trace.md)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from kaon import errors
+    from kaon.db.engine import make_engine
+    from kaon.trace.model import query_from
+    from kaon.trace.source import trace_in
+
+    started = time.monotonic()
+    cfg = load_config(args.config_file)
+    try:
+        query = query_from({"from_port": args.from_port, "from_external": args.from_external, "to": args.to,
+                            "protocol": args.protocol, "source": args.source})
+        engine = make_engine(cfg.database.connection)
+        try:
+            result = trace_in(engine, query)
+        finally:
+            engine.dispose()
+    except errors.KaonError as exc:
+        print(f"kaon trace: {exc}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as exc:
+        print(f"kaon trace: cannot read the database: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+              file=sys.stderr)
+        return 2
+    elapsed = time.monotonic() - started
+    report: dict[str, Any] = result.as_dict()
+    if args.probe:
+        from kaon.lab.probe import probe
+
+        report["probe"] = probe(result).as_dict()
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for line in result.lines():
+            print(line)
+        if args.probe:
+            p = report["probe"]
+            print(f"probe: {p['summary']}")
+    if args.verbose:
+        print(f"trace: {len(result.hops)} hops in {elapsed * 1000:.0f} ms", file=sys.stderr)
+    if args.probe and not report["probe"]["matched"]:
+        return 3
+    return 0 if result.delivered else 1
