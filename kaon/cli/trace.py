@@ -6,13 +6,15 @@ read straight from the database the configuration names, as ``kaon doctor``
 does. One line per hop; ``--json`` gives the hops as a list. Exit 0 when the
 packet is delivered, 1 when it is dropped, 2 when the question could not be
 asked (no such port, a bad address, no database). ``--probe`` (in the lab)
-also sends the real packet and says whether reality matched (kaon.lab.probe).
+also sends the real packet and says whether reality matched (kaon.lab.probe);
+then exit 3 when it did not.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -34,6 +36,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--verbose", action="store_true", help="the time the trace took, on stderr")
     p.add_argument("--probe", action="store_true",
                    help="in `kaon lab`: also send the real packet and compare (see docs/trace.md)")
+    p.add_argument("--lab-prefix", default=os.environ.get("KAON_LAB_PREFIX", "kl-"),
+                   help="--probe: the lab's prefix (default KAON_LAB_PREFIX, else kl-)")
+    p.add_argument("--lab-state-dir", help="--probe: the lab's state directory (default as `kaon lab`)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,9 +69,10 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.monotonic() - started
     report: dict[str, Any] = result.as_dict()
     if args.probe:
+        from kaon.lab.lab import Lab
         from kaon.lab.probe import probe
 
-        report["probe"] = probe(result).as_dict()
+        report["probe"] = probe(result, Lab(args.lab_prefix, args.lab_state_dir)).as_dict()
     if args.json:
         print(json.dumps(report, indent=2))
     else:

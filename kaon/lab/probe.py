@@ -3,7 +3,8 @@
 The sender is the lab VM whose port the trace starts from (its namespace),
 or the lab's outside namespace for ``--from-external`` (the address is added
 there for the probe when the namespace does not hold it). The receiver is the
-lab VM holding the destination address, or the outside namespace when it
+lab VM holding the destination address (behind a floating IP, its fixed
+address, as the trace found it), or the outside namespace when it
 holds it; anything else is not probed ("cannot probe", never a guess).
 
 * icmp: one ``ping`` (2 s); reality is "delivered" when the echo comes back.
@@ -100,7 +101,7 @@ def _send(lab: Lab, trace: Trace) -> tuple[bool, str]:
     else:
         sender, held = _outside(lab)
         source = q.from_external if q.from_external not in held else None
-    target = _vm_with(lab, address=q.to)
+    target = _vm_with(lab, address=trace.destination or q.to)  # behind a floating IP: its fixed IP
     if target is not None:
         receiver = str(target["namespace"])
     else:

@@ -39,6 +39,7 @@ def trace(world: World, query: Query) -> Trace:
             walk.inbound(query.to)
     except _Stop:
         pass
+    walk.out.destination = walk.dst
     return walk.out
 
 
@@ -51,6 +52,7 @@ class _Walk:
         self.proto = rules.proto_number(query.protocol, self.version)
         self.src = ""
         self.dst = query.to
+        self.origin: tuple[str, str] | None = None  # (host, network) of a sender on the destination's network
 
     @property
     def dport_text(self) -> str:
@@ -90,6 +92,7 @@ class _Walk:
         self.anti_spoofing(fw, port)
         self.security_groups(fw, host, "egress", remote=self.dst)
         if self.on_link(port.network_id, self.dst):
+            self.origin = (host, port.network_id)
             self.deliver_on(port.network_id, host, self.dst)
         self.via_gateway(port, host)
 
@@ -207,7 +210,25 @@ class _Walk:
             self.hop("ingress", f"port {label}: port security off, everything is let in")
         else:
             self.security_groups(fw, host, "ingress", remote=self.src)
+        self.reply_path(host)
         self.delivered(f"to port {label} on host {host} ({self.src} → {self.dst})", port_id=target.id)
+
+    def reply_path(self, host: str) -> None:
+        """The reply to a source address the tunnel does not know is lost: l2population answers ARP
+        on the VXLAN device from its entries only, so a reply to an address no port has (a VM with
+        port security off sending from a foreign address) never finds its way back across hosts."""
+        if self.origin is None or self.origin[0] == host:
+            return
+        src_host, net_id = self.origin
+        net = self.w.intents[host].networks.get(net_id)
+        if net is None or net.network_type != "vxlan":
+            return
+        vtep = self.w.vteps.get(src_host, "?")
+        if any(self.src in p.ips for p in net.peers.get(vtep, ())):
+            return
+        self.drop("reply", f"the packet arrives, but the reply to {self.src} is lost: host {host} has no "
+                  f"l2population ARP entry for {self.src} behind VTEP {vtep} (no port on {src_host} has that "
+                  "address), so its ARP request goes unanswered")
 
     # -- L3 ----------------------------------------------------------------
     def via_gateway(self, port: PortInfo, host: str) -> None:

@@ -96,6 +96,7 @@ class Hop:
 class Trace:
     query: Query
     hops: list[Hop] = field(default_factory=list)
+    destination: str = ""  # where the packet was headed last: the fixed IP behind a floating IP (DNAT)
 
     @property
     def delivered(self) -> bool:
@@ -112,6 +113,6 @@ class Trace:
         return [f"{i:>2}. {h.step:<14} {'' if h.ok else 'DROPPED: '}{h.text}" for i, h in enumerate(self.hops, 1)]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"query": asdict(self.query), "delivered": self.delivered,
+        return {"query": asdict(self.query), "delivered": self.delivered, "destination": self.destination,
                 "verdict": self.verdict,
                 "hops": [asdict(h) for h in self.hops]}
