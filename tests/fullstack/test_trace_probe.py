@@ -114,3 +114,21 @@ def test_trace_equals_probe(lab: Stack, world: dict[str, Any], capsys: pytest.Ca
     assert probe["probed"] is True, probe
     assert probe["matched"] is True and probe["delivered"] is delivered, (probe, report["hops"])
     assert code == (0 if delivered else 1)
+
+
+def test_lab_up_and_the_agents_first_sync_say_what_they_do(lab: Stack, world: dict[str, Any],
+                                                           caplog: pytest.LogCaptureFixture,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 14, item 5: progress lines, not silence (`kaon lab up` again completes the same lab)."""
+    with caplog.at_level("INFO", logger="kaon.lab"):
+        code = main(["lab", "up", "--hosts", "2", "--prefix", lab.lab.prefix, "--state-dir",
+                     str(lab.lab.state_dir), "--config-file", str(lab.server.conf_path),
+                     "--os-network-url", lab.server.url])
+    capsys.readouterr()
+    said = [r.getMessage() for r in caplog.records if r.name == "kaon.lab"]
+    assert code == 0
+    assert f"lab {lab.lab.prefix}: underlay and provider bridges" in said
+    assert any(m.startswith(f"lab {lab.lab.prefix}: host h2 (namespace ") for m in said)
+    assert any(m.startswith(f"lab {lab.lab.prefix}: waiting for the agents of h1, h2") for m in said)
+    log = (lab.lab.directory / "h1.log").read_text()
+    assert "first sync: intent generation" in log and "first sync: l2 applied in" in log
