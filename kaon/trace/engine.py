@@ -293,7 +293,12 @@ class _Walk:
         fip = next((f.floating_ip for f in router.floating_ips if f.fixed_ip == self.src), None)
         own = next((c.split("/")[0] for c in gw.cidrs if netaddr.IPAddress(c.split("/")[0]).version == self.version),
                    None)
-        if fip is not None:
+        if self.version == 6:
+            if own is None:
+                self.drop("router", f"router {self.w.router_label(router_id)}'s gateway has no IPv6 address: "
+                          f"no IPv6 route to {self.dst}", router_id=router_id)
+            self.hop("nat", f"no NAT for IPv6: the packet leaves with source {self.src}", router_id=router_id)
+        elif fip is not None:
             self.hop("nat", f"floating IP: source {self.src} → {fip}", router_id=router_id)
             self.src = fip
         elif router.enable_snat and own is not None:
@@ -312,6 +317,9 @@ class _Walk:
             if any(self.dst in p.ips for p in self.ports_on(ext_net)):
                 self.deliver_on(ext_net, host, self.dst)
             self.delivered(f"to {self.dst} on the external network (kaon's part ends at the router's gateway)")
+        if self.version == 6:
+            self.delivered("to the outside by the gateway's IPv6 default route (kaon's part ends at the router's "
+                           "gateway)")
         if gw.gateway_ip is None:
             self.drop("router", "the external subnet has no gateway_ip: the router has no default route",
                       router_id=router_id)

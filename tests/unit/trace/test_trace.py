@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kaon.compiler.snapshot import PortSecurity
+from kaon.compiler.snapshot import PortSecurity, Rule
 from kaon.trace.engine import trace
 from kaon.trace.model import PortNotFound, Query, Trace, TraceError, parse_to
 from kaon.trace.world import PortInfo
@@ -144,3 +144,27 @@ def test_json_form_lists_the_hops() -> None:
     d = run(to="10.0.0.6", from_port="vm1").as_dict()
     assert d["delivered"] is True and d["verdict"].startswith("delivered to port vm2")
     assert [h["step"] for h in d["hops"]][-1] == "delivered" and d["hops"][2]["ids"]["rule_id"] == "e-web"
+
+
+def test_ipv6_needs_ipv6_rules_and_is_not_translated() -> None:
+    ports = dict(fx.PORTS)
+    for pid, v6 in (("vm1", "fd00::5"), ("vm2", "fd00::6"), ("vm3", "fd01::5"), ("qr-a", "fd00::1"),
+                    ("qr-b", "fd01::1")):
+        name, net, host, mac, ips, owner = ports[pid]
+        ports[pid] = (name, net, host, mac, (*ips, v6), owner)
+    subnets = {"net-a": ("fd00::/64", "fd00::1"), "net-b": ("fd01::/64", "fd01::1")}
+    world = fx.build(ports=ports, extra_subnets=subnets)
+    t = run(world, to="fd00::6", from_port="vm1")
+    assert not t.delivered and t.hops[-1].step == "egress" and "IPv6 icmp" in t.hops[-1].text
+    world = fx.build(ports=ports, extra_subnets=subnets, extra_rules={
+        "e6": ("web", Rule("egress", "IPv6", None, None, None, None, None)),
+        "i6": ("web", Rule("ingress", "IPv6", 58, 128, None, None, None))})
+    t = run(world, to="fd00::6", from_port="vm1")
+    assert t.delivered and t.hops[-2].ids["rule_id"] == "i6"  # ICMPv6 echo request is type 128
+    t = run(world, to="2001:db8::1", from_port="vm1")
+    assert not t.delivered and "gateway has no IPv6 address" in t.hops[-1].text
+    ports["qg"] = (*ports["qg"][:4], ("172.24.4.2", "2001:db8:1::2"), ports["qg"][5])
+    world = fx.build(ports=ports, extra_subnets={**subnets, "ext": ("2001:db8:1::/64", "2001:db8:1::1")},
+                     extra_rules={"e6": ("web", Rule("egress", "IPv6", None, None, None, None, None))})
+    t = run(world, to="2001:db8::1", from_port="vm1")
+    assert t.delivered and "no NAT for IPv6" in next(h.text for h in t.hops if h.step == "nat")

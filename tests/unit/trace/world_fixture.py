@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import netaddr
+
 from kaon.compiler.firewall_section import FirewallSection, set_name
 from kaon.compiler.l2_section import L2Section
 from kaon.compiler.l3_section import RoutersSection
@@ -57,7 +59,8 @@ RULES = {  # rule id: (group, Rule)
 def build(*, ports: dict[str, tuple[str, str, str, str, tuple[str, ...], str]] | None = None,
           security: dict[str, PortSecurity] | None = None, vteps: dict[str, str] | None = None,
           snat: bool = True, fips: tuple[tuple[str, str], ...] = (("172.24.4.10", "10.0.0.6"),),
-          unbound: tuple[PortInfo, ...] = ()) -> World:
+          unbound: tuple[PortInfo, ...] = (), extra_subnets: dict[str, tuple[str, str]] | None = None,
+          extra_rules: dict[str, tuple[str, Rule]] | None = None) -> World:
     ports = PORTS if ports is None else ports
     vteps = {"h1": "10.99.0.1", "h2": "10.99.0.2"} if vteps is None else vteps
     bound = tuple(BoundPort(pid, net, host, mac, True, owner, f"seg-{net}", ips)
@@ -67,15 +70,20 @@ def build(*, ports: dict[str, tuple[str, str, str, str, tuple[str, ...], str]] |
                "open": PortSecurity(False, (), ()), "vm3": PortSecurity(True, (), ("closed",)),
                "vm5": PortSecurity(True, (), ("web",))}
     secured.update(security or {})
+    all_rules = {**RULES, **(extra_rules or {})}
     rules: dict[str, list[Rule]] = {}
-    for group, rule in RULES.values():
+    for group, rule in all_rules.values():
         rules.setdefault(group, []).append(rule)
     members = {"web": tuple(ip for pid in ("vm1", "vm2", "vm5") if pid in ports for ip in ports[pid][4])}
 
+    extra = extra_subnets or {}
+
     def rport(pid: str, gateway: bool) -> RouterPort:
         net = ports[pid][1]
-        cidr, gw = SUBNETS[net]
-        return RouterPort(pid, "r1", gateway, ports[pid][3], 1450, (PortAddress(ports[pid][4][0], cidr, gw),))
+        subnets = [SUBNETS[net], *((extra[net],) if net in extra else ())]
+        return RouterPort(pid, "r1", gateway, ports[pid][3], 1450, tuple(
+            PortAddress(ip, cidr, gw) for ip in ports[pid][4] for cidr, gw in subnets
+            if netaddr.IPAddress(ip) in netaddr.IPNetwork(cidr)))
 
     snap = Snapshot(
         ports=bound, segments=segments, vteps=vteps,
@@ -89,8 +97,9 @@ def build(*, ports: dict[str, tuple[str, str, str, str, tuple[str, ...], str]] |
     infos = {pid: PortInfo(pid, name, net, mac, ips, owner, "r1" if owner.startswith("network:router") else "",
                            host, VIF) for pid, (name, net, host, mac, ips, owner) in ports.items()}
     infos.update({p.id: p for p in unbound})
-    rule_ids = {(g, _compiled(r)): (rid,) for rid, (g, r) in RULES.items()}
-    networks = {n: NetworkInfo(n, n, n == "ext", (SUBNETS[n],)) for n in SUBNETS}
+    rule_ids = {(g, _compiled(r)): (rid,) for rid, (g, r) in all_rules.items()}
+    networks = {n: NetworkInfo(n, n, n == "ext", (SUBNETS[n], *((extra[n],) if n in extra else ())))
+                for n in SUBNETS}
     return World(intents, infos, networks, {"r1": "router1"}, vteps, rule_ids)
 
 
