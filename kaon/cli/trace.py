@@ -3,7 +3,7 @@
 
 A logical packet trace over the host intents the server stored (kaon.trace),
 read straight from the database the configuration names, as ``kaon doctor``
-does. One line per hop; ``--json`` gives the hops as a list. Exit 0 when the
+does, or asked of the server (``--os-cloud``: ``GET /v2.0/trace``, admin). One line per hop; ``--json`` gives the hops as a list. Exit 0 when the
 packet is delivered, 1 when it is dropped, 2 when the question could not be
 asked (no such port, a bad address, no database). ``--probe`` (in the lab)
 also sends the real packet and says whether reality matched (kaon.lab.probe);
@@ -32,6 +32,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--to", required=True, metavar="ADDRESS[:PORT]", help="the destination ([v6]:port for IPv6)")
     p.add_argument("--protocol", choices=["icmp", "tcp", "udp"], default="icmp")
     p.add_argument("--source", metavar="ADDRESS", help="the address the VM sends from (default its own)")
+    p.add_argument("--os-cloud", help="ask this cloud's server (GET /v2.0/trace, admin) instead of the database")
+    p.add_argument("--os-client-config-file", help="--os-cloud: the clouds.yaml to read")
     p.add_argument("--json", action="store_true", help="the trace as JSON")
     p.add_argument("--verbose", action="store_true", help="the time the trace took, on stderr")
     p.add_argument("--probe", action="store_true",
@@ -50,15 +52,18 @@ def run(args: argparse.Namespace) -> int:
     from kaon.trace.source import trace_in
 
     started = time.monotonic()
-    cfg = load_config(args.config_file)
+    params = {"from_port": args.from_port, "from_external": args.from_external, "to": args.to,
+              "protocol": args.protocol, "source": args.source}
     try:
-        query = query_from({"from_port": args.from_port, "from_external": args.from_external, "to": args.to,
-                            "protocol": args.protocol, "source": args.source})
-        engine = make_engine(cfg.database.connection)
-        try:
-            result = trace_in(engine, query)
-        finally:
-            engine.dispose()
+        query = query_from(params)
+        if args.os_cloud:
+            result = _ask_server(args, params)
+        else:
+            engine = make_engine(load_config(args.config_file).database.connection)
+            try:
+                result = trace_in(engine, query)
+            finally:
+                engine.dispose()
     except errors.KaonError as exc:
         print(f"kaon trace: {exc}", file=sys.stderr)
         return 2
@@ -86,3 +91,17 @@ def run(args: argparse.Namespace) -> int:
     if args.probe and not report["probe"]["matched"]:
         return 3
     return 0 if result.delivered else 1
+
+
+def _ask_server(args: argparse.Namespace, params: dict[str, Any]) -> Any:
+    """The trace from ``GET /v2.0/trace`` of the cloud ``--os-cloud`` names (kaon.lab.api_client)."""
+    from kaon import errors
+    from kaon.lab.api_client import ApiError, client_for_cloud, clouds_yaml_paths, load_cloud
+    from kaon.trace.model import Trace
+
+    try:
+        client = client_for_cloud(load_cloud(args.os_cloud, clouds_yaml_paths(None, args.os_client_config_file)))
+        answer = client.get("trace", **{k: v for k, v in params.items() if v})
+    except ApiError as exc:
+        raise errors.KaonError(f"the server did not answer the trace: {exc}") from None
+    return Trace.from_dict(answer["trace"])

@@ -112,6 +112,12 @@ class Trace:
     def lines(self) -> list[str]:
         return [f"{i:>2}. {h.step:<14} {'' if h.ok else 'DROPPED: '}{h.text}" for i, h in enumerate(self.hops, 1)]
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Trace:
+        """A trace from its JSON form (what ``GET /v2.0/trace`` answers)."""
+        return cls(Query(**data["query"]), [Hop(h["step"], h["text"], bool(h["ok"]), dict(h.get("ids") or {}))
+                                            for h in data["hops"]], str(data.get("destination") or ""))
+
     def as_dict(self) -> dict[str, Any]:
         return {"query": asdict(self.query), "delivered": self.delivered, "destination": self.destination,
                 "verdict": self.verdict,

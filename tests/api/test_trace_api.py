@@ -117,3 +117,34 @@ def test_the_cli_reads_the_same_database(cloud: dict[str, Any], tmp_path: Any,
     assert code == 1 and data["delivered"] is False and data["hops"][-1]["step"] == "port-security"
     code = main(["trace", "--config-file", str(conf), "--from", "nope", "--to", ip(b)])
     assert code == 2 and "no port has the id or name 'nope'" in capsys.readouterr().err
+
+
+def test_the_cli_asks_a_real_server_with_os_cloud(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--os-cloud``: the same trace over ``GET /v2.0/trace`` with a token; the database is not read."""
+    import httpx
+    import yaml
+
+    from kaon.cli.main import main
+    from tests.fixtures import start_kaon_server
+
+    with start_kaon_server(tmp_path, auth_strategy="kaon") as srv:
+        auth = yaml.safe_load(srv.clouds_yaml.read_text())["clouds"]["kaon-admin"]["auth"]
+        body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+            "name": auth["username"], "domain": {"name": auth["user_domain_name"]}, "password": auth["password"]}}},
+            "scope": {"project": {"name": auth["project_name"], "domain": {"name": auth["project_domain_name"]}}}}}
+        token = httpx.post(f"{auth['auth_url']}/auth/tokens", json=body, timeout=10).headers["x-subject-token"]
+        api = httpx.Client(base_url=srv.url, headers={"x-auth-token": token}, timeout=10)
+        net = api.post("/v2.0/networks", json={"network": {"name": "cli-net"}}).json()["network"]
+        api.post("/v2.0/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.7.0.0/24", "ip_version": 4}})
+        port = api.post("/v2.0/ports", json={"port": {"network_id": net["id"], "name": "cli-port"}}).json()["port"]
+        argv = ["trace", "--os-cloud", "kaon-admin", "--os-client-config-file", str(srv.clouds_yaml),
+                "--from", "cli-port", "--to", "10.7.0.1"]
+        capsys.readouterr()
+        code = main([*argv, "--json"])
+        data = json.loads(capsys.readouterr().out)
+        assert code == 1 and data["hops"][-1]["ids"] == {"port_id": port["id"]}
+        assert "not bound to any host" in data["verdict"]
+        code = main(argv)
+        assert code == 1 and "DROPPED: port cli-port" in capsys.readouterr().out
+        code = main([*argv[:-4], "--from", "nope", "--to", "10.7.0.1"])
+        assert code == 2 and "no port has the id or name 'nope'" in capsys.readouterr().err
