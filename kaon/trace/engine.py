@@ -106,8 +106,9 @@ class _Walk:
             self.drop(role, f"port {label} failed to bind on host {port.host or '(none)'}{why}", port_id=port.id)
         if not port.host:
             self.drop(role, f"port {label} is not bound to any host (binding:host_id is empty)", port_id=port.id)
-        self.drop(role, f"port {label} is bound to host {port.host}, but no agent there was given it "
-                  "(no linuxbridge binding in that host's intent)", port_id=port.id)
+        self.drop(role, f"port {label} is bound to host {port.host}, but that host's intent does not have it "
+                  f"(binding:vif_type {port.vif_type}: not bound by a driver kaon's agents serve, or not compiled "
+                  "yet)", port_id=port.id)
 
     def intent_ports(self, host: str) -> set[str]:
         intent = self.w.intents.get(host)
