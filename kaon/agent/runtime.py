@@ -176,12 +176,22 @@ class Agent:
             self._fetch()
         intent = self.intent
         assert intent is not None
+        first = not self.synced  # the first full sync says what it does as it does it (issue 14, item 5)
+        if first:
+            LOG.info("first sync: intent generation %s: %d ports on %d networks, %d routers, %d DHCP networks, "
+                     "%d filtered ports", self.generation, len(intent.ports), len(intent.networks),
+                     len(intent.routers), len(intent.dhcp), len(intent.firewall.ports) if intent.firewall else 0)
         step = Step(sweep=self.synced)
         ok = True
         ports: PortStatus | None = None
         for manager in self.managers:
+            t0 = time.monotonic()
             # An exception here is a bug: it ends the pass before later managers plug anything.
             outcome = manager.apply(step)
+            if first:
+                LOG.info("first sync: %s applied in %.0f ms (%d changes%s)", manager.name,
+                         (time.monotonic() - t0) * 1000, outcome.changes,
+                         f", {len(outcome.errors)} errors" if outcome.errors else "")
             for what, why in outcome.errors:
                 self._warn(what, why)
                 # Labelled by manager, not by ``what``: device names would make a series per device.

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from kaon.api import doctor_routes, service_providers
+from kaon.api import doctor_routes, service_providers, trace_routes
 from kaon.api.controller import Collection
 from kaon.api.ip_availability import IpAvailabilityRoutes
 from kaon.api.quotas import QuotaRoutes
@@ -36,4 +36,5 @@ def routes(services: Any, cols: dict[str, Collection]) -> list[Route]:
     out.extend(IpAvailabilityRoutes(services.engine).routes())
     out.extend(service_providers.routes())
     out.extend(doctor_routes.routes(services))
+    out.extend(trace_routes.routes(services))
     return out

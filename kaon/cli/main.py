@@ -1,5 +1,5 @@
 """The ``kaon`` command: ``server``, ``up``/``down`` (all-in-one node), ``agent``, ``metadata``, ``lab``,
-``config check`` and ``db``."""
+``doctor``, ``trace``, ``config check`` and ``db``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 
 from kaon.cli import doctor as doctor_cli
 from kaon.cli import lab as lab_cli
+from kaon.cli import trace as trace_cli
 from kaon.config import Config, ConfigError, load_config
 
 
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
     lab_cli.add_parser(sub)
     doctor_cli.add_parser(sub)
+    trace_cli.add_parser(sub)
 
     conf = sub.add_parser("config", help="configuration files")
     csub = conf.add_subparsers(dest="config_command", required=True)
@@ -75,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_metadata(_load(args.config_file, "metadata"))
         if args.command == "doctor":
             return doctor_cli.run(args)
+        if args.command == "trace":
+            return trace_cli.run(args)
         if args.command == "lab":
             return lab_cli.run(args)
         if args.command == "up":

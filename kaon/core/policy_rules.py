@@ -215,6 +215,7 @@ OPERATOR = (
     # kaon's own: the compiler's per-host generations (docs/design/agents.md).
     ("get_host_intents", ADMIN),
     ("get_doctor", ADMIN),
+    ("get_trace", ADMIN),  # kaon trace (kaon/trace): every host's intent, every port
 )
 
 DEFAULTS: tuple[tuple[str, str], ...] = (

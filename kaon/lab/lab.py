@@ -14,6 +14,7 @@ Every object the lab makes is recorded in ``<state_dir>/lab/<prefix>/lab.json``
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
@@ -28,6 +29,9 @@ from kaon.lab.agents import agent_alive
 from kaon.lab.api_client import ApiError, NeutronClient, resolve_client
 from kaon.lab.state import StateStore, empty_state, lab_dir, record_namespace
 from kaon.model import names
+
+# Progress of the long steps (`kaon lab up` and `seed` print it on stderr: kaon.cli.main logs INFO).
+LOG = logging.getLogger("kaon.lab")
 
 DEFAULT_PREFIX = "kl-"
 PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
@@ -148,9 +152,13 @@ class Lab:
                                                  "local_ip": topology.local_ip(i), "agent": None})
             state["outside"] = {"namespace": names.outside, "addresses": list(topology.OUTSIDE_ADDRESSES)}
         # Namespaces are recorded: a failure from here on leaves nothing `down` cannot find.
+        LOG.info("lab %s: underlay and provider bridges", self.prefix)
         topology.ensure_fabric(names)
+        LOG.info("lab %s: outside namespace %s", self.prefix, names.outside)
         topology.ensure_outside(names)
-        for i in wanted.values():
+        for host, i in wanted.items():
+            LOG.info("lab %s: host %s (namespace %s, local_ip %s)", self.prefix, host, names.host(i),
+                     topology.local_ip(i))
             topology.ensure_host(names, i)
         if agents:
             self._start_agents(server_configs)
@@ -200,6 +208,7 @@ class Lab:
                 ini.write_text(agents.agent_ini(host, rec["namespace"], rec["local_ip"], self.prefix,
                                                 network_node=host in self.network_nodes(state)))
                 rec["agent"] = agents.start_agent(server_configs, ini, self.directory / f"{host}.log")
+                LOG.info("lab %s: agent of %s started (pid %s)", self.prefix, host, rec["agent"]["pid"])
 
     def wait_for_agents(self, timeout: float = 30.0) -> None:
         """Wait until every host's agent is alive in the API (``GET /v2.0/agents``).
@@ -210,7 +219,11 @@ class Lab:
         state = self._require_state()
         deadline = time.monotonic() + timeout
         waiting = sorted(state["hosts"])
+        said: list[str] = []
         while True:
+            if waiting != said:
+                LOG.info("lab %s: waiting for the agents of %s to report alive", self.prefix, ", ".join(waiting))
+                said = waiting
             for host in waiting:
                 rec = state["hosts"][host].get("agent")
                 if not agents.agent_alive(rec):

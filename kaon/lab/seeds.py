@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kaon.lab.api_client import ApiError, NeutronClient
-from kaon.lab.lab import DEFAULT_PREFIX, Lab, default_state_dir
+from kaon.lab.lab import DEFAULT_PREFIX, LOG, Lab, default_state_dir
 
 EXT = {"provider:network_type": "flat", "provider:physical_network": "provider", "router:external": True}
 PUB100 = {"provider:network_type": "flat", "provider:physical_network": "default", "shared": True}
@@ -43,6 +43,7 @@ def _one(client: NeutronClient, collection: str, name: str, body: dict[str, Any]
     found = client.get(collection, name=name)[key]
     if found:
         return found[0]
+    LOG.info("seed: creating %s %s", key[:-1].replace("_", " "), name)
     return client.post(collection, {key[:-1]: {"name": name, **body}})[key[:-1]]
 
 
@@ -65,6 +66,7 @@ def _router(c: NeutronClient, name: str, ext: dict[str, Any], subnet_name: str) 
     subnet = c.find("subnets", subnet_name)
     ports = c.get("ports", device_id=router["id"], network_id=subnet["network_id"])["ports"]
     if not ports:
+        LOG.info("seed: router %s: interface on %s", name, subnet_name)
         c.put(f"routers/{router['id']}/add_router_interface", {"subnet_id": subnet["id"]})
     return router
 
@@ -73,6 +75,7 @@ def _floating_ip(c: NeutronClient, ext: dict[str, Any], port_id: str) -> str:
     existing = c.get("floatingips", port_id=port_id)["floatingips"]
     if existing:
         return str(existing[0]["floating_ip_address"])
+    LOG.info("seed: floating IP for port %s", port_id)
     fip = c.post("floatingips", {"floatingip": {"floating_network_id": ext["id"], "port_id": port_id}})
     return str(fip["floatingip"]["floating_ip_address"])
 
@@ -81,6 +84,7 @@ def _vm(lab: Lab, name: str, host: str, network: str, **kw: Any) -> dict[str, An
     try:
         return lab.vm(name)
     except Exception:  # not made yet
+        LOG.info("seed: VM %s on %s (network %s)", name, host, network)
         return lab.create_vm(name, host, network, **kw)
 
 
@@ -231,6 +235,7 @@ def run_seed(lab: Lab, seed: str, host: str | None = None, *, delete: bool = Fal
         return [f"seed {seed}: removed " + (", ".join(gone) if gone else "nothing (it was not there)")]
     # A compute host other than the network node when there is one, as in the seeds.
     lines = SEEDS[seed](lab, host or lab.compute_host())
+    LOG.info("seed %s: waiting until every host applied it", seed)
     _settle(lab.client)
     return lines
 def _settle(client: NeutronClient, seconds: float = 30.0) -> None:

@@ -7,7 +7,8 @@ cookie into the token header first).
                                whole view whenever its revision changes
 * ``POST /ui/session``         turn the ``X-Auth-Token`` the login script got from
                                the identity service into the session cookie
-* ``POST /ui/api/trace``       the port's trace form; 501 until ``kaon trace`` lands
+* ``POST /ui/api/trace``       the port's trace form: ``kaon trace`` (kaon.trace) for a JSON
+                               body ``{from_port, to, protocol, port}``; admins only (``get_trace``)
 
 How fast a change shows: the stream looks at this process's write counter
 (kaon.web.changes) every ``TICK`` seconds and re-reads the view when it moved,
@@ -33,6 +34,7 @@ from starlette.routing import Route
 from kaon import errors
 from kaon.api.controller import context_of
 from kaon.api.responses import json_response
+from kaon.core import policy
 from kaon.web.changes import ChangeCounter
 from kaon.web.gate import FROM_COOKIE, PREFIX, STATIC, session_cookie
 from kaon.web.topology import read_topology
@@ -41,10 +43,6 @@ TICK = 0.05
 POLL = 1.0
 KEEPALIVE = 15.0
 STREAM_SECONDS = 300.0
-
-TraceNotAvailable = errors.define(
-    "TraceNotAvailable", errors.NotImplementedError_,
-    "trace not available yet: kaon trace (issue 14, item 2) has not landed in this server.")
 
 SessionNeedsHeader = errors.define(
     "SessionNeedsHeader", errors.BadRequest,
@@ -110,5 +108,15 @@ class WebRoutes:
         return response
 
     async def trace(self, request: Request) -> Response:
-        context_of(request)
-        raise TraceNotAvailable()
+        from kaon.trace.model import TraceError, query_from
+        from kaon.trace.source import trace_in
+
+        policy.current().enforce(context_of(request), "get_trace", {})
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            raise TraceError("the trace form's body is not JSON") from None
+        if not isinstance(body, dict):
+            raise TraceError("the trace form's body is not a JSON object")
+        result = await run_in_threadpool(trace_in, self.services.engine, query_from(body))
+        return json_response({"trace": {**result.as_dict(), "lines": result.lines()}})

@@ -89,8 +89,13 @@ def tcp_reaches(s: Stack, vm: str, address: str, port: int, timeout: float = 5) 
         listener.wait()
 
 
-def test_seeds_live_side_by_side_and_every_printed_command_works(two: Stack) -> None:
-    printed = {seed: run_seed(two.lab, seed) for seed in ("001", "002", "004")}
+def test_seeds_live_side_by_side_and_every_printed_command_works(two: Stack,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="kaon.lab"):
+        printed = {seed: run_seed(two.lab, seed) for seed in ("001", "002", "004")}
+    said = [r.getMessage() for r in caplog.records if r.name == "kaon.lab"]  # progress lines (issue 14, item 5)
+    assert "seed: creating network ext-net" in said and "seed 004: waiting until every host applied it" in said
+    assert any(m.startswith("seed: VM ") for m in said)
     for lines in printed.values():
         commands = try_commands(lines)
         assert commands, lines

@@ -100,11 +100,23 @@ def test_the_event_stream_sends_a_change_within_two_seconds(web_server: KaonServ
         assert elapsed < 2.0, f"the new network showed after {elapsed:.2f} s"
 
 
-def test_the_trace_form_says_trace_is_not_there_yet(admin: Caller) -> None:
-    r = admin.client.post("/ui/api/trace", json={"from_port": "x", "to": "10.0.0.1", "protocol": "icmp"})
-    assert r.status_code == 501
-    assert r.json()["NeutronError"]["type"] == "TraceNotAvailable"
-    assert "trace not available yet" in r.json()["NeutronError"]["message"]
+def test_the_trace_form_answers_with_kaon_trace(admin: Caller, demo: Caller) -> None:
+    net = admin.network("trace")
+    port = admin.ghost_port(net["id"])
+    r = admin.client.post("/ui/api/trace", json={"from_port": port["id"], "to": "10.0.0.1", "protocol": "icmp"})
+    assert r.status_code == 200, r.text
+    trace = r.json()["trace"]
+    assert trace["delivered"] is False and trace["hops"][-1]["ids"] == {"port_id": port["id"]}
+    assert f"failed to bind on host {port['binding:host_id']}" in trace["verdict"]
+    assert trace["lines"][0].startswith(" 1. source") and "DROPPED: " in trace["lines"][0]
+    r = admin.client.post("/ui/api/trace", json={"from_port": "no-such-port", "to": "10.0.0.1"})
+    assert r.status_code == 404 and r.json()["NeutronError"]["type"] == "PortNotFound"
+    r = admin.client.post("/ui/api/trace", json={"from_port": port["id"], "to": "10.0.0.1:x"})
+    assert r.status_code == 400 and r.json()["NeutronError"]["type"] == "TraceError"
+    r = admin.client.post("/ui/api/trace", content=b"not json", headers={"content-type": "application/json"})
+    assert r.status_code == 400
+    r = demo.client.post("/ui/api/trace", json={"from_port": port["id"], "to": "10.0.0.1"})
+    assert r.status_code == 403  # get_trace is admin only: a trace reads every host's intent
 
 
 def test_an_open_page_does_not_hold_the_server_at_shutdown(live_server: Any) -> None:

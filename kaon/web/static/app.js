@@ -99,7 +99,8 @@ async function trace(ev) {
                                           body: JSON.stringify(body)});
   let data = null;
   try { data = await r.json(); } catch (e) { /* not JSON */ }
-  out.textContent = r.ok ? JSON.stringify(data, null, 2) : `${r.status}: ${(data && data.NeutronError && data.NeutronError.message) || r.statusText}`;
+  // kaon trace's own lines, one hop each (the JSON form is at GET /v2.0/trace).
+  out.textContent = r.ok ? data.trace.lines.join("\n") : `${r.status}: ${(data && data.NeutronError && data.NeutronError.message) || r.statusText}`;
 }
 
 function live() {
