@@ -94,10 +94,28 @@ def _checked(report: Any) -> dict[str, Any]:
     configs = report.get("configurations") or {}
     if not isinstance(configs, dict):
         raise _bad_report("'configurations' must be an object")
+    health = report.get("health")
+    if health is not None and not isinstance(health, dict):
+        raise _bad_report("'health' must be an object")
+    clock = (health or {}).get("time")
+    if clock is not None and (isinstance(clock, bool) or not isinstance(clock, (int, float))):
+        raise _bad_report("'health.time' must be seconds since the epoch")
     zone = report.get("availability_zone")
     if zone is not None and not isinstance(zone, str):
         raise _bad_report("'availability_zone' must be a string")
     return {**report, "configurations": configs}
+
+
+def _health(health: dict[str, Any] | None, now: dt.datetime) -> dict[str, Any] | None:
+    """kaon's facts of a report as stored: the agent's clock becomes its skew
+    from the server's (positive: the agent is ahead), measured on arrival."""
+    if health is None:
+        return None
+    out = dict(health)
+    clock = out.pop("time", None)
+    if clock is not None:
+        out["clock_skew"] = round(float(clock) - now.replace(tzinfo=dt.UTC).timestamp(), 3)
+    return out
 
 
 def _load(agent_type: str, configs: dict[str, Any]) -> int:
@@ -196,6 +214,8 @@ class Agents:
             values["availability_zone"] = state["availability_zone"]
         if "resources_synced" in state:
             values["resources_synced"] = state["resources_synced"]
+        if "health" in state:
+            values["health"] = _health(state["health"], now)
         row = self._find(conn, state["agent_type"], state["host"])
         created = False
         if row is None:

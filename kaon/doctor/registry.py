@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine
 
-from kaon.doctor import config_checks, data_checks, host_checks
+from kaon.doctor import agent_checks, config_checks, data_checks, host_checks
 from kaon.doctor.finding import Finding, Report, Skipped
 from kaon.doctor.inputs import CannotCheck, Inputs, NotApplicable
 
@@ -50,6 +50,9 @@ CHECKS: tuple[Check, ...] = (
     Check("dhcp_port_address", DATA, data_checks.dhcp_port_address),
     Check("dhcp_port_claims", DATA, data_checks.dhcp_port_claims),
     Check("router_gateway", DATA, data_checks.router_gateway),
+    Check("tunnels", DATA, agent_checks.tunnels),
+    Check("dnsmasq", DATA, agent_checks.dnsmasq),
+    Check("clock_skew", DATA, agent_checks.clock_skew),
     Check("local_ip", HOST, host_checks.local_ip),
     Check("br_netfilter", HOST, host_checks.br_netfilter),
     Check("ovs_bridges", HOST, host_checks.ovs_bridges),
