@@ -137,7 +137,8 @@ class Agent:
             reports.append(report)
         if any(m.agent_type in ZONED_AGENT_TYPES for m in records):
             reports.append({"agent_type": METADATA_AGENT_TYPE, "binary": METADATA_BINARY, "topic": "N/A",
-                            "host": self.cfg.host, "start_flag": self.start_flag, "configurations": {
+                            "host": self.cfg.host, "start_flag": self.start_flag, "health": self._health(None),
+                            "configurations": {
                                 "nova_metadata_host": self.cfg.nova_metadata_host,
                                 "nova_metadata_port": self.cfg.nova_metadata_port,
                                 "log_agent_heartbeats": False}})
