@@ -82,6 +82,30 @@ def dnsmasq(inp: Inputs) -> list[Finding]:
     return out
 
 
+# ------------------------------------------------------------------ MTU
+
+def mtu(inp: Inputs) -> list[Finding]:
+    """Devices a live L2 agent found with an MTU other than their network's."""
+    l2 = [a for a in _alive(inp) if a.agent_type in L2_AGENT_TYPES and isinstance(a.health.get("mtu"), list)]
+    if not l2:
+        raise NotApplicable("no live L2 agent reports device MTUs")
+    out = []
+    for a in l2:
+        for d in a.health["mtu"]:
+            have, want = d.get("mtu"), d.get("network_mtu")
+            if not isinstance(have, int) or not isinstance(want, int):
+                continue
+            effect = (f"frames over {want} bytes leave it and are dropped on the way" if have > want else
+                      f"the bridge, and every port on it, is held to {have} bytes")
+            what = f"port {d['port_id']} device {d['device']}" if d.get("port_id") else f"device {d['device']}"
+            out.append(Finding("mtu", WARNING, what,
+                               f"MTU {have}, its network {d.get('network_id')} has MTU {want}: {effect}",
+                               f"ip link set {d['device']} mtu {want} on {a.host} (Nova's os-vif sets a tap to the "
+                               "network's MTU on plug: check the VIF's mtu), or change the network's: openstack "
+                               "network set --mtu N NETWORK", host=a.host))
+    return out
+
+
 # ------------------------------------------------------------------ clocks
 
 def clock_skew(inp: Inputs) -> list[Finding]:

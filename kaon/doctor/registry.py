@@ -52,6 +52,7 @@ CHECKS: tuple[Check, ...] = (
     Check("router_gateway", DATA, data_checks.router_gateway),
     Check("tunnels", DATA, agent_checks.tunnels),
     Check("dnsmasq", DATA, agent_checks.dnsmasq),
+    Check("mtu", DATA, agent_checks.mtu),
     Check("clock_skew", DATA, agent_checks.clock_skew),
     Check("local_ip", HOST, host_checks.local_ip),
     Check("br_netfilter", HOST, host_checks.br_netfilter),

@@ -138,3 +138,18 @@ def test_generation_lag_names_the_failing_action(api: Api) -> None:
                              "fix what the failed action names on h1 (the agent retries by itself)"), found
     lb(api, "h1", "10.99.0.1")  # a pass went well: no failure reported, the generic fix again
     assert "read the agent's log on h1" in lines(api, "generation_lag", now=utcnow() + dt.timedelta(seconds=61))[0]
+
+
+def test_a_device_mtu_other_than_its_networks(api: Api) -> None:
+    tap = {"device": "tap5c0f", "port_id": "5c0f", "network_id": "n1", "mtu": 1500, "network_mtu": 1450}
+    vx = {"device": "vxlan-1001", "port_id": None, "network_id": "n1", "mtu": 1400, "network_mtu": 1450}
+    lb(api, "h1", "10.99.0.1", mtu=[tap, vx])
+    assert lines(api, "mtu") == [
+        "h1: port 5c0f device tap5c0f: MTU 1500, its network n1 has MTU 1450: frames over 1450 bytes leave it and "
+        "are dropped on the way — ip link set tap5c0f mtu 1450 on h1 (Nova's os-vif sets a tap to the network's "
+        "MTU on plug: check the VIF's mtu), or change the network's: openstack network set --mtu N NETWORK",
+        "h1: device vxlan-1001: MTU 1400, its network n1 has MTU 1450: the bridge, and every port on it, is held "
+        "to 1400 bytes — ip link set vxlan-1001 mtu 1450 on h1 (Nova's os-vif sets a tap to the network's MTU on "
+        "plug: check the VIF's mtu), or change the network's: openstack network set --mtu N NETWORK"]
+    lb(api, "h1", "10.99.0.1", mtu=[])
+    assert lines(api, "mtu") == []

@@ -52,9 +52,9 @@ def test_healthy_then_a_finding_through_the_api_and_the_cli(server: KaonServer,
     healthy = r.json()["doctor"]
     assert (healthy["findings"], healthy["not_checked"], healthy["exit_code"]) == ([], [], 0)
     assert "binding_failed" in healthy["passed"] and "database" in healthy["passed"]
-    # No agents here: nothing reports tunnels, dnsmasq processes or a clock.
+    # No agents here: nothing reports tunnels, dnsmasq processes, device MTUs or a clock.
     assert {s["check"] for s in healthy["not_applicable"]} == {"rabbitmq", "keystone", "tunnels", "dnsmasq",
-                                                                "clock_skew"}
+                                                                "mtu", "clock_skew"}
     code, out, _ = doctor_cli(capsys, "--config-file", str(server.conf_path))
     assert (code, out) == (0, f"healthy: {len(healthy['passed'])} checks passed\n")
 

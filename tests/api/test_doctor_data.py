@@ -195,7 +195,7 @@ def test_a_router_gateway_without_an_address(api: Api) -> None:
 
 def test_the_report_of_a_healthy_cloud_is_empty(api: Api) -> None:
     # Agents of this version: their clock, their (no) peers, their (no) dnsmasq.
-    report(api, "lb", "h1", health={"time": time.time(), "tunnels": {}}, tunnel_types=["vxlan"],
+    report(api, "lb", "h1", health={"time": time.time(), "tunnels": {}, "mtu": []}, tunnel_types=["vxlan"],
            tunneling_ip="10.99.0.1")
     report(api, "dhcp", "h1", health={"time": time.time(), "dnsmasq": {}})
     admin = api.admin()

@@ -1,7 +1,9 @@
 """``kaon doctor`` on facts only the agents know, in a two-host lab: a
 dnsmasq killed by hand is named with its network, host and fix (the DHCP
 manager reports its processes as it finds them, not as it remembers them),
-and the finding goes once the agent runs it again.
+and the finding goes once the agent runs it again; a VM's tap set to another
+MTU than its network's by hand is named (the L2 manager reports what it
+reads back) until it is set back.
 
 The lab's resync is slow here (300 s) so that the agent does not restart
 dnsmasq by itself before the doctor looks; restarting the agent — the fix
@@ -71,3 +73,20 @@ def test_a_dnsmasq_killed_by_hand_is_named_until_the_agent_runs_it_again(lab2: S
     lab2.lab.start_agents()
     wait_for("dnsmasq again", lambda: (p := dnsmasq_pid(lab2, net["id"])) and p != pid)
     wait_for("the finding gone", lambda: findings(lab2, "dnsmasq") == [], timeout=20, interval=0.5)
+
+
+def test_a_tap_mtu_changed_by_hand_is_named_until_it_is_set_back(lab2: Stack) -> None:
+    net = lab2.network("mtu-probe", "10.23.0.0/24")
+    vm = lab2.vm("mv1", "h2", net["id"])
+    lab2.wait_converged()
+    mtu = int(lab2.api("GET", f"/v2.0/networks/{net['id']}")["network"]["mtu"])
+    assert findings(lab2, "mtu") == []  # every tap the lab, DHCP and L3 made has its network's MTU
+    tap = vm["tap"]
+    lab2.host("h2", "ip", "link", "set", tap, "mtu", str(mtu + 50))
+    want = (f"h2: port {vm['port_id']} device {tap}: MTU {mtu + 50}, its network {net['id']} has MTU {mtu}: frames "
+            f"over {mtu} bytes leave it and are dropped on the way — ip link set {tap} mtu {mtu} on h2 (Nova's os-vif "
+            "sets a tap to the network's MTU on plug: check the VIF's mtu), or change the network's: openstack "
+            "network set --mtu N NETWORK")
+    wait_for("the tap's MTU named", lambda: findings(lab2, "mtu") == [want], timeout=20, interval=0.5)
+    lab2.host("h2", "ip", "link", "set", tap, "mtu", str(mtu))
+    wait_for("the finding gone", lambda: findings(lab2, "mtu") == [], timeout=20, interval=0.5)
