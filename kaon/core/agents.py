@@ -18,6 +18,12 @@ enables it again:
 * a DHCP agent picks up networks short of agents, an L3 agent unhosted
   routers (``network_auto_schedule`` / ``router_auto_schedule``).
 
+A report may also carry kaon's ``health`` (the agent's clock, its last
+failed action, tunnel reachability, dnsmasq processes, device MTUs): stored
+as it came, in ``agents.health``, except the clock, stored as its skew from
+the server's; it is for ``kaon doctor`` (kaon.doctor.agent_checks) and is
+not part of the agents API.
+
 Every report also runs the DHCP failover sweep
 (:meth:`kaon.core.scheduling.Scheduler.reschedule_dead_dhcp`).
 

@@ -42,6 +42,7 @@ CHECKS: tuple[Check, ...] = (
     Check("database", CONFIG, config_checks.database),
     Check("rabbitmq", CONFIG, config_checks.rabbitmq),
     Check("keystone", CONFIG, config_checks.keystone),
+    Check("probe_vni", CONFIG, config_checks.probe_vni),
     Check("binding_failed", DATA, data_checks.binding_failed),
     Check("renamed_host", DATA, data_checks.renamed_host),
     Check("active_on_dead_host", DATA, data_checks.active_on_dead_host),
