@@ -56,6 +56,7 @@ class VxlanProber:
         self._since: dict[str, float] = {}  # peer -> when we first probed it
         self._answered: dict[str, float] = {}  # peer -> last answer
         self._nonce = os.urandom(8)
+        self.error: str | None = None  # why the last round could not run (reported; the doctor says it)
 
     # -- lifecycle ------------------------------------------------------
     def start(self) -> None:
@@ -88,9 +89,13 @@ class VxlanProber:
                 if time.monotonic() >= next_round:
                     self._round()
                     next_round = time.monotonic() + self.interval
+                    self.error = None
                 self._receive(max(0.0, next_round - time.monotonic()))
             except (OSError, DataplaneError) as exc:
-                LOG.warning("VXLAN probe: %s: %s", type(exc).__name__, exc)
+                error = f"{type(exc).__name__}: {exc}"
+                # Once per distinct cause, not once per round.
+                LOG.log(logging.WARNING if error != self.error else logging.DEBUG, "VXLAN probe: %s", error)
+                self.error = error
                 self._reset()
                 self._stop.wait(self.interval)
 

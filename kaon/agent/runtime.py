@@ -153,6 +153,8 @@ class Agent:
             health.update(own())
         if self.prober is not None and getattr(manager, "name", None) == "l2":
             health["tunnels"] = self.prober.results()
+            if self.prober.error:
+                health["tunnel_probe_error"] = self.prober.error
         return health
 
     def report_once(self) -> bool:

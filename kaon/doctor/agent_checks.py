@@ -42,6 +42,10 @@ def tunnels(inp: Inputs) -> list[Finding]:
     out = []
     for a in probing:
         local = a.configurations.get("tunneling_ip") or "?"
+        if a.health.get("tunnel_probe_error"):
+            out.append(Finding("tunnels", WARNING, "VXLAN probe", f"cannot run: {a.health['tunnel_probe_error']}",
+                               f"read the agent's log on {a.host}; the probe needs VNI 16777215 free on udp/4789 "
+                               f"at {local} (kprobe-vx)", host=a.host))
         for peer, answered in sorted(a.health["tunnels"].items()):
             if answered:
                 continue

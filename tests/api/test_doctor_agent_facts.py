@@ -69,6 +69,13 @@ def test_a_converged_host_with_a_tunnel_down_says_so(api: Api) -> None:
         "on unknown host) in both directions"]
 
 
+def test_a_probe_that_cannot_run_is_said(api: Api) -> None:
+    lb(api, "h1", "10.99.0.1", tunnels={}, tunnel_probe_error="NetlinkError: [Errno 17] File exists")
+    assert lines(api, "tunnels") == [
+        "h1: VXLAN probe: cannot run: NetlinkError: [Errno 17] File exists — read the agent's log on h1; the probe "
+        "needs VNI 16777215 free on udp/4789 at 10.99.0.1 (kprobe-vx)"]
+
+
 def test_tunnels_of_a_dead_agent_are_not_reported(api: Api) -> None:
     lb(api, "h3", "10.99.0.3", tunnels={"10.99.0.2": False})
     found = lines(api, "tunnels", now=utcnow() + dt.timedelta(seconds=600))

@@ -51,6 +51,8 @@ class Record:
 
 
 class Prober:
+    error: str | None = None
+
     def results(self) -> dict[str, bool]:
         return {"10.99.0.2": True, "10.99.0.3": False}
 
@@ -64,12 +66,14 @@ def test_reports_carry_the_clock_the_last_failure_and_the_tunnels() -> None:
     failure = {"manager": "l2", "action": "ensure_vxlan:vxlan-7", "reason": "ensure_vxlan vxlan-7 failed: EEXIST"}
     assert by_type["Linux bridge agent"]["last_failure"] == failure == by_type["DHCP agent"]["last_failure"]
     assert by_type["Linux bridge agent"]["tunnels"] == {"10.99.0.2": True, "10.99.0.3": False}
-    assert "tunnels" not in by_type["DHCP agent"]
+    assert "tunnels" not in by_type["DHCP agent"] and "tunnel_probe_error" not in by_type["Linux bridge agent"]
     assert by_type["DHCP agent"]["dnsmasq"] == {"n1": {"pid": 7, "running": False}}
     assert set(by_type) == {"Linux bridge agent", "DHCP agent", "Metadata agent"}
     assert all(abs(h["time"] - time.time()) < 5 for h in by_type.values())
     l2.errors = ()
+    agent.prober.error = "NetlinkError: File exists"  # type: ignore[union-attr]
     assert agent.sync_once()
+    assert agent.reports()[0]["health"]["tunnel_probe_error"] == "NetlinkError: File exists"
     assert all("last_failure" not in r["health"] for r in agent.reports())
 
 
