@@ -34,14 +34,16 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kaon.agent.config import AgentConfig
 from kaon.agent.manager import AgentRecord, Manager, PortStatus, Step, Watcher, ordered
-from kaon.agent.probe import VxlanProber
 from kaon.bus.base import AgentBus
 from kaon.metrics import agent as agent_metrics
 from kaon.model.intent import HostIntent, IntentError
+
+if TYPE_CHECKING:  # the prober (netlink, packet sockets) is built by kaon.cli.agent, not here
+    from kaon.agent.probe import VxlanProber
 
 LOG = logging.getLogger("kaon.agent")
 
