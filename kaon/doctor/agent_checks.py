@@ -8,7 +8,6 @@ Only live agents speak here: a dead agent's last report is old news, and
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 from kaon.core import diagnostics as dx
@@ -136,9 +135,9 @@ def clock_skew(inp: Inputs) -> list[Finding]:
 
 def last_failures(facts: list[dx.AgentFact]) -> dict[str, dict[str, Any]]:
     """host -> the last failed action its live agents report (for generation_lag)."""
-    out: dict[str, dict[str, Any]] = defaultdict(dict)
+    out: dict[str, dict[str, Any]] = {}
     for a in facts:
         failure = a.health.get("last_failure")
         if a.alive and isinstance(failure, dict) and failure.get("action"):
             out[a.host] = failure
-    return dict(out)
+    return out
