@@ -81,6 +81,15 @@ class DhcpRole:
                 "dhcp_lease_duration": lease, "log_agent_heartbeats": False,
                 "namespace_prefix": self.acfg.namespace_prefix}
 
+    def health(self) -> dict[str, Any]:
+        """For ``kaon doctor``: each served network's dnsmasq, and whether it still runs
+        (read from its pid file and /proc now, not remembered: a dnsmasq killed by hand shows)."""
+        out = {}
+        for network_id in sorted(self._wanted.items):
+            found = dnsmasq.running(self.net_dir(network_id) / "pid")
+            out[network_id] = {"pid": found[0] if found else self.pids.get(network_id), "running": found is not None}
+        return {"dnsmasq": out}
+
     # -- ownership -------------------------------------------------------
     def net_dir(self, network_id: str) -> Path:
         return self.state_dir / network_id

@@ -23,7 +23,7 @@ from typing import Any
 
 from kaon.agent.config import AgentConfig
 from kaon.agent.l2_apply import apply, observe
-from kaon.agent.l2_plan import plan, port_states
+from kaon.agent.l2_plan import Observed, plan, port_states
 from kaon.agent.manager import Outcome, PortStatus, Step
 from kaon.dataplane.l2_driver import BridgeDriver
 from kaon.model import names
@@ -48,6 +48,7 @@ class LinuxBridgeManager:
         self.driver = driver
         self.features = features or {}
         self.intent = HostIntent(cfg.host)
+        self.mtu_mismatches: list[dict[str, Any]] = []  # from the last apply, for the state report
 
     # -- the manager contract ----------------------------------------------
     def update(self, intent: HostIntent) -> None:
@@ -67,6 +68,7 @@ class LinuxBridgeManager:
             seen = observe(self.driver, ())
         # Status of every port of the intent; held ones were just released, so they read DOWN.
         up, down = port_states(self.intent, seen, result.bridges)
+        self.mtu_mismatches = mtu_mismatches(self.intent, seen)
         errors = tuple((f"{a.op}:{a.dev}", f"{a} failed: {why}") for a, why in done.failed)
         return Outcome(done.ok, ports=PortStatus(tuple(up), tuple(down)), changes=done.done, errors=errors)
 
@@ -82,6 +84,10 @@ class LinuxBridgeManager:
 
         return self.driver.watch(on_link)
 
+    def health(self) -> dict[str, Any]:
+        """For ``kaon doctor``: the devices whose MTU is not their network's."""
+        return {"mtu": list(self.mtu_mismatches)}
+
     def configurations(self) -> dict[str, Any]:
         cfg = self.cfg
         out: dict[str, Any] = {
@@ -96,6 +102,27 @@ class LinuxBridgeManager:
         if cfg.namespace:
             out["namespace"] = cfg.namespace
         return out
+
+
+def mtu_mismatches(intent: HostIntent, seen: Observed) -> list[dict[str, Any]]:
+    """Devices of the intent whose MTU differs from their network's: a port's tap
+    (Nova's to set; a larger one sends frames the tunnel drops, a smaller one
+    lowers the bridge's) and a VXLAN device the agent could not set."""
+    out = []
+    for port_id, port in sorted(intent.ports.items()):
+        net = intent.networks.get(port.network_id)
+        link = seen.links.get(port.device)
+        if net is not None and net.mtu and link is not None and link.mtu != net.mtu:
+            out.append({"device": port.device, "port_id": port_id, "network_id": port.network_id,
+                        "mtu": link.mtu, "network_mtu": net.mtu})
+    for net_id, net in sorted(intent.networks.items()):
+        if net.network_type != "vxlan" or net.segmentation_id is None or not net.mtu:
+            continue
+        link = seen.links.get(names.vxlan(net.segmentation_id))
+        if link is not None and link.mtu != net.mtu:
+            out.append({"device": link.name, "port_id": None, "network_id": net_id, "mtu": link.mtu,
+                        "network_mtu": net.mtu})
+    return out
 
 
 def _without(intent: HostIntent, ports: frozenset[str]) -> HostIntent:

@@ -16,6 +16,12 @@ worker; all I/O towards the kernel happens in the worker, one pass at a time:
 3. report port status changes (``update_devices``) from L2's outcome and,
    when nothing failed, the applied generation (``report_applied``).
 
+Every state report also carries kaon's ``health`` (read by ``kaon doctor``):
+this agent's clock, the last failed action of a pass that failed (cleared
+by a pass that goes well), the L2 record's tunnel reachability from the
+VXLAN prober (kaon.agent.probe) and what a manager adds of its own
+(``health()``: the DHCP manager's dnsmasq processes).
+
 The first successful pass is the first full sync; only after it may the
 managers sweep their own objects that are no longer wanted (a second pass
 runs straight away). Failures keep the work pending and retry with backoff.
@@ -28,13 +34,16 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kaon.agent.config import AgentConfig
 from kaon.agent.manager import AgentRecord, Manager, PortStatus, Step, Watcher, ordered
 from kaon.bus.base import AgentBus
 from kaon.metrics import agent as agent_metrics
 from kaon.model.intent import HostIntent, IntentError
+
+if TYPE_CHECKING:  # the prober (netlink, packet sockets) is built by kaon.cli.agent, not here
+    from kaon.agent.probe import VxlanProber
 
 LOG = logging.getLogger("kaon.agent")
 
@@ -46,10 +55,13 @@ ACTIVE, DOWN = "ACTIVE", "DOWN"
 
 
 class Agent:
-    def __init__(self, cfg: AgentConfig, bus: AgentBus, managers: Sequence[Manager]) -> None:
+    def __init__(self, cfg: AgentConfig, bus: AgentBus, managers: Sequence[Manager],
+                 prober: VxlanProber | None = None) -> None:
         self.cfg = cfg
         self.bus = bus
         self.managers = ordered(list(managers))
+        self.prober = prober
+        self.last_failure: dict[str, str] | None = None  # the last failed action of the latest pass
         self.generation: int | None = None  # generation of self.intent
         self.applied: int | None = None  # last generation reported applied
         self.intent: HostIntent | None = None
@@ -75,6 +87,8 @@ class Agent:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
+        if self.prober is not None:
+            self.prober.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -84,6 +98,8 @@ class Agent:
             unwatch()
         for thread in self._threads:
             thread.join(timeout=5)
+        if self.prober is not None:
+            self.prober.close()
         for manager in self.managers:
             manager.close()
         self.bus.close()
@@ -116,17 +132,32 @@ class Agent:
         reports = []
         for m in records:
             report = {"agent_type": m.agent_type, "binary": m.binary, "topic": m.topic, "host": self.cfg.host,
-                      "configurations": m.configurations(), "start_flag": self.start_flag}
+                      "configurations": m.configurations(), "start_flag": self.start_flag,
+                      "health": self._health(m)}
             if m.agent_type in ZONED_AGENT_TYPES:
                 report["availability_zone"] = self.cfg.availability_zone
             reports.append(report)
         if any(m.agent_type in ZONED_AGENT_TYPES for m in records):
             reports.append({"agent_type": METADATA_AGENT_TYPE, "binary": METADATA_BINARY, "topic": "N/A",
-                            "host": self.cfg.host, "start_flag": self.start_flag, "configurations": {
+                            "host": self.cfg.host, "start_flag": self.start_flag, "health": self._health(None),
+                            "configurations": {
                                 "nova_metadata_host": self.cfg.nova_metadata_host,
                                 "nova_metadata_port": self.cfg.nova_metadata_port,
                                 "log_agent_heartbeats": False}})
         return reports
+
+    def _health(self, manager: object) -> dict[str, Any]:
+        health: dict[str, Any] = {"time": time.time()}
+        if self.last_failure is not None:
+            health["last_failure"] = self.last_failure
+        own = getattr(manager, "health", None)
+        if callable(own):
+            health.update(own())
+        if self.prober is not None and getattr(manager, "name", None) == "l2":
+            health["tunnels"] = self.prober.results()
+            if self.prober.error:
+                health["tunnel_probe_error"] = self.prober.error
+        return health
 
     def report_once(self) -> bool:
         try:
@@ -161,6 +192,7 @@ class Agent:
                 done = self.sync_once()
             except Exception as exc:
                 self._warn("sync", f"sync failed: {type(exc).__name__}: {exc}")
+                self.last_failure = {"manager": "sync", "action": "sync", "reason": f"{type(exc).__name__}: {exc}"}
                 done = False
             agent_metrics.sync_pass(self.cfg.host, time.perf_counter() - started, done)
             if done:
@@ -184,6 +216,7 @@ class Agent:
         step = Step(sweep=self.synced)
         ok = True
         ports: PortStatus | None = None
+        failure: dict[str, str] | None = None
         for manager in self.managers:
             t0 = time.monotonic()
             # An exception here is a bug: it ends the pass before later managers plug anything.
@@ -194,6 +227,7 @@ class Agent:
                          f", {len(outcome.errors)} errors" if outcome.errors else "")
             for what, why in outcome.errors:
                 self._warn(what, why)
+                failure = {"manager": manager.name, "action": what, "reason": why}
                 # Labelled by manager, not by ``what``: device names would make a series per device.
                 agent_metrics.action_failed(self.cfg.host, manager.name)
             ok = ok and outcome.ok
@@ -201,6 +235,7 @@ class Agent:
             ports = outcome.ports if outcome.ports is not None else ports
             self.actions_total += outcome.changes
         self.passes += 1
+        self.last_failure = failure
         reported = ports is None or self._report_devices(ports)
         if not ok or not reported:
             return False

@@ -47,11 +47,19 @@ def build_agent(cfg: Config) -> Agent:
                  features.get("vlan_detail", ""), acfg.host)
     from kaon.agent.firewall import Firewall
     from kaon.agent.l2_manager import LinuxBridgeManager
+    from kaon.agent.probe import VxlanProber, intent_peers, remove_device
     from kaon.agent.roles import build_roles
 
-    managers = [*build_roles(cfg, acfg), Firewall(acfg), LinuxBridgeManager(acfg, LinuxL2(acfg.namespace), features)]
+    l2 = LinuxBridgeManager(acfg, LinuxL2(acfg.namespace), features)
+    managers = [*build_roles(cfg, acfg), Firewall(acfg), l2]
     bus = agent_bus(acfg.transport_url, acfg.state_path)
-    return Agent(acfg, bus, managers)
+    prober = None
+    if acfg.tunnel_types and acfg.local_ip:
+        # Peers from the L2 manager's intent: the VTEPs l2population gives this host.
+        prober = VxlanProber(acfg.local_ip, acfg.namespace, lambda: intent_peers(l2.intent), acfg.report_interval)
+    else:
+        remove_device(acfg.namespace)
+    return Agent(acfg, bus, managers, prober)
 
 
 def run_agent(cfg: Config) -> int:

@@ -18,6 +18,12 @@ enables it again:
 * a DHCP agent picks up networks short of agents, an L3 agent unhosted
   routers (``network_auto_schedule`` / ``router_auto_schedule``).
 
+A report may also carry kaon's ``health`` (the agent's clock, its last
+failed action, tunnel reachability, dnsmasq processes, device MTUs): stored
+as it came, in ``agents.health``, except the clock, stored as its skew from
+the server's; it is for ``kaon doctor`` (kaon.doctor.agent_checks) and is
+not part of the agents API.
+
 Every report also runs the DHCP failover sweep
 (:meth:`kaon.core.scheduling.Scheduler.reschedule_dead_dhcp`).
 
@@ -94,10 +100,28 @@ def _checked(report: Any) -> dict[str, Any]:
     configs = report.get("configurations") or {}
     if not isinstance(configs, dict):
         raise _bad_report("'configurations' must be an object")
+    health = report.get("health")
+    if health is not None and not isinstance(health, dict):
+        raise _bad_report("'health' must be an object")
+    clock = (health or {}).get("time")
+    if clock is not None and (isinstance(clock, bool) or not isinstance(clock, (int, float))):
+        raise _bad_report("'health.time' must be seconds since the epoch")
     zone = report.get("availability_zone")
     if zone is not None and not isinstance(zone, str):
         raise _bad_report("'availability_zone' must be a string")
     return {**report, "configurations": configs}
+
+
+def _health(health: dict[str, Any] | None, now: dt.datetime) -> dict[str, Any] | None:
+    """kaon's facts of a report as stored: the agent's clock becomes its skew
+    from the server's (positive: the agent is ahead), measured on arrival."""
+    if health is None:
+        return None
+    out = dict(health)
+    clock = out.pop("time", None)
+    if clock is not None:
+        out["clock_skew"] = round(float(clock) - now.replace(tzinfo=dt.UTC).timestamp(), 3)
+    return out
 
 
 def _load(agent_type: str, configs: dict[str, Any]) -> int:
@@ -197,6 +221,8 @@ class Agents:
             values["availability_zone"] = state["availability_zone"]
         if "resources_synced" in state:
             values["resources_synced"] = state["resources_synced"]
+        if "health" in state:
+            values["health"] = _health(state["health"], now)
         row = self._find(conn, state["agent_type"], state["host"])
         created = False
         if row is None:

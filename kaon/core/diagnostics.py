@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -33,6 +34,8 @@ class AgentFact:
     admin_state_up: bool
     created_at: dt.datetime
     heartbeat: dt.datetime
+    configurations: Mapping[str, Any] = field(default_factory=dict)
+    health: Mapping[str, Any] = field(default_factory=dict)  # kaon's facts of its last report (kaon.core.agents)
 
 
 @dataclass(frozen=True)
@@ -62,10 +65,11 @@ def agent_facts(conn: Connection, now: dt.datetime, down_time: int) -> list[Agen
     """Every agent, alive as :class:`kaon.core.agents.Agents` decides it (last report within ``down_time``)."""
     cutoff = now - dt.timedelta(seconds=down_time)
     rows = conn.execute(select(agents.c.id, agents.c.agent_type, agents.c.host, agents.c.admin_state_up,
-                               agents.c.created_at, agents.c.heartbeat_timestamp)
+                               agents.c.created_at, agents.c.heartbeat_timestamp, agents.c.configurations,
+                               agents.c.health)
                         .order_by(agents.c.host, agents.c.agent_type))
     return [AgentFact(r.id, r.agent_type, r.host, r.heartbeat_timestamp >= cutoff, r.admin_state_up,
-                      r.created_at, r.heartbeat_timestamp) for r in rows]
+                      r.created_at, r.heartbeat_timestamp, r.configurations or {}, r.health or {}) for r in rows]
 
 
 def _ips(conn: Connection, port_ids: list[str]) -> dict[str, list[tuple[str, str]]]:

@@ -51,6 +51,10 @@ agents = Table(
     Column("resources_synced", Boolean, nullable=True),
     # What the agent says it carries (DHCP: its "networks" count).
     Column("load", Integer, nullable=False, default=0),
+    # kaon's own facts from the last report, for ``kaon doctor`` (not in the
+    # API's agent): the agent's clock skew, its tunnels' reachability, its
+    # last failed action, the dnsmasq processes it runs (docs/design/doctor.md).
+    Column("health", JSON, nullable=True),
     UniqueConstraint("agent_type", "host"),
 )
 

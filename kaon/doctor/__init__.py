@@ -9,6 +9,8 @@
   database, its broker and its Keystone;
 * :mod:`kaon.doctor.data_checks` — what the stored state says is wrong
   (through :mod:`kaon.core.diagnostics`, no SQL here);
+* :mod:`kaon.doctor.agent_checks` — what the agents report of themselves
+  (VXLAN probes to their peers, dnsmasq processes, their clocks);
 * :mod:`kaon.doctor.host_checks` — this host, from an agent's configuration
   (``local_ip``, br_netfilter, OVS bridges).
 

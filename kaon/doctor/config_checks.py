@@ -209,3 +209,21 @@ def _is_version_document(resp: httpx.Response) -> bool:
     except ValueError:
         return False
     return isinstance(body, dict) and ("version" in body or "versions" in body)
+
+
+# ------------------------------------------------------------------ the VXLAN probe's VNI
+
+def probe_vni(inp: Inputs) -> list[Finding]:
+    """``[ml2_type_vxlan] vni_ranges`` must leave out the VNI agents probe their peers on."""
+    from kaon.dataplane.vxlan_probe import PROBE_VNI
+
+    ranges = inp.cfg.ml2_type_vxlan.vni_ranges
+    if not ranges:
+        raise NotApplicable("no [ml2_type_vxlan] vni_ranges (no VXLAN tenant networks here)")
+    hit = [f"{lo}:{hi}" for lo, hi in ranges if lo <= PROBE_VNI <= hi]
+    if not hit:
+        return []
+    return [Finding("probe_vni", ERROR, "[ml2_type_vxlan] vni_ranges",
+                    f"{', '.join(hit)} includes VNI {PROBE_VNI}, which agents keep for their VXLAN probes: a network "
+                    "given it clashes with the probe device on every host",
+                    f"end the range at {PROBE_VNI - 1}")]

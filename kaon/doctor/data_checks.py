@@ -16,6 +16,7 @@ from kaon.compiler.dhcp_section import dhcp_options
 from kaon.core import diagnostics as dx
 from kaon.core import generations
 from kaon.core.scheduling import dhcp_device_id
+from kaon.doctor.agent_checks import last_failures
 from kaon.doctor.finding import ERROR, WARNING, Finding
 from kaon.doctor.inputs import Inputs, NotApplicable
 
@@ -105,7 +106,9 @@ def active_on_dead_host(inp: Inputs) -> list[Finding]:
 
 def generation_lag(inp: Inputs) -> list[Finding]:
     """A host that has not applied its latest generation ``lag_seconds`` after it was compiled."""
-    alive = {a.host: a.alive for a in dx.agent_facts(inp.db(), inp.now, inp.down_time)}
+    facts = dx.agent_facts(inp.db(), inp.now, inp.down_time)
+    alive = {a.host: a.alive for a in facts}
+    failures = last_failures(facts)
     out = []
     for s in generations.states(inp.db()):
         if s.converged or s.compiled_at is None:
@@ -114,11 +117,16 @@ def generation_lag(inp: Inputs) -> list[Finding]:
         if behind < inp.lag_seconds:
             continue
         agent = "its agents are dead" if not alive.get(s.host, False) else "its agent is alive but has not applied it"
+        failure = failures.get(s.host)
+        if failure:
+            agent += f"; its last failed action: {failure['action']} ({failure.get('manager', '?')}): " \
+                     f"{failure.get('reason', 'no reason given')}"
+        fix = (f"fix what the failed action names on {s.host} (the agent retries by itself)" if failure else
+               f"read the agent's log on {s.host} (it logs each failing action) and restart it if it is stuck: "
+               "kaon agent --config-file …")
         out.append(Finding("generation_lag", ERROR, f"host {s.host}",
                            f"applied generation {s.applied_generation}, latest is {s.generation} compiled "
-                           f"{_ago(inp.now, s.compiled_at)} ago; {agent}",
-                           f"read the agent's log on {s.host} (it logs each failing action) and restart it "
-                           "if it is stuck: kaon agent --config-file …", host=s.host))
+                           f"{_ago(inp.now, s.compiled_at)} ago; {agent}", fix, host=s.host))
     return out
 
 

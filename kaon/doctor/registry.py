@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import Engine
 
 from kaon.config import Config
-from kaon.doctor import config_checks, data_checks, host_checks
+from kaon.doctor import agent_checks, config_checks, data_checks, host_checks
 from kaon.doctor.finding import Finding, Report, Skipped
 from kaon.doctor.inputs import CannotCheck, Inputs, NotApplicable
 
@@ -43,6 +43,7 @@ CHECKS: tuple[Check, ...] = (
     Check("database", CONFIG, config_checks.database),
     Check("rabbitmq", CONFIG, config_checks.rabbitmq),
     Check("keystone", CONFIG, config_checks.keystone),
+    Check("probe_vni", CONFIG, config_checks.probe_vni),
     Check("binding_failed", DATA, data_checks.binding_failed),
     Check("renamed_host", DATA, data_checks.renamed_host),
     Check("active_on_dead_host", DATA, data_checks.active_on_dead_host),
@@ -51,6 +52,10 @@ CHECKS: tuple[Check, ...] = (
     Check("dhcp_port_address", DATA, data_checks.dhcp_port_address),
     Check("dhcp_port_claims", DATA, data_checks.dhcp_port_claims),
     Check("router_gateway", DATA, data_checks.router_gateway),
+    Check("tunnels", DATA, agent_checks.tunnels),
+    Check("dnsmasq", DATA, agent_checks.dnsmasq),
+    Check("mtu", DATA, agent_checks.mtu),
+    Check("clock_skew", DATA, agent_checks.clock_skew),
     Check("local_ip", HOST, host_checks.local_ip),
     Check("br_netfilter", HOST, host_checks.br_netfilter),
     Check("ovs_bridges", HOST, host_checks.ovs_bridges),

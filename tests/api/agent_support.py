@@ -31,10 +31,12 @@ def ago(seconds: float) -> dt.datetime:
 
 
 def report(api: Api, kind: str, host: str, now: dt.datetime | None = None, zone: str | None = None,
-           start: bool = False, **configurations: Any) -> ReportResult:
+           start: bool = False, health: dict[str, Any] | None = None, **configurations: Any) -> ReportResult:
     agent_type, binary, topic = TYPES[kind]
     body: dict[str, Any] = {"agent_type": agent_type, "binary": binary, "topic": topic, "host": host,
                             "configurations": configurations, "start_flag": start}
+    if health is not None:
+        body["health"] = health
     if zone is not None:
         body["availability_zone"] = zone
     svc = services(api)

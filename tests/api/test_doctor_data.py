@@ -6,6 +6,7 @@ stay quiet once it is fixed."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -193,8 +194,10 @@ def test_a_router_gateway_without_an_address(api: Api) -> None:
 
 
 def test_the_report_of_a_healthy_cloud_is_empty(api: Api) -> None:
-    lb(api, "h1")
-    report(api, "dhcp", "h1")
+    # Agents of this version: their clock, their (no) peers, their (no) dnsmasq.
+    report(api, "lb", "h1", health={"time": time.time(), "tunnels": {}, "mtu": []}, tunnel_types=["vxlan"],
+           tunneling_ip="10.99.0.1")
+    report(api, "dhcp", "h1", health={"time": time.time(), "dnsmasq": {}})
     admin = api.admin()
     net, sub = admin.net_with_subnet("10.0.0.0/24")
     router = admin.create("routers", name="r")

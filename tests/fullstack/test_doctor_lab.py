@@ -8,14 +8,20 @@ on a shared machine."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, select
 
+from kaon.config import load_config
+from kaon.dataplane import nft
+from kaon.db.agent_tables import agents
 from tests.fullstack.stack import Stack, stack, wait_for
 
 pytestmark = [pytest.mark.needs_root]
@@ -65,3 +71,65 @@ def test_a_healthy_lab_then_a_stopped_agent(lab3: Stack) -> None:
     assert code == 1, out + err
     assert f"h1: host h1: 1 port(s) ACTIVE ({vm['port_id']}) but its Linux bridge agent is dead" in out
     lab3.lab.start_agents()
+
+
+def doctor_json(s: Stack) -> dict[str, Any]:
+    res = subprocess.run([sys.executable, "-m", "kaon", "doctor", "--json", "--config-file", str(s.server.conf_path)],
+                         capture_output=True, text=True, timeout=60)
+    return dict(json.loads(res.stdout))
+
+
+def stored_tunnels(s: Stack) -> dict[str, Any]:
+    cfg = load_config([str(s.server.conf_path)])
+    engine = create_engine(cfg.database.connection)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(agents.c.host, agents.c.health)
+                                .where(agents.c.agent_type == "Linux bridge agent")).all()
+    finally:
+        engine.dispose()
+    return {r.host: (r.health or {}).get("tunnels") for r in rows}
+
+
+def tunnel_lines(s: Stack) -> list[str]:
+    report = doctor_json(s)
+    assert not any(x["check"] == "tunnels" for x in report["not_checked"]), report
+    return sorted(f"{f['host']}: {f['subject']}: {f['evidence']}" for f in report["findings"]
+                  if f["check"] == "tunnels")
+
+
+def test_vxlan_blocked_between_two_hosts_is_named_and_clears(lab3: Stack) -> None:
+    """The agents' probes travel as VXLAN on udp/4789: an nft rule in h3 that drops
+    udp/4789 from h2 alone makes both ends report the other silent; removing it clears."""
+    lab3.wait_agents(list(HOSTS))
+    net = lab3.network("probed", "10.21.0.0/24")
+    for host in HOSTS:  # a port on every host: each is the others' l2population peer
+        lab3.vm(f"p{host}", host, net["id"])
+    lab3.wait_converged()
+    # What the agents report (stored by the server): every host hears both others.
+    peers = {"h1": {"10.99.0.2": True, "10.99.0.3": True}, "h2": {"10.99.0.1": True, "10.99.0.3": True},
+             "h3": {"10.99.0.1": True, "10.99.0.2": True}}
+    wait_for("every tunnel answered", lambda: stored_tunnels(lab3) == peers, timeout=30, interval=0.5)
+    assert tunnel_lines(lab3) == [] and "tunnels" in doctor_json(lab3)["passed"]
+    table = f"{lab3.lab.prefix.rstrip('-')}probe"
+    h3 = lab3.lab.host_namespace("h3")
+    # libnftables, as the agents' own firewall (no nft binary on every machine)
+    nft.run(h3, f"add table inet {table}\n"
+                f"add chain inet {table} input {{ type filter hook input priority -300; }}\n"
+                f"add rule inet {table} input ip saddr 10.99.0.2 udp dport 4789 drop\n")
+    try:
+        want = ["h2: VXLAN to 10.99.0.3 (h3): gets no answer on udp/4789, though h2 reports generation",
+                "h3: VXLAN to 10.99.0.2 (h2): gets no answer on udp/4789, though h3 reports generation"]
+
+        def both_named() -> list[str] | None:
+            got = tunnel_lines(lab3)
+            return got if len(got) == 2 and all(g.startswith(w) for g, w in zip(got, want, strict=True)) else None
+
+        found = wait_for("both ends of the blocked tunnel named", both_named, timeout=30, interval=0.5)
+        print("\n".join(found))
+        line = next(f for f in doctor_json(lab3)["findings"] if f["check"] == "tunnels" and f["host"] == "h3")
+        assert line["fix"] == ("open udp/4789 between the hosts' local_ip addresses (10.99.0.3 on h3, "
+                               "10.99.0.2 on h2) in both directions")
+    finally:
+        nft.run(h3, f"delete table inet {table}")
+    wait_for("the tunnel answered again", lambda: tunnel_lines(lab3) == [], timeout=30, interval=0.5)

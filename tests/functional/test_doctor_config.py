@@ -142,3 +142,14 @@ def test_an_agent_hosts_files_have_no_database_to_check(tmp_path: Path) -> None:
     assert (out.findings, out.not_checked, out.exit_code) == ([], [], 0)
     assert {"database", "binding_failed", "router_gateway"} <= {s.check for s in out.not_applicable}
     assert not (tmp_path / "kaon.sqlite").exists()
+
+
+# ------------------------------------------------------------------ the VXLAN probe's VNI
+
+def test_vni_ranges_that_include_the_probe_vni() -> None:
+    assert doctor("probe_vni", ml2_type_vxlan={"vni_ranges": "1:1000,16000000:16777215"}) == [
+        "[ml2_type_vxlan] vni_ranges: 16000000:16777215 includes VNI 16777215, which agents keep for their VXLAN "
+        "probes: a network given it clashes with the probe device on every host — end the range at 16777214"]
+    assert doctor("probe_vni", ml2_type_vxlan={"vni_ranges": "1:16777214"}) == []
+    out = registry.run(load_config([], {}), kinds=[registry.CONFIG], only=["probe_vni"])
+    assert [s.check for s in out.not_applicable] == ["probe_vni"]

@@ -1,0 +1,161 @@
+"""The agent's VXLAN prober: does udp/4789 pass to each l2population peer?
+
+One thread per agent with tunnels. It keeps the probe device
+(kaon.dataplane.vxlan_probe: reserved VNI, real port 4789) and one FDB entry
+per peer VTEP — the VTEPs the host intent names as peers of its VXLAN
+networks — answers every probe request it receives, and every
+``interval`` sends a request to each peer. :meth:`VxlanProber.results`
+says, per peer probed long enough to tell, whether an answer came back in
+the last few rounds; the runtime puts that in the L2 agent's state report
+(``health.tunnels``) and ``kaon doctor`` names the peers that stay silent.
+
+A request lost one way and an answer lost the other way look the same from
+here; the doctor sees both ends' reports, and names both hosts.
+
+It has its own netlink socket (the L2 manager's is the worker's) and
+touches only its own device, so it runs beside the worker without locks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+from kaon.dataplane import DataplaneError
+from kaon.dataplane import vxlan_probe as vp
+from kaon.dataplane.linux_l2 import LinuxL2
+from kaon.model.intent import HostIntent
+
+LOG = logging.getLogger("kaon.agent.probe")
+
+ROUNDS_TO_TELL = 3  # a peer is "unreachable" after this many rounds without an answer
+
+
+def intent_peers(intent: HostIntent) -> set[str]:
+    """The VTEPs this host's VXLAN networks have peers on (l2population's view)."""
+    return {vtep for n in intent.networks.values() if n.network_type == "vxlan" for vtep in n.peers}
+
+
+class VxlanProber:
+    def __init__(self, local_ip: str, namespace: str | None, peers: Callable[[], Iterable[str]],
+                 interval: float) -> None:
+        self.local_ip = local_ip
+        self.namespace = namespace
+        self.peers = peers
+        self.interval = max(0.5, min(float(interval), 10.0))
+        self._driver: LinuxL2 | None = None
+        self._sock: socket.socket | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._since: dict[str, float] = {}  # peer -> when we first probed it
+        self._answered: dict[str, float] = {}  # peer -> last answer
+        self._nonce = os.urandom(8)
+        self.error: str | None = None  # why the last round could not run (reported; the doctor says it)
+
+    # -- lifecycle ------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="kaon-agent-probe", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self._sock is not None:
+            self._sock.close()
+        if self._driver is not None:
+            self._driver.close()
+
+    # -- what the state report carries ----------------------------------
+    def results(self) -> dict[str, bool]:
+        """Peer VTEP -> answered lately, for peers probed for at least ``ROUNDS_TO_TELL`` rounds."""
+        now = time.monotonic()
+        window = ROUNDS_TO_TELL * self.interval
+        with self._lock:
+            return {peer: now - self._answered.get(peer, -1e9) <= window
+                    for peer, since in sorted(self._since.items()) if now - since >= window}
+
+    # -- the thread -----------------------------------------------------
+    def _run(self) -> None:
+        next_round = 0.0
+        while not self._stop.is_set():
+            try:
+                if time.monotonic() >= next_round:
+                    self._round()
+                    next_round = time.monotonic() + self.interval
+                    self.error = None
+                self._receive(max(0.0, next_round - time.monotonic()))
+            except (OSError, DataplaneError) as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                # Once per distinct cause, not once per round.
+                LOG.log(logging.WARNING if error != self.error else logging.DEBUG, "VXLAN probe: %s", error)
+                self.error = error
+                self._reset()
+                self._stop.wait(self.interval)
+
+    def _reset(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def _round(self) -> None:
+        peers = set(self.peers()) - {self.local_ip}
+        self._ensure(peers)
+        now = time.monotonic()
+        with self._lock:
+            self._since = {p: self._since.get(p, now) for p in peers}
+            self._answered = {p: t for p, t in self._answered.items() if p in peers}
+        assert self._sock is not None
+        for peer in sorted(peers):
+            self._sock.send(vp.encode(vp.REQUEST, self._nonce, self.local_ip, vp.vtep_mac(peer)))
+
+    def _ensure(self, peers: set[str]) -> None:
+        """The device (learning, so answers find their way back) and one FDB entry per peer."""
+        if self._driver is None:
+            self._driver = LinuxL2(self.namespace)
+        drv = self._driver
+        drv.ensure_vxlan(vp.DEVICE, vp.PROBE_VNI, self.local_ip, None, learning=True, proxy=False,
+                         alias=vp.OWNER_ALIAS)
+        have = drv.fdb(vp.DEVICE)
+        want = {(vp.vtep_mac(p), p) for p in peers}
+        for mac, dst in have - want:
+            drv.fdb_del(vp.DEVICE, mac, dst)
+        for mac, dst in want - have:
+            drv.fdb_add(vp.DEVICE, mac, dst)
+        if self._sock is None:
+            self._sock = vp.open_socket(self.namespace)
+
+    def _receive(self, timeout: float) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        deadline = time.monotonic() + timeout
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([sock], [], [], min(left, 0.5))[0]:
+                if left <= 0:
+                    return
+                continue
+            probe = vp.decode(sock.recv(2048))
+            if probe is None or probe.vtep == self.local_ip:
+                continue
+            if probe.kind == vp.REQUEST:
+                sock.send(vp.encode(vp.REPLY, probe.nonce, self.local_ip, probe.src_mac))
+            elif probe.nonce == self._nonce:
+                with self._lock:
+                    if probe.vtep in self._since:
+                        self._answered[probe.vtep] = time.monotonic()
+
+
+def remove_device(namespace: str | None) -> None:
+    """Delete the probe device if this agent made it (tunnels are off now)."""
+    with LinuxL2(namespace) as drv:
+        link = drv.link(vp.DEVICE)
+        if link is not None and link.alias == vp.OWNER_ALIAS:
+            drv.delete_link(vp.DEVICE)
