@@ -11,7 +11,9 @@ Per router in the intent's ``routers`` (kaon.model.intent.RouterIntent):
   the port's MAC, MTU and addresses (floating IPs as /32s on ``qg-``);
 * the default route via the external subnet's gateway, extra routes;
 * NAT in one nftables table (kaon.agent.l3_plan), replaced atomically when
-  its text changes; a gratuitous ARP for each floating IP newly added;
+  its text changes or when reading it back (each sync: intent change or the
+  periodic resync) shows a hand edit; a gratuitous ARP for each floating IP
+  newly added;
 * the metadata proxy's listener on 0.0.0.0:9697 inside the namespace, where
   the NAT table redirects 169.254.169.254:80 (kaon.agent.metadata_proxy).
 
@@ -53,9 +55,10 @@ class L3Role:
         self.state_dir = state_dir
         self.host_l2 = LinuxL2(acfg.namespace)
         self.metadata = metadata or MetadataProxy(ProxyConfig())
-        # Last NAT text applied per namespace: unchanged text, no transaction.
-        # Empty after a restart, so the first sync rewrites every table once.
-        self._nat: dict[str, str] = {}
+        # Per namespace: the NAT text last applied and the kernel's listing of it right after.
+        # Same text and same listing: no transaction. Empty after a restart, so the first
+        # sync rewrites every table once.
+        self._nat: dict[str, tuple[str, str | None]] = {}
         self._wanted: Wanted[RouterIntent] = Wanted()
 
     def ns_name(self, router_id: str) -> str:
@@ -139,10 +142,18 @@ class L3Role:
         self.metadata.ensure(ns, ("0.0.0.0", ROUTER_PORT), router.metadata, local)
 
     def _apply_nat(self, ns: str, body: str) -> None:
-        if self._nat.get(ns) == body:
+        # Read back on every sync of the router (its intent changed, or the periodic resync):
+        # a table someone edited or deleted since kaon wrote it is written again.
+        try:
+            listing = nft.list_table(ns, "ip", l3_plan.NAT_TABLE)
+        except nft.NftError:
+            listing = None  # no table
+        if self._nat.get(ns) == (body, listing):
             return
+        if ns in self._nat and self._nat[ns][0] == body:
+            LOG.warning("NAT table in %s differs from what kaon wrote: writing it again", ns)
         nft.replace_table(ns, "ip", l3_plan.NAT_TABLE, body)
-        self._nat[ns] = body
+        self._nat[ns] = (body, nft.list_table(ns, "ip", l3_plan.NAT_TABLE))
 
     def sweep(self, wanted: set[str]) -> bool:
         ok = True

@@ -200,7 +200,8 @@ def test_a_removed_rule_forgets_the_flows_it_allowed() -> None:
     # A stateless port has no entries to forget; nor does a change that removes nothing.
     assert sync(fw, want).ok and len(forgotten) == 2
     stateless = intent(stateful=False)
-    fw2 = firewall(FakeNft(), forgotten=(none := []))
+    none: list[list[str]] = []
+    fw2 = firewall(FakeNft(), forgotten=none)
     assert sync(fw2, stateless).ok
     stateless["firewall"]["groups"]["g1"]["rules"].pop(1)
     assert sync(fw2, stateless).ok and none == []
