@@ -152,7 +152,12 @@ def _skeleton(rs: Ruleset) -> None:
         # One base chain (one hook invocation per packet): the sender's egress checks first; what
         # they allow continues with ``goto ingress`` (the receiver's checks), whose accept or drop
         # ends the hook. A packet from no filtered port goes to ``ingress`` directly.
-        ("inet", "forward"): ("meta mark and 0x0000ffff vmap @out_port", "goto ingress"),
+        # Established traffic first, before any per-port lookup: every port chain that could see
+        # such a packet accepts it anyway (stateful ports' first rule; a stateless port's packets
+        # are untracked, never "established"; an unfiltered port accepts all), so most packets
+        # cost one conntrack state test here, however many ports and rules the host has.
+        ("inet", "forward"): ("ct state established,related accept",
+                              "meta mark and 0x0000ffff vmap @out_port", "goto ingress"),
         ("inet", "ingress"): ("meta mark and 0xffff0000 vmap @in_port", "accept"),
     })
     for key in rs.decls:
@@ -178,7 +183,42 @@ def _port(rs: Ruleset, number: int, port: FirewallPort, groups: Mapping[str, Sec
 def _group(rs: Ruleset, gid: str, group: SecurityGroupIntent) -> None:
     for direction, suffix in (("egress", "out"), ("ingress", "in")):
         rs.chains["inet", f"sg-{gid}-{suffix}"] = tuple(
-            f"{_match(r)} {PASS[suffix]}" for r in group.rules if r.direction == direction)
+            f"{match} {PASS[suffix]}" for match in _matches([r for r in group.rules if r.direction == direction]))
+
+
+def _matches(rules: list[FirewallRule]) -> list[str]:
+    """The rules as nft matches, rules that differ only in their port range as one rule.
+
+    Why: a packet that no rule allows walks the whole chain — every packet of a
+    stateless port, every new flow of a stateful one — so 1,000 "tcp port N from
+    10.0.0.0/8" rules are one rule with a set of ports (one lookup), not 1,000.
+    The rules are alternatives (any accepts), so their order does not matter."""
+    out: list[str] = []
+    ports: dict[FirewallRule, list[tuple[int, int]]] = {}
+    for rule in rules:
+        low, high = rule.port_range_min, rule.port_range_max
+        if rule.protocol in PORT_PROTOCOLS and low is not None:
+            key = FirewallRule(rule.direction, rule.ethertype, rule.protocol, None, None,
+                               rule.remote_ip_prefix, rule.remote_set)
+            if key not in ports:
+                ports[key] = []
+                out.append("")  # the merged rule's place: where its first rule was
+            ports[key].append((low, high if high is not None else low))
+        else:
+            out.append(_match(rule))
+    merged = iter(f"{_match(key)} th dport {_port_set(ranges)}" for key, ranges in ports.items())
+    return [m or next(merged) for m in out]
+
+
+def _port_set(ranges: list[tuple[int, int]]) -> str:
+    spans: list[list[int]] = []
+    for low, high in sorted(ranges):
+        if spans and low <= spans[-1][1] + 1:  # overlapping or adjacent: one interval
+            spans[-1][1] = max(spans[-1][1], high)
+        else:
+            spans.append([low, high])
+    items = [str(a) if a == b else f"{a}-{b}" for a, b in spans]
+    return items[0] if len(items) == 1 else "{ " + ", ".join(items) + " }"
 
 
 # -- scripts -------------------------------------------------------------------------

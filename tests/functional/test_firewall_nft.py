@@ -137,3 +137,15 @@ def test_a_rule_deleted_by_hand_is_put_back_on_the_next_resync(fw: tuple[Firewal
     firewall.mark_dirty()
     sync(firewall, intent(1, 2))
     assert firewall.repairs == 2 and firewall.rebuilds == 3
+
+
+def test_rules_merged_into_a_port_set_load(fw: tuple[Firewall, str]) -> None:
+    firewall, ns = fw
+    raw = intent(1)
+    tcp = {**RULE, "remote_set": None, "protocol": 6, "remote_ip_prefix": "10.0.0.0/8"}
+    raw["firewall"]["groups"]["g1"]["rules"] = [
+        {**tcp, "port_range_min": 20000 + i, "port_range_max": 20000 + i} for i in range(0, 1000, 2)] + [
+        {**tcp, "port_range_min": 5201, "port_range_max": 5201}]
+    sync(firewall, raw)
+    chain = nft.run(ns, f"list chain inet {fw_plan.TABLE} sg-g1-in")
+    assert chain.count("accept") == 1 and "5201, 20000, 20002," in chain

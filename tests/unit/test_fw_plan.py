@@ -78,13 +78,34 @@ def test_the_ruleset_filters_secured_ports_only() -> None:
 
 def test_a_stateless_port_has_no_conntrack_shortcut_and_is_untracked() -> None:
     rs = fw_plan.build(firewall_part(intent(stateful=False)), {})
-    assert not any("ct state" in r for key, rules in rs.chains.items() for r in rules if key[1] != "zones")
+    assert not any("ct state" in r for key, rules in rs.chains.items() for r in rules if "tapp1" in key[1])
     assert rs.chains["inet", "in-tapp1"][-2:] == ("jump sg-g1-in", "drop")
     assert rs.elements["inet", "untracked_out"] == {"0x00000001": ""}
     assert rs.elements["inet", "untracked_mac"] == {"fa:16:3e:00:00:01": ""}
     # Before conntrack, and before the zone (which would give the packet a template again).
     zones = rs.chains["inet", "zones"]
     assert zones[-1].startswith("ct zone set") and all("notrack accept" in r for r in zones[:-1])
+
+
+def test_established_traffic_is_accepted_before_any_port_lookup() -> None:
+    rs = fw_plan.build(firewall_part(intent()), {})
+    assert rs.chains["inet", "forward"][0] == "ct state established,related accept"
+
+
+def test_rules_differing_only_in_ports_are_one_rule_with_a_port_set() -> None:
+    raw = intent()
+    tcp = {**RULE, "remote_set": None, "protocol": 6, "remote_ip_prefix": "10.0.0.0/8"}
+    raw["firewall"]["groups"]["g1"]["rules"] = [
+        {**tcp, "port_range_min": 20000 + i, "port_range_max": 20000 + i} for i in range(1000)] + [
+        {**tcp, "port_range_min": 5201, "port_range_max": 5201}, {**tcp, "port_range_min": 10, "port_range_max": 20},
+        {**tcp, "port_range_min": 15, "port_range_max": 30},  # overlaps: one interval
+        {**tcp, "protocol": 17, "port_range_min": 53, "port_range_max": 53},  # udp: a rule of its own
+        {**RULE, "protocol": 1, "port_range_min": 8, "port_range_max": None}]
+    rs = fw_plan.build(firewall_part(raw), {})
+    assert rs.chains["inet", "sg-g1-in"] == (
+        "meta nfproto ipv4 ip saddr 10.0.0.0/8 meta l4proto 6 th dport { 10-30, 5201, 20000-20999 } accept",
+        "meta nfproto ipv4 ip saddr 10.0.0.0/8 meta l4proto 17 th dport 53 accept",
+        "meta nfproto ipv4 ip saddr @sg4-g1 meta l4proto 1 icmp type 8 accept")
 
 
 def test_nothing_to_filter_removes_both_tables() -> None:
