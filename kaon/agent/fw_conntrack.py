@@ -59,12 +59,20 @@ class Flow:
 def stale_flows(old: FirewallIntent | None, new: FirewallIntent | None,
                 network_of: Mapping[str, str]) -> list[Flow]:
     """The entries ``new`` no longer allows that ``old`` did; ``network_of``: port id → network id."""
-    if old is None or new is None:
+    if old is None or new is None or old == new:
         return []
+    # Work only on what changed: a pass with one port more must not cost a walk of every port's rules.
+    changed = {g for g in old.groups if old.groups[g] != new.groups.get(g)}
+    shrunk = {name: sorted(set(members) - set(new.sets.get(name, ())))
+              for name, members in old.sets.items() if members != new.sets.get(name)}
+    shrunk = {name: gone for name, gone in shrunk.items() if gone}
     out: set[Flow] = set()
     for pid, port in new.ports.items():
         was = old.ports.get(pid)
         if was is None or not (was.port_security and port.port_security) or was.stateful is False:
+            continue
+        if was.security_groups == port.security_groups and not changed.intersection(port.security_groups or ()) \
+                and not shrunk:
             continue
         net = network_of.get(pid)
         zone_id = zone(net) if net else None
@@ -72,10 +80,8 @@ def stale_flows(old: FirewallIntent | None, new: FirewallIntent | None,
         for rule in before - after:
             out.update(_flows(zone_id, port, rule, None))
         for rule in before & after:
-            if rule.remote_set:
-                gone = set(old.sets.get(rule.remote_set, ())) - set(new.sets.get(rule.remote_set, ()))
-                for remote in sorted(gone):
-                    out.update(_flows(zone_id, port, rule, remote))
+            for remote in shrunk.get(rule.remote_set or "", ()):
+                out.update(_flows(zone_id, port, rule, remote))
     return sorted(out)
 
 

@@ -34,6 +34,7 @@ must therefore stay the same while a port lives: :func:`number_ports`.
 
 from __future__ import annotations
 
+import functools
 import json
 import zlib
 from collections.abc import Iterable, Mapping
@@ -43,17 +44,27 @@ import netaddr
 
 from kaon.model.intent import FirewallIntent, FirewallPort, FirewallRule, NetworkIntent, SecurityGroupIntent
 
+Key = tuple[str, str]  # (family, object name)
 TABLE = "kaon-sg"  # the name of both tables (bridge and inet families)
 FAMILIES = ("bridge", "inet")
 MAX_PORTS = 0xFFFF  # the port mark has 16 bits per direction
 PORT_PROTOCOLS = {6, 17, 33, 132, 136}  # tcp, udp, dccp, sctp, udplite: th dport is at the same place
 ICMP = {1: "icmp", 58: "icmpv6"}
 # ICMPv6 a port always needs (Neutron's ICMPV6_ALLOWED_*): MLD, router/neighbour discovery.
-ND_EGRESS = "{ mld-listener-report, nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld2-listener-report }"
-ND_INGRESS = ("{ mld-listener-query, mld-listener-report, mld-listener-done, nd-router-advert, "
-              "nd-neighbor-solicit, nd-neighbor-advert, mld2-listener-report }")
+ND_EGRESS = ("mld-listener-report", "nd-router-solicit", "nd-neighbor-solicit", "nd-neighbor-advert",
+             "mld2-listener-report")
+ND_INGRESS = ("mld-listener-query", "mld-listener-report", "mld-listener-done", "nd-router-advert",
+              "nd-neighbor-solicit", "nd-neighbor-advert", "mld2-listener-report")
+DAD = ("nd-neighbor-solicit", "mld2-listener-report", "mld-listener-report")  # what comes from :: before an address
+# Constant sets, named once per table rather than an anonymous copy in every port's chains
+# (each anonymous set is a kernel object of its own: thousands of them make a full write slow).
+CONSTANT_SETS: dict[Key, tuple[str, tuple[str, ...]]] = {
+    ("bridge", "udp_icmpv6"): ("inet_proto", ("udp", "icmpv6")),
+    ("bridge", "dad_types"): ("icmpv6_type", DAD),
+    ("inet", "nd_egress"): ("icmpv6_type", ND_EGRESS),
+    ("inet", "nd_ingress"): ("icmpv6_type", ND_INGRESS),
+}
 
-Key = tuple[str, str]  # (family, object name)
 
 
 @dataclass(frozen=True)
@@ -162,22 +173,35 @@ def _skeleton(rs: Ruleset) -> None:
     })
     for key in rs.decls:
         rs.elements[key] = {}
+    for key, (kind, members) in CONSTANT_SETS.items():
+        rs.decls[key] = f"set {{ type {kind}; }}"
+        rs.elements[key] = dict.fromkeys(members, "")
 
 
 # -- a port: four chains and one element per map ----------------------------------
 def _port(rs: Ruleset, number: int, port: FirewallPort, groups: Mapping[str, SecurityGroupIntent]) -> None:
     tap = port.device
-    rs.chains["bridge", f"from-{tap}"] = _from_port(number, port)
-    rs.chains["bridge", f"to-{tap}"] = (f"meta mark set meta mark or {number << 16:#010x}",)
+    present = tuple(g for g in port.security_groups or () if g in groups)
+    rs.chains.update(_port_chains(number, port, present))
     rs.elements["bridge", "from_port"][f'"{tap}"'] = f"jump from-{tap}"
     rs.elements["bridge", "to_port"][f'"{tap}"'] = f"jump to-{tap}"
     for suffix, mapname, mark in (("out", "out_port", number), ("in", "in_port", number << 16)):
-        rs.chains["inet", f"{suffix}-{tap}"] = _port_chain(suffix, port, groups)
         rs.elements["inet", mapname][f"{mark:#010x}"] = f"goto {suffix}-{tap}"
     if port.stateful is False:
         rs.elements["inet", "untracked_out"][f"{number:#010x}"] = ""
         for mac in _addresses(port):
             rs.elements["inet", "untracked_mac"][mac] = ""
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _port_chains(number: int, port: FirewallPort, present: tuple[str, ...]) -> dict[Key, tuple[str, ...]]:
+    """A port's four chains; cached, as a pass rebuilds every port's while few change (and equal
+    tuples that are the same object compare at once in :func:`change_script`)."""
+    tap = port.device
+    return {("bridge", f"from-{tap}"): _from_port(number, port),
+            ("bridge", f"to-{tap}"): (f"meta mark set meta mark or {number << 16:#010x}",),
+            ("inet", f"out-{tap}"): _port_chain("out", port, present),
+            ("inet", f"in-{tap}"): _port_chain("in", port, present)}
 
 
 def _group(rs: Ruleset, gid: str, group: SecurityGroupIntent) -> None:
@@ -308,8 +332,10 @@ def _addresses(port: FirewallPort) -> dict[str, list[str]]:
 
 
 def _merged(addresses: list[str], version: int) -> str:
+    """The addresses as one nft value: a set only when there are several (one is a plain compare)."""
     nets = netaddr.cidr_merge([netaddr.IPNetwork(a) for a in addresses if netaddr.IPNetwork(a).version == version])
-    return ", ".join(str(n.ip) if n.size == 1 else str(n) for n in nets)
+    items = [str(n.ip) if n.size == 1 else str(n) for n in nets]
+    return items[0] if len(items) == 1 else "{ " + ", ".join(items) + " }" if items else ""
 
 
 def _from_port(number: int, port: FirewallPort) -> tuple[str, ...]:
@@ -324,8 +350,8 @@ def _from_port(number: int, port: FirewallPort) -> tuple[str, ...]:
         v4 = _merged(addresses, 4)
         v6 = _merged([*addresses, str(netaddr.EUI(mac).ipv6_link_local())], 6)
         if v4:
-            rules.append(f"ether saddr {mac} ether type ip ip saddr {{ {v4} }} meta l4proto != udp {mark}")
-        rules.append(f"ether saddr {mac} ether type ip6 ip6 saddr {{ {v6} }} meta l4proto != {{ udp, icmpv6 }} {mark}")
+            rules.append(f"ether saddr {mac} ether type ip ip saddr {v4} meta l4proto != udp {mark}")
+        rules.append(f"ether saddr {mac} ether type ip6 ip6 saddr {v6} meta l4proto != @udp_icmpv6 {mark}")
     rules += [
         # DHCP discover/request come from 0.0.0.0 before the port has its address.
         f"ether saddr {port.mac} ether type ip udp sport 68 udp dport 67 {mark}",
@@ -338,13 +364,12 @@ def _from_port(number: int, port: FirewallPort) -> tuple[str, ...]:
         v6 = _merged([*addresses, str(netaddr.EUI(mac).ipv6_link_local())], 6)
         # ARP probes (RFC 5227) come from 0.0.0.0.
         arp = _merged([*addresses, "0.0.0.0"], 4)
-        rules.append(f"ether saddr {mac} ether type arp arp saddr ether {mac} arp saddr ip {{ {arp} }} accept")
+        rules.append(f"ether saddr {mac} ether type arp arp saddr ether {mac} arp saddr ip {arp} accept")
         if v4:
-            rules.append(f"ether saddr {mac} ether type ip ip saddr {{ {v4} }} {mark}")
-        rules.append(f"ether saddr {mac} ether type ip6 ip6 saddr {{ {v6} }} {mark}")
+            rules.append(f"ether saddr {mac} ether type ip ip saddr {v4} {mark}")
+        rules.append(f"ether saddr {mac} ether type ip6 ip6 saddr {v6} {mark}")
         # Duplicate address detection and MLD reports come from :: before an address is up.
-        rules.append(f"ether saddr {mac} ether type ip6 ip6 saddr :: icmpv6 type "
-                     f"{{ nd-neighbor-solicit, mld2-listener-report, mld-listener-report }} {mark}")
+        rules.append(f"ether saddr {mac} ether type ip6 ip6 saddr :: icmpv6 type @dad_types {mark}")
     rules.append("drop")  # any other source, ethertype or MAC
     return tuple(rules)
 
@@ -354,15 +379,15 @@ def _from_port(number: int, port: FirewallPort) -> tuple[str, ...]:
 PASS = {"out": "goto ingress", "in": "accept"}
 
 
-def _port_chain(suffix: str, port: FirewallPort, groups: Mapping[str, SecurityGroupIntent]) -> tuple[str, ...]:
+def _port_chain(suffix: str, port: FirewallPort, present: tuple[str, ...]) -> tuple[str, ...]:
     rules, ok = [], PASS[suffix]
     if port.stateful is not False:
         rules += [f"ct state established,related {ok}", "ct state invalid drop"]
     if suffix == "out":
-        rules += [f"udp sport 68 udp dport 67 {ok}", f"icmpv6 type {ND_EGRESS} {ok}"]
+        rules += [f"udp sport 68 udp dport 67 {ok}", f"icmpv6 type @nd_egress {ok}"]
     else:
-        rules += [f"udp sport 67 udp dport 68 {ok}", f"icmpv6 type {ND_INGRESS} {ok}"]
-    rules += [f"jump sg-{g}-{suffix}" for g in port.security_groups or () if g in groups]
+        rules += [f"udp sport 67 udp dport 68 {ok}", f"icmpv6 type @nd_ingress {ok}"]
+    rules += [f"jump sg-{g}-{suffix}" for g in present]
     rules.append("drop")  # nothing allowed it
     return tuple(rules)
 
