@@ -84,6 +84,7 @@ class FirewallUnavailable(Exception):
 
 Run = Callable[..., object]  # (namespace, nft script[, output flags]) -> output
 Forget = Callable[[str | None, list[str]], None]  # (namespace, conntrack -D arguments)
+Generation = Callable[[str | None], int]  # the nftables ruleset generation of a namespace
 Ensure = Callable[[str | None], None]  # make bridged traffic reach netfilter in a namespace, or raise
 
 
@@ -91,12 +92,14 @@ class Firewall:
     name = "firewall"
 
     def __init__(self, cfg: AgentConfig, run: Run | None = None, ensure: Ensure | None = None,
-                 forget: Forget | None = None) -> None:
+                 forget: Forget | None = None, generation: Generation | None = None) -> None:
         self.cfg = cfg
         self.enabled = enabled(cfg)
         self._run: Run = run or nft.run  # tests pass fakes
         self._ensure: Ensure = ensure or ensure_br_netfilter
         self._forget: Forget = forget or conntrack.delete
+        self._generation: Generation = generation or nft.generation
+        self._written_gen: int | None = None  # the namespace's nft generation right after our last write
         self._intent: HostIntent | None = None
         self._firewall: FirewallIntent | None = None  # the intent part ``applied`` was built from
         self.applied: fw_plan.Ruleset | None = None  # what the kernel has, as far as we know
@@ -150,6 +153,7 @@ class Firewall:
         if script == "":
             return 0
         started = time.monotonic()
+        before = self._gen()
         if script is None:
             self._run(self.cfg.namespace, fw_plan.full_script(want))
             self.rebuilds += 1
@@ -161,7 +165,17 @@ class Firewall:
             LOG.debug("firewall updated in place: %d command(s), %.1f ms",
                       script.count("\n"), (time.monotonic() - started) * 1000)
         self.applied = want
+        after = self._gen()
+        # Exactly one commit since ``before``: ours. Otherwise someone else wrote too: the next
+        # read-back must look at the tables.
+        self._written_gen = after if before is not None and after == before + 1 else None
         return 1
+
+    def _gen(self) -> int | None:
+        try:
+            return self._generation(self.cfg.namespace)
+        except Exception:  # no answer: the read-back lists the tables instead
+            return None
 
     def _read_back(self) -> None:
         """Compare the kernel's tables with what was last written; drift: write them whole."""
@@ -169,6 +183,8 @@ class Firewall:
         have = self.applied
         if have is None:
             return  # written whole on this pass anyway
+        if self._written_gen is not None and self._gen() == self._written_gen:
+            return  # no nftables transaction in the namespace since ours: nothing to list
         found: dict[str, int] = {}
         for family in fw_plan.FAMILIES:
             try:
@@ -183,6 +199,8 @@ class Firewall:
                         ", ".join(drift[:5]), ", ..." if len(drift) > 5 else "")
             self.repairs += 1
             self.applied = None
+        else:
+            self._written_gen = self._gen()  # someone else's commit, not touching our tables
 
     def _forget_flows(self, old: FirewallIntent | None, new: FirewallIntent | None,
                       network_of: dict[str, str]) -> tuple[tuple[str, str], ...]:

@@ -116,15 +116,26 @@ def test_a_stateless_port_is_untracked(fw: tuple[Firewall, str]) -> None:
     assert "chain in-tapp2 {\n\t\tudp sport 67" in listing  # no conntrack shortcut in its chains
 
 
-def test_a_rule_deleted_by_hand_is_put_back_on_the_next_resync(fw: tuple[Firewall, str]) -> None:
-    firewall, ns = fw
+def test_a_rule_deleted_by_hand_is_put_back_on_the_next_resync(make_netns: Any) -> None:
+    ns = make_netns("fw")
+    scripts: list[str] = []
+
+    def run(namespace: str | None, script: str, flags: int = 0) -> str:
+        scripts.append(script)
+        return nft.run(namespace, script, flags)
+
+    firewall = Firewall(AgentConfig(host="h1", firewall_driver="nftables", namespace=ns), run=run)
     sync(firewall, intent(1, 2))
+    firewall.mark_dirty()  # nothing changed since kaon's write (the ruleset generation says so): no listing
+    sync(firewall, intent(1, 2))
+    assert len(scripts) == 1
     victim = handles(ns)["inet", "sg-g1-in"][0]
     nft.run(ns, f"delete rule inet {fw_plan.TABLE} sg-g1-in handle {victim}")
     sync(firewall, intent(1, 2))  # an ordinary pass trusts what it wrote
     assert firewall.repairs == 0 and len(handles(ns)["inet", "sg-g1-in"]) == 1
     firewall.mark_dirty()  # the periodic resync
     sync(firewall, intent(1, 2))
+    assert any(s.startswith("list table") for s in scripts)
     assert firewall.repairs == 1 and firewall.rebuilds == 2
     assert len(handles(ns)["inet", "sg-g1-in"]) == 2
     assert firewall.applied is not None and read_back(ns) == fw_plan.summary(firewall.applied)

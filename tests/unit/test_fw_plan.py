@@ -181,11 +181,15 @@ class FakeNft:
         self.scripts.append(script)
         return ""
 
+    def generation(self, namespace: str | None) -> int:
+        return len(self.scripts)  # one commit per script
+
 
 def firewall(nft: FakeNft, ensure: Any = None, forgotten: list[list[str]] | None = None) -> Firewall:
     cfg = AgentConfig(host="h1", firewall_driver="iptables_hybrid")
     log = forgotten if forgotten is not None else []
-    return Firewall(cfg, run=nft, ensure=ensure or (lambda ns: None), forget=lambda ns, args: log.append(args))
+    return Firewall(cfg, run=nft, ensure=ensure or (lambda ns: None), forget=lambda ns, args: log.append(args),
+                    generation=nft.generation)
 
 
 def test_changes_are_written_in_place_after_the_first_sync() -> None:
@@ -194,6 +198,8 @@ def test_changes_are_written_in_place_after_the_first_sync() -> None:
     want = intent()
     assert sync(fw, want).ok and fw.rebuilds == 1
     assert sync(fw, want).ok and len(nft.scripts) == 1  # nothing changed, nothing written
+    fw.mark_dirty()
+    assert sync(fw, want).ok and len(nft.scripts) == 1  # no commit since ours: nothing listed either
     want["firewall"]["sets"]["sg4-g1"] = ["10.0.0.1", "10.0.0.3"]
     assert sync(fw, want).ok and fw.rebuilds == 1 and fw.updates == 1
     assert nft.scripts[-1] == ("delete element inet kaon-sg sg4-g1 { 10.0.0.2 }\n"
