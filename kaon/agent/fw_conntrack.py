@@ -15,7 +15,7 @@ up mid-stream) and passes the rules again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import netaddr
@@ -63,7 +63,7 @@ def stale_flows(old: FirewallIntent | None, new: FirewallIntent | None,
         return []
     # Work only on what changed: a pass with one port more must not cost a walk of every port's rules.
     changed = {g for g in old.groups if old.groups[g] != new.groups.get(g)}
-    shrunk = {name: sorted(set(members) - set(new.sets.get(name, ())))
+    shrunk = {name: _lost(members, new.sets.get(name, ()))
               for name, members in old.sets.items() if members != new.sets.get(name)}
     shrunk = {name: gone for name, gone in shrunk.items() if gone}
     out: set[Flow] = set()
@@ -83,6 +83,14 @@ def stale_flows(old: FirewallIntent | None, new: FirewallIntent | None,
             for remote in shrunk.get(rule.remote_set or "", ()):
                 out.update(_flows(zone_id, port, rule, remote))
     return sorted(out)
+
+
+def _lost(old: Sequence[str], new: Sequence[str]) -> list[str]:
+    """Addresses ``old`` covers and ``new`` does not, as CIDRs. By address, not by element: the
+    members are merged into the fewest CIDRs, so a member *joining* can replace elements
+    (10.0.0.4 + 10.0.0.5 → 10.0.0.4/31) without anyone leaving."""
+    gone = netaddr.IPSet(old) - netaddr.IPSet(new)
+    return [str(c.ip) if c.size == 1 else str(c) for c in gone.iter_cidrs()]
 
 
 def _rules(fw: FirewallIntent, port: FirewallPort) -> set[FirewallRule]:

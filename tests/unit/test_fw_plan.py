@@ -224,6 +224,9 @@ def test_a_removed_rule_forgets_the_flows_it_allowed() -> None:
     want["firewall"]["sets"]["sg4-g1"] = ["10.0.0.1"]
     assert sync(fw, want).ok
     assert forgotten[-1] == ["-f", "ipv4", "-w", zone, "-d", "10.0.0.1", "-s", "10.0.0.2"]
+    # A member joining can merge elements (10.0.0.1 + 10.0.0.0 → 10.0.0.0/31): nobody left, nothing to forget.
+    want["firewall"]["sets"]["sg4-g1"] = ["10.0.0.0/31"]
+    assert sync(fw, want).ok and len(forgotten) == 2
     # A stateless port has no entries to forget; nor does a change that removes nothing.
     assert sync(fw, want).ok and len(forgotten) == 2
     stateless = intent(stateful=False)
