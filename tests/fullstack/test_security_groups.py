@@ -151,9 +151,15 @@ def test_a_rule_change_takes_effect_and_only_flows_still_allowed_survive(sg: Sta
         add_rule(sg, world["other"]["id"], protocol="tcp", port_range_min=80, port_range_max=80)
         assert inet_table(sg, "h2")["rules"] != before
         assert echoes(flow, b"still there")
-        # Removing the rule stops new connections, and the established flow too: its
-        # conntrack entries are deleted (as Neutron does), so its next packet meets the rules.
+        # Removing the rule while another still allows the flow: its conntrack entries are
+        # deleted, and its next packet is looked up afresh and passes the other rule.
+        wide = add_rule(sg, world["other"]["id"], protocol="tcp", port_range_min=20, port_range_max=30)
         sg.api("DELETE", f"/v2.0/security-group-rules/{ssh['id']}")
+        sg.wait_converged()
+        assert echoes(flow, b"allowed by the other rule")
+        # Removing the last rule that allows it stops new connections, and the established flow
+        # too: its conntrack entries are deleted (as Neutron does), so its next packet meets the rules.
+        sg.api("DELETE", f"/v2.0/security-group-rules/{wide['id']}")
         sg.wait_converged()
         assert connect(sg, "a", "10.60.0.30", 22) is None
         assert not echoes(flow, b"after removal")
