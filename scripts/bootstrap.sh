@@ -34,7 +34,7 @@ OSC_TEST_DEPS=(pytest==9.2.0 fixtures==4.3.2 oslotest==6.1.1 testtools==2.9.1)
 #   postgresql              PostgreSQL tier (tests run initdb/pg_ctl themselves)
 #   iproute2 kmod           ip netns/link/addr/route, modprobe (functional, fullstack)
 #   util-linux procps psmisc runuser/nsenter/unshare, ps/pgrep/sysctl, fuser
-#   iptables conntrack      SNAT/DNAT, security groups, conntrack flush
+#   iptables conntrack      SNAT/DNAT, security groups, conntrack -D of flows a removed rule forbids
 #   dnsmasq-base            DHCP agent (dnsmasq without its system service)
 #   openvswitch-switch      OVS driver (ovsdb-server/ovs-vswitchd, started by tests)
 #   iputils-ping iputils-arping  pings in namespaces, gratuitous ARP
@@ -47,10 +47,11 @@ OSC_TEST_DEPS=(pytest==9.2.0 fixtures==4.3.2 oslotest==6.1.1 testtools==2.9.1)
 #   chromium                the topology page's browser tests (Playwright drives it; no browser download)
 #   radvd                   IPv6 router advertisements from qrouter- namespaces (L3 agent)
 #   isc-dhcp-client         dhclient -6: DHCPv6 inside lab VMs (busybox has no udhcpc6)
+#   iperf3                  benchmarks/dataplane_bench.py (throughput, kaon next to bare kernel)
 APT_PACKAGES=(
   postgresql iproute2 kmod util-linux procps psmisc iptables conntrack
   dnsmasq-base openvswitch-switch iputils-ping iputils-arping python3-venv
-  rabbitmq-server busybox libnftables1 socat tcpdump chromium radvd isc-dhcp-client
+  rabbitmq-server busybox libnftables1 socat tcpdump chromium radvd isc-dhcp-client iperf3
 )
 # shellcheck disable=SC2206
 APT_PACKAGES+=(${KAON_APT_EXTRA:-})

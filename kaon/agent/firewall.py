@@ -7,9 +7,14 @@ class paths for them) all select kaon's nftables firewall, which gives the
 semantics those drivers give. The rules are built by ``kaon.agent.fw_plan``
 (pure); this module applies them in the host's namespace and decides which
 ports are safe to plug. It is a manager (kaon.agent.manager) that runs
-after DHCP and L3 and before L2, and looks every pass; it does not read the
-tables back but compares with what it last wrote (unknown after a failure
-or a restart: then it writes them whole).
+after DHCP and L3 and before L2, and looks every pass. A pass compares the
+wanted objects with what it last wrote and sends one transaction with the
+difference (a port's own chains and map elements, a group's chains, set
+elements); it writes both tables whole only when it does not know what the
+kernel has (first sync, a failure) or when reading them back — on the
+periodic resync (``mark_dirty``) — shows that someone else changed them.
+After a change it deletes the conntrack entries of flows the new rules no
+longer allow (kaon.agent.fw_conntrack), as Neutron does.
 
 Fail closed: the stateful half of the design works only while bridged IPv4
 and IPv6 traverse netfilter (``net.bridge.bridge-nf-call-iptables`` and
@@ -28,12 +33,12 @@ import logging
 import time
 from collections.abc import Callable
 
-from kaon.agent import fw_plan
+from kaon.agent import fw_conntrack, fw_plan
 from kaon.agent.config import AgentConfig
 from kaon.agent.manager import Outcome, Step
 from kaon.config import ConfigError
-from kaon.dataplane import netns, nft
-from kaon.model.intent import HostIntent
+from kaon.dataplane import conntrack, netns, nft
+from kaon.model.intent import FirewallIntent, HostIntent
 
 LOG = logging.getLogger("kaon.agent.firewall")
 
@@ -77,22 +82,32 @@ class FirewallUnavailable(Exception):
     pass
 
 
-Run = Callable[[str | None, str], object]  # (namespace, nft script) -> output
+Run = Callable[..., object]  # (namespace, nft script[, output flags]) -> output
+Forget = Callable[[str | None, list[str]], None]  # (namespace, conntrack -D arguments)
+Generation = Callable[[str | None], int]  # the nftables ruleset generation of a namespace
 Ensure = Callable[[str | None], None]  # make bridged traffic reach netfilter in a namespace, or raise
 
 
 class Firewall:
     name = "firewall"
 
-    def __init__(self, cfg: AgentConfig, run: Run | None = None, ensure: Ensure | None = None) -> None:
+    def __init__(self, cfg: AgentConfig, run: Run | None = None, ensure: Ensure | None = None,
+                 forget: Forget | None = None, generation: Generation | None = None) -> None:
         self.cfg = cfg
         self.enabled = enabled(cfg)
-        self._run: Run = run or nft.run  # tests pass a fake
+        self._run: Run = run or nft.run  # tests pass fakes
         self._ensure: Ensure = ensure or ensure_br_netfilter
+        self._forget: Forget = forget or conntrack.delete
+        self._generation: Generation = generation or nft.generation
+        self._written_gen: int | None = None  # the namespace's nft generation right after our last write
         self._intent: HostIntent | None = None
+        self._firewall: FirewallIntent | None = None  # the intent part ``applied`` was built from
         self.applied: fw_plan.Ruleset | None = None  # what the kernel has, as far as we know
-        self.rebuilds = 0  # whole-table replacements (tests and benchmarks read it)
-        self.set_updates = 0  # in-place set element changes
+        self._check = True  # read the tables back on the next pass (periodic resync)
+        self.rebuilds = 0  # whole-table writes (tests and benchmarks read these)
+        self.updates = 0  # incremental transactions
+        self.repairs = 0  # drift found by reading back
+        self.forgotten = 0  # conntrack deletions made
         self._last_error = -1e9
 
     # -- the manager contract ----------------------------------------------
@@ -100,7 +115,8 @@ class Firewall:
         self._intent = intent
 
     def mark_dirty(self) -> None:
-        """Nothing to do: every ``apply`` compares the whole ruleset with what it last wrote."""
+        """Read the tables back on the next pass: someone may have edited them."""
+        self._check = True
 
     def close(self) -> None:
         """Nothing runs: the tables outlive the agent and are adopted (rewritten once) at restart."""
@@ -108,7 +124,8 @@ class Firewall:
     def apply(self, step: Step) -> Outcome:
         if not self.enabled or self._intent is None:
             return Outcome(True)
-        fw = self._intent.firewall
+        intent = self._intent
+        fw = intent.firewall
         secured = fw_plan.secured(fw)
         try:
             self._ensure(self.cfg.namespace)
@@ -117,32 +134,85 @@ class Firewall:
             self._error(f"security groups cannot be enforced, keeping {len(secured)} port(s) down: {exc}")
             return Outcome(False, frozenset(secured))
         try:
-            changes = self._write(fw_plan.build(fw, self._intent.networks))
+            if self._check:
+                self._read_back()
+            previous = self.applied.numbers if self.applied is not None else None
+            changes = self._write(fw_plan.build(fw, intent.networks, previous))
         except Exception as exc:
             guarded = self.applied.guarded if self.applied is not None else frozenset()
             self.applied = None  # unknown now: the next pass replaces the tables whole
             self._error(f"firewall update failed, ports it does not cover yet stay down: {exc}")
             return Outcome(False, frozenset(secured - guarded))
-        return Outcome(True, changes=changes)
+        errors = self._forget_flows(self._firewall, fw, {pid: p.network_id for pid, p in intent.ports.items()})
+        self._firewall = fw
+        return Outcome(True, changes=changes, errors=errors)
 
     def _write(self, want: fw_plan.Ruleset) -> int:
         have = self.applied
-        changes = 0
-        if have is not None and have.script == want.script:
-            script = fw_plan.element_script(have.elements, want.elements)
-            if script:
-                self._run(self.cfg.namespace, script)
-                self.set_updates += 1
-                changes = 1
-        else:
-            started = time.monotonic()
+        script = fw_plan.change_script(have, want) if have is not None else None
+        if script == "":
+            return 0
+        started = time.monotonic()
+        before = self._gen()
+        if script is None:
             self._run(self.cfg.namespace, fw_plan.full_script(want))
             self.rebuilds += 1
-            LOG.info("firewall tables written: %d filtered port(s), %d set(s), %.1f ms",
-                     len(want.guarded), len(want.elements), (time.monotonic() - started) * 1000)
-            changes = 1
+            LOG.info("firewall tables written whole: %d filtered port(s), %.1f ms",
+                     len(want.guarded), (time.monotonic() - started) * 1000)
+        else:
+            self._run(self.cfg.namespace, script)
+            self.updates += 1
+            LOG.debug("firewall updated in place: %d command(s), %.1f ms",
+                      script.count("\n"), (time.monotonic() - started) * 1000)
         self.applied = want
-        return changes
+        after = self._gen()
+        # Exactly one commit since ``before``: ours. Otherwise someone else wrote too: the next
+        # read-back must look at the tables.
+        self._written_gen = after if before is not None and after == before + 1 else None
+        return 1
+
+    def _gen(self) -> int | None:
+        try:
+            return self._generation(self.cfg.namespace)
+        except Exception:  # no answer: the read-back lists the tables instead
+            return None
+
+    def _read_back(self) -> None:
+        """Compare the kernel's tables with what was last written; drift: write them whole."""
+        self._check = False
+        have = self.applied
+        if have is None:
+            return  # written whole on this pass anyway
+        if self._written_gen is not None and self._gen() == self._written_gen:
+            return  # no nftables transaction in the namespace since ours: nothing to list
+        found: dict[str, int] = {}
+        for family in fw_plan.FAMILIES:
+            try:
+                listing = self._run(self.cfg.namespace, f"list table {family} {fw_plan.TABLE}", nft.OUTPUT_JSON)
+            except nft.NftError:
+                continue  # no such table: everything it had is missing below
+            found.update(fw_plan.read_summary(str(listing)))
+        want = fw_plan.summary(have)
+        if found != want:
+            drift = sorted(k for k in want.keys() | found.keys() if found.get(k) != want.get(k))
+            LOG.warning("firewall tables differ from what kaon wrote (%s%s): writing them whole",
+                        ", ".join(drift[:5]), ", ..." if len(drift) > 5 else "")
+            self.repairs += 1
+            self.applied = None
+        else:
+            self._written_gen = self._gen()  # someone else's commit, not touching our tables
+
+    def _forget_flows(self, old: FirewallIntent | None, new: FirewallIntent | None,
+                      network_of: dict[str, str]) -> tuple[tuple[str, str], ...]:
+        """Delete the conntrack entries of flows the change no longer allows (after the new rules are in)."""
+        errors = []
+        for flow in fw_conntrack.stale_flows(old, new, network_of):
+            try:
+                self._forget(self.cfg.namespace, flow.args())
+                self.forgotten += 1
+            except Exception as exc:  # the rules are in force; a surviving entry is logged, not retried
+                errors.append(("conntrack", str(exc)))
+        return tuple(errors)
 
     def _error(self, message: str) -> None:
         # Loud, but once per 30 s while the problem lasts, not once per retry.

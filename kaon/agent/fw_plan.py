@@ -1,4 +1,4 @@
-"""The firewall part of a host intent → nftables text (pure).
+"""The firewall part of a host intent → nftables objects and the scripts between them (pure).
 
 Design (docs/design/security-groups-dataplane.md; measured in the shared
 dataplane reference §5.1): this kernel has no conntrack in the nft *bridge*
@@ -12,7 +12,8 @@ family, so the work is split in two tables, both owned by name:
 * ``inet kaon-sg`` — stateful, reached through br_netfilter: per-port egress
   and ingress chains keyed on that mark, ``ct state established,related``
   accepted for stateful ports, one chain per security group with its rules,
-  remote groups as named interval sets, default drop.
+  remote groups as named interval sets, default drop; packets of stateless
+  ports are marked untracked before conntrack sees them.
 
 Egress and ingress share one ``forward`` base chain (one hook invocation
 per packet): what the sender's egress chain allows continues with
@@ -20,39 +21,65 @@ per packet): what the sender's egress chain allows continues with
 this host still meets the receiver's ingress chain, whose accept or drop is
 final.
 
-``build`` returns the script for the tables *without* set elements, plus
-the elements; the firewall replaces the tables only when that script
-changed and otherwise adds and deletes set elements in place, so a remote
-group's membership change never rebuilds (or re-handles) a rule.
+Incremental by construction: the base chains are fixed and dispatch through
+*named* verdict maps (tap → chain, port mark → chain), so a port is its own
+four chains plus one element in each map. :func:`build` returns the wanted
+objects (:class:`Ruleset`); :func:`change_script` turns two of them into one
+transaction that touches only what differs — a new port adds its chains and
+map elements, a removed one deletes them, a rule change refills its group's
+chains — and :func:`full_script` writes both tables whole (first sync, or
+when the read-back, :func:`summary`, shows drift). Port numbers (the marks)
+must therefore stay the same while a port lives: :func:`number_ports`.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import netaddr
 
 from kaon.model.intent import FirewallIntent, FirewallPort, FirewallRule, NetworkIntent, SecurityGroupIntent
 
+Key = tuple[str, str]  # (family, object name)
 TABLE = "kaon-sg"  # the name of both tables (bridge and inet families)
+FAMILIES = ("bridge", "inet")
+MAX_PORTS = 0xFFFF  # the port mark has 16 bits per direction
 PORT_PROTOCOLS = {6, 17, 33, 132, 136}  # tcp, udp, dccp, sctp, udplite: th dport is at the same place
 ICMP = {1: "icmp", 58: "icmpv6"}
 # ICMPv6 a port always needs (Neutron's ICMPV6_ALLOWED_*): MLD, router/neighbour discovery.
-ND_EGRESS = "{ mld-listener-report, nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld2-listener-report }"
-ND_INGRESS = ("{ mld-listener-query, mld-listener-report, mld-listener-done, nd-router-advert, "
-              "nd-neighbor-solicit, nd-neighbor-advert, mld2-listener-report }")
+ND_EGRESS = ("mld-listener-report", "nd-router-solicit", "nd-neighbor-solicit", "nd-neighbor-advert",
+             "mld2-listener-report")
+ND_INGRESS = ("mld-listener-query", "mld-listener-report", "mld-listener-done", "nd-router-advert",
+              "nd-neighbor-solicit", "nd-neighbor-advert", "mld2-listener-report")
+DAD = ("nd-neighbor-solicit", "mld2-listener-report", "mld-listener-report")  # what comes from :: before an address
+# Constant sets, named once per table rather than an anonymous copy in every port's chains
+# (each anonymous set is a kernel object of its own: thousands of them make a full write slow).
+CONSTANT_SETS: dict[Key, tuple[str, tuple[str, ...]]] = {
+    ("bridge", "udp_icmpv6"): ("inet_proto", ("udp", "icmpv6")),
+    ("bridge", "dad_types"): ("icmpv6_type", DAD),
+    ("inet", "nd_egress"): ("icmpv6_type", ND_EGRESS),
+    ("inet", "nd_ingress"): ("icmpv6_type", ND_INGRESS),
+}
+
 
 
 @dataclass(frozen=True)
 class Ruleset:
-    script: str  # both tables, sets empty
-    elements: dict[str, frozenset[str]] = field(default_factory=dict)  # set name -> elements
+    """Both tables as objects: what :func:`full_script` writes and :func:`change_script` diffs."""
+    hooks: dict[Key, str] = field(default_factory=dict)  # base chain -> its "type ... hook ..." line
+    chains: dict[Key, tuple[str, ...]] = field(default_factory=dict)  # every chain -> its rules
+    decls: dict[Key, str] = field(default_factory=dict)  # named set/map -> its declaration body
+    elements: dict[Key, dict[str, str]] = field(default_factory=dict)  # set/map -> key -> value ("" for sets)
     guarded: frozenset[str] = frozenset()  # port ids this ruleset filters
+    numbers: dict[str, int] = field(default_factory=dict)  # port id -> its mark number
 
-
-Numbered = list[tuple[int, str, FirewallPort]]  # (mark, port id, port)
+    @property
+    def empty(self) -> bool:
+        return not self.chains
 
 
 def secured(fw: FirewallIntent | None) -> set[str]:
@@ -60,65 +87,242 @@ def secured(fw: FirewallIntent | None) -> set[str]:
     return {pid for pid, p in fw.ports.items() if p.port_security} if fw is not None else set()
 
 
-def build(fw: FirewallIntent | None, networks: Mapping[str, NetworkIntent]) -> Ruleset:
-    ports = sorted((pid, p) for pid, p in fw.ports.items() if p.port_security) if fw is not None else []
+def number_ports(previous: Mapping[str, int], ports: Iterable[str]) -> dict[str, int]:
+    """A mark number per port: kept while the port lives, the lowest free one for a new port."""
+    wanted = sorted(ports)
+    kept = {pid: previous[pid] for pid in wanted if pid in previous}
+    used = set(kept.values())
+    free = (n for n in range(1, MAX_PORTS + 1) if n not in used)
+    for pid in wanted:
+        if pid not in kept:
+            number = next(free, None)
+            if number is None:
+                raise ValueError(f"{len(wanted)} filtered ports on one host: the port mark has 16 bits")
+            kept[pid] = number
+    return kept
+
+
+def build(fw: FirewallIntent | None, networks: Mapping[str, NetworkIntent],
+          previous: Mapping[str, int] | None = None) -> Ruleset:
+    """The wanted objects; ``previous``: the port numbers in force (kept for ports still here)."""
+    ports = {pid: p for pid, p in fw.ports.items() if p.port_security} if fw is not None else {}
     if not ports:
-        return Ruleset(replace_script("", ""))
-    if len(ports) > 0xFFFF:
-        raise ValueError(f"{len(ports)} filtered ports on one host: the port mark has 16 bits")
+        return Ruleset()
     assert fw is not None
-    numbered = [(i, pid, p) for i, (pid, p) in enumerate(ports, start=1)]
-    groups = fw.groups
-    used = sorted({g for _, _, p in numbered for g in p.security_groups or () if g in groups})
-    bridge = _bridge_table(numbered)
-    inet = _inet_table(numbered, {g: groups[g] for g in used}, fw.sets, networks)
-    elements = {name: frozenset(members) for name, members in fw.sets.items()}
-    return Ruleset(replace_script(bridge, inet), elements, frozenset(pid for _, pid, _ in numbered))
+    numbers = number_ports(previous or {}, ports)
+    used = sorted({g for p in ports.values() for g in p.security_groups or () if g in fw.groups})
+    rs = Ruleset(guarded=frozenset(ports), numbers=numbers)
+    _skeleton(rs)
+    for pid, port in sorted(ports.items()):
+        _port(rs, numbers[pid], port, fw.groups)
+    for gid in used:
+        _group(rs, gid, fw.groups[gid])
+    for name, members in sorted(fw.sets.items()):
+        rs.decls["inet", name] = f"set {{ type {'ipv4_addr' if name.startswith('sg4-') else 'ipv6_addr'}; flags interval; }}"
+        rs.elements["inet", name] = dict.fromkeys(members, "")
+    rs.elements["inet", "zone_of"] = {f'"{net.bridge}"': str(zone(nid))
+                                      for nid, net in sorted(networks.items()) if net.bridge}
+    return rs
 
 
-def replace_script(bridge: str, inet: str) -> str:
-    """Both tables made exactly this (empty text: removed), in one batch."""
+def zone(network_id: str) -> int:
+    """A conntrack zone per network, stable across restarts and hosts (1..65535).
+
+    Why: all bridges of a host share its namespace's conntrack table, and two
+    tenants may use the same addresses. A collision of two networks' hashes
+    only means they share a zone, which is the situation without zones."""
+    return zlib.crc32(network_id.encode()) % 0xFFFF + 1
+
+
+# -- the fixed part: base chains dispatching through named maps -------------------
+def _skeleton(rs: Ruleset) -> None:
+    rs.decls.update({
+        ("bridge", "from_port"): "map { type ifname : verdict; }",
+        ("bridge", "to_port"): "map { type ifname : verdict; }",
+        ("inet", "out_port"): "map { type mark : verdict; }",
+        ("inet", "in_port"): "map { type mark : verdict; }",
+        # One map lookup per packet, however many networks the host has.
+        ("inet", "zone_of"): "map { typeof iifname : ct zone; }",
+        ("inet", "untracked_out"): "set { type mark; }",  # stateless ports' numbers
+        ("inet", "untracked_mac"): "set { type ether_addr; }",  # and their MACs, as destinations
+    })
+    hook = "type filter hook {} priority {}; policy accept;"
+    rs.hooks.update({("bridge", "prerouting"): hook.format("prerouting", "filter"),
+                     ("bridge", "forward"): hook.format("forward", "filter"),
+                     ("inet", "zones"): hook.format("prerouting", "raw"),
+                     ("inet", "forward"): hook.format("forward", "0")})
+    rs.chains.update({
+        ("bridge", "prerouting"): ("iifname vmap @from_port",),
+        ("bridge", "forward"): ("oifname vmap @to_port",),
+        # Before conntrack (priority raw): a stateless port's packets, sent or received, are
+        # never tracked — they pay nothing for conntrack. The zone is set for the rest only
+        # (setting a zone gives an untracked packet a conntrack template again).
+        ("inet", "zones"): ("meta mark and 0x0000ffff @untracked_out notrack accept",
+                            "ether daddr @untracked_mac notrack accept",
+                            "ct zone set iifname map @zone_of"),
+        # One base chain (one hook invocation per packet): the sender's egress checks first; what
+        # they allow continues with ``goto ingress`` (the receiver's checks), whose accept or drop
+        # ends the hook. A packet from no filtered port goes to ``ingress`` directly.
+        # Established traffic first, before any per-port lookup: every port chain that could see
+        # such a packet accepts it anyway (stateful ports' first rule; a stateless port's packets
+        # are untracked, never "established"; an unfiltered port accepts all), so most packets
+        # cost one conntrack state test here, however many ports and rules the host has.
+        ("inet", "forward"): ("ct state established,related accept",
+                              "meta mark and 0x0000ffff vmap @out_port", "goto ingress"),
+        ("inet", "ingress"): ("meta mark and 0xffff0000 vmap @in_port", "accept"),
+    })
+    for key in rs.decls:
+        rs.elements[key] = {}
+    for key, (kind, members) in CONSTANT_SETS.items():
+        rs.decls[key] = f"set {{ type {kind}; }}"
+        rs.elements[key] = dict.fromkeys(members, "")
+
+
+# -- a port: four chains and one element per map ----------------------------------
+def _port(rs: Ruleset, number: int, port: FirewallPort, groups: Mapping[str, SecurityGroupIntent]) -> None:
+    tap = port.device
+    present = tuple(g for g in port.security_groups or () if g in groups)
+    rs.chains.update(_port_chains(number, port, present))
+    rs.elements["bridge", "from_port"][f'"{tap}"'] = f"jump from-{tap}"
+    rs.elements["bridge", "to_port"][f'"{tap}"'] = f"jump to-{tap}"
+    for suffix, mapname, mark in (("out", "out_port", number), ("in", "in_port", number << 16)):
+        rs.elements["inet", mapname][f"{mark:#010x}"] = f"goto {suffix}-{tap}"
+    if port.stateful is False:
+        rs.elements["inet", "untracked_out"][f"{number:#010x}"] = ""
+        for mac in _addresses(port):
+            rs.elements["inet", "untracked_mac"][mac] = ""
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _port_chains(number: int, port: FirewallPort, present: tuple[str, ...]) -> dict[Key, tuple[str, ...]]:
+    """A port's four chains; cached, as a pass rebuilds every port's while few change (and equal
+    tuples that are the same object compare at once in :func:`change_script`)."""
+    tap = port.device
+    return {("bridge", f"from-{tap}"): _from_port(number, port),
+            ("bridge", f"to-{tap}"): (f"meta mark set meta mark or {number << 16:#010x}",),
+            ("inet", f"out-{tap}"): _port_chain("out", port, present),
+            ("inet", f"in-{tap}"): _port_chain("in", port, present)}
+
+
+def _group(rs: Ruleset, gid: str, group: SecurityGroupIntent) -> None:
+    for direction, suffix in (("egress", "out"), ("ingress", "in")):
+        rs.chains["inet", f"sg-{gid}-{suffix}"] = tuple(
+            f"{match} {PASS[suffix]}" for match in _matches([r for r in group.rules if r.direction == direction]))
+
+
+def _matches(rules: list[FirewallRule]) -> list[str]:
+    """The rules as nft matches, rules that differ only in their port range as one rule.
+
+    Why: a packet that no rule allows walks the whole chain — every packet of a
+    stateless port, every new flow of a stateful one — so 1,000 "tcp port N from
+    10.0.0.0/8" rules are one rule with a set of ports (one lookup), not 1,000.
+    The rules are alternatives (any accepts), so their order does not matter."""
+    out: list[str] = []
+    ports: dict[FirewallRule, list[tuple[int, int]]] = {}
+    for rule in rules:
+        low, high = rule.port_range_min, rule.port_range_max
+        if rule.protocol in PORT_PROTOCOLS and low is not None:
+            key = FirewallRule(rule.direction, rule.ethertype, rule.protocol, None, None,
+                               rule.remote_ip_prefix, rule.remote_set)
+            if key not in ports:
+                ports[key] = []
+                out.append("")  # the merged rule's place: where its first rule was
+            ports[key].append((low, high if high is not None else low))
+        else:
+            out.append(_match(rule))
+    merged = iter(f"{_match(key)} th dport {_port_set(ranges)}" for key, ranges in ports.items())
+    return [m or next(merged) for m in out]
+
+
+def _port_set(ranges: list[tuple[int, int]]) -> str:
+    spans: list[list[int]] = []
+    for low, high in sorted(ranges):
+        if spans and low <= spans[-1][1] + 1:  # overlapping or adjacent: one interval
+            spans[-1][1] = max(spans[-1][1], high)
+        else:
+            spans.append([low, high])
+    items = [str(a) if a == b else f"{a}-{b}" for a, b in spans]
+    return items[0] if len(items) == 1 else "{ " + ", ".join(items) + " }"
+
+
+# -- scripts -------------------------------------------------------------------------
+def full_script(rs: Ruleset) -> str:
+    """Both tables made exactly ``rs`` (empty: removed), in one batch."""
     out = []
-    for family, body in (("bridge", bridge), ("inet", inet)):
+    for family in FAMILIES:
         # Declaring first makes the delete valid when the table does not exist.
         out.append(f"table {family} {TABLE} {{}}\ndelete table {family} {TABLE}\n")
-        if body:
-            out.append(f"table {family} {TABLE} {{\n{body}}}\n")
+        if rs.empty:
+            continue
+        body = [f"  {kind} {name} {{ {spec} }}\n" for (fam, name), (kind, spec) in
+                ((k, _decl(v)) for k, v in sorted(rs.decls.items())) if fam == family]
+        for (fam, name), rules in rs.chains.items():
+            if fam == family:
+                hook = rs.hooks.get((fam, name))
+                lines = ([hook] if hook else []) + list(rules)
+                body.append(f"  chain {name} {{\n" + "".join(f"    {r}\n" for r in lines) + "  }\n")
+        out.append(f"table {family} {TABLE} {{\n{''.join(body)}}}\n")
+    out += [_elements("add", key, elems) for key, elems in sorted(rs.elements.items()) if elems]
     return "".join(out)
 
 
-def element_script(old: Mapping[str, frozenset[str]], new: Mapping[str, frozenset[str]]) -> str:
-    """Set element changes in place: deletes before adds (an interval set refuses overlaps)."""
-    dels, adds = [], []
-    for name in sorted(new):
-        gone, came = old.get(name, frozenset()) - new[name], new[name] - old.get(name, frozenset())
-        if gone:
-            dels.append(f"delete element inet {TABLE} {name} {{ {', '.join(sorted(gone))} }}\n")
+def change_script(old: Ruleset, new: Ruleset) -> str | None:
+    """One transaction from ``old`` to ``new`` touching only what differs; None: write whole."""
+    if old.empty or new.empty or old.hooks != new.hooks or any(
+            old.decls[k] != new.decls[k] for k in old.decls.keys() & new.decls.keys()):
+        return None if old != new else ""
+    out = []
+    for key in sorted(new.decls.keys() - old.decls.keys()):
+        kind, spec = _decl(new.decls[key])
+        out.append(f"add {kind} {key[0]} {TABLE} {key[1]} {{ {spec} }}\n")
+    out += [f"add chain {f} {TABLE} {n}\n" for f, n in new.chains if (f, n) not in old.chains]
+    for key, rules in new.chains.items():
+        if old.chains.get(key) == rules:
+            continue
+        if key in old.chains:
+            out.append(f"flush chain {key[0]} {TABLE} {key[1]}\n")
+        out += [f"add rule {key[0]} {TABLE} {key[1]} {r}\n" for r in rules]
+    # Element deletes before adds: an interval set refuses overlapping elements.
+    for key, elems in sorted(old.elements.items()):
+        if key in new.elements:
+            gone = [k for k, v in elems.items() if new.elements[key].get(k) != v]
+            if gone:
+                out.append(_elements("delete", key, dict.fromkeys(gone, "")))
+    for key, elems in sorted(new.elements.items()):
+        came = {k: v for k, v in elems.items() if old.elements.get(key, {}).get(k) != v}
         if came:
-            adds.append(f"add element inet {TABLE} {name} {{ {', '.join(sorted(came))} }}\n")
-    return "".join(dels + adds)
-
-
-def full_script(rs: Ruleset) -> str:
-    return rs.script + element_script({}, rs.elements)
-
-
-# -- bridge family: anti-spoofing and marks ---------------------------------------
-def _bridge_table(numbered: Numbered) -> str:
-    from_map = ", ".join(f'"{p.device}" : jump from-{p.device}' for _, _, p in numbered)
-    to_map = ", ".join(f'"{p.device}" : jump to-{p.device}' for _, _, p in numbered)
-    out = [
-        "  chain prerouting {\n    type filter hook prerouting priority filter; policy accept;\n"
-        f"    iifname vmap {{ {from_map} }}\n  }}\n",
-        "  chain forward {\n    type filter hook forward priority filter; policy accept;\n"
-        f"    oifname vmap {{ {to_map} }}\n  }}\n",
-    ]
-    for number, _, port in numbered:
-        out.append(_from_port(number, port))
-        out.append(f"  chain to-{port.device} {{\n    meta mark set meta mark or {number << 16:#010x}\n  }}\n")
+            out.append(_elements("add", key, came))
+    # What is gone: flushed first (a chain still jumped to cannot be deleted), then deleted.
+    gone_chains = [key for key in old.chains if key not in new.chains]
+    out += [f"flush chain {f} {TABLE} {n}\n" for f, n in gone_chains]
+    out += [f"delete chain {f} {TABLE} {n}\n" for f, n in gone_chains]
+    for key in sorted(old.decls.keys() - new.decls.keys()):
+        out.append(f"delete {_decl(old.decls[key])[0]} {key[0]} {TABLE} {key[1]}\n")
     return "".join(out)
 
 
+def _decl(text: str) -> tuple[str, str]:
+    kind, _, spec = text.partition(" ")
+    return kind, spec.strip().removeprefix("{").removesuffix("}").strip()
+
+
+def _elements(verb: str, key: Key, elems: Mapping[str, str]) -> str:
+    items = ", ".join(f"{k} : {v}" if v and verb == "add" else k for k, v in sorted(elems.items()))
+    return f"{verb} element {key[0]} {TABLE} {key[1]} {{ {items} }}\n"
+
+
+def summary(rs: Ruleset) -> dict[str, int]:
+    """What a read-back can compare cheaply: rules per chain, elements per set or map.
+
+    An interval set counts as present only: the kernel may list adjacent
+    intervals differently from how they were written."""
+    out = {f"chain {f} {n}": len(rules) for (f, n), rules in rs.chains.items()}
+    for (f, n), spec in rs.decls.items():
+        out[f"set {f} {n}"] = -1 if "interval" in spec else len(rs.elements.get((f, n), {}))
+    return out
+
+
+# -- bridge family: anti-spoofing -------------------------------------------------
 def _addresses(port: FirewallPort) -> dict[str, list[str]]:
     """MAC → the source addresses it may use: the port's own, then its address pairs'."""
     by_mac: dict[str, list[str]] = {port.mac: list(port.ips or ())}
@@ -128,11 +332,13 @@ def _addresses(port: FirewallPort) -> dict[str, list[str]]:
 
 
 def _merged(addresses: list[str], version: int) -> str:
+    """The addresses as one nft value: a set only when there are several (one is a plain compare)."""
     nets = netaddr.cidr_merge([netaddr.IPNetwork(a) for a in addresses if netaddr.IPNetwork(a).version == version])
-    return ", ".join(str(n.ip) if n.size == 1 else str(n) for n in nets)
+    items = [str(n.ip) if n.size == 1 else str(n) for n in nets]
+    return items[0] if len(items) == 1 else "{ " + ", ".join(items) + " }" if items else ""
 
 
-def _from_port(number: int, port: FirewallPort) -> str:
+def _from_port(number: int, port: FirewallPort) -> tuple[str, ...]:
     mark = f"meta mark set {number:#010x} accept"
     by_mac = _addresses(port)
     # Hot path first: IPv4 that is not UDP, or IPv6 that is neither UDP nor ICMPv6, from the
@@ -144,8 +350,8 @@ def _from_port(number: int, port: FirewallPort) -> str:
         v4 = _merged(addresses, 4)
         v6 = _merged([*addresses, str(netaddr.EUI(mac).ipv6_link_local())], 6)
         if v4:
-            rules.append(f"ether saddr {mac} ether type ip ip saddr {{ {v4} }} meta l4proto != udp {mark}")
-        rules.append(f"ether saddr {mac} ether type ip6 ip6 saddr {{ {v6} }} meta l4proto != {{ udp, icmpv6 }} {mark}")
+            rules.append(f"ether saddr {mac} ether type ip ip saddr {v4} meta l4proto != udp {mark}")
+        rules.append(f"ether saddr {mac} ether type ip6 ip6 saddr {v6} meta l4proto != @udp_icmpv6 {mark}")
     rules += [
         # DHCP discover/request come from 0.0.0.0 before the port has its address.
         f"ether saddr {port.mac} ether type ip udp sport 68 udp dport 67 {mark}",
@@ -158,79 +364,36 @@ def _from_port(number: int, port: FirewallPort) -> str:
         v6 = _merged([*addresses, str(netaddr.EUI(mac).ipv6_link_local())], 6)
         # ARP probes (RFC 5227) come from 0.0.0.0.
         arp = _merged([*addresses, "0.0.0.0"], 4)
-        rules.append(f"ether saddr {mac} ether type arp arp saddr ether {mac} arp saddr ip {{ {arp} }} accept")
+        rules.append(f"ether saddr {mac} ether type arp arp saddr ether {mac} arp saddr ip {arp} accept")
         if v4:
-            rules.append(f"ether saddr {mac} ether type ip ip saddr {{ {v4} }} {mark}")
-        rules.append(f"ether saddr {mac} ether type ip6 ip6 saddr {{ {v6} }} {mark}")
+            rules.append(f"ether saddr {mac} ether type ip ip saddr {v4} {mark}")
+        rules.append(f"ether saddr {mac} ether type ip6 ip6 saddr {v6} {mark}")
         # Duplicate address detection and MLD reports come from :: before an address is up.
-        rules.append(f"ether saddr {mac} ether type ip6 ip6 saddr :: icmpv6 type "
-                     f"{{ nd-neighbor-solicit, mld2-listener-report, mld-listener-report }} {mark}")
+        rules.append(f"ether saddr {mac} ether type ip6 ip6 saddr :: icmpv6 type @dad_types {mark}")
     rules.append("drop")  # any other source, ethertype or MAC
-    body = "".join(f"    {r}\n" for r in rules)
-    return f"  chain from-{port.device} {{\n{body}  }}\n"
+    return tuple(rules)
 
 
 # -- inet family: the stateful part -----------------------------------------------
-def _inet_table(numbered: Numbered, groups: Mapping[str, SecurityGroupIntent],
-                sets: Mapping[str, tuple[str, ...]], networks: Mapping[str, NetworkIntent]) -> str:
-    out = [f"  set {name} {{\n    type {'ipv4_addr' if name.startswith('sg4-') else 'ipv6_addr'}; flags interval;\n  }}\n"
-           for name in sorted(sets)]
-    out.append(_zones(networks))
-    egress = ", ".join(f"{n:#010x} : goto out-{p.device}" for n, _, p in numbered)
-    ingress = ", ".join(f"{n << 16:#010x} : goto in-{p.device}" for n, _, p in numbered)
-    # One base chain (one hook invocation per packet): the sender's egress checks first; what
-    # they allow continues with ``goto ingress`` (the receiver's checks), whose accept or drop
-    # ends the hook. A packet from no filtered port goes to ``ingress`` directly.
-    out.append("  chain forward {\n    type filter hook forward priority 0; policy accept;\n"
-               f"    meta mark and 0x0000ffff vmap {{ {egress} }}\n    goto ingress\n  }}\n")
-    out.append(f"  chain ingress {{\n    meta mark and 0xffff0000 vmap {{ {ingress} }}\n    accept\n  }}\n")
-    for _, _, port in numbered:
-        out.append(_port_chain("out", port, groups))
-        out.append(_port_chain("in", port, groups))
-    for gid, group in groups.items():
-        for direction, suffix in (("egress", "out"), ("ingress", "in")):
-            verdict = PASS["out" if direction == "egress" else "in"]
-            rules = [f"    {_match(r)} {verdict}\n" for r in group.rules if r.direction == direction]
-            out.append(f"  chain sg-{gid}-{suffix} {{\n{''.join(rules)}  }}\n")
-    return "".join(out)
-
-
 # What an allowed packet does next: past the sender's egress it still meets the receiver's ingress.
 PASS = {"out": "goto ingress", "in": "accept"}
 
 
-def zone(network_id: str) -> int:
-    """A conntrack zone per network, stable across restarts and hosts (1..65535).
-
-    Why: all bridges of a host share its namespace's conntrack table, and two
-    tenants may use the same addresses. A collision of two networks' hashes
-    only means they share a zone, which is the situation without zones."""
-    return zlib.crc32(network_id.encode()) % 0xFFFF + 1
-
-
-def _zones(networks: Mapping[str, NetworkIntent]) -> str:
-    # One map lookup per packet, however many networks the host has (not one rule per bridge).
-    zones = ", ".join(f'"{net.bridge}" : {zone(nid)}' for nid, net in sorted(networks.items()) if net.bridge)
-    rule = f"    ct zone set iifname map {{ {zones} }}\n" if zones else ""
-    return f"  chain zones {{\n    type filter hook prerouting priority raw; policy accept;\n{rule}  }}\n"
-
-
-def _port_chain(suffix: str, port: FirewallPort, groups: Mapping[str, SecurityGroupIntent]) -> str:
+def _port_chain(suffix: str, port: FirewallPort, present: tuple[str, ...]) -> tuple[str, ...]:
     rules, ok = [], PASS[suffix]
     if port.stateful is not False:
         rules += [f"ct state established,related {ok}", "ct state invalid drop"]
     if suffix == "out":
-        rules += [f"udp sport 68 udp dport 67 {ok}", f"icmpv6 type {ND_EGRESS} {ok}"]
+        rules += [f"udp sport 68 udp dport 67 {ok}", f"icmpv6 type @nd_egress {ok}"]
         rules.append(f"meta nfproto ipv6 udp sport 546 udp dport 547 {ok}")  # DHCPv6 client to server
     else:
-        rules += [f"udp sport 67 udp dport 68 {ok}", f"icmpv6 type {ND_INGRESS} {ok}"]
+        rules += [f"udp sport 67 udp dport 68 {ok}", f"icmpv6 type @nd_ingress {ok}"]
         # DHCPv6 replies come from the server's link-local address to the client's, which
         # conntrack does not tie to the request (that went to ff02::1:2): Neutron allows them.
         rules.append(f"meta nfproto ipv6 udp sport 547 udp dport 546 {ok}")
-    rules += [f"jump sg-{g}-{suffix}" for g in port.security_groups or () if g in groups]
+    rules += [f"jump sg-{g}-{suffix}" for g in present]
     rules.append("drop")  # nothing allowed it
-    body = "".join(f"    {r}\n" for r in rules)
-    return f"  chain {suffix}-{port.device} {{\n{body}  }}\n"
+    return tuple(rules)
 
 
 def _match(rule: FirewallRule) -> str:
@@ -261,3 +424,22 @@ def _protocol(rule: FirewallRule) -> list[str]:
         if high is not None:
             parts.append(f"{ICMP[proto]} code {high}")
     return parts
+
+
+def read_summary(listing: str) -> dict[str, int]:
+    """:func:`summary`'s shape from a table's JSON listing (``list table ...`` with OUTPUT_JSON)."""
+    out: dict[str, int] = {}
+    for item in json.loads(listing).get("nftables", []):
+        if "chain" in item:
+            chain = item["chain"]
+            out.setdefault(f"chain {chain['family']} {chain['name']}", 0)
+        elif "rule" in item:
+            rule = item["rule"]
+            key = f"chain {rule['family']} {rule['chain']}"
+            out[key] = out.get(key, 0) + 1
+        else:
+            found = item.get("set") or item.get("map")
+            if found is not None:
+                interval = "interval" in found.get("flags", ())
+                out[f"set {found['family']} {found['name']}"] = -1 if interval else len(found.get("elem", ()))
+    return out

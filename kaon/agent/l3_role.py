@@ -17,7 +17,9 @@ Per router in the intent's ``routers`` (kaon.model.intent.RouterIntent):
   SIGHUP when it changes, stopped when none is left or the router goes (it
   outlives the agent, and a restarted agent adopts it by its pid file);
 * NAT in one nftables table (kaon.agent.l3_plan), replaced atomically when
-  its text changes; a gratuitous ARP for each floating IP newly added;
+  its text changes or when reading it back (each sync: intent change or the
+  periodic resync) shows a hand edit; a gratuitous ARP for each floating IP
+  newly added;
 * a metadata proxy process listening on 0.0.0.0:9697 inside the namespace,
   where the NAT table redirects 169.254.169.254:80, while the router has
   interfaces; its files in ``<state_path>/l3/<host>/metadata-proxy/<router>/``
@@ -67,9 +69,10 @@ class L3Role:
         self.state_dir = state_dir
         self.host_l2 = LinuxL2(acfg.namespace)
         self.proxy = proxy or ProxyConfig()
-        # Last NAT text applied per namespace: unchanged text, no transaction.
-        # Empty after a restart, so the first sync rewrites every table once.
-        self._nat: dict[str, str] = {}
+        # Per namespace: the NAT text last applied and the kernel's listing of it right after.
+        # Same text and same listing: no transaction. Empty after a restart, so the first
+        # sync rewrites every table once.
+        self._nat: dict[str, tuple[str, str | None]] = {}
         self._wanted: Wanted[RouterIntent] = Wanted()
 
     def ns_name(self, router_id: str) -> str:
@@ -144,8 +147,10 @@ class L3Role:
             if name.startswith((names.ROUTER_INTERFACE, names.ROUTER_GATEWAY)) and name not in wanted_names:
                 router_ns.ip(ns, "link", "del", name, check=False)  # its tap goes with it
         router_ns.sync_routes(ns, l3_plan.routes(router))
-        self._advertise(router_id, ns, l3_plan.radvd_conf(router))
+        # NAT right after the addresses: a floating IP on qg- already answers pings,
+        # and should be the VM's as soon as it does (radvd can take a moment to start).
         self._apply_nat(ns, l3_plan.nat_body(router))
+        self._advertise(router_id, ns, l3_plan.radvd_conf(router))
         self._serve_metadata(router_id, ns, router)
 
     def _serve_metadata(self, router_id: str, ns: str, router: RouterIntent) -> None:
@@ -185,10 +190,18 @@ class L3Role:
             shutil.rmtree(d, ignore_errors=True)
 
     def _apply_nat(self, ns: str, body: str) -> None:
-        if self._nat.get(ns) == body:
+        # Read back on every sync of the router (its intent changed, or the periodic resync):
+        # a table someone edited or deleted since kaon wrote it is written again.
+        try:
+            listing = nft.list_table(ns, "ip", l3_plan.NAT_TABLE)
+        except nft.NftError:
+            listing = None  # no table
+        if self._nat.get(ns) == (body, listing):
             return
+        if ns in self._nat and self._nat[ns][0] == body:
+            LOG.warning("NAT table in %s differs from what kaon wrote: writing it again", ns)
         nft.replace_table(ns, "ip", l3_plan.NAT_TABLE, body)
-        self._nat[ns] = body
+        self._nat[ns] = (body, nft.list_table(ns, "ip", l3_plan.NAT_TABLE))
 
     def sweep(self, wanted: set[str]) -> bool:
         ok = True

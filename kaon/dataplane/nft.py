@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import socket
+import struct
 import threading
 
 from kaon.dataplane import DataplaneError, netns
@@ -88,3 +90,29 @@ def replace_table(namespace: str | None, family: str, table: str, body: str) -> 
 
 def list_table(namespace: str | None, family: str, table: str) -> str:
     return run(namespace, f"list table {family} {table}")
+
+
+# NFT_MSG_GETGEN over NETLINK_NETFILTER (linux/netfilter/nf_tables.h, nfnetlink.h).
+_NETLINK_NETFILTER, _GETGEN, _NFTA_GEN_ID, _NLMSG_ERROR = 12, (10 << 8) | 16, 1, 2
+
+
+def generation(namespace: str | None) -> int:
+    """The ruleset generation of ``namespace``: the kernel bumps it on every committed nftables
+    transaction there, whoever makes it — unchanged since a reading means no table changed."""
+    sock = netns.open_socket(namespace, socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_NETFILTER)
+    try:
+        sock.settimeout(2)
+        sock.send(struct.pack("=LHHLLBBH", 20, _GETGEN, 1, 1, 0, socket.AF_UNSPEC, 0, 0))
+        data = sock.recv(65536)
+    finally:
+        sock.close()
+    length, kind = struct.unpack_from("=LH", data)
+    if kind == _NLMSG_ERROR:
+        raise NftError(f"nft generation: netlink error {-struct.unpack_from('=i', data, 16)[0]}")
+    offset = 20  # nlmsghdr + nfgenmsg
+    while offset + 4 <= length:
+        size, attr = struct.unpack_from("=HH", data, offset)
+        if attr & 0x3FFF == _NFTA_GEN_ID:
+            return int(struct.unpack_from("!L", data, offset + 4)[0])
+        offset += (size + 3) & ~3
+    raise NftError("nft generation: no NFTA_GEN_ID in the kernel's answer")

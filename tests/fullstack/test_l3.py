@@ -12,6 +12,7 @@ or metadata, on a lab of two hosts whose h1 also runs the l3 role.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -126,7 +127,10 @@ def test_seed_001_snat_floating_ip_and_active_router_ports(lab: Stack, ext: dict
                  lambda: lab.lab.outside_exec(["ping", "-c", "1", "-W", "1", address], capture=True).returncode == 0,
                  timeout=20, interval=0.1)
         print(f"floating IP reachable {time.monotonic() - start:.2f} s after its creation")
-        assert ask(vm_ns(lab, "s1"), OUTSIDE, 9000) == address  # the VM now leaves as its floating IP
+        # The router answers a ping to the address as soon as qg- carries it, a moment before
+        # the NAT table that makes it the VM's is in: wait for the VM to leave as it.
+        wait_for("the VM leaves as its floating IP", lambda: ask(vm_ns(lab, "s1"), OUTSIDE, 9000) == address,
+                 timeout=10, interval=0.1)
         # Hairpin: a VM on the same network reaches s1 through s1's floating IP.
         lab.vm("s2", "h2", net["id"], ip_address="10.0.0.11")
         wait_ping(lab, "s2", address)
@@ -191,6 +195,23 @@ def test_agent_kill_restart_keeps_nat_and_sweeps_a_deleted_router(lab: Stack, ex
     lab.api("DELETE", f"/v2.0/routers/{r['id']}")
     wait_for(f"{ns} swept", lambda: ns not in subprocess.run(["ip", "netns", "list"], capture_output=True,
                                                                text=True).stdout, timeout=20)
+
+
+def test_a_nat_rule_deleted_by_hand_comes_back_within_the_resync_interval(lab: Stack, ext: dict[str, Any]) -> None:
+    net, sub = private(lab, "drift-net", "10.50.0.0/24")
+    r = router(lab, "drift-r", ext["id"], sub["id"])
+    lab.vm("n1", "h2", net["id"], ip_address="10.50.0.10")
+    wait_ping(lab, "n1", OUTSIDE)
+    ns = router_ns(lab, r["id"])
+    listing = nft.run(ns, "list table ip kaon-nat", nft.OUTPUT_JSON | nft.OUTPUT_HANDLE)
+    snat = [i["rule"] for i in json.loads(listing)["nftables"] if "rule" in i and "snat" in json.dumps(i["rule"])]
+    assert snat, listing
+    nft.run(ns, f"delete rule ip kaon-nat {snat[0]['chain']} handle {snat[0]['handle']}")
+    assert "snat" not in nft.list_table(ns, "ip", "kaon-nat")
+    # The agent's periodic resync (5 s in this stack) reads the table back and writes it again.
+    wait_for("the SNAT rule is back", lambda: "snat" in nft.list_table(ns, "ip", "kaon-nat"), timeout=20,
+             interval=0.5)
+    wait_ping(lab, "n1", OUTSIDE)
 
 
 def test_an_admin_down_router_is_plugged_but_does_not_forward(lab: Stack, ext: dict[str, Any]) -> None:

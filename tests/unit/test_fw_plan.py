@@ -5,6 +5,7 @@ rule changes, fail closed."""
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -53,53 +54,129 @@ def sync(fw: Firewall, raw: dict[str, Any]) -> Outcome:
 
 def test_the_ruleset_filters_secured_ports_only() -> None:
     rs = fw_plan.build(firewall_part(intent()), typed(intent()).networks)
-    assert rs.guarded == {"p1"} and rs.elements == {"sg4-g1": frozenset({"10.0.0.1", "10.0.0.2"})}
-    assert '"tapp1" : jump from-tapp1' in rs.script and "tapp2" not in rs.script
+    script = fw_plan.full_script(rs)
+    assert rs.guarded == {"p1"} and rs.elements["inet", "sg4-g1"] == {"10.0.0.1": "", "10.0.0.2": ""}
+    assert 'add element bridge kaon-sg from_port { "tapp1" : jump from-tapp1 }' in script
+    assert "tapp2" not in script
     # anti-spoofing: own address and the pair's, DHCP client, no DHCP server, no RA
-    assert "ip saddr { 10.0.0.1, 10.0.0.64/28 } meta mark set 0x00000001 accept" in rs.script
-    assert "udp sport 68 udp dport 67 meta mark set 0x00000001" in rs.script
-    assert "ether type ip udp sport 67 drop" in rs.script and "nd-router-advert drop" in rs.script
+    assert "ip saddr { 10.0.0.1, 10.0.0.64/28 } meta mark set 0x00000001 accept" in script
+    assert "udp sport 68 udp dport 67 meta mark set 0x00000001" in script
+    assert "ether type ip udp sport 67 drop" in script and "nd-router-advert drop" in script
     # rules: remote set, port, ICMP type; default drop; conntrack for a stateful port
-    assert "meta nfproto ipv4 ip saddr @sg4-g1 accept" in rs.script
-    assert "meta nfproto ipv4 meta l4proto 6 th dport 22 accept" in rs.script  # /0 adds no match
-    assert "meta l4proto 1 icmp type 8 accept" in rs.script
-    assert "chain in-tapp1 {\n    ct state established,related accept" in rs.script
-    assert f'ct zone set iifname map {{ "brqn1" : {fw_plan.zone("n1")} }}' in rs.script
+    assert "meta nfproto ipv4 ip saddr @sg4-g1 accept" in script
+    assert "meta nfproto ipv4 meta l4proto 6 th dport 22 accept" in script  # /0 adds no match
+    assert "meta l4proto 1 icmp type 8 accept" in script
+    assert "chain in-tapp1 {\n    ct state established,related accept" in script
+    assert f'add element inet kaon-sg zone_of {{ "brqn1" : {fw_plan.zone("n1")} }}' in script
     # hot path first in the anti-spoofing chain; egress passes on to ingress (one forward hook)
     assert "chain from-tapp1 {\n    ether saddr fa:16:3e:00:00:01 ether type ip ip saddr { 10.0.0.1, 10.0.0.64/28 } " \
-           "meta l4proto != udp meta mark set 0x00000001 accept" in rs.script
-    assert "chain out-tapp1 {\n    ct state established,related goto ingress" in rs.script
-    assert "meta nfproto ipv4 goto ingress" in rs.script  # the egress rule: allowed, ingress still checks
+           "meta l4proto != udp meta mark set 0x00000001 accept" in script
+    assert "chain out-tapp1 {\n    ct state established,related goto ingress" in script
+    assert "meta nfproto ipv4 goto ingress" in script  # the egress rule: allowed, ingress still checks
+    assert rs.elements["inet", "untracked_out"] == {}  # stateful: tracked
 
 
 def test_every_port_lets_dhcpv6_client_traffic_through_and_no_server_out() -> None:
-    rs = fw_plan.build(firewall_part(intent()), typed(intent()).networks)
-    out = rs.script.split("chain out-tapp1 {")[1].split("\n  }\n")[0]
-    into = rs.script.split("chain in-tapp1 {")[1].split("\n  }\n")[0]
+    script = fw_plan.full_script(fw_plan.build(firewall_part(intent()), typed(intent()).networks))
+    out = script.split("chain out-tapp1 {")[1].split("\n  }\n")[0]
+    into = script.split("chain in-tapp1 {")[1].split("\n  }\n")[0]
     assert "meta nfproto ipv6 udp sport 546 udp dport 547 goto ingress" in out
     assert "meta nfproto ipv6 udp sport 547 udp dport 546 accept" in into
-    assert "ether type ip6 udp sport 547 drop" in rs.script  # a VM answering DHCPv6 is still dropped
+    assert "ether type ip6 udp sport 547 drop" in script  # a VM answering DHCPv6 is still dropped
 
 
-def test_a_stateless_port_has_no_conntrack_shortcut() -> None:
+def test_a_stateless_port_has_no_conntrack_shortcut_and_is_untracked() -> None:
     rs = fw_plan.build(firewall_part(intent(stateful=False)), {})
-    assert "ct state" not in rs.script and "jump sg-g1-in\n    drop" in rs.script
+    assert not any("ct state" in r for key, rules in rs.chains.items() for r in rules if "tapp1" in key[1])
+    assert rs.chains["inet", "in-tapp1"][-2:] == ("jump sg-g1-in", "drop")
+    assert rs.elements["inet", "untracked_out"] == {"0x00000001": ""}
+    assert rs.elements["inet", "untracked_mac"] == {"fa:16:3e:00:00:01": ""}
+    # Before conntrack, and before the zone (which would give the packet a template again).
+    zones = rs.chains["inet", "zones"]
+    assert zones[-1].startswith("ct zone set") and all("notrack accept" in r for r in zones[:-1])
+
+
+def test_established_traffic_is_accepted_before_any_port_lookup() -> None:
+    rs = fw_plan.build(firewall_part(intent()), {})
+    assert rs.chains["inet", "forward"][0] == "ct state established,related accept"
+
+
+def test_rules_differing_only_in_ports_are_one_rule_with_a_port_set() -> None:
+    raw = intent()
+    tcp = {**RULE, "remote_set": None, "protocol": 6, "remote_ip_prefix": "10.0.0.0/8"}
+    raw["firewall"]["groups"]["g1"]["rules"] = [
+        {**tcp, "port_range_min": 20000 + i, "port_range_max": 20000 + i} for i in range(1000)] + [
+        {**tcp, "port_range_min": 5201, "port_range_max": 5201}, {**tcp, "port_range_min": 10, "port_range_max": 20},
+        {**tcp, "port_range_min": 15, "port_range_max": 30},  # overlaps: one interval
+        {**tcp, "protocol": 17, "port_range_min": 53, "port_range_max": 53},  # udp: a rule of its own
+        {**RULE, "protocol": 1, "port_range_min": 8, "port_range_max": None}]
+    rs = fw_plan.build(firewall_part(raw), {})
+    assert rs.chains["inet", "sg-g1-in"] == (
+        "meta nfproto ipv4 ip saddr 10.0.0.0/8 meta l4proto 6 th dport { 10-30, 5201, 20000-20999 } accept",
+        "meta nfproto ipv4 ip saddr 10.0.0.0/8 meta l4proto 17 th dport 53 accept",
+        "meta nfproto ipv4 ip saddr @sg4-g1 meta l4proto 1 icmp type 8 accept")
 
 
 def test_nothing_to_filter_removes_both_tables() -> None:
     rs = fw_plan.build(firewall_part({"firewall": {"ports": {"p2": {"device": "tapp2", "mac": "m",
                                                                    "port_security": False}},
                                                    "groups": {}, "sets": {}}}), {})
-    assert rs.script == ("table bridge kaon-sg {}\ndelete table bridge kaon-sg\n"
-                         "table inet kaon-sg {}\ndelete table inet kaon-sg\n") and not rs.guarded
+    assert fw_plan.full_script(rs) == ("table bridge kaon-sg {}\ndelete table bridge kaon-sg\n"
+                                       "table inet kaon-sg {}\ndelete table inet kaon-sg\n") and not rs.guarded
+
+
+def test_port_numbers_stay_while_the_port_lives() -> None:
+    assert fw_plan.number_ports({}, ["b", "a"]) == {"a": 1, "b": 2}
+    assert fw_plan.number_ports({"a": 1, "b": 2}, ["b", "c"]) == {"b": 2, "c": 1}  # a's number is free again
 
 
 def test_element_changes_delete_before_adding() -> None:
-    old = {"s": frozenset({"10.0.0.1", "10.0.0.2"})}
-    new = {"s": frozenset({"10.0.0.2", "10.0.0.0/28"})}
-    assert fw_plan.element_script(old, new) == ("delete element inet kaon-sg s { 10.0.0.1 }\n"
-                                                "add element inet kaon-sg s { 10.0.0.0/28 }\n")
-    assert fw_plan.element_script(new, new) == ""
+    old = fw_plan.build(firewall_part(intent()), {})
+    raw = intent()
+    raw["firewall"]["sets"]["sg4-g1"] = ["10.0.0.2", "10.0.0.0/28"]
+    script = fw_plan.change_script(old, fw_plan.build(firewall_part(raw), {}, old.numbers))
+    assert script == ("delete element inet kaon-sg sg4-g1 { 10.0.0.1 }\n"
+                      "add element inet kaon-sg sg4-g1 { 10.0.0.0/28 }\n")
+    assert fw_plan.change_script(old, old) == ""
+
+
+def test_a_new_port_is_its_chains_and_map_elements() -> None:
+    old = fw_plan.build(firewall_part(intent()), {})
+    raw = intent()
+    raw["firewall"]["ports"]["p3"] = {**raw["firewall"]["ports"]["p1"], "device": "tapp3",
+                                      "mac": "fa:16:3e:00:00:03", "ips": ["10.0.0.3"], "allowed_address_pairs": []}
+    new = fw_plan.build(firewall_part(raw), {}, old.numbers)
+    script = fw_plan.change_script(old, new)
+    assert script is not None and new.numbers == {"p1": 1, "p3": 2}
+    lines = script.splitlines()
+    assert [line for line in lines if not line.startswith("add rule")] == [
+        "add chain bridge kaon-sg from-tapp3", "add chain bridge kaon-sg to-tapp3",
+        "add chain inet kaon-sg out-tapp3", "add chain inet kaon-sg in-tapp3",
+        'add element bridge kaon-sg from_port { "tapp3" : jump from-tapp3 }',
+        'add element bridge kaon-sg to_port { "tapp3" : jump to-tapp3 }',
+        "add element inet kaon-sg in_port { 0x00020000 : goto in-tapp3 }",
+        "add element inet kaon-sg out_port { 0x00000002 : goto out-tapp3 }"]
+    assert all("tapp3" in line for line in lines if line.startswith("add rule"))
+    # and back: the map elements go before the chains they name, the chains are emptied first
+    back = fw_plan.change_script(new, old)
+    assert back is not None
+    lines = back.splitlines()
+    assert lines.index('delete element bridge kaon-sg from_port { "tapp3" }') < lines.index(
+        "flush chain bridge kaon-sg from-tapp3") < lines.index("delete chain bridge kaon-sg from-tapp3")
+    assert not any("tapp1" in line for line in lines)
+
+
+def test_the_read_back_shape_matches_the_plan() -> None:
+    rs = fw_plan.build(firewall_part(intent()), typed(intent()).networks)
+    listing = {"nftables": [{"metainfo": {}}, {"chain": {"family": "inet", "name": "in-tapp1"}},
+                            {"rule": {"family": "inet", "chain": "in-tapp1"}},
+                            {"map": {"family": "inet", "name": "out_port", "elem": [[1, 2]]}},
+                            {"set": {"family": "inet", "name": "sg4-g1", "flags": ["interval"], "elem": []}}]}
+    found = fw_plan.read_summary(json.dumps(listing))
+    want = fw_plan.summary(rs)
+    assert found == {"chain inet in-tapp1": 1, "set inet out_port": 1, "set inet sg4-g1": -1}
+    assert want["set inet out_port"] == 1 and want["set inet sg4-g1"] == -1
+    assert want["chain inet in-tapp1"] == len(rs.chains["inet", "in-tapp1"]) > 1
 
 
 class FakeNft:
@@ -107,30 +184,66 @@ class FakeNft:
         self.scripts: list[str] = []
         self.fail = False
 
-    def __call__(self, namespace: str | None, script: str) -> str:
+    def __call__(self, namespace: str | None, script: str, flags: int = 0) -> str:
         if self.fail:
             raise RuntimeError("nft failed: Error: Could not process rule")
         self.scripts.append(script)
         return ""
 
+    def generation(self, namespace: str | None) -> int:
+        return len(self.scripts)  # one commit per script
 
-def firewall(nft: FakeNft, ensure: Any = None) -> Firewall:
+
+def firewall(nft: FakeNft, ensure: Any = None, forgotten: list[list[str]] | None = None) -> Firewall:
     cfg = AgentConfig(host="h1", firewall_driver="iptables_hybrid")
-    return Firewall(cfg, run=nft, ensure=ensure or (lambda ns: None))
+    log = forgotten if forgotten is not None else []
+    return Firewall(cfg, run=nft, ensure=ensure or (lambda ns: None), forget=lambda ns, args: log.append(args),
+                    generation=nft.generation)
 
 
-def test_membership_changes_update_sets_in_place_and_rule_changes_rebuild() -> None:
+def test_changes_are_written_in_place_after_the_first_sync() -> None:
     nft = FakeNft()
     fw = firewall(nft)
     want = intent()
     assert sync(fw, want).ok and fw.rebuilds == 1
     assert sync(fw, want).ok and len(nft.scripts) == 1  # nothing changed, nothing written
+    fw.mark_dirty()
+    assert sync(fw, want).ok and len(nft.scripts) == 1  # no commit since ours: nothing listed either
     want["firewall"]["sets"]["sg4-g1"] = ["10.0.0.1", "10.0.0.3"]
-    assert sync(fw, want).ok and fw.rebuilds == 1 and fw.set_updates == 1
+    assert sync(fw, want).ok and fw.rebuilds == 1 and fw.updates == 1
     assert nft.scripts[-1] == ("delete element inet kaon-sg sg4-g1 { 10.0.0.2 }\n"
                                "add element inet kaon-sg sg4-g1 { 10.0.0.3 }\n")
     want["firewall"]["groups"]["g1"]["rules"].pop()
-    assert sync(fw, want).ok and fw.rebuilds == 2
+    assert sync(fw, want).ok and fw.rebuilds == 1 and fw.updates == 2
+    assert nft.scripts[-1] == "flush chain inet kaon-sg sg-g1-out\n"
+
+
+def test_a_removed_rule_forgets_the_flows_it_allowed() -> None:
+    forgotten: list[list[str]] = []
+    fw = firewall(FakeNft(), forgotten=forgotten)
+    want = intent()
+    want["ports"] = {"p1": {"network_id": "n1", "device": "tapp1", "mac": "fa:16:3e:00:00:01", "ips": ["10.0.0.1"],
+                            "admin_state_up": True, "device_owner": "compute:nova"}}
+    assert sync(fw, want).ok and forgotten == []
+    want["firewall"]["groups"]["g1"]["rules"].pop(1)  # tcp 22 from anywhere
+    assert sync(fw, want).ok
+    zone = str(fw_plan.zone("n1"))
+    assert forgotten == [["-f", "ipv4", "-w", zone, "-p", "tcp", "--dport", "22", "-d", "10.0.0.1"]]
+    # A remote group losing a member: the flows between the port and that member.
+    want["firewall"]["sets"]["sg4-g1"] = ["10.0.0.1"]
+    assert sync(fw, want).ok
+    assert forgotten[-1] == ["-f", "ipv4", "-w", zone, "-d", "10.0.0.1", "-s", "10.0.0.2"]
+    # A member joining can merge elements (10.0.0.1 + 10.0.0.0 → 10.0.0.0/31): nobody left, nothing to forget.
+    want["firewall"]["sets"]["sg4-g1"] = ["10.0.0.0/31"]
+    assert sync(fw, want).ok and len(forgotten) == 2
+    # A stateless port has no entries to forget; nor does a change that removes nothing.
+    assert sync(fw, want).ok and len(forgotten) == 2
+    stateless = intent(stateful=False)
+    none: list[list[str]] = []
+    fw2 = firewall(FakeNft(), forgotten=none)
+    assert sync(fw2, stateless).ok
+    stateless["firewall"]["groups"]["g1"]["rules"].pop(1)
+    assert sync(fw2, stateless).ok and none == []
 
 
 def test_fail_closed_when_br_netfilter_cannot_be_enabled() -> None:
