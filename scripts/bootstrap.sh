@@ -38,10 +38,11 @@ OSC_SPEC="${KAON_OSC_SPEC:-python-openstackclient==10.5.0}"
 #   busybox                 udhcpc and nc inside lab VMs
 #   libnftables1            NAT and security groups (kaon.dataplane.nft loads it with ctypes)
 #   socat                   TCP echo servers in the fullstack tests
+#   mariadb-server          MariaDB tests (tests start a private mariadbd by pid; nothing system-wide)
 APT_PACKAGES=(
   postgresql iproute2 kmod util-linux procps psmisc iptables conntrack
   dnsmasq-base openvswitch-switch iputils-ping iputils-arping python3-venv
-  rabbitmq-server busybox libnftables1 socat
+  rabbitmq-server busybox libnftables1 socat mariadb-server
 )
 # shellcheck disable=SC2206
 APT_PACKAGES+=(${KAON_APT_EXTRA:-})

@@ -7,7 +7,11 @@ Fixtures (helpers behind them live in tests/fixtures/):
   fresh_pg_database  function callable(url=None, prefix="t") -> URL of a new database,
                               dropped at teardown (url: any URL on the server; default the
                               session server)
-  db_url             function a fresh empty database URL, parametrized sqlite / pg
+  mariadb_server     session  MariaDBServer (a private mariadbd on 127.0.0.1, stopped by pid)
+  mariadb_url        session  its SQLAlchemy URL: mysql+pymysql://kaon:PW@127.0.0.1:PORT/kaon?charset=utf8mb4
+  fresh_mysql_database function callable(url=None, prefix="t") -> URL of a new MariaDB database,
+                              dropped at teardown
+  db_url             function a fresh empty database URL, parametrized sqlite / pg / mariadb
   live_server        function callable(db_url=None, auth_strategy="noauth", extra_conf=None,
                               **kw) -> KaonServer (a running ``python -m kaon server``),
                               stopped at teardown
@@ -29,7 +33,8 @@ One server for a whole module (much faster than one per test)::
             yield srv
 
 Markers: needs_root (skips unless root), needs_cli (skips without the openstack
-CLI), needs_postgres (set on the pg param of db_url).  With KAON_REQUIRE_ALL=1
+CLI), needs_postgres (set on the pg param of db_url), needs_mariadb (on its
+mariadb param).  With KAON_REQUIRE_ALL=1
 (CI) every skip is reported as a failure with its reason.
 """
 
@@ -43,6 +48,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures import cli as _cli
+from tests.fixtures import mariadb as _mariadb
 from tests.fixtures import netns as _netns
 from tests.fixtures import postgres as _pg
 from tests.fixtures import rabbitmq as _rmq
@@ -59,6 +65,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for line in (
         "needs_root: needs root and kernel features",
         "needs_postgres: needs a PostgreSQL server (started by the suite)",
+        "needs_mariadb: needs a MariaDB server (started by the suite)",
         "needs_cli: needs python-openstackclient",
     ):
         config.addinivalue_line("markers", line)
@@ -124,16 +131,59 @@ def fresh_pg_database(request: pytest.FixtureRequest):
             pass
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgresql", id="pg", marks=pytest.mark.needs_postgres),
-    ]
-)
+# ------------------------------------------------------------------ MariaDB
+@pytest.fixture(scope="session")
+def mariadb_server() -> Iterator[_mariadb.MariaDBServer]:
+    """A private mariadbd for the session (own datadir, socket, loopback port), stopped by pid."""
+    require(_mariadb.find_binaries(), "MariaDB server not installed: run scripts/bootstrap.sh")
+    server = _mariadb.MariaDBServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def mariadb_url(mariadb_server: _mariadb.MariaDBServer) -> str:
+    """SQLAlchemy URL of the session's MariaDB database."""
+    return mariadb_server.url
+
+
+@pytest.fixture
+def fresh_mysql_database(request: pytest.FixtureRequest):
+    """``fresh_mysql_database(url=None, prefix="t") -> url`` of a new database, dropped at teardown."""
+    created: list[str] = []
+
+    def make(url: str | None = None, prefix: str = "t") -> str:
+        if url is None:
+            url = request.getfixturevalue("mariadb_url")
+        new = _mariadb.create_mysql_database(url, prefix=prefix)
+        created.append(new)
+        return new
+
+    yield make
+    for u in reversed(created):
+        try:
+            _mariadb.drop_mysql_database(u)
+        except Exception:  # the server may be gone already; not the test's fault
+            pass
+
+
+# One parameter per database kaon supports: tests taking ``db_url`` run on each.
+DB_PARAMS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="pg", marks=pytest.mark.needs_postgres),
+    pytest.param("mariadb", id="mariadb", marks=pytest.mark.needs_mariadb),
+]
+
+
+@pytest.fixture(params=DB_PARAMS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty database URL: SQLite file in tmp_path, or a new PostgreSQL database."""
+    """A fresh, empty database URL: SQLite file in tmp_path, or a new PostgreSQL or MariaDB database."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'kaon.sqlite'}"
+    if request.param == "mariadb":
+        return request.getfixturevalue("fresh_mysql_database")(prefix=request.node.name)
     make = request.getfixturevalue("fresh_pg_database")
     return make(prefix=request.node.name)
 
