@@ -27,6 +27,7 @@ from kaon.api.context import Context
 from kaon.api.responses import json_response
 from kaon.core.query import check_revision, links
 from kaon.db.engine import read_txn, write_txn
+from kaon.db.retry import retry_db_errors
 from kaon.model import attrs
 from kaon.model.attrs import HTTPBadRequest, Resource
 
@@ -144,6 +145,7 @@ class Collection:
             self.service.get(ctx, conn, item_id)
         raise errors.PolicyNotAuthorized(action=f"{action}_{self.resource.name}")
 
+    @retry_db_errors
     def _create(self, ctx: Context, payload: Any) -> dict[str, Any]:
         self._may_write(ctx, None, "create")
         bulk = self._is_bulk(payload)
@@ -175,6 +177,7 @@ class Collection:
             return {self.resource.collection: [shape(c, hidden, []) for c in created]}
         return {self.resource.name: shape(created[0], hidden, [])}
 
+    @retry_db_errors
     def _update(self, ctx: Context, item_id: str, payload: Any, if_match: str | None) -> dict[str, Any]:
         changes = attrs.check_put(self.resource, payload, ctx.is_admin)
         hidden = attrs.hidden_for(self.resource, ctx.is_admin)
@@ -197,6 +200,7 @@ class Collection:
                                       self.service.json_keys(hidden, []))
         return None if text is None else orjson.Fragment(text)
 
+    @retry_db_errors
     def _delete(self, ctx: Context, item_id: str, if_match: str | None) -> None:
         with write_txn(self.engine) as conn:
             self._may_write(ctx, conn, "delete", item_id)

@@ -24,7 +24,7 @@ as on PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table, exc, insert
@@ -56,9 +56,13 @@ class FastInsert:
             plain = insert(table).execution_options(preserve_rowcount=True)
             self._fallback = {"sqlite": plain, "postgresql": plain}
         self._plain = insert(table).execution_options(preserve_rowcount=True)
+        self._columns = frozenset(table.c.keys())
 
     def run(self, conn: Connection, row: Mapping[str, Any]) -> int:
         name = conn.dialect.name
+        if name != "sqlite" and not self._columns.issuperset(row):
+            # SQLAlchemy would drop unknown keys without a word.
+            self._unknown(row)
         if name in ("mysql", "mariadb"):
             return self._run_mysql(conn, row)
         if name != "sqlite":
@@ -81,6 +85,11 @@ class FastInsert:
         finally:
             cursor.close()
 
+    def _unknown(self, keys: Iterable[str]) -> None:
+        unknown = [k for k in keys if k not in self._columns]
+        if unknown:
+            raise KeyError(f"{self.table.name} has no column(s) {', '.join(unknown)}")
+
     def _run_mysql(self, conn: Connection, row: Mapping[str, Any]) -> int:
         try:
             return int(conn.execute(self._plain, dict(row)).rowcount)
@@ -92,9 +101,7 @@ class FastInsert:
 
     def _plan(self, conn: Connection, keys: tuple[str, ...]) -> Plan:
         dialect = conn.dialect
-        unknown = [k for k in keys if k not in self.table.c]
-        if unknown:
-            raise KeyError(f"{self.table.name} has no column(s) {', '.join(unknown)}")
+        self._unknown(keys)
         defaults = []
         for col in self.table.c:
             if col.key in keys or col.default is None:
