@@ -67,11 +67,13 @@ def is_retriable(error: BaseException) -> bool:
 def _driver_retriable(orig: BaseException | None) -> bool:
     if orig is None:
         return False
-    sqlstate = getattr(orig, "sqlstate", None)  # psycopg 3
-    if sqlstate is not None:
-        return sqlstate in PG_RETRIABLE
+    # PyMySQL's errors carry the server's error number first (and a
+    # SQLSTATE too, which is too coarse: HY000 for a lock wait timeout);
+    # psycopg's carry the SQLSTATE.
     args: tuple[Any, ...] = getattr(orig, "args", ())
-    return bool(args) and isinstance(args[0], int) and args[0] in MYSQL_RETRIABLE
+    if args and isinstance(args[0], int):
+        return args[0] in MYSQL_RETRIABLE
+    return getattr(orig, "sqlstate", None) in PG_RETRIABLE
 
 
 def _fresh(value: Any) -> Any:
