@@ -25,6 +25,7 @@ from kaon.api.responses import json_response
 from kaon.core.router_interfaces import RouterInterfaces
 from kaon.core.routers import Routers
 from kaon.db.engine import write_txn
+from kaon.db.retry import retrying
 from kaon.model import attrs
 from kaon.model.router import ROUTER
 
@@ -59,14 +60,14 @@ class RouterActionRoutes:
         ctx, router_id = context_of(request), request.path_params["id"]
         body = await read_body(request)
 
-        def run() -> Any:
+        def run(body: Any) -> Any:
             with write_txn(self.engine) as conn:
                 result = work(ctx, conn, router_id, body)
             if self.on_change is not None:
                 self.on_change()
             return result
 
-        return json_response(await offload.short(self.engine, run))
+        return json_response(await offload.short(self.engine, retrying, self.engine, run, body))
 
     async def add_interface(self, request: Request) -> Response:
         return await self._run(request, self.interfaces.add)

@@ -21,6 +21,7 @@ from kaon.api.responses import json_response
 from kaon.core import stdattrs
 from kaon.db.core_tables import tags
 from kaon.db.engine import read_txn, write_txn
+from kaon.db.retry import retry_db_errors, retrying
 
 MAX_TAGS = 50
 
@@ -85,6 +86,7 @@ class TagRoutes:
         wanted = _valid_tags(await read_body(request))
         return json_response({"tags": await run_in_threadpool(self._replace, ctx, rid, wanted)})
 
+    @retry_db_errors
     def _replace(self, ctx: Any, rid: str, wanted: list[str]) -> list[str]:
         with write_txn(self.engine) as conn:
             row = self._writable(ctx, conn, rid)
@@ -122,5 +124,5 @@ class TagRoutes:
                 self._touch(conn, row)
                 return 204
 
-        status = await run_in_threadpool(run)
+        status = await run_in_threadpool(retrying, self.engine, run)
         return Response(status_code=status)

@@ -8,8 +8,9 @@ the same work, run again, usually succeeds (or meets the 409 it should have
 met, now that the other transaction has committed). Neutron re-runs the
 whole API operation for them (neutron-lib's ``retry_db_errors``, oslo.db's
 ``wrap_db_retry``), and so does kaon: :func:`retry_db_errors` wraps the
-controller's create/update/delete, whose transaction starts and ends inside
-the wrapped call, so a retry repeats the whole transaction from the request
+controller's create/update/delete (and :func:`retrying` the other write
+routes: router interfaces and routes, subnet pool prefixes, tags), whose
+transaction starts and ends inside the wrapped call, so a retry repeats the whole transaction from the request
 body (a deep copy each time: services may change what they are given).
 
 Policy: at most :data:`MAX_ATTEMPTS` runs; before each retry a random
@@ -31,7 +32,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import exc
+from sqlalchemy import Engine, exc
 
 LOG = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ PG_RETRIABLE = frozenset({"40001", "40P01"})
 MYSQL_RETRIABLE = frozenset({1205, 1213, 1020})
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 _depth = threading.local()
 
@@ -87,30 +89,36 @@ def backoff(attempt: int) -> float:
     return random.uniform(0, min(MAX_DELAY, BASE_DELAY * 2 ** attempt))
 
 
+def retrying(engine: Engine | None, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)``, a whole write transaction (or several) on
+    ``engine``, re-run on a retriable database error. Dict and list
+    arguments (request bodies) are copied afresh for each attempt."""
+    depth = getattr(_depth, "n", 0)
+    if depth or engine is None or engine.dialect.name == "sqlite":
+        return fn(*args, **kwargs)
+    _depth.n = depth + 1
+    try:
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                return fn(*[_fresh(v) for v in args], **{k: _fresh(v) for k, v in kwargs.items()})
+            except Exception as e:
+                if attempt == MAX_ATTEMPTS or not is_retriable(e):
+                    raise
+                delay = backoff(attempt)
+                LOG.debug("%s: %s; retry %d in %.3f s", getattr(fn, "__qualname__", fn),
+                          type(getattr(e, "orig", e)).__name__, attempt, delay)
+                time.sleep(delay)
+    finally:
+        _depth.n = depth
+    raise AssertionError("unreachable")
+
+
 def retry_db_errors(fn: F) -> F:
     """Decorate a method of an object with an ``engine`` whose call runs whole
-    write transactions: re-run it on a retriable database error."""
+    write transactions: :func:`retrying` for each call."""
 
     @functools.wraps(fn)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        engine = getattr(self, "engine", None)
-        depth = getattr(_depth, "n", 0)
-        if depth or engine is None or engine.dialect.name == "sqlite":
-            return fn(self, *args, **kwargs)
-        _depth.n = depth + 1
-        try:
-            for attempt in range(1, MAX_ATTEMPTS + 1):
-                try:
-                    return fn(self, *[_fresh(v) for v in args], **{k: _fresh(v) for k, v in kwargs.items()})
-                except Exception as e:
-                    if attempt == MAX_ATTEMPTS or not is_retriable(e):
-                        raise
-                    delay = backoff(attempt)
-                    LOG.debug("%s: %s; retry %d in %.3f s", fn.__qualname__,
-                              type(getattr(e, "orig", e)).__name__, attempt, delay)
-                    time.sleep(delay)
-        finally:
-            _depth.n = depth
-        raise AssertionError("unreachable")
+        return retrying(getattr(self, "engine", None), fn, self, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
