@@ -3,13 +3,14 @@
 Imported by :mod:`kaon.db.meta`, so it applies to every table, to the
 Alembic migrations (they emit the same DDL constructs) and to every engine.
 
-* Tables are ``utf8mb4`` with the binary collation ``utf8mb4_bin``: names,
-  tags, descriptions and ids compare as SQLite and PostgreSQL compare them
-  (case- and accent-sensitive), so a filter or a unique constraint means the
-  same on every database. (The server's default, ``utf8mb4_general_ci``,
-  would make ``?name=Web`` match ``web`` and tags ``A``/``a`` collide.)
-  Only the domain/user names that Keystone matches without regard to case
-  are compared that way, in Python, by the identity code.
+* Tables are ``utf8mb4`` with a binary, NO PAD collation (MariaDB's
+  ``utf8mb4_nopad_bin``, MySQL 8's ``utf8mb4_0900_bin``): names, tags,
+  descriptions and ids compare and sort as on SQLite and PostgreSQL (the
+  test clusters' C collation), so a filter, a sort or a unique constraint
+  means the same on every database. The server's default,
+  ``utf8mb4_general_ci``, would make ``?name=Web`` match ``web`` and tags
+  ``A``/``a`` collide; a PAD SPACE collation (``utf8mb4_bin``) would make
+  ``web`` equal ``web `` (trailing spaces ignored).
 * ``DateTime`` is ``DATETIME(6)``: MySQL's plain DATETIME drops the
   microseconds that ordering by ``created_at`` and ``changed_since`` rely on.
 * Connections run ``READ COMMITTED`` with ``sql_mode=TRADITIONAL``: the
@@ -29,7 +30,8 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import CreateTable
 
 CHARSET = "utf8mb4"
-COLLATION = "utf8mb4_bin"
+COLLATION_MARIADB = "utf8mb4_nopad_bin"
+COLLATION_MYSQL = "utf8mb4_0900_bin"
 SQL_MODE = "TRADITIONAL"
 
 
@@ -44,7 +46,12 @@ def _create_table(create: CreateTable, compiler: Any, **kw: Any) -> str:
     sql = compiler.visit_create_table(create, **kw).rstrip()
     if "CHARSET" in sql.upper().rsplit(")", 1)[-1]:
         return sql  # the table chose its own
-    return f"{sql} DEFAULT CHARSET={CHARSET} COLLATE={COLLATION}"
+    return f"{sql} DEFAULT CHARSET={CHARSET} COLLATE={collation(compiler.dialect)}"
+
+
+def collation(dialect: Any) -> str:
+    """The binary NO PAD collation of the server behind ``dialect``."""
+    return COLLATION_MARIADB if getattr(dialect, "is_mariadb", False) else COLLATION_MYSQL
 
 
 @compiles(DateTime, "mysql")

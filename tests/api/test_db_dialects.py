@@ -1,0 +1,108 @@
+"""What differs between SQLite, PostgreSQL and MariaDB and must not show
+through the API: string comparison (case, trailing spaces, accents) in
+filters, sorts and unique constraints; NULL's place in a sort; timestamps'
+sub-second precision; values too long for a column. Each test runs on all
+three (``core_api``); the expected answers are the same for each."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import exc, insert, select
+
+from kaon.db.core_tables import networks
+from tests.api import core_support
+from tests.api.core_support import Api, neutron_error
+
+core_api = core_support.core_api
+project = core_support.project
+
+SPELLINGS = ["Web", "web", "web ", "wéb", "WEB"]
+
+
+def test_filters_and_sorts_compare_strings_exactly(core_api: Api, project: str) -> None:
+    me = core_api.member(project)
+    for name in SPELLINGS:
+        me.network(name=name)
+    for name in SPELLINGS:
+        assert [n["name"] for n in me.list("networks", {"project_id": project, "name": name})] == [name]
+    # Binary order: upper case before lower case, a trailing space after the end, é after every ASCII letter.
+    listed = me.list("networks", [("project_id", project), ("sort_key", "name"), ("sort_dir", "asc")])
+    assert [n["name"] for n in listed] == ["WEB", "Web", "web", "web ", "wéb"]
+
+
+def test_tags_differing_only_in_case_or_spaces_are_distinct(core_api: Api, project: str) -> None:
+    me = core_api.member(project)
+    net = me.network()
+    r = me.put(f"/v2.0/networks/{net['id']}/tags", json={"tags": ["A", "a", "a "]})
+    assert r.status_code == 200, r.text
+    assert sorted(me.show("networks", net["id"])["tags"]) == ["A", "a", "a "]
+    tagged = me.list("networks", {"project_id": project, "tags": "a"})
+    assert [n["id"] for n in tagged] == [net["id"]]
+
+
+def test_security_group_names_differing_in_case_are_different_groups(core_api: Api, project: str) -> None:
+    """Neutron allows duplicate names anyway; the default group is found by
+    its exact name."""
+    me = core_api.member(project)
+    me.post("/v2.0/security-groups", json={"security_group": {"name": "Default"}})
+    r = me.get("/v2.0/security-groups", {"project_id": project, "name": "default"})
+    groups = r.json()["security_groups"]
+    assert len(groups) == 1 and groups[0]["description"] == "Default security group"
+
+
+def test_nulls_sort_first_ascending_and_pages_agree(core_api: Api, project: str) -> None:
+    """A subnet without a gateway has gateway_ip null: the smallest value on
+    every database, so pages follow one order."""
+    me = core_api.member(project)
+    net = me.network()
+    made = [me.subnet(net["id"], cidr=f"10.9.{i}.0/24", gateway_ip=None if i % 2 else f"10.9.{i}.1")
+            for i in range(4)]
+    base = [("network_id", net["id"]), ("sort_key", "gateway_ip"), ("sort_dir", "asc")]
+    listed = me.list("subnets", base)
+    assert [s["gateway_ip"] for s in listed] == [None, None, "10.9.0.1", "10.9.2.1"]
+    nulls = sorted(s["id"] for s in made if s["gateway_ip"] is None)
+    assert [s["id"] for s in listed[:2]] == nulls
+    first = me.list("subnets", [*base, ("limit", "1")])
+    rest = me.list("subnets", [*base, ("limit", "3"), ("marker", first[0]["id"])])
+    assert [s["id"] for s in first + rest] == [s["id"] for s in listed]
+    desc = me.list("subnets", [("network_id", net["id"]), ("sort_key", "gateway_ip"), ("sort_dir", "desc")])
+    assert [s["gateway_ip"] for s in desc] == ["10.9.2.1", "10.9.0.1", None, None]
+
+
+def test_timestamps_keep_microseconds(core_api: Api, project: str) -> None:
+    """Shown to the second, stored finer (MySQL's plain DATETIME would drop
+    them): ``changed_since`` and the store agree with what was written."""
+    me = core_api.member(project)
+    net = me.network()
+    rows = core_api.rows("networks", id=net["id"])
+    stamp = rows[0].created_at
+    assert isinstance(stamp, dt.datetime)
+    with core_api.engine.connect() as conn:
+        micro = conn.execute(select(networks.c.created_at).where(networks.c.id == net["id"])).scalar_one()
+    # Ten networks made in a row: their stored stamps are distinct and ordered.
+    more = [me.network(name=f"t{i}") for i in range(10)]
+    stamps = [core_api.rows("networks", id=n["id"])[0].created_at for n in more]
+    assert stamps == sorted(stamps) and len(set(stamps)) == 10
+    assert any(s.microsecond for s in [micro, *stamps])
+    since = more[5]["created_at"]
+    changed = me.list("networks", {"project_id": project, "changed_since": since})
+    assert {n["id"] for n in more[5:]} <= {n["id"] for n in changed}
+
+
+def test_a_value_too_long_for_its_column_is_an_error_never_cut(core_api: Api, project: str) -> None:
+    """The validators refuse it first (400, nothing written); below them, the
+    database itself refuses rather than truncates (MySQL does truncate unless
+    its sql_mode is strict: kaon sets TRADITIONAL). SQLite has no lengths."""
+    me = core_api.member(project)
+    r = me.post("/v2.0/networks", json={"network": {"name": "x" * 256}})
+    neutron_error(r, 400, "InvalidInput")
+    assert core_api.count("networks", project_id=project) == 0
+    if core_api.engine.dialect.name == "sqlite":
+        return
+    now = dt.datetime(2026, 1, 1)
+    with pytest.raises(exc.DataError), core_api.engine.begin() as conn:
+        conn.execute(insert(networks).values(id="too-long", project_id=project, name="x" * 256, description="",
+                                             created_at=now, updated_at=now, revision_number=0))
+    assert core_api.count("networks", project_id=project) == 0
