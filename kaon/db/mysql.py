@@ -76,9 +76,20 @@ def engine_args() -> dict[str, Any]:
 def configure_engine(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _session(dbapi_conn: Any, _record: Any) -> None:
+        # Runs after SQLAlchemy's first-connect inspection of the server.
+        # A MariaDB server behind a ``mysql+`` URL (the install guide's)
+        # gets the dialect name ``mariadb+`` would give, so that code can
+        # tell it from MySQL by name (port JSON uses MariaDB's own JSON
+        # functions; MySQL's sort object keys and lack JSON_ARRAYAGG ORDER BY).
+        if engine.dialect.is_mariadb and engine.dialect.name != "mariadb":
+            engine.dialect.name = "mariadb"
         cur = dbapi_conn.cursor()
         try:
             cur.execute(f"SET SESSION sql_mode = '{SQL_MODE}'")
+            # Literals in the tables' collation: an expression mixing a
+            # column and a literal (JSON_OBJECT's keys) is otherwise an
+            # "illegal mix of collations".
+            cur.execute(f"SET NAMES {CHARSET} COLLATE {collation(engine.dialect)}")
         finally:
             cur.close()
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+import orjson
 import pytest
 from sqlalchemy import exc, insert, select
 
+from kaon.core import port_json
 from kaon.db.core_tables import networks
 from tests.api import core_support
 from tests.api.core_support import Api, neutron_error
@@ -106,3 +108,20 @@ def test_a_value_too_long_for_its_column_is_an_error_never_cut(core_api: Api, pr
         conn.execute(insert(networks).values(id="too-long", project_id=project, name="x" * 256, description="",
                                              created_at=now, updated_at=now, revision_number=0))
     assert core_api.count("networks", project_id=project) == 0
+
+
+def test_a_mariadb_server_behind_a_mysql_url_is_known_as_mariadb(core_api: Api, project: str) -> None:
+    """The install guide's ``mysql+pymysql://`` URL: kaon tells MariaDB from
+    MySQL after connecting, and port JSON comes from the database there too."""
+    me = core_api.member(project)
+    net, _ = me.net_with_subnet()
+    port = me.port(net["id"])
+    engine = core_api.engine
+    if engine.url.get_backend_name() != "mysql":
+        return
+    assert engine.dialect.name == "mariadb"
+    assert port_json.supported(engine.dialect.name)
+    with engine.connect() as conn:
+        text = conn.execute(port_json.show_statement(engine.dialect.name, port_json.keys_for((), ()), True),
+                            {"port_id": port["id"]}).scalar_one()
+    assert orjson.loads(text) == core_api.admin(project).show("ports", port["id"])
