@@ -81,7 +81,7 @@ def configure_engine(engine: Engine) -> None:
         # gets the dialect name ``mariadb+`` would give, so that code can
         # tell it from MySQL by name (port JSON uses MariaDB's own JSON
         # functions; MySQL's sort object keys and lack JSON_ARRAYAGG ORDER BY).
-        if engine.dialect.is_mariadb and engine.dialect.name != "mariadb":
+        if getattr(engine.dialect, "is_mariadb", False) and engine.dialect.name != "mariadb":
             engine.dialect.name = "mariadb"
         cur = dbapi_conn.cursor()
         try:
