@@ -3,9 +3,9 @@
 Why: a list of 5,000 ports spent most of its time in Python — fetching
 23 columns and 10,000 child rows through the driver, then building 5,000
 dicts that orjson turned back into text. SQLite (``json_object``,
-``json_group_array``), PostgreSQL (``json_build_object``, ``json_agg``) and
-MariaDB (``JSON_OBJECT``, ``JSON_ARRAYAGG``) can write each port's object in C, in the same statement that selects and
-orders the ports; the API splices those texts into the response unparsed
+``json_group_array``), PostgreSQL (``json_build_object``, ``json_agg``)
+and MariaDB (``JSON_OBJECT``, ``JSON_ARRAYAGG``) can write each port's
+object in C, in the same statement that selects and orders the ports; the API splices those texts into the response unparsed
 (``orjson.Fragment``). Same objects as :func:`kaon.core.ports._render_tuples`
 (tests compare both), keys limited to what the caller may see and asked for.
 
