@@ -198,11 +198,8 @@ def build_api(db_url: str, state: Path, extra: dict[str, dict[str, Any]] | None 
     return Api(app, app.app.state.services.engine)
 
 
-@pytest.fixture(scope="module", params=[
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgresql", id="pg", marks=pytest.mark.needs_postgres),
-    pytest.param("mariadb", id="mariadb", marks=pytest.mark.needs_mariadb),
-])
+# Parametrized over the databases by tests/conftest.py (pytest_generate_tests).
+@pytest.fixture(scope="module")
 def core_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     state = tmp_path_factory.mktemp("core-api")
     drop: Callable[[str], None] | None = None
