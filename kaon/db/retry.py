@@ -9,7 +9,8 @@ met, now that the other transaction has committed). Neutron re-runs the
 whole API operation for them (neutron-lib's ``retry_db_errors``, oslo.db's
 ``wrap_db_retry``), and so does kaon: :func:`retry_db_errors` wraps the
 controller's create/update/delete (and :func:`retrying` the other write
-routes: router interfaces and routes, subnet pool prefixes, tags), whose
+routes: router interfaces and routes, subnet pool prefixes, tags; and the
+agents' reports over the bus), whose
 transaction starts and ends inside the wrapped call, so a retry repeats the whole transaction from the request
 body (a deep copy each time: services may change what they are given).
 
