@@ -21,7 +21,7 @@ from functools import lru_cache
 from sqlalchemy import bindparam, literal_column, or_, select
 
 from kaon.db.core_tables import networks, ports
-from kaon.db.mysql import COLLATION_MARIADB
+from kaon.db.mysql import COLLATION_MARIADB, SEQ_COLUMN
 
 # Attribute -> (SQLite expression, PostgreSQL expression), in the order of _render_tuples.
 # Timestamps are stored as 'YYYY-MM-DD HH:MM:SS[.ffffff]' and shown to the second.
@@ -90,9 +90,8 @@ DIALECTS = {"sqlite": 0, "postgresql": 1}
 # and takes the result of a JSON function (JSON_EXTRACT, JSON_ARRAYAGG,
 # JSON_OBJECT) or a JSON column as JSON, anything else as a scalar; so
 # booleans, empty-array defaults and stored JSON go through JSON_EXTRACT.
-# Addresses come in the order of the port_id index, which is insertion
-# (allocation) order: ip_allocations has no primary key, so InnoDB's hidden
-# row id orders each port's entries, as the dict path reads them. (MySQL
+# Addresses in allocation order: ip_allocations' invisible auto-increment key
+# on MySQL (kaon.db.mysql.SEQ_COLUMN), as SQLite's rowid and PostgreSQL's ctid. (MySQL
 # proper sorts object keys and has no ORDER BY in JSON_ARRAYAGG: it keeps
 # the dict path.)
 _MARIADB_STAMP = "DATE_FORMAT(ports.{c}, '%Y-%m-%dT%H:%i:%sZ')"
@@ -113,7 +112,7 @@ MARIADB_EXPRESSIONS: dict[str, str] = {
     "updated_at": _MARIADB_STAMP.format(c="updated_at"),
     "admin_state_up": _MARIADB_BOOL.format(c="admin_state_up"),
     "fixed_ips": _mariadb_array("JSON_OBJECT('subnet_id', a.subnet_id, 'ip_address', a.ip_address)",
-                                "FROM ip_allocations AS a WHERE a.port_id = ports.id"),
+                                f"FROM ip_allocations AS a WHERE a.port_id = ports.id ORDER BY a.{SEQ_COLUMN}"),
     "security_groups": _mariadb_array("s.security_group_id ORDER BY s.security_group_id",
                                       "FROM port_security_groups AS s WHERE s.port_id = ports.id"),
     "port_security_enabled": _MARIADB_BOOL.format(c="port_security_enabled"),

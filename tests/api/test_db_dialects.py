@@ -12,8 +12,10 @@ import orjson
 import pytest
 from sqlalchemy import exc, insert, select
 
+from kaon.api.context import Context
 from kaon.core import port_json
 from kaon.db.core_tables import networks
+from kaon.db.engine import read_txn
 from tests.api import core_support
 from tests.api.core_support import Api, neutron_error
 
@@ -125,3 +127,29 @@ def test_a_mariadb_server_behind_a_mysql_url_is_known_as_mariadb(core_api: Api, 
         text = conn.execute(port_json.show_statement(engine.dialect.name, port_json.keys_for((), ()), True),
                             {"port_id": port["id"]}).scalar_one()
     assert orjson.loads(text) == core_api.admin(project).show("ports", port["id"])
+
+
+def test_addresses_are_listed_in_allocation_order_not_by_subnet_id(core_api: Api, project: str) -> None:
+    """A port's fixed_ips come in the order they were allocated (the subnets'
+    order), on every database and on both render paths. On InnoDB an index
+    would otherwise list them by subnet id: the IPv6 subnet below is made
+    (again) until its id sorts before the IPv4 one's."""
+    admin = core_api.admin(project)
+    net = admin.network()
+    v4 = admin.subnet(net["id"], "10.42.0.0/24")
+    for _ in range(64):
+        v6 = admin.subnet(net["id"], "2001:db8:42::/64", ipv6_address_mode="slaac", ipv6_ra_mode="slaac")
+        if v6["id"] < v4["id"]:
+            break
+        admin.remove("subnets", v6["id"])
+    assert v6["id"] < v4["id"]
+    port = admin.port(net["id"])
+    want = [v4["id"], v6["id"]]
+    assert [ip["subnet_id"] for ip in port["fixed_ips"]] == want
+    assert [ip["subnet_id"] for ip in admin.show("ports", port["id"])["fixed_ips"]] == want
+    listed = admin.list("ports", {"network_id": net["id"]})
+    assert [ip["subnet_id"] for ip in listed[0]["fixed_ips"]] == want
+    services = core_api.app.app.state.services
+    with read_txn(core_api.engine) as conn:  # the dict path, which services use
+        item = services.ports.get(Context.admin(project), conn, port["id"])
+    assert [ip["subnet_id"] for ip in item["fixed_ips"]] == want
