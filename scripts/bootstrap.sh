@@ -48,10 +48,11 @@ OSC_TEST_DEPS=(pytest==9.2.0 fixtures==4.3.2 oslotest==6.1.1 testtools==2.9.1)
 #   radvd                   IPv6 router advertisements from qrouter- namespaces (L3 agent)
 #   isc-dhcp-client         dhclient -6: DHCPv6 inside lab VMs (busybox has no udhcpc6)
 #   iperf3                  benchmarks/dataplane_bench.py (throughput, kaon next to bare kernel)
+#   mariadb-server          MariaDB tests (tests start a private mariadbd by pid; nothing system-wide)
 APT_PACKAGES=(
   postgresql iproute2 kmod util-linux procps psmisc iptables conntrack
   dnsmasq-base openvswitch-switch iputils-ping iputils-arping python3-venv
-  rabbitmq-server busybox libnftables1 socat tcpdump chromium radvd isc-dhcp-client iperf3
+  rabbitmq-server busybox libnftables1 socat tcpdump chromium radvd isc-dhcp-client iperf3 mariadb-server
 )
 # shellcheck disable=SC2206
 APT_PACKAGES+=(${KAON_APT_EXTRA:-})

@@ -35,6 +35,7 @@ from kaon.asgi.limits import NulInRequest
 from kaon.core import policy, stdattrs
 from kaon.core.context import Context
 from kaon.db.engine import read_txn, write_txn
+from kaon.db.retry import retry_db_errors
 from kaon.errors import HTTPBadRequest
 from kaon.model import attrs
 from kaon.model.attrs import Resource
@@ -193,6 +194,7 @@ class Collection:
             project = self.service.get(ctx, conn, item_id).get("project_id", "")
         return {"project_id": project, "tenant_id": project}
 
+    @retry_db_errors
     def _create(self, ctx: Context, payload: Any) -> dict[str, Any]:
         bulk = self._is_bulk(payload)
         items = attrs.unwrap(self.resource, payload)
@@ -228,6 +230,7 @@ class Collection:
             return {self.resource.collection: [shape(c, hidden, []) for c in created]}
         return {self.resource.name: shape(created[0], hidden, [])}
 
+    @retry_db_errors
     def _update(self, ctx: Context, item_id: str, payload: Any, if_match: str | None) -> dict[str, Any]:
         changes = attrs.check_put(self.resource, payload)
         hidden = policy.current().hidden(ctx, self.resource)
@@ -250,6 +253,7 @@ class Collection:
                                       self.service.json_keys(hidden, []))
         return None if text is None else orjson.Fragment(text)
 
+    @retry_db_errors
     def _delete(self, ctx: Context, item_id: str, if_match: str | None) -> None:
         with write_txn(self.engine) as conn:
             self._authorize(ctx, conn, "delete", {}, item_id)

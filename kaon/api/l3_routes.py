@@ -26,6 +26,7 @@ from kaon.core.context import Context
 from kaon.core.router_interfaces import RouterInterfaces
 from kaon.core.routers import Routers
 from kaon.db.engine import write_txn
+from kaon.db.retry import retrying
 from kaon.model.router import ROUTER
 
 extensions.add("router", "Neutron L3 Router",
@@ -61,14 +62,14 @@ class RouterActionRoutes:
         ctx, router_id = context_of(request), request.path_params["id"]
         body = await read_body(request)
 
-        def run() -> Any:
+        def run(body: Any) -> Any:
             with write_txn(self.engine) as conn:
                 result = work(ctx, conn, router_id, body)
             if self.on_change is not None:
                 self.on_change()
             return result
 
-        return json_response(await offload.short(self.engine, run))
+        return json_response(await offload.short(self.engine, retrying, self.engine, run, body))
 
     async def add_interface(self, request: Request) -> Response:
         return await self._run(request, self.interfaces.add)

@@ -20,6 +20,7 @@ from kaon.api.controller import context_of, read_body
 from kaon.api.responses import json_response
 from kaon.core.subnetpools import SubnetPools
 from kaon.db.engine import write_txn
+from kaon.db.retry import retrying
 
 for _alias, _name, _description in (
     ("subnet_allocation", "Subnet Allocation", "Enables allocation of subnets from a subnet pool"),
@@ -54,11 +55,11 @@ class SubnetPoolActionRoutes:
         ctx, pool_id = context_of(request), request.path_params["id"]
         body = await read_body(request)
 
-        def run() -> Any:
+        def run(body: Any) -> Any:
             with write_txn(self.engine) as conn:
                 result = self.pools.change_prefixes(ctx, conn, pool_id, body, add)
             if self.on_change is not None:
                 self.on_change()
             return result
 
-        return json_response(await offload.short(self.engine, run))
+        return json_response(await offload.short(self.engine, retrying, self.engine, run, body))

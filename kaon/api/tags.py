@@ -20,6 +20,7 @@ from kaon.api.controller import context_of, read_body
 from kaon.api.responses import json_response
 from kaon.core import tags
 from kaon.db.engine import read_txn, write_txn
+from kaon.db.retry import retry_db_errors, retrying
 
 MAX_TAGS = 50
 
@@ -74,6 +75,7 @@ class TagRoutes:
         wanted = _valid_tags(await read_body(request))
         return json_response({"tags": await run_in_threadpool(self._replace, ctx, rid, wanted)})
 
+    @retry_db_errors
     def _replace(self, ctx: Any, rid: str, wanted: list[str]) -> list[str]:
         with write_txn(self.engine) as conn:
             row = self._writable(ctx, conn, rid)
@@ -106,5 +108,5 @@ class TagRoutes:
                 tags.remove(conn, self.table, row, tag)
                 return 204
 
-        status = await run_in_threadpool(run)
+        status = await run_in_threadpool(retrying, self.engine, run)
         return Response(status_code=status)

@@ -21,6 +21,7 @@ from kaon.core.agents import Agents
 from kaon.core.intents import Compiler
 from kaon.db.core_tables import ports
 from kaon.db.engine import read_txn, write_txn
+from kaon.db.retry import retry_db_errors
 from kaon.ml2.binding import utcnow
 
 LOG = logging.getLogger("kaon.agent_rpc")
@@ -46,6 +47,7 @@ class AgentRpc:
             raise errors.BadRequest(resource="bus", msg=f"unknown method {method!r}")
         return handler(payload)
 
+    @retry_db_errors
     def report_state(self, payload: dict[str, Any]) -> dict[str, Any]:
         with write_txn(self.engine) as conn:
             result = self.agents.report_state(conn, payload.get("report"))
@@ -58,6 +60,7 @@ class AgentRpc:
         with read_txn(self.engine) as conn:
             return generations.fetch(conn, host, known if isinstance(known, int) else None)
 
+    @retry_db_errors
     def report_applied(self, payload: dict[str, Any]) -> dict[str, Any]:
         host, generation = _host(payload), payload.get("generation")
         if not isinstance(generation, int):
@@ -66,6 +69,7 @@ class AgentRpc:
             generations.mark_applied(conn, host, generation, utcnow())
         return {}
 
+    @retry_db_errors
     def update_devices(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Set ports ACTIVE (``up``) or DOWN (``down``); only ports bound to the reporting host."""
         host = _host(payload)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, text, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from kaon import errors
 from kaon.core import stdattrs
@@ -36,6 +36,7 @@ from kaon.core.context import Context
 from kaon.core.list_query import ListQuery
 from kaon.core.query import fetch_page, where_filters
 from kaon.db.fast_insert import FastInsert
+from kaon.db.locks import xact_lock
 from kaon.db.sg_tables import (
     default_security_group_rules as template,
 )
@@ -84,8 +85,8 @@ def ensure(conn: Connection, project: str) -> str:
     found = lookup(conn, project)
     if found is not None:
         return found
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"default-sg:{project}"})
+    if conn.dialect.name != "sqlite":
+        xact_lock(conn, f"default-sg:{project}")
         found = lookup(conn, project)
         if found is not None:
             return found

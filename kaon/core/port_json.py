@@ -3,16 +3,18 @@
 Why: a list of 5,000 ports spent most of its time in Python — fetching
 23 columns and 10,000 child rows through the driver, then building 5,000
 dicts that orjson turned back into text. SQLite (``json_object``,
-``json_group_array``) and PostgreSQL (``json_build_object``, ``json_agg``)
-can write each port's object in C, in the same statement that selects and
-orders the ports; the API splices those texts into the response unparsed
+``json_group_array``), PostgreSQL (``json_build_object``, ``json_agg``) and
+MariaDB (``JSON_OBJECT``, ``JSON_ARRAYAGG``) can write each port's object in
+C, in the same statement that selects and orders the ports; the API splices
+those texts into the response unparsed
 (``orjson.Fragment``). The expressions are generated from the attribute
 table of :mod:`kaon.core.port_render`, as the Python renderer is (tests
 compare both), keys limited to what the caller may see and asked for.
 
 A database is one :class:`JsonDialect`: its object function and one SQL
-template per attribute kind. Another database (MySQL's ``JSON_OBJECT``) is
-one more entry in :data:`DIALECTS`; until then it takes the Python path.
+template per attribute kind. MySQL proper sorts object keys and has no
+ORDER BY in JSON_ARRAYAGG, so it takes the Python path (not in
+:data:`DIALECTS`).
 
 Only the HTTP list uses this; services that need port dicts still call
 :meth:`kaon.core.ports.Ports.list`.
@@ -28,6 +30,7 @@ from sqlalchemy import BindParameter, ColumnClause, Select, bindparam, literal_c
 
 from kaon.core import port_render as pr
 from kaon.db.core_tables import networks, ports
+from kaon.db.mysql import COLLATION_MARIADB, SEQ_COLUMN
 
 keys_for = pr.keys_for
 
@@ -74,7 +77,30 @@ POSTGRESQL = JsonDialect("json_build_object(", ")::text", {
     pr.TAGS: "(SELECT COALESCE(json_agg(tags.tag ORDER BY tags.tag), '[]'::json) FROM tags "
              "WHERE tags.resource_id = ports.id)",
 })
-DIALECTS: dict[str, JsonDialect] = {"sqlite": SQLITE, "postgresql": POSTGRESQL}
+# MariaDB's JSON_OBJECT keeps the keys in argument order and takes the result
+# of a JSON function (JSON_EXTRACT, JSON_ARRAYAGG, JSON_OBJECT) as JSON,
+# anything else as a scalar: so booleans, empty-array defaults and stored
+# JSON go through JSON_EXTRACT. JSON columns have the collation utf8mb4_bin
+# whatever the table's, an "illegal mix" beside the other columns unless
+# converted. Addresses in allocation order by ip_allocations' invisible
+# auto-increment key (kaon.db.mysql.SEQ_COLUMN), as SQLite's rowid and
+# PostgreSQL's ctid.
+MARIADB = JsonDialect("JSON_OBJECT(", ")", {
+    pr.TEXT: "ports.{c}",
+    pr.BOOL: "JSON_EXTRACT(IF(ports.{c}, 'true', 'false'), '$')",
+    pr.STAMP: "DATE_FORMAT(ports.{c}, '%Y-%m-%dT%H:%i:%sZ')",
+    pr.JSON: "JSON_EXTRACT(ports.{c} COLLATE " + COLLATION_MARIADB + ", '$')",
+    pr.EMPTY_IS_NULL: "NULLIF(ports.{c}, '')",
+    pr.CONST: "'{c}'",
+    pr.ADDRESSES: "JSON_EXTRACT(COALESCE((SELECT JSON_ARRAYAGG(JSON_OBJECT('subnet_id', a.subnet_id, "
+                  "'ip_address', a.ip_address) ORDER BY a." + SEQ_COLUMN + ") FROM ip_allocations AS a "
+                  "WHERE a.port_id = ports.id), '[]'), '$')",
+    pr.GROUPS: "JSON_EXTRACT(COALESCE((SELECT JSON_ARRAYAGG(s.security_group_id ORDER BY s.security_group_id) "
+               "FROM port_security_groups AS s WHERE s.port_id = ports.id), '[]'), '$')",
+    pr.TAGS: "JSON_EXTRACT(COALESCE((SELECT JSON_ARRAYAGG(tags.tag ORDER BY tags.tag) FROM tags "
+             "WHERE tags.resource_id = ports.id), '[]'), '$')",
+})
+DIALECTS: dict[str, JsonDialect] = {"sqlite": SQLITE, "postgresql": POSTGRESQL, "mariadb": MARIADB}
 
 
 def expression(dialect: str, key: str) -> str:

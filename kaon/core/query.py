@@ -82,9 +82,13 @@ def paginate(conn: Connection, stmt: Select, query: ListQuery, columns: Mapping[
         stmt = stmt.where(_after(order, list(marker_row), reverse))
     # NULL sorts as the smallest value on every engine (SQLite's and
     # MySQL's default; PostgreSQL's is the opposite), so that a page never
-    # depends on the database.
-    stmt = stmt.order_by(*[(c.asc().nulls_first() if asc != reverse else c.desc().nulls_last())
-                           for c, asc in order])
+    # depends on the database. MySQL has no NULLS FIRST/LAST syntax, and
+    # needs none.
+    if conn.dialect.name in ("mysql", "mariadb"):
+        stmt = stmt.order_by(*[(c.asc() if asc != reverse else c.desc()) for c, asc in order])
+    else:
+        stmt = stmt.order_by(*[(c.asc().nulls_first() if asc != reverse else c.desc().nulls_last())
+                               for c, asc in order])
     if query.limit is not None:
         stmt = stmt.limit(query.limit + 1)
     return stmt, reverse

@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, text
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select
 
 from kaon import errors
 from kaon.db import core_tables as t
+from kaon.db.locks import xact_lock
 
 # resource name -> how to count a project's usage. Other modules (routers,
 # floating IPs, security groups ...) register theirs with :func:`register`.
@@ -40,7 +41,6 @@ def table_counter(table: Table) -> Counter:
     return count
 
 
-_ADVISORY = text("SELECT pg_advisory_xact_lock(hashtext(:k))")
 _LIMIT = select(t.quotas.c.limit).where(t.quotas.c.project_id == bindparam("project"),
                                         t.quotas.c.resource == bindparam("resource"))
 # resource -> one statement reading the override and the usage (SQLite).
@@ -107,8 +107,7 @@ def check(conn: Connection, cfg: Any, project: str, resource: str, delta: int) -
     limit = limit_of(conn, cfg, project, resource)
     if limit < 0:
         return
-    if conn.dialect.name == "postgresql":
-        conn.execute(_ADVISORY, {"k": f"quota:{project}:{resource}"})
+    xact_lock(conn, f"quota:{project}:{resource}")
     used = COUNTERS[resource](conn, project) if resource in COUNTERS else 0
     if used + delta > limit:
         raise errors.OverQuota(overs=resource)
@@ -124,8 +123,8 @@ def check_counted(conn: Connection, cfg: Any, project: str, resource: str, delta
     state = memo.get((project, resource))
     if state is None:
         limit = limit_of(conn, cfg, project, resource)
-        if limit >= 0 and conn.dialect.name == "postgresql":
-            conn.execute(_ADVISORY, {"k": f"quota:{project}:{resource}"})
+        if limit >= 0:
+            xact_lock(conn, f"quota:{project}:{resource}")
         used = COUNTERS[resource](conn, project) if limit >= 0 and resource in COUNTERS else 0
         state = memo[(project, resource)] = [limit, used]
     limit, used = state

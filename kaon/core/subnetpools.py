@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import netaddr
-from sqlalchemy import Connection, delete, insert, or_, select, text, update
+from sqlalchemy import Connection, delete, insert, or_, select, update
 
 from kaon import errors
 from kaon.core import policy, quotas, rbac, stdattrs
@@ -42,6 +42,7 @@ from kaon.core.context import Context
 from kaon.core.list_query import ListQuery
 from kaon.core.query import fetch_page, where_filters
 from kaon.db.core_tables import subnets
+from kaon.db.locks import xact_lock
 from kaon.db.pool_tables import address_scopes, addressscope_rbacs, subnetpool_rbacs, subnetpools
 from kaon.errors import HTTPBadRequest
 from kaon.model import rbac as rbac_model
@@ -191,8 +192,7 @@ class SubnetPools:
         """At most one default pool per IP version. Only admins mark one, so
         the check is global; an advisory lock serialises two admins on
         PostgreSQL (SQLite serialises writers anyway)."""
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"default-subnetpool:{version}"})
+        xact_lock(conn, f"default-subnetpool:{version}")
         if conn.execute(select(subnetpools.c.id).where(
                 subnetpools.c.is_default.is_(True), subnetpools.c.ip_version == version)).first() is not None:
             raise errors.InvalidInput(error_message="A default subnetpool for this IP family has already been set. "

@@ -18,7 +18,10 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
+
+from kaon.db import mysql
 
 # JSON columns (pools, routes, binding profiles ...) are decoded on every
 # row read; orjson is several times faster than the standard library.
@@ -31,6 +34,12 @@ BEGIN = {"DEFERRED": "BEGIN DEFERRED", "IMMEDIATE": "BEGIN IMMEDIATE"}
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
+    parsed = make_url(url)
+    if mysql.is_mysql(parsed.get_backend_name()):
+        engine = create_engine(mysql.engine_url(parsed), pool_size=10, max_overflow=20, pool_pre_ping=True,
+                               **mysql.engine_args(), **JSON_ARGS)
+        mysql.configure_engine(engine)
+        return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, **JSON_ARGS)
 
 

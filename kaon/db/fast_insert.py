@@ -10,18 +10,28 @@ through the engine's serializer), and the row goes to the driver cursor of
 the connection's current transaction. Columns the row leaves out get their
 Python-side defaults, as SQLAlchemy would give them.
 
-PostgreSQL keeps SQLAlchemy's path (its figures are not the target, and a
-network round trip dwarfs the overhead there).
+PostgreSQL and MariaDB/MySQL keep SQLAlchemy's path (their figures are not
+the target, and a network round trip dwarfs the overhead there). MySQL has
+no ``ON CONFLICT DO NOTHING``: there the row is inserted plainly and a
+duplicate-key error counts as "skipped". (``INSERT IGNORE`` would also turn
+a failed foreign key into a warning, and ``ON DUPLICATE KEY UPDATE``
+reports an inserted and an existing row alike under the FOUND_ROWS flag
+SQLAlchemy sets.) InnoDB rolls back only the failed statement, so the
+transaction goes on, as after PostgreSQL's ``DO NOTHING``; an insert that
+meets another transaction's uncommitted duplicate waits for its outcome,
+as on PostgreSQL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table, exc, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+MYSQL_DUP_ENTRY = 1062  # ER_DUP_ENTRY
 
 Plan = tuple[str, tuple[str, ...], tuple[Callable[[Any], Any] | None, ...], tuple[tuple[str, Any], ...]]
 
@@ -45,10 +55,18 @@ class FastInsert:
         else:
             plain = insert(table).execution_options(preserve_rowcount=True)
             self._fallback = {"sqlite": plain, "postgresql": plain}
+        self._plain = insert(table).execution_options(preserve_rowcount=True)
+        self._columns = frozenset(table.c.keys())
 
     def run(self, conn: Connection, row: Mapping[str, Any]) -> int:
-        if conn.dialect.name != "sqlite":
-            return int(conn.execute(self._fallback[conn.dialect.name], dict(row)).rowcount)
+        name = conn.dialect.name
+        if name != "sqlite" and not self._columns.issuperset(row):
+            # SQLAlchemy would drop unknown keys without a word.
+            self._unknown(row)
+        if name in ("mysql", "mariadb"):
+            return self._run_mysql(conn, row)
+        if name != "sqlite":
+            return int(conn.execute(self._fallback[name], dict(row)).rowcount)
         keys = tuple(row)
         plan = self._plans.get(keys)
         if plan is None:
@@ -69,11 +87,23 @@ class FastInsert:
         finally:
             cursor.close()
 
-    def _plan(self, conn: Connection, keys: tuple[str, ...]) -> Plan:
-        dialect = conn.dialect
-        unknown = [k for k in keys if k not in self.table.c]
+    def _unknown(self, keys: Iterable[str]) -> None:
+        unknown = [k for k in keys if k not in self._columns]
         if unknown:
             raise KeyError(f"{self.table.name} has no column(s) {', '.join(unknown)}")
+
+    def _run_mysql(self, conn: Connection, row: Mapping[str, Any]) -> int:
+        try:
+            return int(conn.execute(self._plain, dict(row)).rowcount)
+        except exc.IntegrityError as e:
+            # The only other unique key is a fresh random id.
+            if self.unique and getattr(e.orig, "args", (None,))[0] == MYSQL_DUP_ENTRY:
+                return 0
+            raise
+
+    def _plan(self, conn: Connection, keys: tuple[str, ...]) -> Plan:
+        dialect = conn.dialect
+        self._unknown(keys)
         defaults = []
         for col in self.table.c:
             if col.key in keys or col.default is None:

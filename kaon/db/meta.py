@@ -11,6 +11,8 @@ import importlib
 
 from sqlalchemy import MetaData
 
+from kaon.db import mysql  # noqa: F401  (registers MySQL's DDL: character set, DATETIME(6))
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",

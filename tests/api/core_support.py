@@ -5,7 +5,7 @@ The app is built exactly as ``kaon server`` builds it (``kaon.cli.server.build``
 ``auth_strategy=noauth``), so identity comes from ``X-Project-Id`` and
 ``X-Roles``. Fixtures (import them into a test module)::
 
-    core_api   module  one app per module and backend (sqlite, pg); tests keep
+    core_api   module  one app per module and backend (sqlite, pg, mariadb); tests keep
                        out of each other's way by using their own projects
     make_api   func    make_api(**overrides) -> Api on a fresh database (db_url),
                        for tests that need their own configuration or an empty DB
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from sqlalchemy import Engine, func, select
 from kaon.cli.server import build
 from kaon.config import load_config
 from kaon.db import core_tables, ml2_tables
+from tests.fixtures.mariadb import create_mysql_database, drop_mysql_database
 from tests.fixtures.postgres import create_pg_database, drop_pg_database
 
 with warnings.catch_warnings():
@@ -197,24 +198,24 @@ def build_api(db_url: str, state: Path, extra: dict[str, dict[str, Any]] | None 
     return Api(app, app.app.state.services.engine)
 
 
-@pytest.fixture(scope="module", params=[
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgresql", id="pg", marks=pytest.mark.needs_postgres),
-])
+# Parametrized over the databases by tests/conftest.py (pytest_generate_tests).
+@pytest.fixture(scope="module")
 def core_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     state = tmp_path_factory.mktemp("core-api")
+    drop: Callable[[str], None] | None = None
     if request.param == "sqlite":
-        url, drop = f"sqlite:///{state / 'kaon.sqlite'}", None
+        url = f"sqlite:///{state / 'kaon.sqlite'}"
+    elif request.param == "mariadb":
+        url, drop = create_mysql_database(request.getfixturevalue("mariadb_url"), prefix="core"), drop_mysql_database
     else:
-        url = create_pg_database(request.getfixturevalue("postgres_server"), prefix="core")
-        drop = url
+        url, drop = create_pg_database(request.getfixturevalue("postgres_server"), prefix="core"), drop_pg_database
     api = build_api(url, state)
     try:
         yield api
     finally:
         api.close()
         if drop is not None:
-            drop_pg_database(drop)
+            drop(url)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""One simulated host, the server on SQLite and the local bus (Unix socket):
+"""One simulated host, the server on SQLite and on MariaDB (a private
+mariadbd, as the install guide's ``mysql+pymysql://``) and the local bus (Unix socket):
 VMs on a VXLAN network reach each other; networks with the same CIDR stay apart;
 ports go ACTIVE when plugged and DOWN when unplugged; the intent converges."""
 
@@ -9,15 +10,26 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.mariadb import create_mysql_database, drop_mysql_database
 from tests.fullstack.stack import Stack, stack, wait_for
 
 pytestmark = pytest.mark.needs_root
 
 
-@pytest.fixture(scope="module")
-def one(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with stack(tmp_path_factory.mktemp("one-host"), hosts=1) as s:
-        yield s
+@pytest.fixture(scope="module", params=[
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("mariadb", id="mariadb", marks=pytest.mark.needs_mariadb),
+])
+def one(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    db_url = None
+    if request.param == "mariadb":
+        db_url = create_mysql_database(request.getfixturevalue("mariadb_url"), prefix="l2_one_host")
+    try:
+        with stack(tmp_path_factory.mktemp("one-host"), hosts=1, db_url=db_url) as s:
+            yield s
+    finally:
+        if db_url is not None:
+            drop_mysql_database(db_url)
 
 
 def test_two_vms_on_one_vxlan_network_ping_and_same_cidr_networks_are_apart(one: Stack) -> None:

@@ -1,11 +1,12 @@
 """kaon.db.fast_insert: rows written straight to SQLite's driver read back
 exactly as rows SQLAlchemy inserted (datetimes, JSON, booleans, defaults);
-conflicts are skipped; constraint errors surface as SQLAlchemy's."""
+conflicts are skipped; constraint errors surface as SQLAlchemy's. The same
+on PostgreSQL and MariaDB, which take SQLAlchemy's path (MariaDB: a plain
+INSERT whose duplicate-key error counts as skipped)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
 from sqlalchemy import exc, insert, select
@@ -17,8 +18,8 @@ from kaon.db.migrate import upgrade
 
 
 @pytest.fixture
-def engine(tmp_path: Path):  # type: ignore[no-untyped-def]
-    eng = make_engine(f"sqlite:///{tmp_path}/fast.sqlite")
+def engine(db_url: str):  # type: ignore[no-untyped-def]
+    eng = make_engine(db_url)
     upgrade(eng)
     stamp = dt.datetime(2026, 11, 21, 12, 0, 0, 123456)
     with write_txn(eng) as conn:
@@ -62,6 +63,8 @@ def test_conflict_is_skipped_and_other_violations_raise_sqlalchemys_errors(engin
     alloc = FastInsert(ip_allocations)
     with pytest.raises(exc.IntegrityError), write_txn(engine) as conn:  # no such port: foreign key
         alloc.run(conn, {"port_id": "nope", "ip_address": "10.0.0.5", "subnet_id": "s", "network_id": "net"})
+    # A failed statement leaves the transaction usable on MariaDB (InnoDB
+    # rolls back the statement only): the conflict above did not undo "one".
     with pytest.raises(KeyError), write_txn(engine) as conn:
         fast.run(conn, {**port_row("three", "fa:16:3e:00:00:04"), "no_such_column": 1})
     with engine.connect() as conn:
