@@ -10,10 +10,10 @@ import datetime as dt
 
 import orjson
 import pytest
-from kaon.core.context import Context
 from sqlalchemy import exc, insert, select
 
 from kaon.core import port_json
+from kaon.core.context import Context
 from kaon.db.core_tables import networks
 from kaon.db.engine import read_txn
 from tests.api import core_support
