@@ -5,7 +5,7 @@
 
 1. µs per check of two of Neutron's rules (``create_port``,
    ``create_port:mac_address``), by oslo.policy's ``Enforcer.enforce`` and by
-   kaon's compiled form of the same parsed rules (kaon/core/policy.py).
+   kaon's compiled form of the same parsed rules (kaon/core/access/policy.py).
 2. Port create and port show as a member, in-process (Starlette's
    TestClient, SQLite in a temporary directory, noauth), with Neutron's
    table and with a table where every rule is ``@`` (always): the difference
@@ -31,9 +31,9 @@ from oslo_policy import policy as oslo
 
 from kaon.cli.server import build
 from kaon.config import load_config
-from kaon.core import policy
+from kaon.core.access import policy
+from kaon.core.access.policy_rules import DEFAULTS
 from kaon.core.context import Context
-from kaon.core.policy_rules import DEFAULTS
 
 MEMBER = {"X-Project-Id": "pa", "X-User-Id": "u", "X-Roles": "member,reader"}
 

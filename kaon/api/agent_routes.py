@@ -27,7 +27,8 @@ from starlette.routing import Route
 from kaon.api import extensions, listing
 from kaon.api.controller import Collection, context_of, read_body, shape
 from kaon.api.responses import json_response
-from kaon.core import availability_zones, policy
+from kaon.core.access import policy
+from kaon.core.agents import availability_zones
 from kaon.core.context import Context
 from kaon.db.engine import read_txn, write_txn
 from kaon.errors import HTTPBadRequest

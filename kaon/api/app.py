@@ -21,26 +21,26 @@ from kaon.asgi.limits import CrashBarrier, HttpLimits, RequestGuard
 from kaon.compiler.dhcp_section import DhcpSection, dhcp_options
 from kaon.compiler.firewall_section import FirewallSection
 from kaon.compiler.l3_section import RoutersSection
-from kaon.core import policy
-from kaon.core.address_scopes import AddressScopes
-from kaon.core.agents import Agents
-from kaon.core.default_sg import DefaultRules
-from kaon.core.dhcp_ports import DhcpPorts
-from kaon.core.floatingips import FloatingIps
-from kaon.core.intents import Compiler
-from kaon.core.l3_binding import RouterPortHosts
-from kaon.core.networks import Networks
-from kaon.core.port_pipeline import PortPipeline
-from kaon.core.port_rows import PortRows
-from kaon.core.ports import Ports
-from kaon.core.rbac import RbacPolicies
-from kaon.core.router_interfaces import RouterInterfaces
-from kaon.core.routers import Routers
-from kaon.core.scheduling import Scheduler
-from kaon.core.security_groups import SecurityGroups
-from kaon.core.sg_rules import SecurityGroupRules
-from kaon.core.subnetpools import SubnetPools
-from kaon.core.subnets import Subnets
+from kaon.core.access import policy
+from kaon.core.access.rbac import RbacPolicies
+from kaon.core.agents.agents import Agents
+from kaon.core.agents.dhcp_ports import DhcpPorts
+from kaon.core.agents.intents import Compiler
+from kaon.core.agents.scheduling import Scheduler
+from kaon.core.l2.networks import Networks
+from kaon.core.l2.port_pipeline import PortPipeline
+from kaon.core.l2.port_rows import PortRows
+from kaon.core.l2.ports import Ports
+from kaon.core.l2.subnets import Subnets
+from kaon.core.l3.floatingips import FloatingIps
+from kaon.core.l3.l3_binding import RouterPortHosts
+from kaon.core.l3.router_interfaces import RouterInterfaces
+from kaon.core.l3.routers import Routers
+from kaon.core.pools.address_scopes import AddressScopes
+from kaon.core.pools.subnetpools import SubnetPools
+from kaon.core.security.default_sg import DefaultRules
+from kaon.core.security.security_groups import SecurityGroups
+from kaon.core.security.sg_rules import SecurityGroupRules
 from kaon.metrics.http import MetricsMiddleware, with_metrics
 from kaon.ml2.binding import Binder
 from kaon.ml2.mech.registry import build_mechanism_drivers
@@ -81,12 +81,12 @@ class Services:
         self.engine = engine
         self.types = types
         # Every service gets what it calls in its constructor, in dependency
-        # order; what follows a port write is kaon.core.port_pipeline.
+        # order; what follows a port write is kaon.core.l2.port_pipeline.
         self.binder = Binder(build_mechanism_drivers(cfg), types, cfg.default.agent_down_time)
         port_rows = PortRows(cfg)
-        # A router's ports are bound on its L3 agent's host (kaon.core.l3_binding).
+        # A router's ports are bound on its L3 agent's host (kaon.core.l3.l3_binding).
         router_hosts = RouterPortHosts(self.binder)
-        # The server's own DHCP ports, inserted through PortRows (kaon.core.dhcp_ports).
+        # The server's own DHCP ports, inserted through PortRows (kaon.core.agents.dhcp_ports).
         dhcp_ports = DhcpPorts(port_rows, self.binder)
         # Scheduling; a network's DHCP ports and a router's ports follow its agents.
         self.scheduler = Scheduler(cfg, dhcp_ports, router_hosts)

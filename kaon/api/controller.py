@@ -32,7 +32,8 @@ from kaon.api.if_match import check_revision
 from kaon.api.listing import links
 from kaon.api.responses import json_response
 from kaon.asgi.limits import NulInRequest
-from kaon.core import policy, stdattrs
+from kaon.core import stdattrs
+from kaon.core.access import policy
 from kaon.core.context import Context
 from kaon.db.engine import read_txn, write_txn
 from kaon.db.retry import retry_db_errors

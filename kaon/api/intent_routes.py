@@ -19,8 +19,9 @@ from starlette.routing import Route
 
 from kaon.api.controller import context_of
 from kaon.api.responses import json_response
-from kaon.core import generations, policy
-from kaon.core.intents import Compiler
+from kaon.core.access import policy
+from kaon.core.agents import generations
+from kaon.core.agents.intents import Compiler
 from kaon.db.engine import read_txn
 from kaon.errors import HTTPBadRequest
 

@@ -13,7 +13,8 @@ from starlette.routing import Route
 
 from kaon import errors
 from kaon.api.controller import context_of
-from kaon.core import ip_availability, policy
+from kaon.core.access import policy
+from kaon.core.l2 import ip_availability
 from kaon.db.engine import read_txn
 from kaon.errors import HTTPBadRequest
 

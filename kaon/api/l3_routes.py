@@ -21,10 +21,10 @@ from starlette.routing import Route
 from kaon.api import extensions, offload
 from kaon.api.controller import context_of, read_body, shape
 from kaon.api.responses import json_response
-from kaon.core import policy
+from kaon.core.access import policy
 from kaon.core.context import Context
-from kaon.core.router_interfaces import RouterInterfaces
-from kaon.core.routers import Routers
+from kaon.core.l3.router_interfaces import RouterInterfaces
+from kaon.core.l3.routers import Routers
 from kaon.db.engine import write_txn
 from kaon.db.retry import retrying
 from kaon.model.router import ROUTER

@@ -18,7 +18,7 @@ from starlette.routing import Route
 from kaon.api import extensions, offload
 from kaon.api.controller import context_of, read_body
 from kaon.api.responses import json_response
-from kaon.core.subnetpools import SubnetPools
+from kaon.core.pools.subnetpools import SubnetPools
 from kaon.db.engine import write_txn
 from kaon.db.retry import retrying
 

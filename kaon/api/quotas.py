@@ -14,7 +14,8 @@ from starlette.routing import Route
 from kaon import errors
 from kaon.api.controller import context_of, read_body
 from kaon.api.responses import json_response
-from kaon.core import policy, quotas
+from kaon.core import quotas
+from kaon.core.access import policy
 from kaon.db.engine import read_txn, write_txn
 from kaon.errors import HTTPBadRequest
 

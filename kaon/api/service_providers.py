@@ -15,7 +15,7 @@ from starlette.routing import Route
 from kaon import errors
 from kaon.api import extensions
 from kaon.api.responses import json_response
-from kaon.core.service_providers import FIELDS, list_providers
+from kaon.core.l3.service_providers import FIELDS, list_providers
 from kaon.model import validators as v
 
 extensions.add("service-type", "Neutron Service Type Management",

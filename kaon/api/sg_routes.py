@@ -15,8 +15,8 @@ from typing import Any
 
 from kaon.api import extensions, listing
 from kaon.api.controller import Collection
-from kaon.core import default_sg
 from kaon.core.context import Context
+from kaon.core.security import default_sg
 from kaon.db.engine import read_txn, write_txn
 
 for _alias, _name, _description in (

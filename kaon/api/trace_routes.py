@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from kaon.api.controller import context_of
 from kaon.api.responses import json_response
-from kaon.core import policy
+from kaon.core.access import policy
 
 
 def routes(services: Any) -> list[Route]:

@@ -1,7 +1,7 @@
 """The ``dhcp`` section of a host's intent: what its DHCP agent serves.
 
 For every network scheduled to the host's DHCP agent
-(``network_dhcp_agent_bindings``) whose DHCP port (kaon.core.dhcp_ports)
+(``network_dhcp_agent_bindings``) whose DHCP port (kaon.core.agents.dhcp_ports)
 is bound on the host, a ``DhcpNetwork`` (kaon.model.intent): the DHCP
 port (``ns-``/``tap`` veth, addresses), the DHCP subnets, one reservation
 per (port, address on a DHCP subnet) with host name ``host-10-0-0-5`` and
@@ -18,7 +18,7 @@ without a router, where metadata otherwise "never arrives").
 ``metadata`` is what the metadata proxy in the namespace needs to say who
 asks (kaon.agent.metadata_proxy): per IPv4 address on the network, the
 port's device_id (the instance) and project.
-The rows are read by kaon.core.snapshot (``DhcpData``); this is pure.
+The rows are read by kaon.core.agents.snapshot (``DhcpData``); this is pure.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ copies; the agent builds one chain per group and jumps to it from each port.
 A remote group's members are the fixed IPs and allowed address pairs of
 every port in that group, on any host, merged into the fewest CIDRs (an
 interval set in the kernel refuses overlapping elements). The rows are
-read by kaon.core.snapshot (``FirewallData``, a handful of SELECTs per compile
+read by kaon.core.agents.snapshot (``FirewallData``, a handful of SELECTs per compile
 whatever the number of ports); this is pure.
 """
 

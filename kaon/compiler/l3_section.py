@@ -20,8 +20,8 @@ that), but it does not forward: the agent turns ``ip_forward`` off in its
 namespace.
 
 The ports themselves (their taps, bridges, segments) are in the L2 part of
-the same intent: kaon.core.l3_binding binds them on this host. The rows are
-read by kaon.core.snapshot (``L3Data``); this is pure.
+the same intent: kaon.core.l3.l3_binding binds them on this host. The rows are
+read by kaon.core.agents.snapshot (``L3Data``); this is pure.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The compiler's input: typed rows of everything a host agent needs, nothing else.
 
-kaon.core.snapshot reads them from the database in one transaction; the
+kaon.core.agents.snapshot reads them from the database in one transaction; the
 projections (``kaon.compiler.l2_section`` and the other sections) turn them
 into host intents without seeing the database. Every collection here is
 ordered or keyed, so the same rows always give the same intents.

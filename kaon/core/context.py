@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kaon.core import policy
+from kaon.core.access import policy
 
 
 @dataclass(frozen=True)

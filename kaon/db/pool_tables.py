@@ -7,7 +7,7 @@ are taken is not stored here: it is the CIDRs of the subnets whose
 delete frees its prefix with nothing else to update.
 
 ``shared`` on both resources means a ``*`` ``access_as_shared`` row in the
-RBAC table, exactly as for networks (:mod:`kaon.core.rbac`).
+RBAC table, exactly as for networks (:mod:`kaon.core.access.rbac`).
 
 A pool references its address scope; deleting a scope that pools still use
 is refused by the service (``AddressScopeInUse``) and, as a backstop, by the

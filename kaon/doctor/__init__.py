@@ -8,7 +8,7 @@
 * :mod:`kaon.doctor.config_checks` — the server's configuration reaches its
   database, its broker and its Keystone;
 * :mod:`kaon.doctor.data_checks` — what the stored state says is wrong
-  (through :mod:`kaon.core.diagnostics`, no SQL here);
+  (through :mod:`kaon.core.agents.diagnostics`, no SQL here);
 * :mod:`kaon.doctor.agent_checks` — what the agents report of themselves
   (VXLAN probes to their peers, dnsmasq processes, their clocks);
 * :mod:`kaon.doctor.host_checks` — this host, from an agent's configuration

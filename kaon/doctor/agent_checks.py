@@ -1,5 +1,5 @@
 """Checks of what the agents report about themselves (their state reports'
-``health``, stored by kaon.core.agents): tunnels that get no answer, dnsmasq
+``health``, stored by kaon.core.agents.agents): tunnels that get no answer, dnsmasq
 processes that died, clocks that drifted.
 
 Only live agents speak here: a dead agent's last report is old news, and
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kaon.core import diagnostics as dx
-from kaon.core import generations
+from kaon.core.agents import diagnostics as dx
+from kaon.core.agents import generations
 from kaon.doctor.finding import ERROR, WARNING, Finding
 from kaon.doctor.inputs import Inputs, NotApplicable
 

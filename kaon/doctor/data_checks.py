@@ -1,6 +1,6 @@
 """Checks of the stored state: what the server's own data says is wrong.
 
-Each reads through :mod:`kaon.core.diagnostics` (or the compiler's
+Each reads through :mod:`kaon.core.agents.diagnostics` (or the compiler's
 generations) in the read transaction the runner gives it, and names the
 resource, the evidence and the command that fixes it.
 """
@@ -13,9 +13,9 @@ from collections import defaultdict
 import netaddr
 
 from kaon.compiler.dhcp_section import dhcp_options
-from kaon.core import diagnostics as dx
-from kaon.core import generations
-from kaon.core.scheduling import dhcp_device_id
+from kaon.core.agents import diagnostics as dx
+from kaon.core.agents import generations
+from kaon.core.agents.scheduling import dhcp_device_id
 from kaon.doctor.agent_checks import last_failures
 from kaon.doctor.finding import ERROR, WARNING, Finding
 from kaon.doctor.inputs import Inputs, NotApplicable

@@ -1,4 +1,4 @@
-"""The compiler's metric hook: one call per pass (kaon.core.intents)."""
+"""The compiler's metric hook: one call per pass (kaon.core.agents.intents)."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
 
-from kaon.core import generations
+from kaon.core.agents import generations
 from kaon.db.core_tables import ports
 from kaon.db.engine import read_txn
 from kaon.ml2.binding import utcnow

@@ -2,7 +2,7 @@
 ``api/definitions``: for each attribute, whether POST/PUT may set it, its
 default, its converter, whether it filters or sorts, and who may set or
 read it. The API layer validates bodies from these alone; who may set or
-read an attribute is policy (:mod:`kaon.core.policy_rules`), not a flag here.
+read an attribute is policy (:mod:`kaon.core.access.policy_rules`), not a flag here.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ standard attrs; a floating IP has a description but no name).
 
 ``subnet_id`` is input only (which external subnet to take the address
 from); ``router_id``, ``fixed_ip_address`` (when not given) and
-``port_details`` are computed by :mod:`kaon.core.floatingips`.
+``port_details`` are computed by :mod:`kaon.core.l3.floatingips`.
 """
 
 from __future__ import annotations

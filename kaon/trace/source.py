@@ -79,7 +79,7 @@ def _vteps(conn: Connection) -> dict[str, str]:
 
 def _rule_ids(conn: Connection) -> dict[tuple[str, FirewallRule], tuple[str, ...]]:
     """Each group's rules keyed as kaon.compiler.firewall_section compiles them, with the same
-    normalisation as kaon.core.snapshot (protocol number, prefix as its network)."""
+    normalisation as kaon.core.agents.snapshot (protocol number, prefix as its network)."""
     R = security_group_rules
     out: dict[tuple[str, FirewallRule], list[str]] = defaultdict(list)
     for r in conn.execute(select(R).where(R.c.remote_address_group_id.is_(None)).order_by(R.c.id)):

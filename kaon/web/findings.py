@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any
 
-from kaon.core import policy
+from kaon.core.access import policy
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 TTL_SECONDS = 3.0

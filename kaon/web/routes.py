@@ -34,7 +34,7 @@ from starlette.routing import Route
 from kaon import errors
 from kaon.api.controller import context_of
 from kaon.api.responses import json_response
-from kaon.core import policy
+from kaon.core.access import policy
 from kaon.web.changes import ChangeCounter
 from kaon.web.gate import FROM_COOKIE, PREFIX, STATIC, session_cookie
 from kaon.web.topology import read_topology

@@ -18,7 +18,8 @@ from typing import Any
 
 import orjson
 
-from kaon.core import generations, policy
+from kaon.core.access import policy
+from kaon.core.agents import generations
 from kaon.core.list_query import ListQuery
 from kaon.db.engine import read_txn
 from kaon.model.network import NETWORK

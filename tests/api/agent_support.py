@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from kaon.core.agents import ReportResult
+from kaon.core.agents.agents import ReportResult
 from kaon.db.engine import write_txn
 from kaon.ml2.binding import utcnow
 from tests.api.core_support import Api

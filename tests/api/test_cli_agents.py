@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from kaon.config import load_config
-from kaon.core.agents import Agents, ReportResult
-from kaon.core.dhcp_ports import DhcpPorts
-from kaon.core.l3_binding import RouterPortHosts
-from kaon.core.port_rows import PortRows
-from kaon.core.scheduling import Scheduler
+from kaon.core.agents.agents import Agents, ReportResult
+from kaon.core.agents.dhcp_ports import DhcpPorts
+from kaon.core.agents.scheduling import Scheduler
+from kaon.core.l2.port_rows import PortRows
+from kaon.core.l3.l3_binding import RouterPortHosts
 from kaon.db.engine import make_engine, write_txn
 from kaon.ml2.binding import Binder
 from kaon.ml2.mech.registry import build_mechanism_drivers

@@ -12,8 +12,8 @@ import orjson
 import pytest
 from sqlalchemy import exc, insert, select
 
-from kaon.core import port_json
 from kaon.core.context import Context
+from kaon.core.l2 import port_json
 from kaon.db.core_tables import networks
 from kaon.db.engine import read_txn
 from tests.api import core_support

@@ -10,7 +10,7 @@ import pytest
 
 from kaon.compiler.dhcp_section import DhcpOptions, DhcpSection, hostname
 from kaon.compiler.snapshot import DhcpData, DhcpServed, PortRow, SubnetRow
-from kaon.core.agent_rpc import AgentRpc
+from kaon.core.agents.agent_rpc import AgentRpc
 from kaon.model.typed_json import encode
 from tests.api import core_support
 from tests.api.agent_support import AGENT_CONF, report, services

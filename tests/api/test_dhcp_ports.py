@@ -1,4 +1,4 @@
-"""The server's ``network:dhcp`` ports (kaon.core.dhcp_ports): one per
+"""The server's ``network:dhcp`` ports (kaon.core.agents.dhcp_ports): one per
 (DHCP network, DHCP agent), at the pool's first address whatever the order
 of port creation, bound on the agent's host, following scheduling and subnet
 changes, gone with the network. SQLite and PostgreSQL."""
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kaon.core.scheduling import RESERVED_DHCP_PORT, dhcp_device_id
+from kaon.core.agents.scheduling import RESERVED_DHCP_PORT, dhcp_device_id
 from tests.api import core_support
 from tests.api.agent_support import AGENT_CONF, report
 from tests.api.core_support import Api, Caller

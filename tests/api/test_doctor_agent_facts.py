@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from kaon import errors
-from kaon.core.agent_rpc import AgentRpc
+from kaon.core.agents.agent_rpc import AgentRpc
 from kaon.db.agent_tables import agents
 from kaon.doctor import registry
 from kaon.ml2.binding import utcnow

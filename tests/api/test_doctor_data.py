@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from kaon.core.agent_rpc import AgentRpc
+from kaon.core.agents.agent_rpc import AgentRpc
 from kaon.doctor import registry
 from kaon.doctor.finding import Report
 from kaon.ml2.binding import utcnow

@@ -9,8 +9,8 @@ from typing import Any
 
 from kaon.compiler.firewall_section import project_firewall, set_name
 from kaon.compiler.snapshot import BoundPort, FirewallData, PortSecurity, Rule, Snapshot
-from kaon.core.agent_rpc import AgentRpc
-from kaon.core.snapshot import merge
+from kaon.core.agents.agent_rpc import AgentRpc
+from kaon.core.agents.snapshot import merge
 from kaon.model.typed_json import encode
 from tests.api import core_support
 from tests.api.agent_support import AGENT_CONF, report, services

@@ -1,5 +1,5 @@
 """Per-host intents and generations (kaon.compiler) and the server's side of
-the bus (kaon.core.agent_rpc), driven through the API on SQLite and PostgreSQL.
+the bus (kaon.core.agents.agent_rpc), driven through the API on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from kaon.core.agent_rpc import AgentRpc
+from kaon.core.agents.agent_rpc import AgentRpc
 from tests.api import core_support
 from tests.api.agent_support import AGENT_CONF, report, services
 from tests.api.core_support import Api

@@ -1,4 +1,4 @@
-"""Router ports follow their L3 agent (kaon.core.l3_binding) and the ``routers``
+"""Router ports follow their L3 agent (kaon.core.l3.l3_binding) and the ``routers``
 section of the host intent (kaon.compiler.l3_section), through the API on
 SQLite and PostgreSQL."""
 

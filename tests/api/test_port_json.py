@@ -1,8 +1,8 @@
-"""Port lists written by the database (kaon.core.port_json) are the ports the
-dict path (kaon.core.ports.Ports.list, also behind show) renders: same keys,
+"""Port lists written by the database (kaon.core.l2.port_json) are the ports the
+dict path (kaon.core.l2.ports.Ports.list, also behind show) renders: same keys,
 values and types, for admins and members, with and without ``fields``, with
 filters, sorting and pages, on SQLite and PostgreSQL. Both are generated from
-one attribute table (kaon.core.port_render): every model attribute is in it,
+one attribute table (kaon.core.l2.port_render): every model attribute is in it,
 every dialect writes each, and every path gives each with the same value."""
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy import update
 
 from kaon.api.listing import parse
-from kaon.core import policy, port_json, port_render
+from kaon.core.access import policy
 from kaon.core.context import Context
+from kaon.core.l2 import port_json, port_render
 from kaon.db.core_tables import ports as ports_table
 from kaon.db.engine import read_txn
 from kaon.model.port import PORT
@@ -163,7 +164,7 @@ def test_bulk_create_and_update_answers_are_what_show_shows(core_api: Api, proje
 
 def test_the_attribute_table_is_the_models() -> None:
     """Every attribute of the port model is rendered, and nothing else: an
-    attribute added to kaon.model.port and not to kaon.core.port_render fails here."""
+    attribute added to kaon.model.port and not to kaon.core.l2.port_render fails here."""
     assert {a.name for a in PORT.attrs} == set(port_render.BY_KEY)
 
 

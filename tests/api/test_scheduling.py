@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kaon.core.scheduling import dhcp_device_id
+from kaon.core.agents.scheduling import dhcp_device_id
 from tests.api import core_support
 from tests.api.agent_support import AGENT_CONF, ago, report, sweep
 from tests.api.core_support import Api, Caller, neutron_error

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from kaon.core import default_sg
+from kaon.core.security import default_sg
 from kaon.db.engine import write_txn
 from kaon.db.sg_tables import default_security_groups, security_groups
 from tests.api import core_support

@@ -17,7 +17,7 @@ from kaon.agent.firewall import Firewall
 from kaon.agent.l2_manager import LinuxBridgeManager
 from kaon.agent.runtime import Agent
 from kaon.bus.local import InProcessAgentBus, LocalHub
-from kaon.core.agent_rpc import AgentRpc
+from kaon.core.agents.agent_rpc import AgentRpc
 from kaon.dataplane.linux_l2 import LinuxL2
 from tests.api.agent_support import AGENT_CONF, services
 from tests.api.core_support import Api, build_api

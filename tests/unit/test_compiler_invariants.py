@@ -6,7 +6,7 @@ the server reuses them) equal a full recompute of the final state.
 A seeded random world — ports on several hosts and networks (VXLAN peers,
 VLAN), security groups with remote groups, DHCP, routers with floating IPs —
 is written as a list of row changes; the database returns rows in whatever
-order they were written unless the reader orders them (kaon.core.snapshot),
+order they were written unless the reader orders them (kaon.core.agents.snapshot),
 so :func:`build` keeps exactly the orders the reader guarantees and no other.
 """
 
@@ -161,7 +161,7 @@ def live_order(changes: Iterable[Change]) -> dict[tuple[str, str], object]:
 
 
 def build(state: dict[tuple[str, str], object], known_hosts: frozenset[str] = frozenset()) -> Snapshot:
-    """The snapshot kaon.core.snapshot would read from these rows (its ORDER BYs kept, nothing else)."""
+    """The snapshot kaon.core.agents.snapshot would read from these rows (its ORDER BYs kept, nothing else)."""
     def keyed(kind: str, cls: type[T]) -> dict[str, T]:
         out = {key: row for (k, key), row in state.items() if k == kind}
         assert all(isinstance(row, cls) for row in out.values())

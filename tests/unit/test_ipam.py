@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine, insert, select
 
 from kaon import errors
-from kaon.core import ipam
+from kaon.core.l2 import ipam
 from kaon.db import core_tables as t
 from kaon.db.engine import make_engine, write_txn
 from kaon.db.meta import load_all

@@ -1,4 +1,4 @@
-"""The policy table and its evaluator (kaon/core/policy.py, policy_rules.py).
+"""The policy table and its evaluator (kaon/core/access/policy.py, policy_rules.py).
 
 The evaluator compiles oslo.policy's parsed check trees itself (oslo's
 Enforcer is ~300 µs a check); :func:`test_compiled_rules_agree_with_oslo_enforcer`
@@ -17,9 +17,9 @@ from oslo_config import cfg
 from oslo_policy import policy as oslo
 
 from kaon import errors
-from kaon.core import policy
+from kaon.core.access import policy
+from kaon.core.access.policy_rules import DEFAULTS
 from kaon.core.context import Context
-from kaon.core.policy_rules import DEFAULTS
 from kaon.model.address_scope import ADDRESS_SCOPE
 from kaon.model.network import NETWORK
 from kaon.model.port import PORT

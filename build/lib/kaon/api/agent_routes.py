@@ -29,7 +29,7 @@ from kaon.api import extensions, listing
 from kaon.api.context import Context
 from kaon.api.controller import Collection, context_of, read_body, shape
 from kaon.api.responses import json_response
-from kaon.core import availability_zones
+from kaon.core.agents import availability_zones
 from kaon.db.engine import read_txn, write_txn
 from kaon.model.agent import AGENT, AVAILABILITY_ZONE
 from kaon.model.attrs import HTTPBadRequest

@@ -24,22 +24,22 @@ from kaon.compiler.dhcp_section import DhcpSection, dhcp_options
 from kaon.compiler.firewall_section import FirewallSection
 from kaon.compiler.l3_section import RoutersSection
 from kaon.compiler.service import Compiler
-from kaon.core.address_scopes import AddressScopes
-from kaon.core.agents import Agents, WriteHooks
-from kaon.core.default_sg import DefaultRules
-from kaon.core.dhcp_ports import DhcpPorts
-from kaon.core.floatingips import FloatingIps
-from kaon.core.l3_binding import RouterPortHosts
-from kaon.core.networks import Networks
-from kaon.core.ports import Ports
-from kaon.core.rbac import RbacPolicies
-from kaon.core.router_interfaces import RouterInterfaces
-from kaon.core.routers import Routers
-from kaon.core.scheduling import Scheduler
-from kaon.core.security_groups import SecurityGroups
-from kaon.core.sg_rules import SecurityGroupRules
-from kaon.core.subnetpools import SubnetPools
-from kaon.core.subnets import Subnets
+from kaon.core.pools.address_scopes import AddressScopes
+from kaon.core.agents.agents import Agents, WriteHooks
+from kaon.core.security.default_sg import DefaultRules
+from kaon.core.agents.dhcp_ports import DhcpPorts
+from kaon.core.l3.floatingips import FloatingIps
+from kaon.core.l3.l3_binding import RouterPortHosts
+from kaon.core.l2.networks import Networks
+from kaon.core.l2.ports import Ports
+from kaon.core.access.rbac import RbacPolicies
+from kaon.core.l3.router_interfaces import RouterInterfaces
+from kaon.core.l3.routers import Routers
+from kaon.core.agents.scheduling import Scheduler
+from kaon.core.security.security_groups import SecurityGroups
+from kaon.core.security.sg_rules import SecurityGroupRules
+from kaon.core.pools.subnetpools import SubnetPools
+from kaon.core.l2.subnets import Subnets
 from kaon.db.sg_tables import security_groups
 from kaon.metrics import dbtime
 from kaon.metrics.http import MetricsMiddleware
@@ -106,7 +106,7 @@ class Services:
         dhcp_ports = DhcpPorts(self.ports)  # after scheduling: the ports follow the agents
         self.scheduler.dhcp_binding_hooks.append(dhcp_ports.sync_network)
         self.subnets.dhcp_hooks.append(dhcp_ports.sync_network)
-        # A router's ports are bound on its L3 agent's host (kaon.core.l3_binding).
+        # A router's ports are bound on its L3 agent's host (kaon.core.l3.l3_binding).
         router_hosts = RouterPortHosts(self.binder)
         self.ports.create_hooks.append(router_hosts.port_created)
         self.routers.change_hooks.append(router_hosts.router_changed)

@@ -22,8 +22,8 @@ from kaon.api import extensions, offload
 from kaon.api.context import Context
 from kaon.api.controller import context_of, read_body, shape
 from kaon.api.responses import json_response
-from kaon.core.router_interfaces import RouterInterfaces
-from kaon.core.routers import Routers
+from kaon.core.l3.router_interfaces import RouterInterfaces
+from kaon.core.l3.routers import Routers
 from kaon.db.engine import write_txn
 from kaon.model import attrs
 from kaon.model.router import ROUTER

@@ -16,7 +16,7 @@ from typing import Any
 from kaon.api import extensions, listing
 from kaon.api.context import Context
 from kaon.api.controller import Collection
-from kaon.core import default_sg
+from kaon.core.security import default_sg
 from kaon.db.engine import read_txn, write_txn
 
 for _alias, _name, _description in (

@@ -69,7 +69,7 @@ def services_of(app: Any) -> Any:
 def start_agent_side(cfg: Config, app: Any) -> Any:
     """Start the compiler and serve the agents on the bus; returns the server bus."""
     from kaon.bus import server_bus
-    from kaon.core.agent_rpc import AgentRpc
+    from kaon.core.agents.agent_rpc import AgentRpc
 
     services = services_of(app)
     bus = server_bus(cfg.default.transport_url, cfg.default.state_path)

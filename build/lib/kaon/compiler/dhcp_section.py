@@ -1,7 +1,7 @@
 """The ``dhcp`` section of a host's intent: what its DHCP agent serves.
 
 For every network scheduled to the host's DHCP agent
-(``network_dhcp_agent_bindings``) whose DHCP port (kaon.core.dhcp_ports)
+(``network_dhcp_agent_bindings``) whose DHCP port (kaon.core.agents.dhcp_ports)
 is bound on the host::
 
     {"<network id>": {
@@ -37,7 +37,7 @@ from sqlalchemy import Connection, select
 
 from kaon.compiler.snapshot import Snapshot
 from kaon.config import parse_bool, parse_int, parse_list
-from kaon.core.scheduling import DHCP_AGENT, dhcp_device_id
+from kaon.core.agents.scheduling import DHCP_AGENT, dhcp_device_id
 from kaon.db.agent_tables import agents, network_dhcp_agent_bindings
 from kaon.db.core_tables import ip_allocations, networks, ports, subnets
 

@@ -24,7 +24,7 @@ that), but it does not forward: the agent turns ``ip_forward`` off in its
 namespace.
 
 The ports themselves (their taps, bridges, segments) are in the L2 part of
-the same intent: kaon.core.l3_binding binds them on this host. ``read`` is a
+the same intent: kaon.core.l3.l3_binding binds them on this host. ``read`` is a
 few SELECTs; ``project`` is pure.
 """
 

@@ -23,7 +23,8 @@ from sqlalchemy import Connection, Table, and_, delete, exists, insert, or_, sel
 from kaon import errors
 from kaon.api.context import Context
 from kaon.api.listing import ListQuery
-from kaon.core import rbac, stdattrs
+from kaon.core import stdattrs
+from kaon.core.access import rbac
 from kaon.core.query import fetch_page, where_filters
 from kaon.db.core_tables import subnets
 from kaon.db.pool_tables import address_scopes, addressscope_rbacs, subnetpools
@@ -60,7 +61,7 @@ def visible_clause(ctx: Context) -> Any:
 def network_scopes(conn: Connection, net_ids: Sequence[str]) -> dict[str, dict[int, str]]:
     """network id -> {ip_version: address scope id} from the pools its
     subnets were allocated from. (A network's subnets of one IP version all
-    share one scope: kaon.core.prefix_alloc enforces it.)"""
+    share one scope: kaon.core.pools.prefix_alloc enforces it.)"""
     out: dict[str, dict[int, str]] = {}
     for start in range(0, len(net_ids), 900):
         chunk = net_ids[start : start + 900]

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, select, update
 from kaon import errors
 from kaon.compiler import generations
 from kaon.compiler.service import Compiler
-from kaon.core.agents import Agents
+from kaon.core.agents.agents import Agents
 from kaon.db.core_tables import ports
 from kaon.db.engine import read_txn, write_txn
 from kaon.ml2.binding import utcnow

@@ -19,7 +19,7 @@ enables it again:
   routers (``network_auto_schedule`` / ``router_auto_schedule``).
 
 Every report also runs the DHCP failover sweep
-(:meth:`kaon.core.scheduling.Scheduler.reschedule_dead_dhcp`).
+(:meth:`kaon.core.agents.scheduling.Scheduler.reschedule_dead_dhcp`).
 
 Agents are visible to admins only; others get an empty list, and 404 for an
 item, as with Neutron's policy.
@@ -39,9 +39,9 @@ from sqlalchemy.exc import IntegrityError
 from kaon import errors
 from kaon.api.context import Context
 from kaon.api.listing import ListQuery
-from kaon.core import availability_zones
+from kaon.core.agents import availability_zones
 from kaon.core.query import fetch_page, where_filters
-from kaon.core.scheduling import DHCP_AGENT, L3_AGENT, AgentNotFound, Scheduler
+from kaon.core.agents.scheduling import DHCP_AGENT, L3_AGENT, AgentNotFound, Scheduler
 from kaon.core.stdattrs import new_id
 from kaon.db.agent_tables import agents, network_dhcp_agent_bindings
 from kaon.db.core_tables import ports

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, insert, select
 
 from kaon import errors
-from kaon.core.scheduling import DHCP_AGENT, L3_AGENT
+from kaon.core.agents.scheduling import DHCP_AGENT, L3_AGENT
 from kaon.db.agent_tables import (
     agents,
     network_dhcp_agent_bindings,

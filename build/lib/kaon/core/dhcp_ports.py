@@ -39,9 +39,9 @@ import netaddr
 from sqlalchemy import Connection, delete, select, update
 
 from kaon.api.context import Context
-from kaon.core import ipam
-from kaon.core.scheduling import DHCP_AGENT, RESERVED_DHCP_PORT, dhcp_device_id
-from kaon.core.subnets import is_auto_address
+from kaon.core.l2 import ipam
+from kaon.core.agents.scheduling import DHCP_AGENT, RESERVED_DHCP_PORT, dhcp_device_id
+from kaon.core.l2.subnets import is_auto_address
 from kaon.db.agent_tables import agents, network_dhcp_agent_bindings
 from kaon.db.core_tables import ip_allocations, networks, ports, subnets
 

@@ -30,10 +30,10 @@ from kaon import errors
 from kaon.api.context import Context
 from kaon.api.listing import ListQuery
 from kaon.core import quotas, stdattrs
-from kaon.core.networks import Networks
-from kaon.core.ports import Ports
+from kaon.core.l2.networks import Networks
+from kaon.core.l2.ports import Ports
 from kaon.core.query import fetch_page, where_filters
-from kaon.core.routers import INTF_OWNER, chunks, is_external, port_ips, require_write, service_port
+from kaon.core.l3.routers import INTF_OWNER, chunks, is_external, port_ips, require_write, service_port
 from kaon.db.core_tables import ip_allocations, ports, subnets, tags
 from kaon.db.fast_insert import FastInsert
 from kaon.db.l3_tables import floatingips, router_ports, routers

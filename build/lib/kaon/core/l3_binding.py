@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
-from kaon.core.routers import GW_OWNER, INTF_OWNER
+from kaon.core.l3.routers import GW_OWNER, INTF_OWNER
 from kaon.db.agent_tables import agents, router_l3_agent_bindings
 from kaon.db.core_tables import ports
 from kaon.db.l3_tables import router_ports

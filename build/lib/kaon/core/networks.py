@@ -11,7 +11,9 @@ from sqlalchemy import Connection, and_, bindparam, delete, exists, insert, or_,
 from kaon import errors
 from kaon.api.context import Context
 from kaon.api.listing import ListQuery
-from kaon.core import address_scopes, availability_zones, quotas, stdattrs
+from kaon.core import quotas, stdattrs
+from kaon.core.agents import availability_zones
+from kaon.core.pools import address_scopes
 from kaon.core.query import fetch_page, where_filters
 from kaon.db.core_tables import network_rbacs, networks, ports, subnets
 from kaon.db.ml2_tables import network_segments

@@ -3,7 +3,7 @@ requested entry resolves to, and how an update's list is matched against the
 addresses the port already holds (Neutron's ``_get_changed_ips_for_port``).
 
 Every function runs in the caller's write transaction; addresses are taken
-through :mod:`kaon.core.ipam`, whose unique constraint keeps two ports from
+through :mod:`kaon.core.l2.ipam`, whose unique constraint keeps two ports from
 ever sharing one.
 """
 
@@ -18,8 +18,8 @@ from sqlalchemy import Connection, bindparam, delete, select
 
 from kaon import errors
 from kaon.api.context import Context
-from kaon.core import ipam, port_extras
-from kaon.core.subnets import is_auto_address
+from kaon.core.l2 import ipam, port_extras
+from kaon.core.l2.subnets import is_auto_address
 from kaon.db.core_tables import ip_allocations, subnets
 
 # Router interfaces take no EUI-64 address by default; router ports may
@@ -108,7 +108,7 @@ def _subnet_for(ctx: Context, conn: Connection, port: PortRef, subs: list[Any], 
 
 
 def _visible_subnet(ctx: Context, conn: Connection, subnet_id: str) -> bool:
-    from kaon.core.networks import visible_clause
+    from kaon.core.l2.networks import visible_clause
     from kaon.db.core_tables import networks
 
     nets = select(networks.c.id).where(visible_clause(ctx))

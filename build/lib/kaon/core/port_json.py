@@ -6,11 +6,11 @@ dicts that orjson turned back into text. SQLite (``json_object``,
 ``json_group_array``) and PostgreSQL (``json_build_object``, ``json_agg``)
 can write each port's object in C, in the same statement that selects and
 orders the ports; the API splices those texts into the response unparsed
-(``orjson.Fragment``). Same objects as :func:`kaon.core.ports._render_tuples`
+(``orjson.Fragment``). Same objects as :func:`kaon.core.l2.ports._render_tuples`
 (tests compare both), keys limited to what the caller may see and asked for.
 
 Only the HTTP list uses this; services that need port dicts still call
-:meth:`kaon.core.ports.Ports.list`.
+:meth:`kaon.core.l2.ports.Ports.list`.
 """
 
 from __future__ import annotations

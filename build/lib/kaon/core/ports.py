@@ -29,10 +29,12 @@ from sqlalchemy.exc import IntegrityError
 from kaon import errors
 from kaon.api.context import Context
 from kaon.api.listing import ListQuery
-from kaon.core import port_extras, port_ips, port_json, quotas, security_groups, stdattrs
-from kaon.core.networks import Networks
+from kaon.core import quotas, stdattrs
+from kaon.core.l2 import port_extras, port_ips, port_json
+from kaon.core.security import security_groups
+from kaon.core.l2.networks import Networks
 from kaon.core.query import fetch_page, where_filters
-from kaon.core.subnets import Subnets
+from kaon.core.l2.subnets import Subnets
 from kaon.db.core_tables import ip_allocations, networks, port_security_groups, ports, tags
 from kaon.db.fast_insert import FastInsert
 from kaon.db.l3_tables import routers
@@ -105,7 +107,7 @@ class Ports:
         self.delete_hooks: list[Callable[[Connection, Any], None]] = []
         # Called with (conn, port id) after a port is created, and with (conn,
         # port id, changed attribute names) after an update, in the same
-        # transaction: port binding and DHCP scheduling (kaon.core.agents.WriteHooks).
+        # transaction: port binding and DHCP scheduling (kaon.core.agents.agents.WriteHooks).
         self.create_hooks: list[Callable[[Connection, str], None]] = []
         self.update_hooks: list[Callable[[Connection, str, set[str]], None]] = []
 
@@ -158,7 +160,7 @@ class Ports:
     def list_json(self, ctx: Context, conn: Connection, q: ListQuery,
                   keys: tuple[str, ...]) -> tuple[list[str], list[str], bool] | None:
         """:meth:`list` for the HTTP answer: each port's JSON text, built by
-        the database (:mod:`kaon.core.port_json`), with only ``keys``; the
+        the database (:mod:`kaon.core.l2.port_json`), with only ``keys``; the
         ports' ids; whether more follow. None where the database cannot."""
         if not port_json.supported(conn.dialect.name):
             return None

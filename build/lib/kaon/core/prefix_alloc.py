@@ -2,7 +2,7 @@
 the network/pool affinity rules every new subnet obeys.
 
 :func:`from_pool` runs inside the subnet create transaction, before the
-usual CIDR checks of :mod:`kaon.core.subnets`:
+usual CIDR checks of :mod:`kaon.core.l2.subnets`:
 
 * ``subnetpool_id``, or ``use_default_subnetpool`` (the default pool of the
   subnet's IP version that the caller can see), names the pool; with
@@ -33,7 +33,7 @@ from sqlalchemy import Connection, select
 
 from kaon import errors
 from kaon.api.context import Context
-from kaon.core.subnetpools import allocated, visible_clause
+from kaon.core.pools.subnetpools import allocated, visible_clause
 from kaon.db.core_tables import subnets
 from kaon.db.pool_tables import subnetpools
 from kaon.model import subnetpool as m

@@ -21,9 +21,9 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from kaon import errors
 from kaon.api.context import Context
 from kaon.core import stdattrs
-from kaon.core.ports import Ports
-from kaon.core.routers import INTF_OWNER, Routers, bad_request, port_ips, service_port
-from kaon.core.subnets import Subnets
+from kaon.core.l2.ports import Ports
+from kaon.core.l3.routers import INTF_OWNER, Routers, bad_request, port_ips, service_port
+from kaon.core.l2.subnets import Subnets
 from kaon.db.core_tables import ip_allocations, network_rbacs, ports, subnets
 from kaon.db.fast_insert import FastInsert
 from kaon.db.l3_tables import floatingips, router_ports, router_routes

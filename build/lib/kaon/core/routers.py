@@ -1,6 +1,6 @@
 """Routers: create/list/show/update/delete, the external gateway
 (router, ext-gw-mode) and extra routes (extraroute, extraroute-atomic).
-Interfaces live in :mod:`kaon.core.router_interfaces`.
+Interfaces live in :mod:`kaon.core.l3.router_interfaces`.
 
 A router is visible to its project and to admins only; anybody else gets
 404. The gateway is a port on the external network owned by nobody
@@ -24,9 +24,10 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from kaon import errors
 from kaon.api.context import Context
 from kaon.api.listing import ListQuery
-from kaon.core import availability_zones, quotas, stdattrs
-from kaon.core.networks import EXTERNAL, Networks
-from kaon.core.ports import Ports
+from kaon.core import quotas, stdattrs
+from kaon.core.agents import availability_zones
+from kaon.core.l2.networks import EXTERNAL, Networks
+from kaon.core.l2.ports import Ports
 from kaon.core.query import fetch_page, where_filters
 from kaon.db.core_tables import ip_allocations, network_rbacs, ports, subnets, tags
 from kaon.db.fast_insert import FastInsert
@@ -138,10 +139,10 @@ class Routers:
         self.cfg = cfg
         # Called with (conn, router id, the create values) after a router is
         # created, in the same transaction: availability zone hints and L3
-        # agent scheduling (kaon.core.agents.WriteHooks.router_created).
+        # agent scheduling (kaon.core.agents.agents.WriteHooks.router_created).
         self.create_hooks: list[Callable[[Connection, str, dict[str, Any]], None]] = []
         # Called with (conn, router id) after an action changed the router
-        # (interfaces, routes): its ports follow its L3 agent (kaon.core.l3_binding).
+        # (interfaces, routes): its ports follow its L3 agent (kaon.core.l3.l3_binding).
         self.change_hooks: list[Callable[[Connection, str], None]] = []
 
     # -- reads ---------------------------------------------------------

@@ -15,7 +15,7 @@ DHCP (extension ``dhcp_agent_scheduler``), with Neutron's defaults:
   agent silent for 2 × ``agent_down_time`` move to live agents — but only
   when some DHCP agent is alive, so a control-plane outage does not strip
   every network. :meth:`Scheduler.reschedule_dead_dhcp` does it; it runs on
-  every agent heartbeat (:meth:`kaon.core.agents.Agents.report_state`),
+  every agent heartbeat (:meth:`kaon.core.agents.agents.Agents.report_state`),
   which stands in for Neutron's periodic status-check worker;
 * an admin may add and remove networks by hand (``POST/DELETE
   /v2.0/agents/{id}/dhcp-networks``); removing one reserves the agent's DHCP
@@ -95,10 +95,10 @@ class Scheduler:
         self.failover = bool(d.allow_automatic_dhcp_failover)
         self.default_azs = tuple(d.default_availability_zones)
         # Called with (conn, network id) after a network's DHCP agents changed,
-        # in the same transaction: its DHCP ports follow (kaon.core.dhcp_ports).
+        # in the same transaction: its DHCP ports follow (kaon.core.agents.dhcp_ports).
         self.dhcp_binding_hooks: list[Callable[[Connection, str], None]] = []
         # Called with (conn, router id) after a router's L3 agent changed
-        # (scheduled, unscheduled): its ports follow it (kaon.core.l3_binding).
+        # (scheduled, unscheduled): its ports follow it (kaon.core.l3.l3_binding).
         self.router_hooks: list[Callable[[Connection, str], None]] = []
 
     def _router_moved(self, conn: Connection, router_id: str) -> None:

@@ -17,7 +17,7 @@ Port rules (``port_security`` / ``security-group`` extensions):
 * named groups must exist and be usable by the port's project (owned or
   shared with it) or the request fails with ``SecurityGroupNotFound``;
 * port security off together with groups is refused by
-  :func:`kaon.core.port_extras.check_port_security`.
+  :func:`kaon.core.l2.port_extras.check_port_security`.
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ from sqlalchemy import Connection, and_, bindparam, delete, exists, or_, select,
 from kaon import errors
 from kaon.api.context import Context
 from kaon.api.listing import ListQuery
-from kaon.core import default_sg, quotas, stdattrs
+from kaon.core import quotas, stdattrs
+from kaon.core.security import default_sg
 from kaon.core.query import fetch_page, where_filters
-from kaon.core.sg_rules import render_rule, render_rules
+from kaon.core.security.sg_rules import render_rule, render_rules
 from kaon.db.core_tables import port_security_groups
 from kaon.db.sg_tables import (
     default_security_groups,

@@ -6,7 +6,7 @@ providers its driver controller loads (``single_node`` the default, and
 ``ha``, ``dvr``, ``dvrha``, whatever ``enable_dvr``/``l3_ha`` say); clients
 (openstacksdk, Horizon) read this list to learn the router flavors a cloud
 knows. kaon lists the same, in Neutron's order. Routers are single-node in
-kaon: asking for an HA router is refused (kaon.core.routers), and kaon has no
+kaon: asking for an HA router is refused (kaon.core.l3.routers), and kaon has no
 ``dvr`` extension, so ``distributed`` cannot be asked for.
 """
 

@@ -21,7 +21,8 @@ from sqlalchemy import Connection, bindparam, delete, or_, select, update
 from kaon import errors
 from kaon.api.context import Context
 from kaon.api.listing import ListQuery
-from kaon.core import default_sg, quotas, stdattrs
+from kaon.core import quotas, stdattrs
+from kaon.core.security import default_sg
 from kaon.core.query import fetch_page, where_filters
 from kaon.db.fast_insert import FastInsert
 from kaon.db.sg_tables import default_security_groups, security_group_rules, security_groups
@@ -30,7 +31,7 @@ from kaon.model import security_group as m
 Items = list[dict[str, Any]]  # (a service's own ``list`` method shadows the name for mypy)
 
 if TYPE_CHECKING:
-    from kaon.core.security_groups import SecurityGroups
+    from kaon.core.security.security_groups import SecurityGroups
 
 RULES = security_group_rules
 COLUMNS = {name: RULES.c[name] for name in (

@@ -2,7 +2,7 @@
 default-subnetpools, subnetpool-prefix-ops, rbac-subnetpool).
 
 A pool is a set of prefixes subnets may be carved from
-(:mod:`kaon.core.prefix_alloc` does the carving). Its rules, Neutron's:
+(:mod:`kaon.core.pools.prefix_alloc` does the carving). Its rules, Neutron's:
 
 * the prefixes are canonicalised and merged; their IP version is the
   pool's; ``min_prefixlen`` <= ``default_prefixlen`` <= ``max_prefixlen``
@@ -38,8 +38,9 @@ from sqlalchemy import Connection, delete, insert, or_, select, text, update
 from kaon import errors
 from kaon.api.context import Context
 from kaon.api.listing import ListQuery
-from kaon.core import quotas, rbac, stdattrs
-from kaon.core.address_scopes import AddressScopes, shared_filter, shared_ids
+from kaon.core import quotas, stdattrs
+from kaon.core.access import rbac
+from kaon.core.pools.address_scopes import AddressScopes, shared_filter, shared_ids
 from kaon.core.query import fetch_page, where_filters
 from kaon.db.core_tables import subnets
 from kaon.db.pool_tables import address_scopes, addressscope_rbacs, subnetpool_rbacs, subnetpools

@@ -12,8 +12,10 @@ from sqlalchemy import Connection, delete, insert, or_, select, update
 from kaon import errors
 from kaon.api.context import Context
 from kaon.api.listing import ListQuery
-from kaon.core import ipam, prefix_alloc, quotas, stdattrs
-from kaon.core.networks import AUTO_DELETE_OWNERS, Networks
+from kaon.core import quotas, stdattrs
+from kaon.core.l2 import ipam
+from kaon.core.pools import prefix_alloc
+from kaon.core.l2.networks import AUTO_DELETE_OWNERS, Networks
 from kaon.core.query import fetch_page, where_filters
 from kaon.db.core_tables import ip_allocations, network_rbacs, networks, ports, subnets
 from kaon.model import validators as v
@@ -70,8 +72,8 @@ class Subnets:
         self.cfg = cfg
         # Called with (conn, network id) after a subnet is created, updated to
         # enable or disable DHCP, or a DHCP subnet is deleted, in the same
-        # transaction: DHCP scheduling (kaon.core.agents.WriteHooks.subnet_written),
-        # then the network's DHCP ports (kaon.core.dhcp_ports).
+        # transaction: DHCP scheduling (kaon.core.agents.agents.WriteHooks.subnet_written),
+        # then the network's DHCP ports (kaon.core.agents.dhcp_ports).
         self.dhcp_hooks: list[Callable[[Connection, str], None]] = []
 
     def visible(self, ctx: Context) -> Any:
@@ -183,7 +185,7 @@ class Subnets:
         return row["id"]
 
     def _cidr(self, values: dict[str, Any], version: int, pooled: str | None = None) -> str:
-        # A prefix taken from a subnet pool (kaon.core.prefix_alloc, which also
+        # A prefix taken from a subnet pool (kaon.core.pools.prefix_alloc, which also
         # refuses cidr with prefixlen) gets the same checks as a given cidr.
         cidr = pooled or values.get("cidr")
         if not cidr:

@@ -4,7 +4,7 @@ per-project default group and security-group RBAC entries.
 ``default_security_groups`` holds one row per project naming its default
 group. Its primary key is what makes "the default group is created exactly
 once" true under concurrency: a second creator cannot insert a second row
-(see :mod:`kaon.core.default_sg` for how the loser finds the winner's).
+(see :mod:`kaon.core.security.default_sg` for how the loser finds the winner's).
 
 Rules reference their group and, optionally, a remote group; deleting a
 group deletes both kinds of rule (Neutron's ``ondelete=CASCADE``).

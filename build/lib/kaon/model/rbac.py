@@ -2,7 +2,7 @@
 
 A policy grants ``target_tenant`` (a project, or ``*`` for everybody)
 ``action`` on one object. Which actions an object type allows, and who may
-grant them, is the service's business (:mod:`kaon.core.rbac`).
+grant them, is the service's business (:mod:`kaon.core.access.rbac`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 ``external_gateway_info`` and ``routes`` are checked for shape here; who
 may set ``enable_snat`` and ``external_fixed_ips`` (admin only) and whether
 a route's nexthop is reachable are the service's business
-(:mod:`kaon.core.routers`).
+(:mod:`kaon.core.l3.routers`).
 """
 
 from __future__ import annotations
@@ -78,13 +78,13 @@ ROUTER = Resource(
         Attr("status"),
         Attr("external_gateway_info", post=True, put=True, convert=gateway_info, filter=False, sort=False),
         Attr("routes", put=True, convert=routes, filter=False, sort=False),
-        # router_availability_zone (kaon.core.availability_zones).
+        # router_availability_zone (kaon.core.agents.availability_zones).
         Attr("availability_zone_hints", post=True, default=list, convert=v.list_of(v.string(255)),
              filter=False, sort=False),
         Attr("availability_zones", filter=False, sort=False),
         # l3-ha: admin-only to set and to read, as Neutron's policies
         # (create/get/update_router:ha); kaon routers are single-node, so it
-        # reads false and true is refused (kaon.core.routers).
+        # reads false and true is refused (kaon.core.l3.routers).
         Attr("ha", post=True, put=True, convert=v.boolean, admin_post=True, admin_put=True, admin_read=True,
              filter=False, sort=False),
     ),

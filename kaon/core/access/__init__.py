@@ -1,0 +1,1 @@
+"""Who may do what: the policy table and its enforcement, RBAC policies."""

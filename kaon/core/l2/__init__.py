@@ -1,0 +1,1 @@
+"""Layer 2: networks, subnets, IPAM, ports (the port pipeline, rows, rendering)."""
