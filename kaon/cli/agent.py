@@ -34,7 +34,8 @@ def agent_unavailable(cfg: AgentConfig) -> str | None:
 
         problem = local_ip_problem(cfg.local_ip, namespace=cfg.namespace)
         if problem:
-            return f"[vxlan] local_ip: {problem}"
+            section = "ovs" if cfg.mechanism == "openvswitch" else "vxlan"
+            return f"[{section}] local_ip: {problem}"
     return None
 
 

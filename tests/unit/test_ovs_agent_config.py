@@ -85,3 +85,13 @@ def test_what_the_ovs_agent_cannot_do_yet_is_refused_at_start(tmp_path: Path) ->
     assert "DHCP and L3 on Open vSwitch" in str(ovs_unavailable(roles, agent_config(roles)))
     off = conf(tmp_path, "[ovs]\n[securitygroup]\nenable_security_group = false\nfirewall_driver = openvswitch\n")
     assert ovs_unavailable(off, agent_config(off)) is None
+
+
+def test_ovs_local_ip_not_on_this_host_is_an_error_of_ovs_local_ip(tmp_path: Path) -> None:
+    from kaon.config_check import check_files
+
+    path = tmp_path / "openvswitch_agent.ini"
+    path.write_text("[ovs]\nlocal_ip = 192.0.2.231\n[agent]\ntunnel_types = vxlan\n")
+    errors = [f for f in check_files([str(path)], "agent") if f.level == "error"]
+    assert [(f.section, f.option, f.line) for f in errors] == [("ovs", "local_ip", 2)]
+    assert "192.0.2.231 is not an address of any interface" in errors[0].message
