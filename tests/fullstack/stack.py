@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -39,6 +40,18 @@ SERVER_CONF: dict[str, dict[str, Any]] = {
     # Benchmarks and the restart test make hundreds of ports in one project.
     "quotas": {"quota_port": "-1", "quota_network": "-1", "quota_subnet": "-1"},
 }
+
+
+# What a stack with Open vSwitch hosts adds: the openvswitch driver, and GRE/Geneve (OVS carries them);
+# seed 002's VLAN ranges on the lab's second physical network.
+OVS_CONF: dict[str, dict[str, Any]] = {
+    "ml2": {"type_drivers": "local,flat,vlan,vxlan,gre,geneve", "tenant_network_types": "vxlan",
+            "mechanism_drivers": "linuxbridge,openvswitch,l2population"},
+    "ml2_type_vlan": {"network_vlan_ranges": "provider:100:200,default:100:101,default:200:201"},
+    "ml2_type_gre": {"tunnel_id_ranges": "1:1000"},
+    "ml2_type_geneve": {"vni_ranges": "1:1000"},
+}
+L2_AGENT_TYPES = ("Linux bridge agent", "Open vSwitch agent")
 
 
 def require_root() -> None:
@@ -90,7 +103,8 @@ class Stack:
         return self.api("GET", f"/v2.0/ports/{port_id}")["port"]
 
     def agents(self) -> list[dict[str, Any]]:
-        return self.api("GET", "/v2.0/agents", agent_type="Linux bridge agent")["agents"]
+        """The L2 agents (Linux bridge or Open vSwitch: a host runs one of them)."""
+        return [a for a in self.api("GET", "/v2.0/agents")["agents"] if a["agent_type"] in L2_AGENT_TYPES]
 
     def wait_agents(self, hosts: list[str], timeout: float = 30.0) -> None:
         def alive() -> bool:
@@ -151,10 +165,17 @@ class Stack:
 @contextlib.contextmanager
 def stack(tmp: Path, hosts: int, db_url: str | None = None, transport_url: str = "",
           extra_conf: dict[str, dict[str, Any]] | None = None, auth_strategy: str = "noauth",
-          host_names_prefix: str = "h", network_nodes: list[str] | None = None) -> Iterator[Stack]:
-    """A server, a lab of ``hosts`` hosts with their agents alive; ``auth_strategy="kaon"`` for the CLI."""
+          host_names_prefix: str = "h", network_nodes: list[str] | None = None,
+          mechanism: str | dict[str, str] = "linuxbridge") -> Iterator[Stack]:
+    """A server, a lab of ``hosts`` hosts with their agents alive; ``auth_strategy="kaon"`` for the CLI.
+
+    ``mechanism``: the hosts' L2 agent, ``linuxbridge`` or ``openvswitch``, or per host name (mixed).
+    """
     require_root()
-    conf = {**SERVER_CONF, **(extra_conf or {})}
+    uses_ovs = "openvswitch" in ([mechanism] if isinstance(mechanism, str) else mechanism.values())
+    if uses_ovs:
+        require(shutil.which("ovs-vswitchd") is not None, "needs openvswitch-switch (scripts/bootstrap.sh)")
+    conf = {**SERVER_CONF, **(OVS_CONF if uses_ovs else {}), **(extra_conf or {})}
     conf["DEFAULT"] = {"agent_down_time": "4", **conf.get("DEFAULT", {})}
     if transport_url:
         conf["DEFAULT"]["transport_url"] = transport_url
@@ -168,7 +189,7 @@ def stack(tmp: Path, hosts: int, db_url: str | None = None, transport_url: str =
                   host_names_prefix=host_names_prefix, **auth)
         s = Stack(server, lab, token)
         try:
-            lab.up(hosts, network_nodes=network_nodes)
+            lab.up(hosts, network_nodes=network_nodes, mechanism=mechanism)
             s.wait_agents([f"{host_names_prefix}{i}" for i in range(1, hosts + 1)])
             yield s
         finally:
