@@ -44,10 +44,11 @@ OSC_TEST_DEPS=(pytest==9.2.0 fixtures==4.3.2 oslotest==6.1.1 testtools==2.9.1)
 #   libnftables1            NAT and security groups (kaon.dataplane.nft loads it with ctypes)
 #   socat                   TCP echo servers in the fullstack tests
 #   tcpdump                 802.1Q tags on the provider link (OVS functional tests)
+#   ethtool                 lab OVS hosts: checksum offload off on veths into the userspace datapath
 APT_PACKAGES=(
   postgresql iproute2 kmod util-linux procps psmisc iptables conntrack
   dnsmasq-base openvswitch-switch iputils-ping iputils-arping python3-venv
-  rabbitmq-server busybox libnftables1 socat tcpdump
+  rabbitmq-server busybox libnftables1 socat tcpdump ethtool
 )
 # shellcheck disable=SC2206
 APT_PACKAGES+=(${KAON_APT_EXTRA:-})

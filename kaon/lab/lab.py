@@ -175,6 +175,9 @@ class Lab:
             topology.ensure_host(names, i)
         for host, i in wanted.items():
             if mechs[host] == OPENVSWITCH:
+                for fabric, dev in ((names.underlay, f"ul-h{i}"), (names.provider, f"pn-h{i}"),
+                                    (names.provider, f"p2-h{i}")):
+                    ovs_host.checksum_offload_off(fabric, dev)
                 record = ovs_host.start_host_ovs(self.directory, names.host(i), i)
                 with self.store.edit() as state:
                     state["hosts"][host]["ovs"] = record
@@ -359,6 +362,7 @@ class Lab:
             ovs = self._host_ovs(host)
             if ovs:  # as os-vif plugs a VM on an OVS host: the tap joins br-int with the port's iface-id
                 ovs_host.plug_vm(ovs, record["tap"], port_rec["id"], record["mac"], record["device_id"] or name)
+                ovs_host.checksum_offload_off(vm_ns, "eth0")
             if dhcp:
                 record.update(ips=self.renew_dhcp_ns(vm_ns, list(addressing.addresses)), addressing="dhcp")
             else:

@@ -128,6 +128,9 @@ def agent_ini(host: str, namespace: str, record: dict[str, Any], lab_prefix: str
         f"namespace_prefix = {lab_prefix}\n"
         f"tunnel_types = {', '.join(TUNNEL_TYPES)}\n"
         "l2_population = true\n"
+        # Answer ARP for remote ports from l2population's entries, as the Linux bridge agent's VXLAN
+        # proxy does: in a mixed cloud that proxy drops ARP replies, so a request must not need to cross.
+        "arp_responder = true\n"
         "[ovs]\n"
         f"integration_bridge = {INTEGRATION_BRIDGE}\n"
         f"bridge_mappings = {mappings}\n"
@@ -156,3 +159,16 @@ def plug_vm(record: dict[str, Any], tap: str, port_id: str, mac: str, vm: str) -
 
 def unplug_vm(record: dict[str, Any], tap: str) -> None:
     _vsctl(record, "--if-exists", "del-port", INTEGRATION_BRIDGE, tap)
+
+
+def checksum_offload_off(ns: str, dev: str) -> None:
+    """``ethtool -K dev tx off`` in ``ns``: the kernel then fills checksums in before the veth.
+
+    A veth hands CHECKSUM_PARTIAL packets to its peer; OVS's userspace datapath
+    reads them from an AF_PACKET socket and forwards them with the checksum
+    still unfilled — kernel VXLAN from a Linux bridge host is dropped, VM TCP never
+    connects (shared/reference/dataplane.md §6.6). Set on the veth end that
+    sends *into* an OVS port: the lab's fabric ends towards an OVS host, and a
+    VM's ``eth0``.
+    """
+    ip.exec_in(ns, ["ethtool", "-K", dev, "tx", "off"], check=True, capture_output=True)

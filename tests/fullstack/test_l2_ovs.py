@@ -54,7 +54,7 @@ def test_agents_are_open_vswitch_agent_rows_with_neutrons_configurations(ovs: St
         assert conf["tunnel_types"] == ["vxlan", "gre", "geneve"] and conf["datapath_type"] == "netdev"
         assert conf["integration_bridge"] == "br-int" and conf["tunnel_bridge"] == "br-tun"
         assert conf["tunneling_ip"] == ovs.lab.state()["hosts"][host]["local_ip"]  # type: ignore[index]
-        assert conf["l2_population"] is True
+        assert conf["l2_population"] is True and conf["arp_responder"] is True
 
 
 @pytest.mark.parametrize("kind", ["vxlan", "gre", "geneve"])
