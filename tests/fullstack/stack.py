@@ -10,6 +10,7 @@ the server by pid.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import shutil
 import subprocess
@@ -153,7 +154,30 @@ class Stack:
         r = self.lab.host_exec(host, list(cmd), capture=True, check=True)
         return str(r.stdout)
 
+    def mechanism(self, host: str) -> str:
+        rec = self.lab.state()["hosts"][host]  # type: ignore[index]
+        return str(rec.get("mechanism") or "linuxbridge")
+
+    def ovs_flows(self, host: str, bridge: str) -> list[Any]:
+        """kaon's flows on ``bridge`` of an Open vSwitch host (through its private OVS's mgmt socket)."""
+        from kaon.dataplane.openflow import OpenFlow
+        from kaon.dataplane.ovs_daemons import OvsDaemons
+        from kaon.dataplane.ovs_model import KAON_COOKIE
+
+        d = OvsDaemons(self.lab.state()["hosts"][host]["ovs"]["rundir"])  # type: ignore[index]
+        return [f for f in OpenFlow(d.mgmt, d.env()).dump(bridge) if f.cookie == KAON_COOKIE]
+
     def flood_entries(self, host: str, vni: int) -> set[str]:
+        """The VTEPs ``host`` floods a VXLAN network's frames to (l2population's flood list)."""
+        if self.mechanism(host) == "openvswitch":
+            # br-tun: table 4 maps the VNI to the local VLAN; table 22 floods that VLAN to tunnel ports
+            # named <type>-<remote IPv4 in hex>.
+            flows = self.ovs_flows(host, "br-tun")
+            vlans = [int(f.actions.split("set_field:")[1].split("->")[0]) - 4096 for f in flows
+                     if f.table == 4 and f.match == f"tun_id={vni:#x}"]
+            outputs = [a.split(":", 1)[1] for f in flows if vlans and f.table == 22 and f.match == f"dl_vlan={vlans[0]}"
+                       for a in f.actions.split(",") if a.startswith("output:")]
+            return {str(ipaddress.ip_address(int(name.split("-", 1)[1], 16))) for name in outputs}
         out = self.host(host, "bridge", "fdb", "show", "dev", f"vxlan-{vni}")
         return {line.split(" dst ")[1].split()[0] for line in out.splitlines()
                 if line.startswith("00:00:00:00:00:00") and " dst " in line}
