@@ -21,6 +21,7 @@ import pytest
 from kaon.dataplane.openflow import OpenFlow
 from kaon.dataplane.ovs_daemons import OvsDaemons
 from kaon.dataplane.ovs_model import KAON_COOKIE
+from kaon.lab.agents import agent_alive
 from tests.fullstack.stack import Stack, stack, wait_for
 
 pytestmark = pytest.mark.needs_root
@@ -103,7 +104,10 @@ def test_kill9_of_the_agent_then_restart_keeps_ports_active_and_flows_unduplicat
                               "-W", "1", "10.71.0.12"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     time.sleep(0.5)
     os.kill(int(rec["pid"]), signal.SIGKILL)
+    # Gone (and reaped) before the lab is asked to start what is not running.
+    wait_for("the killed agent gone", lambda: not agent_alive(rec), timeout=10)
     ovs.lab.start_agents()
+    assert ovs.lab.state()["hosts"]["h1"]["agent"]["pid"] != rec["pid"]  # type: ignore[index]
     out, _ = flood.communicate(timeout=60)
     assert " 0% packet loss" in out, out
     ovs.wait_agents(["h1"])
@@ -115,3 +119,22 @@ def test_kill9_of_the_agent_then_restart_keeps_ports_active_and_flows_unduplicat
     # A port added after the restart is wired by the new agent.
     ovs.vm("r9", "h1", net["id"], ip_address="10.71.0.19")
     assert wait_for("ping from the new VM", lambda: ovs.ping("r9", "10.71.0.12"), timeout=15)
+
+
+def test_tcp_between_vms_on_ovs_hosts(ovs: Stack) -> None:
+    """TCP completes across hosts (veths into OVS's userspace datapath need checksum offload off)."""
+    net = ovs.network("tcp", "10.73.0.0/24", enable_dhcp=False)
+    ovs.vm("c1", "h1", net["id"], ip_address="10.73.0.11")
+    server = ovs.vm("s2", "h2", net["id"], ip_address="10.73.0.12")
+    assert wait_for("ping", lambda: ovs.ping("c1", "10.73.0.12"), timeout=15)
+    listener = subprocess.Popen(["ip", "netns", "exec", server["namespace"], "socat", "TCP-LISTEN:8080,reuseaddr",
+                                 "SYSTEM:echo kaon-over-ovs"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def fetch() -> str:
+            r = ovs.lab.exec("c1", ["socat", "-T", "3", "-", "TCP:10.73.0.12:8080,connect-timeout=3"],
+                             capture=True, timeout=10)
+            return r.stdout
+        assert "kaon-over-ovs" in wait_for("a TCP answer", fetch, timeout=15)
+    finally:
+        listener.terminate()
+        listener.wait(5)
