@@ -39,10 +39,12 @@ from typing import Any
 
 from kaon.agent.manager import Outcome, PortStatus, Step
 from kaon.agent.ovs_config import OvsConfig
+from kaon.agent.ovs_fw_plan import FwPlacement, plan_firewall
 from kaon.agent.ovs_plan import OvsHostIntent, OvsNetwork, OvsPeer, OvsPlan, OvsPort, plan
 from kaon.dataplane import DataplaneError
 from kaon.dataplane.openflow import OpenFlow
 from kaon.dataplane.ovs_daemons import OvsDaemons, VswitchdIdentity
+from kaon.dataplane.ovs_model import Flow
 from kaon.dataplane.ovsdb import ObservedPort, Ovsdb
 from kaon.model.intent import HostIntent
 
@@ -100,8 +102,11 @@ class OvsManager:
     topic = "N/A"
 
     def __init__(self, cfg: OvsConfig, ovsdb: Ovsdb, openflow: OpenFlow | None = None,
-                 daemons: OvsDaemons | None = None, *, host: str = "", namespace: str | None = None) -> None:
+                 daemons: OvsDaemons | None = None, *, host: str = "", namespace: str | None = None,
+                 firewall: bool = False) -> None:
         self.cfg = cfg
+        # firewall_driver = openvswitch: conntrack flows on br-int (kaon.agent.ovs_fw_plan) for secured ports.
+        self.firewall = firewall
         self.db = ovsdb
         self.of = openflow or OpenFlow(cfg.openflow_target)
         # ovs-vswitchd's pidfile is in the rundir of a unix ovsdb_connection; without one, no restart watch.
@@ -130,11 +135,30 @@ class OvsManager:
                 self._vlans = self.db.local_vlans()
             on_bridge = plugged(observed, br_int, intent)
             wanted = plan(ovs_intent(intent, on_bridge, step.hold), opts, self._vlans)
-            self.db.apply(wanted.bridges, wanted.ports, wanted.tags, sweep=step.sweep, protected=wanted.protected)
+            flows = dict(wanted.flows)
+            secured: set[str] = set()
+            if self.firewall:
+                fw_flows, secured = self._firewall_flows(wanted, observed, on_bridge, step.hold)
+                flows[br_int] = tuple(sorted({*flows.get(br_int, ()), *fw_flows}))
+            # Secured ports not yet on their network's VLAN (new, or coming back from dead): a port already
+            # wired (e.g. across an agent restart) keeps its tag, and this pass's bundle re-adds any flow.
+            fresh = {pid for pid in secured
+                     if observed[on_bridge[pid]].tag != wanted.local_vlans[intent.ports[pid].network_id]}
+            if fresh:
+                # Fail closed: a secured port joins its network only once its filter flows are in. Keep it on
+                # the dead VLAN for this transaction, install the flows, then tag it.
+                first = plan(ovs_intent(intent, on_bridge, step.hold | fresh), opts, self._vlans)
+                self.db.apply(first.bridges, first.ports, first.tags, sweep=False, protected=first.protected)
+            else:
+                self.db.apply(wanted.bridges, wanted.ports, wanted.tags, sweep=step.sweep,
+                              protected=wanted.protected)
             changes = 0
-            for bridge, flows in wanted.flows.items():
-                delta = self.of.sync(bridge, flows, sweep=step.sweep)
+            for bridge, bridge_flows in flows.items():
+                delta = self.of.sync(bridge, bridge_flows, sweep=step.sweep)
                 changes += len(delta.added) + len(delta.deleted)
+            if fresh:
+                self.db.apply(wanted.bridges, wanted.ports, wanted.tags, sweep=step.sweep,
+                              protected=wanted.protected)
         except (DataplaneError, ValueError) as exc:
             # OVSDB refused or is unreachable, a bridge of bridge_mappings is missing, a datapath failed,
             # ovs-ofctl failed: nothing is vouched for; the runtime retries with backoff and logs this.
@@ -144,6 +168,28 @@ class OvsManager:
         for net_id, why in sorted(wanted.not_carried.items()):
             LOG.warning("network %s cannot be carried on this host: %s", net_id, why)
         return Outcome(True, ports=self._status(wanted, step.hold), changes=changes)
+
+    def _firewall_flows(self, wanted: OvsPlan, observed: Mapping[str, ObservedPort], on_bridge: Mapping[str, str],
+                        hold: frozenset[str]) -> tuple[tuple[Flow, ...], set[str]]:
+        """Security group flows for the plugged, wired ports; and the secured ports they filter.
+
+        Ports left unbound (held, admin down, network not carried) get none: their dead VLAN and drop
+        flow already stop them. A port without port security gets none either: it passes as is.
+        """
+        fw_intent = self.intent.firewall
+        if fw_intent is None:
+            return (), set()
+        placement = {}
+        for port_id, name in on_bridge.items():
+            port = self.intent.ports[port_id]
+            vlan = wanted.local_vlans.get(port.network_id)
+            ofport = observed[name].ofport
+            if vlan is None or ofport is None or not port.admin_state_up or port_id in hold:
+                continue
+            placement[port_id] = FwPlacement(name, ofport, vlan)
+        fw = self.intent.to_json().get("firewall") or {}
+        secured = {pid for pid, p in fw_intent.ports.items() if p.port_security and pid in placement}
+        return plan_firewall(fw, placement), secured
 
     def _status(self, wanted: OvsPlan, hold: frozenset[str]) -> PortStatus:
         """ACTIVE: on br-int with its network's local VLAN as tag (read back); DOWN: everything else."""

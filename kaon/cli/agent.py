@@ -39,15 +39,24 @@ def agent_unavailable(cfg: AgentConfig) -> str | None:
     return None
 
 
+OVS_FIREWALL = ("openvswitch", "neutron.agent.linux.openvswitch_firewall:OVSFirewallDriver")
+
+
+def ovs_firewall(acfg: AgentConfig) -> bool:
+    """Whether the OVS agent filters ports (``firewall_driver = openvswitch``)."""
+    return acfg.enable_security_group and (acfg.firewall_driver or "").strip() in OVS_FIREWALL
+
+
 def ovs_unavailable(cfg: Config, acfg: AgentConfig) -> str | None:
     """Why this host cannot run the Open vSwitch agent as configured, or None (checked at start)."""
     from kaon.agent.firewall import NOOP
     from kaon.config import parse_list
 
     driver = (acfg.firewall_driver or "").strip()
-    if acfg.enable_security_group and driver not in NOOP:
-        return (f"[securitygroup] firewall_driver = {driver}: kaon's Open vSwitch agent does not filter ports "
-                "yet; set firewall_driver = noop (no security groups on this host) or run the Linux bridge agent")
+    if acfg.enable_security_group and driver not in NOOP and driver not in OVS_FIREWALL:
+        return (f"[securitygroup] firewall_driver = {driver}: kaon's Open vSwitch agent filters with "
+                "firewall_driver = openvswitch (conntrack flows on br-int); iptables_hybrid's qbr bridges are "
+                "not made; set openvswitch or noop")
     roles = cfg.get_typed("agent", "roles", parse_list, ())
     if roles:
         return (f"[agent] roles = {', '.join(roles)}: DHCP and L3 on Open vSwitch (interface_driver = "
@@ -89,7 +98,8 @@ def build_agent(cfg: Config) -> Agent:
         from kaon.agent.ovs_manager import OvsManager
 
         ocfg = ovs_config(cfg)
-        manager = OvsManager(ocfg, ovs_preflight(ocfg), host=acfg.host, namespace=acfg.namespace)
+        manager = OvsManager(ocfg, ovs_preflight(ocfg), host=acfg.host, namespace=acfg.namespace,
+                             firewall=ovs_firewall(acfg))
         return Agent(acfg, agent_bus(acfg.transport_url, acfg.state_path), [manager])
     from kaon.dataplane.features import probe_features
     from kaon.dataplane.linux_l2 import LinuxL2

@@ -25,7 +25,16 @@ from kaon.cli.agent import ovs_preflight
 from kaon.dataplane.ovs_daemons import OvsDaemons
 from kaon.dataplane.ovs_model import KAON_COOKIE, Flow
 from kaon.dataplane.ovsdb import Ovsdb, OvsdbError
-from kaon.model.intent import HostIntent, NetworkIntent, PeerPort, PortIntent
+from kaon.model.intent import (
+    FirewallIntent,
+    FirewallPort,
+    FirewallRule,
+    HostIntent,
+    NetworkIntent,
+    PeerPort,
+    PortIntent,
+    SecurityGroupIntent,
+)
 from tests.fixtures import require
 from tests.functional.test_dataplane_ovs import (  # noqa: F401  (fixtures)
     PHYSNET,
@@ -200,3 +209,41 @@ def test_preflight_says_when_ovsdb_is_unreachable(rundir_root: str) -> None:
     cfg = OvsConfig(OvsAgentOptions(), f"unix:{rundir_root}/nothing/db.sock")
     with pytest.raises(OvsdbError, match="unreachable after .* is ovsdb-server running"):
         ovs_preflight(cfg, connect_timeout=1)
+
+
+def test_openvswitch_firewall_filters_through_the_manager(lab: Lab) -> None:
+    """firewall_driver = openvswitch: the typed firewall intent becomes conntrack flows on br-int."""
+    h1 = lab.hosts[0]
+    for name, ip in (("a", "192.168.121.11"), ("b", "192.168.121.12"), ("c", "192.168.121.13")):
+        lab.add_vm(h1, name, "net-a", ip)
+    vms = h1.vms
+    egress = tuple(FirewallRule("egress", e, None, None, None, None, None) for e in ("IPv4", "IPv6"))
+    groups = {"web": SecurityGroupIntent(True, (*egress, FirewallRule("ingress", "IPv4", 1, None, None, None,
+                                                                     "sg4-web"))),
+              "open": SecurityGroupIntent(True, (*egress, FirewallRule("ingress", "IPv4", 1, None, None, None,
+                                                                      None)))}
+    member = {"a": "web", "b": "web", "c": "open"}
+
+    def intent(open_rules: SecurityGroupIntent) -> HostIntent:
+        base = host_intent(lab, h1, "vxlan")
+        fw = FirewallIntent(
+            ports={f"port-{n}": FirewallPort(f"tap{n}", vms[n][1], True, (vms[n][2],), (member[n],)) for n in vms},
+            groups={**groups, "open": open_rules}, sets={"sg4-web": (vms["a"][2], vms["b"][2])})
+        return HostIntent(base.host, networks=base.networks, ports=base.ports, firewall=fw)
+
+    m = OvsManager(options(h1, "vxlan"), Ovsdb(h1.ovs.db_remote), h1.of, h1.ovs, host="h1", firewall=True)
+    try:
+        m.update(intent(groups["open"]))
+        out = m.apply(Step(sweep=True))
+        assert out.ok and out.ports is not None and set(out.ports.up) == {"port-a", "port-b", "port-c"}, out
+        a, b, c = (vms[n][0] for n in "abc")
+        assert ping_ok(b, "192.168.121.11"), "b -> a: b is in a's remote group"
+        assert not ping(c, "192.168.121.11", count=2, timeout=1), "c -> a: not a member of web"
+        assert ping_ok(a, "192.168.121.13"), "a -> c: open lets ICMP in; the reply is established"
+        assert m.apply(Step(sweep=True)).changes == 0, "re-applying the same intent changed flows"
+        m.update(intent(SecurityGroupIntent(True, egress)))  # open no longer lets ICMP in
+        assert m.apply(Step(sweep=True)).ok
+        assert not ping(a, "192.168.121.13", count=2, timeout=1)
+        assert ping_ok(b, "192.168.121.11")
+    finally:
+        m.close()

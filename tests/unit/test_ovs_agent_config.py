@@ -8,7 +8,7 @@ import pytest
 
 from kaon.agent.config import agent_config
 from kaon.agent.ovs_config import ovs_config, ovs_selected
-from kaon.cli.agent import ovs_unavailable
+from kaon.cli.agent import ovs_firewall, ovs_unavailable
 from kaon.config import Config, ConfigError, load_config
 
 
@@ -79,8 +79,11 @@ def test_bad_ovs_options_are_one_clear_error(tmp_path: Path, text: str, message:
 
 def test_what_the_ovs_agent_cannot_do_yet_is_refused_at_start(tmp_path: Path) -> None:
     hybrid = conf(tmp_path, "[ovs]\n[securitygroup]\nfirewall_driver = iptables_hybrid\n")
-    assert "does not filter ports yet; set firewall_driver = noop" in str(
+    assert "iptables_hybrid's qbr bridges are not made; set openvswitch or noop" in str(
         ovs_unavailable(hybrid, agent_config(hybrid)))
+    ovs_fw = conf(tmp_path, "[ovs]\n[securitygroup]\nfirewall_driver = openvswitch\n")
+    assert ovs_unavailable(ovs_fw, agent_config(ovs_fw)) is None and ovs_firewall(agent_config(ovs_fw))
+    assert not ovs_firewall(agent_config(conf(tmp_path, SEED_002)))
     roles = conf(tmp_path, "[ovs]\n[agent]\nroles = dhcp\n[securitygroup]\nfirewall_driver = noop\n")
     assert "DHCP and L3 on Open vSwitch" in str(ovs_unavailable(roles, agent_config(roles)))
     off = conf(tmp_path, "[ovs]\n[securitygroup]\nenable_security_group = false\nfirewall_driver = openvswitch\n")
