@@ -138,8 +138,8 @@ def agent_ini(host: str, namespace: str, record: dict[str, Any], lab_prefix: str
         f"datapath_type = {record['datapath_type']}\n"
         f"ovsdb_connection = {record['db']}\n"
         "[securitygroup]\n"
-        # The OVS firewall is not wired yet: an OVS host does not filter (the agent refuses any other driver).
-        "firewall_driver = noop\n"
+        # Security groups as conntrack flows on br-int (Neutron's native OVS firewall).
+        "firewall_driver = openvswitch\n"
     )
 
 

@@ -138,3 +138,18 @@ def test_tcp_between_vms_on_ovs_hosts(ovs: Stack) -> None:
     finally:
         listener.terminate()
         listener.wait(5)
+
+
+def test_security_groups_are_enforced_on_ovs_hosts(ovs: Stack) -> None:
+    """The lab's OVS hosts run firewall_driver = openvswitch: a group without ingress rules keeps pings
+    out until a rule lets them in (an API change reaching the agent's conntrack flows)."""
+    net = ovs.network("sg", "10.74.0.0/24", enable_dhcp=False)
+    closed = ovs.api("POST", "/v2.0/security-groups", {"security_group": {"name": "closed"}})["security_group"]
+    ovs.vm("sg1", "h1", net["id"], ip_address="10.74.0.11")
+    ovs.vm("sg2", "h2", net["id"], ip_address="10.74.0.12", security_groups=["closed"])
+    ovs.wait_converged()
+    assert not ovs.ping("sg1", "10.74.0.12", count=2), "a group without ingress rules let a ping in"
+    assert any(f.table == 72 for f in ovs.ovs_flows("h2", "br-int")), "no conntrack rule table on br-int"
+    ovs.api("POST", "/v2.0/security-group-rules", {"security_group_rule": {
+        "security_group_id": closed["id"], "direction": "ingress", "ethertype": "IPv4", "protocol": "icmp"}})
+    assert wait_for("ping after the rule", lambda: ovs.ping("sg1", "10.74.0.12"), timeout=15)
