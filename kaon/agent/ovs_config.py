@@ -12,9 +12,9 @@ section or is read from a file named openvswitch_agent.ini, the Linux bridge age
   ``unix:/var/run/openvswitch/db.sock``, which needs no manager entry);
 * ``[agent] tunnel_types`` (vxlan, gre, geneve), ``l2_population``,
   ``arp_responder``, ``vxlan_udp_port``;
-* ``[securitygroup] firewall_driver`` — see kaon.agent.ovs_manager: only
-  ``noop`` is carried out on OVS so far, anything else is refused at start
-  rather than leave ports unfiltered while the API says they are filtered.
+* ``[securitygroup] firewall_driver`` — ``openvswitch`` (conntrack flows on
+  br-int, kaon.agent.ovs_manager) or ``noop``; anything else (iptables_hybrid's
+  qbr bridges) is refused at start (kaon.cli.agent.ovs_unavailable).
 """
 
 from __future__ import annotations
