@@ -98,3 +98,19 @@ def test_ovs_local_ip_not_on_this_host_is_an_error_of_ovs_local_ip(tmp_path: Pat
     errors = [f for f in check_files([str(path)], "agent") if f.level == "error"]
     assert [(f.section, f.option, f.line) for f in errors] == [("ovs", "local_ip", 2)]
     assert "192.0.2.231 is not an address of any interface" in errors[0].message
+
+
+def test_kaon_up_with_an_ovs_ini_says_why_its_local_agent_does_not_run(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from kaon.cli import agent as agent_cli
+    from kaon.cli import up as up_cli
+
+    monkeypatch.setattr(agent_cli.os, "geteuid", lambda: 0)
+
+    roles = conf(tmp_path, "[ovs]\n[agent]\nroles = dhcp, l3\n[securitygroup]\nfirewall_driver = noop\n")
+    facts = up_cli._local_agent(roles, app=None)
+    assert facts["agent"].startswith("not started: [agent] roles = dhcp, l3: DHCP and L3 on Open vSwitch")
+    nowhere = conf(tmp_path, f"[ovs]\novsdb_connection = unix:{tmp_path}/none/db.sock\n"
+                             "[securitygroup]\nfirewall_driver = noop\n")
+    facts = up_cli._local_agent(nowhere, app=None)  # retries ovsdb-server for 10 s, then says so
+    assert facts["agent"].startswith(f"not started: ovsdb-server at unix:{tmp_path}/none/db.sock unreachable")
