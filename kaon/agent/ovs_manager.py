@@ -23,11 +23,13 @@ Every ``apply``:
 4. reports ports ACTIVE when plugged on br-int with their network's local
    VLAN, DOWN otherwise.
 
-Every pass diffs every bridge's flows against what is installed, so flows
-an ovs-vswitchd restart lost are put back by the next pass; the watcher
-(:meth:`OvsManager.watch`) makes that pass happen: it notices a new
-ovs-vswitchd (pid and start time, as kaon.dataplane.ovs_daemons reads them)
-and ports appearing on or leaving br-int, and wakes the agent.
+A bridge's flows are read back (``ovs-ofctl dump-flows``) and diffed when its
+wanted flows moved, at every periodic resync (``mark_dirty``: drift), and
+when ovs-vswitchd is a new process (its pidfile and start time, as
+kaon.dataplane.ovs_daemons reads them): a restarted ovs-vswitchd lost every
+flow, and the next pass puts them all back. The watcher
+(:meth:`OvsManager.watch`) makes that pass happen at once, and wakes the agent
+when ports come and go on br-int.
 """
 
 from __future__ import annotations
@@ -117,13 +119,19 @@ class OvsManager:
         self._vlans: dict[str, int] | None = None  # network -> local VLAN; None until read back from OVSDB
         self.last_plan: OvsPlan | None = None
         self._vswitchd: VswitchdIdentity | None = self._identity()
+        # bridge -> (the flows last synced there, with sweep or not), for the ovs-vswitchd that holds them:
+        # a bridge whose wanted flows did not move is not dumped again (one ovs-ofctl run each, ~10 ms)
+        # until mark_dirty (periodic resync: drift) or a new ovs-vswitchd.
+        self._synced: dict[str, tuple[tuple[Flow, ...], bool]] = {}
+        self._synced_for: VswitchdIdentity | None = None
 
     # -- the manager contract ----------------------------------------------
     def update(self, intent: HostIntent) -> None:
         self.intent = intent
 
     def mark_dirty(self) -> None:
-        """Nothing to remember: every ``apply`` reads OVSDB and the flows back."""
+        """Read every bridge's flows back at the next ``apply`` (OVSDB is read back on every pass)."""
+        self._synced = {}
 
     def apply(self, step: Step) -> Outcome:
         opts = self.cfg.options
@@ -152,9 +160,16 @@ class OvsManager:
             else:
                 self.db.apply(wanted.bridges, wanted.ports, wanted.tags, sweep=step.sweep,
                               protected=wanted.protected)
+            identity = self._identity()
+            if identity is None or identity != self._synced_for:
+                self._synced, self._synced_for = {}, identity  # a new ovs-vswitchd has none of our flows
             changes = 0
             for bridge, bridge_flows in flows.items():
+                if self._synced.get(bridge) == (bridge_flows, step.sweep):
+                    continue
+                self._synced.pop(bridge, None)
                 delta = self.of.sync(bridge, bridge_flows, sweep=step.sweep)
+                self._synced[bridge] = (bridge_flows, step.sweep)
                 changes += len(delta.added) + len(delta.deleted)
             if fresh:
                 self.db.apply(wanted.bridges, wanted.ports, wanted.tags, sweep=step.sweep,
@@ -162,6 +177,7 @@ class OvsManager:
         except (DataplaneError, ValueError) as exc:
             # OVSDB refused or is unreachable, a bridge of bridge_mappings is missing, a datapath failed,
             # ovs-ofctl failed: nothing is vouched for; the runtime retries with backoff and logs this.
+            self._synced = {}
             return Outcome(False, errors=(("ovs", f"{type(exc).__name__}: {exc}"),))
         self._vlans = dict(wanted.local_vlans)
         self.last_plan = wanted

@@ -45,6 +45,7 @@ from tests.functional.test_dataplane_ovs import (  # noqa: F401  (fixtures)
     ping,
     ping_ok,
     rundir_root,
+    sh,
 )
 
 pytestmark = pytest.mark.needs_root
@@ -245,5 +246,23 @@ def test_openvswitch_firewall_filters_through_the_manager(lab: Lab) -> None:
         assert m.apply(Step(sweep=True)).ok
         assert not ping(a, "192.168.121.13", count=2, timeout=1)
         assert ping_ok(b, "192.168.121.11")
+    finally:
+        m.close()
+
+
+def test_unchanged_bridges_are_not_dumped_again_until_a_resync_repairs_drift(lab: Lab) -> None:
+    h1 = lab.hosts[0]
+    lab.add_vm(h1, "a1", "net-a", "192.168.121.11")
+    m = manager(h1, "vxlan")
+    try:
+        m.update(host_intent(lab, h1, "vxlan"))
+        assert m.apply(Step(sweep=True)).ok
+        canary = next(f for f in h1.of.dump("br-int") if f.cookie == KAON_COOKIE and f.table == 23)
+        sh("ovs-ofctl", "-O", "OpenFlow14", "del-flows", "--strict", h1.ovs.mgmt("br-int"),
+           f"table=23,priority={canary.priority}", env=h1.ovs.env())
+        assert m.apply(Step(sweep=True)).changes == 0  # wanted flows did not move: br-int not read back
+        m.mark_dirty()  # the periodic resync
+        assert m.apply(Step(sweep=True)).changes == 1
+        assert h1.of.has_cookie_flows("br-int", 23)
     finally:
         m.close()
