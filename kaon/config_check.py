@@ -174,6 +174,11 @@ def local_ip_problem(value: str | None, addresses: set[str] | None = None,
 
 def _local_ip_findings(lines: Sequence[_Line]) -> list[Finding]:
     merged: dict[tuple[str, str], _Line] = {(e.section, e.option): e for e in lines}
+    ovs = merged.get(("ovs", "local_ip"))  # the Open vSwitch agent's VTEP (openvswitch_agent.ini)
+    if ovs is not None:
+        namespace = merged.get(("agent", "namespace"))
+        problem = local_ip_problem(ovs.value, namespace=namespace.value.strip() or None if namespace else None)
+        return [Finding("error", ovs.file, ovs.line, "ovs", "local_ip", problem)] if problem else []
     entry = merged.get(("vxlan", "local_ip"))
     enabled = merged.get(("vxlan", "enable_vxlan"))
     if entry is None:
@@ -194,7 +199,7 @@ def check_files(paths: Sequence[str], service: str = "check", *, check_host: boo
     """Findings for ``paths``, given to ``service`` (server, agent, metadata, up, check).
 
     The programs that run an agent (agent, up) and ``check`` also check
-    ``[vxlan] local_ip`` against this host (``check_host``).
+    ``[vxlan] local_ip`` (or the OVS agent's ``[ovs] local_ip``) against this host (``check_host``).
     """
     findings: list[Finding] = []
     lines: list[_Line] = []

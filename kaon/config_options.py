@@ -27,7 +27,6 @@ KAON = "kaon"
 
 _NO_NOVA = "kaon has no Nova notifier (ports become ACTIVE without telling Nova)"
 _ML2_ONLY = "kaon is ML2 with its own service plugins built in"
-_OVS = "the OVS agent is not available yet (kaon runs the Linux bridge agent)"
 _OSLO_LOG = "kaon logs to standard error (oslo.log options are not read)"
 _NO_RPC_TUNING = "kaon's bus has its own timeouts"
 _INTERFACE = "kaon plugs DHCP and router ports into Linux bridges itself"
@@ -124,12 +123,17 @@ TABLE: Mapping[str, Mapping[str, Mapping[str, str]]] = {
         "securitygroup": _SECURITYGROUP,
     },
     OPENVSWITCH: {
-        "ovs": {o: _OVS for o in ("bridge_mappings", "integration_bridge", "tunnel_bridge", "local_ip",
-                                  "datapath_type", "of_interface", "ovsdb_connection", "int_peer_patch_port",
-                                  "tun_peer_patch_port")},
-        "agent": {**_AGENT_COMMON, **{o: _OVS for o in ("tunnel_types", "l2_population", "arp_responder",
-                                                          "enable_distributed_routing", "polling_interval",
-                                                          "extensions")}},
+        "ovs": {**{o: USED for o in ("bridge_mappings", "integration_bridge", "tunnel_bridge", "local_ip",
+                                     "datapath_type", "ovsdb_connection")},
+                "of_interface": "kaon programs flows with ovs-ofctl bundles (docs/design/ovs.md)",
+                "of_inactivity_probe": "kaon keeps no OpenFlow controller connection (ovs-ofctl per change)",
+                "int_peer_patch_port": "kaon names the patch ports patch-tun/patch-int, Neutron's defaults",
+                "tun_peer_patch_port": "kaon names the patch ports patch-tun/patch-int, Neutron's defaults"},
+        "agent": {**_AGENT_COMMON, **{o: USED for o in ("tunnel_types", "l2_population", "arp_responder",
+                                                         "vxlan_udp_port")},
+                  "enable_distributed_routing": _HA,
+                  "polling_interval": "kaon's agent is told of changes and watches OVSDB; it does not poll",
+                  "extensions": "kaon's agent has no L2 extensions (QoS ...)"},
         "securitygroup": _SECURITYGROUP,
     },
     DHCP_AGENT: {

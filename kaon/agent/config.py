@@ -8,6 +8,11 @@ that network namespace; the lab's simulated hosts) and ``resync_interval``;
 ``[securitygroup] enable_security_group``, ``firewall_driver`` (kaon.agent.firewall);
 ``[agent] availability_zone`` (``nova``) and the metadata proxy's
 ``nova_metadata_host``/``port``, for the agent records.
+
+A configuration with an ``[ovs]`` section (openvswitch_agent.ini) is an Open
+vSwitch agent's: ``mechanism`` is ``openvswitch`` and ``local_ip``,
+``bridge_mappings``, ``l2_population`` and the tunnel types come from
+Neutron's OVS names (kaon.agent.ovs_config, which reads the rest).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kaon.agent.ovs_config import ovs_config, ovs_selected
 from kaon.config import Config, ConfigError, parse_bool, parse_int, parse_mapping
 
 OWNER_ALIAS = "kaon:l2"
@@ -45,9 +51,13 @@ class AgentConfig:
     # Where the metadata proxies of the DHCP and L3 roles send requests (the Metadata agent's record).
     nova_metadata_host: str = "127.0.0.1"
     nova_metadata_port: int = 8775
+    mechanism: str = "linuxbridge"  # or "openvswitch": which L2 agent this host runs
+    ovs_tunnel_types: tuple[str, ...] = ()  # [agent] tunnel_types of an OVS agent
 
     @property
     def tunnel_types(self) -> list[str]:
+        if self.mechanism == "openvswitch":
+            return list(self.ovs_tunnel_types) if self.local_ip else []
         return ["vxlan"] if self.enable_vxlan and self.local_ip else []
 
 
@@ -62,6 +72,8 @@ def agent_config(cfg: Config) -> AgentConfig:
     from kaon.agent.metadata_proxy import proxy_config
 
     proxy = proxy_config(cfg)
+    if ovs_selected(cfg):
+        return _ovs_agent_config(cfg, text, typed, proxy)
     local_ip = text("vxlan", "local_ip")
     enable_vxlan = typed("vxlan", "enable_vxlan", parse_bool, True)
     if enable_vxlan and not local_ip:
@@ -96,4 +108,29 @@ def agent_config(cfg: Config) -> AgentConfig:
         availability_zone=text("agent", "availability_zone") or "nova",
         nova_metadata_host=proxy.nova_metadata_host,
         nova_metadata_port=proxy.nova_metadata_port,
+    )
+
+
+def _ovs_agent_config(cfg: Config, text, typed, proxy) -> AgentConfig:  # type: ignore[no-untyped-def]
+    """The options every manager reads, for an Open vSwitch agent (openvswitch_agent.ini's names)."""
+    opts = ovs_config(cfg).options
+    return AgentConfig(
+        host=text("agent", "host") or cfg.default.host,
+        transport_url=cfg.default.transport_url,
+        state_path=cfg.default.state_path,
+        namespace=text("agent", "namespace"),
+        namespace_prefix=text("agent", "namespace_prefix") or "",
+        report_interval=typed("agent", "report_interval", parse_int, 30),
+        resync_interval=typed("agent", "resync_interval", parse_int, 30),
+        bridge_mappings=dict(opts.bridge_mappings),
+        enable_vxlan="vxlan" in opts.tunnel_types,
+        local_ip=opts.local_ip,
+        l2_population=opts.l2_population,
+        enable_security_group=typed("securitygroup", "enable_security_group", parse_bool, True),
+        firewall_driver=text("securitygroup", "firewall_driver") or "",
+        availability_zone=text("agent", "availability_zone") or "nova",
+        nova_metadata_host=proxy.nova_metadata_host,
+        nova_metadata_port=proxy.nova_metadata_port,
+        mechanism="openvswitch",
+        ovs_tunnel_types=opts.tunnel_types,
     )

@@ -1,4 +1,5 @@
-"""``kaon agent``: the Linux bridge L2 agent of one host.
+"""``kaon agent``: the L2 agent of one host — Linux bridge, or Open vSwitch when the
+configuration has an ``[ovs]`` section (Neutron's openvswitch_agent.ini; kaon.agent.ovs_config).
 
 Also used by ``kaon up`` to run the all-in-one node's local agent in the
 server's process, on the in-process bus.
@@ -9,11 +10,15 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kaon.agent.config import AgentConfig, agent_config
 from kaon.agent.runtime import Agent
 from kaon.config import Config
+
+if TYPE_CHECKING:
+    from kaon.agent.ovs_config import OvsConfig
+    from kaon.dataplane.ovsdb import Ovsdb
 
 LOG = logging.getLogger("kaon.agent")
 
@@ -29,16 +34,76 @@ def agent_unavailable(cfg: AgentConfig) -> str | None:
 
         problem = local_ip_problem(cfg.local_ip, namespace=cfg.namespace)
         if problem:
-            return f"[vxlan] local_ip: {problem}"
+            section = "ovs" if cfg.mechanism == "openvswitch" else "vxlan"
+            return f"[{section}] local_ip: {problem}"
     return None
+
+
+OVS_FIREWALL = ("openvswitch", "neutron.agent.linux.openvswitch_firewall:OVSFirewallDriver")
+
+
+def ovs_firewall(acfg: AgentConfig) -> bool:
+    """Whether the OVS agent filters ports (``firewall_driver = openvswitch``)."""
+    return acfg.enable_security_group and (acfg.firewall_driver or "").strip() in OVS_FIREWALL
+
+
+def ovs_unavailable(cfg: Config, acfg: AgentConfig) -> str | None:
+    """Why this host cannot run the Open vSwitch agent as configured, or None (checked at start)."""
+    from kaon.agent.firewall import NOOP
+    from kaon.config import parse_list
+
+    driver = (acfg.firewall_driver or "").strip()
+    if acfg.enable_security_group and driver not in NOOP and driver not in OVS_FIREWALL:
+        return (f"[securitygroup] firewall_driver = {driver}: kaon's Open vSwitch agent filters with "
+                "firewall_driver = openvswitch (conntrack flows on br-int); iptables_hybrid's qbr bridges are "
+                "not made; set openvswitch or noop")
+    roles = cfg.get_typed("agent", "roles", parse_list, ())
+    if roles:
+        return (f"[agent] roles = {', '.join(roles)}: DHCP and L3 on Open vSwitch (interface_driver = "
+                "openvswitch) are not available yet; run them on a Linux bridge host")
+    return None
+
+
+def ovs_preflight(ocfg: OvsConfig, connect_timeout: float = 10.0) -> Ovsdb:
+    """Reach ovsdb-server (retrying), check bridge_mappings and the datapath; return the connection.
+
+    Makes the integration bridge, as Neutron's agent does at start: a datapath that
+    cannot exist (``datapath_type = system`` without the kernel module) is found
+    here and named, instead of every later pass failing.
+    """
+    from kaon.dataplane.ovs_model import BridgeSpec
+    from kaon.dataplane.ovsdb import Ovsdb, OvsdbError
+
+    opts = ocfg.options
+    db = Ovsdb(ocfg.ovsdb_connection, connect_timeout=connect_timeout)
+    try:
+        missing = sorted(set(dict(opts.bridge_mappings).values()) - set(db.bridges()))
+        if missing:
+            raise OvsdbError(
+                f"[ovs] bridge_mappings names bridge(s) {', '.join(missing)} that do not exist in OVS "
+                f"({ocfg.ovsdb_connection}); create them (ovs-vsctl add-br) or fix bridge_mappings")
+        db.apply([BridgeSpec(opts.integration_bridge, opts.datapath_type)], [])
+    except BaseException:
+        db.close()
+        raise
+    return db
 
 
 def build_agent(cfg: Config) -> Agent:
     from kaon.bus import agent_bus
+
+    acfg = agent_config(cfg)
+    if acfg.mechanism == "openvswitch":
+        from kaon.agent.ovs_config import ovs_config
+        from kaon.agent.ovs_manager import OvsManager
+
+        ocfg = ovs_config(cfg)
+        manager = OvsManager(ocfg, ovs_preflight(ocfg), host=acfg.host, namespace=acfg.namespace,
+                             firewall=ovs_firewall(acfg))
+        return Agent(acfg, agent_bus(acfg.transport_url, acfg.state_path), [manager])
     from kaon.dataplane.features import probe_features
     from kaon.dataplane.linux_l2 import LinuxL2
 
-    acfg = agent_config(cfg)
     features = probe_features(acfg.namespace)
     if not features.get("vxlan", True) and acfg.tunnel_types:
         LOG.warning("this kernel cannot make VXLAN devices: %s", features.get("vxlan_detail", ""))
@@ -64,11 +129,17 @@ def build_agent(cfg: Config) -> Agent:
 
 def run_agent(cfg: Config) -> int:
     acfg = agent_config(cfg)
-    why = agent_unavailable(acfg)
+    why = agent_unavailable(acfg) or (ovs_unavailable(cfg, acfg) if acfg.mechanism == "openvswitch" else None)
     if why:
         LOG.error("kaon agent cannot run: %s", why)
         return 1
-    agent = build_agent(cfg)
+    from kaon.dataplane.ovsdb import OvsdbError
+
+    try:
+        agent = build_agent(cfg)
+    except OvsdbError as exc:  # OVS agent: ovsdb-server unreachable, bridge_mappings, datapath
+        LOG.error("kaon agent cannot run: %s", exc)
+        return 1
     # Prometheus endpoint on [agent] metrics_port (0, the default: none); docs/metrics.md.
     from kaon.metrics import agent as agent_metrics
 
@@ -76,7 +147,6 @@ def run_agent(cfg: Config) -> int:
         agent_metrics.serve(cfg)
     except (OSError, ValueError) as exc:
         LOG.error("kaon agent cannot serve metrics: %s", exc)
-        return 1
 
     def stop(signum: int, _frame: Any) -> None:
         LOG.info("signal %d: stopping", signum)
@@ -84,7 +154,8 @@ def run_agent(cfg: Config) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    LOG.info("Linux bridge agent for host %s (namespace %s, local_ip %s, bus %s)", acfg.host,
+    LOG.info("%s agent for host %s (namespace %s, local_ip %s, bus %s)",
+             "Open vSwitch" if acfg.mechanism == "openvswitch" else "Linux bridge", acfg.host,
              acfg.namespace or "-", acfg.local_ip, "rabbit" if acfg.transport_url else "local")
     agent.start()
     try:

@@ -2,7 +2,7 @@
 
 ::
 
-    kaon lab up --hosts 2 [--no-agents]
+    kaon lab up --hosts 2 [--no-agents] [--mechanism openvswitch | --ovs-hosts h2]
     kaon lab vm create vm1 --host h1 --network private-net [--ip 10.0.0.5]
     kaon lab vm exec vm1 [--prefix P] -- ping -c1 10.0.0.6
     kaon lab status
@@ -51,6 +51,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     up.add_argument("--host-names-prefix", default="h", help="host names are PREFIX1..PREFIXn (default h)")
     up.add_argument("--network-nodes", type=lambda v: [h.strip() for h in v.split(",") if h.strip()],
                     metavar="HOST[,HOST...]", help="hosts that run the DHCP and L3 agents (default: the first host)")
+    up.add_argument("--mechanism", choices=["linuxbridge", "openvswitch"], default="linuxbridge",
+                    help="the hosts' L2 agent: Linux bridge (default) or Open vSwitch (a private OVS per host, "
+                         "userspace datapath)")
+    up.add_argument("--ovs-hosts", type=lambda v: [h.strip() for h in v.split(",") if h.strip()],
+                    metavar="HOST[,HOST...]", help="a mixed cloud: these hosts run Open vSwitch, the others "
+                                                   "--mechanism")
 
     down = sub.add_parser("down", parents=[common], help="remove everything the lab made")
     down.add_argument("--keep-logs", action="store_true", help="keep the agents' log files")
@@ -123,7 +129,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _up(args: argparse.Namespace) -> int:
     lab = _lab(args, host_names_prefix=args.host_names_prefix)
-    state = lab.up(args.hosts, agents=not args.no_agents, network_nodes=args.network_nodes)
+    mechanism: Any = args.mechanism
+    if args.ovs_hosts:
+        mechanism = {f"{args.host_names_prefix}{i}": args.mechanism for i in range(1, args.hosts + 1)}
+        mechanism.update({h: "openvswitch" for h in args.ovs_hosts})
+    state = lab.up(args.hosts, agents=not args.no_agents, network_nodes=args.network_nodes, mechanism=mechanism)
     print(f"lab {lab.prefix}: {len(state['hosts'])} hosts; outside {state['outside']['namespace']} "
           f"({', '.join(state['outside']['addresses'])}); state {lab.store.path}")
     for host, rec in state["hosts"].items():
@@ -131,6 +141,8 @@ def _up(args: argparse.Namespace) -> int:
         where = f"agent pid {agent['pid']}, log {agent['log']}" if agent else "no agent"
         if host in state.get("network_nodes", []):
             where += " (network node: DHCP, L3)"
+        if rec.get("ovs"):
+            where += f", Open vSwitch in {rec['ovs']['rundir']}"
         print(f"  {host}: namespace {rec['namespace']}, local_ip {rec['local_ip']}, {where}")
     if not args.no_agents and args.wait > 0:
         lab.wait_for_agents(args.wait)

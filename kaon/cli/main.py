@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     down = sub.add_parser("down", help="stop the node `kaon up` started and remove what its local agent made")
     down.add_argument("--state-dir", help="the state directory given to `kaon up`")
 
-    agent = sub.add_parser("agent", help="run the Linux bridge agent of this host")
+    agent = sub.add_parser("agent", help="run the L2 agent of this host (Linux bridge, or Open vSwitch for an "
+                                          "openvswitch_agent.ini)")
     agent.add_argument("--config-file", action="append", default=[], help="Neutron-style ini file (repeatable)")
 
     md = sub.add_parser("metadata", help="serve instance metadata from kaon's state (for clouds without Nova)")

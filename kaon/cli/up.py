@@ -114,21 +114,27 @@ def _local_agent(cfg: Config, app: Any) -> dict[str, Any]:
     """Start the local agent in this process on the in-process bus, or say why not."""
     from kaon.agent.config import agent_config
     from kaon.agent.roles import ROLES
-    from kaon.cli.agent import agent_unavailable, build_agent
+    from kaon.cli.agent import agent_unavailable, build_agent, ovs_unavailable
+    from kaon.dataplane.ovsdb import OvsdbError
 
     try:
         acfg = agent_config(cfg)
     except ConfigError as exc:
         return {"agent": f"not started: {exc}"}
-    why = agent_unavailable(acfg)
+    ovs = acfg.mechanism == "openvswitch"  # an openvswitch_agent.ini among the files (kaon.agent.ovs_config)
+    why = agent_unavailable(acfg) or (ovs_unavailable(cfg, acfg) if ovs else None)
     if why:
         return {"agent": f"not started: {why}; running API-only"}
-    agent = build_agent(cfg)
+    try:
+        agent = build_agent(cfg)
+    except OvsdbError as exc:  # ovsdb-server unreachable, a bridge of bridge_mappings missing, the datapath
+        return {"agent": f"not started: {exc}; running API-only"}
     agent.start()
     where = f"namespace {acfg.namespace}" if acfg.namespace else "this machine"
     role_names = [m.name for m in agent.managers if m.name in ROLES]
     roles = f" (roles: {', '.join(role_names)})" if role_names else ""
-    return {"agent": f"Linux bridge agent{roles} for host {acfg.host} on {where}"}
+    kind = "Open vSwitch agent" if ovs else "Linux bridge agent"
+    return {"agent": f"{kind}{roles} for host {acfg.host} on {where}"}
 
 
 def _announce(facts: dict[str, Any]) -> None:

@@ -1,7 +1,7 @@
 """The L2 section of a host's intent: its bound ports and the networks they are on.
 
 A host gets its own bound ports and the networks they are on, each network
-with the segment its ports were bound to and, for VXLAN, the peers that
+with the segment its ports were bound to and, for tunnelled types, the peers that
 l2population needs: every other host with a port on the same network, by
 that host's VTEP, with the MACs and IPs of its ports there. The layout is
 kaon.model.intent (``NetworkIntent``, ``PortIntent``).
@@ -16,7 +16,8 @@ from kaon.compiler.snapshot import BoundPort, Snapshot
 from kaon.model import names
 from kaon.model.intent import HostIntent, NetworkIntent, PeerPort, PortIntent
 
-TUNNEL_TYPES = ("vxlan",)
+# Tunnelled segments whose hosts need each other's VTEPs (vxlan on both agents; gre/geneve on OVS).
+TUNNEL_TYPES = ("vxlan", "gre", "geneve")
 
 
 class L2Section:

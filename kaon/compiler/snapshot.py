@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 # -- L2 ------------------------------------------------------------------
 @dataclass(frozen=True)
 class BoundPort:
-    """A port bound by the linuxbridge mechanism driver (binding level 0)."""
+    """A port bound by the linuxbridge or openvswitch mechanism driver (binding level 0)."""
     id: str
     network_id: str
     host: str
@@ -139,7 +139,7 @@ class Rule:
 
 @dataclass(frozen=True)
 class FirewallData:
-    ports: dict[str, PortSecurity] = field(default_factory=dict)  # bound ports (linuxbridge), by id
+    ports: dict[str, PortSecurity] = field(default_factory=dict)  # bound ports (linuxbridge, openvswitch), by id
     hosts: frozenset[str] = frozenset()  # the hosts those ports are bound on
     stateful: dict[str, bool] = field(default_factory=dict)  # group -> stateful
     rules: dict[str, tuple[Rule, ...]] = field(default_factory=dict)  # group -> rules

@@ -22,6 +22,7 @@ from typing import Any
 from kaon.lab.topology import PHYSICAL_INTERFACES
 
 AGENT_TYPE = "Linux bridge agent"
+L2_AGENT_TYPES = (AGENT_TYPE, "Open vSwitch agent")  # a lab host runs one of them (--mechanism)
 # The roles (kaon.agent.roles) a network node plays besides L2: it hosts the
 # DHCP servers and routers, as the install guide's controller does. Which
 # hosts are network nodes is the lab's choice (``--network-nodes``).

@@ -20,11 +20,11 @@ import re
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kaon.lab import agents, dhcp6_client, dhcp_client, ip, topology, vms
+from kaon.lab import agents, dhcp6_client, dhcp_client, ip, ovs_host, topology, vms
 from kaon.lab.agents import agent_alive
 from kaon.lab.api_client import ApiError, NeutronClient, resolve_client
 from kaon.lab.state import StateStore, empty_state, lab_dir, record_namespace
@@ -34,6 +34,8 @@ from kaon.model import names
 LOG = logging.getLogger("kaon.lab")
 
 DEFAULT_PREFIX = "kl-"
+LINUXBRIDGE, OPENVSWITCH = "linuxbridge", "openvswitch"
+MECHANISMS = (LINUXBRIDGE, OPENVSWITCH)
 PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
 
 
@@ -112,11 +114,15 @@ class Lab:
         return dict(vms_[name])
 
     # ------------------------------------------------------------------ up / down
-    def up(self, hosts: int, *, agents: bool = True, network_nodes: Sequence[str] | None = None) -> dict[str, Any]:
+    def up(self, hosts: int, *, agents: bool = True, network_nodes: Sequence[str] | None = None,
+           mechanism: str | Mapping[str, str] = LINUXBRIDGE) -> dict[str, Any]:
         """Make (or complete) the lab with ``hosts`` hosts; start missing agents. Idempotent.
 
         ``network_nodes``: the hosts whose agents also run the DHCP and L3
-        roles (default: the first host, whatever the host names are).
+        roles (default: the first Linux bridge host, whatever the host names are).
+        ``mechanism``: ``linuxbridge`` or ``openvswitch`` for every host, or per
+        host name (a mixed cloud); an Open vSwitch host gets its private OVS
+        (kaon.lab.ovs_host) and runs the Open vSwitch agent.
         """
         if not 1 <= hosts <= topology.MAX_HOSTS:
             raise LabError(f"--hosts must be 1..{topology.MAX_HOSTS}")
@@ -128,16 +134,27 @@ class Lab:
             self._require_node(server_configs)
         names = self.names
         wanted = {f"{self.host_names_prefix}{i}": i for i in range(1, hosts + 1)}
-        first = f"{self.host_names_prefix}1"
+        mechs = {h: mechanism if isinstance(mechanism, str) else mechanism.get(h, LINUXBRIDGE) for h in wanted}
+        bad = sorted({m for m in mechs.values() if m not in MECHANISMS})
+        if bad:
+            raise LabError(f"--mechanism {', '.join(bad)}: must be one of {', '.join(MECHANISMS)}")
+        first = next((h for h in wanted if mechs[h] == LINUXBRIDGE), None)
         with self.store.edit(empty_state(self.prefix, self.host_names_prefix)) as state:
             extra = sorted(set(state["hosts"]) - set(wanted))
             if extra:
                 raise LabError(f"the lab already has hosts {', '.join(extra)}: run `kaon lab down` first")
-            chosen = list(network_nodes) if network_nodes else state.get("network_nodes") or [first]
+            changed = sorted(h for h, rec in state["hosts"].items() if rec.get("mechanism", LINUXBRIDGE) != mechs[h])
+            if changed:
+                raise LabError(f"hosts {', '.join(changed)} run another mechanism: run `kaon lab down` first")
+            chosen = list(network_nodes) if network_nodes else state.get("network_nodes") or ([first] if first else [])
             unknown = [h for h in chosen if h not in wanted]
             if unknown:
                 raise LabError(f"--network-nodes {', '.join(unknown)}: not a host of this lab "
                                f"(hosts: {', '.join(wanted)})")
+            on_ovs = [h for h in chosen if mechs[h] == OPENVSWITCH]
+            if on_ovs:
+                raise LabError(f"--network-nodes {', '.join(on_ovs)}: DHCP and L3 do not run on Open vSwitch hosts "
+                               "yet; choose a Linux bridge host")
             if state.get("network_nodes") and state["network_nodes"] != chosen and \
                     any(agent_alive(r.get("agent")) for r in state["hosts"].values()):
                 raise LabError(f"the lab's network nodes are {', '.join(state['network_nodes'])}: run "
@@ -148,8 +165,12 @@ class Lab:
             for ns in [*names.fixed(), *(names.host(i) for i in wanted.values())]:
                 record_namespace(state, ns)
             for host, i in wanted.items():
-                state["hosts"].setdefault(host, {"index": i, "namespace": names.host(i),
-                                                 "local_ip": topology.local_ip(i), "agent": None})
+                rec = state["hosts"].setdefault(host, {"index": i, "namespace": names.host(i),
+                                                       "local_ip": topology.local_ip(i), "agent": None,
+                                                       "mechanism": mechs[host]})
+                if mechs[host] == OPENVSWITCH and not rec.get("ovs"):
+                    # Recorded before the daemons start: `down` finds their pidfiles in this rundir.
+                    rec["ovs"] = {"rundir": str(ovs_host.ovs_rundir(self.directory, names.host(i)))}
             state["outside"] = {"namespace": names.outside, "addresses": list(topology.OUTSIDE_ADDRESSES)}
         # Namespaces are recorded: a failure from here on leaves nothing `down` cannot find.
         LOG.info("lab %s: underlay and provider bridges", self.prefix)
@@ -160,6 +181,14 @@ class Lab:
             LOG.info("lab %s: host %s (namespace %s, local_ip %s)", self.prefix, host, names.host(i),
                      topology.local_ip(i))
             topology.ensure_host(names, i)
+        for host, i in wanted.items():
+            if mechs[host] == OPENVSWITCH:
+                for fabric, dev in ((names.underlay, f"ul-h{i}"), (names.provider, f"pn-h{i}"),
+                                    (names.provider, f"p2-h{i}")):
+                    ovs_host.checksum_offload_off(fabric, dev)
+                record = ovs_host.start_host_ovs(self.directory, names.host(i), i)
+                with self.store.edit() as state:
+                    state["hosts"][host]["ovs"] = record
         if agents:
             self._start_agents(server_configs)
         return self._require_state()
@@ -205,8 +234,11 @@ class Lab:
                 if agents.agent_alive(rec.get("agent")):
                     continue
                 ini = self.directory / f"{host}.ini"
-                ini.write_text(agents.agent_ini(host, rec["namespace"], rec["local_ip"], self.prefix,
-                                                network_node=host in self.network_nodes(state)))
+                if rec.get("mechanism") == OPENVSWITCH:
+                    ini.write_text(ovs_host.agent_ini(host, rec["namespace"], rec["ovs"], self.prefix))
+                else:
+                    ini.write_text(agents.agent_ini(host, rec["namespace"], rec["local_ip"], self.prefix,
+                                                    network_node=host in self.network_nodes(state)))
                 rec["agent"] = agents.start_agent(server_configs, ini, self.directory / f"{host}.log")
                 LOG.info("lab %s: agent of %s started (pid %s)", self.prefix, host, rec["agent"]["pid"])
 
@@ -229,8 +261,8 @@ class Lab:
                 if not agents.agent_alive(rec):
                     tail = Path(rec["log"]).read_text(errors="replace")[-2000:] if rec else "(never started)"
                     raise LabError(f"the agent of {host} is not running; its log ends with:\n{tail}")
-            alive = {a["host"] for a in self.client.get("agents", agent_type=agents.AGENT_TYPE)["agents"]
-                     if a.get("alive")}
+            alive = {a["host"] for a in self.client.get("agents")["agents"]
+                     if a.get("alive") and a.get("agent_type") in agents.L2_AGENT_TYPES}
             waiting = [h for h in waiting if h not in alive]
             if not waiting:
                 return
@@ -277,6 +309,9 @@ class Lab:
             agents.stop_agent(rec.get("agent"))
         if state["vms"]:
             self._release_ports(list(state["vms"].values()))
+        for rec in state["hosts"].values():
+            if rec.get("ovs"):  # the host's private OVS, by pid, before its namespace goes
+                ovs_host.stop_host_ovs(rec["ovs"], rec["namespace"], rec["index"])
         deleted = []
         for ns in reversed(state["namespaces"]):
             if ip.netns_exists(ns):
@@ -339,6 +374,10 @@ class Lab:
             ip.ensure_netns(vm_ns)
             dhcp6_client.prepare(vm_ns)  # before eth0 exists: it takes the namespace's defaults
             vms.plug(vm_ns, host_ns, record["tap"], record["mac"], record["mtu"])
+            ovs = self._host_ovs(host)
+            if ovs:  # as os-vif plugs a VM on an OVS host: the tap joins br-int with the port's iface-id
+                ovs_host.plug_vm(ovs, record["tap"], port_rec["id"], record["mac"], record["device_id"] or name)
+                ovs_host.checksum_offload_off(vm_ns, "eth0")
             if dhcp:
                 record.update(ips=self._autoconfigure(vm_ns, addressing), addressing="dhcp")
             else:
@@ -378,7 +417,16 @@ class Lab:
         record = self.vm(name)
         return self.renew_dhcp_ns(record["namespace"], list(record["ips"]))
 
+    def _host_ovs(self, host: str) -> dict[str, Any] | None:
+        """The host's private OVS record, when the host runs Open vSwitch."""
+        rec = self._require_state()["hosts"].get(host) or {}
+        return rec.get("ovs") if rec.get("mechanism") == OPENVSWITCH else None
+
     def _undo_vm(self, name: str, vm_ns: str, port: dict[str, Any] | None, created: bool) -> None:
+        host = self._require_state()["vms"].get(name, {}).get("host")
+        ovs = self._host_ovs(host) if host else None
+        if ovs and port is not None:
+            ovs_host.unplug_vm(ovs, names.tap(port["id"]))
         vms.unplug(vm_ns)
         if port is not None:
             try:
@@ -393,6 +441,9 @@ class Lab:
     def delete_vm(self, name: str) -> None:
         """Delete the VM namespace (its tap goes with it) and its port (unbind a given port)."""
         rec = self.vm(name)
+        ovs = self._host_ovs(rec["host"])
+        if ovs and rec.get("tap"):
+            ovs_host.unplug_vm(ovs, rec["tap"])
         vms.unplug(rec["namespace"])
         if rec.get("port_id"):
             vms.release_port(self.client, rec["port_id"], rec.get("port_created", True))

@@ -10,12 +10,14 @@ ways, which this module sets up and undoes, by exact name and pid:
 * userspace tunnels leave through an OVS bridge: ``eth0`` becomes a port of
   ``br-phy`` (the operator's underlay bridge, ``fail_mode = standalone``) and
   the ``local_ip`` moves from ``eth0`` to ``br-phy``; ``eth1`` becomes a port
-  of ``br-ex``, the bridge ``bridge_mappings`` names for the provider network.
+  of ``br-ex`` and ``eth2`` of ``br-default``, the bridges ``bridge_mappings``
+  names for the lab's two physical networks (``provider``, ``default``).
 
-What the OVS agent itself makes (br-int, br-tun, patch and tunnel ports,
-flows) is not done here.  Kept apart from the lab's other files on purpose:
-the lab command will call :func:`start_host_ovs` / :func:`stop_host_ovs`
-when it runs hosts with ``--mechanism openvswitch``.
+VMs are plugged as Nova's os-vif plugs them (:func:`plug_vm`): the tap is a
+port of br-int with ``external_ids:iface-id`` = the Neutron port.  What the
+OVS agent itself makes (br-int's flows and tags, br-tun, patch and tunnel
+ports) is not done here; :func:`agent_ini` is the agent's
+openvswitch_agent.ini.  ``kaon lab up --mechanism openvswitch`` calls these.
 """
 
 from __future__ import annotations
@@ -31,15 +33,24 @@ from kaon.lab import ip
 from kaon.lab.topology import (
     PHYSICAL_NETWORK,
     PROVIDER_INTERFACE,
+    SECOND_INTERFACE,
+    SECOND_PHYSICAL_NETWORK,
     UNDERLAY_CIDR,
     UNDERLAY_INTERFACE,
     local_ip,
 )
 
-__all__ = ["PHYSICAL_BRIDGE", "UNDERLAY_BRIDGE", "ovs_rundir", "start_host_ovs", "stop_host_ovs"]
+__all__ = ["PHYSICAL_BRIDGE", "UNDERLAY_BRIDGE", "agent_ini", "ovs_rundir", "plug_vm", "start_host_ovs",
+           "stop_host_ovs", "unplug_vm"]
 
 UNDERLAY_BRIDGE = "br-phy"
 PHYSICAL_BRIDGE = "br-ex"
+SECOND_BRIDGE = "br-default"
+INTEGRATION_BRIDGE = "br-int"
+# physical network -> (the operator's bridge, the host NIC in it)
+PHYSICAL_BRIDGES = {PHYSICAL_NETWORK: (PHYSICAL_BRIDGE, PROVIDER_INTERFACE),
+                    SECOND_PHYSICAL_NETWORK: (SECOND_BRIDGE, SECOND_INTERFACE)}
+TUNNEL_TYPES = ("vxlan", "gre", "geneve")
 SHORT_ROOT = Path("/run/kaon-ovs")  # when the lab directory is too deep for unix socket paths
 
 
@@ -68,19 +79,20 @@ def start_host_ovs(lab_dir: Path, host_ns: str, index: int) -> dict[str, Any]:
     _run([*vs, "--may-exist", "add-br", UNDERLAY_BRIDGE, "--", "set", "bridge", UNDERLAY_BRIDGE,
           "datapath_type=netdev", "fail_mode=standalone",
           "--", "--may-exist", "add-port", UNDERLAY_BRIDGE, UNDERLAY_INTERFACE,
-          "--", "--may-exist", "add-br", PHYSICAL_BRIDGE, "--", "set", "bridge", PHYSICAL_BRIDGE,
-          "datapath_type=netdev",
-          "--", "--may-exist", "add-port", PHYSICAL_BRIDGE, PROVIDER_INTERFACE], ovs)
+          *(arg for bridge, nic in PHYSICAL_BRIDGES.values() for arg in (
+              "--", "--may-exist", "add-br", bridge, "--", "set", "bridge", bridge, "datapath_type=netdev",
+              "--", "--may-exist", "add-port", bridge, nic))], ovs)
     # The VTEP address lives on br-phy: the userspace datapath routes tunnel packets out of an OVS bridge.
     if addr in ip.addresses(host_ns, UNDERLAY_INTERFACE):
         ip.ip("-n", host_ns, "addr", "del", addr, "dev", UNDERLAY_INTERFACE)
     ip.ensure_address(host_ns, UNDERLAY_BRIDGE, addr)
-    for dev in (UNDERLAY_BRIDGE, PHYSICAL_BRIDGE, UNDERLAY_INTERFACE, PROVIDER_INTERFACE):
+    for dev in (UNDERLAY_BRIDGE, UNDERLAY_INTERFACE, *(d for pair in PHYSICAL_BRIDGES.values() for d in pair)):
         ip.set_up(host_ns, dev)
     return {
         "rundir": str(rundir), "db": ovs.db_remote,
         "pids": {d: ovs.pid(d) for d in ("ovsdb-server", "ovs-vswitchd")},
-        "bridge_mappings": {PHYSICAL_NETWORK: PHYSICAL_BRIDGE}, "local_ip": local_ip(index),
+        "bridge_mappings": {net: bridge for net, (bridge, _nic) in PHYSICAL_BRIDGES.items()},
+        "local_ip": local_ip(index),
         "datapath_type": "netdev",
     }
 
@@ -102,3 +114,61 @@ def _run(argv: list[str], ovs: OvsDaemons) -> None:
     res = subprocess.run(argv, env=ovs.env(), capture_output=True, text=True, timeout=30)
     if res.returncode != 0:
         raise RuntimeError(f"{' '.join(argv[:4])}…: {res.stderr.strip()}")
+
+
+def agent_ini(host: str, namespace: str, record: dict[str, Any], lab_prefix: str = "") -> str:
+    """The OVS agent's ini for a lab host (Neutron's openvswitch_agent.ini names; kaon's [agent] namespace)."""
+    mappings = ",".join(f"{k}:{v}" for k, v in sorted(record["bridge_mappings"].items()))
+    return (
+        "# Written by `kaon lab up --mechanism openvswitch`; rewritten on every `up`.\n"
+        "[DEFAULT]\n"
+        f"host = {host}\n"
+        "[agent]\n"
+        f"namespace = {namespace}\n"
+        f"namespace_prefix = {lab_prefix}\n"
+        f"tunnel_types = {', '.join(TUNNEL_TYPES)}\n"
+        "l2_population = true\n"
+        # Answer ARP for remote ports from l2population's entries, as the Linux bridge agent's VXLAN
+        # proxy does: in a mixed cloud that proxy drops ARP replies, so a request must not need to cross.
+        "arp_responder = true\n"
+        "[ovs]\n"
+        f"integration_bridge = {INTEGRATION_BRIDGE}\n"
+        f"bridge_mappings = {mappings}\n"
+        f"local_ip = {record['local_ip']}\n"
+        f"datapath_type = {record['datapath_type']}\n"
+        f"ovsdb_connection = {record['db']}\n"
+        "[securitygroup]\n"
+        # Security groups as conntrack flows on br-int (Neutron's native OVS firewall).
+        "firewall_driver = openvswitch\n"
+    )
+
+
+def _vsctl(record: dict[str, Any], *args: str) -> None:
+    ovs = OvsDaemons(record["rundir"])
+    _run(["ovs-vsctl", f"--db={ovs.db_remote}", *args], ovs)
+
+
+def plug_vm(record: dict[str, Any], tap: str, port_id: str, mac: str, vm: str) -> None:
+    """Put the VM's tap on br-int as os-vif does: ``iface-id``, ``attached-mac``, ``iface-status``, ``vm-uuid``."""
+    _vsctl(record, "--may-exist", "add-br", INTEGRATION_BRIDGE, "--", "set", "bridge", INTEGRATION_BRIDGE,
+           f"datapath_type={record['datapath_type']}",
+           "--", "--may-exist", "add-port", INTEGRATION_BRIDGE, tap,
+           "--", "set", "Interface", tap, f"external_ids:iface-id={port_id}", f"external_ids:attached-mac={mac}",
+           "external_ids:iface-status=active", f"external_ids:vm-uuid={vm}")
+
+
+def unplug_vm(record: dict[str, Any], tap: str) -> None:
+    _vsctl(record, "--if-exists", "del-port", INTEGRATION_BRIDGE, tap)
+
+
+def checksum_offload_off(ns: str, dev: str) -> None:
+    """``ethtool -K dev tx off`` in ``ns``: the kernel then fills checksums in before the veth.
+
+    A veth hands CHECKSUM_PARTIAL packets to its peer; OVS's userspace datapath
+    reads them from an AF_PACKET socket and forwards them with the checksum
+    still unfilled — kernel VXLAN from a Linux bridge host is dropped, VM TCP never
+    connects (shared/reference/dataplane.md §6.6). Set on the veth end that
+    sends *into* an OVS port: the lab's fabric ends towards an OVS host, and a
+    VM's ``eth0``.
+    """
+    ip.exec_in(ns, ["ethtool", "-K", dev, "tx", "off"], check=True, capture_output=True)

@@ -10,7 +10,9 @@ the server by pid.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -39,6 +41,18 @@ SERVER_CONF: dict[str, dict[str, Any]] = {
     # Benchmarks and the restart test make hundreds of ports in one project.
     "quotas": {"quota_port": "-1", "quota_network": "-1", "quota_subnet": "-1"},
 }
+
+
+# What a stack with Open vSwitch hosts adds: the openvswitch driver, and GRE/Geneve (OVS carries them);
+# seed 002's VLAN ranges on the lab's second physical network.
+OVS_CONF: dict[str, dict[str, Any]] = {
+    "ml2": {"type_drivers": "local,flat,vlan,vxlan,gre,geneve", "tenant_network_types": "vxlan",
+            "mechanism_drivers": "linuxbridge,openvswitch,l2population"},
+    "ml2_type_vlan": {"network_vlan_ranges": "provider:100:200,default:100:101,default:200:201"},
+    "ml2_type_gre": {"tunnel_id_ranges": "1:1000"},
+    "ml2_type_geneve": {"vni_ranges": "1:1000"},
+}
+L2_AGENT_TYPES = ("Linux bridge agent", "Open vSwitch agent")
 
 
 def require_root() -> None:
@@ -90,7 +104,8 @@ class Stack:
         return self.api("GET", f"/v2.0/ports/{port_id}")["port"]
 
     def agents(self) -> list[dict[str, Any]]:
-        return self.api("GET", "/v2.0/agents", agent_type="Linux bridge agent")["agents"]
+        """The L2 agents (Linux bridge or Open vSwitch: a host runs one of them)."""
+        return [a for a in self.api("GET", "/v2.0/agents")["agents"] if a["agent_type"] in L2_AGENT_TYPES]
 
     def wait_agents(self, hosts: list[str], timeout: float = 30.0) -> None:
         def alive() -> bool:
@@ -139,7 +154,30 @@ class Stack:
         r = self.lab.host_exec(host, list(cmd), capture=True, check=True)
         return str(r.stdout)
 
+    def mechanism(self, host: str) -> str:
+        rec = self.lab.state()["hosts"][host]  # type: ignore[index]
+        return str(rec.get("mechanism") or "linuxbridge")
+
+    def ovs_flows(self, host: str, bridge: str) -> list[Any]:
+        """kaon's flows on ``bridge`` of an Open vSwitch host (through its private OVS's mgmt socket)."""
+        from kaon.dataplane.openflow import OpenFlow
+        from kaon.dataplane.ovs_daemons import OvsDaemons
+        from kaon.dataplane.ovs_model import KAON_COOKIE
+
+        d = OvsDaemons(self.lab.state()["hosts"][host]["ovs"]["rundir"])  # type: ignore[index]
+        return [f for f in OpenFlow(d.mgmt, d.env()).dump(bridge) if f.cookie == KAON_COOKIE]
+
     def flood_entries(self, host: str, vni: int) -> set[str]:
+        """The VTEPs ``host`` floods a VXLAN network's frames to (l2population's flood list)."""
+        if self.mechanism(host) == "openvswitch":
+            # br-tun: table 4 maps the VNI to the local VLAN; table 22 floods that VLAN to tunnel ports
+            # named <type>-<remote IPv4 in hex>.
+            flows = self.ovs_flows(host, "br-tun")
+            vlans = [int(f.actions.split("set_field:")[1].split("->")[0]) - 4096 for f in flows
+                     if f.table == 4 and f.match == f"tun_id={vni:#x}"]
+            outputs = [a.split(":", 1)[1] for f in flows if vlans and f.table == 22 and f.match == f"dl_vlan={vlans[0]}"
+                       for a in f.actions.split(",") if a.startswith("output:")]
+            return {str(ipaddress.ip_address(int(name.split("-", 1)[1], 16))) for name in outputs}
         out = self.host(host, "bridge", "fdb", "show", "dev", f"vxlan-{vni}")
         return {line.split(" dst ")[1].split()[0] for line in out.splitlines()
                 if line.startswith("00:00:00:00:00:00") and " dst " in line}
@@ -151,10 +189,17 @@ class Stack:
 @contextlib.contextmanager
 def stack(tmp: Path, hosts: int, db_url: str | None = None, transport_url: str = "",
           extra_conf: dict[str, dict[str, Any]] | None = None, auth_strategy: str = "noauth",
-          host_names_prefix: str = "h", network_nodes: list[str] | None = None) -> Iterator[Stack]:
-    """A server, a lab of ``hosts`` hosts with their agents alive; ``auth_strategy="kaon"`` for the CLI."""
+          host_names_prefix: str = "h", network_nodes: list[str] | None = None,
+          mechanism: str | dict[str, str] = "linuxbridge") -> Iterator[Stack]:
+    """A server, a lab of ``hosts`` hosts with their agents alive; ``auth_strategy="kaon"`` for the CLI.
+
+    ``mechanism``: the hosts' L2 agent, ``linuxbridge`` or ``openvswitch``, or per host name (mixed).
+    """
     require_root()
-    conf = {**SERVER_CONF, **(extra_conf or {})}
+    uses_ovs = "openvswitch" in ([mechanism] if isinstance(mechanism, str) else mechanism.values())
+    if uses_ovs:
+        require(shutil.which("ovs-vswitchd") is not None, "needs openvswitch-switch (scripts/bootstrap.sh)")
+    conf = {**SERVER_CONF, **(OVS_CONF if uses_ovs else {}), **(extra_conf or {})}
     conf["DEFAULT"] = {"agent_down_time": "4", **conf.get("DEFAULT", {})}
     if transport_url:
         conf["DEFAULT"]["transport_url"] = transport_url
@@ -168,7 +213,7 @@ def stack(tmp: Path, hosts: int, db_url: str | None = None, transport_url: str =
                   host_names_prefix=host_names_prefix, **auth)
         s = Stack(server, lab, token)
         try:
-            lab.up(hosts, network_nodes=network_nodes)
+            lab.up(hosts, network_nodes=network_nodes, mechanism=mechanism)
             s.wait_agents([f"{host_names_prefix}{i}" for i in range(1, hosts + 1)])
             yield s
         finally:

@@ -1,15 +1,20 @@
 """Security groups on the wire (issue 5, item 4): two hosts, the server on
 SQLite and the local bus, ``[securitygroup] firewall_driver = iptables_hybrid``
 (kaon's nftables firewall). VMs are namespaces; TCP flows are sockets the test
-opens inside their namespaces, so no process needs cleaning up."""
+opens inside their namespaces, so no process needs cleaning up.
+
+The scenarios that do not look at nftables itself run twice: on Linux bridge
+hosts (nftables) and on Open vSwitch hosts (``firewall_driver = openvswitch``,
+conntrack flows on br-int; issue 11)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -23,13 +28,44 @@ SG_CONF = {"securitygroup": {"firewall_driver": "iptables_hybrid"}}
 
 
 @pytest.fixture(scope="module")
-def sg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with stack(tmp_path_factory.mktemp("sg"), hosts=2, extra_conf=SG_CONF) as s:
-        yield s
+def stacks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], tuple[Stack, dict[str, Any]]]]:
+    """A two-host stack and its VMs per mechanism, made when first asked for, closed with the module."""
+    with contextlib.ExitStack() as made:
+        by_mechanism: dict[str, tuple[Stack, dict[str, Any]]] = {}
+
+        def get(mechanism: str) -> tuple[Stack, dict[str, Any]]:
+            if mechanism not in by_mechanism:
+                s = made.enter_context(stack(tmp_path_factory.mktemp(f"sg-{mechanism}"), hosts=2,
+                                             extra_conf=SG_CONF, mechanism=mechanism))
+                by_mechanism[mechanism] = (s, make_world(s))
+            return by_mechanism[mechanism]
+
+        yield get
 
 
-@pytest.fixture(scope="module")
-def world(sg: Stack) -> dict[str, Any]:
+@pytest.fixture(params=["linuxbridge", "openvswitch"])
+def sg(request: pytest.FixtureRequest, stacks: Callable[[str], tuple[Stack, dict[str, Any]]]) -> Stack:
+    """Scenarios for both firewalls."""
+    return stacks(request.param)[0]
+
+
+@pytest.fixture
+def world(sg: Stack, stacks: Callable[[str], tuple[Stack, dict[str, Any]]]) -> dict[str, Any]:
+    return stacks(sg.mechanism("h1"))[1]
+
+
+@pytest.fixture
+def lb_sg(stacks: Callable[[str], tuple[Stack, dict[str, Any]]]) -> Stack:
+    """Scenarios of the nftables firewall itself (its tables, br_netfilter) or needing the DHCP port."""
+    return stacks("linuxbridge")[0]
+
+
+@pytest.fixture
+def lb_world(stacks: Callable[[str], tuple[Stack, dict[str, Any]]]) -> dict[str, Any]:
+    return stacks("linuxbridge")[1]
+
+
+def make_world(sg: Stack) -> dict[str, Any]:
     """a (h1), b (h2): default group; c (h2): a group with only its egress rules;
     d (h1): port_security_enabled=false."""
     net = sg.network("sgnet", "10.60.0.0/24")
@@ -121,6 +157,13 @@ def echoes(sock: socket.socket, text: bytes = b"ping") -> bool:
         return False
 
 
+def rules_of(s: Stack, host: str) -> Any:
+    """The host's filter: nftables rules, or kaon's flows on br-int for an OVS host."""
+    if s.mechanism(host) == "openvswitch":
+        return sorted(f.add_line() for f in s.ovs_flows(host, "br-int"))
+    return inet_table(s, host)["rules"]
+
+
 def inet_table(s: Stack, host: str) -> dict[str, Any]:
     out = nft.run(s.lab.host_namespace(host), "list table inet kaon-sg", nft.OUTPUT_JSON | nft.OUTPUT_HANDLE)
     items = json.loads(out)["nftables"]
@@ -146,10 +189,10 @@ def test_a_rule_change_takes_effect_and_only_flows_still_allowed_survive(sg: Sta
                        remote_ip_prefix="0.0.0.0/0")
         flow = wait_for("tcp/22 opens", lambda: connect(sg, "a", "10.60.0.30", 22), timeout=10, interval=0.2)
         assert echoes(flow)
-        # Another rule rewrites the tables: the flow the first rule allowed goes on.
-        before = inet_table(sg, "h2")["rules"]
+        # Another rule rewrites the tables (the flows): the flow the first rule allowed goes on.
+        before = rules_of(sg, "h2")
         add_rule(sg, world["other"]["id"], protocol="tcp", port_range_min=80, port_range_max=80)
-        assert inet_table(sg, "h2")["rules"] != before
+        assert rules_of(sg, "h2") != before
         assert echoes(flow, b"still there")
         # Removing the rule while another still allows the flow: its conntrack entries are
         # deleted, and its next packet is looked up afresh and passes the other rule.
@@ -190,7 +233,8 @@ def test_spoofed_ip_and_mac_are_dropped_and_address_pairs_pass(sg: Stack, world:
     assert pings(sg, "a", "10.60.0.40")
 
 
-def test_port_security_disabled_passes_everything(sg: Stack, world: dict[str, Any]) -> None:
+def test_port_security_disabled_passes_everything(lb_sg: Stack, lb_world: dict[str, Any]) -> None:
+    sg, world = lb_sg, lb_world  # the DHCP port: DHCP runs on Linux bridge network nodes
     assert pings(sg, "c", "10.60.0.40")  # c's group is closed to everyone, d takes anyone
     # Nothing checks what d sends either: a source address its port does not have
     # reaches the (unfiltered) DHCP port, whose answer comes back.
@@ -199,7 +243,8 @@ def test_port_security_disabled_passes_everything(sg: Stack, world: dict[str, An
     assert pings(sg, "d", dhcp[0]["fixed_ips"][0]["ip_address"], "-I", "10.60.0.98")
 
 
-def test_a_membership_change_updates_the_set_without_rebuilding_rules(sg: Stack, world: dict[str, Any]) -> None:
+def test_a_membership_change_updates_the_set_without_rebuilding_rules(lb_sg: Stack, lb_world: dict[str, Any]) -> None:
+    sg, world = lb_sg, lb_world
     default = sg.port(world["a"]["port_id"])["security_groups"][0]
     before = inet_table(sg, "h1")
     assert "10.60.0.20" in before["sets"][f"sg4-{default}"]
@@ -212,8 +257,9 @@ def test_a_membership_change_updates_the_set_without_rebuilding_rules(sg: Stack,
     assert e["port_id"]
 
 
-def test_the_agent_puts_br_netfilter_back(sg: Stack, world: dict[str, Any]) -> None:
+def test_the_agent_puts_br_netfilter_back(lb_sg: Stack, lb_world: dict[str, Any]) -> None:
     """With bridge-nf-call-iptables=0 every stateful rule would be bypassed; the next pass restores it."""
+    sg = lb_sg
     key = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 
     def write(value: str) -> None:

@@ -44,8 +44,10 @@ from kaon.db.ml2_tables import network_segments
 from kaon.db.sg_tables import security_group_rules, security_groups
 from kaon.model.security_group import canonical_protocol, proto_number
 
-LINUXBRIDGE = "linuxbridge"
-LB_AGENT = "Linux bridge agent"
+# The mechanism drivers whose ports an agent of kaon's wires, and the agents whose VTEPs are peers:
+# Linux bridge and Open vSwitch hosts share tunnelled networks (l2population, mixed clouds).
+L2_DRIVERS = ("linuxbridge", "openvswitch")
+L2_AGENTS = ("Linux bridge agent", "Open vSwitch agent")
 GW_OWNER = "network:router_gateway"
 ROUTER_INTERFACE_OWNERS = ("network:router_interface", "network:router_interface_distributed",
                            "network:ha_router_replicated_interface")
@@ -58,24 +60,24 @@ def read_snapshot(conn: Connection, known_hosts: frozenset[str] = frozenset()) -
 
 
 def _bound() -> Select[Any]:
-    return select(port_binding_levels.c.port_id).where(port_binding_levels.c.driver == LINUXBRIDGE,
+    return select(port_binding_levels.c.port_id).where(port_binding_levels.c.driver.in_(L2_DRIVERS),
                                                        port_binding_levels.c.level == 0)
 
 
 # -- L2 ------------------------------------------------------------------
 def _l2(conn: Connection) -> tuple[tuple[BoundPort, ...], dict[str, SegmentRow], dict[str, int], dict[str, str]]:
-    """Ports bound by the linuxbridge driver, with their addresses, segments, MTUs and peers' VTEPs."""
+    """Ports bound by the linuxbridge or openvswitch driver, with their addresses, segments, MTUs and peers' VTEPs."""
     rows = conn.execute(
         select(ports.c.id, ports.c.network_id, ports.c.binding_host_id, ports.c.mac_address,
                ports.c.admin_state_up, ports.c.device_owner, port_binding_levels.c.segment_id)
         .join(port_binding_levels, port_binding_levels.c.port_id == ports.c.id)
-        .where(port_binding_levels.c.driver == LINUXBRIDGE, port_binding_levels.c.level == 0)
+        .where(port_binding_levels.c.driver.in_(L2_DRIVERS), port_binding_levels.c.level == 0)
     ).all()
     ips: dict[str, list[str]] = defaultdict(list)
     if rows:
         alloc = select(ip_allocations.c.port_id, ip_allocations.c.ip_address).join(
             port_binding_levels, port_binding_levels.c.port_id == ip_allocations.c.port_id
-        ).where(port_binding_levels.c.driver == LINUXBRIDGE)
+        ).where(port_binding_levels.c.driver.in_(L2_DRIVERS))
         for port_id, address in conn.execute(alloc):
             ips[port_id].append(address)
     bound = tuple(
@@ -93,7 +95,7 @@ def _l2(conn: Connection) -> tuple[tuple[BoundPort, ...], dict[str, SegmentRow],
         mtus = _mtus(conn, net_ids)
     vteps: dict[str, str] = {}
     for host, conf in conn.execute(select(agents.c.host, agents.c.configurations)
-                                   .where(agents.c.agent_type == LB_AGENT)):
+                                   .where(agents.c.agent_type.in_(L2_AGENTS))):
         ip = (conf or {}).get("tunneling_ip")
         if ip:
             vteps[host] = ip

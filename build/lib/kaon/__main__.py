@@ -1,5 +1,0 @@
-import sys
-
-from kaon.cli.main import main
-
-sys.exit(main())
