@@ -9,9 +9,8 @@ the guide's ``openstack`` commands with the real client:
 
 - ``[database]``: the suite's private MariaDB, with the guide's ``neutron``
   database and its two ``GRANT ... TO 'neutron'`` accounts;
-- ``transport_url``: the suite's private RabbitMQ. Its fixture has no
-  management CLI, so there is no ``openstack`` account: the broker's ``guest``
-  account (loopback only) stands in for ``openstack:RABBIT_PASS``;
+- ``transport_url``: the suite's private RabbitMQ, with the guide's
+  ``openstack`` account (``rabbitmqctl add_user``, all rights on ``/``);
 - ``[keystone_authtoken]``: kaon's identity playing the external Keystone on
   its own port, with the guide's ``service`` project and ``neutron`` user
   (admin role) made by the guide's own ``openstack`` commands;
@@ -36,6 +35,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kaon.bus.base import agent_bus
 from kaon.identity.clientfiles import auth_url_of
 from kaon.identity.testing import Node, make_node
 from tests.fixtures.cli import OpenStackCLI
@@ -170,7 +170,7 @@ def test_seed_003_as_written(tmp_path: Path, keystone: tuple[Node, int], mariadb
                              rabbitmq: RabbitMQ, openstack_bin: str) -> None:
     node, port = keystone
     identity = node.cfg.identity_root  # http://127.0.0.1:PORT/identity
-    dbpass, neutron_pass, nova_pass = (secrets.token_hex(8) for _ in range(3))
+    dbpass, rabbit_pass, neutron_pass, nova_pass = (secrets.token_hex(8) for _ in range(4))
 
     # -- the guide's identity steps (seed 003, lines 53-57), with the real client
     clouds = tmp_path / "clouds.yaml"
@@ -194,18 +194,20 @@ def test_seed_003_as_written(tmp_path: Path, keystone: tuple[Node, int], mariadb
 
     # -- the seed's files, pointed at the test's services
     guide_database(mariadb_server, dbpass)
+    rabbitmq.add_user("openstack", rabbit_pass)
     identity_host = identity.removeprefix("http://")  # 127.0.0.1:PORT/identity replaces controller:5000
     neutron_conf = (
         SEED_003_NEUTRON_CONF
         .replace("neutron:NEUTRON_DBPASS@controller/neutron",
                  f"neutron:{dbpass}@127.0.0.1:{mariadb_server.port}/neutron")
         .replace("rabbit://openstack:RABBIT_PASS@controller",
-                 f"rabbit://guest:guest@127.0.0.1:{rabbitmq.port}")
+                 f"rabbit://openstack:{rabbit_pass}@127.0.0.1:{rabbitmq.port}")
         .replace("controller:5000", identity_host)
         .replace("controller:11211", "127.0.0.1:11211")
         .replace("NEUTRON_PASS", neutron_pass)
         .replace("NOVA_PASS", nova_pass)
     )
+    transport_url = f"rabbit://openstack:{rabbit_pass}@127.0.0.1:{rabbitmq.port}"
     assert "controller" not in neutron_conf and "_PASS" not in neutron_conf
     conf_dir = tmp_path / "etc"
     (conf_dir / "plugins" / "ml2").mkdir(parents=True)
@@ -224,7 +226,7 @@ def test_seed_003_as_written(tmp_path: Path, keystone: tuple[Node, int], mariadb
                         command=command, env=_server_env(None))
     try:
         server.start(60)
-        run_guide_commands(tmp_path, node, identity, neutron_pass, openstack_bin)
+        run_guide_commands(tmp_path, node, identity, neutron_pass, openstack_bin, transport_url)
         log = server.log_tail(100_000)
     finally:
         server.stop()
@@ -240,7 +242,21 @@ def test_seed_003_as_written(tmp_path: Path, keystone: tuple[Node, int], mariadb
     assert "WARNING kaon" not in log, log  # nothing in the guide's files is unknown or misplaced
 
 
-def run_guide_commands(tmp_path: Path, node: Node, identity: str, neutron_pass: str, openstack_bin: str) -> None:
+def report_compute_agent(transport_url: str, state: Path) -> None:
+    """A state report over the guide's broker account, as the compute node's
+    Linux bridge agent (seed 003, lines 290-300) sends it."""
+    bus = agent_bus(transport_url, str(state))
+    try:
+        bus.call("report_state", {"report": {
+            "agent_type": "Linux bridge agent", "binary": "neutron-linuxbridge-agent", "topic": "N/A",
+            "host": "compute1", "start_flag": True,
+            "configurations": {"interface_mappings": {"provider": "PROVIDER_INTERFACE_NAME"}}}}, timeout=30)
+    finally:
+        bus.close()
+
+
+def run_guide_commands(tmp_path: Path, node: Node, identity: str, neutron_pass: str, openstack_bin: str,
+                       transport_url: str) -> None:
     """The install guide's network commands ("launch an instance": provider and
     self-service networks, router; "verify operation": extensions, agents)."""
     clouds = tmp_path / "clouds-network.yaml"
@@ -263,6 +279,10 @@ def run_guide_commands(tmp_path: Path, node: Node, identity: str, neutron_pass: 
     aliases = {e["Alias"] for e in admin.json("extension", "list", "--network")}
     assert {"router", "external-net", "provider", "port-security", "binding", "quotas"} <= aliases, aliases
     assert admin.json("network", "agent", "list") == []  # no agent started
+    report_compute_agent(transport_url, tmp_path / "agent")
+    (agent,) = admin.json("network", "agent", "list")
+    assert (agent["Agent Type"], agent["Host"], agent["Alive"], agent["State"]) == \
+        ("Linux bridge agent", "compute1", True, True), agent
     assert OpenStackCLI(clouds, cloud="neutron", binary=openstack_bin).json("network", "list") == []
 
     # Provider network (admin-openrc).
