@@ -242,6 +242,12 @@ def test_seed_003_as_written(tmp_path: Path, keystone: tuple[Node, int], mariadb
     assert "WARNING kaon" not in log, log  # nothing in the guide's files is unknown or misplaced
 
 
+def in_provider_pool(address: str) -> bool:
+    """In the guide's provider allocation pool, 203.0.113.101-203.0.113.250."""
+    low, high = ipaddress.IPv4Address("203.0.113.101"), ipaddress.IPv4Address("203.0.113.250")
+    return low <= ipaddress.IPv4Address(address) <= high
+
+
 def report_compute_agent(transport_url: str, state: Path) -> None:
     """A state report over the guide's broker account, as the compute node's
     Linux bridge agent (seed 003, lines 290-300) sends it."""
@@ -315,9 +321,7 @@ def run_guide_commands(tmp_path: Path, node: Node, identity: str, neutron_pass: 
     assert gw["network_id"] == net["id"]
     (fixed,) = gw["external_fixed_ips"]
     assert fixed["subnet_id"] == sub["id"]
-    pool = ipaddress.summarize_address_range(ipaddress.IPv4Address("203.0.113.101"),
-                                             ipaddress.IPv4Address("203.0.113.250"))
-    assert any(ipaddress.IPv4Address(fixed["ip_address"]) in block for block in pool), fixed
+    assert in_provider_pool(fixed["ip_address"]), fixed
 
     # Verify operation: the router's ports, one on each network (admin-openrc).
     ports = admin.json("port", "list", "--router", "router", "--long")
@@ -327,3 +331,12 @@ def run_guide_commands(tmp_path: Path, node: Node, identity: str, neutron_pass: 
     assert by_owner["network:router_gateway"]["Fixed IP Addresses"][0]["ip_address"] == fixed["ip_address"]
     # The demo project's own view stops at its own router and network.
     assert [n["Name"] for n in demo.json("network", "list", "--internal")] == ["selfservice"]
+
+    # Launch an instance: the security group rules and the floating IP (demo-openrc).
+    icmp = demo.json("security", "group", "rule", "create", "--proto", "icmp", "default")
+    ssh = demo.json("security", "group", "rule", "create", "--proto", "tcp", "--dst-port", "22", "default")
+    assert (icmp["protocol"], icmp["direction"], icmp["ether_type"]) == ("icmp", "ingress", "IPv4")
+    assert (ssh["protocol"], ssh["port_range_min"], ssh["port_range_max"]) == ("tcp", 22, 22)
+    fip = demo.json("floating", "ip", "create", "provider")
+    assert fip["floating_network_id"] == net["id"] and fip["status"] == "DOWN"
+    assert in_provider_pool(fip["floating_ip_address"]), fip
