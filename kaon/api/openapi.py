@@ -188,6 +188,15 @@ def _fixed() -> dict[tuple[str, str], Operation]:
         ("/v2.0/service-providers", "GET"): _op("List service providers", 200, query=[
             _param(n, "query", {"type": "string"}, many=True) for n in ("fields", "service_type", "name")]),
         ("/v2.0/doctor", "GET"): _op("The server-side findings of kaon doctor (admin)", 200),
+        ("/v2.0/trace", "GET"): _op("A logical packet trace over the compiled intents, like kaon trace (admin)", 200,
+                                    query=[_param("to", "query", {"type": "string"}),
+                                           _param("from_port", "query", {"type": "string"}),
+                                           _param("from_external", "query", {"type": "string"}),
+                                           _param("source", "query", {"type": "string"}),
+                                           _param("protocol", "query", {"type": "string",
+                                                                        "enum": ["icmp", "tcp", "udp"]}),
+                                           _param("port", "query", {"type": "integer", "minimum": 1,
+                                                                    "maximum": 65535})]),
         ("/v2.0/extensions/{alias}", "GET"): _op("Show an API extension", 200),
         ("/v2.0/routers/{id}/add_router_interface", "PUT"):
             _op("Attach a subnet or port to a router", 200, body=_interface_body()),

@@ -7,9 +7,14 @@ whose request head never completes: a client that opens sockets and sends
 half a head (or nothing) holds them for ever. Here a timer runs from the
 moment a connection opens, and from the first byte of each later head
 (between requests the keep-alive timeout applies); it is cancelled when the
-head is complete, and when it fires the connection is closed. A connection
-that arrives while its address already holds ``max_connections_per_client``
-is closed at once. A head line longer than Neutron's ``max_header_line``
+head is complete, and when it fires the connection is closed. When a
+connection arrives while its address already holds
+``max_connections_per_client``, the oldest of that address's connections
+that is not serving a request (idle between requests, or never used) is
+closed to make room: a client that leaks keep-alive connections (each
+openstacksdk session keeps its own pool, idle up to ``client_socket_timeout``)
+is not locked out by its own leftovers, and a flood still holds at most the
+cap. Only when every one of them is serving a request is the new one refused. A head line longer than Neutron's ``max_header_line``
 (httptools would buffer it until it ends), or a head longer than
 ``HEAD_LINES`` such lines, is answered 431 and the connection closed.
 
@@ -21,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -37,7 +41,8 @@ HEAD_LINES = 8
 def guarded_protocol(head_timeout: float, per_client: int,
                      max_header_line: int = 16384) -> type[HttpToolsProtocol]:
     """An httptools protocol class with these limits (0 turns a limit off)."""
-    open_by_host: Counter[str] = Counter()
+    # Per address, its open connections oldest first (dicts keep insertion order).
+    open_by_host: dict[str, dict[int, Any]] = {}
     refused_hosts: set[str] = set()
     max_head = HEAD_LINES * max_header_line
 
@@ -53,23 +58,40 @@ def guarded_protocol(head_timeout: float, per_client: int,
             super().connection_made(transport)
             host = self.client[0] if self.client else None
             if per_client and host is not None:
-                if open_by_host[host] >= per_client:
+                held = open_by_host.setdefault(host, {})
+                if len(held) >= per_client and not self._make_room(held):
                     if host not in refused_hosts:  # log once per address until it falls below
-                        LOG.warning("%s holds %d connections (max_connections_per_client): refusing more",
-                                    host, per_client)
+                        LOG.warning("%s holds %d connections serving requests (max_connections_per_client): "
+                                    "refusing more", host, per_client)
                         refused_hosts.add(host)
                     transport.close()
                     return
-                open_by_host[host] += 1
+                held[id(self)] = self
                 self._host = host
             self._arm_head_timer()
+
+        def _serving(self) -> bool:
+            return self.cycle is not None and not self.cycle.response_complete
+
+        @staticmethod
+        def _make_room(held: dict[int, Any]) -> bool:
+            """Close the oldest connection of ``held`` not serving a request; False if none."""
+            for key, other in held.items():
+                if not other._serving():
+                    del held[key]
+                    other._host = None  # counted out now; its connection_lost comes later
+                    other._cancel_head_timer()
+                    other.transport.close()
+                    return True
+            return False
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._cancel_head_timer()
             if self._host is not None:
-                open_by_host[self._host] -= 1
-                if open_by_host[self._host] <= 0:
-                    del open_by_host[self._host]
+                held = open_by_host.get(self._host, {})
+                held.pop(id(self), None)
+                if not held:
+                    open_by_host.pop(self._host, None)
                     refused_hosts.discard(self._host)
                 self._host = None
             super().connection_lost(exc)

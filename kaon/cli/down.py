@@ -8,8 +8,9 @@ never by a guess at names another tool might use:
   ``<state>/dhcp/<host>/`` (namespace name, processes by their pid files);
 * router namespaces and their metadata proxies: those recorded under
   ``<state>/l3/<host>/`` (proxies in its ``metadata-proxy/<router>/``);
-* links carrying the agent's ownership mark (interface alias ``kaon:l2``:
-  its ``brq`` bridges, ``vxlan-`` and VLAN devices) in the agent's namespace;
+* links carrying the agent's ownership marks (interface alias ``kaon:l2``:
+  its ``brq`` bridges, ``vxlan-`` and VLAN devices; ``kaon:probe``: the
+  doctor's VXLAN probe device ``kprobe-vx``) in the agent's namespace;
 * the firewall's and NAT's nftables tables (``kaon-sg``, bridge and inet) in
   the agent's namespace;
 * each router's radvd, by its pid file (``<state>/l3/<host>/radvd/<router>/``).
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from kaon.agent.config import OWNER_ALIAS  # the mark on every link the L2 agent makes
 from kaon.cli.node_conf import NODE_FILE, node_alive, read_node, state_dir_of
+from kaon.dataplane.vxlan_probe import OWNER_ALIAS as PROBE_ALIAS  # the VXLAN probe's device (kaon doctor)
 
 FIREWALL_TABLE = "kaon-sg"  # kaon.agent.fw_plan.TABLE
 
@@ -98,7 +100,7 @@ def clean_agent(state_path: Path, host: str, namespace: str | None) -> list[str]
             router.unlink(missing_ok=True)
     shutil.rmtree(l3 / "radvd", ignore_errors=True)
     # Bridges last: a VXLAN or VLAN device goes before the bridge it is in.
-    own = [str(link["ifname"]) for link in _links(namespace) if link.get("ifalias") == OWNER_ALIAS]
+    own = [str(link["ifname"]) for link in _links(namespace) if link.get("ifalias") in (OWNER_ALIAS, PROBE_ALIAS)]
     for name in sorted(own, key=lambda n: n.startswith("brq")):
         _ip(namespace, "link", "delete", name)
         removed.append(f"link {name}")
