@@ -23,7 +23,17 @@ PORT="$("$ROOT/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("
 # plane without touching this machine's network. "provider" (the physical
 # network of `public`) is a veth in that namespace.
 NS=""
-EXTRA=()
+# Quotas as neutron-tempest-plugin's gate sets them (zuul.d/base.yaml,
+# neutron-tempest-plugin-base: [QUOTAS] in neutron.conf). Its RoutersTest keeps
+# every router until the class ends and makes more than Neutron's default 10.
+cat >"$STATE/quotas.conf" <<EOF
+[quotas]
+quota_router = 100
+quota_floatingip = 500
+quota_security_group = 150
+quota_security_group_rule = 1000
+EOF
+EXTRA=(--config-file "$STATE/quotas.conf")
 if [ "$(id -u)" = 0 ]; then
   NS="kaon-tempest-$$"
   ip netns add "$NS"
@@ -41,7 +51,7 @@ roles = dhcp, l3
 [linux_bridge]
 physical_interface_mappings = provider:provider0
 EOF
-  EXTRA=(--config-file "$STATE/agent.conf")
+  EXTRA+=(--config-file "$STATE/agent.conf")
 fi
 "$ROOT/.venv/bin/python" -m kaon up --state-dir "$STATE" --port "$PORT" "${EXTRA[@]}" >"$STATE/server.log" 2>&1 &
 PID=$!
