@@ -23,7 +23,34 @@ PORT="$("$ROOT/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("
 # plane without touching this machine's network. "provider" (the physical
 # network of `public`) is a veth in that namespace.
 NS=""
-EXTRA=()
+# The node and tempest configured as neutron-tempest-plugin's gate job does
+# (neutron-tempest-plugin-base in its zuul.d/base.yaml): its quotas (the
+# plugin's RoutersTest keeps every router until the class ends and makes more
+# than Neutron's default 10), the ML2 ranges, and the matching
+# [neutron_plugin_options] (a VLAN physical network "foo", every type driver,
+# agents in zone "nova").
+cat >"$STATE/gate.conf" <<EOF
+[quotas]
+quota_router = 100
+quota_floatingip = 500
+quota_security_group = 150
+quota_security_group_rule = 1000
+[ml2_type_vlan]
+network_vlan_ranges = foo:1:10
+[ml2_type_vxlan]
+vni_ranges = 1:2000
+[ml2_type_gre]
+tunnel_id_ranges = 1:1000
+EOF
+cat >"$STATE/tempest-extra.conf" <<EOF
+[neutron_plugin_options]
+provider_vlans = foo,
+agent_availability_zone = nova
+available_type_drivers = flat,geneve,vlan,gre,local,vxlan
+provider_net_base_segm_id = 1
+EOF
+export TEMPEST_EXTRA_CONF="${TEMPEST_EXTRA_CONF:-$STATE/tempest-extra.conf}"
+EXTRA=(--config-file "$STATE/gate.conf")
 if [ "$(id -u)" = 0 ]; then
   NS="kaon-tempest-$$"
   ip netns add "$NS"
@@ -41,7 +68,7 @@ roles = dhcp, l3
 [linux_bridge]
 physical_interface_mappings = provider:provider0
 EOF
-  EXTRA=(--config-file "$STATE/agent.conf")
+  EXTRA+=(--config-file "$STATE/agent.conf")
 fi
 "$ROOT/.venv/bin/python" -m kaon up --state-dir "$STATE" --port "$PORT" "${EXTRA[@]}" >"$STATE/server.log" 2>&1 &
 PID=$!
