@@ -89,13 +89,12 @@ def build_agent(cfg: Config) -> Agent:
 
     acfg = agent_config(cfg)
     if acfg.mechanism == "openvswitch":
-        from kaon.agent.interface_driver import OvsPlug, interface_driver
+        from kaon.agent.interface_driver import OvsPlug
         from kaon.agent.ovs_config import ovs_config
         from kaon.agent.ovs_manager import OvsManager
         from kaon.agent.roles import build_roles
 
         ocfg = ovs_config(cfg)
-        interface_driver(cfg, acfg.mechanism)
         db = ovs_preflight(ocfg)
         manager = OvsManager(ocfg, db, host=acfg.host, namespace=acfg.namespace, firewall=ovs_firewall(acfg))
         # The roles share the manager's OVSDB connection: all of them run in the one worker thread.
@@ -111,12 +110,10 @@ def build_agent(cfg: Config) -> Agent:
         LOG.info("no 802.1Q VLAN support here (%s); VLAN segments will not be bound to host %s",
                  features.get("vlan_detail", ""), acfg.host)
     from kaon.agent.firewall import Firewall
-    from kaon.agent.interface_driver import interface_driver
     from kaon.agent.l2_manager import LinuxBridgeManager
     from kaon.agent.probe import VxlanProber, intent_peers, remove_device
     from kaon.agent.roles import build_roles
 
-    interface_driver(cfg, acfg.mechanism)
     l2 = LinuxBridgeManager(acfg, LinuxL2(acfg.namespace), features)
     managers = [*build_roles(cfg, acfg), Firewall(acfg), l2]
     bus = agent_bus(acfg.transport_url, acfg.state_path)
