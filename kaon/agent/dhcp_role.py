@@ -6,7 +6,9 @@ Per network in the intent's ``dhcp`` (kaon.model.intent.DhcpNetwork):
 * the namespace ``<namespace_prefix>qdhcp-<network id>``, lo up;
 * a veth: ``tap<port[:11]>`` in the host's namespace, up and unenslaved (the
   L2 part plugs it into the network's bridge and reports the DHCP port
-  ACTIVE), ``ns-<port[:11]>`` inside with the port's MAC, MTU and addresses,
+  ACTIVE; with ``interface_driver = openvswitch`` the role puts it on br-int
+  itself, kaon.agent.interface_driver, and the OVS L2 manager tags it),
+  ``ns-<port[:11]>`` inside with the port's MAC, MTU and addresses,
   plus 169.254.169.254/32 when the network has isolated metadata;
 * for IPv6 on the port, no DAD and no RA taken on ``ns-`` (its addresses are
   IPAM's; dnsmasq cannot bind a tentative one);

@@ -7,7 +7,8 @@ Per router in the intent's ``routers`` (kaon.model.intent.RouterIntent):
   ``net.ipv4.ip_forward=1`` inside it;
 * per interface and for the gateway a veth: ``tap<port[:11]>`` in the host's
   namespace, up and unenslaved (the L2 part plugs it into its bridge and
-  reports the port ACTIVE), ``qr-``/``qg-<port[:11]>`` in the router's with
+  reports the port ACTIVE; with ``interface_driver = openvswitch`` the role
+  puts it on br-int itself, kaon.agent.interface_driver), ``qr-``/``qg-<port[:11]>`` in the router's with
   the port's MAC, MTU and addresses (floating IPs as /32s on ``qg-``);
 * ``net.ipv6.conf.all.forwarding=1`` too: IPv6 is routed, never NATed;
 * the default routes (IPv4 and IPv6) via the external subnets' gateways,

@@ -2,7 +2,7 @@
 
 Two OVS hosts (``stack(..., mechanism="openvswitch")``): h1 runs the DHCP and
 L3 roles with ``interface_driver = openvswitch``, h2 is compute. ``kaon lab
-seed 001`` on it, and what seed 001 promises, on the wire:
+seed 001`` (the command, as a user runs it) on it, and what seed 001 promises, on the wire:
 
 * h1's DHCP and router ports are ports of br-int with Neutron's external ids
   (iface-id, attached-mac, iface-status) and their network's local VLAN as
@@ -19,6 +19,9 @@ seed 001`` on it, and what seed 001 promises, on the wire:
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,8 +29,8 @@ from typing import Any
 import pytest
 
 from kaon.dataplane.ovs_daemons import OvsDaemons
-from kaon.lab.seeds import run_seed
 from tests.fixtures import free_port
+from tests.fixtures.server import REPO_ROOT
 from tests.fullstack.stack import Stack, stack, wait_for
 from tests.fullstack.test_lab_seeds import tcp_reaches
 from tests.fullstack.test_metadata import read
@@ -44,6 +47,17 @@ def ovs_cloud(tmp_path: Path) -> Iterator[Stack]:
             "metadata": {"serve": "true"}}
     with stack(tmp_path, hosts=2, extra_conf=conf, mechanism="openvswitch") as s:
         yield s
+
+
+def lab_seed(s: Stack, *args: str) -> list[str]:
+    """``kaon lab seed ARGS`` as a user runs it against this lab; its output lines."""
+    cmd = [sys.executable, "-m", "kaon", "lab", "seed", *args, "--prefix", s.lab.prefix,
+           "--state-dir", str(s.lab.state_dir), "--config-file", str(s.server.conf_path),
+           "--os-network-url", s.server.url]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout.splitlines()
 
 
 def vsctl(s: Stack, host: str, *args: str) -> str:
@@ -73,7 +87,7 @@ def test_seed_001_with_an_ovs_network_node(ovs_cloud: Stack) -> None:
     assert l3["configurations"]["interface_driver"] == "openvswitch"
     assert s.mechanism("h1") == s.mechanism("h2") == "openvswitch"
 
-    lines = run_seed(s.lab, "001")
+    lines = lab_seed(s, "001")
     vm = s.lab.vm("test-instance")
     assert vm["host"] == "h2"
     port = s.port(vm["port_id"])
@@ -108,7 +122,7 @@ def test_seed_001_with_an_ovs_network_node(ovs_cloud: Stack) -> None:
     assert read(s, "test-instance", "public-ipv4") == fip
 
     # Removed: namespaces and the br-int ports the roles plugged.
-    run_seed(s.lab, "001", delete=True)
+    assert lab_seed(s, "001", "--delete")[0].startswith("seed 001: removed ")
     infra_taps = {"tap" + p["id"][:11] for p in infra}
     wait_for("the roles' ports off br-int", lambda: not infra_taps & set(br_int_ports(s, "h1")), timeout=30)
 
