@@ -32,7 +32,7 @@ from kaon.dataplane.ovs_daemons import OvsDaemons
 from tests.fixtures import free_port
 from tests.fixtures.server import REPO_ROOT
 from tests.fullstack.stack import Stack, stack, wait_for
-from tests.fullstack.test_lab_seeds import tcp_reaches
+from tests.fullstack.test_lab_seeds import passes, tcp_reaches, try_commands
 from tests.fullstack.test_metadata import read
 
 pytestmark = pytest.mark.needs_root
@@ -126,3 +126,23 @@ def test_seed_001_with_an_ovs_network_node(ovs_cloud: Stack) -> None:
     infra_taps = {"tap" + p["id"][:11] for p in infra}
     wait_for("the roles' ports off br-int", lambda: not infra_taps & set(br_int_ports(s, "h1")), timeout=30)
 
+
+
+def test_seeds_002_and_004_with_an_ovs_network_node(ovs_cloud: Stack) -> None:
+    """Seed 002 (a shared flat provider network, DHCP and metadata from the qdhcp- namespace on h1's
+    br-int) and seed 004 (192.168.101.0/24 twice, behind two routers on h1): every command they print
+    as "try" works as printed, on OVS hosts only."""
+    s = ovs_cloud
+    wait_for("the DHCP agent", lambda: s.api("GET", "/v2.0/agents", agent_type="DHCP agent")["agents"], timeout=15)
+    printed = {seed: lab_seed(s, seed) for seed in ("002", "004")}
+    for lines in printed.values():
+        commands = try_commands(lines)
+        assert commands, lines
+        for command in commands:
+            passes(command)
+    assert s.lab.vm("provider-instance")["ips"][0].startswith("10.10.100.1")  # from the pool, by DHCP
+    assert [s.lab.vm(v)["ips"] for v in ("vm01", "vm02")] == [["192.168.101.3/24"]] * 2
+    fips = [line.split("floating IP ")[1] for line in printed["004"][:2]]
+    assert len(set(fips)) == 2
+    for vm, fip in zip(("vm01", "vm02"), fips, strict=True):
+        assert tcp_reaches(s, vm, fip, 22)  # each floating IP reaches its own VM
