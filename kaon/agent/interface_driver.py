@@ -78,8 +78,10 @@ class OvsPlug:
         if seen is None or seen.bridge != self.bridge or seen.iface_external_ids != ids or not seen.ofport \
                 or seen.ofport < 0:
             self.db.plug_interface(self.bridge, tap, ids)
-            subprocess.run(["ip", "netns", "exec", ns, "ethtool", "-K", device, "tx", "off"],
-                           check=True, capture_output=True)
+        # Every time, not only when plugged: a veth made again (its namespace deleted by hand) keeps its
+        # OVS row, and would otherwise come back with offload on. Idempotent; one run per device per sync.
+        subprocess.run(["ip", "netns", "exec", ns, "ethtool", "-K", device, "tx", "off"],
+                       check=True, capture_output=True)
 
     def unplug_others(self, wanted_taps: Iterable[str]) -> None:
         """Remove this role's ports whose tap is no longer wanted (its namespace or device went)."""

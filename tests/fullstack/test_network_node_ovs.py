@@ -110,6 +110,10 @@ def test_seed_001_with_an_ovs_network_node(ovs_cloud: Stack) -> None:
         assert ids["tag"].isdigit() and 0 < int(ids["tag"]) < 4095, ids
         tags.setdefault(p["network_id"], set()).add(ids["tag"])
     assert all(len(t) == 1 for t in tags.values())  # one local VLAN per network
+    dhcp = next(p for p in infra if p["device_owner"] == "network:dhcp")
+    offload = subprocess.run(["ip", "netns", "exec", f"{s.lab.prefix}qdhcp-{dhcp['network_id']}", "ethtool", "-k",
+                              "ns-" + dhcp["id"][:11]], capture_output=True, text=True, check=True).stdout
+    assert "tx-checksumming: off" in offload  # the userspace datapath would forward unfilled checksums
     assert len({t for ts in tags.values() for t in ts}) == len(tags)  # a VLAN of its own for each
 
     # SNAT to the outside, the floating IP from the outside, metadata through the router.
