@@ -12,6 +12,7 @@ seed 001`` (the command, as a user runs it) on it, and what seed 001 promises, o
   through br-ex), is reached from the outside on its floating IP (tcp 22
   open, tcp 23 not: the VM's security group still filters; the router ports
   are not filtered), and reads its metadata through the router;
+* h1's agent killed (-9) and restarted loses no SNATed ping and changes no port on br-int;
 * removing the seed removes the DHCP and router ports from br-int, not only
   their namespaces (an OVS port outlives its kernel device).
 """
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,6 +32,7 @@ from typing import Any
 import pytest
 
 from kaon.dataplane.ovs_daemons import OvsDaemons
+from kaon.lab.agents import agent_alive
 from tests.fixtures import free_port
 from tests.fixtures.server import REPO_ROOT
 from tests.fullstack.stack import Stack, stack, wait_for
@@ -124,6 +128,28 @@ def test_seed_001_with_an_ovs_network_node(ovs_cloud: Stack) -> None:
     assert not tcp_reaches(s, "test-instance", fip, 23, timeout=3)  # the VM's group still filters
     assert read(s, "test-instance", "instance-id") == port["device_id"]
     assert read(s, "test-instance", "public-ipv4") == fip
+
+    # h1's agent killed (-9) and started again: SNAT keeps flowing meanwhile, and the restarted agent
+    # adopts the roles' ports as they are (same ports, same tags; no second plug).
+    pinger = subprocess.Popen(["ip", "netns", "exec", vm["namespace"], "ping", "-n", "-q", "-i", "0.05", "-c", "120",
+                               OUTSIDE], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        record = s.lab.state()["hosts"]["h1"]["agent"]  # type: ignore[index]
+        os.kill(record["pid"], signal.SIGKILL)
+        wait_for("h1's agent dead", lambda: not agent_alive(record))  # else start_agents sees it still running
+        s.lab.start_agents()
+        wait_for("a new agent on h1", lambda: s.lab.state()["hosts"]["h1"]["agent"]["pid"] != record["pid"])  # type: ignore[index]
+        s.wait_agents(["h1"])
+        s.wait_converged()
+        out, _ = pinger.communicate(timeout=30)
+    finally:
+        if pinger.poll() is None:
+            pinger.kill()
+            pinger.wait()
+    m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
+    assert m and m.group(1) == m.group(2), out
+    assert br_int_ports(s, "h1") == on_br_int
+    assert all(s.port(p["id"])["status"] == "ACTIVE" for p in infra)
 
     # Removed: namespaces and the br-int ports the roles plugged.
     assert lab_seed(s, "001", "--delete")[0].startswith("seed 001: removed ")
