@@ -29,7 +29,6 @@ _NO_NOVA = "kaon has no Nova notifier (ports become ACTIVE without telling Nova)
 _ML2_ONLY = "kaon is ML2 with its own service plugins built in"
 _OSLO_LOG = "kaon logs to standard error (oslo.log options are not read)"
 _NO_RPC_TUNING = "kaon's bus has its own timeouts"
-_INTERFACE = "kaon plugs DHCP and router ports into Linux bridges itself"
 _NO_LOCKS = "kaon takes no external file locks"
 _HA = "kaon has no HA or DVR routers"
 
@@ -137,7 +136,7 @@ TABLE: Mapping[str, Mapping[str, Mapping[str, str]]] = {
         "securitygroup": _SECURITYGROUP,
     },
     DHCP_AGENT: {
-        "DEFAULT": {"interface_driver": _INTERFACE,
+        "DEFAULT": {"interface_driver": USED,
                     "dhcp_driver": "kaon's DHCP role always runs dnsmasq",
                     "enable_isolated_metadata": USED, "force_metadata": USED, "enable_metadata_network": USED,
                     "dnsmasq_dns_servers": USED, "dhcp_lease_duration": USED,
@@ -147,7 +146,7 @@ TABLE: Mapping[str, Mapping[str, Mapping[str, str]]] = {
         "agent": _AGENT_COMMON,
     },
     L3_AGENT: {
-        "DEFAULT": {"interface_driver": _INTERFACE,
+        "DEFAULT": {"interface_driver": USED,
                     "external_network_bridge": "deprecated in Neutron; kaon plugs the gateway port like any other",
                     "agent_mode": _HA, "ha_confs_path": _HA, "ha_vrrp_auth_password": _HA,
                     "handle_internal_only_routers": "kaon's L3 role serves every router scheduled to it",

@@ -69,9 +69,12 @@ def agent_config(cfg: Config) -> AgentConfig:
     def typed(section: str, option: str, parse: Callable[[str], Any], default: Any) -> Any:
         return cfg.get_typed(section, option, parse, default)
 
+    from kaon.agent.interface_driver import interface_driver
     from kaon.agent.metadata_proxy import proxy_config
 
     proxy = proxy_config(cfg)
+    # DHCP and router ports are plugged the way the host's L2 agent wires ports: a mismatch is refused here.
+    interface_driver(cfg, "openvswitch" if ovs_selected(cfg) else "linuxbridge")
     if ovs_selected(cfg):
         return _ovs_agent_config(cfg, text, typed, proxy)
     local_ip = text("vxlan", "local_ip")

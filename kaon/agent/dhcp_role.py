@@ -6,7 +6,9 @@ Per network in the intent's ``dhcp`` (kaon.model.intent.DhcpNetwork):
 * the namespace ``<namespace_prefix>qdhcp-<network id>``, lo up;
 * a veth: ``tap<port[:11]>`` in the host's namespace, up and unenslaved (the
   L2 part plugs it into the network's bridge and reports the DHCP port
-  ACTIVE), ``ns-<port[:11]>`` inside with the port's MAC, MTU and addresses,
+  ACTIVE; with ``interface_driver = openvswitch`` the role puts it on br-int
+  itself, kaon.agent.interface_driver, and the OVS L2 manager tags it),
+  ``ns-<port[:11]>`` inside with the port's MAC, MTU and addresses,
   plus 169.254.169.254/32 when the network has isolated metadata;
 * for IPv6 on the port, no DAD and no RA taken on ``ns-`` (its addresses are
   IPAM's; dnsmasq cannot bind a tentative one);
@@ -39,6 +41,7 @@ from typing import Any
 from kaon.agent import dhcp_plan
 from kaon.agent import metadata_proxy_process as proxies
 from kaon.agent.config import AgentConfig
+from kaon.agent.interface_driver import Plug
 from kaon.agent.manager import Outcome, Step, Wanted
 from kaon.agent.metadata_proxy import METADATA_IP, ProxyConfig, Table
 from kaon.dataplane import dnsmasq, netns, router_ns
@@ -57,11 +60,14 @@ class DhcpRole:
     binary = "neutron-dhcp-agent"
     topic = "dhcp_agent"
 
-    def __init__(self, acfg: AgentConfig, state_dir: Path, proxy: ProxyConfig | None = None) -> None:
+    def __init__(self, acfg: AgentConfig, state_dir: Path, proxy: ProxyConfig | None = None,
+                 plug: Plug | None = None) -> None:
         self.acfg = acfg
         self.state_dir = state_dir
         self.host_l2 = LinuxL2(acfg.namespace)
         self.proxy = proxy or ProxyConfig()
+        # interface_driver = openvswitch: taps go on br-int (kaon.agent.interface_driver); None: L2 enslaves them.
+        self.plug = plug
         self._wanted: Wanted[DhcpNetwork] = Wanted()
         # dnsmasq drops to "nobody" and rereads its files as nobody on SIGHUP:
         # when nobody cannot reach the state directory (a private tmp dir in
@@ -152,6 +158,8 @@ class DhcpRole:
             router_ns.write_sysctl(ns, f"net.ipv6.conf.{port.device}.accept_dad", "0")
             router_ns.write_sysctl(ns, f"net.ipv6.conf.{port.device}.accept_ra", "0")
         router_ns.set_link(ns, link, port.mac, port.mtu)
+        if self.plug:
+            self.plug.plug(port.tap, port.port_id, port.mac, ns, port.device)
         router_ns.sync_addresses(ns, link, dhcp_plan.ns_cidrs(net))
         for name in sorted(have):
             if name.startswith(names.DHCP_INTERFACE) and name != port.device:
@@ -195,6 +203,12 @@ class DhcpRole:
                 LOG.info("removed DHCP namespace %s", ns)
             except Exception as exc:
                 LOG.warning("cannot remove %s: %s", ns, exc)
+                ok = False
+        if self.plug:  # the removed namespaces' taps (and replaced DHCP ports') are gone; their OVS ports are not
+            try:
+                self.plug.unplug_others(n.port.tap for n in self._wanted.items.values())
+            except Exception as exc:
+                LOG.warning("cannot remove stale DHCP ports from the integration bridge: %s", exc)
                 ok = False
         return ok
 

@@ -92,6 +92,7 @@ def _chain(name: str, hook: str, priority: str, rules: list[str]) -> str:
 
 @dataclass(frozen=True)
 class Device:
+    port_id: str
     name: str  # qr-/qg- end, in the router namespace
     tap: str  # the other end, in the host namespace (L2 plugs it)
     mac: str
@@ -101,11 +102,11 @@ class Device:
 
 def devices(router: RouterIntent) -> list[Device]:
     """The router's interfaces and gateway; floating IPs sit on qg- as /32s."""
-    out = [Device(i.device, i.tap, i.mac, i.mtu, frozenset(i.cidrs)) for i in router.interfaces]
+    out = [Device(i.port_id, i.device, i.tap, i.mac, i.mtu, frozenset(i.cidrs)) for i in router.interfaces]
     gw = router.gateway
     if gw:
         fips = {f"{f.floating_ip}/32" for f in router.floating_ips}
-        out.append(Device(gw.device, gw.tap, gw.mac, gw.mtu, frozenset(gw.cidrs) | fips))
+        out.append(Device(gw.port_id, gw.device, gw.tap, gw.mac, gw.mtu, frozenset(gw.cidrs) | fips))
     return out
 
 

@@ -7,7 +7,8 @@ Per router in the intent's ``routers`` (kaon.model.intent.RouterIntent):
   ``net.ipv4.ip_forward=1`` inside it;
 * per interface and for the gateway a veth: ``tap<port[:11]>`` in the host's
   namespace, up and unenslaved (the L2 part plugs it into its bridge and
-  reports the port ACTIVE), ``qr-``/``qg-<port[:11]>`` in the router's with
+  reports the port ACTIVE; with ``interface_driver = openvswitch`` the role
+  puts it on br-int itself, kaon.agent.interface_driver), ``qr-``/``qg-<port[:11]>`` in the router's with
   the port's MAC, MTU and addresses (floating IPs as /32s on ``qg-``);
 * ``net.ipv6.conf.all.forwarding=1`` too: IPv6 is routed, never NATed;
 * the default routes (IPv4 and IPv6) via the external subnets' gateways,
@@ -46,6 +47,7 @@ from typing import Any
 from kaon.agent import l3_plan
 from kaon.agent import metadata_proxy_process as proxies
 from kaon.agent.config import AgentConfig
+from kaon.agent.interface_driver import Plug
 from kaon.agent.manager import Outcome, Step, Wanted
 from kaon.agent.metadata_proxy import ROUTER_PORT, ProxyConfig, Table
 from kaon.dataplane import netns, nft, radvd, router_ns
@@ -64,11 +66,14 @@ class L3Role:
     binary = "neutron-l3-agent"
     topic = "l3_agent"
 
-    def __init__(self, acfg: AgentConfig, state_dir: Path, proxy: ProxyConfig | None = None) -> None:
+    def __init__(self, acfg: AgentConfig, state_dir: Path, proxy: ProxyConfig | None = None,
+                 plug: Plug | None = None) -> None:
         self.acfg = acfg
         self.state_dir = state_dir
         self.host_l2 = LinuxL2(acfg.namespace)
         self.proxy = proxy or ProxyConfig()
+        # interface_driver = openvswitch: taps go on br-int (kaon.agent.interface_driver); None: L2 enslaves them.
+        self.plug = plug
         # Per namespace: the NAT text last applied and the kernel's listing of it right after.
         # Same text and same listing: no transaction. Empty after a restart, so the first
         # sync rewrites every table once.
@@ -80,7 +85,8 @@ class L3Role:
 
     def configurations(self) -> dict[str, Any]:
         routers = self._wanted.items
-        return {"routers": len(routers), "agent_mode": "legacy", "interface_driver": "linuxbridge",
+        return {"routers": len(routers), "agent_mode": "legacy",
+                "interface_driver": "openvswitch" if self.plug else "linuxbridge",
                 "ex_gw_ports": sum(1 for r in routers.values() if r.gateway),
                 "interfaces": sum(len(r.interfaces) for r in routers.values()),
                 "floating_ips": sum(len(r.floating_ips) for r in routers.values()),
@@ -137,6 +143,8 @@ class L3Role:
             if link is None:
                 raise RuntimeError(f"{dev.name} is missing in {ns} though {dev.tap} exists")
             router_ns.set_link(ns, link, dev.mac, dev.mtu)
+            if self.plug:
+                self.plug.plug(dev.tap, dev.port_id, dev.mac, ns, dev.name)
             added = router_ns.sync_addresses(ns, link, set(dev.cidrs))
             if dev.name.startswith(names.ROUTER_GATEWAY):
                 for cidr in sorted(added):
@@ -146,6 +154,8 @@ class L3Role:
         for name in sorted(have):
             if name.startswith((names.ROUTER_INTERFACE, names.ROUTER_GATEWAY)) and name not in wanted_names:
                 router_ns.ip(ns, "link", "del", name, check=False)  # its tap goes with it
+        if self.plug:  # an OVS port outlives its device: the replaced ones' ports go
+            self.plug.unplug_others(self._wanted_taps())
         router_ns.sync_routes(ns, l3_plan.routes(router))
         # NAT right after the addresses: a floating IP on qg- already answers pings,
         # and should be the VM's as soon as it does (radvd can take a moment to start).
@@ -226,7 +236,16 @@ class L3Role:
             if d.name not in wanted and d.name not in recorded:
                 proxies.stop(d)
                 shutil.rmtree(d, ignore_errors=True)
+        if self.plug:  # the removed namespaces' taps are gone; their OVS ports are not
+            try:
+                self.plug.unplug_others(self._wanted_taps())
+            except Exception as exc:
+                LOG.warning("cannot remove stale router ports from the integration bridge: %s", exc)
+                ok = False
         return ok
+
+    def _wanted_taps(self) -> set[str]:
+        return {d.tap for r in self._wanted.items.values() for d in l3_plan.devices(r)}
 
     def close(self) -> None:
         # The metadata proxies keep serving: they outlive the agent and are adopted at restart.

@@ -50,17 +50,12 @@ def ovs_firewall(acfg: AgentConfig) -> bool:
 def ovs_unavailable(cfg: Config, acfg: AgentConfig) -> str | None:
     """Why this host cannot run the Open vSwitch agent as configured, or None (checked at start)."""
     from kaon.agent.firewall import NOOP
-    from kaon.config import parse_list
 
     driver = (acfg.firewall_driver or "").strip()
     if acfg.enable_security_group and driver not in NOOP and driver not in OVS_FIREWALL:
         return (f"[securitygroup] firewall_driver = {driver}: kaon's Open vSwitch agent filters with "
                 "firewall_driver = openvswitch (conntrack flows on br-int); iptables_hybrid's qbr bridges are "
                 "not made; set openvswitch or noop")
-    roles = cfg.get_typed("agent", "roles", parse_list, ())
-    if roles:
-        return (f"[agent] roles = {', '.join(roles)}: DHCP and L3 on Open vSwitch (interface_driver = "
-                "openvswitch) are not available yet; run them on a Linux bridge host")
     return None
 
 
@@ -94,13 +89,17 @@ def build_agent(cfg: Config) -> Agent:
 
     acfg = agent_config(cfg)
     if acfg.mechanism == "openvswitch":
+        from kaon.agent.interface_driver import OvsPlug
         from kaon.agent.ovs_config import ovs_config
         from kaon.agent.ovs_manager import OvsManager
+        from kaon.agent.roles import build_roles
 
         ocfg = ovs_config(cfg)
-        manager = OvsManager(ocfg, ovs_preflight(ocfg), host=acfg.host, namespace=acfg.namespace,
-                             firewall=ovs_firewall(acfg))
-        return Agent(acfg, agent_bus(acfg.transport_url, acfg.state_path), [manager])
+        db = ovs_preflight(ocfg)
+        manager = OvsManager(ocfg, db, host=acfg.host, namespace=acfg.namespace, firewall=ovs_firewall(acfg))
+        # The roles share the manager's OVSDB connection: all of them run in the one worker thread.
+        roles = build_roles(cfg, acfg, lambda role: OvsPlug(db, ocfg.options.integration_bridge, role))
+        return Agent(acfg, agent_bus(acfg.transport_url, acfg.state_path), [*roles, manager])
     from kaon.dataplane.features import probe_features
     from kaon.dataplane.linux_l2 import LinuxL2
 

@@ -182,6 +182,18 @@ class Ovsdb:
             port.append(("external_ids", _OWNED))
         txn.add(self.api.db_set("Port", p.name, *port))
 
+    def plug_interface(self, bridge: str, name: str, external_ids: dict[str, str]) -> None:
+        """Put the device ``name`` on ``bridge`` with its Interface ``external_ids`` (one transaction).
+
+        What Neutron's OVSInterfaceDriver does for a DHCP or router port: the port
+        is the agent's to tag, as os-vif's VM ports are; it is not kaon-owned, so
+        the L2 sweep never removes it (its interface driver does).
+        """
+        with self.api.transaction(check_error=True) as txn:
+            txn.add(self.api.add_port(bridge, name, may_exist=True))
+            txn.add(self.api.db_set("Interface", name, ("external_ids", dict(external_ids))))
+        self.check_datapaths([bridge], [name])
+
     def delete_ports(self, names: Iterable[str]) -> None:
         with self.api.transaction(check_error=True) as txn:
             for name in names:

@@ -119,7 +119,9 @@ class Lab:
         """Make (or complete) the lab with ``hosts`` hosts; start missing agents. Idempotent.
 
         ``network_nodes``: the hosts whose agents also run the DHCP and L3
-        roles (default: the first Linux bridge host, whatever the host names are).
+        roles (default: the first Linux bridge host, whatever the host names are;
+        the first host when all run Open vSwitch, whose DHCP and router ports then
+        go on br-int: ``interface_driver = openvswitch``).
         ``mechanism``: ``linuxbridge`` or ``openvswitch`` for every host, or per
         host name (a mixed cloud); an Open vSwitch host gets its private OVS
         (kaon.lab.ovs_host) and runs the Open vSwitch agent.
@@ -138,7 +140,8 @@ class Lab:
         bad = sorted({m for m in mechs.values() if m not in MECHANISMS})
         if bad:
             raise LabError(f"--mechanism {', '.join(bad)}: must be one of {', '.join(MECHANISMS)}")
-        first = next((h for h in wanted if mechs[h] == LINUXBRIDGE), None)
+        # A mixed cloud keeps its network node on Linux bridge, as it did before OVS hosts could be one.
+        first = next((h for h in wanted if mechs[h] == LINUXBRIDGE), next(iter(wanted)))
         with self.store.edit(empty_state(self.prefix, self.host_names_prefix)) as state:
             extra = sorted(set(state["hosts"]) - set(wanted))
             if extra:
@@ -146,15 +149,11 @@ class Lab:
             changed = sorted(h for h, rec in state["hosts"].items() if rec.get("mechanism", LINUXBRIDGE) != mechs[h])
             if changed:
                 raise LabError(f"hosts {', '.join(changed)} run another mechanism: run `kaon lab down` first")
-            chosen = list(network_nodes) if network_nodes else state.get("network_nodes") or ([first] if first else [])
+            chosen = list(network_nodes) if network_nodes else state.get("network_nodes") or [first]
             unknown = [h for h in chosen if h not in wanted]
             if unknown:
                 raise LabError(f"--network-nodes {', '.join(unknown)}: not a host of this lab "
                                f"(hosts: {', '.join(wanted)})")
-            on_ovs = [h for h in chosen if mechs[h] == OPENVSWITCH]
-            if on_ovs:
-                raise LabError(f"--network-nodes {', '.join(on_ovs)}: DHCP and L3 do not run on Open vSwitch hosts "
-                               "yet; choose a Linux bridge host")
             if state.get("network_nodes") and state["network_nodes"] != chosen and \
                     any(agent_alive(r.get("agent")) for r in state["hosts"].values()):
                 raise LabError(f"the lab's network nodes are {', '.join(state['network_nodes'])}: run "
@@ -235,7 +234,8 @@ class Lab:
                     continue
                 ini = self.directory / f"{host}.ini"
                 if rec.get("mechanism") == OPENVSWITCH:
-                    ini.write_text(ovs_host.agent_ini(host, rec["namespace"], rec["ovs"], self.prefix))
+                    ini.write_text(ovs_host.agent_ini(host, rec["namespace"], rec["ovs"], self.prefix,
+                                                      network_node=host in self.network_nodes(state)))
                 else:
                     ini.write_text(agents.agent_ini(host, rec["namespace"], rec["local_ip"], self.prefix,
                                                     network_node=host in self.network_nodes(state)))

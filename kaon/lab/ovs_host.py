@@ -30,6 +30,7 @@ from typing import Any
 
 from kaon.dataplane.ovs_daemons import OvsDaemonError, OvsDaemons
 from kaon.lab import ip
+from kaon.lab.agents import NETWORK_NODE_ROLES
 from kaon.lab.topology import (
     PHYSICAL_NETWORK,
     PROVIDER_INTERFACE,
@@ -116,15 +117,22 @@ def _run(argv: list[str], ovs: OvsDaemons) -> None:
         raise RuntimeError(f"{' '.join(argv[:4])}…: {res.stderr.strip()}")
 
 
-def agent_ini(host: str, namespace: str, record: dict[str, Any], lab_prefix: str = "") -> str:
-    """The OVS agent's ini for a lab host (Neutron's openvswitch_agent.ini names; kaon's [agent] namespace)."""
+def agent_ini(host: str, namespace: str, record: dict[str, Any], lab_prefix: str = "",
+              network_node: bool = False) -> str:
+    """The OVS agent's ini for a lab host (Neutron's openvswitch_agent.ini names; kaon's [agent] namespace).
+
+    A network node also runs the DHCP and L3 roles, their ports on br-int (``interface_driver = openvswitch``).
+    """
     mappings = ",".join(f"{k}:{v}" for k, v in sorted(record["bridge_mappings"].items()))
+    roles = ", ".join(NETWORK_NODE_ROLES) if network_node else ""
     return (
         "# Written by `kaon lab up --mechanism openvswitch`; rewritten on every `up`.\n"
         "[DEFAULT]\n"
         f"host = {host}\n"
+        "interface_driver = openvswitch\n"
         "[agent]\n"
         f"namespace = {namespace}\n"
+        f"roles = {roles}\n"
         f"namespace_prefix = {lab_prefix}\n"
         f"tunnel_types = {', '.join(TUNNEL_TYPES)}\n"
         "l2_population = true\n"

@@ -80,7 +80,8 @@ def test_up_makes_the_namespaces_and_links(make_lab):
         assert ip.links(f"{p}pn")[f"p2-h{i}"]["master"] == "br-p2"  # physical network "default"
         assert ip.addresses(f"{p}h{i}", "eth2") == []
         assert state["hosts"][f"h{i}"] == {"index": i, "namespace": f"{p}h{i}",
-                                            "local_ip": f"10.99.0.{i}", "agent": None}
+                                            "local_ip": f"10.99.0.{i}", "agent": None,
+                                            "mechanism": "linuxbridge"}
     assert ip.links(f"{p}pn")["pn-out"]["master"] == "br-pn"
     assert state["network_nodes"] == ["h1"]
 

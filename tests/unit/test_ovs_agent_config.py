@@ -77,6 +77,23 @@ def test_bad_ovs_options_are_one_clear_error(tmp_path: Path, text: str, message:
         agent_config(conf(tmp_path, text))
 
 
+def test_interface_driver_must_match_the_hosts_l2_agent(tmp_path: Path) -> None:
+    from kaon.agent.interface_driver import interface_driver
+
+    for text, mechanism in (("", "openvswitch"), ("interface_driver = openvswitch\n", "openvswitch"),
+                            ("interface_driver = neutron.agent.linux.interface.OVSInterfaceDriver\n", "openvswitch"),
+                            ("interface_driver = linuxbridge\n", "linuxbridge"), ("", "linuxbridge")):
+        assert interface_driver(conf(tmp_path, "[DEFAULT]\n" + text), mechanism) == mechanism
+    with pytest.raises(ConfigError, match=r"\[DEFAULT\] interface_driver: interface_driver = linuxbridge on a host "
+                                          "whose L2 agent is openvswitch.*set interface_driver = openvswitch"):
+        agent_config(conf(tmp_path, "[DEFAULT]\ninterface_driver = linuxbridge\n[ovs]\n"))
+    with pytest.raises(ConfigError, match="interface_driver = openvswitch on a host whose L2 agent is linuxbridge"):
+        agent_config(conf(tmp_path, "[DEFAULT]\ninterface_driver = openvswitch\n[vxlan]\nenable_vxlan = false\n",
+                          "linuxbridge_agent.ini"))
+    with pytest.raises(ConfigError, match="interface_driver = ovs_bridge: must be linuxbridge or openvswitch"):
+        interface_driver(conf(tmp_path, "[DEFAULT]\ninterface_driver = ovs_bridge\n"), "openvswitch")
+
+
 def test_what_the_ovs_agent_cannot_do_yet_is_refused_at_start(tmp_path: Path) -> None:
     hybrid = conf(tmp_path, "[ovs]\n[securitygroup]\nfirewall_driver = iptables_hybrid\n")
     assert "iptables_hybrid's qbr bridges are not made; set openvswitch or noop" in str(
@@ -84,8 +101,8 @@ def test_what_the_ovs_agent_cannot_do_yet_is_refused_at_start(tmp_path: Path) ->
     ovs_fw = conf(tmp_path, "[ovs]\n[securitygroup]\nfirewall_driver = openvswitch\n")
     assert ovs_unavailable(ovs_fw, agent_config(ovs_fw)) is None and ovs_firewall(agent_config(ovs_fw))
     assert not ovs_firewall(agent_config(conf(tmp_path, SEED_002)))
-    roles = conf(tmp_path, "[ovs]\n[agent]\nroles = dhcp\n[securitygroup]\nfirewall_driver = noop\n")
-    assert "DHCP and L3 on Open vSwitch" in str(ovs_unavailable(roles, agent_config(roles)))
+    roles = conf(tmp_path, "[ovs]\n[agent]\nroles = dhcp, l3\n[securitygroup]\nfirewall_driver = noop\n")
+    assert ovs_unavailable(roles, agent_config(roles)) is None  # a network node on OVS (interface_driver)
     off = conf(tmp_path, "[ovs]\n[securitygroup]\nenable_security_group = false\nfirewall_driver = openvswitch\n")
     assert ovs_unavailable(off, agent_config(off)) is None
 
@@ -107,9 +124,10 @@ def test_kaon_up_with_an_ovs_ini_says_why_its_local_agent_does_not_run(tmp_path:
 
     monkeypatch.setattr(agent_cli.os, "geteuid", lambda: 0)
 
-    roles = conf(tmp_path, "[ovs]\n[agent]\nroles = dhcp, l3\n[securitygroup]\nfirewall_driver = noop\n")
-    facts = up_cli._local_agent(roles, app=None)
-    assert facts["agent"].startswith("not started: [agent] roles = dhcp, l3: DHCP and L3 on Open vSwitch")
+    bridge = conf(tmp_path, "[DEFAULT]\ninterface_driver = linuxbridge\n[ovs]\n[agent]\nroles = dhcp, l3\n"
+                            "[securitygroup]\nfirewall_driver = noop\n")
+    facts = up_cli._local_agent(bridge, app=None)
+    assert facts["agent"].startswith("not started: ") and "set interface_driver = openvswitch" in facts["agent"]
     nowhere = conf(tmp_path, f"[ovs]\novsdb_connection = unix:{tmp_path}/none/db.sock\n"
                              "[securitygroup]\nfirewall_driver = noop\n")
     facts = up_cli._local_agent(nowhere, app=None)  # retries ovsdb-server for 10 s, then says so
