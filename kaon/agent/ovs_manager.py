@@ -152,28 +152,29 @@ class OvsManager:
             # wired (e.g. across an agent restart) keeps its tag, and this pass's bundle re-adds any flow.
             fresh = {pid for pid in secured
                      if observed[on_bridge[pid]].tag != wanted.local_vlans[intent.ports[pid].network_id]}
-            if fresh:
-                # Fail closed: a secured port joins its network only once its filter flows are in. Keep it on
-                # the dead VLAN for this transaction, install the flows, then tag it.
-                first = plan(ovs_intent(intent, on_bridge, step.hold | fresh), opts, self._vlans)
-                self.db.apply(first.bridges, first.ports, first.tags, sweep=False, protected=first.protected)
-            else:
-                self.db.apply(wanted.bridges, wanted.ports, wanted.tags, sweep=step.sweep,
-                              protected=wanted.protected)
             identity = self._identity()
             if identity is None or identity != self._synced_for:
                 self._synced, self._synced_for = {}, identity  # a new ovs-vswitchd has none of our flows
             changes = 0
-            for bridge, bridge_flows in flows.items():
-                if self._synced.get(bridge) == (bridge_flows, step.sweep):
-                    continue
-                self._synced.pop(bridge, None)
-                delta = self.of.sync(bridge, bridge_flows, sweep=step.sweep)
-                self._synced[bridge] = (bridge_flows, step.sweep)
-                changes += len(delta.added) + len(delta.deleted)
-            if fresh:
+            if fresh and not self._structural(wanted, observed):
+                # Fail closed: a secured port joins its network only once its filter flows are in. When
+                # the transaction only moves tags (the usual bind: bridges, patch and tunnel ports already
+                # there), the flows name nothing new: put them in first, then tag in one transaction.
+                changes += self._sync_flows(flows, step.sweep)
                 self.db.apply(wanted.bridges, wanted.ports, wanted.tags, sweep=step.sweep,
                               protected=wanted.protected)
+            elif fresh:
+                # Something new in OVSDB that the flows may name (a bridge, a patch or tunnel port): keep
+                # the fresh ports on the dead VLAN for this transaction, install the flows, then tag them.
+                first = plan(ovs_intent(intent, on_bridge, step.hold | fresh), opts, self._vlans)
+                self.db.apply(first.bridges, first.ports, first.tags, sweep=False, protected=first.protected)
+                changes += self._sync_flows(flows, step.sweep)
+                self.db.apply(wanted.bridges, wanted.ports, wanted.tags, sweep=step.sweep,
+                              protected=wanted.protected)
+            else:
+                self.db.apply(wanted.bridges, wanted.ports, wanted.tags, sweep=step.sweep,
+                              protected=wanted.protected)
+                changes += self._sync_flows(flows, step.sweep)
         except (DataplaneError, ValueError) as exc:
             # OVSDB refused or is unreachable, a bridge of bridge_mappings is missing, a datapath failed,
             # ovs-ofctl failed: nothing is vouched for; the runtime retries with backoff and logs this.
@@ -184,6 +185,31 @@ class OvsManager:
         for net_id, why in sorted(wanted.not_carried.items()):
             LOG.warning("network %s cannot be carried on this host: %s", net_id, why)
         return Outcome(True, ports=self._status(wanted, step.hold), changes=changes)
+
+    def _sync_flows(self, flows: Mapping[str, tuple[Flow, ...]], sweep: bool) -> int:
+        """One bundle per bridge whose wanted flows moved; read back only when what is there is unknown.
+
+        A bridge last synced by this ovs-vswitchd is diffed against what that sync left (no dump-flows):
+        except when this pass sweeps and that one did not (kaon's stale flows from before a restart are
+        only known by reading back).
+        """
+        changes = 0
+        for bridge, bridge_flows in flows.items():
+            last = self._synced.pop(bridge, None)
+            if last == (bridge_flows, sweep):
+                self._synced[bridge] = last
+                continue
+            known = last[0] if last is not None and (last[1] or not sweep) else None
+            delta = self.of.sync(bridge, bridge_flows, sweep=sweep, installed=known)
+            self._synced[bridge] = (bridge_flows, sweep)
+            changes += len(delta.added) + len(delta.deleted)
+        return changes
+
+    def _structural(self, wanted: OvsPlan, observed: Mapping[str, ObservedPort]) -> bool:
+        """True when the plan adds a bridge or a port OVSDB does not hold yet (flows could name it)."""
+        bridges = self.db.bridges()
+        return (any(b.name not in bridges for b in wanted.bridges)
+                or any(p.name not in observed or observed[p.name].bridge != p.bridge for p in wanted.ports))
 
     def _firewall_flows(self, wanted: OvsPlan, observed: Mapping[str, ObservedPort], on_bridge: Mapping[str, str],
                         hold: frozenset[str]) -> tuple[tuple[Flow, ...], set[str]]:
