@@ -122,7 +122,7 @@ class OvsManager:
         # bridge -> (the flows last synced there, with sweep or not), for the ovs-vswitchd that holds them:
         # a bridge whose wanted flows did not move is not dumped again (one ovs-ofctl run each, ~10 ms)
         # until mark_dirty (periodic resync: drift) or a new ovs-vswitchd.
-        self._synced: dict[str, tuple[tuple[Flow, ...], bool]] = {}
+        self._synced: dict[str, tuple[frozenset[Flow], bool]] = {}
         self._synced_for: VswitchdIdentity | None = None
 
     # -- the manager contract ----------------------------------------------
@@ -147,7 +147,7 @@ class OvsManager:
             secured: set[str] = set()
             if self.firewall:
                 fw_flows, secured = self._firewall_flows(wanted, observed, on_bridge, step.hold)
-                flows[br_int] = tuple(sorted({*flows.get(br_int, ()), *fw_flows}))
+                flows[br_int] = tuple({*flows.get(br_int, ()), *fw_flows})
             # Secured ports not yet on their network's VLAN (new, or coming back from dead): a port already
             # wired (e.g. across an agent restart) keeps its tag, and this pass's bundle re-adds any flow.
             fresh = {pid for pid in secured
@@ -194,7 +194,8 @@ class OvsManager:
         only known by reading back).
         """
         changes = 0
-        for bridge, bridge_flows in flows.items():
+        for bridge, listed in flows.items():
+            bridge_flows = frozenset(listed)  # compared as a set: no order to keep
             last = self._synced.pop(bridge, None)
             if last == (bridge_flows, sweep):
                 self._synced[bridge] = last

@@ -93,9 +93,9 @@ def diff(wanted: Iterable[Flow], installed: Iterable[Flow], *, sweep: bool) -> D
             raise OpenFlowError(f"two wanted flows with one match and different actions: {want[f.key]} / {f}")
         want[f.key] = f
     # Same key (match as a set) and same actions: installed as wanted, whatever the field order.
-    added = tuple(f for k, f in sorted(want.items(), key=lambda kv: kv[1])
-                  if k not in mine or mine[k].actions != f.actions)
-    deleted = tuple(f for k, f in sorted(mine.items(), key=lambda kv: kv[1]) if k not in want) if sweep else ()
+    # Only the delta is sorted (a stable bundle order): it is empty on a resync of an intact bridge.
+    added = tuple(sorted(f for k, f in want.items() if k not in mine or mine[k].actions != f.actions))
+    deleted = tuple(sorted(f for k, f in mine.items() if k not in want)) if sweep else ()
     return Delta(added, deleted)
 
 
