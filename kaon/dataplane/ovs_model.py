@@ -80,6 +80,9 @@ class PortTag:
     network_id: str | None = None
 
 
+_EMPTY = frozenset(("",))
+
+
 @dataclass(frozen=True, order=True)
 class Flow:
     table: int
@@ -94,7 +97,8 @@ class Flow:
 
         Cached on the instance (a frozen dataclass without slots keeps a ``__dict__``): a cold resync
         diffs tens of thousands of flows, and splitting every match again was a tenth of its time."""
-        return (self.table, self.priority, frozenset(f for f in self.match.split(",") if f))
+        fields = frozenset(self.match.split(","))
+        return (self.table, self.priority, fields - _EMPTY if "" in fields else fields)
 
     def add_line(self) -> str:
         match = f",{self.match}" if self.match else ""
