@@ -23,11 +23,17 @@ Every ``apply``:
 4. reports ports ACTIVE when plugged on br-int with their network's local
    VLAN, DOWN otherwise.
 
-A bridge's flows are read back (``ovs-ofctl dump-flows``) and diffed when its
-wanted flows moved, at every periodic resync (``mark_dirty``: drift), and
-when ovs-vswitchd is a new process (its pidfile and start time, as
-kaon.dataplane.ovs_daemons reads them): a restarted ovs-vswitchd lost every
-flow, and the next pass puts them all back. The watcher
+A secured port fails closed: it gets its network's VLAN only once its filter
+flows are in — the bundle first, then one transaction, when the plan adds no
+bridge or port to OVSDB; else a first transaction keeps it on the dead VLAN.
+
+A bridge's flows are read back (``ovs-ofctl dump-flows``) only when what it
+holds is not known: on the first pass, at every periodic resync
+(``mark_dirty``: drift), when ovs-vswitchd is a new process (its pidfile and
+start time, as kaon.dataplane.ovs_daemons reads them: a restarted
+ovs-vswitchd lost every flow, and the next pass puts them all back), and when
+a sweeping pass follows a non-sweeping one. Otherwise a bridge whose wanted
+flows moved is diffed against what the last sync left there. The watcher
 (:meth:`OvsManager.watch`) makes that pass happen at once, and wakes the agent
 when ports come and go on br-int.
 """
