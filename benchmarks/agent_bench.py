@@ -9,10 +9,17 @@
   so that every tap must be plugged again (wall time until all are);
 * the agent's RSS after that.
 
+``--mechanism openvswitch``: the host runs the Open vSwitch agent on the lab's
+private OVS (kaon.lab.ovs_host, userspace datapath); a tap is plugged as
+os-vif plugs it (a port of br-int with ``external_ids:iface-id``), the agent's
+firewall is ``--firewall`` mapped to ``openvswitch`` unless ``noop``, and the
+second resync deletes every flow of br-int (``ovs-ofctl del-flows``) instead
+of the network's bridge: the agent must put them all back.
+
 Runs as root: a real ``kaon server`` (SQLite, local bus) and a ``kaon lab``
 of one host whose agent is a real ``kaon agent`` process.
 
-    sudo .venv/bin/python benchmarks/agent_bench.py [--samples 50] [--ports 1000]
+    sudo .venv/bin/python benchmarks/agent_bench.py [--samples 50] [--ports 1000] [--mechanism openvswitch]
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from kaon.dataplane.ovs_daemons import OvsDaemons  # noqa: E402
 from tests.fullstack.stack import Stack, stack, wait_for  # noqa: E402
 
 
@@ -46,6 +54,26 @@ def make_taps(s: Stack, ports: list[dict[str, Any]], sink: str) -> None:
     batch = "".join(f"link add tap{p['id'][:11]} type veth peer name x{p['id'][:8]} netns {sink}\n"
                     f"link set tap{p['id'][:11]} up\n" for p in ports)
     subprocess.run(["ip", "-n", ns, "-batch", "-"], input=batch, text=True, check=True)
+    if s.mechanism("h1") == "openvswitch":
+        # As os-vif plugs them: ports of br-int naming their Neutron port; one ovs-vsctl run per chunk.
+        ovs = host_ovs(s)
+        argv = ["ovs-vsctl", f"--db={ovs.db_remote}"]
+        for p in ports:
+            tap = f"tap{p['id'][:11]}"
+            argv += ["--", "--may-exist", "add-port", "br-int", tap, "--", "set", "Interface", tap,
+                     f"external_ids:iface-id={p['id']}", f"external_ids:attached-mac={p['mac_address']}",
+                     "external_ids:iface-status=active", f"external_ids:vm-uuid={p['device_id']}"]
+        subprocess.run(argv, env=ovs.env(), check=True, capture_output=True, timeout=120)
+
+
+def host_ovs(s: Stack) -> OvsDaemons:
+    return OvsDaemons(s.lab.state()["hosts"]["h1"]["ovs"]["rundir"])  # type: ignore[index]
+
+
+def ovs_ofctl(s: Stack, *args: str) -> str:
+    ovs = host_ovs(s)
+    return subprocess.run(["ovs-ofctl", "-O", "OpenFlow14", *args[:-1], ovs.mgmt(args[-1])], env=ovs.env(),
+                          check=True, capture_output=True, text=True).stdout
 
 
 def bound_to_active(s: Stack, net: dict[str, Any], samples: int, sink: str) -> list[float]:
@@ -111,12 +139,16 @@ def main() -> int:
     parser.add_argument("--ports", type=int, default=1000)
     parser.add_argument("--firewall", default="nftables", help="[securitygroup] firewall_driver (noop: L2 alone)")
     parser.add_argument("--no-dhcp", action="store_true", help="subnets without DHCP (no DHCP port, no dnsmasq)")
+    parser.add_argument("--mechanism", choices=("linuxbridge", "openvswitch"), default="linuxbridge",
+                        help="the host's L2 agent")
     args = parser.parse_args()
+    ovs = args.mechanism == "openvswitch"
+    firewall = "openvswitch" if ovs and args.firewall != "noop" else args.firewall
     if os.geteuid() != 0:
         print("agent_bench: needs root (namespaces, bridges)", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="kaon-agent-bench-") as tmp, stack(Path(tmp), hosts=1, extra_conf={
-            "securitygroup": {"firewall_driver": args.firewall}}) as s:
+            "securitygroup": {"firewall_driver": firewall}}, mechanism=args.mechanism) as s:
         sink = f"{s.lab.prefix}sink"
         subprocess.run(["ip", "netns", "add", sink], check=True)
         try:
@@ -148,14 +180,21 @@ def main() -> int:
             sync, wall = restart_agent(s)
             print(f"cold resync, kernel intact, {total} ports: first full sync {sync:.2f} s "
                   f"(process start to sync {wall:.2f} s; target <= 5 s)")
-            bridge = f"brq{net['id'][:11]}"
-            sync, wall = restart_agent(s, lambda: subprocess.run(
-                ["ip", "-n", s.lab.host_namespace("h1"), "link", "del", bridge], check=True))
-            print(f"cold resync, bridge deleted, {rebuilt} taps re-plugged: first full sync {sync:.2f} s "
-                  f"(process start to sync {wall:.2f} s; target <= 5 s)")
-            plugged = sum(line.split(": ")[1].startswith("tap") for line in
-                          s.host("h1", "ip", "-o", "link", "show", "master", bridge).splitlines())
-            print(f"taps in {bridge} after the resync: {plugged} of {rebuilt}")
+            if ovs:
+                before = len(s.ovs_flows("h1", "br-int"))
+                sync, wall = restart_agent(s, lambda: ovs_ofctl(s, "del-flows", "br-int"))
+                after = len(s.ovs_flows("h1", "br-int"))
+                print(f"cold resync, br-int flows deleted ({before} of kaon's): first full sync {sync:.2f} s "
+                      f"(process start to sync {wall:.2f} s; target <= 5 s); kaon's flows on br-int after: {after}")
+            else:
+                bridge = f"brq{net['id'][:11]}"
+                sync, wall = restart_agent(s, lambda: subprocess.run(
+                    ["ip", "-n", s.lab.host_namespace("h1"), "link", "del", bridge], check=True))
+                print(f"cold resync, bridge deleted, {rebuilt} taps re-plugged: first full sync {sync:.2f} s "
+                      f"(process start to sync {wall:.2f} s; target <= 5 s)")
+                plugged = sum(line.split(": ")[1].startswith("tap") for line in
+                              s.host("h1", "ip", "-o", "link", "show", "master", bridge).splitlines())
+                print(f"taps in {bridge} after the resync: {plugged} of {rebuilt}")
             print(f"agent RSS after the resync: {rss_mib(agent_pid(s)):.1f} MiB")
         finally:
             subprocess.run(["ip", "netns", "delete", sink], check=False)

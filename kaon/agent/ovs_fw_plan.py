@@ -35,6 +35,7 @@ changes nothing (see kaon.dataplane.openflow).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -106,8 +107,15 @@ def _addresses(port: Mapping[str, Any]) -> dict[str, list[str]]:
 
 
 def _cidrs(addresses: Iterable[str], version: int) -> list[str]:
+    return list(_merged(tuple(addresses), version))
+
+
+@functools.lru_cache(maxsize=4096)
+def _merged(addresses: tuple[str, ...], version: int) -> tuple[str, ...]:
+    # Cached: a remote group's member set is the same for every port that names it, and parsing it
+    # again per port was a tenth of a 1,000-port resync.
     nets = netaddr.cidr_merge([netaddr.IPNetwork(a) for a in addresses if netaddr.IPNetwork(a).version == version])
-    return [str(n.ip) if n.size == 1 else str(n) for n in nets]
+    return tuple(str(n.ip) if n.size == 1 else str(n) for n in nets)
 
 
 def _egress(port: Mapping[str, Any], at: FwPlacement) -> list[Flow]:

@@ -23,11 +23,17 @@ Every ``apply``:
 4. reports ports ACTIVE when plugged on br-int with their network's local
    VLAN, DOWN otherwise.
 
-A bridge's flows are read back (``ovs-ofctl dump-flows``) and diffed when its
-wanted flows moved, at every periodic resync (``mark_dirty``: drift), and
-when ovs-vswitchd is a new process (its pidfile and start time, as
-kaon.dataplane.ovs_daemons reads them): a restarted ovs-vswitchd lost every
-flow, and the next pass puts them all back. The watcher
+A secured port fails closed: it gets its network's VLAN only once its filter
+flows are in — the bundle first, then one transaction, when the plan adds no
+bridge or port to OVSDB; else a first transaction keeps it on the dead VLAN.
+
+A bridge's flows are read back (``ovs-ofctl dump-flows``) only when what it
+holds is not known: on the first pass, at every periodic resync
+(``mark_dirty``: drift), when ovs-vswitchd is a new process (its pidfile and
+start time, as kaon.dataplane.ovs_daemons reads them: a restarted
+ovs-vswitchd lost every flow, and the next pass puts them all back), and when
+a sweeping pass follows a non-sweeping one. Otherwise a bridge whose wanted
+flows moved is diffed against what the last sync left there. The watcher
 (:meth:`OvsManager.watch`) makes that pass happen at once, and wakes the agent
 when ports come and go on br-int.
 """
@@ -122,7 +128,7 @@ class OvsManager:
         # bridge -> (the flows last synced there, with sweep or not), for the ovs-vswitchd that holds them:
         # a bridge whose wanted flows did not move is not dumped again (one ovs-ofctl run each, ~10 ms)
         # until mark_dirty (periodic resync: drift) or a new ovs-vswitchd.
-        self._synced: dict[str, tuple[tuple[Flow, ...], bool]] = {}
+        self._synced: dict[str, tuple[frozenset[Flow], bool]] = {}
         self._synced_for: VswitchdIdentity | None = None
 
     # -- the manager contract ----------------------------------------------
@@ -147,33 +153,34 @@ class OvsManager:
             secured: set[str] = set()
             if self.firewall:
                 fw_flows, secured = self._firewall_flows(wanted, observed, on_bridge, step.hold)
-                flows[br_int] = tuple(sorted({*flows.get(br_int, ()), *fw_flows}))
+                flows[br_int] = tuple({*flows.get(br_int, ()), *fw_flows})
             # Secured ports not yet on their network's VLAN (new, or coming back from dead): a port already
             # wired (e.g. across an agent restart) keeps its tag, and this pass's bundle re-adds any flow.
             fresh = {pid for pid in secured
                      if observed[on_bridge[pid]].tag != wanted.local_vlans[intent.ports[pid].network_id]}
-            if fresh:
-                # Fail closed: a secured port joins its network only once its filter flows are in. Keep it on
-                # the dead VLAN for this transaction, install the flows, then tag it.
-                first = plan(ovs_intent(intent, on_bridge, step.hold | fresh), opts, self._vlans)
-                self.db.apply(first.bridges, first.ports, first.tags, sweep=False, protected=first.protected)
-            else:
-                self.db.apply(wanted.bridges, wanted.ports, wanted.tags, sweep=step.sweep,
-                              protected=wanted.protected)
             identity = self._identity()
             if identity is None or identity != self._synced_for:
                 self._synced, self._synced_for = {}, identity  # a new ovs-vswitchd has none of our flows
             changes = 0
-            for bridge, bridge_flows in flows.items():
-                if self._synced.get(bridge) == (bridge_flows, step.sweep):
-                    continue
-                self._synced.pop(bridge, None)
-                delta = self.of.sync(bridge, bridge_flows, sweep=step.sweep)
-                self._synced[bridge] = (bridge_flows, step.sweep)
-                changes += len(delta.added) + len(delta.deleted)
-            if fresh:
+            if fresh and not self._structural(wanted, observed):
+                # Fail closed: a secured port joins its network only once its filter flows are in. When
+                # the transaction only moves tags (the usual bind: bridges, patch and tunnel ports already
+                # there), the flows name nothing new: put them in first, then tag in one transaction.
+                changes += self._sync_flows(flows, step.sweep)
                 self.db.apply(wanted.bridges, wanted.ports, wanted.tags, sweep=step.sweep,
                               protected=wanted.protected)
+            elif fresh:
+                # Something new in OVSDB that the flows may name (a bridge, a patch or tunnel port): keep
+                # the fresh ports on the dead VLAN for this transaction, install the flows, then tag them.
+                first = plan(ovs_intent(intent, on_bridge, step.hold | fresh), opts, self._vlans)
+                self.db.apply(first.bridges, first.ports, first.tags, sweep=False, protected=first.protected)
+                changes += self._sync_flows(flows, step.sweep)
+                self.db.apply(wanted.bridges, wanted.ports, wanted.tags, sweep=step.sweep,
+                              protected=wanted.protected)
+            else:
+                self.db.apply(wanted.bridges, wanted.ports, wanted.tags, sweep=step.sweep,
+                              protected=wanted.protected)
+                changes += self._sync_flows(flows, step.sweep)
         except (DataplaneError, ValueError) as exc:
             # OVSDB refused or is unreachable, a bridge of bridge_mappings is missing, a datapath failed,
             # ovs-ofctl failed: nothing is vouched for; the runtime retries with backoff and logs this.
@@ -184,6 +191,32 @@ class OvsManager:
         for net_id, why in sorted(wanted.not_carried.items()):
             LOG.warning("network %s cannot be carried on this host: %s", net_id, why)
         return Outcome(True, ports=self._status(wanted, step.hold), changes=changes)
+
+    def _sync_flows(self, flows: Mapping[str, tuple[Flow, ...]], sweep: bool) -> int:
+        """One bundle per bridge whose wanted flows moved; read back only when what is there is unknown.
+
+        A bridge last synced by this ovs-vswitchd is diffed against what that sync left (no dump-flows):
+        except when this pass sweeps and that one did not (kaon's stale flows from before a restart are
+        only known by reading back).
+        """
+        changes = 0
+        for bridge, listed in flows.items():
+            bridge_flows = frozenset(listed)  # compared as a set: no order to keep
+            last = self._synced.pop(bridge, None)
+            if last == (bridge_flows, sweep):
+                self._synced[bridge] = last
+                continue
+            known = last[0] if last is not None and (last[1] or not sweep) else None
+            delta = self.of.sync(bridge, bridge_flows, sweep=sweep, installed=known)
+            self._synced[bridge] = (bridge_flows, sweep)
+            changes += len(delta.added) + len(delta.deleted)
+        return changes
+
+    def _structural(self, wanted: OvsPlan, observed: Mapping[str, ObservedPort]) -> bool:
+        """True when the plan adds a bridge or a port OVSDB does not hold yet (flows could name it)."""
+        bridges = self.db.bridges()
+        return (any(b.name not in bridges for b in wanted.bridges)
+                or any(p.name not in observed or observed[p.name].bridge != p.bridge for p in wanted.ports))
 
     def _firewall_flows(self, wanted: OvsPlan, observed: Mapping[str, ObservedPort], on_bridge: Mapping[str, str],
                         hold: frozenset[str]) -> tuple[tuple[Flow, ...], set[str]]:

@@ -24,6 +24,7 @@ compared with what is wanted as text and a re-apply changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 __all__ = ["BridgeSpec", "Flow", "KAON_COOKIE", "OWNER_KEY", "OWNER_VALUE", "PortSpec", "PortTag"]
 
@@ -79,6 +80,9 @@ class PortTag:
     network_id: str | None = None
 
 
+_EMPTY = frozenset(("",))
+
+
 @dataclass(frozen=True, order=True)
 class Flow:
     table: int
@@ -87,10 +91,14 @@ class Flow:
     actions: str = "drop"
     cookie: int = field(default=KAON_COOKIE, compare=True)
 
-    @property
+    @cached_property
     def key(self) -> tuple[int, int, frozenset[str]]:
-        """What OpenFlow treats as the same flow (a strict add/delete replaces/removes it)."""
-        return (self.table, self.priority, frozenset(f for f in self.match.split(",") if f))
+        """What OpenFlow treats as the same flow (a strict add/delete replaces/removes it).
+
+        Cached on the instance (a frozen dataclass without slots keeps a ``__dict__``): a cold resync
+        diffs tens of thousands of flows, and splitting every match again was a tenth of its time."""
+        fields = frozenset(self.match.split(","))
+        return (self.table, self.priority, fields - _EMPTY if "" in fields else fields)
 
     def add_line(self) -> str:
         match = f",{self.match}" if self.match else ""

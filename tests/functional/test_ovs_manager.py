@@ -14,6 +14,7 @@ import os
 import signal
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -265,4 +266,53 @@ def test_unchanged_bridges_are_not_dumped_again_until_a_resync_repairs_drift(lab
         assert m.apply(Step(sweep=True)).changes == 1
         assert h1.of.has_cookie_flows("br-int", 23)
     finally:
+        m.close()
+
+
+def test_a_secured_port_binds_in_one_transaction_after_its_flows_without_reading_flows_back(lab: Lab) -> None:
+    """The usual bind (network already wired): bundle first, then the tag, one OVSDB transaction, no dump."""
+    h1 = lab.hosts[0]
+    lab.add_vm(h1, "a", "net-a", "192.168.121.11")
+    egress = tuple(FirewallRule("egress", e, None, None, None, None, None) for e in ("IPv4", "IPv6"))
+    icmp_in = SecurityGroupIntent(True, (*egress, FirewallRule("ingress", "IPv4", 1, None, None, None, None)))
+
+    def intent(group: SecurityGroupIntent) -> HostIntent:
+        base = host_intent(lab, h1, "vxlan")
+        vms = h1.vms
+        fw = FirewallIntent(ports={f"port-{n}": FirewallPort(f"tap{n}", vms[n][1], True, (vms[n][2],), ("g",))
+                                   for n in vms}, groups={"g": group}, sets={})
+        return HostIntent(base.host, networks=base.networks, ports=base.ports, firewall=fw)
+
+    m = OvsManager(options(h1, "vxlan"), Ovsdb(h1.ovs.db_remote), h1.of, h1.ovs, host="h1", firewall=True)
+    calls: list[str] = []
+    db_apply, ofctl = m.db.apply, m.of._ofctl
+
+    def spy_apply(*args: Any, **kwargs: Any) -> None:
+        calls.append("ovsdb")
+        db_apply(*args, **kwargs)
+
+    def spy_ofctl(*args: str, stdin: str | None = None) -> str:
+        calls.append(next(a for a in args if not a.startswith("-")))
+        return ofctl(*args, stdin=stdin)
+
+    try:
+        m.update(intent(icmp_in))
+        assert m.apply(Step(sweep=True)).ok
+        lab.add_vm(h1, "b", "net-a", "192.168.121.12")
+        m.update(intent(icmp_in))
+        m.db.apply, m.of._ofctl = spy_apply, spy_ofctl  # type: ignore[method-assign]
+        out = m.apply(Step(sweep=True))
+        assert out.ok and out.ports is not None and set(out.ports.up) == {"port-a", "port-b"}, out
+        assert calls == ["add-flows", "ovsdb"], calls  # fail closed: filter flows in before the port is tagged
+        assert ping_ok(h1.vms["b"][0], "192.168.121.11")
+        # A rule removed: the delta against what the last sync left deletes its flow (no read back).
+        calls.clear()
+        m.update(intent(SecurityGroupIntent(True, egress)))
+        assert m.apply(Step(sweep=True)).ok
+        assert calls == ["ovsdb", "add-flows"], calls
+        assert not ping(h1.vms["b"][0], "192.168.121.11", count=2, timeout=1)
+        # What the bridge holds is what the manager believes it holds (the base of its next delta).
+        assert {f.key for f in kaon_flows(h1)["br-int"]} == {f.key for f in m._synced["br-int"][0]}
+    finally:
+        m.db.apply, m.of._ofctl = db_apply, ofctl  # type: ignore[method-assign]
         m.close()
