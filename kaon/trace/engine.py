@@ -211,14 +211,16 @@ class _Walk:
             self.hop("ingress", f"port {label}: port security off, everything is let in")
         else:
             self.security_groups(fw, host, "ingress", remote=self.src)
-        self.reply_path(host)
+        self.reply_path(host, target)
         self.delivered(f"to port {label} on host {host} ({self.src} → {self.dst})", port_id=target.id)
 
-    def reply_path(self, host: str) -> None:
-        """The reply to a source address the tunnel does not know is lost: l2population answers ARP
-        on the VXLAN device from its entries only, so a reply to an address no port has (a VM with
-        port security off sending from a foreign address) never finds its way back across hosts."""
-        if self.origin is None or self.origin[0] == host:
+    def reply_path(self, host: str, target: PortInfo) -> None:
+        """The reply to a source address the tunnel does not know is lost on a Linux bridge host:
+        l2population answers ARP on the VXLAN device from its entries only, so a reply to an address
+        no port has (a VM with port security off sending from a foreign address) never finds its way
+        back across hosts. The Open vSwitch agent's ARP responder sends a miss on to the flood
+        table (as Neutron's br-tun does), so on an OVS host (``vif_type`` ovs) the reply gets back."""
+        if self.origin is None or self.origin[0] == host or target.vif_type == "ovs":
             return
         src_host, net_id = self.origin
         net = self.w.intents[host].networks.get(net_id)
