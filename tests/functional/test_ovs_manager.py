@@ -299,6 +299,13 @@ def test_a_secured_port_binds_in_one_transaction_after_its_flows_without_reading
         m.update(intent(icmp_in))
         assert m.apply(Step(sweep=True)).ok
         lab.add_vm(h1, "b", "net-a", "192.168.121.12")
+        # ovs-vswitchd gives the new interface its ofport, and the manager's OVSDB cache
+        # hears of it, a moment after the add: until then the port is (rightly) DOWN.
+        deadline = time.monotonic() + 10
+        while not any(p.iface_external_ids.get("iface-id") == "port-b" and (p.ofport or 0) > 0
+                      for p in m.db.ports().values()):
+            assert time.monotonic() < deadline, "port-b never got an ofport in the manager's OVSDB view"
+            time.sleep(0.05)
         m.update(intent(icmp_in))
         m.db.apply, m.of._ofctl = spy_apply, spy_ofctl  # type: ignore[method-assign]
         out = m.apply(Step(sweep=True))
