@@ -177,33 +177,12 @@ DB_PARAMS = [
     pytest.param("mariadb", id="mariadb", marks=pytest.mark.needs_mariadb),
 ]
 
-# The API tier on MariaDB costs about as much again as on PostgreSQL (a
-# fresh database per test or module). It runs in the modules where the
-# databases differ (docs/design/database.md): strings, sorting and pages,
-# ports and their JSON, addresses and pools, concurrency, quotas, RBAC,
-# groups, routers. Modules elsewhere (unit, fullstack) that take ``db_url``
-# run on all three.
-MARIADB_API_MODULES = frozenset({
-    "test_db_dialects", "test_listing", "test_networks", "test_ports", "test_port_json", "test_subnets",
-    "test_subnetpools", "test_address_scopes", "test_concurrency", "test_tags_quotas", "test_rbac",
-    "test_security_groups", "test_routers",
-})
-
-
-def db_params_for(module: str) -> list:
-    """The databases a test module runs on (``module``: its dotted name)."""
-    package, _, name = module.rpartition(".")
-    if package == "tests.api" and name not in MARIADB_API_MODULES:
-        return [p for p in DB_PARAMS if p.values[0] != "mariadb"]
-    return DB_PARAMS
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    params = db_params_for(metafunc.module.__name__)
+    # Every module that takes a database runs on all three (the whole API tier on MariaDB too).
     if "db_url" in metafunc.fixturenames:
-        metafunc.parametrize("db_url", params, indirect=True)
+        metafunc.parametrize("db_url", DB_PARAMS, indirect=True)
     if "core_api" in metafunc.fixturenames:
-        metafunc.parametrize("core_api", params, indirect=True, scope="module")
+        metafunc.parametrize("core_api", DB_PARAMS, indirect=True, scope="module")
 
 
 @pytest.fixture

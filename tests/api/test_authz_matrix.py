@@ -29,6 +29,7 @@ import pytest
 from tests.api import agent_support
 from tests.api.authz_cases import ACTORS, ATTRIBUTE_CASES, KNOWN_GAPS, SCANNED, Cell, Row, cells
 from tests.api.core_support import ADMIN, MEMBER, READER, Api, Caller, build_api
+from tests.fixtures.mariadb import create_mysql_database, drop_mysql_database
 from tests.fixtures.postgres import create_pg_database, drop_pg_database
 
 PROJECTS = {"admin": "adminp", "A": "pa", "B": "pb", "rA": "pa"}
@@ -532,11 +533,16 @@ def run_cell(w: World, cell: Cell) -> tuple[Any, str]:
 @pytest.fixture(scope="module", params=[
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgresql", id="pg", marks=pytest.mark.needs_postgres),
+    pytest.param("mariadb", id="mariadb", marks=pytest.mark.needs_mariadb),
 ])
 def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     state = tmp_path_factory.mktemp("authz")
+    drop_mysql = None
     if request.param == "sqlite":
         url, drop = f"sqlite:///{state / 'kaon.sqlite'}", None
+    elif request.param == "mariadb":
+        url = drop_mysql = create_mysql_database(request.getfixturevalue("mariadb_url"), prefix="authz")
+        drop = None
     else:
         url = create_pg_database(request.getfixturevalue("postgres_server"), prefix="authz")
         drop = url
@@ -549,6 +555,8 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         api.close()
         if drop is not None:
             drop_pg_database(drop)
+        if drop_mysql is not None:
+            drop_mysql_database(drop_mysql)
 
 
 # -- the matrix ----------------------------------------------------------------
