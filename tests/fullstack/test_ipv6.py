@@ -204,17 +204,22 @@ def test_external_v6_gateway_routes_both_ways_without_nat(lab: Stack) -> None:
 
 
 def radvd_pid(s: Stack, router_id: str) -> int | None:
+    """The router's radvd daemon: the radvd process in its namespace whose pid is the one in the pid
+    file it was started with. radvd forks a privilege-separation helper, which for a moment outlives
+    a stopped daemon (reparented): it has the same command line but not the pid file's pid."""
     ns = f"{s.lab.prefix}qrouter-{router_id}"
     pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
-    radvds = {}
+    found = []
     for p in pids:
         try:
-            if Path(f"/proc/{p}/comm").read_text().strip() == "radvd":
-                radvds[int(p)] = int(Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except FileNotFoundError:
-            pass  # the agent's own short-lived commands pass through the namespace too
-    # radvd forks a privilege-separation helper: count the daemons, not their helpers.
-    found = [pid for pid, ppid in radvds.items() if ppid not in radvds]
+            if Path(f"/proc/{p}/comm").read_text().strip() != "radvd":
+                continue
+            argv = Path(f"/proc/{p}/cmdline").read_bytes().decode().split("\0")
+            pid_file = next(a.split("=", 1)[1] for a in argv if a.startswith("--pidfile="))
+            if int(Path(pid_file).read_text().strip()) == int(p):
+                found.append(int(p))
+        except (FileNotFoundError, StopIteration, ValueError):
+            pass  # gone meanwhile, the agent's own short-lived commands, or a pid file being rewritten
     assert len(found) <= 1, found  # never a second one
     return found[0] if found else None
 
