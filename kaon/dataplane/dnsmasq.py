@@ -73,6 +73,11 @@ def stop(pid_file: Path, timeout: float = 2.0) -> None:
     if found is None:
         return
     pid = found[0]
+    terminate(pid, timeout)
+
+
+def terminate(pid: int, timeout: float = 2.0) -> None:
+    """SIGTERM ``pid``, wait up to ``timeout`` for it to go, then SIGKILL (radvd uses it too)."""
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from kaon.dataplane import DataplaneError
-from kaon.dataplane.dnsmasq import cmdline
+from kaon.dataplane.dnsmasq import cmdline, terminate
 
 RADVD = "/usr/sbin/radvd"
 
@@ -64,15 +64,4 @@ def stop(pid_file: Path, timeout: float = 2.0) -> None:
     pid = running(pid_file)
     if pid is None:
         return
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and cmdline(pid) is not None:
-        time.sleep(0.01)
-    if cmdline(pid) is not None:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    terminate(pid, timeout)
