@@ -51,10 +51,12 @@ def vni(s: Stack, net: dict[str, Any]) -> int:
 def test_vms_on_three_hosts_reach_each_other_over_vxlan_unicast(three: Stack) -> None:
     net = three.network("tenant", "10.10.0.0/24")
     vms = {h: three.vm(f"t{h}", h, net["id"], ip_address=f"10.10.0.1{h[1]}") for h in VTEP}
+    # A port is ACTIVE once its own host has wired it; the other hosts learn of it
+    # (l2population) a moment later, so the pings wait for every host to converge.
+    three.wait_converged()
     assert three.ping("th1", "10.10.0.12", count=2)
     assert three.ping("th1", "10.10.0.13", count=2)
-    assert three.ping("th3", "10.10.0.12")
-    three.wait_converged()
+    assert three.ping("th3", "10.10.0.12", count=2)
     v = vni(three, net)
     for host in VTEP:
         assert three.flood_entries(host, v) == {ip for h, ip in VTEP.items() if h != host}
@@ -99,8 +101,9 @@ def test_a_flat_provider_network_spans_the_hosts(three: Stack) -> None:
                         **{"provider:network_type": "flat", "provider:physical_network": "provider"})
     three.vm("f1", "h1", net["id"], ip_address="192.168.100.21")
     three.vm("f2", "h2", net["id"], ip_address="192.168.100.22")
+    three.wait_converged()
     assert three.ping("f1", "192.168.100.22", count=2)
-    assert three.ping("f2", "192.168.100.1")  # the lab's outside namespace, across the provider wire
+    assert three.ping("f2", "192.168.100.1", count=2)  # the lab's outside namespace, across the provider wire
     if three.mechanism("h1") == OVS:  # eth1 is br-ex's; the provider network is translated on int-br-ex
         assert any(f.match.startswith("in_port=int-br-ex,vlan_tci=0x0000") for f in three.ovs_flows("h1", "br-int"))
     else:
