@@ -3,6 +3,7 @@
 ::
 
     kaon lab up --hosts 2 [--no-agents] [--mechanism openvswitch | --ovs-hosts h2]
+    kaon lab seed 001|002|004 [--mechanism M] [--tunnel-type gre] [--flat] [--delete]
     kaon lab vm create vm1 --host h1 --network private-net [--ip 10.0.0.5]
     kaon lab vm exec vm1 [--prefix P] -- ping -c1 10.0.0.6
     kaon lab status
@@ -69,6 +70,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     seed.add_argument("--host", help="the compute host for the VMs (default: the first host that is not a "
                                      "network node)")
     seed.add_argument("--delete", action="store_true", help="remove what the seed made")
+    seed.add_argument("--mechanism", choices=["linuxbridge", "openvswitch"],
+                      help="the seed is for hosts running this L2 agent: refused (with the commands that remake "
+                           "the lab) when a host runs another; default: whatever the lab's hosts run")
+    seed.add_argument("--tunnel-type", choices=["vxlan", "gre", "geneve"],
+                      help="seed 001: the type of private-net (default: the server's tenant_network_types)")
+    seed.add_argument("--flat", action="store_true",
+                      help="seed 002: one shared flat provider network pub100 instead of four VLANs (for hosts "
+                           "that cannot carry 802.1Q)")
 
     vm = sub.add_parser("vm", help="VMs: namespaces plugged into a host like Nova + os-vif would")
     vsub = vm.add_subparsers(dest="vm_command", required=True)
@@ -153,9 +162,11 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _seed(args: argparse.Namespace) -> int:
-    from kaon.lab.seeds import run_seed
+    from kaon.lab.seeds import SeedOptions, run_seed
 
-    for line in run_seed(_lab(args), args.scenario, args.host, delete=args.delete):
+    options = SeedOptions(tunnel_type=args.tunnel_type, flat=args.flat)
+    for line in run_seed(_lab(args), args.scenario, args.host, delete=args.delete, mechanism=args.mechanism,
+                         options=options):
         print(line)
     return 0
 

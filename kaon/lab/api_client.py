@@ -78,6 +78,15 @@ class NeutronClient:
             if not (missing_ok and exc.status == 404):
                 raise
 
+    def identity_get(self, path: str, **params: Any) -> Any:
+        """GET ``<network_url>/identity/v3/<path>`` with this client's token (kaon's identity service
+        is mounted there unless its ``identity_url`` says otherwise); None when there is none."""
+        try:
+            resp = self._http.get("/identity/v3/" + path.lstrip("/"), params=params or None)
+        except httpx.HTTPError:
+            return None
+        return resp.json() if resp.status_code == 200 else None
+
     def find(self, collection: str, name_or_id: str, **filters: Any) -> dict[str, Any]:
         """One resource of ``collection`` (e.g. "networks") by id, else by unique name."""
         key = collection.replace("-", "_")

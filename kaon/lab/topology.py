@@ -34,6 +34,8 @@ SECOND_PHYSICAL_NETWORK = "default"
 SECOND_INTERFACE = "eth2"
 # physical network -> the host interface carrying it
 PHYSICAL_INTERFACES = {PHYSICAL_NETWORK: PROVIDER_INTERFACE, SECOND_PHYSICAL_NETWORK: SECOND_INTERFACE}
+# physical network -> the name (before the host index) of the fabric's end of a host's link to it
+FABRIC_LINKS = {PHYSICAL_NETWORK: "pn-h", SECOND_PHYSICAL_NETWORK: "p2-h"}
 UNDERLAY_INTERFACE = "eth0"
 OUTSIDE_ADDRESSES = ("192.168.100.1/24", "203.0.113.1/24")
 OUTSIDE_SECOND_ADDRESS = "10.10.100.1/24"
@@ -64,6 +66,13 @@ class Names:
     def vm(self, name: str) -> str:
         return f"{self.prefix}vm-{name}"
 
+    def link(self, network: str, index: int) -> tuple[str, str]:
+        """(namespace, device): the fabric's end of host ``index``'s link to ``network`` (``underlay``
+        or a physical network), where ``tcpdump -e`` sees what the host puts on that wire."""
+        if network == "underlay":
+            return self.underlay, f"ul-h{index}"
+        return self.provider, f"{FABRIC_LINKS[network]}{index}"
+
     def fixed(self) -> list[str]:
         return [self.underlay, self.provider, self.outside]
 
@@ -91,11 +100,11 @@ def ensure_host(names: Names, index: int) -> str:
     prefixlen = ipaddress.ip_network(UNDERLAY_CIDR).prefixlen
     ip.ensure_address(ns, UNDERLAY_INTERFACE, f"{local_ip(index)}/{prefixlen}")
     ip.set_up(ns, UNDERLAY_INTERFACE)
-    ip.ensure_veth(names.provider, f"pn-h{index}", ns, PROVIDER_INTERFACE)
-    ip.set_up(names.provider, f"pn-h{index}", master="br-pn")
+    ip.ensure_veth(names.provider, names.link(PHYSICAL_NETWORK, index)[1], ns, PROVIDER_INTERFACE)
+    ip.set_up(names.provider, names.link(PHYSICAL_NETWORK, index)[1], master="br-pn")
     ip.set_up(ns, PROVIDER_INTERFACE)
-    ip.ensure_veth(names.provider, f"p2-h{index}", ns, SECOND_INTERFACE)
-    ip.set_up(names.provider, f"p2-h{index}", master="br-p2")
+    ip.ensure_veth(names.provider, names.link(SECOND_PHYSICAL_NETWORK, index)[1], ns, SECOND_INTERFACE)
+    ip.set_up(names.provider, names.link(SECOND_PHYSICAL_NETWORK, index)[1], master="br-p2")
     ip.set_up(ns, SECOND_INTERFACE)
     return ns
 
