@@ -159,12 +159,13 @@ def test_seed_001_with_an_ovs_network_node(ovs_cloud: Stack) -> None:
 
 
 def test_seeds_002_and_004_with_an_ovs_network_node(ovs_cloud: Stack) -> None:
-    """Seed 002 (a shared flat provider network, DHCP and metadata from the qdhcp- namespace on h1's
-    br-int) and seed 004 (192.168.101.0/24 twice, behind two routers on h1): every command they print
-    as "try" works as printed, on OVS hosts only."""
+    """Seed 002's flat variant (a shared flat provider network through br-default, DHCP and metadata
+    from the qdhcp- namespace on h1's br-int; its VLAN form is in test_lab_seeds) and seed 004
+    (192.168.101.0/24 twice, behind two routers on h1): every command they print as "try" works as
+    printed, on OVS hosts only."""
     s = ovs_cloud
     wait_for("the DHCP agent", lambda: s.api("GET", "/v2.0/agents", agent_type="DHCP agent")["agents"], timeout=15)
-    printed = {seed: lab_seed(s, seed) for seed in ("002", "004")}
+    printed = {"002": lab_seed(s, "002", "--flat"), "004": lab_seed(s, "004")}
     for lines in printed.values():
         commands = try_commands(lines)
         assert commands, lines
