@@ -253,6 +253,15 @@ def test_seeds_on_open_vswitch_are_the_field_notes_own_and_show_on_the_wire(two_
                          strict=True):
         assert tcp_reaches(s, name, fip, 22)
 
+    # Again: the same VLAN networks and VMs, the same lines; then removed, VLAN networks included.
+    assert run_seed(s.lab, "002") == printed["002"]
+    assert len(s.api("GET", "/v2.0/networks", name="pub100")["networks"]) == 1
+    for seed in ("002", "004"):
+        run_seed(s.lab, seed, delete=True)
+    left = {n["name"] for n in s.api("GET", "/v2.0/networks")["networks"]}
+    assert left & {"pub100", "pub101", "pub200", "pub201", "net01", "net02"} == set(), left
+    assert {vm["name"] for vm in s.lab.vms()} == {"test-instance"}
+
     # 001 again, over VXLAN: what it made goes, and the same commands work over the other tunnel.
     run_seed(s.lab, "001", delete=True)
     r = seed_cli(s, "001", "--tunnel-type", "vxlan", "--mechanism", "openvswitch")
