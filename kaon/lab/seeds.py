@@ -250,9 +250,11 @@ def seed_002(lab: Lab, host: str, opts: SeedOptions) -> list[str]:
         lines.append(f"vm{vlan} (project {project}) on {name}, vlan {vlan}: {', '.join(vm.get('ips', []))} "
                      f"by DHCP from {', '.join(dhcp) or '?'}")
         tries.append(_exec(lab, f"vm{vlan}", METADATA))
-    return [*lines, "shared: both projects' VMs on the admin's provider networks; no router (the data "
-                    "centre's gateways .1 are not in the lab)",
-            _watch(lab, host, SECOND_PHYSICAL_NETWORK, "vlan"),
+    lines.append("shared: both projects' VMs on the admin's provider networks; no router (the data centre's "
+                 "gateways .1 are not in the lab)")
+    if host not in lab.network_nodes():  # else DHCP and metadata never leave the host
+        lines.append(_watch(lab, host, SECOND_PHYSICAL_NETWORK, "vlan"))
+    return [*lines,
             f"try: {_exec(lab, 'vm100', 'ip route')}    # 169.254.169.254 via the DHCP port",
             *(f"     {t}" for t in tries)]
 
