@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -91,7 +92,7 @@ class Br:
             sh("ip", "-n", ns, "link", "set", f"tap{name}", "up")
             db.apply([], [PortSpec.make("br-int", f"tap{name}", own=False)])
 
-    def program(self, groups: dict, sets: dict, stateless: tuple[str, ...] = ()) -> int:  # type: ignore[type-arg]
+    def program(self, groups: dict[str, Any], sets: dict[str, Any], stateless: tuple[str, ...] = ()) -> int:
         """Programs br-int; returns how many flows were added or deleted."""
         l2 = plan(OvsHostIntent((OvsNetwork(NET, "vxlan", 100),),
                                 tuple(OvsPort(n, NET, m, f"tap{n}") for n, (m, _, _) in self.vms.items())),

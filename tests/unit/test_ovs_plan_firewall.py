@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from kaon.agent.ovs_fw_plan import FwPlacement, conjunction_ids, plan_firewall, port_masks
 from kaon.dataplane.ovs_model import Flow
 
@@ -45,7 +47,7 @@ def cid(name: str, direction: str, v4: bool = True, stateful: bool = True) -> in
 
 
 def test_rules_golden_matches() -> None:
-    rules = [
+    rules: list[dict[str, Any]] = [
         {"direction": "ingress", "ethertype": "IPv4", "protocol": 6, "port_range_min": 22, "port_range_max": 22,
          "remote_ip_prefix": "192.168.0.0/24"},
         {"direction": "ingress", "ethertype": "IPv4", "protocol": 17, "port_range_min": 1024,
