@@ -160,12 +160,15 @@ def test_stateless_ports_and_overlapping_remote_groups(make_netns: NetnsPool, ho
         "web": {"rules": [*ALL_EGRESS, {**icmp_in, "remote_set": "sg4-web"}, {**icmp_in, "remote_set": "sg4-ops"}]},
         "free": {"rules": [icmp_in, {"direction": "egress", "ethertype": "IPv4", "protocol": 1}]},
         "one-way": {"rules": [icmp_in]},  # ICMP in but no rule for the replies out
+        # stateful, ICMP out only to members of ops (an egress conjunction), nothing in but replies
+        "talker": {"rules": [{"direction": "egress", "ethertype": "IPv4", "protocol": 1, "remote_set": "sg4-ops"}]},
     }
     vms = {"a": ("fa:16:3e:00:00:0a", "10.0.0.10", ["web"]),
            "b": ("fa:16:3e:00:00:0b", "10.0.0.11", ["web"]),
            "c": ("fa:16:3e:00:00:0c", "10.0.0.12", ["free"]),
            "d": ("fa:16:3e:00:00:0d", "10.0.0.13", ["one-way"]),
-           "e": ("fa:16:3e:00:00:0e", "10.0.0.15", ["free"])}
+           "e": ("fa:16:3e:00:00:0e", "10.0.0.15", ["free"]),
+           "f": ("fa:16:3e:00:00:0f", "10.0.0.16", ["talker"])}
     sets = {"sg4-web": ["10.0.0.11", "10.0.0.14"], "sg4-ops": ["10.0.0.11", "10.0.0.12"]}  # no two merge
     with Ovsdb(ovs.db_remote) as db:
         br = Br(make_netns, ns, ovs, db, vms)
@@ -173,12 +176,14 @@ def test_stateless_ports_and_overlapping_remote_groups(make_netns: NetnsPool, ho
         assert br.program(groups, sets, stateless=("c", "d", "e")) == 0, "multi-conjunction flows re-read differently"
         shared = [f for f in br.of.dump("br-int") if f.match == "ip,nw_src=10.0.0.11"]
         assert len(shared) == 1 and shared[0].actions.count("conjunction(") == 2, shared
-        a, b, c, d, e = (br.ns[n] for n in "abcde")
+        a, b, c, d, e, f = (br.ns[n] for n in "abcdef")
         assert ping(b, "10.0.0.10"), "b -> a: in both of a's remote groups"
         assert ping(c, "10.0.0.10"), "c -> a: in ops; c's stateless egress rule lets it out, a's reply in by rule"
         assert not ping(d, "10.0.0.10"), "d -> a: in neither group"
         assert ping(a, "10.0.0.12"), "a -> c: c's rules let the request in and the reply out"
         assert not ping(a, "10.0.0.13"), "a -> d: d lets the request in, but nothing lets its reply out"
+        assert ping(f, "10.0.0.12"), "f -> c: c is in ops, f's egress conjunction lets it out"
+        assert not ping(f, "10.0.0.15"), "f -> e: e (free) would answer, but it is not in ops"
         # Between two stateless ports nothing is tracked (a's entries are a's: a is stateful).
         ovs_conntrack.flush(ovs, 1, "ct_nw_src=10.0.0.12")
         assert ping(c, "10.0.0.15") and ping(e, "10.0.0.12")
@@ -186,5 +191,6 @@ def test_stateless_ports_and_overlapping_remote_groups(make_netns: NetnsPool, ho
         assert "10.0.0.15" not in entries and "orig=(src=10.0.0.12" not in entries, entries
         # Membership: c leaves ops, and c -> a stops (a's conjunction loses that member's flow).
         sets["sg4-ops"] = ["10.0.0.11"]
-        assert br.program(groups, sets, stateless=("c", "d", "e")) == 1  # one member flow per direction that uses it
+        assert br.program(groups, sets, stateless=("c", "d", "e")) == 2  # its member flow in 82 (a's) and 72 (f's)
         assert not ping(c, "10.0.0.10")
+        assert not ping(f, "10.0.0.12")
