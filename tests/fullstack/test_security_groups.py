@@ -270,6 +270,25 @@ def test_a_membership_change_updates_the_set_without_rebuilding_rules(sg: Stack,
     assert e["port_id"]
 
 
+def test_a_member_leaving_a_remote_group_loses_its_established_flows(sg: Stack, world: dict[str, Any]) -> None:
+    """a's default group lets its members in; g (h2) leaves the group: a's host deletes the conntrack
+    entries between a and g (as Neutron does), so g's open connection dies with its membership."""
+    default = sg.port(world["a"]["port_id"])["security_groups"][0]
+    g = sg.vm("g", "h2", world["net"]["id"], ip_address="10.60.0.80", security_groups=[default])
+    sg.wait_converged()
+    server = Server(sg, "a", 2300)
+    try:
+        flow = wait_for("g connects to a", lambda: connect(sg, "g", "10.60.0.10", 2300), timeout=10, interval=0.2)
+        assert echoes(flow)
+        sg.api("PUT", f"/v2.0/ports/{g['port_id']}", {"port": {"security_groups": [world["other"]["id"]]}})
+        sg.wait_converged()
+        assert not echoes(flow, b"after leaving")
+        assert connect(sg, "g", "10.60.0.10", 2300) is None
+        flow.close()
+    finally:
+        server.close()
+
+
 def test_the_agent_puts_br_netfilter_back(lb_sg: Stack, lb_world: dict[str, Any]) -> None:
     """With bridge-nf-call-iptables=0 every stateful rule would be bypassed; the next pass restores it."""
     sg = lb_sg
