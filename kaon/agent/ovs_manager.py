@@ -21,7 +21,10 @@ Every ``apply``:
    ports, bridges and flows — only when the step allows a sweep (after the
    first full sync);
 4. reports ports ACTIVE when plugged on br-int with their network's local
-   VLAN, DOWN otherwise.
+   VLAN, DOWN otherwise;
+5. with the firewall on, deletes from ovs-vswitchd's conntrack the entries
+   of flows the new security group rules no longer allow
+   (kaon.agent.ovs_fw_conntrack), as Neutron does.
 
 A secured port fails closed: it gets its network's VLAN only once its filter
 flows are in — the bundle first, then one transaction, when the plan adds no
