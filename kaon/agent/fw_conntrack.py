@@ -15,7 +15,7 @@ up mid-stream) and passes the rules again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import netaddr
@@ -56,9 +56,10 @@ class Flow:
         return out
 
 
-def stale_flows(old: FirewallIntent | None, new: FirewallIntent | None,
-                network_of: Mapping[str, str]) -> list[Flow]:
-    """The entries ``new`` no longer allows that ``old`` did; ``network_of``: port id → network id."""
+def stale_flows(old: FirewallIntent | None, new: FirewallIntent | None, network_of: Mapping[str, str],
+                zone_of: Callable[[str], int | None] = zone) -> list[Flow]:
+    """The entries ``new`` no longer allows that ``old`` did; ``network_of``: port id → network id;
+    ``zone_of``: network id → its conntrack zone (the OVS firewall's is the network's local VLAN)."""
     if old is None or new is None or old == new:
         return []
     # Work only on what changed: a pass with one port more must not cost a walk of every port's rules.
@@ -75,7 +76,7 @@ def stale_flows(old: FirewallIntent | None, new: FirewallIntent | None,
                 and not shrunk:
             continue
         net = network_of.get(pid)
-        zone_id = zone(net) if net else None
+        zone_id = zone_of(net) if net else None
         before, after = _rules(old, was), _rules(new, port)
         for rule in before - after:
             out.update(_flows(zone_id, port, rule, None))

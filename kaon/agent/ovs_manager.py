@@ -21,7 +21,10 @@ Every ``apply``:
    ports, bridges and flows — only when the step allows a sweep (after the
    first full sync);
 4. reports ports ACTIVE when plugged on br-int with their network's local
-   VLAN, DOWN otherwise.
+   VLAN, DOWN otherwise;
+5. with the firewall on, deletes from ovs-vswitchd's conntrack the entries
+   of flows the new security group rules no longer allow
+   (kaon.agent.ovs_fw_conntrack), as Neutron does.
 
 A secured port fails closed: it gets its network's VLAN only once its filter
 flows are in — the bundle first, then one transaction, when the plan adds no
@@ -40,6 +43,7 @@ when ports come and go on br-int.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -47,9 +51,10 @@ from typing import Any
 
 from kaon.agent.manager import Outcome, PortStatus, Step
 from kaon.agent.ovs_config import OvsConfig
+from kaon.agent.ovs_fw_conntrack import ConntrackCleaner
 from kaon.agent.ovs_fw_plan import FwPlacement, plan_firewall
 from kaon.agent.ovs_plan import OvsHostIntent, OvsNetwork, OvsPeer, OvsPlan, OvsPort, plan
-from kaon.dataplane import DataplaneError
+from kaon.dataplane import DataplaneError, ovs_conntrack
 from kaon.dataplane.openflow import OpenFlow
 from kaon.dataplane.ovs_daemons import OvsDaemons, VswitchdIdentity
 from kaon.dataplane.ovs_model import Flow
@@ -130,6 +135,8 @@ class OvsManager:
         # until mark_dirty (periodic resync: drift) or a new ovs-vswitchd.
         self._synced: dict[str, tuple[frozenset[Flow], bool]] = {}
         self._synced_for: VswitchdIdentity | None = None
+        # After a security group change, the conntrack entries of flows it no longer allows go (as Neutron).
+        self.conntrack = ConntrackCleaner(functools.partial(ovs_conntrack.flush, self.daemons))
 
     # -- the manager contract ----------------------------------------------
     def update(self, intent: HostIntent) -> None:
@@ -190,7 +197,8 @@ class OvsManager:
         self.last_plan = wanted
         for net_id, why in sorted(wanted.not_carried.items()):
             LOG.warning("network %s cannot be carried on this host: %s", net_id, why)
-        return Outcome(True, ports=self._status(wanted, step.hold), changes=changes)
+        errors = self.conntrack.after(intent.firewall, intent.ports, wanted.local_vlans) if self.firewall else ()
+        return Outcome(True, ports=self._status(wanted, step.hold), changes=changes, errors=errors)
 
     def _sync_flows(self, flows: Mapping[str, tuple[Flow, ...]], sweep: bool) -> int:
         """One bundle per bridge whose wanted flows moved; read back only when what is there is unknown.

@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from kaon.dataplane import netns, nft
+from kaon.dataplane import netns, nft, ovs_conntrack
+from kaon.dataplane.ovs_daemons import OvsDaemons
 from tests.fullstack.stack import Stack, stack, wait_for
 
 pytestmark = pytest.mark.needs_root
@@ -205,9 +206,7 @@ def test_a_rule_change_takes_effect_and_only_flows_still_allowed_survive(sg: Sta
         sg.api("DELETE", f"/v2.0/security-group-rules/{wide['id']}")
         sg.wait_converged()
         assert connect(sg, "a", "10.60.0.30", 22) is None
-        if sg.mechanism("h1") == "linuxbridge":
-            # The OVS firewall does not delete conntrack entries yet (docs/design/ovs.md, not done).
-            assert not echoes(flow, b"after removal")
+        assert not echoes(flow, b"after removal")
         flow.close()
     finally:
         server.close()
@@ -245,18 +244,49 @@ def test_port_security_disabled_passes_everything(sg: Stack, world: dict[str, An
     assert pings(sg, "d", dhcp[0]["fixed_ips"][0]["ip_address"], "-I", "10.60.0.98")
 
 
-def test_a_membership_change_updates_the_set_without_rebuilding_rules(lb_sg: Stack, lb_world: dict[str, Any]) -> None:
-    sg, world = lb_sg, lb_world
+def test_a_membership_change_updates_the_set_without_rebuilding_rules(sg: Stack, world: dict[str, Any]) -> None:
+    """A new member of a remote group elsewhere: the nftables set gains an element (no rule rebuilt);
+    on OVS one conjunctive flow per direction that uses the group, however many ports name it."""
     default = sg.port(world["a"]["port_id"])["security_groups"][0]
-    before = inet_table(sg, "h1")
-    assert "10.60.0.20" in before["sets"][f"sg4-{default}"]
+    if sg.mechanism("h1") == "openvswitch":
+        before = set(sg.ovs_flows("h1", "br-int"))
+    else:
+        tables = inet_table(sg, "h1")
+        assert "10.60.0.20" in tables["sets"][f"sg4-{default}"]
     e = sg.vm("e", "h2", world["net"]["id"], ip_address="10.60.0.50")
     sg.wait_converged()
-    after = inet_table(sg, "h1")
-    assert "10.60.0.50" in after["sets"][f"sg4-{default}"]
-    assert after["rules"] == before["rules"]  # same rules, same handles: nothing was rebuilt
+    if sg.mechanism("h1") == "openvswitch":
+        after = set(sg.ovs_flows("h1", "br-int"))
+        assert not before - after
+        # The default group allows ingress from its members: a's (h1's) conjunction gains e, in one flow.
+        added = after - before
+        assert [(f.table, f.match) for f in added] == [(82, "ip,nw_src=10.60.0.50")], added
+        assert all(f.actions.startswith("conjunction(") and f.actions.endswith(",1/2)") for f in added)
+    else:
+        now = inet_table(sg, "h1")
+        assert "10.60.0.50" in now["sets"][f"sg4-{default}"]
+        assert now["rules"] == tables["rules"]  # same rules, same handles: nothing was rebuilt
     assert pings(sg, "e", "10.60.0.10")
     assert e["port_id"]
+
+
+def test_a_member_leaving_a_remote_group_loses_its_established_flows(sg: Stack, world: dict[str, Any]) -> None:
+    """a's default group lets its members in; g (h2) leaves the group: a's host deletes the conntrack
+    entries between a and g (as Neutron does), so g's open connection dies with its membership."""
+    default = sg.port(world["a"]["port_id"])["security_groups"][0]
+    g = sg.vm("g", "h2", world["net"]["id"], ip_address="10.60.0.80", security_groups=[default])
+    sg.wait_converged()
+    server = Server(sg, "a", 2300)
+    try:
+        flow = wait_for("g connects to a", lambda: connect(sg, "g", "10.60.0.10", 2300), timeout=10, interval=0.2)
+        assert echoes(flow)
+        sg.api("PUT", f"/v2.0/ports/{g['port_id']}", {"port": {"security_groups": [world["other"]["id"]]}})
+        sg.wait_converged()
+        assert not echoes(flow, b"after leaving")
+        assert connect(sg, "g", "10.60.0.10", 2300) is None
+        flow.close()
+    finally:
+        server.close()
 
 
 def test_the_agent_puts_br_netfilter_back(lb_sg: Stack, lb_world: dict[str, Any]) -> None:
@@ -279,15 +309,19 @@ def test_the_agent_puts_br_netfilter_back(lb_sg: Stack, lb_world: dict[str, Any]
 
 
 def conntrack_entries(s: Stack, host: str, address: str) -> str:
+    """Connections whose original destination is ``address``: the kernel's table in the host namespace,
+    or ovs-vswitchd's own on an OVS host (the userspace datapath tracks connections itself)."""
+    if s.mechanism(host) == "openvswitch":
+        ovs = OvsDaemons(s.lab.state()["hosts"][host]["ovs"]["rundir"])  # type: ignore[index]
+        return "\n".join(line for line in ovs_conntrack.dump(ovs).splitlines()
+                         if f"dst={address}," in line.split("reply=")[0])
     ns = s.lab.host_namespace(host)
     return subprocess.run(["ip", "netns", "exec", ns, "conntrack", "-L", "-d", address], capture_output=True,
                           text=True).stdout
 
 
-def test_a_stateless_group_passes_what_its_rules_say_untracked(lb_sg: Stack, lb_world: dict[str, Any]) -> None:
-    """``stateful: false``: no conntrack entry on the port's host; replies need rules of their own.
-    nftables only: stateless groups on the OVS firewall are not built yet (docs/design/ovs.md)."""
-    sg, world = lb_sg, lb_world
+def test_a_stateless_group_passes_what_its_rules_say_untracked(sg: Stack, world: dict[str, Any]) -> None:
+    """``stateful: false``: no conntrack entry on the port's host; replies need rules of their own."""
     free = sg.api("POST", "/v2.0/security-groups", {"security_group": {"name": "free", "stateful": False}})
     gid = free["security_group"]["id"]
     for direction in ("ingress", "egress"):
@@ -307,9 +341,10 @@ def test_a_stateless_group_passes_what_its_rules_say_untracked(lb_sg: Stack, lb_
     assert f["port_id"]
 
 
-def test_a_rule_deleted_by_hand_comes_back_within_the_resync_interval(lb_sg: Stack, lb_world: dict[str, Any]) -> None:
-    """nftables tables read back (the OVS manager repairs its flows: tests/functional/test_ovs_manager.py)."""
-    sg, world = lb_sg, lb_world
+def test_a_rule_deleted_by_hand_comes_back_within_the_resync_interval(sg: Stack, world: dict[str, Any]) -> None:
+    """Drift: nftables tables are read back; on OVS, br-int's flows are dumped again and repaired."""
+    if sg.mechanism("h2") == "openvswitch":
+        return _a_flow_deleted_by_hand_comes_back(sg, world)
     ns = sg.lab.host_namespace("h2")
     tap = "tap" + world["b"]["port_id"][:11]
     listing = json.loads(nft.run(ns, "list chain inet kaon-sg in-" + tap, nft.OUTPUT_JSON | nft.OUTPUT_HANDLE))
@@ -325,4 +360,20 @@ def test_a_rule_deleted_by_hand_comes_back_within_the_resync_interval(lb_sg: Sta
     # (Whether a's pings fail in between depends on when the resync falls: not asserted.)
     # The agent's periodic resync (5 s in this stack) reads the tables back and writes them whole.
     wait_for("b's jump to its group's rules is back", lambda: count() == len(rules), timeout=20, interval=0.5)
+    assert pings(sg, "a", "10.60.0.20")
+
+
+def _a_flow_deleted_by_hand_comes_back(sg: Stack, world: dict[str, Any]) -> None:
+    # h2's ports' halves of their remote-group conjunctions (b's: ingress from the default group).
+    mine = [f for f in sg.ovs_flows("h2", "br-int") if f.table == 82 and "reg5=" in f.match
+            and f.actions.startswith("conjunction(")]
+    assert mine
+    ovs = OvsDaemons(sg.lab.state()["hosts"]["h2"]["ovs"]["rundir"])  # type: ignore[index]
+    for f in mine:
+        subprocess.run(["ovs-ofctl", "-O", "OpenFlow14", "--strict", "del-flows", ovs.mgmt("br-int"),
+                        f"table=82,priority={f.priority},{f.match}"], env=ovs.env(), check=True)
+    assert not set(mine) & set(sg.ovs_flows("h2", "br-int"))
+    # The agent's periodic resync (5 s in this stack) dumps br-int again and puts them back.
+    wait_for("h2's conjunctive flows are back", lambda: set(mine) <= set(sg.ovs_flows("h2", "br-int")),
+             timeout=20, interval=0.5)
     assert pings(sg, "a", "10.60.0.20")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from kaon.agent.ovs_fw_plan import FwPlacement, plan_firewall, port_masks
+from typing import Any
+
+from kaon.agent.ovs_fw_plan import FwPlacement, conjunction_ids, plan_firewall, port_masks
 from kaon.dataplane.ovs_model import Flow
 
 MAC = "fa:16:3e:00:00:0a"
@@ -35,8 +37,17 @@ def test_port_ranges_become_neutrons_bitmask_matches() -> None:
     assert port_masks(65534, 65535) == ["0xfffe/0xfffe"]
 
 
+def conj(flows: tuple[Flow, ...]) -> set[tuple[int, frozenset[str], str]]:
+    """The conjunctive flows (priority 69) as (table, match fields, actions)."""
+    return {(f.table, f.key[2], f.actions) for f in flows if f.priority == 69}
+
+
+def cid(name: str, direction: str, v4: bool = True, stateful: bool = True) -> int:
+    return conjunction_ids([(name, direction, v4, stateful)])[(name, direction, v4, stateful)]
+
+
 def test_rules_golden_matches() -> None:
-    rules = [
+    rules: list[dict[str, Any]] = [
         {"direction": "ingress", "ethertype": "IPv4", "protocol": 6, "port_range_min": 22, "port_range_max": 22,
          "remote_ip_prefix": "192.168.0.0/24"},
         {"direction": "ingress", "ethertype": "IPv4", "protocol": 17, "port_range_min": 1024,
@@ -46,21 +57,88 @@ def test_rules_golden_matches() -> None:
         {"direction": "ingress", "ethertype": "IPv6", "protocol": 47},
         {"direction": "egress", "ethertype": "IPv4", "remote_ip_prefix": "0.0.0.0/0"},
     ]
-    got = rule_flows(plan_firewall(fw(rules), {"pa": AT}))
-    assert got == {
+    flows = plan_firewall(fw(rules), {"pa": AT})
+    assert rule_flows(flows) == {
         (82, m(f"tcp,{NEW},tp_dst=22,nw_src=192.168.0.0/24"), COMMIT_OUT),
-        (82, m(f"udp,{NEW},tp_dst=0x400/0xfc00,nw_src=10.0.0.0/30"), COMMIT_OUT),
-        (82, m(f"udp,{NEW},tp_dst=0x400/0xfc00,nw_src=10.0.1.7"), COMMIT_OUT),
         (72, m(f"icmp,{NEW},icmp_type=8,icmp_code=0"), COMMIT_EGRESS),
-        (72, m(f"icmp6,{NEW},ipv6_dst=2001:db8::1"), COMMIT_EGRESS),
         (82, m(f"ipv6,nw_proto=47,{NEW}"), COMMIT_OUT),
         (72, m(f"ip,{NEW}"), COMMIT_EGRESS),  # 0.0.0.0/0 is "any": no address match
+    }
+    # Remote groups: the port's rule is one half of a conjunction, the group's members the other.
+    udp, icmp6 = cid("sg4-r", "ingress"), cid("sg6-r", "egress", v4=False)
+    assert conj(flows) == {
+        (82, m(f"udp,{NEW},tp_dst=0x400/0xfc00"), f"conjunction({udp},2/2)"),
+        (82, m("ip,nw_src=10.0.0.0/30"), f"conjunction({udp},1/2)"),
+        (82, m("ip,nw_src=10.0.1.7"), f"conjunction({udp},1/2)"),
+        (82, m(f"conj_id={udp},ip"), "ct(commit,zone=NXM_NX_REG6[0..15]),output:NXM_NX_REG5[]"),
+        (72, m(f"icmp6,{NEW}"), f"conjunction({icmp6},2/2)"),
+        (72, m("ipv6,ipv6_dst=2001:db8::1"), f"conjunction({icmp6},1/2)"),
+        (72, m(f"conj_id={icmp6},ipv6"), COMMIT_EGRESS),
     }
 
 
 def test_remote_group_and_prefix_together_keep_only_members_inside_the_prefix() -> None:
     rules = [{"direction": "ingress", "ethertype": "IPv4", "remote_set": "sg4-r", "remote_ip_prefix": "10.0.1.0/24"}]
-    assert rule_flows(plan_firewall(fw(rules), {"pa": AT})) == {(82, m(f"ip,{NEW},nw_src=10.0.1.7"), COMMIT_OUT)}
+    i = cid("sg4-r", "ingress")
+    # Both halves must match: the prefix on the port's side, the members on the group's.
+    assert (82, m(f"ip,{NEW},nw_src=10.0.1.0/24"), f"conjunction({i},2/2)") in conj(
+        plan_firewall(fw(rules), {"pa": AT}))
+
+
+def test_a_new_member_adds_one_flow_per_direction_however_many_ports_name_the_group() -> None:
+    rules = [{"direction": "ingress", "ethertype": "IPv4", "remote_set": "sg4-g"},
+             {"direction": "egress", "ethertype": "IPv4", "protocol": 6, "remote_set": "sg4-g"}]
+    ports = {f"p{n}": {"port_security": True, "mac": f"fa:16:3e:00:01:{n:02x}", "ips": [f"10.0.0.{n}"],
+                       "security_groups": ["g"]} for n in range(1, 51)}
+    placement = {pid: FwPlacement(f"tap{pid}", n, 3) for n, pid in enumerate(sorted(ports), start=1)}
+
+    def planned(members: list[str]) -> set[Flow]:
+        return set(plan_firewall({"ports": ports, "groups": {"g": {"rules": rules}},
+                                  "sets": {"sg4-g": members}}, placement))
+
+    before = planned([f"10.0.0.{n}" for n in range(1, 51, 2)])  # odd addresses: no two merge into a CIDR
+    after = planned([f"10.0.0.{n}" for n in range(1, 51, 2)] + ["10.0.9.9"])
+    i, e = cid("sg4-g", "ingress"), cid("sg4-g", "egress")
+    assert after - before == {Flow(82, 69, "ip,nw_src=10.0.9.9", f"conjunction({i},1/2)"),
+                              Flow(72, 69, "ip,nw_dst=10.0.9.9", f"conjunction({e},1/2)")}
+    assert before <= after
+
+
+def test_rules_sharing_a_match_share_one_flow_naming_each_conjunction() -> None:
+    rules_g = [{"direction": "ingress", "ethertype": "IPv4", "remote_set": "sg4-g"}]
+    rules_h = [{"direction": "ingress", "ethertype": "IPv4", "remote_set": "sg4-h"}]
+    intent = {"ports": {"pa": {"port_security": True, "mac": MAC, "ips": ["10.0.0.10"],
+                               "security_groups": ["g", "h"]}},
+              "groups": {"g": {"rules": rules_g}, "h": {"rules": rules_h}},
+              "sets": {"sg4-g": ["10.0.0.1"], "sg4-h": ["10.0.0.1", "10.0.0.2"]}}
+    g, h = sorted([cid("sg4-g", "ingress"), cid("sg4-h", "ingress")])
+    got = conj(plan_firewall(intent, {"pa": AT}))
+    # One flow per (table, priority, match): OpenFlow would let the second replace the first.
+    assert (82, m(f"ip,{NEW}"), f"conjunction({g},2/2),conjunction({h},2/2)") in got
+    assert (82, m("ip,nw_src=10.0.0.1"), f"conjunction({g},1/2),conjunction({h},1/2)") in got
+
+
+def test_conjunction_ids_are_stable_and_unique() -> None:
+    keys = [(f"sg4-{n}", d, True, True) for n in range(2000) for d in ("ingress", "egress")]
+    ids = conjunction_ids(keys)
+    assert len(set(ids.values())) == len(keys) and 0 not in ids.values()
+    assert conjunction_ids(keys[:10]) == {k: ids[k] for k in keys[:10]}  # others coming and going move nothing
+
+
+def test_a_stateless_port_never_meets_conntrack() -> None:
+    rules = [{"direction": "ingress", "ethertype": "IPv4", "protocol": 1},
+             {"direction": "egress", "ethertype": "IPv4", "protocol": 6, "remote_set": "sg4-r"}]
+    flows = plan_firewall(fw(rules, stateful=False), {"pa": AT})
+    assert not [f for f in flows if "ct(" in f.actions or "ct_state" in f.match or f.actions == "ct_clear"]
+    have = {(f.table, f.priority, f.match, f.actions) for f in flows}
+    assert (71, 65, f"ip,reg5=0x5,dl_src={MAC},nw_src=10.0.0.10", "resubmit(,72)") in have
+    assert (81, 90, "ip,reg5=0x5", "resubmit(,82)") in have
+    assert (82, 70, "icmp,reg5=0x5", "output:tapa") in have  # every packet, replies included
+    e = cid("sg4-r", "egress", stateful=False)
+    assert (72, 69, f"conj_id={e},ip", "resubmit(,73)") in have
+    assert (72, 69, "tcp,reg5=0x5", f"conjunction({e},2/2)") in have
+    # No established shortcut: only the rules let anything in or out.
+    assert not [f for f in flows if f.table in (72, 82) and f.priority == 75]
 
 
 def test_base_flows_registers_anti_spoofing_and_conntrack() -> None:
