@@ -22,7 +22,11 @@ address listed on two ports (keepalived's VIP on both routers), or a MAC two
 ports' pairs name (VRRP's virtual MAC) has none — an entry would pin it to a
 port, or a VTEP, that may not hold it now. A fixed IP is its port's alone
 (IPAM makes it unique); a pair naming another port's fixed IP does not take
-it over.
+it over. A tunnelled network with such a pair is marked ``flood_arp``: its
+hosts' VXLAN devices stop answering ARP themselves (they would drop the
+requests for those addresses, and every gratuitous ARP a new VIP holder
+sends) and send it to the peers, as Neutron's Linux bridge agent does with
+its ARP responder off.
 """
 
 from __future__ import annotations
@@ -46,13 +50,13 @@ class L2Section:
     def __init__(self) -> None:
         # One index per snapshot: the projection runs once per host, and a
         # network's peers are the same objects in every host's intent.
-        self._indexed: tuple[Snapshot, dict[str, list[BoundPort]], dict[str, Peers]] | None = None
+        self._indexed: tuple[Snapshot, dict[str, list[BoundPort]], dict[str, Members]] | None = None
 
     def hosts(self, snap: Snapshot) -> set[str]:
         return {p.host for p in snap.ports}
 
     def project(self, snap: Snapshot, host: str, intent: HostIntent) -> HostIntent:
-        by_host, peers = self._index(snap)
+        by_host, members = self._index(snap)
         networks: dict[str, NetworkIntent] = {}
         ports: dict[str, PortIntent] = {}
         for port in sorted(by_host.get(host, ()), key=lambda p: p.id):
@@ -62,15 +66,17 @@ class L2Section:
             ports[port.id] = PortIntent(port.network_id, names.tap(port.id), port.mac, port.ips,
                                         port.admin_state_up, port.device_owner)
             if port.network_id not in networks:
+                by_vtep, unanswered = members[port.network_id]
+                tunnelled = segment.network_type in TUNNEL_TYPES
                 networks[port.network_id] = NetworkIntent(
                     names.bridge(port.network_id), segment.network_type, segment.segmentation_id,
                     segment.physical_network, snap.network_mtu.get(port.network_id, 1500),
-                    _peers(snap.vteps.get(host), segment.network_type, peers[port.network_id]))
+                    _peers(snap.vteps.get(host), by_vtep) if tunnelled else {}, tunnelled and unanswered)
         if not ports:
             return intent
         return dataclasses.replace(intent, networks=networks, ports=ports)
 
-    def _index(self, snap: Snapshot) -> tuple[dict[str, list[BoundPort]], dict[str, Peers]]:
+    def _index(self, snap: Snapshot) -> tuple[dict[str, list[BoundPort]], dict[str, Members]]:
         if self._indexed is None or self._indexed[0] is not snap:
             by_host: dict[str, list[BoundPort]] = defaultdict(list)
             by_network: dict[str, list[BoundPort]] = defaultdict(list)
@@ -82,9 +88,10 @@ class L2Section:
 
 
 Peers = dict[str, tuple[PeerPort, ...]]  # VTEP -> the network's ports behind it
+Members = tuple[Peers, bool]  # a network's ports by VTEP, and whether some pair on it has no entry
 
 
-def _by_vtep(members: list[BoundPort], snap: Snapshot) -> Peers:
+def _by_vtep(members: list[BoundPort], snap: Snapshot) -> Members:
     """Every port of a network behind a known VTEP, grouped by VTEP, in port id order.
 
     A port is one PeerPort with its MAC (its fixed IPs, then the pairs that use
@@ -92,6 +99,8 @@ def _by_vtep(members: list[BoundPort], snap: Snapshot) -> Peers:
     """
     pairs = {p.id: _host_pairs(p, snap) for p in members}
     owner = _owners(members, pairs)
+    unanswered = any(owner.get(ip) != (port.id, mac) for port in members for ip, mac in pairs[port.id]) or any(
+        netaddr.IPNetwork(cidr).size > 1 for port in members for cidr, _ in _pairs(port, snap))
     out: dict[str, list[PeerPort]] = {}
     for port in sorted(members, key=lambda p: p.id):
         vtep = snap.vteps.get(port.host)
@@ -103,14 +112,18 @@ def _by_vtep(members: list[BoundPort], snap: Snapshot) -> Peers:
                 by_mac[mac].append(ip)
         out.setdefault(vtep, []).append(PeerPort(port.mac, tuple(by_mac.pop(port.mac))))
         out[vtep].extend(PeerPort(mac, tuple(ips)) for mac, ips in sorted(by_mac.items()) if ips)
-    return {vtep: tuple(ports) for vtep, ports in out.items()}
+    return {vtep: tuple(ports) for vtep, ports in out.items()}, unanswered
+
+
+def _pairs(port: BoundPort, snap: Snapshot) -> tuple[tuple[str, str | None], ...]:
+    security = snap.firewall.ports.get(port.id)
+    return security.pairs if security else ()
 
 
 def _host_pairs(port: BoundPort, snap: Snapshot) -> list[tuple[str, str]]:
     """``(address, MAC)`` of a port's allowed address pairs that name one address (a /32 or /128 too)."""
-    security = snap.firewall.ports.get(port.id)
     out = []
-    for cidr, mac in security.pairs if security else ():
+    for cidr, mac in _pairs(port, snap):
         net = netaddr.IPNetwork(cidr)
         if net.size == 1:
             out.append((str(net.ip), mac or port.mac))  # the API stored the MAC in colon form, lower case
@@ -137,9 +150,7 @@ def _owners(members: list[BoundPort], pairs: dict[str, list[tuple[str, str]]]) -
     return {**answered, **fixed}
 
 
-def _peers(own_vtep: str | None, network_type: str, by_vtep: Peers) -> Peers:
+def _peers(own_vtep: str | None, by_vtep: Peers) -> Peers:
     """The peers a host needs: every VTEP but its own (its own ports, and a host sharing
     its VTEP, are reached without the tunnel)."""
-    if network_type not in TUNNEL_TYPES:
-        return {}
     return {vtep: ports for vtep, ports in by_vtep.items() if vtep != own_vtep}

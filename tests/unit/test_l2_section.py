@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from kaon.compiler.l2_section import L2Section
 from kaon.compiler.snapshot import BoundPort, FirewallData, PortSecurity, SegmentRow, Snapshot
-from kaon.model.intent import HostIntent, PeerPort
+from kaon.model.intent import HostIntent, NetworkIntent, PeerPort
 
 VTEPS = {"h1": "10.99.0.1", "h2": "10.99.0.2", "h3": "10.99.0.3"}
 MAC = {name: f"fa:16:3e:00:00:{i:02x}" for i, name in enumerate(("a", "b", "c", "d"), 1)}
@@ -15,14 +15,19 @@ def port(name: str, host: str, ip: str) -> BoundPort:
     return BoundPort(name, "n1", host, MAC[name], True, "compute:nova", "s1", (ip,))
 
 
-def peers(pairs: dict[str, tuple[tuple[str, str | None], ...]], host: str = "h1",
-          ports: tuple[BoundPort, ...] | None = None) -> dict[str, tuple[PeerPort, ...]]:
-    ports = ports or (port("a", "h1", "10.0.0.11"), port("b", "h2", "10.0.0.12"), port("c", "h3", "10.0.0.13"))
+Pairs = dict[str, tuple[tuple[str, str | None], ...]]
+
+
+def network(pairs: Pairs, host: str = "h1", kind: str = "vxlan") -> NetworkIntent:
+    ports = (port("a", "h1", "10.0.0.11"), port("b", "h2", "10.0.0.12"), port("c", "h3", "10.0.0.13"))
     security = {p.id: PortSecurity(True, pairs.get(p.id, ()), ()) for p in ports}
-    snap = Snapshot(ports, {"s1": SegmentRow("s1", "n1", "vxlan", None, 1001)}, {"n1": 1450}, VTEPS,
-                    firewall=FirewallData(security, frozenset(VTEPS)))
-    intent = L2Section().project(snap, host, HostIntent(host))
-    return dict(intent.networks["n1"].peers)
+    segment = SegmentRow("s1", "n1", kind, "provider" if kind != "vxlan" else None, 1001 if kind == "vxlan" else None)
+    snap = Snapshot(ports, {"s1": segment}, {"n1": 1450}, VTEPS, firewall=FirewallData(security, frozenset(VTEPS)))
+    return L2Section().project(snap, host, HostIntent(host)).networks["n1"]
+
+
+def peers(pairs: Pairs, host: str = "h1") -> dict[str, tuple[PeerPort, ...]]:
+    return dict(network(pairs, host).peers)
 
 
 def test_fixed_ips_only_without_pairs() -> None:
@@ -67,3 +72,18 @@ def test_no_entry_for_what_no_single_port_holds() -> None:
 def test_a_pair_on_a_port_of_the_own_host_hides_a_remote_claim() -> None:
     # h1's own port lists the VIP too: h1 must not answer with h2's port for it.
     assert peers({"a": (("10.0.0.100", None),), "b": (("10.0.0.100", None),)}) == peers({})
+
+
+def test_arp_floods_on_a_network_with_a_pair_no_entry_answers_for() -> None:
+    vrrp = "00:00:5e:00:01:07"
+    for answered in ({}, {"b": (("10.0.0.100", None), ("10.0.0.12", None))},
+                     {"b": (("10.0.0.100", "fa:16:3e:aa:bb:cc"),)}):
+        assert network(answered).flood_arp is False, answered
+    for unanswered in ({"b": (("10.0.0.64/28", None),)},
+                       {"b": (("10.0.0.100", None),), "c": (("10.0.0.100", None),)},
+                       {"b": (("10.0.0.100", vrrp),), "c": (("10.0.0.101", vrrp),)},
+                       {"b": (("10.0.0.13", None),)}):
+        # On every host of the network, the pair's own included: the flag is the network's.
+        assert [network(unanswered, h).flood_arp for h in VTEPS] == [True, True, True], unanswered
+    # A flat network has no VXLAN device to answer ARP.
+    assert network({"b": (("10.0.0.64/28", None),)}, kind="flat").flood_arp is False
