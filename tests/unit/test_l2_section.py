@@ -76,14 +76,16 @@ def test_a_pair_on_a_port_of_the_own_host_hides_a_remote_claim() -> None:
 
 def test_arp_floods_on_a_network_with_a_pair_no_entry_answers_for() -> None:
     vrrp = "00:00:5e:00:01:07"
-    for answered in ({}, {"b": (("10.0.0.100", None), ("10.0.0.12", None))},
-                     {"b": (("10.0.0.100", "fa:16:3e:aa:bb:cc"),)}):
-        assert network(answered).flood_arp is False, answered
-    for unanswered in ({"b": (("10.0.0.64/28", None),)},
-                       {"b": (("10.0.0.100", None),), "c": (("10.0.0.100", None),)},
-                       {"b": (("10.0.0.100", vrrp),), "c": (("10.0.0.101", vrrp),)},
-                       {"b": (("10.0.0.13", None),)}):
+    answered: list[Pairs] = [{}, {"b": (("10.0.0.100", None), ("10.0.0.12", None))},
+                             {"b": (("10.0.0.100", "fa:16:3e:aa:bb:cc"),)}]
+    for pairs in answered:
+        assert network(pairs).flood_arp is False, pairs
+    unanswered: list[Pairs] = [{"b": (("10.0.0.64/28", None),)},
+                               {"b": (("10.0.0.100", None),), "c": (("10.0.0.100", None),)},
+                               {"b": (("10.0.0.100", vrrp),), "c": (("10.0.0.101", vrrp),)},
+                               {"b": (("10.0.0.13", None),)}]
+    for pairs in unanswered:
         # On every host of the network, the pair's own included: the flag is the network's.
-        assert [network(unanswered, h).flood_arp for h in VTEPS] == [True, True, True], unanswered
+        assert [network(pairs, h).flood_arp for h in VTEPS] == [True, True, True], pairs
     # A flat network has no VXLAN device to answer ARP.
     assert network({"b": (("10.0.0.64/28", None),)}, kind="flat").flood_arp is False
