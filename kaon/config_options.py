@@ -116,7 +116,8 @@ TABLE: Mapping[str, Mapping[str, Mapping[str, str]]] = {
         "vxlan": {"enable_vxlan": USED, "local_ip": USED, "l2_population": USED, "vxlan_group": USED,
                   "ttl": "kaon's VXLAN devices use the kernel's default TTL",
                   "tos": "kaon's VXLAN devices use the kernel's default TOS",
-                  "arp_responder": "kaon's l2population fills the FDB; no ARP responder"},
+                  "arp_responder": "with l2_population kaon's VXLAN devices answer ARP, and flood it on a "
+                                   "network with allowed address pairs they cannot answer for"},
         "agent": {**_AGENT_COMMON, "polling_interval": "kaon's agent is told of changes; it does not poll",
                   "extensions": "kaon's agent has no L2 extensions (QoS ...)"},
         "securitygroup": _SECURITYGROUP,

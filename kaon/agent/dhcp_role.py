@@ -33,7 +33,6 @@ unrecorded is touched.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from kaon.agent.config import AgentConfig
 from kaon.agent.interface_driver import Plug
 from kaon.agent.manager import Outcome, Step, Wanted
 from kaon.agent.metadata_proxy import METADATA_IP, ProxyConfig, Table
+from kaon.agent.ns_role import unplug_stale, write_if_changed
 from kaon.dataplane import dnsmasq, netns, router_ns
 from kaon.dataplane.linux_l2 import LinuxL2
 from kaon.model import names
@@ -131,7 +131,7 @@ class DhcpRole:
         d.mkdir(parents=True, exist_ok=True)
         # Recorded before it exists: a crash in between leaves a record of
         # nothing (harmless), never a namespace nobody owns.
-        _write(d / "namespace", ns + "\n")
+        write_if_changed(d / "namespace", ns + "\n")
         if not netns.exists(ns):
             netns.create(ns)
             router_ns.ip(ns, "link", "set", "lo", "up")
@@ -170,9 +170,9 @@ class DhcpRole:
         changed = False
         for name, text in (("host", dhcp_plan.host_file(net)), ("addn_hosts", dhcp_plan.addn_hosts_file(net)),
                            ("opts", dhcp_plan.opts_file(net))):
-            changed = _write(d / name, text) or changed
+            changed = write_if_changed(d / name, text) or changed
         if not (d / "leases").exists():
-            _write(d / "leases", "")
+            write_if_changed(d / "leases", "")
         args = dhcp_plan.command(net, files, self.dnsmasq_user)
         pid_file = d / "pid"
         found = dnsmasq.running(pid_file)
@@ -204,13 +204,8 @@ class DhcpRole:
             except Exception as exc:
                 LOG.warning("cannot remove %s: %s", ns, exc)
                 ok = False
-        if self.plug:  # the removed namespaces' taps (and replaced DHCP ports') are gone; their OVS ports are not
-            try:
-                self.plug.unplug_others(n.port.tap for n in self._wanted.items.values())
-            except Exception as exc:
-                LOG.warning("cannot remove stale DHCP ports from the integration bridge: %s", exc)
-                ok = False
-        return ok
+        # The removed namespaces' taps (and replaced ones) are gone; their OVS ports are not.
+        return unplug_stale(self.plug, (n.port.tap for n in self._wanted.items.values()), "DHCP ports", LOG) and ok
 
     def close(self) -> None:
         # dnsmasq and the metadata proxies keep serving: they outlive the agent and are adopted at restart.
@@ -222,17 +217,4 @@ def _world_reachable(path: Path) -> bool:
     for p in [path, *path.parents]:
         if p.exists() and not p.stat().st_mode & 0o001:
             return False
-    return True
-
-
-def _write(path: Path, text: str) -> bool:
-    """Replace a file atomically when its text differs; whether it did."""
-    try:
-        if path.read_text() == text:
-            return False
-    except OSError:
-        pass
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
     return True

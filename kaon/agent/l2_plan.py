@@ -73,6 +73,7 @@ class _Wanted:
     members: dict[str, str] = field(default_factory=dict)  # device -> bridge it must be in
     fdb: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
     neigh: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+    fresh: set[str] = field(default_factory=set)  # devices this plan re-creates
 
 
 @dataclass(frozen=True)
@@ -88,9 +89,10 @@ def plan(intent: HostIntent, seen: Observed, cfg: AgentConfig, *, sweep: bool) -
         wanted.bridges[net_id] = _network(net, seen, cfg, wanted, actions)
     _ports(intent.ports, seen, wanted, actions)
     for dev in sorted(wanted.fdb):
-        _entries(dev, wanted.fdb[dev], seen.fdb.get(dev, set()), ("fdb_add", "fdb_del"), actions, seen)
+        _entries(dev, wanted.fdb[dev], seen.fdb.get(dev, set()), ("fdb_add", "fdb_del"), actions, seen, wanted)
     for dev in sorted(wanted.neigh):
-        _entries(dev, wanted.neigh[dev], seen.neigh.get(dev, set()), ("neigh_add", "neigh_del"), actions, seen)
+        _entries(dev, wanted.neigh[dev], seen.neigh.get(dev, set()), ("neigh_add", "neigh_del"), actions, seen,
+                 wanted)
     _release(seen, wanted, actions)
     if sweep:
         for name in sorted(seen.links):
@@ -138,10 +140,17 @@ def _vxlan(net: NetworkIntent, bridge: str, vni: int, mtu: int | None, seen: Obs
     wanted.own_links.add(dev)
     link = seen.links.get(dev)
     group = None if cfg.l2_population else cfg.vxlan_group
+    # The device answers ARP/ND from its neighbour entries (proxy) unless the network has
+    # addresses no entry can answer for (flood_arp): the kernel cannot change the flag on a
+    # live device, so a change of it re-creates the device (entries and all, this same pass).
+    proxy = cfg.l2_population and not net.flood_arp
     if (link is None or link.kind != "vxlan" or link.vxlan_id != vni or link.vxlan_local != cfg.local_ip
-            or link.alias != OWNER_ALIAS):
+            or link.vxlan_proxy != proxy or link.alias != OWNER_ALIAS):
         actions.append(act("ensure_vxlan", dev, vni=vni, local_ip=cfg.local_ip, group=group,
-                           proxy=cfg.l2_population, mtu=mtu, alias=OWNER_ALIAS))
+                           proxy=proxy, mtu=mtu, alias=OWNER_ALIAS))
+        if link is not None:  # re-created: not enslaved, no entries, whatever the old one had
+            wanted.fresh.add(dev)
+            seen = Observed({n: lk for n, lk in seen.links.items() if n != dev})
     elif mtu and link.mtu != mtu:
         actions.append(act("set_mtu", dev, mtu=mtu))
     _member(dev, bridge, seen, wanted, actions)
@@ -153,6 +162,8 @@ def _vxlan(net: NetworkIntent, bridge: str, vni: int, mtu: int | None, seen: Obs
         fdb.add((FLOOD_MAC, vtep))
         for port in remote_ports:
             fdb.add((port.mac, vtep))
+            if not proxy:
+                continue  # no one reads neighbour entries on a device that does not answer ARP
             neigh.update((ip, port.mac) for ip in port.ips)
             if any(":" in ip for ip in port.ips):
                 # The VXLAN device answers neighbour solicitations itself (proxy) and drops
@@ -189,8 +200,8 @@ def _ports(ports: Mapping[str, PortIntent], seen: Observed, wanted: _Wanted, act
 
 
 def _entries(dev: str, want: set[tuple[str, str]], have: set[tuple[str, str]], ops: tuple[Op, Op],
-             actions: list[Action], seen: Observed) -> None:
-    fresh = dev not in seen.links  # a device about to be made has no entries yet
+             actions: list[Action], seen: Observed, wanted: _Wanted) -> None:
+    fresh = dev not in seen.links or dev in wanted.fresh  # a device about to be made has no entries yet
     for a, b in sorted(want - (set() if fresh else have)):
         actions.append(act(ops[0], dev, key=a, value=b))
     if not fresh:

@@ -50,6 +50,7 @@ from kaon.agent.config import AgentConfig
 from kaon.agent.interface_driver import Plug
 from kaon.agent.manager import Outcome, Step, Wanted
 from kaon.agent.metadata_proxy import ROUTER_PORT, ProxyConfig, Table
+from kaon.agent.ns_role import unplug_stale, write_if_changed
 from kaon.dataplane import netns, nft, radvd, router_ns
 from kaon.dataplane.linux_l2 import LinuxL2
 from kaon.model import names
@@ -185,7 +186,7 @@ class L3Role:
             return
         d.mkdir(parents=True, exist_ok=True)
         path = d / "radvd.conf"
-        changed = _write(path, conf)
+        changed = write_if_changed(path, conf)
         pid = radvd.running(d / "pid")
         if pid is None:
             pid = radvd.start(ns, radvd.command(path, d / "pid", d / "log"), d / "pid")
@@ -236,13 +237,8 @@ class L3Role:
             if d.name not in wanted and d.name not in recorded:
                 proxies.stop(d)
                 shutil.rmtree(d, ignore_errors=True)
-        if self.plug:  # the removed namespaces' taps are gone; their OVS ports are not
-            try:
-                self.plug.unplug_others(self._wanted_taps())
-            except Exception as exc:
-                LOG.warning("cannot remove stale router ports from the integration bridge: %s", exc)
-                ok = False
-        return ok
+        # The removed namespaces' taps (and replaced ones) are gone; their OVS ports are not.
+        return unplug_stale(self.plug, self._wanted_taps(), "router ports", LOG) and ok
 
     def _wanted_taps(self) -> set[str]:
         return {d.tap for r in self._wanted.items.values() for d in l3_plan.devices(r)}
@@ -250,16 +246,3 @@ class L3Role:
     def close(self) -> None:
         # The metadata proxies keep serving: they outlive the agent and are adopted at restart.
         self.host_l2.close()
-
-
-def _write(path: Path, text: str) -> bool:
-    """Replace a file atomically when its text differs; whether it did."""
-    try:
-        if path.read_text() == text:
-            return False
-    except OSError:
-        pass
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return True

@@ -41,6 +41,9 @@ class LinkLike(Protocol):
     @property
     def vxlan_local(self) -> str | None: ...
 
+    @property
+    def vxlan_proxy(self) -> bool | None: ...
+
 
 @runtime_checkable
 class BridgeDriver(Protocol):

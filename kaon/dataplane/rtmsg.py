@@ -50,6 +50,7 @@ class Link:
     vxlan_id: int | None = None
     vxlan_local: str | None = None
     vxlan_group: str | None = None
+    vxlan_proxy: bool | None = None  # answers ARP/ND from its neighbour entries
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,7 @@ def to_link(raw: RawLink, names: dict[int, str]) -> Link:
         vxlan_id=vx.vni if vx else None,
         vxlan_local=vx.local if vx else None,
         vxlan_group=vx.group if vx else None,
+        vxlan_proxy=vx.proxy if vx else None,
     )
 
 

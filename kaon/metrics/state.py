@@ -2,7 +2,10 @@
 
 Counting at scrape time (a few GROUP BY statements) rather than keeping
 gauges up to date on every write means every API worker and every server
-answers the same numbers, and a write path pays nothing for them.
+answers the same numbers, and a write path pays nothing for them. The
+statements are the service layer's (kaon.core.l2.port_counts,
+kaon.core.agents.generations), run in one read transaction; this module
+only names and labels what they return.
 
 * ``kaon_ports{status}``                     ports by status (ACTIVE, DOWN, BUILD, ...)
 * ``kaon_port_binding_failures{host,reason}`` ports in ``binding_failed``, by reason
@@ -16,14 +19,12 @@ from collections.abc import Iterator
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from kaon.core.agents import generations
-from kaon.db.core_tables import ports
+from kaon.core.l2 import port_counts
 from kaon.db.engine import read_txn
 from kaon.ml2.binding import utcnow
-
-BINDING_FAILED = "binding_failed"
 
 
 class StateCollector(Collector):
@@ -42,12 +43,9 @@ class StateCollector(Collector):
                                    labels=["host"])
         now = utcnow()
         with read_txn(self.engine) as conn:
-            for status, count in conn.execute(select(ports.c.status, func.count()).group_by(ports.c.status)):
+            for status, count in port_counts.by_status(conn):
                 by_status.add_metric([status], count)
-            failed = (select(ports.c.binding_host_id, ports.c.binding_failure, func.count())
-                      .where(ports.c.binding_vif_type == BINDING_FAILED)
-                      .group_by(ports.c.binding_host_id, ports.c.binding_failure))
-            for host, reason, count in conn.execute(failed):
+            for host, reason, count in port_counts.binding_failures(conn):
                 failures.add_metric([host, reason], count)
             for state in generations.states(conn):
                 lag.add_metric([state.host], max(0, state.generation - state.applied_generation))

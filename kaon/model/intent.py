@@ -15,7 +15,8 @@ left out, so an idle host's intent is ``{"version", "host", "networks": {},
     {"version": 1, "host": "h1",
      "networks": {"<net>": {"bridge": "brq…", "network_type": "vxlan",
                             "segmentation_id": 1001, "physical_network": null, "mtu": 1450,
-                            "peers": {"<vtep ip>": [{"mac", "ips": [...]}]}}},
+                            "peers": {"<vtep ip>": [{"mac", "ips": [...]}]},
+                            "flood_arp": true}},  # only when true
      "ports": {"<port>": {"network_id", "device": "tap…", "mac", "ips": [...],
                           "admin_state_up": true, "device_owner"}},
      "routers": {"<router>": RouterIntent},     # kaon.compiler.l3_section
@@ -67,6 +68,10 @@ class NetworkIntent:
     physical_network: str | None
     mtu: int
     peers: Mapping[str, tuple[PeerPort, ...]] = field(default_factory=dict)  # VTEP -> its ports
+    # l2population on Linux bridge hosts: ARP and neighbour solicitations go to the peers rather
+    # than being answered by the VXLAN device, which cannot answer for every allowed address pair
+    # on the network (kaon.compiler.l2_section). Left out of the JSON form when false.
+    flood_arp: bool = field(default=False, metadata=OMIT_EMPTY)
 
 
 @dataclass(frozen=True)

@@ -219,12 +219,13 @@ class _Walk:
         l2population answers ARP on the VXLAN device from its entries only, so a reply to an address
         no port has (a VM with port security off sending from a foreign address) never finds its way
         back across hosts. The Open vSwitch agent's ARP responder sends a miss on to the flood
-        table (as Neutron's br-tun does), so on an OVS host (``vif_type`` ovs) the reply gets back."""
+        table (as Neutron's br-tun does), so on an OVS host (``vif_type`` ovs) the reply gets back;
+        so it does on a network whose VXLAN devices flood ARP (``flood_arp``: a pair no entry answers for)."""
         if self.origin is None or self.origin[0] == host or target.vif_type == "ovs":
             return
         src_host, net_id = self.origin
         net = self.w.intents[host].networks.get(net_id)
-        if net is None or net.network_type != "vxlan":
+        if net is None or net.network_type != "vxlan" or net.flood_arp:
             return
         vtep = self.w.vteps.get(src_host, "?")
         if any(self.src in p.ips for p in net.peers.get(vtep, ())):

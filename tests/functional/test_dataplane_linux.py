@@ -242,6 +242,7 @@ def test_vxlan_create_read_noop_recreate(l2: LinuxL2) -> None:
     assert (link.up, link.mtu, link.alias) == (True, 1450, "kaon:l2")
     details = ip("-d", "-n", l2.netns or "", "link", "show", "vxlan-1001")
     assert "dstport 4789" in details and "nolearning" in details and "proxy" in details
+    assert link.vxlan_proxy is True
     assert_noop(
         l2, lambda: l2.ensure_vxlan("vxlan-1001", 1001, "10.99.0.1", "eth0", mtu=1450, alias="kaon:l2")
     )
@@ -255,6 +256,10 @@ def test_vxlan_create_read_noop_recreate(l2: LinuxL2) -> None:
 
     l2.ensure_vxlan("vxlan-1001", 1002, "10.99.0.1", None, learning=True)  # no underlay dev, learning
     assert "nolearning" not in ip("-d", "-n", l2.netns or "", "link", "show", "vxlan-1001")
+
+    l2.ensure_vxlan("vxlan-1001", 1002, "10.99.0.1", None, learning=True, proxy=False)  # ARP floods: recreated
+    assert l2.links()["vxlan-1001"].vxlan_proxy is False
+    assert " proxy " not in ip("-d", "-n", l2.netns or "", "link", "show", "vxlan-1001")
 
     with pytest.raises(LinkNotFound):
         l2.ensure_vxlan("vxlan-9", 9, "10.99.0.1", "nosuchdev")

@@ -207,6 +207,7 @@ class Link:
     alias: str = ""
     vxlan_id: int | None = None
     vxlan_local: str | None = None
+    vxlan_proxy: bool | None = None
 
 
 class FakeDriver:
@@ -233,7 +234,8 @@ class FakeDriver:
                      learning: bool = False, proxy: bool = True, group: str | None = None,
                      mtu: int | None = None, alias: str | None = None) -> None:
         self.ops.append(f"vxlan {name}")
-        self.state[name] = Link(name, "vxlan", mtu=mtu or 1500, alias=alias or "", vxlan_id=vni, vxlan_local=local_ip)
+        self.state[name] = Link(name, "vxlan", mtu=mtu or 1500, alias=alias or "", vxlan_id=vni, vxlan_local=local_ip,
+                                 vxlan_proxy=proxy)
 
     def set_master(self, dev: str, bridge: str | None) -> None:
         self.ops.append(f"master {dev} {bridge}")

@@ -114,9 +114,13 @@ def world(rng: random.Random) -> list[Change]:
         host = rng.choice(HOSTS)
         changes.append(Change("port", port_id, BoundPort(
             port_id, net, host, f"fa:16:3e:00:00:{p:02x}", rng.random() < 0.9, owner, f"seg-{net}", (ip,))))
+        # Address pairs: none, a CIDR, a VIP of its own (l2population answers for it), a VIP other
+        # ports may list too (then nobody does, and the network floods ARP).
+        n = nets.index(net)
+        pairs = rng.choice([(), ((f"10.{n}.1.0/28", None),), ((f"10.{n}.3.{p}", None),),
+                            ((f"10.{n}.2.200", None),), ((f"10.{n}.4.{p}", f"fa:16:3e:00:01:{p:02x}"),)])
         changes.append(Change("security", port_id, PortSecurity(
-            rng.random() < 0.8, ((f"10.{nets.index(net)}.1.0/28", None),) if rng.random() < 0.3 else (),
-            tuple(sorted(rng.sample(groups, rng.randint(0, len(groups))))))))
+            rng.random() < 0.8, pairs, tuple(sorted(rng.sample(groups, rng.randint(0, len(groups))))))))
         changes.append(Change("dhcp_port", port_id, PortRow(
             port_id, net, f"fa:16:3e:00:00:{p:02x}", owner, f"vm{p}", host, (("mtu", "1400", 4),),
             ((f"sub-{net}", ip),), "project")))

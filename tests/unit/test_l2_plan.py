@@ -28,6 +28,7 @@ class L:
     alias: str = ""
     vxlan_id: int | None = None
     vxlan_local: str | None = None
+    vxlan_proxy: bool | None = None
 
 
 def typed(intent: dict[str, Any]) -> HostIntent:
@@ -47,7 +48,8 @@ def vx_intent(**port: Any) -> HostIntent:
 
 def converged_links() -> dict[str, L]:
     return {BR: L(BR, "bridge", alias=OWNER_ALIAS),
-            VX: L(VX, "vxlan", master=BR, mtu=1450, alias=OWNER_ALIAS, vxlan_id=1001, vxlan_local="10.99.0.1"),
+            VX: L(VX, "vxlan", master=BR, mtu=1450, alias=OWNER_ALIAS, vxlan_id=1001, vxlan_local="10.99.0.1",
+                  vxlan_proxy=True),
             TAP: L(TAP, master=BR)}
 
 
@@ -153,6 +155,32 @@ def test_a_changed_vni_or_local_ip_recreates_the_vxlan_device() -> None:
     links[VX] = replace(links[VX], vxlan_local="10.99.0.100")
     first = plan(vx_intent(), Observed(links, converged_fdb(), converged().neigh), CFG, sweep=True).actions
     assert first[0].op == "ensure_vxlan" and first[0].arg("local_ip") == "10.99.0.1"
+
+
+def test_a_changed_vni_or_local_ip_re_enslaves_and_refills_the_new_device_in_the_same_pass() -> None:
+    links = converged_links()
+    links[VX] = replace(links[VX], vxlan_local="10.99.0.100")
+    actions = ops(plan(vx_intent(), Observed(links, converged_fdb(), converged().neigh), CFG, sweep=True).actions)
+    assert f"set_master {VX} bridge={BR}" in actions and f"set_up {VX} up=True" in actions
+    assert sum(a.startswith(f"fdb_add {VX}") for a in actions) == 4
+    assert sum(a.startswith(f"neigh_add {VX}") for a in actions) == 2
+    assert not [a for a in actions if a.startswith(("fdb_del", "neigh_del"))]
+
+
+def test_a_network_flooding_arp_has_a_device_without_proxy_and_no_neighbour_entries() -> None:
+    flooding = replace(vx_intent(), networks={NET: replace(vx_intent().networks[NET], flood_arp=True)})
+    actions = ops(plan(flooding, converged(), CFG, sweep=True).actions)
+    assert actions == [
+        f"ensure_vxlan {VX} alias={OWNER_ALIAS} group=None local_ip=10.99.0.1 mtu=1450 proxy=False vni=1001",
+        f"set_master {VX} bridge={BR}", f"set_up {VX} up=True",
+        f"fdb_add {VX} key={FLOOD_MAC} value=10.99.0.2", f"fdb_add {VX} key={FLOOD_MAC} value=10.99.0.3",
+        f"fdb_add {VX} key=fa:16:3e:00:00:02 value=10.99.0.2", f"fdb_add {VX} key=fa:16:3e:00:00:03 value=10.99.0.3"]
+    links = converged_links()
+    links[VX] = replace(links[VX], vxlan_proxy=False)
+    assert plan(flooding, Observed(links, converged_fdb()), CFG, sweep=True).actions == []
+    # Back to answering: the device is made again with proxy, its entries with it.
+    back = ops(plan(vx_intent(), Observed(links, converged_fdb()), CFG, sweep=True).actions)
+    assert back[0].endswith("proxy=True vni=1001") and sum(a.startswith("neigh_add") for a in back) == 2
 
 
 def test_without_l2population_the_vxlan_device_uses_the_group_and_no_entries() -> None:

@@ -34,7 +34,7 @@ from kaon.core.l2.networks import Networks
 from kaon.core.l2.ports import Ports
 from kaon.core.l3.routers import INTF_OWNER, chunks, is_external, port_ips, service_port
 from kaon.core.list_query import ListQuery
-from kaon.core.query import fetch_page, where_filters
+from kaon.core.visible_rows import VisibleRows
 from kaon.db.core_tables import ip_allocations, ports, subnets, tags
 from kaon.db.fast_insert import FastInsert
 from kaon.db.l3_tables import floatingips, router_ports, routers
@@ -91,10 +91,7 @@ class FloatingIps:
 
     # -- reads ---------------------------------------------------------
     def fetch_row(self, ctx: Context, conn: Connection, fip_id: str, lock: bool = False) -> Any:
-        row = conn.execute(_FETCH[ctx.is_admin, lock], {"fip_id": fip_id, "project": ctx.project_id}).first()
-        if row is None:
-            raise FloatingIPNotFound(floatingip_id=fip_id)
-        return row
+        return _ROWS.fetch_row(ctx, conn, fip_id, lock)
 
     def writable_row(self, ctx: Context, conn: Connection, fip_id: str, action: str) -> Any:
         row = self.fetch_row(ctx, conn, fip_id, lock=True)
@@ -105,12 +102,7 @@ class FloatingIps:
         return self._render(conn, [self.fetch_row(ctx, conn, fip_id)])[0]
 
     def list(self, ctx: Context, conn: Connection, q: ListQuery) -> tuple[Items, bool]:
-        stmt = select(floatingips)
-        if not ctx.is_admin:
-            stmt = stmt.where(floatingips.c.project_id == ctx.project_id)
-        for clause in where_filters(q, COLUMNS, {}, floatingips.c.id):
-            stmt = stmt.where(clause)
-        rows, more = fetch_page(conn, stmt, q, COLUMNS, floatingips.c.id, floatingips)
+        rows, more = _ROWS.page(ctx, conn, q)
         return self._render(conn, rows), more
 
     def _render(self, conn: Connection, rows: Rows, fresh: bool = False) -> Items:
@@ -303,13 +295,7 @@ def _routers_between(conn: Connection, subnet_id: str, ext_net: str) -> list[tup
 
 
 # Prebuilt statements (building one costs more than running it).
-_FETCH = {}
-for _admin in (False, True):
-    for _lock in (False, True):
-        _stmt = select(floatingips).where(floatingips.c.id == bindparam("fip_id"))
-        if not _admin:
-            _stmt = _stmt.where(floatingips.c.project_id == bindparam("project"))
-        _FETCH[_admin, _lock] = _stmt.with_for_update() if _lock else _stmt
+_ROWS = VisibleRows(floatingips, COLUMNS, lambda fip_id: FloatingIPNotFound(floatingip_id=fip_id))
 _PORT_DETAILS = select(ports.c.id, *[ports.c[k] for k in PORT_DETAILS]).where(
     ports.c.id.in_(bindparam("ids", expanding=True)))
 _INSERT = FastInsert(floatingips)

@@ -30,7 +30,7 @@ from kaon.core.context import Context
 from kaon.core.l2.networks import EXTERNAL, Networks
 from kaon.core.l2.ports import Ports
 from kaon.core.list_query import ListQuery
-from kaon.core.query import fetch_page, where_filters
+from kaon.core.visible_rows import VisibleRows
 from kaon.db.core_tables import ip_allocations, network_rbacs, ports, subnets, tags
 from kaon.db.fast_insert import FastInsert
 from kaon.db.l3_tables import floatingips, router_ports, router_routes, routers
@@ -108,10 +108,7 @@ _IS_EXTERNAL = select(network_rbacs.c.id).where(
     network_rbacs.c.object_id == bindparam("net_id"), network_rbacs.c.action == EXTERNAL).limit(1)
 _PORT_IPS = select(ip_allocations.c.subnet_id, ip_allocations.c.ip_address).where(
     ip_allocations.c.port_id == bindparam("port_id"))
-_BY_ID = select(routers).where(routers.c.id == bindparam("router_id"))
-_OWN = _BY_ID.where(routers.c.project_id == bindparam("project"))
-_FETCH = {(True, False): _BY_ID, (True, True): _BY_ID.with_for_update(),
-          (False, False): _OWN, (False, True): _OWN.with_for_update()}
+_ROWS = VisibleRows(routers, COLUMNS, lambda router_id: RouterNotFound(router_id=router_id))
 _GW_NETS = select(ports.c.id, ports.c.network_id).where(ports.c.id.in_(bindparam("ids", expanding=True)))
 _GW_IPS = select(ip_allocations.c.port_id, ip_allocations.c.subnet_id, ip_allocations.c.ip_address).where(
     ip_allocations.c.port_id.in_(bindparam("ids", expanding=True)))
@@ -143,10 +140,7 @@ class Routers:
 
     # -- reads ---------------------------------------------------------
     def fetch_row(self, ctx: Context, conn: Connection, router_id: str, lock: bool = False) -> Any:
-        row = conn.execute(_FETCH[ctx.is_admin, lock], {"router_id": router_id, "project": ctx.project_id}).first()
-        if row is None:
-            raise RouterNotFound(router_id=router_id)
-        return row
+        return _ROWS.fetch_row(ctx, conn, router_id, lock)
 
     def writable_row(self, ctx: Context, conn: Connection, router_id: str, action: str) -> Any:
         row = self.fetch_row(ctx, conn, router_id, lock=True)
@@ -158,12 +152,7 @@ class Routers:
         return self._render(conn, [self.fetch_row(ctx, conn, router_id)])[0]
 
     def list(self, ctx: Context, conn: Connection, q: ListQuery) -> tuple[Items, bool]:
-        stmt = select(routers)
-        if not ctx.is_admin:
-            stmt = stmt.where(routers.c.project_id == ctx.project_id)
-        for clause in where_filters(q, COLUMNS, {}, routers.c.id):
-            stmt = stmt.where(clause)
-        rows, more = fetch_page(conn, stmt, q, COLUMNS, routers.c.id, routers)
+        rows, more = _ROWS.page(ctx, conn, q)
         return self._render(conn, rows), more
 
     def _render(self, conn: Connection, rows: Rows) -> Items:

@@ -18,13 +18,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, delete, exists, insert, or_, select, update
+from sqlalchemy import Connection, Table, and_, delete, exists, insert, select, update
 
 from kaon.core import stdattrs
 from kaon.core.access import policy, rbac
 from kaon.core.context import Context
 from kaon.core.list_query import ListQuery
-from kaon.core.query import fetch_page, where_filters
+from kaon.core.visible_rows import VisibleRows
 from kaon.db.core_tables import subnets
 from kaon.db.pool_tables import address_scopes, addressscope_rbacs, subnetpools
 from kaon.model import address_scope as m
@@ -47,14 +47,8 @@ rbac_model.ACTIONS["address_scope"] = (SHARED,)
 rbac.register_usage("address_scope", SHARED, _pool_projects)
 
 
-def shared_with(project: str) -> Any:
-    """Ids of the scopes shared with ``project`` (or with everybody)."""
-    return select(addressscope_rbacs.c.object_id).where(
-        addressscope_rbacs.c.action == SHARED, addressscope_rbacs.c.target_project.in_((WILDCARD, project)))
-
-
-def visible_clause(ctx: Context) -> Any:
-    return or_(address_scopes.c.project_id == ctx.project_id, address_scopes.c.id.in_(shared_with(ctx.project_id)))
+_ROWS = VisibleRows(address_scopes, COLUMNS, lambda scope_id: m.AddressScopeNotFound(address_scope_id=scope_id),
+                    shared_by=addressscope_rbacs)
 
 
 def network_scopes(conn: Connection, net_ids: Sequence[str]) -> dict[str, dict[int, str]]:
@@ -82,15 +76,7 @@ class AddressScopes:
         """The scope if the caller may see it (else AddressScopeNotFound).
         ``lock`` takes its row lock (PostgreSQL), which serialises the
         checks that pools of one scope do not overlap."""
-        stmt = select(address_scopes).where(address_scopes.c.id == scope_id)
-        if not ctx.is_admin:
-            stmt = stmt.where(visible_clause(ctx))
-        if lock:
-            stmt = stmt.with_for_update()
-        row = conn.execute(stmt).first()
-        if row is None:
-            raise m.AddressScopeNotFound(address_scope_id=scope_id)
-        return row
+        return _ROWS.fetch_row(ctx, conn, scope_id, lock)
 
     def writable_row(self, ctx: Context, conn: Connection, scope_id: str, action: str) -> Any:
         """404 when the caller cannot see it, 403 when it is only shared with them."""
@@ -102,13 +88,8 @@ class AddressScopes:
         return self._render(ctx, conn, [self.fetch_row(ctx, conn, scope_id)])[0]
 
     def list(self, ctx: Context, conn: Connection, q: ListQuery) -> tuple[Items, bool]:
-        stmt = select(address_scopes)
-        if not ctx.is_admin:
-            stmt = stmt.where(visible_clause(ctx))
         special = {"shared": lambda vals: shared_filter(addressscope_rbacs, address_scopes, vals, ctx)}
-        for clause in where_filters(q, COLUMNS, special, address_scopes.c.id):
-            stmt = stmt.where(clause)
-        rows, more = fetch_page(conn, stmt, q, COLUMNS, address_scopes.c.id, address_scopes)
+        rows, more = _ROWS.page(ctx, conn, q, special)
         return self._render(ctx, conn, rows), more
 
     def _render(self, ctx: Context, conn: Connection, rows: Sequence[Any]) -> Items:

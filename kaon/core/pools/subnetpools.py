@@ -41,7 +41,7 @@ from kaon.core.access import policy, rbac
 from kaon.core.context import Context
 from kaon.core.list_query import ListQuery
 from kaon.core.pools.address_scopes import AddressScopes, shared_filter, shared_ids
-from kaon.core.query import fetch_page, where_filters
+from kaon.core.visible_rows import VisibleRows
 from kaon.db.core_tables import subnets
 from kaon.db.locks import xact_lock
 from kaon.db.pool_tables import address_scopes, addressscope_rbacs, subnetpool_rbacs, subnetpools
@@ -95,11 +95,13 @@ def _scope_reaches_target(conn: Connection, pool: Any, action: str, target: str)
 rbac.register_grant_check("subnetpool", _scope_reaches_target)
 
 
+_ROWS = VisibleRows(subnetpools, COLUMNS, lambda pool_id: errors.SubnetPoolNotFound(subnetpool_id=pool_id),
+                    shared_by=subnetpool_rbacs)
+
+
 def visible_clause(ctx: Context) -> Any:
     """Owned, or shared with everybody or with the caller's project."""
-    granted = select(subnetpool_rbacs.c.object_id).where(
-        subnetpool_rbacs.c.action == SHARED, subnetpool_rbacs.c.target_project.in_((WILDCARD, ctx.project_id)))
-    return or_(subnetpools.c.project_id == ctx.project_id, subnetpools.c.id.in_(granted))
+    return _ROWS.visible(ctx.project_id)
 
 
 def allocated(conn: Connection, pool_id: str) -> netaddr.IPSet:
@@ -124,15 +126,7 @@ class SubnetPools:
 
     # -- reads ---------------------------------------------------------
     def fetch_row(self, ctx: Context, conn: Connection, pool_id: str, lock: bool = False) -> Any:
-        stmt = select(subnetpools).where(subnetpools.c.id == pool_id)
-        if not ctx.is_admin:
-            stmt = stmt.where(visible_clause(ctx))
-        if lock:
-            stmt = stmt.with_for_update()
-        row = conn.execute(stmt).first()
-        if row is None:
-            raise errors.SubnetPoolNotFound(subnetpool_id=pool_id)
-        return row
+        return _ROWS.fetch_row(ctx, conn, pool_id, lock)
 
     def writable_row(self, ctx: Context, conn: Connection, pool_id: str, action: str) -> Any:
         """Locked; 404 when the caller cannot see it, 403 when it is only shared with them."""
@@ -145,13 +139,8 @@ class SubnetPools:
         return self._render(ctx, conn, [self.fetch_row(ctx, conn, pool_id)])[0]
 
     def list(self, ctx: Context, conn: Connection, q: ListQuery) -> tuple[Items, bool]:
-        stmt = select(subnetpools)
-        if not ctx.is_admin:
-            stmt = stmt.where(visible_clause(ctx))
         special = {"shared": lambda vals: shared_filter(subnetpool_rbacs, subnetpools, vals, ctx)}
-        for clause in where_filters(q, COLUMNS, special, subnetpools.c.id):
-            stmt = stmt.where(clause)
-        rows, more = fetch_page(conn, stmt, q, COLUMNS, subnetpools.c.id, subnetpools)
+        rows, more = _ROWS.page(ctx, conn, q, special)
         return self._render(ctx, conn, rows), more
 
     def _render(self, ctx: Context, conn: Connection, rows: Sequence[Any]) -> Items:
