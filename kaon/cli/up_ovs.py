@@ -135,6 +135,11 @@ def prepare(cfg: Config, state: Path, namespace: str | None) -> tuple[dict[str, 
         _make_mapped_bridges(cfg, explicit, record, state, env=None)
         return {}, f"OVS at {explicit}"
     if namespace is None and record.get("kind") != "private" and _answers(DEFAULT_OVSDB):
+        if subprocess.run(["ovs-appctl", "--timeout=2", "-t", "ovs-vswitchd", "version"], capture_output=True,
+                          check=False).returncode != 0:
+            # Its bridges would get no datapath; starting a private pair beside it would be a second OVS.
+            raise UpOvsError(f"the system's ovsdb-server answers on {DEFAULT_OVSDB} but its ovs-vswitchd does "
+                             "not: start it (/usr/share/openvswitch/scripts/ovs-ctl start)")
         _make_mapped_bridges(cfg, DEFAULT_OVSDB, record, state, env=None)
         return {}, f"the system's OVS at {DEFAULT_OVSDB}"
     return _start_private(cfg, state, namespace, record)
