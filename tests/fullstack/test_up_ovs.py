@@ -5,7 +5,8 @@ so the private OVS kaon up starts runs there too, and nothing touches the
 machine's own network. What is shown:
 
 * with no OVS to use, kaon up starts a private ovsdb-server + ovs-vswitchd by
-  pid (userspace datapath) under its state directory, and its agent is
+  pid (userspace datapath) under its state directory (a restarted kaon up
+  uses the same daemons, without the flag: kept in kaon.conf), and its agent is
   ``openstack network agent list``'s "Open vSwitch agent" row; a port plugged
   as os-vif plugs it (br-int, ``external_ids:iface-id``) is bound ``ovs`` and
   goes ACTIVE on its network's local VLAN; ``kaon down`` stops exactly those
@@ -117,6 +118,7 @@ def test_kaon_up_on_a_private_ovs_binds_plugs_and_kaon_down_stops_it(tmp_path: P
     ns = _new_ns(namespaces, "a")
     before = _links(ns)
     up = _up(tmp_path, "aio", ns, "--mechanism", "openvswitch")
+    up_args = ["--config-file", str(tmp_path / "aio.conf")]  # the flag's choice is kept in kaon.conf
     state = up.state
     try:
         out = up.output()
@@ -170,6 +172,20 @@ def test_kaon_up_on_a_private_ovs_binds_plugs_and_kaon_down_stops_it(tmp_path: P
                               text=True).stdout.strip() == tag
         assert {"br-int", "br-tun", "br-ex"} <= _links(ns)
         assert "Traceback" not in up.output()
+
+        # The private OVS outlives the node (as the Linux bridge agent's bridges do): a restarted
+        # kaon up on the same directory uses the same daemons, and the port keeps its VLAN.
+        up.stop()
+        assert all(_alive(p) for p in pids.values())
+        up = Up(state, up.port, tmp_path / "aio-again.log", up_args)
+        up.wait_ready(30)
+        wait_for("the announcement", lambda: "Local agent" in up.output(), timeout=30)
+        assert f"ovsdb-server pid {pids['ovsdb-server']}, ovs-vswitchd pid {pids['ovs-vswitchd']}" in up.output()
+        api = _api(up)
+        wait_for("the agent alive again", lambda: any(
+            a["alive"] for a in api.get("/agents", params={"agent_type": "Open vSwitch agent"}).json()["agents"]))
+        assert api.get(f"/ports/{port['id']}").json()["port"]["status"] == "ACTIVE"
+        assert subprocess.run([*vsctl, "get", "Port", tap, "tag"], capture_output=True, text=True).stdout.strip() == tag
 
         # A second node on OVS in the same namespace: refused, and says why.
         up2 = _up(tmp_path, "aio2", ns, "--mechanism", "openvswitch")
