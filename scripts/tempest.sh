@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Run the tempest network API suites against a throwaway kaon node.
 #
-#   scripts/tempest.sh [REGEX] [extra run.sh args...]
+#   scripts/tempest.sh [--mechanism linuxbridge|openvswitch] [REGEX] [extra run.sh args...]
 #
 # Starts `kaon up` in a temporary state directory on a free port (SQLite,
 # embedded identity), hands its bootstrap accounts to ../shared/tools/tempest
 # (setup.sh, then run.sh), prints run.sh's "N passed, N failed, N skipped"
 # line, and stops the node by pid. Results: $OUT (default /tmp/kaon-tempest.json).
+# --mechanism openvswitch (or MECHANISM=openvswitch): the node's local agent is
+# the Open vSwitch agent, on a private OVS kaon up starts in the agent's
+# namespace; `kaon down` stops it at the end.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="${TEMPEST_TOOLS:-$ROOT/../shared/tools/tempest}"
+MECHANISM="${MECHANISM:-linuxbridge}"
+if [ "${1:-}" = "--mechanism" ]; then MECHANISM="$2"; shift 2; fi
+case "$MECHANISM" in linuxbridge|openvswitch) ;; *) echo "--mechanism: linuxbridge or openvswitch" >&2; exit 2;; esac
 REGEX="${1:-^(tempest\.api\.network|neutron_tempest_plugin\.api)\.}"
 shift || true
 OUT="${OUT:-/tmp/kaon-tempest.json}"
@@ -65,15 +71,23 @@ host = tempest-node
 namespace = $NS
 namespace_prefix = $NS-
 roles = dhcp, l3
-[linux_bridge]
-physical_interface_mappings = provider:provider0
 EOF
+  if [ "$MECHANISM" = linuxbridge ]; then
+    printf '[linux_bridge]\nphysical_interface_mappings = provider:provider0\n' >>"$STATE/agent.conf"
+  fi
+  # On OVS, "provider" is br-ex (kaon up's openvswitch_agent.ini), made in the private OVS;
+  # provider0 joins it once the node is up.
   EXTRA+=(--config-file "$STATE/agent.conf")
 fi
-"$ROOT/.venv/bin/python" -m kaon up --state-dir "$STATE" --port "$PORT" "${EXTRA[@]}" >"$STATE/server.log" 2>&1 &
+"$ROOT/.venv/bin/python" -m kaon up --state-dir "$STATE" --port "$PORT" --mechanism "$MECHANISM" "${EXTRA[@]}" \
+    >"$STATE/server.log" 2>&1 &
 PID=$!
 cleanup() {
   kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true
+  if [ "$MECHANISM" = openvswitch ]; then
+    # The private OVS (by the pids kaon up recorded), the qdhcp-/qrouter- namespaces, dnsmasq.
+    "$ROOT/.venv/bin/python" -m kaon down --state-dir "$STATE" >&2 || true
+  fi
   if [ -n "$NS" ]; then
     # The agent's qrouter-/qdhcp- namespaces carry "$NS-"; their processes (dnsmasq) go by pid.
     for n in $(ip netns list | awk '{print $1}' | grep -E "^$NS(-|\$)"); do
@@ -88,6 +102,11 @@ for _ in $(seq 100); do
   [ -f "$STATE/clouds.yaml" ] && curl -sf "http://127.0.0.1:$PORT/" >/dev/null && break
   sleep 0.2
 done
+grep -E "Local agent|Open vSwitch" "$STATE/server.log" >&2 || true
+if [ -n "$NS" ] && [ "$MECHANISM" = openvswitch ]; then
+  DB="$("$ROOT/.venv/bin/python" -c "import json; print(json.load(open('$STATE/ovs.json'))['db'])")"
+  ovs-vsctl --db="$DB" --may-exist add-port br-ex provider0
+fi
 pw() { "$ROOT/.venv/bin/python" -c "import json,sys; print(json.load(open('$STATE/passwords.json'))[sys.argv[1]])" "$1"; }
 # The external network tempest's router and floating IP tests use.
 osc() { OS_CLIENT_CONFIG_FILE="$STATE/clouds.yaml" "$ROOT/.venv-osc/bin/openstack" --os-cloud kaon-admin "$@" >/dev/null; }

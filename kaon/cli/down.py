@@ -13,7 +13,11 @@ never by a guess at names another tool might use:
   doctor's VXLAN probe device ``kprobe-vx``) in the agent's namespace;
 * the firewall's and NAT's nftables tables (``kaon-sg``, bridge and inet) in
   the agent's namespace;
-* each router's radvd, by its pid file (``<state>/l3/<host>/radvd/<router>/``).
+* each router's radvd, by its pid file (``<state>/l3/<host>/radvd/<router>/``);
+* on Open vSwitch, what ``kaon up`` recorded in ``<state>/ovs.json``: the private
+  ovsdb-server and ovs-vswitchd by their pids (and with them their bridges),
+  or on an OVS kaon did not start only the bridges, ports and flows kaon made
+  (kaon.cli.up_ovs).
 """
 
 from __future__ import annotations
@@ -137,5 +141,17 @@ def run_down(state_dir: str | None) -> int:
         removed = clean_agent(state, acfg.host, acfg.namespace)
         where = f"namespace {acfg.namespace}" if acfg.namespace else "this machine"
         print(f"removed what the local agent made on {where}: " + (", ".join(removed) or "nothing"))
+    if os.geteuid() == 0:
+        # After the namespaces: their veths were ports of the OVS. By pid, so whether or not
+        # the agent's namespace is still there.
+        from kaon.cli.up_ovs import UpOvsError, clean_ovs
+
+        try:
+            stopped = clean_ovs(state)
+        except UpOvsError as exc:
+            print(f"kaon down: Open vSwitch not cleaned: {exc}")
+            return 1
+        if stopped:
+            print("removed the local agent's Open vSwitch: " + ", ".join(stopped))
     (state / NODE_FILE).unlink(missing_ok=True)
     return 0

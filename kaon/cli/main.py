@@ -24,7 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--config-file", action="append", default=[], help="extra ini file (repeatable)")
     up.add_argument("--state-dir", help="where state, clouds.yaml and openrc files go")
     up.add_argument("--port", type=int, help="API port (default 9696)")
-    up.add_argument("--no-agent", action="store_true", help="API only: no local Linux bridge agent")
+    up.add_argument("--no-agent", action="store_true", help="API only: no local agent")
+    up.add_argument("--mechanism", choices=["linuxbridge", "openvswitch"],
+                    help="the local agent: writes the choice into [ml2] mechanism_drivers of the state directory's "
+                         "kaon.conf (kept for later starts); openvswitch runs the Open vSwitch agent on the "
+                         "system's OVS, or on a private one kaon starts (see README)")
 
     down = sub.add_parser("down", help="stop the node `kaon up` started and remove what its local agent made")
     down.add_argument("--state-dir", help="the state directory given to `kaon up`")
@@ -85,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             from kaon.cli.up import run_up
 
-            return run_up(args.config_file, args.state_dir, args.port, agent=not args.no_agent)
+            return run_up(args.config_file, args.state_dir, args.port, agent=not args.no_agent,
+                          mechanism=args.mechanism)
         if args.command == "down":
             from kaon.cli.down import run_down
 
