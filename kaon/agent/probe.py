@@ -12,6 +12,12 @@ the last few rounds; the runtime puts that in the L2 agent's state report
 A request lost one way and an answer lost the other way look the same from
 here; the doctor sees both ends' reports, and names both hosts.
 
+Where the probe device comes from is the endpoint's business: on a Linux
+bridge host (:class:`KernelEndpoint`) a kernel VXLAN device with one FDB
+entry per peer; on an Open vSwitch host (kaon.agent.ovs_probe) an internal
+port of br-tun and flows to the tunnel ports, since OVS owns udp/4789 there.
+Either way the frames are sent and received by the same packet socket.
+
 It has its own netlink socket (the L2 manager's is the worker's) and
 touches only its own device, so it runs beside the worker without locks.
 """
@@ -25,6 +31,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from kaon.dataplane import DataplaneError
 from kaon.dataplane import vxlan_probe as vp
@@ -41,14 +48,51 @@ def intent_peers(intent: HostIntent) -> set[str]:
     return {vtep for n in intent.networks.values() if n.network_type == "vxlan" for vtep in n.peers}
 
 
+class Endpoint(Protocol):
+    """Keeps the probe device (:data:`vxlan_probe.DEVICE`) able to reach ``peers``."""
+
+    def ensure(self, peers: set[str]) -> set[str]:
+        """Make the device and its paths to ``peers``; return the peers it can send to now."""
+
+    def close(self) -> None: ...
+
+
+class KernelEndpoint:
+    """A Linux bridge host's probe device: a kernel VXLAN device, one FDB entry per peer."""
+
+    def __init__(self, local_ip: str, namespace: str | None) -> None:
+        self.local_ip = local_ip
+        self.namespace = namespace
+        self._driver: LinuxL2 | None = None
+
+    def ensure(self, peers: set[str]) -> set[str]:
+        """The device (learning, so answers find their way back) and one FDB entry per peer."""
+        if self._driver is None:
+            self._driver = LinuxL2(self.namespace)
+        drv = self._driver
+        drv.ensure_vxlan(vp.DEVICE, vp.PROBE_VNI, self.local_ip, None, learning=True, proxy=False,
+                         alias=vp.OWNER_ALIAS)
+        have = drv.fdb(vp.DEVICE)
+        want = {(vp.vtep_mac(p), p) for p in peers}
+        for mac, dst in have - want:
+            drv.fdb_del(vp.DEVICE, mac, dst)
+        for mac, dst in want - have:
+            drv.fdb_add(vp.DEVICE, mac, dst)
+        return peers
+
+    def close(self) -> None:
+        if self._driver is not None:
+            self._driver.close()
+
+
 class VxlanProber:
     def __init__(self, local_ip: str, namespace: str | None, peers: Callable[[], Iterable[str]],
-                 interval: float) -> None:
+                 interval: float, endpoint: Endpoint | None = None) -> None:
         self.local_ip = local_ip
         self.namespace = namespace
         self.peers = peers
         self.interval = max(0.5, min(float(interval), 10.0))
-        self._driver: LinuxL2 | None = None
+        self.endpoint: Endpoint = endpoint or KernelEndpoint(local_ip, namespace)
         self._sock: socket.socket | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -69,8 +113,7 @@ class VxlanProber:
             self._thread.join(timeout=5)
         if self._sock is not None:
             self._sock.close()
-        if self._driver is not None:
-            self._driver.close()
+        self.endpoint.close()
 
     # -- what the state report carries ----------------------------------
     def results(self) -> dict[str, bool]:
@@ -105,8 +148,9 @@ class VxlanProber:
             self._sock = None
 
     def _round(self) -> None:
-        peers = set(self.peers()) - {self.local_ip}
-        self._ensure(peers)
+        peers = self.endpoint.ensure(set(self.peers()) - {self.local_ip})
+        if self._sock is None:
+            self._sock = vp.open_socket(self.namespace)
         now = time.monotonic()
         with self._lock:
             self._since = {p: self._since.get(p, now) for p in peers}
@@ -114,22 +158,6 @@ class VxlanProber:
         assert self._sock is not None
         for peer in sorted(peers):
             self._sock.send(vp.encode(vp.REQUEST, self._nonce, self.local_ip, vp.vtep_mac(peer)))
-
-    def _ensure(self, peers: set[str]) -> None:
-        """The device (learning, so answers find their way back) and one FDB entry per peer."""
-        if self._driver is None:
-            self._driver = LinuxL2(self.namespace)
-        drv = self._driver
-        drv.ensure_vxlan(vp.DEVICE, vp.PROBE_VNI, self.local_ip, None, learning=True, proxy=False,
-                         alias=vp.OWNER_ALIAS)
-        have = drv.fdb(vp.DEVICE)
-        want = {(vp.vtep_mac(p), p) for p in peers}
-        for mac, dst in have - want:
-            drv.fdb_del(vp.DEVICE, mac, dst)
-        for mac, dst in want - have:
-            drv.fdb_add(vp.DEVICE, mac, dst)
-        if self._sock is None:
-            self._sock = vp.open_socket(self.namespace)
 
     def _receive(self, timeout: float) -> None:
         sock = self._sock

@@ -27,6 +27,7 @@ import struct
 from dataclasses import dataclass
 
 from kaon.dataplane import netns
+from kaon.dataplane.ovs_model import Flow
 
 DEVICE = "kprobe-vx"  # not vxlan-*: L2's sweep and link watcher own that prefix
 OWNER_ALIAS = "kaon:probe"
@@ -88,3 +89,26 @@ def open_socket(namespace: str | None) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+# -- Open vSwitch hosts ---------------------------------------------------
+# OVS owns udp/4789 on an OVS host (its tunnel ports terminate VXLAN before the
+# kernel sees it), so there the probe device is an internal port of the tunnel
+# bridge, and two kinds of flows carry probes as the VMs' frames are carried:
+# out of that port to a peer's tunnel port with the probe VNI, and in from any
+# tunnel port with the probe VNI to that port. They carry their own cookie: the
+# agent's flow sync and sweep touch only kaon's (kaon.dataplane.openflow).
+
+PROBE_COOKIE = 0x6B70726F  # "kpro"
+OVS_OWNER_ID = ("kaon-owner", "probe")  # the internal port's Interface external_ids
+OVS_PRIORITY = 200  # above br-tun's table 0 (in_port → resubmit) so probes never reach the VNI tables
+
+
+def ovs_flows(peer_ports: dict[str, str]) -> list[Flow]:
+    """br-tun's probe flows for ``peer_ports`` (peer VTEP → the name of its VXLAN tunnel port)."""
+    flows = [Flow(0, OVS_PRIORITY, f"tun_id={PROBE_VNI:#x},dl_type={ETHERTYPE:#06x}", f"output:{DEVICE}",
+                  PROBE_COOKIE)]
+    for peer, port in sorted(peer_ports.items()):
+        flows.append(Flow(0, OVS_PRIORITY, f"in_port={DEVICE},dl_dst={vtep_mac(peer)}",
+                          f"set_field:{PROBE_VNI:#x}->tun_id,output:{port}", PROBE_COOKIE))
+    return flows

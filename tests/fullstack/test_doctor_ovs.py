@@ -1,0 +1,104 @@
+"""``kaon doctor`` on Open vSwitch hosts (``kaon lab up --mechanism openvswitch``): the agents'
+VXLAN probes travel through br-tun's tunnel ports (kaon.agent.ovs_probe), so a firewall between two
+hosts that drops udp/4789 is named, both ends, with the fix; and it clears when the rule goes.
+
+On an OVS host the userspace datapath takes udp/4789 before the host's netfilter sees it, so the
+"firewall" is where a real one would be: between the hosts, in the underlay fabric's namespace (an
+nftables bridge-family rule on the lab's underlay bridge), dropping h2 → h3 only.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, select
+
+from kaon.config import load_config
+from kaon.dataplane import nft
+from kaon.dataplane import vxlan_probe as vp
+from kaon.dataplane.openflow import OpenFlow
+from kaon.dataplane.ovs_daemons import OvsDaemons
+from kaon.db.agent_tables import agents
+from tests.fullstack.stack import Stack, stack, wait_for
+
+pytestmark = [pytest.mark.needs_root]
+
+HOSTS = ("h1", "h2", "h3")
+OVS_AGENT = "Open vSwitch agent"
+
+
+@pytest.fixture(scope="module")
+def ovs3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with stack(tmp_path_factory.mktemp("doctor-ovs"), hosts=3, mechanism="openvswitch") as s:
+        yield s
+
+
+def doctor_json(s: Stack) -> dict[str, Any]:
+    res = subprocess.run([sys.executable, "-m", "kaon", "doctor", "--json", "--config-file", str(s.server.conf_path)],
+                         capture_output=True, text=True, timeout=60)
+    return dict(json.loads(res.stdout))
+
+
+def stored_health(s: Stack, key: str) -> dict[str, Any]:
+    """host -> ``health[key]`` of its Open vSwitch agent, as the server stored it."""
+    cfg = load_config([str(s.server.conf_path)])
+    engine = create_engine(cfg.database.connection)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(agents.c.host, agents.c.health).where(agents.c.agent_type == OVS_AGENT)).all()
+    finally:
+        engine.dispose()
+    return {r.host: (r.health or {}).get(key) for r in rows}
+
+
+def lines(s: Stack, check: str) -> list[str]:
+    report = doctor_json(s)
+    assert not any(x["check"] == check for x in report["not_checked"]), report
+    return sorted(f"{f['host']}: {f['subject']}: {f['evidence']}" for f in report["findings"] if f["check"] == check)
+
+
+def probe_flows(s: Stack, host: str) -> list[str]:
+    d = OvsDaemons(s.lab.state()["hosts"][host]["ovs"]["rundir"])  # type: ignore[index]
+    return sorted(f.add_line() for f in OpenFlow(d.mgmt, d.env()).dump("br-tun") if f.cookie == vp.PROBE_COOKIE)
+
+
+def test_vxlan_blocked_between_two_ovs_hosts_is_named_and_clears(ovs3: Stack) -> None:
+    net = ovs3.network("probed", "10.31.0.0/24")
+    for host in HOSTS:  # a port on every host: each is the others' l2population peer
+        ovs3.vm(f"o{host}", host, net["id"])
+    ovs3.wait_converged()
+    peers = {"h1": {"10.99.0.2": True, "10.99.0.3": True}, "h2": {"10.99.0.1": True, "10.99.0.3": True},
+             "h3": {"10.99.0.1": True, "10.99.0.2": True}}
+    wait_for("every tunnel answered", lambda: stored_health(ovs3, "tunnels") == peers, timeout=30, interval=0.5)
+    assert lines(ovs3, "tunnels") == [] and "tunnels" in doctor_json(ovs3)["passed"]
+    # The probe rides br-tun: one flow in from the tunnels, one out per peer's tunnel port, its own cookie.
+    flows = probe_flows(ovs3, "h1")
+    assert len(flows) == 3 and all("vxlan-0a63000" in f for f in flows if "in_port=kprobe-vx" in f), flows
+
+    fabric = ovs3.lab.names.underlay
+    table = f"{ovs3.lab.prefix.rstrip('-')}probe"
+    nft.run(fabric, f"add table bridge {table}\n"
+                    f"add chain bridge {table} fabric {{ type filter hook forward priority -300; }}\n"
+                    f"add rule bridge {table} fabric ip saddr 10.99.0.2 ip daddr 10.99.0.3 udp dport 4789 drop\n")
+    try:
+        want = ["h2: VXLAN to 10.99.0.3 (h3): gets no answer on udp/4789, though h2 reports generation",
+                "h3: VXLAN to 10.99.0.2 (h2): gets no answer on udp/4789, though h3 reports generation"]
+
+        def both_named() -> list[str] | None:
+            got = lines(ovs3, "tunnels")
+            return got if len(got) == 2 and all(g.startswith(w) for g, w in zip(got, want, strict=True)) else None
+
+        print("\n".join(wait_for("both ends of the blocked tunnel named", both_named, timeout=30, interval=0.5)))
+        line = next(f for f in doctor_json(ovs3)["findings"] if f["check"] == "tunnels" and f["host"] == "h2")
+        assert line["fix"] == ("open udp/4789 between the hosts' local_ip addresses (10.99.0.2 on h2, "
+                               "10.99.0.3 on h3) in both directions")
+        # h1 is not part of it: both its tunnels still answer.
+        assert stored_health(ovs3, "tunnels")["h1"] == peers["h1"]
+    finally:
+        nft.run(fabric, f"delete table bridge {table}")
+    wait_for("the tunnel answered again", lambda: lines(ovs3, "tunnels") == [], timeout=30, interval=0.5)
