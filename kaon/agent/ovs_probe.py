@@ -41,6 +41,7 @@ class OvsEndpoint:
         self.namespace = namespace
         self.bridge = cfg.options.tunnel_bridge
         self._links: LinuxL2 | None = None
+        self._mtu = 0  # the internal port's mtu_request as last set
 
     def _run(self, argv: list[str], stdin: str | None = None) -> str:
         try:
@@ -57,7 +58,7 @@ class OvsEndpoint:
     def _ofctl(self, *args: str, stdin: str | None = None) -> str:
         return self._run(["ovs-ofctl", "-O", "OpenFlow13", *args], stdin)
 
-    def ensure(self, peers: set[str]) -> set[str]:
+    def ensure(self, peers: set[str], mtu: int) -> set[str]:
         if not peers:
             return set()
         try:
@@ -70,10 +71,13 @@ class OvsEndpoint:
         wired = {p: name for p, name in wired.items() if name in ports}
         if not wired:
             return set()
-        if vp.DEVICE not in ports:
+        # The internal port takes the largest probe frame: OVS would hold it to 1500 bytes otherwise.
+        mtu = max(mtu, 1500)
+        if vp.DEVICE not in ports or mtu != self._mtu:
             key, value = vp.OVS_OWNER_ID
             self._vsctl("--may-exist", "add-port", self.bridge, vp.DEVICE, "--", "set", "Interface", vp.DEVICE,
-                        "type=internal", f"external_ids:{key}={value}")
+                        "type=internal", f"external_ids:{key}={value}", f"mtu_request={mtu}")
+            self._mtu = mtu
         if self._links is None:
             self._links = LinuxL2(self.namespace)
         link = self._links.link(vp.DEVICE)

@@ -15,7 +15,11 @@ kernel's VXLAN learning), so the answer to a request goes back to the VTEP it
 came from even before that peer is in the responder's own peer list.
 
 The frame's payload: ``MAGIC``, a kind (request or reply), an 8-byte nonce
-and the sender's VTEP address as text.
+and the sender's VTEP address as text, zero-padded. A reply is as long as
+its request: besides the minimum-size probe (is udp/4789 open?), a prober
+sends one as large as the largest frame of the networks it shares with the
+peer (:func:`frame_size`; does the path carry the networks' MTU?), with a
+nonce of its own.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ PROBE_VNI = 16777215  # 2**24 - 1, the largest VNI; reserved for probes
 ETHERTYPE = 0x88B5  # IEEE 802 local experimental ethertype 1
 MAGIC = b"kaon-vxlan-probe"
 REQUEST, REPLY = 1, 2
+ETH_HEADER = 14
 _HEAD = struct.Struct(f"!6s6sH{len(MAGIC)}sB8s")
 
 
@@ -57,13 +62,21 @@ def _mac_bytes(mac: str) -> bytes:
     return bytes(int(x, 16) for x in mac.split(":"))
 
 
-def encode(kind: int, nonce: bytes, src_vtep: str, dst_mac: str) -> bytes:
-    """The Ethernet frame of a probe from ``src_vtep`` to the VTEP of ``dst_mac``."""
+def frame_size(mtu: int) -> int:
+    """The largest frame a VM on a network of ``mtu`` sends: its IP MTU plus the Ethernet header.
+
+    Wrapped in VXLAN over IPv4 it is an ``mtu + 50``-byte packet on udp/4789 (Neutron's overhead)."""
+    return mtu + ETH_HEADER
+
+
+def encode(kind: int, nonce: bytes, src_vtep: str, dst_mac: str, size: int = 60) -> bytes:
+    """The Ethernet frame of a probe from ``src_vtep`` to the VTEP of ``dst_mac``, zero-padded to
+    ``size`` bytes (Ethernet's minimum by default; :func:`frame_size` for a probe of the path's MTU)."""
     if len(nonce) != 8:
         raise ValueError("a probe nonce is 8 bytes")
     head = _HEAD.pack(_mac_bytes(dst_mac), _mac_bytes(vtep_mac(src_vtep)), ETHERTYPE, MAGIC, kind, nonce)
     frame = head + src_vtep.encode()
-    return frame + bytes(max(0, 60 - len(frame)))  # Ethernet's minimum frame
+    return frame + bytes(max(0, size - len(frame)))
 
 
 def decode(frame: bytes) -> Probe | None:

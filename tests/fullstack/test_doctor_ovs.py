@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -102,3 +103,38 @@ def test_vxlan_blocked_between_two_ovs_hosts_is_named_and_clears(ovs3: Stack) ->
     finally:
         nft.run(fabric, f"delete table bridge {table}")
     wait_for("the tunnel answered again", lambda: lines(ovs3, "tunnels") == [], timeout=30, interval=0.5)
+
+
+def test_an_underlay_link_below_the_networks_mtu_names_the_pairs_and_clears(ovs3: Stack) -> None:
+    """h3's link into the fabric lowered to 1400 bytes: small probes pass, the 1500-byte ones of a
+    1450-MTU VXLAN network do not; the pairs through that link are named (both ends), h1↔h2 is not."""
+    net = ovs3.network("mtu", "10.32.0.0/24")
+    assert net["mtu"] == 1450
+    for host in HOSTS:
+        ovs3.vm(f"m{host}", host, net["id"])
+    ovs3.wait_converged()
+    wait_for("every path carries 1450", lambda: all(
+        v and all(p == {"mtu": 1450, "answered": True} for p in v.values()) and len(v) == 2
+        for v in stored_health(ovs3, "tunnel_mtu").values()), timeout=30, interval=0.5)
+    assert lines(ovs3, "tunnel_mtu") == []
+    fabric = ovs3.lab.names.underlay
+    subprocess.run(["ip", "-n", fabric, "link", "set", "ul-h3", "mtu", "1400"], check=True)
+    try:
+        want = [f"{a}: VXLAN to 10.99.0.{b[1]} ({b}): small probes are answered but frames of the networks' MTU "
+                "1450 (1500-byte packets on udp/4789) are not"
+                for a, b in (("h1", "h3"), ("h2", "h3"), ("h3", "h1"), ("h3", "h2"))]
+
+        def pairs_named() -> list[str] | None:
+            got = lines(ovs3, "tunnel_mtu")
+            return got if len(got) == 4 and all(g.startswith(w) for g, w in zip(got, want, strict=True)) else None
+
+        print("\n".join(wait_for("the pairs through h3's link named", pairs_named, timeout=30, interval=0.5)))
+        for _ in range(10):  # udp/4789 itself passes: not a firewall (and the small probes never flap)
+            assert lines(ovs3, "tunnels") == [] and all(all(v.values()) for v in stored_health(ovs3, "tunnels").values())
+            time.sleep(0.5)
+        line = next(f for f in doctor_json(ovs3)["findings"] if f["check"] == "tunnel_mtu" and f["host"] == "h1")
+        assert line["fix"].startswith("raise the MTU of every link between h1 and h3 (the hosts' local_ip devices, "
+                                      "switch ports, and bridges between them) to at least 1500")
+    finally:
+        subprocess.run(["ip", "-n", fabric, "link", "set", "ul-h3", "mtu", "1500"], check=True)
+    wait_for("the paths carry 1450 again", lambda: lines(ovs3, "tunnel_mtu") == [], timeout=30, interval=0.5)
