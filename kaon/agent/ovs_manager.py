@@ -300,6 +300,12 @@ class OvsManager:
 
         return stopper
 
+    def health(self) -> dict[str, Any]:
+        """For ``kaon doctor``: the VM devices whose MTU is not their network's (kaon.agent.ovs_health)."""
+        from kaon.agent.ovs_health import mtu_mismatches
+
+        return {"mtu": mtu_mismatches(self.intent, self.namespace)}
+
     def configurations(self) -> dict[str, Any]:
         """Neutron's OVS agent report (ovs_neutron_agent's ``agent_state['configurations']``)."""
         opts = self.cfg.options

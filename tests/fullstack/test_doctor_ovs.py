@@ -138,3 +138,23 @@ def test_an_underlay_link_below_the_networks_mtu_names_the_pairs_and_clears(ovs3
     finally:
         subprocess.run(["ip", "-n", fabric, "link", "set", "ul-h3", "mtu", "1500"], check=True)
     wait_for("the paths carry 1450 again", lambda: lines(ovs3, "tunnel_mtu") == [], timeout=30, interval=0.5)
+
+
+def test_a_vm_tap_on_br_int_with_another_mtu_is_named_until_set_back(ovs3: Stack) -> None:
+    """The Open vSwitch agent reports the MTU of the VM devices it wires, as the Linux bridge agent does."""
+    net = ovs3.network("tap-mtu", "10.33.0.0/24")
+    vm = ovs3.vm("tm1", "h2", net["id"])
+    ovs3.wait_converged()
+    mtu = int(net["mtu"])
+    wait_for("the OVS agents report device MTUs", lambda: all(
+        isinstance(v, list) for v in stored_health(ovs3, "mtu").values()), timeout=20, interval=0.5)
+    assert lines(ovs3, "mtu") == []
+    tap = vm["tap"]
+    ovs3.host("h2", "ip", "link", "set", tap, "mtu", str(mtu + 50))
+    try:
+        want = [f"h2: port {vm['port_id']} device {tap}: MTU {mtu + 50}, its network {net['id']} has MTU {mtu}: "
+                f"frames over {mtu} bytes leave it and are dropped on the way"]
+        wait_for("the tap's MTU named", lambda: lines(ovs3, "mtu") == want, timeout=20, interval=0.5)
+    finally:
+        ovs3.host("h2", "ip", "link", "set", tap, "mtu", str(mtu))
+    wait_for("the finding gone", lambda: lines(ovs3, "mtu") == [], timeout=20, interval=0.5)
