@@ -59,6 +59,7 @@ CHECKS: tuple[Check, ...] = (
     Check("clock_skew", DATA, agent_checks.clock_skew),
     Check("local_ip", HOST, host_checks.local_ip),
     Check("br_netfilter", HOST, host_checks.br_netfilter),
+    Check("ovsdb", HOST, host_checks.ovsdb),
     Check("ovs_bridges", HOST, host_checks.ovs_bridges),
 )
 

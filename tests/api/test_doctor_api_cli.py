@@ -86,11 +86,11 @@ def test_others_get_403_in_neutrons_format(server: KaonServer) -> None:
 
 def test_exit_2_when_a_check_could_not_look(server: KaonServer, tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
-    extra = tmp_path / "ovs_agent.ini"
-    extra.write_text(f"[ovs]\nbridge_mappings = physnet1:br-ex\novsdb_connection = unix:{tmp_path}/no/db.sock\n")
+    extra = tmp_path / "linuxbridge_agent.ini"  # an [agent] namespace that is not there: the sysctls cannot be read
+    extra.write_text("[agent]\nnamespace = kaon-doctor-no-such-ns\n[securitygroup]\nfirewall_driver = iptables\n")
     code, out, _ = doctor_cli(capsys, "--config-file", str(server.conf_path), "--config-file", str(extra))
-    assert code == 2
-    assert out.startswith(f"not checked: ovs_bridges: ovsdb-server at unix:{tmp_path}/no/db.sock unreachable")
+    assert code == 2, out
+    assert out.startswith("not checked: br_netfilter: cannot read the sysctls in namespace kaon-doctor-no-such-ns")
 
 
 def test_a_config_error_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
