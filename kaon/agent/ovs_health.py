@@ -1,5 +1,9 @@
 """What the Open vSwitch agent tells ``kaon doctor`` about its host (its state report's ``health``).
 
+Whether its OVSDB connection is up (``ovsdb``): while ovsdb-server is away
+the agent retries by itself and applies nothing, and its passes only fail
+after the transaction retry time; this says so at the next report.
+
 The VM devices plugged into br-int whose MTU is not their network's: read
 back from the kernel at report time (the agent never sets a VM's tap, Nova's
 os-vif does), in the same shape as the Linux bridge agent's
@@ -15,6 +19,7 @@ from typing import Any
 
 from kaon.dataplane import DataplaneError
 from kaon.dataplane.linux_l2 import LinuxL2
+from kaon.dataplane.ovsdb import Ovsdb
 from kaon.model.intent import HostIntent
 
 
@@ -36,3 +41,8 @@ def mtu_mismatches(intent: HostIntent, namespace: str | None) -> list[dict[str, 
             out.append({"device": port.device, "port_id": port_id, "network_id": port.network_id,
                         "mtu": link.mtu, "network_mtu": mtu})
     return out
+
+
+def ovsdb_state(db: Ovsdb) -> dict[str, Any]:
+    """``{remote, connected}`` of the agent's OVSDB connection (read from the IDL, no I/O)."""
+    return {"remote": db.remote, "connected": db.connected()}

@@ -301,10 +301,11 @@ class OvsManager:
         return stopper
 
     def health(self) -> dict[str, Any]:
-        """For ``kaon doctor``: the VM devices whose MTU is not their network's (kaon.agent.ovs_health)."""
-        from kaon.agent.ovs_health import mtu_mismatches
+        """For ``kaon doctor`` (kaon.agent.ovs_health): the OVSDB connection, and the VM devices whose MTU
+        is not their network's."""
+        from kaon.agent.ovs_health import mtu_mismatches, ovsdb_state
 
-        return {"mtu": mtu_mismatches(self.intent, self.namespace)}
+        return {"ovsdb": ovsdb_state(self.db), "mtu": mtu_mismatches(self.intent, self.namespace)}
 
     def configurations(self) -> dict[str, Any]:
         """Neutron's OVS agent report (ovs_neutron_agent's ``agent_state['configurations']``)."""

@@ -146,13 +146,19 @@ def run_agent(cfg: Config) -> int:
     if why:
         LOG.error("kaon agent cannot run: %s", why)
         return 1
-    from kaon.dataplane.ovsdb import OvsdbError
+    from kaon.dataplane.ovsdb import OvsdbError, OvsdbUnreachable
 
-    try:
-        agent = build_agent(cfg)
-    except OvsdbError as exc:  # OVS agent: ovsdb-server unreachable, bridge_mappings, datapath
-        LOG.error("kaon agent cannot run: %s", exc)
-        return 1
+    while True:
+        try:
+            agent = build_agent(cfg)
+            break
+        except OvsdbUnreachable as exc:
+            # Started before Open vSwitch (boot order, a restart of openvswitch-switch): wait for it and say
+            # so, instead of exiting; `kaon doctor` on this host names it meanwhile (check ovsdb).
+            LOG.error("kaon agent cannot start yet: %s; retrying until it answers", exc)
+        except OvsdbError as exc:  # OVS agent: bridge_mappings names a missing bridge, a datapath failed
+            LOG.error("kaon agent cannot run: %s", exc)
+            return 1
     # Prometheus endpoint on [agent] metrics_port (0, the default: none); docs/metrics.md.
     from kaon.metrics import agent as agent_metrics
 

@@ -93,6 +93,10 @@ class Ovsdb:
                 LOG.warning("ovsdb-server at %s unreachable (%s); retrying", remote, why)
                 time.sleep(min(0.5, 0.05 * attempt))
 
+    def connected(self) -> bool:
+        """Whether the IDL holds a live session to ovsdb-server now (it reconnects by itself)."""
+        return bool(self._conn.idl.is_connected())
+
     def close(self) -> None:
         self._conn.stop(timeout=5)
 

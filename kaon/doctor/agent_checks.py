@@ -15,7 +15,8 @@ from kaon.core.agents import generations
 from kaon.doctor.finding import ERROR, WARNING, Finding
 from kaon.doctor.inputs import Inputs, NotApplicable
 
-L2_AGENT_TYPES = ("Linux bridge agent", "Open vSwitch agent")
+OVS_AGENT_TYPE = "Open vSwitch agent"
+L2_AGENT_TYPES = ("Linux bridge agent", OVS_AGENT_TYPE)
 DHCP_AGENT_TYPE = "DHCP agent"
 VXLAN_IPV4_OVERHEAD = 50  # outer IPv4 20 + UDP 8 + VXLAN 8 + the inner Ethernet header 14 (Neutron's figure)
 
@@ -86,6 +87,19 @@ def tunnel_mtu(inp: Inputs) -> list[Finding]:
                 f"MTU to what the path carries minus {VXLAN_IPV4_OVERHEAD} (openstack network set --mtu N NETWORK; "
                 "VMs pick it up at their next DHCP lease)", host=a.host))
     return out
+
+
+def ovsdb_lost(inp: Inputs) -> list[Finding]:
+    """A live Open vSwitch agent that has lost its ovsdb-server (it reports the connection's state)."""
+    ovs = [a for a in _alive(inp) if a.agent_type == OVS_AGENT_TYPE and isinstance(a.health.get("ovsdb"), dict)]
+    if not ovs:
+        raise NotApplicable("no live Open vSwitch agent reports its OVSDB connection")
+    return [Finding("ovsdb_lost", ERROR, f"ovsdb-server at {a.health['ovsdb'].get('remote', '?')}",
+                    "the Open vSwitch agent has lost its connection: it applies nothing (no port is wired, no "
+                    "flow changes) until ovsdb-server answers again",
+                    f"start ovsdb-server on {a.host} (systemctl start openvswitch-switch, or ovs-ctl start); the "
+                    "agent reconnects and catches up by itself", host=a.host)
+            for a in ovs if a.health["ovsdb"].get("connected") is False]
 
 
 # ------------------------------------------------------------------ DHCP

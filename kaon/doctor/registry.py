@@ -54,6 +54,7 @@ CHECKS: tuple[Check, ...] = (
     Check("router_gateway", DATA, data_checks.router_gateway),
     Check("tunnels", DATA, agent_checks.tunnels),
     Check("tunnel_mtu", DATA, agent_checks.tunnel_mtu),
+    Check("ovsdb_lost", DATA, agent_checks.ovsdb_lost),
     Check("dnsmasq", DATA, agent_checks.dnsmasq),
     Check("mtu", DATA, agent_checks.mtu),
     Check("clock_skew", DATA, agent_checks.clock_skew),

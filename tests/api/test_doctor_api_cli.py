@@ -54,7 +54,7 @@ def test_healthy_then_a_finding_through_the_api_and_the_cli(server: KaonServer,
     assert "binding_failed" in healthy["passed"] and "database" in healthy["passed"]
     # No agents here: nothing reports tunnels, dnsmasq processes, device MTUs or a clock.
     assert {s["check"] for s in healthy["not_applicable"]} == {"rabbitmq", "keystone", "tunnels", "tunnel_mtu",
-                                                                "dnsmasq", "mtu", "clock_skew"}
+                                                                "ovsdb_lost", "dnsmasq", "mtu", "clock_skew"}
     code, out, _ = doctor_cli(capsys, "--config-file", str(server.conf_path))
     assert (code, out) == (0, f"healthy: {len(healthy['passed'])} checks passed\n")
 
