@@ -44,5 +44,11 @@ def mtu_mismatches(intent: HostIntent, namespace: str | None) -> list[dict[str, 
 
 
 def ovsdb_state(db: Ovsdb) -> dict[str, Any]:
-    """``{remote, connected}`` of the agent's OVSDB connection (read from the IDL, no I/O)."""
-    return {"remote": db.remote, "connected": db.connected()}
+    """``{remote, connected}`` of the agent's OVSDB connection (read from the IDL, no I/O).
+
+    Never raises: a health fact that cannot be read must not cost the agent its state report."""
+    try:
+        connected: bool | None = db.connected()
+    except Exception:  # python-ovs internals moved: say nothing rather than something wrong
+        connected = None
+    return {"remote": db.remote, "connected": connected}

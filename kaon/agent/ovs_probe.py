@@ -36,6 +36,8 @@ class OvsProbeError(DataplaneError):
 
 
 class OvsEndpoint:
+    always = False  # no tunnel port, no probe can come in: the port is made with the first wired peer
+
     def __init__(self, cfg: OvsConfig, namespace: str | None) -> None:
         self.cfg = cfg
         self.namespace = namespace

@@ -58,6 +58,8 @@ def intent_peers(intent: HostIntent) -> dict[str, int]:
 class Endpoint(Protocol):
     """Keeps the probe device (:data:`vxlan_probe.DEVICE`) able to reach ``peers``."""
 
+    always: bool  # the device exists even without peers (it answers peers that probe this host)
+
     def ensure(self, peers: set[str], mtu: int) -> set[str]:
         """Make the device, taking frames of networks of ``mtu`` (0: any size), and its paths to ``peers``;
         return the peers it can send to now."""
@@ -67,6 +69,8 @@ class Endpoint(Protocol):
 
 class KernelEndpoint:
     """A Linux bridge host's probe device: a kernel VXLAN device, one FDB entry per peer."""
+
+    always = True
 
     def __init__(self, local_ip: str, namespace: str | None) -> None:
         self.local_ip = local_ip
@@ -180,7 +184,8 @@ class VxlanProber:
         mtus: Mapping[str, int] = listed if isinstance(listed, Mapping) else {}
         wanted = set(listed) - {self.local_ip}
         peers = self.endpoint.ensure(wanted, max((mtus.get(p, 0) for p in wanted), default=0))
-        if self._sock is None:
+        if self._sock is None and (peers or self.endpoint.always):
+            # An OVS endpoint makes no device until a peer is wired (kaon.agent.ovs_probe).
             self._sock = vp.open_socket(self.namespace)
         now = time.monotonic()
         with self._lock:
@@ -192,8 +197,8 @@ class VxlanProber:
             self._answered_big = {p: t for p, t in self._answered_big.items() if p in same}
             self._mtu_since = {p: self._mtu_since[p] if p in same and p in self._mtu_since else now for p in peers}
             self._mtu = mtu
-        assert self._sock is not None
         for peer in sorted(peers):
+            assert self._sock is not None
             self._sock.send(vp.encode(vp.REQUEST, self._nonce, self.local_ip, vp.vtep_mac(peer)))
 
     def _round_big(self) -> None:

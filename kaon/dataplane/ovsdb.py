@@ -94,8 +94,12 @@ class Ovsdb:
                 time.sleep(min(0.5, 0.05 * attempt))
 
     def connected(self) -> bool:
-        """Whether the IDL holds a live session to ovsdb-server now (it reconnects by itself)."""
-        return bool(self._conn.idl.is_connected())
+        """Whether the IDL holds a live session to ovsdb-server now (it reconnects by itself).
+
+        python-ovs's Idl does not say so itself; its jsonrpc Session does (the
+        attribute ovsdbapp's own connection code reaches for too)."""
+        session = getattr(self._conn.idl, "_session", None)
+        return bool(session is not None and session.is_connected())
 
     def close(self) -> None:
         self._conn.stop(timeout=5)

@@ -158,3 +158,30 @@ def test_a_vm_tap_on_br_int_with_another_mtu_is_named_until_set_back(ovs3: Stack
     finally:
         ovs3.host("h2", "ip", "link", "set", tap, "mtu", str(mtu))
     wait_for("the finding gone", lambda: lines(ovs3, "mtu") == [], timeout=20, interval=0.5)
+
+
+def test_ovsdb_server_stopped_under_a_running_agent_is_named_and_it_recovers(ovs3: Stack) -> None:
+    """h2's ovsdb-server stopped (by its pid): the agent says so in its next state report, the doctor
+    (CLI and GET /v2.0/doctor) names it with the fix; started again, the agent reconnects by itself and
+    wires a new VM."""
+    rec = ovs3.lab.state()["hosts"]["h2"]  # type: ignore[index]
+    daemons = OvsDaemons(rec["ovs"]["rundir"], netns=ovs3.lab.host_namespace("h2"))
+    wait_for("h2 reports its OVSDB connected", lambda: (stored_health(ovs3, "ovsdb").get("h2") or {}).get(
+        "connected") is True, timeout=20, interval=0.5)
+    assert lines(ovs3, "ovsdb_lost") == []
+    daemons.stop_daemon("ovsdb-server")
+    try:
+        want = [f"h2: ovsdb-server at {daemons.db_remote}: the Open vSwitch agent has lost its connection: it "
+                "applies nothing (no port is wired, no flow changes) until ovsdb-server answers again"]
+        wait_for("the lost OVSDB named", lambda: lines(ovs3, "ovsdb_lost") == want, timeout=20, interval=0.5)
+        api = ovs3.api("GET", "/v2.0/doctor")["doctor"]
+        found = [f for f in api["findings"] if f["check"] == "ovsdb_lost"]
+        assert [f["host"] for f in found] == ["h2"] and found[0]["fix"] == (
+            "start ovsdb-server on h2 (systemctl start openvswitch-switch, or ovs-ctl start); the agent reconnects "
+            "and catches up by itself")
+    finally:
+        daemons.start()  # ovsdb-server only: ovs-vswitchd is still running and reconnects to it
+    wait_for("the finding gone", lambda: lines(ovs3, "ovsdb_lost") == [], timeout=30, interval=0.5)
+    net = ovs3.network("after-ovsdb", "10.34.0.0/24")
+    vm = ovs3.vm("back1", "h2", net["id"])
+    ovs3.wait_active(vm["port_id"], timeout=40)
