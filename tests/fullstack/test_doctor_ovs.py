@@ -185,3 +185,31 @@ def test_ovsdb_server_stopped_under_a_running_agent_is_named_and_it_recovers(ovs
     net = ovs3.network("after-ovsdb", "10.34.0.0/24")
     vm = ovs3.vm("back1", "h2", net["id"])
     ovs3.wait_active(vm["port_id"], timeout=40)
+
+
+def host_doctor(s: Stack, host: str) -> list[str]:
+    """``kaon doctor`` on a host: the server's file and the host's openvswitch_agent.ini, as the agent reads them."""
+    res = subprocess.run([sys.executable, "-m", "kaon", "doctor", "--json", "--config-file", str(s.server.conf_path),
+                          "--config-file", str(s.lab.directory / f"{host}.ini")], capture_output=True, text=True,
+                         timeout=60)
+    report = json.loads(res.stdout)
+    return sorted(f"{f['check']}: {f['subject']}: {f['evidence']} — {f['fix']}" for f in report["findings"]
+                  if f["check"] in ("ovs_bridges", "ovsdb", "local_ip"))
+
+
+def test_br_ex_secure_without_flows_while_the_agent_is_down_is_named(ovs3: Stack) -> None:
+    """Seed 001's trap: the agent down and br-ex's flows gone (ovs-vswitchd restarted meanwhile, here
+    del-flows): br-ex is fail_mode secure and drops everything. The host's doctor names it; the agent
+    started again puts its flows back and the finding goes."""
+    assert host_doctor(ovs3, "h3") == []
+    d = OvsDaemons(ovs3.lab.state()["hosts"]["h3"]["ovs"]["rundir"])  # type: ignore[index]
+    assert d.pid("ovs-vswitchd")  # it runs: only its flows on br-ex go
+    ovs3.lab.stop_agents(["h3"])
+    try:
+        subprocess.run(["ovs-ofctl", "del-flows", d.mgmt("br-ex")], check=True, env=d.env())
+        assert host_doctor(ovs3, "h3") == [
+            "ovs_bridges: OVS bridge br-ex: fail_mode = secure and no flows: it drops every packet — start the OVS "
+            "agent on this host, or ovs-vsctl del-fail-mode br-ex while it is down"]
+    finally:
+        ovs3.lab.start_agents()
+    wait_for("the agent's flows back on br-ex", lambda: host_doctor(ovs3, "h3") == [], timeout=30, interval=0.5)
