@@ -16,6 +16,7 @@ from kaon.agent.manager import Outcome, PortStatus, Step
 from kaon.agent.probe import intent_peers
 from kaon.agent.runtime import Agent
 from kaon.dataplane import vxlan_probe as vp
+from kaon.dataplane.ovs_model import KAON_COOKIE
 from kaon.model.intent import HostIntent, NetworkIntent
 from tests.unit.test_agent_managers import CFG, FakeBus
 
@@ -114,3 +115,14 @@ def test_a_probe_is_padded_to_the_frame_of_a_networks_mtu() -> None:
     assert len(frame) == 1464  # 1450 + Ethernet header: 1500 bytes once wrapped in VXLAN over IPv4
     probe = vp.decode(frame)
     assert probe is not None and probe.vtep == "10.99.0.1" and probe.nonce == b"n" * 8
+
+
+def test_ovs_probe_flows_carry_the_probe_vni_through_each_peers_tunnel_port() -> None:
+    flows = [f.add_line() for f in vp.ovs_flows({"10.99.0.3": "vxlan-0a630003", "10.99.0.2": "vxlan-0a630002"})]
+    assert flows == [
+        "cookie=0x6b70726f,table=0,priority=200,tun_id=0xffffff,dl_type=0x88b5,actions=output:kprobe-vx",
+        "cookie=0x6b70726f,table=0,priority=200,in_port=kprobe-vx,dl_dst=02:6b:0a:63:00:02,"
+        "actions=set_field:0xffffff->tun_id,output:vxlan-0a630002",
+        "cookie=0x6b70726f,table=0,priority=200,in_port=kprobe-vx,dl_dst=02:6b:0a:63:00:03,"
+        "actions=set_field:0xffffff->tun_id,output:vxlan-0a630003"]
+    assert vp.PROBE_COOKIE != KAON_COOKIE  # the agent's flow sync and sweep never touch them
