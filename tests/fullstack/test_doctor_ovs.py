@@ -213,3 +213,35 @@ def test_br_ex_secure_without_flows_while_the_agent_is_down_is_named(ovs3: Stack
     finally:
         ovs3.lab.start_agents()
     wait_for("the agent's flows back on br-ex", lambda: host_doctor(ovs3, "h3") == [], timeout=30, interval=0.5)
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with stack(tmp_path_factory.mktemp("doctor-mixed"), hosts=2,
+               mechanism={"h1": "linuxbridge", "h2": "openvswitch"}) as s:
+        yield s
+
+
+def test_a_linux_bridge_host_and_an_ovs_host_probe_each_other(mixed: Stack) -> None:
+    """The frames are the same on both agents: the kernel device of h1 (Linux bridge) and br-tun's
+    probe port of h2 (Open vSwitch) answer each other, small and at the network's MTU."""
+    net = mixed.network("mixed-probe", "10.35.0.0/24")
+    for host in ("h1", "h2"):
+        mixed.vm(f"x{host}", host, net["id"])
+    mixed.wait_converged()
+
+    def health() -> dict[str, Any]:
+        cfg = load_config([str(mixed.server.conf_path)])
+        engine = create_engine(cfg.database.connection)
+        try:
+            with engine.connect() as conn:
+                rows = conn.execute(select(agents.c.host, agents.c.health).where(
+                    agents.c.agent_type.in_(["Linux bridge agent", OVS_AGENT]))).all()
+        finally:
+            engine.dispose()
+        return {r.host: {k: (r.health or {}).get(k) for k in ("tunnels", "tunnel_mtu")} for r in rows}
+
+    want = {"h1": {"tunnels": {"10.99.0.2": True}, "tunnel_mtu": {"10.99.0.2": {"mtu": 1450, "answered": True}}},
+            "h2": {"tunnels": {"10.99.0.1": True}, "tunnel_mtu": {"10.99.0.1": {"mtu": 1450, "answered": True}}}}
+    wait_for("both ends answered", lambda: health() == want, timeout=30, interval=0.5)
+    assert lines(mixed, "tunnels") == [] and lines(mixed, "tunnel_mtu") == []
