@@ -173,3 +173,18 @@ def test_a_device_mtu_other_than_its_networks(api: Api) -> None:
         "plug: check the VIF's mtu), or change the network's: openstack network set --mtu N NETWORK"]
     lb(api, "h1", "10.99.0.1", mtu=[])
     assert lines(api, "mtu") == []
+
+
+def test_an_ovs_agent_that_lost_its_ovsdb_server_is_named_until_it_is_back(api: Api) -> None:
+    remote = "unix:/var/run/openvswitch/db.sock"
+    report(api, "ovs", "h4", health={"time": time.time(), "ovsdb": {"remote": remote, "connected": True}})
+    assert lines(api, "ovsdb_lost") == []
+    report(api, "ovs", "h4", health={"time": time.time(), "ovsdb": {"remote": remote, "connected": False}})
+    assert lines(api, "ovsdb_lost") == [
+        f"h4: ovsdb-server at {remote}: the Open vSwitch agent has lost its connection: it applies nothing (no port "
+        "is wired, no flow changes) until ovsdb-server answers again — start ovsdb-server on h4 (systemctl start "
+        "openvswitch-switch, or ovs-ctl start); the agent reconnects and catches up by itself"]
+    # A dead agent's last word is old news: active_on_dead_host and generation_lag speak of the dead.
+    assert lines(api, "ovsdb_lost", now=utcnow() + dt.timedelta(seconds=600)) == []
+    report(api, "ovs", "h4", health={"time": time.time(), "ovsdb": {"remote": remote, "connected": True}})
+    assert lines(api, "ovsdb_lost") == []
