@@ -90,7 +90,10 @@ class Ovsdb:
                         f"ovsdb-server at {remote} unreachable after {attempt} attempts in "
                         f"{connect_timeout:.0f}s: {why}; is ovsdb-server running (and the socket path right)?"
                     ) from exc
-                LOG.warning("ovsdb-server at %s unreachable (%s); retrying", remote, why)
+                # Said once per connection attempt series; the rest of the retries only at debug level
+                # (an agent waiting for Open vSwitch at boot would otherwise log twice a second).
+                LOG.log(logging.WARNING if attempt == 1 else logging.DEBUG,
+                        "ovsdb-server at %s unreachable (%s); retrying", remote, why)
                 time.sleep(min(0.5, 0.05 * attempt))
 
     def connected(self) -> bool:

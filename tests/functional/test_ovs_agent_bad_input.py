@@ -140,6 +140,9 @@ def test_ovsdb_server_not_there_yet_is_waited_for_and_said(tmp_path: Path, ns: s
         assert (f"kaon agent cannot start yet: ovsdb-server at {ovs.db_remote} unreachable after" in text
                 and "retrying until it answers" in text), text
         assert agent.poll() is None  # still there, waiting
+        # Said once per attempt series (a warning, then the error), not at every reconnect attempt.
+        said = [line for line in text.splitlines() if "unreachable" in line]
+        assert len(said) <= 2 * text.count("cannot start yet") + 1, text
         ovs.start()
         ovs.wait_ready()
         # It carries on: its first act is the integration bridge, as Neutron's agent's.
