@@ -312,6 +312,13 @@ class OvsManager:
 
         return stopper
 
+    def health(self) -> dict[str, Any]:
+        """For ``kaon doctor`` (kaon.agent.ovs_health): the OVSDB connection, and the VM devices whose MTU
+        is not their network's."""
+        from kaon.agent.ovs_health import mtu_mismatches, ovsdb_state
+
+        return {"ovsdb": ovsdb_state(self.db), "mtu": mtu_mismatches(self.intent, self.namespace)}
+
     def configurations(self) -> dict[str, Any]:
         """Neutron's OVS agent report (ovs_neutron_agent's ``agent_state['configurations']``)."""
         opts = self.cfg.options

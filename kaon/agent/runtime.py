@@ -155,6 +155,7 @@ class Agent:
             health.update(own())
         if self.prober is not None and getattr(manager, "name", None) == "l2":
             health["tunnels"] = self.prober.results()
+            health["tunnel_mtu"] = self.prober.mtu_results()
             if self.prober.error:
                 health["tunnel_probe_error"] = self.prober.error
         return health

@@ -18,6 +18,7 @@ from kaon.config import Config
 
 if TYPE_CHECKING:
     from kaon.agent.ovs_config import OvsConfig
+    from kaon.agent.probe import VxlanProber
     from kaon.dataplane.ovsdb import Ovsdb
 
 LOG = logging.getLogger("kaon.agent")
@@ -84,6 +85,18 @@ def ovs_preflight(ocfg: OvsConfig, connect_timeout: float = 10.0) -> Ovsdb:
     return db
 
 
+def ovs_prober(ocfg: OvsConfig, acfg: AgentConfig, manager: Any) -> VxlanProber | None:
+    """The OVS agent's VXLAN prober (through br-tun: kaon.agent.ovs_probe), when it carries VXLAN."""
+    from kaon.agent.ovs_probe import OvsEndpoint, remove_port
+    from kaon.agent.probe import VxlanProber, intent_peers
+
+    if "vxlan" in acfg.tunnel_types and acfg.local_ip:
+        return VxlanProber(acfg.local_ip, acfg.namespace, lambda: intent_peers(manager.intent),
+                           acfg.report_interval, OvsEndpoint(ocfg, acfg.namespace))
+    remove_port(ocfg)
+    return None
+
+
 def build_agent(cfg: Config) -> Agent:
     from kaon.bus import agent_bus
 
@@ -99,7 +112,8 @@ def build_agent(cfg: Config) -> Agent:
         manager = OvsManager(ocfg, db, host=acfg.host, namespace=acfg.namespace, firewall=ovs_firewall(acfg))
         # The roles share the manager's OVSDB connection: all of them run in the one worker thread.
         roles = build_roles(cfg, acfg, lambda role: OvsPlug(db, ocfg.options.integration_bridge, role))
-        return Agent(acfg, agent_bus(acfg.transport_url, acfg.state_path), [*roles, manager])
+        return Agent(acfg, agent_bus(acfg.transport_url, acfg.state_path), [*roles, manager],
+                     ovs_prober(ocfg, acfg, manager))
     from kaon.dataplane.features import probe_features
     from kaon.dataplane.linux_l2 import LinuxL2
 
@@ -132,13 +146,19 @@ def run_agent(cfg: Config) -> int:
     if why:
         LOG.error("kaon agent cannot run: %s", why)
         return 1
-    from kaon.dataplane.ovsdb import OvsdbError
+    from kaon.dataplane.ovsdb import OvsdbError, OvsdbUnreachable
 
-    try:
-        agent = build_agent(cfg)
-    except OvsdbError as exc:  # OVS agent: ovsdb-server unreachable, bridge_mappings, datapath
-        LOG.error("kaon agent cannot run: %s", exc)
-        return 1
+    while True:
+        try:
+            agent = build_agent(cfg)
+            break
+        except OvsdbUnreachable as exc:
+            # Started before Open vSwitch (boot order, a restart of openvswitch-switch): wait for it and say
+            # so, instead of exiting; `kaon doctor` on this host names it meanwhile (check ovsdb).
+            LOG.error("kaon agent cannot start yet: %s; retrying until it answers", exc)
+        except OvsdbError as exc:  # OVS agent: bridge_mappings names a missing bridge, a datapath failed
+            LOG.error("kaon agent cannot run: %s", exc)
+            return 1
     # Prometheus endpoint on [agent] metrics_port (0, the default: none); docs/metrics.md.
     from kaon.metrics import agent as agent_metrics
 

@@ -90,8 +90,19 @@ class Ovsdb:
                         f"ovsdb-server at {remote} unreachable after {attempt} attempts in "
                         f"{connect_timeout:.0f}s: {why}; is ovsdb-server running (and the socket path right)?"
                     ) from exc
-                LOG.warning("ovsdb-server at %s unreachable (%s); retrying", remote, why)
+                # Said once per connection attempt series; the rest of the retries only at debug level
+                # (an agent waiting for Open vSwitch at boot would otherwise log twice a second).
+                LOG.log(logging.WARNING if attempt == 1 else logging.DEBUG,
+                        "ovsdb-server at %s unreachable (%s); retrying", remote, why)
                 time.sleep(min(0.5, 0.05 * attempt))
+
+    def connected(self) -> bool:
+        """Whether the IDL holds a live session to ovsdb-server now (it reconnects by itself).
+
+        python-ovs's Idl does not say so itself; its jsonrpc Session does (the
+        attribute ovsdbapp's own connection code reaches for too)."""
+        session = getattr(self._conn.idl, "_session", None)
+        return bool(session is not None and session.is_connected())
 
     def close(self) -> None:
         self._conn.stop(timeout=5)

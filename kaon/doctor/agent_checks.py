@@ -15,8 +15,10 @@ from kaon.core.agents import generations
 from kaon.doctor.finding import ERROR, WARNING, Finding
 from kaon.doctor.inputs import Inputs, NotApplicable
 
-L2_AGENT_TYPES = ("Linux bridge agent", "Open vSwitch agent")
+OVS_AGENT_TYPE = "Open vSwitch agent"
+L2_AGENT_TYPES = ("Linux bridge agent", OVS_AGENT_TYPE)
 DHCP_AGENT_TYPE = "DHCP agent"
+VXLAN_IPV4_OVERHEAD = 50  # outer IPv4 20 + UDP 8 + VXLAN 8 + the inner Ethernet header 14 (Neutron's figure)
 
 
 def _alive(inp: Inputs) -> list[dx.AgentFact]:
@@ -57,6 +59,47 @@ def tunnels(inp: Inputs) -> list[Finding]:
                                f"open udp/4789 between the hosts' local_ip addresses ({local} on {a.host}, "
                                f"{peer} on {peer_host}) in both directions", host=a.host))
     return out
+
+
+def tunnel_mtu(inp: Inputs) -> list[Finding]:
+    """A live L2 agent's probes the size of its VXLAN networks' largest frame get no answer from a peer
+    whose small probes do: something between the two VTEPs carries less than the networks need."""
+    l2 = [a for a in _alive(inp) if a.agent_type in L2_AGENT_TYPES]
+    probing = [a for a in l2 if isinstance(a.health.get("tunnel_mtu"), dict)]
+    if not probing:
+        raise NotApplicable("no live L2 agent reports VXLAN path MTU probes")
+    vtep_host = {str(a.configurations.get("tunneling_ip")): a.host for a in l2 if a.configurations.get("tunneling_ip")}
+    out = []
+    for a in probing:
+        local = a.configurations.get("tunneling_ip") or "?"
+        for peer, probe in sorted(a.health["tunnel_mtu"].items()):
+            if not isinstance(probe, dict) or probe.get("answered", True) or not isinstance(probe.get("mtu"), int):
+                continue
+            mtu = probe["mtu"]
+            peer_host = vtep_host.get(peer, "unknown host")
+            out.append(Finding(
+                "tunnel_mtu", ERROR, f"VXLAN to {peer} ({peer_host})",
+                f"small probes are answered but frames of the networks' MTU {mtu} ({mtu + VXLAN_IPV4_OVERHEAD}-byte "
+                f"packets on udp/4789) are not: the underlay between {local} and {peer} carries less: VMs' large "
+                "packets (TCP bulk, big pings) are dropped",
+                f"raise the MTU of every link between {a.host} and {peer_host} (the hosts' local_ip devices, switch "
+                f"ports, and bridges between them) to at least {mtu + VXLAN_IPV4_OVERHEAD}, or lower the networks' "
+                f"MTU to what the path carries minus {VXLAN_IPV4_OVERHEAD} (openstack network set --mtu N NETWORK; "
+                "VMs pick it up at their next DHCP lease)", host=a.host))
+    return out
+
+
+def ovsdb_lost(inp: Inputs) -> list[Finding]:
+    """A live Open vSwitch agent that has lost its ovsdb-server (it reports the connection's state)."""
+    ovs = [a for a in _alive(inp) if a.agent_type == OVS_AGENT_TYPE and isinstance(a.health.get("ovsdb"), dict)]
+    if not ovs:
+        raise NotApplicable("no live Open vSwitch agent reports its OVSDB connection")
+    return [Finding("ovsdb_lost", ERROR, f"ovsdb-server at {a.health['ovsdb'].get('remote', '?')}",
+                    "the Open vSwitch agent has lost its connection: it applies nothing (no port is wired, no "
+                    "flow changes) until ovsdb-server answers again",
+                    f"start ovsdb-server on {a.host} (systemctl start openvswitch-switch, or ovs-ctl start); the "
+                    "agent reconnects and catches up by itself", host=a.host)
+            for a in ovs if a.health["ovsdb"].get("connected") is False]
 
 
 # ------------------------------------------------------------------ DHCP

@@ -53,11 +53,14 @@ CHECKS: tuple[Check, ...] = (
     Check("dhcp_port_claims", DATA, data_checks.dhcp_port_claims),
     Check("router_gateway", DATA, data_checks.router_gateway),
     Check("tunnels", DATA, agent_checks.tunnels),
+    Check("tunnel_mtu", DATA, agent_checks.tunnel_mtu),
+    Check("ovsdb_lost", DATA, agent_checks.ovsdb_lost),
     Check("dnsmasq", DATA, agent_checks.dnsmasq),
     Check("mtu", DATA, agent_checks.mtu),
     Check("clock_skew", DATA, agent_checks.clock_skew),
     Check("local_ip", HOST, host_checks.local_ip),
     Check("br_netfilter", HOST, host_checks.br_netfilter),
+    Check("ovsdb", HOST, host_checks.ovsdb),
     Check("ovs_bridges", HOST, host_checks.ovs_bridges),
 )
 

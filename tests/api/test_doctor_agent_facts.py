@@ -56,6 +56,19 @@ def test_a_tunnel_without_answers_names_both_hosts(api: Api) -> None:
     assert lines(api, "tunnels") == []
 
 
+def test_a_path_that_drops_the_networks_mtu_names_the_pair_and_the_size(api: Api) -> None:
+    lb(api, "h1", "10.99.0.1", tunnels={"10.99.0.3": True}, tunnel_mtu={"10.99.0.3": {"mtu": 1450, "answered": True}})
+    lb(api, "h3", "10.99.0.3", tunnels={"10.99.0.1": True}, tunnel_mtu={"10.99.0.1": {"mtu": 1450, "answered": False}})
+    assert lines(api, "tunnel_mtu") == [
+        "h3: VXLAN to 10.99.0.1 (h1): small probes are answered but frames of the networks' MTU 1450 (1500-byte "
+        "packets on udp/4789) are not: the underlay between 10.99.0.3 and 10.99.0.1 carries less: VMs' large packets "
+        "(TCP bulk, big pings) are dropped — raise the MTU of every link between h3 and h1 (the hosts' local_ip "
+        "devices, switch ports, and bridges between them) to at least 1500, or lower the networks' MTU to what the "
+        "path carries minus 50 (openstack network set --mtu N NETWORK; VMs pick it up at their next DHCP lease)"]
+    lb(api, "h3", "10.99.0.3", tunnels={"10.99.0.1": True}, tunnel_mtu={"10.99.0.1": {"mtu": 1450, "answered": True}})
+    assert lines(api, "tunnel_mtu") == []
+
+
 def test_a_converged_host_with_a_tunnel_down_says_so(api: Api) -> None:
     lb(api, "h1", "10.99.0.1", tunnels={"10.99.0.9": False})
     net, _ = api.admin().net_with_subnet("10.0.0.0/24")
@@ -160,3 +173,18 @@ def test_a_device_mtu_other_than_its_networks(api: Api) -> None:
         "plug: check the VIF's mtu), or change the network's: openstack network set --mtu N NETWORK"]
     lb(api, "h1", "10.99.0.1", mtu=[])
     assert lines(api, "mtu") == []
+
+
+def test_an_ovs_agent_that_lost_its_ovsdb_server_is_named_until_it_is_back(api: Api) -> None:
+    remote = "unix:/var/run/openvswitch/db.sock"
+    report(api, "ovs", "h4", health={"time": time.time(), "ovsdb": {"remote": remote, "connected": True}})
+    assert lines(api, "ovsdb_lost") == []
+    report(api, "ovs", "h4", health={"time": time.time(), "ovsdb": {"remote": remote, "connected": False}})
+    assert lines(api, "ovsdb_lost") == [
+        f"h4: ovsdb-server at {remote}: the Open vSwitch agent has lost its connection: it applies nothing (no port "
+        "is wired, no flow changes) until ovsdb-server answers again — start ovsdb-server on h4 (systemctl start "
+        "openvswitch-switch, or ovs-ctl start); the agent reconnects and catches up by itself"]
+    # A dead agent's last word is old news: active_on_dead_host and generation_lag speak of the dead.
+    assert lines(api, "ovsdb_lost", now=utcnow() + dt.timedelta(seconds=600)) == []
+    report(api, "ovs", "h4", health={"time": time.time(), "ovsdb": {"remote": remote, "connected": True}})
+    assert lines(api, "ovsdb_lost") == []

@@ -53,8 +53,8 @@ def test_healthy_then_a_finding_through_the_api_and_the_cli(server: KaonServer,
     assert (healthy["findings"], healthy["not_checked"], healthy["exit_code"]) == ([], [], 0)
     assert "binding_failed" in healthy["passed"] and "database" in healthy["passed"]
     # No agents here: nothing reports tunnels, dnsmasq processes, device MTUs or a clock.
-    assert {s["check"] for s in healthy["not_applicable"]} == {"rabbitmq", "keystone", "tunnels", "dnsmasq",
-                                                                "mtu", "clock_skew"}
+    assert {s["check"] for s in healthy["not_applicable"]} == {"rabbitmq", "keystone", "tunnels", "tunnel_mtu",
+                                                                "ovsdb_lost", "dnsmasq", "mtu", "clock_skew"}
     code, out, _ = doctor_cli(capsys, "--config-file", str(server.conf_path))
     assert (code, out) == (0, f"healthy: {len(healthy['passed'])} checks passed\n")
 
@@ -86,11 +86,11 @@ def test_others_get_403_in_neutrons_format(server: KaonServer) -> None:
 
 def test_exit_2_when_a_check_could_not_look(server: KaonServer, tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
-    extra = tmp_path / "ovs_agent.ini"
-    extra.write_text(f"[ovs]\nbridge_mappings = physnet1:br-ex\novsdb_connection = unix:{tmp_path}/no/db.sock\n")
+    extra = tmp_path / "linuxbridge_agent.ini"  # an [agent] namespace that is not there: the sysctls cannot be read
+    extra.write_text("[agent]\nnamespace = kaon-doctor-no-such-ns\n[securitygroup]\nfirewall_driver = iptables\n")
     code, out, _ = doctor_cli(capsys, "--config-file", str(server.conf_path), "--config-file", str(extra))
-    assert code == 2
-    assert out.startswith(f"not checked: ovs_bridges: ovsdb-server at unix:{tmp_path}/no/db.sock unreachable")
+    assert code == 2, out
+    assert out.startswith("not checked: br_netfilter: cannot read the sysctls in namespace kaon-doctor-no-such-ns")
 
 
 def test_a_config_error_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -195,8 +195,11 @@ def test_a_router_gateway_without_an_address(api: Api) -> None:
 
 def test_the_report_of_a_healthy_cloud_is_empty(api: Api) -> None:
     # Agents of this version: their clock, their (no) peers, their (no) dnsmasq.
-    report(api, "lb", "h1", health={"time": time.time(), "tunnels": {}, "mtu": []}, tunnel_types=["vxlan"],
-           tunneling_ip="10.99.0.1")
+    report(api, "lb", "h1", health={"time": time.time(), "tunnels": {}, "tunnel_mtu": {}, "mtu": []},
+           tunnel_types=["vxlan"], tunneling_ip="10.99.0.1")
+    report(api, "ovs", "h2", health={"time": time.time(), "tunnels": {}, "tunnel_mtu": {}, "mtu": [],
+                                     "ovsdb": {"remote": "unix:/run/openvswitch/db.sock", "connected": True}},
+           tunnel_types=["vxlan"], tunneling_ip="10.99.0.2")
     report(api, "dhcp", "h1", health={"time": time.time(), "dnsmasq": {}})
     admin = api.admin()
     net, sub = admin.net_with_subnet("10.0.0.0/24")

@@ -16,6 +16,7 @@ from kaon.agent.manager import Outcome, PortStatus, Step
 from kaon.agent.probe import intent_peers
 from kaon.agent.runtime import Agent
 from kaon.dataplane import vxlan_probe as vp
+from kaon.dataplane.ovs_model import KAON_COOKIE
 from kaon.model.intent import HostIntent, NetworkIntent
 from tests.unit.test_agent_managers import CFG, FakeBus
 
@@ -56,6 +57,9 @@ class Prober:
     def results(self) -> dict[str, bool]:
         return {"10.99.0.2": True, "10.99.0.3": False}
 
+    def mtu_results(self) -> dict[str, dict[str, int | bool]]:
+        return {"10.99.0.2": {"mtu": 1450, "answered": False}}
+
 
 def test_reports_carry_the_clock_the_last_failure_and_the_tunnels() -> None:
     l2 = Record("l2", "Linux bridge agent", errors=(("ensure_vxlan:vxlan-7", "ensure_vxlan vxlan-7 failed: EEXIST"),))
@@ -66,6 +70,7 @@ def test_reports_carry_the_clock_the_last_failure_and_the_tunnels() -> None:
     failure = {"manager": "l2", "action": "ensure_vxlan:vxlan-7", "reason": "ensure_vxlan vxlan-7 failed: EEXIST"}
     assert by_type["Linux bridge agent"]["last_failure"] == failure == by_type["DHCP agent"]["last_failure"]
     assert by_type["Linux bridge agent"]["tunnels"] == {"10.99.0.2": True, "10.99.0.3": False}
+    assert by_type["Linux bridge agent"]["tunnel_mtu"] == {"10.99.0.2": {"mtu": 1450, "answered": False}}
     assert "tunnels" not in by_type["DHCP agent"] and "tunnel_probe_error" not in by_type["Linux bridge agent"]
     assert by_type["DHCP agent"]["dnsmasq"] == {"n1": {"pid": 7, "running": False}}
     assert set(by_type) == {"Linux bridge agent", "DHCP agent", "Metadata agent"}
@@ -95,9 +100,29 @@ def test_the_probe_vni_is_outside_what_ml2_can_allocate_by_default() -> None:
 
 
 def test_intent_peers_are_the_vxlan_networks_vteps() -> None:
-    def net(kind: str, peers: dict[str, Any]) -> NetworkIntent:
-        return NetworkIntent("brq1", kind, 5, None, 1450, peers)
+    def net(kind: str, peers: dict[str, Any], mtu: int = 1450) -> NetworkIntent:
+        return NetworkIntent("brq1", kind, 5, None, mtu, peers)
 
     intent = HostIntent("h1", networks={"a": net("vxlan", {"10.99.0.2": (), "10.99.0.3": ()}),
-                                        "b": net("vxlan", {"10.99.0.3": ()}), "c": net("vlan", {"10.99.0.9": ()})})
-    assert intent_peers(intent) == {"10.99.0.2", "10.99.0.3"}
+                                        "b": net("vxlan", {"10.99.0.3": ()}, 8950),
+                                        "c": net("vlan", {"10.99.0.9": ()}, 9000)})
+    # Each peer with the largest MTU of the VXLAN networks shared with it: its big probe's size.
+    assert intent_peers(intent) == {"10.99.0.2": 1450, "10.99.0.3": 8950}
+
+
+def test_a_probe_is_padded_to_the_frame_of_a_networks_mtu() -> None:
+    frame = vp.encode(vp.REQUEST, b"n" * 8, "10.99.0.1", vp.vtep_mac("10.99.0.2"), vp.frame_size(1450))
+    assert len(frame) == 1464  # 1450 + Ethernet header: 1500 bytes once wrapped in VXLAN over IPv4
+    probe = vp.decode(frame)
+    assert probe is not None and probe.vtep == "10.99.0.1" and probe.nonce == b"n" * 8
+
+
+def test_ovs_probe_flows_carry_the_probe_vni_through_each_peers_tunnel_port() -> None:
+    flows = [f.add_line() for f in vp.ovs_flows({"10.99.0.3": "vxlan-0a630003", "10.99.0.2": "vxlan-0a630002"})]
+    assert flows == [
+        "cookie=0x6b70726f,table=0,priority=200,tun_id=0xffffff,dl_type=0x88b5,actions=output:kprobe-vx",
+        "cookie=0x6b70726f,table=0,priority=200,in_port=kprobe-vx,dl_dst=02:6b:0a:63:00:02,"
+        "actions=set_field:0xffffff->tun_id,output:vxlan-0a630002",
+        "cookie=0x6b70726f,table=0,priority=200,in_port=kprobe-vx,dl_dst=02:6b:0a:63:00:03,"
+        "actions=set_field:0xffffff->tun_id,output:vxlan-0a630003"]
+    assert vp.PROBE_COOKIE != KAON_COOKIE  # the agent's flow sync and sweep never touch them
