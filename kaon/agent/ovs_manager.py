@@ -83,6 +83,15 @@ def plugged(observed: Mapping[str, ObservedPort], bridge: str, intent: HostInten
     return out
 
 
+def ofports(observed: Mapping[str, ObservedPort]) -> dict[str, dict[str, int]]:
+    """Bridge -> port name -> ofport, for the ports OVS opened (what flows name, as numbers)."""
+    out: dict[str, dict[str, int]] = {}
+    for p in observed.values():
+        if p.ofport is not None and p.ofport > 0:
+            out.setdefault(p.bridge, {})[p.name] = p.ofport
+    return out
+
+
 def ovs_intent(intent: HostIntent, on_bridge: Mapping[str, str], hold: Iterable[str] = ()) -> OvsHostIntent:
     """The planner's input from the typed host intent.
 
@@ -125,10 +134,10 @@ class OvsManager:
         self._vlans: dict[str, int] | None = None  # network -> local VLAN; None until read back from OVSDB
         self.last_plan: OvsPlan | None = None
         self._vswitchd: VswitchdIdentity | None = self._identity()
-        # bridge -> (the flows last synced there, with sweep or not), for the ovs-vswitchd that holds them:
-        # a bridge whose wanted flows did not move is not dumped again (one ovs-ofctl run each, ~10 ms)
-        # until mark_dirty (periodic resync: drift) or a new ovs-vswitchd.
-        self._synced: dict[str, tuple[frozenset[Flow], bool]] = {}
+        # bridge -> (the flows last synced there, with sweep or not, the ofports they were sent with), for
+        # the ovs-vswitchd that holds them: a bridge whose wanted flows did not move is not dumped again
+        # (one ovs-ofctl run each) until mark_dirty (periodic resync: drift) or a new ovs-vswitchd.
+        self._synced: dict[str, tuple[frozenset[Flow], bool, dict[str, int]]] = {}
         self._synced_for: VswitchdIdentity | None = None
 
     # -- the manager contract ----------------------------------------------
@@ -166,7 +175,7 @@ class OvsManager:
                 # Fail closed: a secured port joins its network only once its filter flows are in. When
                 # the transaction only moves tags (the usual bind: bridges, patch and tunnel ports already
                 # there), the flows name nothing new: put them in first, then tag in one transaction.
-                changes += self._sync_flows(flows, step.sweep)
+                changes += self._sync_flows(flows, step.sweep, ofports(observed))
                 self.db.apply(wanted.bridges, wanted.ports, wanted.tags, sweep=step.sweep,
                               protected=wanted.protected)
             elif fresh:
@@ -174,13 +183,13 @@ class OvsManager:
                 # the fresh ports on the dead VLAN for this transaction, install the flows, then tag them.
                 first = plan(ovs_intent(intent, on_bridge, step.hold | fresh), opts, self._vlans)
                 self.db.apply(first.bridges, first.ports, first.tags, sweep=False, protected=first.protected)
-                changes += self._sync_flows(flows, step.sweep)
+                changes += self._sync_flows(flows, step.sweep, ofports(self.db.ports()))
                 self.db.apply(wanted.bridges, wanted.ports, wanted.tags, sweep=step.sweep,
                               protected=wanted.protected)
             else:
                 self.db.apply(wanted.bridges, wanted.ports, wanted.tags, sweep=step.sweep,
                               protected=wanted.protected)
-                changes += self._sync_flows(flows, step.sweep)
+                changes += self._sync_flows(flows, step.sweep, ofports(self.db.ports()))
         except (DataplaneError, ValueError) as exc:
             # OVSDB refused or is unreachable, a bridge of bridge_mappings is missing, a datapath failed,
             # ovs-ofctl failed: nothing is vouched for; the runtime retries with backoff and logs this.
@@ -192,23 +201,28 @@ class OvsManager:
             LOG.warning("network %s cannot be carried on this host: %s", net_id, why)
         return Outcome(True, ports=self._status(wanted, step.hold), changes=changes)
 
-    def _sync_flows(self, flows: Mapping[str, tuple[Flow, ...]], sweep: bool) -> int:
+    def _sync_flows(self, flows: Mapping[str, tuple[Flow, ...]], sweep: bool,
+                    ports: Mapping[str, Mapping[str, int]]) -> int:
         """One bundle per bridge whose wanted flows moved; read back only when what is there is unknown.
 
         A bridge last synced by this ovs-vswitchd is diffed against what that sync left (no dump-flows):
         except when this pass sweeps and that one did not (kaon's stale flows from before a restart are
-        only known by reading back).
+        only known by reading back), and when a port of it has another ofport than then (re-plugged:
+        the flows naming it hold the old number). ``ports``: bridge -> port name -> ofport, read from
+        OVSDB just before (ovs-ofctl is given numbers, not names: kaon.dataplane.openflow).
         """
         changes = 0
         for bridge, listed in flows.items():
             bridge_flows = frozenset(listed)  # compared as a set: no order to keep
+            now = dict(ports.get(bridge, {}))
             last = self._synced.pop(bridge, None)
-            if last == (bridge_flows, sweep):
-                self._synced[bridge] = last
+            renumbered = last is not None and any(now.get(name, ofport) != ofport for name, ofport in last[2].items())
+            if last is not None and not renumbered and last[:2] == (bridge_flows, sweep):
+                self._synced[bridge] = (bridge_flows, sweep, {**last[2], **now})
                 continue
-            known = last[0] if last is not None and (last[1] or not sweep) else None
-            delta = self.of.sync(bridge, bridge_flows, sweep=sweep, installed=known)
-            self._synced[bridge] = (bridge_flows, sweep)
+            known = last[0] if last is not None and not renumbered and (last[1] or not sweep) else None
+            delta = self.of.sync(bridge, bridge_flows, sweep=sweep, installed=known, ofports=now)
+            self._synced[bridge] = (bridge_flows, sweep, now)
             changes += len(delta.added) + len(delta.deleted)
         return changes
 
