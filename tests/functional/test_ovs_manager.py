@@ -363,3 +363,26 @@ def test_flows_go_to_ovs_by_ofport_and_follow_a_port_plugged_again_under_another
     finally:
         m.of._ofctl = ofctl  # type: ignore[method-assign]
         m.close()
+
+
+def test_a_pass_with_nothing_to_change_makes_no_ovsdb_transaction_and_drift_is_still_repaired(lab: Lab) -> None:
+    h1 = lab.hosts[0]
+    lab.add_vm(h1, "a", "net-a", "192.168.121.11")
+    m = manager(h1, "vxlan")
+    try:
+        m.update(host_intent(lab, h1, "vxlan"))
+        assert m.apply(Step(sweep=True)).ok
+        vlan = m.db.ports()["tapa"].tag
+        cfg = m.db.next_cfg()
+        assert m.apply(Step(sweep=True)).ok
+        assert m.db.next_cfg() == cfg, "an unchanged pass made ovs-vswitchd reconfigure"
+        # What is compared is OVSDB itself (the IDL cache), not the manager's memory of its last pass.
+        sh("ovs-vsctl", f"--db={h1.ovs.db_remote}", "set", "Port", "tapa", "tag=77", env=h1.ovs.env())
+        deadline = time.monotonic() + 10
+        while m.db.ports()["tapa"].tag != 77:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert m.apply(Step(sweep=True)).ok
+        assert m.db.ports()["tapa"].tag == vlan
+    finally:
+        m.close()
