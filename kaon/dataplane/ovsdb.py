@@ -3,8 +3,8 @@
 One :meth:`Ovsdb.apply` is at most one OVSDB transaction (ovsdbapp's
 vsctl-style transaction, which also waits until ovs-vswitchd has applied it:
 ``cur_cfg >= next_cfg``), so a half-applied host is never left behind by a
-failed step. It writes only what differs from the IDL cache, and nothing
-when nothing does (no reconfiguration of ovs-vswitchd to wait for).  After it, bridges without a datapath and interfaces OVS could
+failed step. It issues commands only for what differs from the IDL cache,
+and no transaction when nothing does.  After it, bridges without a datapath and interfaces OVS could
 not open are reported as :class:`OvsDatapathError` — ``ovs-vsctl add-br``
 with ``datapath_type=system`` on a kernel without the openvswitch module
 "succeeds" and only leaves ``datapath_id`` empty (dataplane.md §6.6).
@@ -139,9 +139,10 @@ class Ovsdb:
         if missing:
             raise OvsdbError(f"bridge_mappings names bridge(s) {', '.join(missing)} which do not exist in OVS "
                              f"({self.remote}); create them (ovs-vsctl add-br) or fix bridge_mappings")
-        # Only what differs from the IDL cache is written (it is current: ovsdb-server sends a client the
-        # updates of its own transaction before the reply), and no transaction at all when nothing does:
-        # each one bumps next_cfg and waits for ovs-vswitchd to reconfigure every bridge and port.
+        # Only what differs from the IDL cache becomes a command (the cache is current: ovsdb-server sends
+        # a client the updates of its own transaction before the reply), and no transaction is queued
+        # when nothing does. The IDL would find an all-equal transaction unchanged by itself, but only
+        # after ovsdbapp ran every command: 1,000 tags re-set cost 175-195 ms of CPU per pass, 25-35 now.
         commands: list[Any] = []
         for br in bridges:
             commands += self._bridge(br)

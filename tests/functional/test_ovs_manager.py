@@ -365,7 +365,8 @@ def test_flows_go_to_ovs_by_ofport_and_follow_a_port_plugged_again_under_another
         m.close()
 
 
-def test_a_pass_with_nothing_to_change_makes_no_ovsdb_transaction_and_drift_is_still_repaired(lab: Lab) -> None:
+def test_a_pass_with_nothing_to_change_leaves_ovs_vswitchd_alone_and_a_tag_changed_by_hand_is_put_back(lab: Lab) -> None:
+    """OVSDB is written from a diff against the IDL cache: nothing when nothing differs, and drift is seen."""
     h1 = lab.hosts[0]
     lab.add_vm(h1, "a", "net-a", "192.168.121.11")
     m = manager(h1, "vxlan")
