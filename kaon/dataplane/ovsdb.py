@@ -106,8 +106,10 @@ class Ovsdb:
     # -- apply -----------------------------------------------------------------
 
     def apply(self, bridges: Iterable[BridgeSpec], ports: Iterable[PortSpec], tags: Iterable[PortTag] = (),
-              *, sweep: bool = False, protected: Iterable[str] = ()) -> None:
+              *, sweep: bool = False, protected: Iterable[str] = ()) -> bool:
         """Make OVSDB hold ``bridges`` and ``ports`` (and set ``tags``) in one transaction.
+
+        Returns whether anything had to be written (False: OVSDB already held all of it).
 
         With ``sweep`` (after the first full sync), kaon-owned bridges and ports
         that are not wanted are deleted too; bridges in ``protected`` (the ones
@@ -122,7 +124,7 @@ class Ovsdb:
         while True:
             attempt += 1
             try:
-                self._apply(bridges, ports, tags, sweep, protected)
+                wrote = self._apply(bridges, ports, tags, sweep, protected)
                 break
             except ovsdbapp_exc.TimeoutException as exc:
                 if time.monotonic() >= deadline:
@@ -131,9 +133,10 @@ class Ovsdb:
                         f"attempts in {self.retry_timeout:.0f}s: {_describe(exc)[:300]}") from exc
                 LOG.warning("OVSDB transaction on %s timed out (attempt %d); retrying", self.remote, attempt)
         self.check_datapaths([b.name for b in bridges], [p.name for p in ports])
+        return wrote
 
     def _apply(self, bridges: list[BridgeSpec], ports: list[PortSpec], tags: list[PortTag], sweep: bool,
-               protected: set[str]) -> None:
+               protected: set[str]) -> bool:
         existing = {row.name for row in self._rows("Bridge")}
         missing = sorted(b.name for b in bridges if not b.own and b.name not in existing)
         if missing:
@@ -165,10 +168,11 @@ class Ovsdb:
                 commands += [self.api.del_port(pname, bridge=name) for pname in sorted(own_ports - wanted_ports)]
             commands += [self.api.del_br(name) for name in sorted(self._owned_bridges() - wanted_bridges - protected)]
         if not commands:
-            return
+            return False
         with self.api.transaction(check_error=True) as txn:
             for command in commands:
                 txn.add(command)
+        return True
 
     def _bridge(self, br: BridgeSpec) -> list[Any]:
         row = self.api.lookup("Bridge", br.name, default=None)

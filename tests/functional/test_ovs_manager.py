@@ -288,9 +288,9 @@ def test_a_secured_port_binds_in_one_transaction_after_its_flows_without_reading
     calls: list[str] = []
     db_apply, ofctl = m.db.apply, m.of._ofctl
 
-    def spy_apply(*args: Any, **kwargs: Any) -> None:
+    def spy_apply(*args: Any, **kwargs: Any) -> bool:
         calls.append("ovsdb")
-        db_apply(*args, **kwargs)
+        return db_apply(*args, **kwargs)
 
     def spy_ofctl(*args: str, stdin: str | None = None) -> str:
         calls.append(next(a for a in args if not a.startswith("-")))
