@@ -4,10 +4,11 @@ One :meth:`Ovsdb.apply` is at most one OVSDB transaction (ovsdbapp's
 vsctl-style transaction, which also waits until ovs-vswitchd has applied it:
 ``cur_cfg >= next_cfg``), so a half-applied host is never left behind by a
 failed step. It issues commands only for what differs from the IDL cache,
-and no transaction when nothing does.  After it, bridges without a datapath and interfaces OVS could
-not open are reported as :class:`OvsDatapathError` — ``ovs-vsctl add-br``
-with ``datapath_type=system`` on a kernel without the openvswitch module
-"succeeds" and only leaves ``datapath_id`` empty (dataplane.md §6.6).
+and no transaction when nothing does. After it, bridges without a datapath
+and interfaces OVS could not open are reported as :class:`OvsDatapathError`
+— ``ovs-vsctl add-br`` with ``datapath_type=system`` on a kernel without the
+openvswitch module "succeeds" and only leaves ``datapath_id`` empty
+(dataplane.md §6.6).
 
 Ownership rules are in :mod:`kaon.dataplane.ovs_model`.  An unreachable
 ovsdb-server is retried until ``connect_timeout`` and then reported with the
