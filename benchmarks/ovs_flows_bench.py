@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 
 from kaon.dataplane.openflow import PROTOCOL, OpenFlow
 from kaon.dataplane.ovs_daemons import OvsDaemons
@@ -77,7 +78,7 @@ def main() -> None:
         bind2 = [Flow(71, 10 + i, f"ip,in_port=p1,nw_src=10.0.0.{i}", "drop") for i in range(45)]
         for _ in range(args.runs):
             for flows_, label, ofports in ((bind, "45 flows, names", None), (bind2, "45 flows, numbers", ports)):
-                res[label].append(timed(lambda f=flows_, o=ofports: of.sync("br-b", f, sweep=False, installed=(), ofports=o)))
+                res[label].append(timed(partial(of.sync, "br-b", flows_, sweep=False, installed=(), ofports=ofports)))
             res["dump, names"].append(timed(lambda: of.dump("br-b")))
             res["dump, numbers"].append(timed(lambda: of.dump("br-b", ports)))
 
