@@ -9,6 +9,16 @@
   so that every tap must be plugged again (wall time until all are);
 * the agent's RSS after that.
 
+Timings move with the machine's load; beside them, counters that do not
+(``--mechanism openvswitch``): per bound port, the CPU time of the agent
+(with the ``ovs-ofctl`` children it reaped) and of ovs-vswitchd, and
+ovs-vswitchd's own coverage counters: OpenFlow messages it sent
+(``vconn_sent``: an ``ovs-ofctl`` run that resolves port names is sent the
+port list and the 255 tables' features) and received
+(``ofproto_recv_openflow``), and reconfigurations (``bridge_reconfigure``:
+one per OVSDB transaction that changed something). They cover the whole
+sample: the port's create, its plug, the bind and what follows it.
+
 ``--mechanism openvswitch``: the host runs the Open vSwitch agent on the lab's
 private OVS (kaon.lab.ovs_host, userspace datapath); a tap is plugged as
 os-vif plugs it (a port of br-int with ``external_ids:iface-id``), the agent's
@@ -76,7 +86,41 @@ def ovs_ofctl(s: Stack, *args: str) -> str:
                           check=True, capture_output=True, text=True).stdout
 
 
+COVERAGE = ("vconn_sent", "ofproto_recv_openflow", "bridge_reconfigure")
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` and of the children it waited for (ovs-ofctl runs of the agent)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / TICK
+
+
+def coverage(s: Stack) -> dict[str, int]:
+    """ovs-vswitchd's coverage totals (it folds its threads' counts in about once a second)."""
+    ovs = host_ovs(s)
+    ctl = f"{ovs.rundir}/ovs-vswitchd.{ovs.pid('ovs-vswitchd')}.ctl"
+    text = subprocess.run(["ovs-appctl", "-t", ctl, "coverage/show"], env=ovs.env(), check=True,
+                          capture_output=True, text=True).stdout
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if parts and parts[0] in COVERAGE:
+            out[parts[0]] = int(parts[-1])
+    return out
+
+
+def ovs_counters(s: Stack) -> dict[str, float]:
+    time.sleep(1.5)  # let ovs-vswitchd fold its counters in
+    vswitchd = host_ovs(s).pid("ovs-vswitchd")
+    assert vswitchd is not None
+    return {**coverage(s), "agent CPU ms": cpu_seconds(agent_pid(s)) * 1000,
+            "ovs-vswitchd CPU ms": cpu_seconds(vswitchd) * 1000}
+
+
 def bound_to_active(s: Stack, net: dict[str, Any], samples: int, sink: str) -> list[float]:
+    ovs = s.mechanism("h1") == "openvswitch"
+    before = ovs_counters(s) if ovs else {}
     times = []
     for _ in range(samples):
         port = s.api("POST", "/v2.0/ports", {"port": {"network_id": net["id"], "device_owner": "compute:nova",
@@ -88,6 +132,10 @@ def bound_to_active(s: Stack, net: dict[str, Any], samples: int, sink: str) -> l
         while s.port(port["id"])["status"] != "ACTIVE":
             time.sleep(0.001)
         times.append((time.perf_counter() - t0) * 1000)
+    if ovs:
+        after = ovs_counters(s)
+        print("per sample (create, plug, bind): " + ", ".join(
+            f"{k} {(after[k] - before[k]) / samples:.1f}" for k in before))
     return times
 
 

@@ -6,7 +6,10 @@ rundir, makes one bridge, and times kaon.dataplane.openflow.OpenFlow.sync:
 * cold: 2,000 flows onto an empty bridge (one bundle);
 * no-op: the same 2,000 again (dump + diff, nothing sent);
 * delta: 10 of the 2,000 changed (dump + diff + a 10-flow bundle);
-* for scale, ``ovs-ofctl --bundle replace-flows`` of the 2,000 (OVS's own diff).
+* for scale, ``ovs-ofctl --bundle replace-flows`` of the 2,000 (OVS's own diff);
+* a bind-sized delta (45 flows naming a port) and a dump of the bridge, with port
+  names resolved by ovs-ofctl (``--names``) and as ofport numbers given by
+  kaon (``ofports=``, ``--no-names``), side by side.
 
 Run as root: ``.venv/bin/python benchmarks/ovs_flows_bench.py [--runs 5]``.
 """
@@ -19,6 +22,8 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 
 from kaon.dataplane.openflow import PROTOCOL, OpenFlow
 from kaon.dataplane.ovs_daemons import OvsDaemons
@@ -38,7 +43,12 @@ def flows(n: int, changed: int = 0) -> list[Flow]:
     return out
 
 
-def timed(fn) -> float:  # type: ignore[no-untyped-def]
+def db_ofports(ovs: OvsDaemons) -> dict[str, int]:
+    with Ovsdb(ovs.db_remote) as db:
+        return {name: n for name, n in db.ofports().items() if n < 0xFF00}  # not the bridge's LOCAL port
+
+
+def timed(fn: Callable[[], object]) -> float:
     t = time.perf_counter()
     fn()
     return (time.perf_counter() - t) * 1000
@@ -60,8 +70,18 @@ def main() -> None:
         path = os.path.join(root, "flows.txt")
         with open(path, "w") as f:
             f.write("\n".join(x.add_line() for x in base) + "\n")
-        res: dict[str, list[float]] = {"cold 2000": [], "no-op 2000": [], "delta 10": [], "replace-flows 2000": []}
+        res: dict[str, list[float]] = {"cold 2000": [], "no-op 2000": [], "delta 10": [], "replace-flows 2000": [],
+                                       "45 flows, names": [], "45 flows, numbers": [],
+                                       "dump, names": [], "dump, numbers": []}
+        ports = db_ofports(ovs)
+        bind = [Flow(71, 10 + i, f"ip,in_port=p1,nw_src=10.0.0.{i}", "output:p1") for i in range(45)]
+        bind2 = [Flow(71, 10 + i, f"ip,in_port=p1,nw_src=10.0.0.{i}", "drop") for i in range(45)]
         for _ in range(args.runs):
+            for flows_, label, ofports in ((bind, "45 flows, names", None), (bind2, "45 flows, numbers", ports)):
+                res[label].append(timed(partial(of.sync, "br-b", flows_, sweep=False, installed=(), ofports=ofports)))
+            res["dump, names"].append(timed(lambda: of.dump("br-b")))
+            res["dump, numbers"].append(timed(lambda: of.dump("br-b", ports)))
+
             subprocess.run(["ovs-ofctl", "-O", PROTOCOL, "del-flows", ovs.mgmt("br-b")], env=ovs.env(), check=True)
             res["cold 2000"].append(timed(lambda: of.sync("br-b", base, sweep=True)))
             res["no-op 2000"].append(timed(lambda: of.sync("br-b", base, sweep=True)))

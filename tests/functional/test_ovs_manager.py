@@ -14,6 +14,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -287,9 +288,9 @@ def test_a_secured_port_binds_in_one_transaction_after_its_flows_without_reading
     calls: list[str] = []
     db_apply, ofctl = m.db.apply, m.of._ofctl
 
-    def spy_apply(*args: Any, **kwargs: Any) -> None:
+    def spy_apply(*args: Any, **kwargs: Any) -> bool:
         calls.append("ovsdb")
-        db_apply(*args, **kwargs)
+        return db_apply(*args, **kwargs)
 
     def spy_ofctl(*args: str, stdin: str | None = None) -> str:
         calls.append(next(a for a in args if not a.startswith("-")))
@@ -322,4 +323,67 @@ def test_a_secured_port_binds_in_one_transaction_after_its_flows_without_reading
         assert {f.key for f in kaon_flows(h1)["br-int"]} == {f.key for f in m._synced["br-int"][0]}
     finally:
         m.db.apply, m.of._ofctl = db_apply, ofctl  # type: ignore[method-assign]
+        m.close()
+
+
+def test_flows_go_to_ovs_by_ofport_and_follow_a_port_plugged_again_under_another_number(lab: Lab) -> None:
+    """ovs-ofctl is given numbers (no name lookups in ovs-vswitchd); a re-plugged port's flows follow it."""
+    h1 = lab.hosts[0]
+    lab.add_vm(h1, "a", "net-a", "192.168.121.11")
+    m = manager(h1, "vxlan")
+    runs: list[tuple[str, ...]] = []
+    ofctl = m.of._ofctl
+
+    def spy_ofctl(*args: str, stdin: str | None = None) -> str:
+        runs.append(args)
+        return ofctl(*args, stdin=stdin)
+
+    m.of._ofctl = spy_ofctl  # type: ignore[method-assign]
+    try:
+        base = host_intent(lab, h1, "vxlan")
+        down = {pid: replace(p, admin_state_up=False) for pid, p in base.ports.items()}
+        m.update(replace(base, ports=down))  # admin down: dead VLAN and a drop flow naming its tap
+        assert m.apply(Step(sweep=True)).ok
+        assert runs and all("--no-names" in args for args in runs), runs
+        drop = Flow(0, 2, "in_port=tapa", "drop")
+        assert drop in kaon_flows(h1)["br-int"]
+        old = h1.db.ofports()["tapa"]
+        # os-vif unplugs and plugs the VM again; ovs-vswitchd gives the port another number.
+        sh("ovs-vsctl", f"--db={h1.ovs.db_remote}", "del-port", "br-int", "tapa", "--", "add-port", "br-int", "tapa",
+           "--", "set", "Interface", "tapa", f"ofport_request={old + 7}", "external_ids:iface-id=port-a",
+           env=h1.ovs.env())
+        deadline = time.monotonic() + 10
+        while m.db.ofports().get("tapa") != old + 7:
+            assert time.monotonic() < deadline, "the manager's OVSDB view never saw the new ofport"
+            time.sleep(0.05)
+        out = m.apply(Step(sweep=True))  # same wanted flows: only the new number tells them apart
+        assert out.ok and out.changes == 2, out  # the drop flow for the new number in, the old one out
+        flows = kaon_flows(h1)["br-int"]
+        assert drop in flows and not any(f.match == f"in_port={old}" for f in flows), flows
+    finally:
+        m.of._ofctl = ofctl  # type: ignore[method-assign]
+        m.close()
+
+
+def test_a_pass_with_nothing_to_change_leaves_ovs_vswitchd_alone_and_a_tag_changed_by_hand_is_put_back(lab: Lab) -> None:
+    """OVSDB is written from a diff against the IDL cache: nothing when nothing differs, and drift is seen."""
+    h1 = lab.hosts[0]
+    lab.add_vm(h1, "a", "net-a", "192.168.121.11")
+    m = manager(h1, "vxlan")
+    try:
+        m.update(host_intent(lab, h1, "vxlan"))
+        assert m.apply(Step(sweep=True)).ok
+        vlan = m.db.ports()["tapa"].tag
+        cfg = m.db.next_cfg()
+        assert m.apply(Step(sweep=True)).ok
+        assert m.db.next_cfg() == cfg, "an unchanged pass made ovs-vswitchd reconfigure"
+        # What is compared is OVSDB itself (the IDL cache), not the manager's memory of its last pass.
+        sh("ovs-vsctl", f"--db={h1.ovs.db_remote}", "set", "Port", "tapa", "tag=77", env=h1.ovs.env())
+        deadline = time.monotonic() + 10
+        while m.db.ports()["tapa"].tag != 77:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert m.apply(Step(sweep=True)).ok
+        assert m.db.ports()["tapa"].tag == vlan
+    finally:
         m.close()

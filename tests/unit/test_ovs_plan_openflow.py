@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kaon.dataplane.openflow import OpenFlowError, diff, parse_dump
+from kaon.dataplane.openflow import OpenFlowError, diff, numbered, parse_dump
 from kaon.dataplane.ovs_model import KAON_COOKIE, Flow
 
 DUMP = """\
@@ -57,3 +57,25 @@ def test_bundle_lines_carry_kaon_cookie_and_strict_delete_is_cookie_scoped() -> 
     f = Flow(2, 1, "dl_vlan=5", "drop")
     assert f.add_line() == f"cookie={KAON_COOKIE:#x},table=2,priority=1,dl_vlan=5,actions=drop"
     assert f.delete_line() == f"delete_strict cookie={KAON_COOKIE:#x}/-1,table=2,priority=1,dl_vlan=5"
+
+
+def test_port_names_become_ofports_in_what_is_sent_and_unknown_names_refuse_the_translation() -> None:
+    ports = {"tapa": 3, "patch-int": 1, "vxlan-ac100002": 12}
+    f = Flow(0, 10, "in_port=tapa,dl_src=fa:16:3e:00:00:01",
+             "learn(table=20,NXM_OF_VLAN_TCI[0..11],output:OXM_OF_IN_PORT[]),output:patch-int,output:vxlan-ac100002")
+    assert numbered(f"add {f.add_line()}", ports) == (
+        f"add cookie={KAON_COOKIE:#x},table=0,priority=10,in_port=3,dl_src=fa:16:3e:00:00:01,actions="
+        "learn(table=20,NXM_OF_VLAN_TCI[0..11],output:OXM_OF_IN_PORT[]),output:1,output:12")
+    assert numbered(Flow(0, 2, "in_port=tapa", "drop").delete_line(), ports).endswith(",in_port=3")
+    # Reserved ports, numbers and lines without ports pass as they are.
+    assert numbered("add table=1,actions=output:LOCAL,output:7,NORMAL", ports) == "add table=1,actions=output:LOCAL,output:7,NORMAL"
+    assert numbered("add table=60,priority=3,actions=resubmit(,61)", {}) == "add table=60,priority=3,actions=resubmit(,61)"
+    assert numbered("add table=0,in_port=tapb,actions=drop", ports) is None
+
+
+def test_a_dump_without_names_reads_back_as_the_names_kaon_wrote() -> None:
+    text = (" cookie=0x6b616f6e, table=22, priority=1,in_port=3,dl_vlan=5 actions=pop_vlan,output:12,output:9\n"
+            " cookie=0x6b616f6e, table=10, priority=1 actions=learn(table=20,output:OXM_OF_IN_PORT[]),output:1\n")
+    flows = parse_dump(text, {3: "tapa", 1: "patch-int", 12: "vxlan-ac100002"})
+    assert flows[0] == Flow(22, 1, "in_port=tapa,dl_vlan=5", "pop_vlan,output:vxlan-ac100002,output:9")
+    assert flows[1].actions == "learn(table=20,output:OXM_OF_IN_PORT[]),output:patch-int"
