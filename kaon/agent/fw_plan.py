@@ -112,7 +112,8 @@ def build(fw: FirewallIntent | None, networks: Mapping[str, NetworkIntent],
     numbers = number_ports(previous or {}, ports)
     used = sorted({g for p in ports.values() for g in p.security_groups or () if g in fw.groups})
     rs = Ruleset(guarded=frozenset(ports), numbers=numbers)
-    _skeleton(rs)
+    _skeleton(rs, stateful=any(p.stateful is not False for p in ports.values()),
+              stateless=any(p.stateful is False for p in ports.values()))
     for pid, port in sorted(ports.items()):
         _port(rs, numbers[pid], port, fw.groups)
     for gid in used:
@@ -135,16 +136,21 @@ def zone(network_id: str) -> int:
 
 
 # -- the fixed part: base chains dispatching through named maps -------------------
-def _skeleton(rs: Ruleset) -> None:
+def _skeleton(rs: Ruleset, stateful: bool, stateless: bool) -> None:
+    """The base chains: the same hooks whatever the ports, their rules as few as the host's ports need.
+
+    Every packet crossing the host's namespace runs them (the underlay's VXLAN packets too), so
+    a rule only some ports need is there only while such a port is: without a stateful port
+    there is no ``ct`` expression at all — nothing of kaon's turns conntrack on in the
+    namespace — and without a stateless port no ``notrack``."""
     rs.decls.update({
         ("bridge", "from_port"): "map { type ifname : verdict; }",
         ("bridge", "to_port"): "map { type ifname : verdict; }",
+        ("bridge", "untracked_mac"): "set { type ether_addr; }",  # stateless ports' MACs, as destinations
         ("inet", "out_port"): "map { type mark : verdict; }",
         ("inet", "in_port"): "map { type mark : verdict; }",
         # One map lookup per packet, however many networks the host has.
         ("inet", "zone_of"): "map { typeof iifname : ct zone; }",
-        ("inet", "untracked_out"): "set { type mark; }",  # stateless ports' numbers
-        ("inet", "untracked_mac"): "set { type ether_addr; }",  # and their MACs, as destinations
     })
     hook = "type filter hook {} priority {}; policy accept;"
     rs.hooks.update({("bridge", "prerouting"): hook.format("prerouting", "filter"),
@@ -152,14 +158,17 @@ def _skeleton(rs: Ruleset) -> None:
                      ("inet", "zones"): hook.format("prerouting", "raw"),
                      ("inet", "forward"): hook.format("forward", "0")})
     rs.chains.update({
-        ("bridge", "prerouting"): ("iifname vmap @from_port",),
+        # A stateless port's packets are never tracked: what it sends gets ``notrack`` in its
+        # from- chain, what goes to its MAC here — both in the bridge family, which runs before
+        # br_netfilter hands the packet to the inet hooks and conntrack. (Before the port
+        # dispatch: the from- chains end in a verdict.)
+        ("bridge", "prerouting"): (("ether daddr @untracked_mac notrack",) if stateless else ())
+        + ("iifname vmap @from_port",),
         ("bridge", "forward"): ("oifname vmap @to_port",),
-        # Before conntrack (priority raw): a stateless port's packets, sent or received, are
-        # never tracked — they pay nothing for conntrack. The zone is set for the rest only
-        # (setting a zone gives an untracked packet a conntrack template again).
-        ("inet", "zones"): ("meta mark and 0x0000ffff @untracked_out notrack accept",
-                            "ether daddr @untracked_mac notrack accept",
-                            "ct zone set iifname map @zone_of"),
+        # A conntrack zone per network, set before conntrack (priority raw) — but not for an
+        # untracked packet: setting a zone gives it a conntrack template again.
+        ("inet", "zones"): ((("ct state untracked accept",) if stateless else ())
+                            + ("ct zone set iifname map @zone_of",)) if stateful else (),
         # One base chain (one hook invocation per packet): the sender's egress checks first; what
         # they allow continues with ``goto ingress`` (the receiver's checks), whose accept or drop
         # ends the hook. A packet from no filtered port goes to ``ingress`` directly.
@@ -167,8 +176,8 @@ def _skeleton(rs: Ruleset) -> None:
         # such a packet accepts it anyway (stateful ports' first rule; a stateless port's packets
         # are untracked, never "established"; an unfiltered port accepts all), so most packets
         # cost one conntrack state test here, however many ports and rules the host has.
-        ("inet", "forward"): ("ct state established,related accept",
-                              "meta mark and 0x0000ffff vmap @out_port", "goto ingress"),
+        ("inet", "forward"): (("ct state established,related accept",) if stateful else ())
+        + ("meta mark and 0x0000ffff vmap @out_port", "goto ingress"),
         ("inet", "ingress"): ("meta mark and 0xffff0000 vmap @in_port", "accept"),
     })
     for key in rs.decls:
@@ -188,9 +197,8 @@ def _port(rs: Ruleset, number: int, port: FirewallPort, groups: Mapping[str, Sec
     for suffix, mapname, mark in (("out", "out_port", number), ("in", "in_port", number << 16)):
         rs.elements["inet", mapname][f"{mark:#010x}"] = f"goto {suffix}-{tap}"
     if port.stateful is False:
-        rs.elements["inet", "untracked_out"][f"{number:#010x}"] = ""
         for mac in _addresses(port):
-            rs.elements["inet", "untracked_mac"][mac] = ""
+            rs.elements["bridge", "untracked_mac"][mac] = ""
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -345,7 +353,9 @@ def _from_port(number: int, port: FirewallPort) -> tuple[str, ...]:
     # port's own addresses — i.e. what none of the DHCP/RA drops below concerns, and what the
     # general rules further down would accept anyway. Every packet a VM sends runs this chain:
     # the common case must not walk the special cases first.
-    rules = []
+    # A stateless port's packets are untracked from here on (before conntrack: bridge prerouting
+    # runs before br_netfilter's inet hooks), dropped ones included: one expression, no lookup.
+    rules = ["notrack"] if port.stateful is False else []
     for mac, addresses in by_mac.items():
         v4 = _merged(addresses, 4)
         v6 = _merged([*addresses, str(netaddr.EUI(mac).ipv6_link_local())], 6)
@@ -383,6 +393,10 @@ def _port_chain(suffix: str, port: FirewallPort, present: tuple[str, ...]) -> tu
     rules, ok = [], PASS[suffix]
     if port.stateful is not False:
         rules += [f"ct state established,related {ok}", "ct state invalid drop"]
+    # The groups' rules before the special cases below: everything after ``invalid drop`` only
+    # allows, so the order does not change what passes, and the common packet — one a rule
+    # allows: a new flow, or any packet of a stateless port — should not test DHCP and ND first.
+    rules += [f"jump sg-{g}-{suffix}" for g in present]
     if suffix == "out":
         rules += [f"udp sport 68 udp dport 67 {ok}", f"icmpv6 type @nd_egress {ok}"]
         rules.append(f"meta nfproto ipv6 udp sport 546 udp dport 547 {ok}")  # DHCPv6 client to server
@@ -391,7 +405,6 @@ def _port_chain(suffix: str, port: FirewallPort, present: tuple[str, ...]) -> tu
         # DHCPv6 replies come from the server's link-local address to the client's, which
         # conntrack does not tie to the request (that went to ff02::1:2): Neutron allows them.
         rules.append(f"meta nfproto ipv6 udp sport 547 udp dport 546 {ok}")
-    rules += [f"jump sg-{g}-{suffix}" for g in present]
     rules.append("drop")  # nothing allowed it
     return tuple(rules)
 

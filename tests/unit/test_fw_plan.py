@@ -73,7 +73,10 @@ def test_the_ruleset_filters_secured_ports_only() -> None:
            "meta l4proto != udp meta mark set 0x00000001 accept" in script
     assert "chain out-tapp1 {\n    ct state established,related goto ingress" in script
     assert "meta nfproto ipv4 goto ingress" in script  # the egress rule: allowed, ingress still checks
-    assert rs.elements["inet", "untracked_out"] == {}  # stateful: tracked
+    # stateful only: tracked, zoned, nothing untracked
+    assert rs.elements["bridge", "untracked_mac"] == {} and "notrack" not in script
+    assert rs.chains["inet", "zones"] == ("ct zone set iifname map @zone_of",)
+    assert rs.chains["bridge", "prerouting"] == ("iifname vmap @from_port",)
 
 
 def test_every_port_lets_dhcpv6_client_traffic_through_and_no_server_out() -> None:
@@ -88,12 +91,42 @@ def test_every_port_lets_dhcpv6_client_traffic_through_and_no_server_out() -> No
 def test_a_stateless_port_has_no_conntrack_shortcut_and_is_untracked() -> None:
     rs = fw_plan.build(firewall_part(intent(stateful=False)), {})
     assert not any("ct state" in r for key, rules in rs.chains.items() for r in rules if "tapp1" in key[1])
-    assert rs.chains["inet", "in-tapp1"][-2:] == ("jump sg-g1-in", "drop")
-    assert rs.elements["inet", "untracked_out"] == {"0x00000001": ""}
-    assert rs.elements["inet", "untracked_mac"] == {"fa:16:3e:00:00:01": ""}
-    # Before conntrack, and before the zone (which would give the packet a template again).
-    zones = rs.chains["inet", "zones"]
-    assert zones[-1].startswith("ct zone set") and all("notrack accept" in r for r in zones[:-1])
+    assert rs.chains["inet", "in-tapp1"][0] == "jump sg-g1-in" and rs.chains["inet", "in-tapp1"][-1] == "drop"
+    # Untracked in the bridge family, i.e. before br_netfilter hands the packet to conntrack:
+    # what it sends (first rule of its anti-spoofing chain), what goes to its MACs (pairs' too).
+    assert rs.chains["bridge", "from-tapp1"][0] == "notrack"
+    assert rs.elements["bridge", "untracked_mac"] == {"fa:16:3e:00:00:01": ""}
+    assert rs.chains["bridge", "prerouting"] == ("ether daddr @untracked_mac notrack", "iifname vmap @from_port")
+    # No stateful port on the host: no ct expression anywhere (conntrack stays off in the namespace).
+    assert not any(r.startswith("ct ") or " ct " in r for rules in rs.chains.values() for r in rules)
+    assert rs.chains["inet", "zones"] == () and rs.hooks["inet", "zones"]
+
+
+def test_a_host_with_both_kinds_zones_only_tracked_packets() -> None:
+    raw = intent()
+    raw["firewall"]["ports"]["p3"] = {"device": "tapp3", "mac": "fa:16:3e:00:00:03", "ips": ["10.0.0.3"],
+                                      "port_security": True, "stateful": False, "security_groups": ["g2"]}
+    raw["firewall"]["groups"]["g2"] = {"stateful": False, "rules": [RULE]}
+    rs = fw_plan.build(firewall_part(raw), typed(raw).networks)
+    # Setting a zone would give an untracked packet a conntrack template again.
+    assert rs.chains["inet", "zones"] == ("ct state untracked accept", "ct zone set iifname map @zone_of")
+    assert rs.chains["inet", "forward"][0] == "ct state established,related accept"
+    assert rs.chains["bridge", "from-tapp3"][0] == "notrack" and "notrack" not in rs.chains["bridge", "from-tapp1"]
+    assert rs.elements["bridge", "untracked_mac"] == {"fa:16:3e:00:00:03": ""}
+    # The stateless port going stateful is a change in place: base chains refilled, no rewrite.
+    raw["firewall"]["ports"]["p3"]["stateful"] = True
+    after = fw_plan.build(firewall_part(raw), typed(raw).networks, rs.numbers)
+    script = fw_plan.change_script(rs, after)
+    assert script is not None and "flush chain inet kaon-sg zones\n" in script
+    assert "delete element bridge kaon-sg untracked_mac { fa:16:3e:00:00:03 }" in script
+
+
+def test_group_rules_come_before_the_dhcp_and_nd_special_cases() -> None:
+    rs = fw_plan.build(firewall_part(intent()), {})
+    # After conntrack's verdicts (whose drop must come first), only allowing rules: the groups first.
+    assert rs.chains["inet", "in-tapp1"][:3] == ("ct state established,related accept", "ct state invalid drop",
+                                                 "jump sg-g1-in")
+    assert rs.chains["inet", "out-tapp1"][2] == "jump sg-g1-out"
 
 
 def test_established_traffic_is_accepted_before_any_port_lookup() -> None:
