@@ -63,6 +63,8 @@ CONSTANT_SETS: dict[Key, tuple[str, tuple[str, ...]]] = {
     ("bridge", "dad_types"): ("icmpv6_type", DAD),
     ("inet", "nd_egress"): ("icmpv6_type", ND_EGRESS),
     ("inet", "nd_ingress"): ("icmpv6_type", ND_INGRESS),
+    ("bridge", "nd_egress"): ("icmpv6_type", ND_EGRESS),  # for stateless ports' chains
+    ("bridge", "nd_ingress"): ("icmpv6_type", ND_INGRESS),
 }
 
 
@@ -110,20 +112,32 @@ def build(fw: FirewallIntent | None, networks: Mapping[str, NetworkIntent],
         return Ruleset()
     assert fw is not None
     numbers = number_ports(previous or {}, ports)
-    used = sorted({g for p in ports.values() for g in p.security_groups or () if g in fw.groups})
     rs = Ruleset(guarded=frozenset(ports), numbers=numbers)
     _skeleton(rs, stateful=any(p.stateful is not False for p in ports.values()),
               stateless=any(p.stateful is False for p in ports.values()))
     for pid, port in sorted(ports.items()):
         _port(rs, numbers[pid], port, fw.groups)
-    for gid in used:
-        _group(rs, gid, fw.groups[gid])
-    for name, members in sorted(fw.sets.items()):
-        rs.decls["inet", name] = f"set {{ type {'ipv4_addr' if name.startswith('sg4-') else 'ipv6_addr'}; flags interval; }}"
-        rs.elements["inet", name] = dict.fromkeys(members, "")
+    # A group's chains (and the remote sets its rules name) in each family one of its ports is
+    # filtered in: inet for stateful ports, bridge for stateless ones.
+    for family in FAMILIES:
+        used = sorted({g for p in ports.values() if _family(p) == family
+                       for g in p.security_groups or () if g in fw.groups})
+        for gid in used:
+            _group(rs, family, gid, fw.groups[gid])
+        named = {r.remote_set for gid in used for r in fw.groups[gid].rules if r.remote_set}
+        for name in sorted(named & fw.sets.keys()):
+            kind = "ipv4_addr" if name.startswith("sg4-") else "ipv6_addr"
+            rs.decls[family, name] = f"set {{ type {kind}; flags interval; }}"
+            rs.elements[family, name] = dict.fromkeys(fw.sets[name], "")
     rs.elements["inet", "zone_of"] = {f'"{net.bridge}"': str(zone(nid))
                                       for nid, net in sorted(networks.items()) if net.bridge}
     return rs
+
+
+def _family(port: FirewallPort) -> str:
+    """Where a port's rules are: a stateless port needs no conntrack, so all of it is in the bridge
+    family, and its packets meet no inet chain of its own (see the module docstring)."""
+    return "bridge" if port.stateful is False else "inet"
 
 
 def zone(network_id: str) -> int:
@@ -176,8 +190,9 @@ def _skeleton(rs: Ruleset, stateful: bool, stateless: bool) -> None:
         # such a packet accepts it anyway (stateful ports' first rule; a stateless port's packets
         # are untracked, never "established"; an unfiltered port accepts all), so most packets
         # cost one conntrack state test here, however many ports and rules the host has.
-        ("inet", "forward"): (("ct state established,related accept",) if stateful else ())
-        + ("meta mark and 0x0000ffff vmap @out_port", "goto ingress"),
+        # No stateful port: nothing to do here (stateless ports are wholly in the bridge family).
+        ("inet", "forward"): ("ct state established,related accept",
+                              "meta mark and 0x0000ffff vmap @out_port", "goto ingress") if stateful else (),
         ("inet", "ingress"): ("meta mark and 0xffff0000 vmap @in_port", "accept"),
     })
     for key in rs.decls:
@@ -194,31 +209,41 @@ def _port(rs: Ruleset, number: int, port: FirewallPort, groups: Mapping[str, Sec
     rs.chains.update(_port_chains(number, port, present))
     rs.elements["bridge", "from_port"][f'"{tap}"'] = f"jump from-{tap}"
     rs.elements["bridge", "to_port"][f'"{tap}"'] = f"jump to-{tap}"
-    for suffix, mapname, mark in (("out", "out_port", number), ("in", "in_port", number << 16)):
-        rs.elements["inet", mapname][f"{mark:#010x}"] = f"goto {suffix}-{tap}"
-    if port.stateful is False:
+    if _family(port) == "bridge":
         for mac in _addresses(port):
             rs.elements["bridge", "untracked_mac"][mac] = ""
+        return
+    for suffix, mapname, mark in (("out", "out_port", number), ("in", "in_port", number << 16)):
+        rs.elements["inet", mapname][f"{mark:#010x}"] = f"goto {suffix}-{tap}"
 
 
 @functools.lru_cache(maxsize=1 << 16)
 def _port_chains(number: int, port: FirewallPort, present: tuple[str, ...]) -> dict[Key, tuple[str, ...]]:
-    """A port's four chains; cached, as a pass rebuilds every port's while few change (and equal
-    tuples that are the same object compare at once in :func:`change_script`)."""
+    """A port's chains; cached, as a pass rebuilds every port's while few change (and equal
+    tuples that are the same object compare at once in :func:`change_script`).
+
+    Stateless: three bridge chains — ``from-`` (anti-spoofing, then ``goto out-``), ``out-``
+    (egress rules) and ``to-`` (ingress rules). Stateful: ``from-`` and ``to-`` only mark the
+    packet, the rules are in inet ``out-`` and ``in-``."""
     tap = port.device
+    if _family(port) == "bridge":
+        return {("bridge", f"from-{tap}"): _from_port(number, port),
+                ("bridge", f"out-{tap}"): _port_chain("out", port, present, "bridge"),
+                ("bridge", f"to-{tap}"): _port_chain("in", port, present, "bridge")}
     return {("bridge", f"from-{tap}"): _from_port(number, port),
             ("bridge", f"to-{tap}"): (f"meta mark set meta mark or {number << 16:#010x}",),
             ("inet", f"out-{tap}"): _port_chain("out", port, present),
             ("inet", f"in-{tap}"): _port_chain("in", port, present)}
 
 
-def _group(rs: Ruleset, gid: str, group: SecurityGroupIntent) -> None:
+def _group(rs: Ruleset, family: str, gid: str, group: SecurityGroupIntent) -> None:
     for direction, suffix in (("egress", "out"), ("ingress", "in")):
-        rs.chains["inet", f"sg-{gid}-{suffix}"] = tuple(
-            f"{match} {PASS[suffix]}" for match in _matches([r for r in group.rules if r.direction == direction]))
+        rs.chains[family, f"sg-{gid}-{suffix}"] = tuple(
+            f"{match} {PASS[family][suffix]}"
+            for match in _matches([r for r in group.rules if r.direction == direction], family))
 
 
-def _matches(rules: list[FirewallRule]) -> list[str]:
+def _matches(rules: list[FirewallRule], family: str = "inet") -> list[str]:
     """The rules as nft matches, rules that differ only in their port range as one rule.
 
     Why: a packet that no rule allows walks the whole chain — every packet of a
@@ -237,8 +262,8 @@ def _matches(rules: list[FirewallRule]) -> list[str]:
                 out.append("")  # the merged rule's place: where its first rule was
             ports[key].append((low, high if high is not None else low))
         else:
-            out.append(_match(rule))
-    merged = iter(f"{_match(key)} th dport {_port_set(ranges)}" for key, ranges in ports.items())
+            out.append(_match(rule, family))
+    merged = iter(f"{_match(key, family)} th dport {_port_set(ranges)}" for key, ranges in ports.items())
     return [m or next(merged) for m in out]
 
 
@@ -347,7 +372,9 @@ def _merged(addresses: list[str], version: int) -> str:
 
 
 def _from_port(number: int, port: FirewallPort) -> tuple[str, ...]:
-    mark = f"meta mark set {number:#010x} accept"
+    # What passes anti-spoofing: a stateful port's packet is marked with the port's number for the
+    # inet chains; a stateless port's goes on to its egress rules, in this family.
+    mark = f"meta mark set {number:#010x} accept" if _family(port) == "inet" else f"goto out-{port.device}"
     by_mac = _addresses(port)
     # Hot path first: IPv4 that is not UDP, or IPv6 that is neither UDP nor ICMPv6, from the
     # port's own addresses — i.e. what none of the DHCP/RA drops below concerns, and what the
@@ -385,12 +412,18 @@ def _from_port(number: int, port: FirewallPort) -> tuple[str, ...]:
 
 
 # -- inet family: the stateful part -----------------------------------------------
-# What an allowed packet does next: past the sender's egress it still meets the receiver's ingress.
-PASS = {"out": "goto ingress", "in": "accept"}
+# What an allowed packet does next. inet: past the sender's egress it still meets the receiver's
+# ingress (one base chain). bridge (stateless ports): egress is checked at prerouting, ingress at
+# forward, two hooks — an accept ends only its own, the other still decides.
+PASS = {"inet": {"out": "goto ingress", "in": "accept"}, "bridge": {"out": "accept", "in": "accept"}}
 
 
-def _port_chain(suffix: str, port: FirewallPort, present: tuple[str, ...]) -> tuple[str, ...]:
-    rules, ok = [], PASS[suffix]
+def _port_chain(suffix: str, port: FirewallPort, present: tuple[str, ...], family: str = "inet") -> tuple[str, ...]:
+    rules, ok = [], PASS[family][suffix]
+    v6 = "meta nfproto ipv6" if family == "inet" else "ether type ip6"
+    if family == "bridge" and suffix == "in":
+        # Rules filter IP only (br_netfilter hands only IPv4/IPv6 to the inet chains): ARP and the rest pass.
+        rules.append(f"ether type != ip ether type != ip6 {ok}")
     if port.stateful is not False:
         rules += [f"ct state established,related {ok}", "ct state invalid drop"]
     # The groups' rules before the special cases below: everything after ``invalid drop`` only
@@ -399,22 +432,22 @@ def _port_chain(suffix: str, port: FirewallPort, present: tuple[str, ...]) -> tu
     rules += [f"jump sg-{g}-{suffix}" for g in present]
     if suffix == "out":
         rules += [f"udp sport 68 udp dport 67 {ok}", f"icmpv6 type @nd_egress {ok}"]
-        rules.append(f"meta nfproto ipv6 udp sport 546 udp dport 547 {ok}")  # DHCPv6 client to server
+        rules.append(f"{v6} udp sport 546 udp dport 547 {ok}")  # DHCPv6 client to server
     else:
         rules += [f"udp sport 67 udp dport 68 {ok}", f"icmpv6 type @nd_ingress {ok}"]
         # DHCPv6 replies come from the server's link-local address to the client's, which
         # conntrack does not tie to the request (that went to ff02::1:2): Neutron allows them.
-        rules.append(f"meta nfproto ipv6 udp sport 547 udp dport 546 {ok}")
+        rules.append(f"{v6} udp sport 547 udp dport 546 {ok}")
     rules.append("drop")  # nothing allowed it
     return tuple(rules)
 
 
-def _match(rule: FirewallRule) -> str:
-    """One security group rule as an nft match (the verdict is added by the caller)."""
+def _match(rule: FirewallRule, table: str = "inet") -> str:
+    """One security group rule as an nft match in ``table``'s family (the verdict is added by the caller)."""
     v4 = rule.ethertype == "IPv4"
     family = "ip" if v4 else "ip6"
     where = "saddr" if rule.direction == "ingress" else "daddr"
-    parts = [f"meta nfproto {'ipv4' if v4 else 'ipv6'}"]
+    parts = [f"meta nfproto {'ipv4' if v4 else 'ipv6'}" if table == "inet" else f"ether type {family}"]
     prefix = rule.remote_ip_prefix
     if prefix and netaddr.IPNetwork(prefix).prefixlen > 0:
         parts.append(f"{family} {where} {prefix}")

@@ -112,12 +112,14 @@ def test_a_stateless_port_is_untracked(fw: tuple[Firewall, str]) -> None:
     sync(firewall, stateless)
     assert firewall.rebuilds == 1
     listing = nft.run(ns, f"list table inet {fw_plan.TABLE}")
-    assert "chain in-tapp2 {\n\t\tjump sg-g1-in" in listing  # no conntrack shortcut in its chains
-    # Untracked in the bridge family, before br_netfilter and conntrack: sent and received.
+    assert "tapp2" not in listing and "ct state untracked accept" in listing  # p1 is stateful: zones, not for p2
+    # Filtered in the bridge family, with no conntrack shortcut; untracked there, before br_netfilter
+    # and conntrack: what it sends and what goes to its MAC.
     bridge = nft.run(ns, f"list table bridge {fw_plan.TABLE}")
+    assert "chain to-tapp2 {\n\t\tether type != ip ether type != ip6 accept\n\t\tjump sg-g1-in" in bridge
     assert "chain from-tapp2 {\n\t\tnotrack\n" in bridge and "elements = { fa:16:3e:00:00:02 }" in bridge
     assert "ether daddr @untracked_mac notrack\n" in bridge
-    assert "ct state untracked accept" in listing  # p1 is still stateful: zones, but not for those
+    assert read_back(ns) == fw_plan.summary(firewall.applied)
 
 
 def test_a_rule_deleted_by_hand_is_put_back_on_the_next_resync(make_netns: Any) -> None:
