@@ -4,27 +4,36 @@ Design (docs/design/security-groups-dataplane.md; measured in the shared
 dataplane reference §5.1): this kernel has no conntrack in the nft *bridge*
 family, so the work is split in two tables, both owned by name:
 
-* ``bridge kaon-sg`` — stateless, per port: anti-spoofing (MAC, IPv4/IPv6
-  source, ARP sender, with allowed address pairs), the DHCP client allowed,
-  DHCP/DHCPv6 server replies and router advertisements sent *by* the VM
-  dropped, and a mark saying which port the packet comes from (low 16 bits,
-  at prerouting) and goes to (high 16 bits, at forward);
-* ``inet kaon-sg`` — stateful, reached through br_netfilter: per-port egress
-  and ingress chains keyed on that mark, ``ct state established,related``
-  accepted for stateful ports, one chain per security group with its rules,
-  remote groups as named interval sets, default drop; packets of stateless
-  ports are marked untracked before conntrack sees them.
+* ``bridge kaon-sg`` — per port: anti-spoofing (MAC, IPv4/IPv6 source, ARP
+  sender, with allowed address pairs), the DHCP client allowed, DHCP/DHCPv6
+  server replies and router advertisements sent *by* the VM dropped. A
+  stateful port's packets are then marked with the port they come from (low
+  16 bits, at prerouting) and go to (high 16 bits, at forward) for the inet
+  table. A **stateless** port needs no conntrack, so all of it is here: its
+  egress rules at prerouting (``out-<tap>``), its ingress rules at forward
+  (``to-<tap>``), and its packets are made untracked (``notrack``) before
+  br_netfilter hands them to conntrack;
+* ``inet kaon-sg`` — stateful ports, reached through br_netfilter: per-port
+  egress and ingress chains keyed on that mark, ``ct state
+  established,related`` accepted, one chain per security group with its
+  rules, remote groups as named interval sets, default drop; a conntrack
+  zone per network.
 
-Egress and ingress share one ``forward`` base chain (one hook invocation
-per packet): what the sender's egress chain allows continues with
+The base chains hold only what the host's ports need: without a stateful
+port there is no ``ct`` expression (kaon turns no conntrack on in the
+namespace), without a stateless one no ``notrack``.
+
+Stateful egress and ingress share one ``forward`` base chain (one hook
+invocation per packet): what the sender's egress chain allows continues with
 ``goto ingress`` rather than ``accept``, so a packet between two ports of
 this host still meets the receiver's ingress chain, whose accept or drop is
-final.
+final. Between the two families the hooks compose the same way: an accept
+ends only its own hook, the next one still decides.
 
-Incremental by construction: the base chains are fixed and dispatch through
-*named* verdict maps (tap → chain, port mark → chain), so a port is its own
-four chains plus one element in each map. :func:`build` returns the wanted
-objects (:class:`Ruleset`); :func:`change_script` turns two of them into one
+Incremental by construction: the base chains dispatch through *named*
+verdict maps (tap → chain, port mark → chain), so a port is its own chains
+plus one element in each map. :func:`build` returns the wanted objects
+(:class:`Ruleset`); :func:`change_script` turns two of them into one
 transaction that touches only what differs — a new port adds its chains and
 map elements, a removed one deletes them, a rule change refills its group's
 chains — and :func:`full_script` writes both tables whole (first sync, or
