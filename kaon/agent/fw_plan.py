@@ -124,6 +124,11 @@ def build(fw: FirewallIntent | None, networks: Mapping[str, NetworkIntent],
     rs = Ruleset(guarded=frozenset(ports), numbers=numbers)
     _skeleton(rs, stateful=any(p.stateful is not False for p in ports.values()),
               stateless=any(p.stateful is False for p in ports.values()))
+    for key in rs.decls:
+        rs.elements[key] = {}
+    for key, (kind, members) in CONSTANT_SETS.items():
+        rs.decls[key] = f"set {{ type {kind}; }}"
+        rs.elements[key] = dict.fromkeys(members, "")
     for pid, port in sorted(ports.items()):
         _port(rs, numbers[pid], port, fw.groups)
     # A group's chains (and the remote sets its rules name) in each family one of its ports is
@@ -160,12 +165,12 @@ def zone(network_id: str) -> int:
 
 # -- the fixed part: base chains dispatching through named maps -------------------
 def _skeleton(rs: Ruleset, stateful: bool, stateless: bool) -> None:
-    """The base chains: the same hooks whatever the ports, their rules as few as the host's ports need.
+    """The base chains, and in them only what the host's ports need.
 
     Every packet crossing the host's namespace runs them (the underlay's VXLAN packets too), so
-    a rule only some ports need is there only while such a port is: without a stateful port
-    there is no ``ct`` expression at all — nothing of kaon's turns conntrack on in the
-    namespace — and without a stateless port no ``notrack``."""
+    a rule or a hook only some ports need is there only while such a port is: without a
+    stateful port there is no inet base chain and no ``ct`` expression at all — nothing of
+    kaon's turns conntrack on in the namespace — and without a stateless port no ``notrack``."""
     rs.decls.update({
         ("bridge", "from_port"): "map { type ifname : verdict; }",
         ("bridge", "to_port"): "map { type ifname : verdict; }",
@@ -177,9 +182,7 @@ def _skeleton(rs: Ruleset, stateful: bool, stateless: bool) -> None:
     })
     hook = "type filter hook {} priority {}; policy accept;"
     rs.hooks.update({("bridge", "prerouting"): hook.format("prerouting", "filter"),
-                     ("bridge", "forward"): hook.format("forward", "filter"),
-                     ("inet", "zones"): hook.format("prerouting", "raw"),
-                     ("inet", "forward"): hook.format("forward", "0")})
+                     ("bridge", "forward"): hook.format("forward", "filter")})
     rs.chains.update({
         # A stateless port's packets are never tracked: what it sends gets ``notrack`` in its
         # from- chain, what goes to its MAC here — both in the bridge family, which runs before
@@ -188,10 +191,16 @@ def _skeleton(rs: Ruleset, stateful: bool, stateless: bool) -> None:
         ("bridge", "prerouting"): (("ether daddr @untracked_mac notrack",) if stateless else ())
         + ("iifname vmap @from_port",),
         ("bridge", "forward"): ("oifname vmap @to_port",),
+        ("inet", "ingress"): ("meta mark and 0xffff0000 vmap @in_port", "accept"),
+    })
+    if not stateful:  # stateless ports are wholly in the bridge family: no inet hook to run
+        return
+    rs.hooks.update({("inet", "zones"): hook.format("prerouting", "raw"),
+                     ("inet", "forward"): hook.format("forward", "0")})
+    rs.chains.update({
         # A conntrack zone per network, set before conntrack (priority raw) — but not for an
         # untracked packet: setting a zone gives it a conntrack template again.
-        ("inet", "zones"): ((("ct state untracked accept",) if stateless else ())
-                            + ("ct zone set iifname map @zone_of",)) if stateful else (),
+        ("inet", "zones"): (("ct state untracked accept",) if stateless else ()) + ("ct zone set iifname map @zone_of",),
         # One base chain (one hook invocation per packet): the sender's egress checks first; what
         # they allow continues with ``goto ingress`` (the receiver's checks), whose accept or drop
         # ends the hook. A packet from no filtered port goes to ``ingress`` directly.
@@ -199,16 +208,9 @@ def _skeleton(rs: Ruleset, stateful: bool, stateless: bool) -> None:
         # such a packet accepts it anyway (stateful ports' first rule; a stateless port's packets
         # are untracked, never "established"; an unfiltered port accepts all), so most packets
         # cost one conntrack state test here, however many ports and rules the host has.
-        # No stateful port: nothing to do here (stateless ports are wholly in the bridge family).
         ("inet", "forward"): ("ct state established,related accept",
-                              "meta mark and 0x0000ffff vmap @out_port", "goto ingress") if stateful else (),
-        ("inet", "ingress"): ("meta mark and 0xffff0000 vmap @in_port", "accept"),
+                              "meta mark and 0x0000ffff vmap @out_port", "goto ingress"),
     })
-    for key in rs.decls:
-        rs.elements[key] = {}
-    for key, (kind, members) in CONSTANT_SETS.items():
-        rs.decls[key] = f"set {{ type {kind}; }}"
-        rs.elements[key] = dict.fromkeys(members, "")
 
 
 # -- a port: four chains and one element per map ----------------------------------
@@ -310,14 +312,16 @@ def full_script(rs: Ruleset) -> str:
 
 def change_script(old: Ruleset, new: Ruleset) -> str | None:
     """One transaction from ``old`` to ``new`` touching only what differs; None: write whole."""
-    if old.empty or new.empty or old.hooks != new.hooks or any(
+    if old.empty or new.empty or any(old.hooks[k] != new.hooks[k] for k in old.hooks.keys() & new.hooks.keys()) or any(
             old.decls[k] != new.decls[k] for k in old.decls.keys() & new.decls.keys()):
         return None if old != new else ""
     out = []
     for key in sorted(new.decls.keys() - old.decls.keys()):
         kind, spec = _decl(new.decls[key])
         out.append(f"add {kind} {key[0]} {TABLE} {key[1]} {{ {spec} }}\n")
-    out += [f"add chain {f} {TABLE} {n}\n" for f, n in new.chains if (f, n) not in old.chains]
+    for key in [k for k in new.chains if k not in old.chains]:  # a base chain comes with its hook
+        hook = f" {{ {new.hooks[key]} }}" if key in new.hooks else ""
+        out.append(f"add chain {key[0]} {TABLE} {key[1]}{hook}\n")
     for key, rules in new.chains.items():
         if old.chains.get(key) == rules:
             continue

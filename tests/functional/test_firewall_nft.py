@@ -122,6 +122,27 @@ def test_a_stateless_port_is_untracked(fw: tuple[Firewall, str]) -> None:
     assert read_back(ns) == fw_plan.summary(firewall.applied)
 
 
+def test_a_host_of_stateless_ports_has_no_inet_hook_and_no_ct_expression(fw: tuple[Firewall, str]) -> None:
+    firewall, ns = fw
+    raw = intent(1, 2)
+    raw["firewall"]["ports"] = {f"p{n}": port(n, stateful=False) for n in (1, 2)}
+    raw["firewall"]["groups"]["g1"]["stateful"] = False
+    sync(firewall, raw)
+    inet = nft.run(ns, f"list table inet {fw_plan.TABLE}")
+    assert "hook" not in inet and "ct state" not in inet and "ct zone set" not in inet and "tapp" not in inet
+    assert read_back(ns) == fw_plan.summary(firewall.applied)
+    # A stateful port joins: the inet base chains come in place (no rewrite), and go with it.
+    both = copy.deepcopy(raw)
+    both["firewall"]["ports"]["p3"] = {**port(3), "security_groups": []}
+    sync(firewall, both)
+    inet = nft.run(ns, f"list table inet {fw_plan.TABLE}")
+    assert "type filter hook forward priority filter; policy accept;" in inet and "ct zone set" in inet
+    assert firewall.rebuilds == 1 and read_back(ns) == fw_plan.summary(firewall.applied)
+    sync(firewall, raw)
+    assert "hook" not in nft.run(ns, f"list table inet {fw_plan.TABLE}")
+    assert firewall.rebuilds == 1 and firewall.updates == 2 and read_back(ns) == fw_plan.summary(firewall.applied)
+
+
 def test_a_rule_deleted_by_hand_is_put_back_on_the_next_resync(make_netns: Any) -> None:
     ns = make_netns("fw")
     scripts: list[str] = []

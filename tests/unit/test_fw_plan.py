@@ -117,9 +117,21 @@ def test_a_stateless_port_is_filtered_in_the_bridge_family_untracked() -> None:
     assert rs.elements["bridge", "untracked_mac"] == {"fa:16:3e:00:00:01": ""}
     assert rs.chains["bridge", "prerouting"] == ("ether daddr @untracked_mac notrack", "iifname vmap @from_port")
     # No stateful port on the host: no ct expression anywhere (conntrack stays off in the namespace),
-    # and nothing for the inet base chains to do.
+    # and no inet base chain for packets to run.
     assert not any(r.startswith("ct ") or " ct " in r for rules in rs.chains.values() for r in rules)
-    assert rs.chains["inet", "zones"] == () == rs.chains["inet", "forward"] and rs.hooks["inet", "forward"]
+    assert set(rs.hooks) == {("bridge", "prerouting"), ("bridge", "forward")}
+    # Its first stateful port brings them, in place.
+    raw["firewall"]["ports"]["p3"] = {"device": "tapp3", "mac": "fa:16:3e:00:00:03", "ips": ["10.0.0.3"],
+                                      "port_security": True, "stateful": True, "security_groups": []}
+    after = fw_plan.build(firewall_part(raw), typed(raw).networks, rs.numbers)
+    script = fw_plan.change_script(rs, after)
+    assert script is not None and "tapp1" not in script
+    assert "add chain inet kaon-sg forward { type filter hook forward priority 0; policy accept; }\n" in script
+    assert "add rule inet kaon-sg zones ct state untracked accept\n" in script
+    # And it going takes them away again.
+    back = fw_plan.change_script(after, fw_plan.build(firewall_part(intent(stateful=False)), typed(raw).networks,
+                                                       after.numbers))
+    assert back is not None and "delete chain inet kaon-sg zones\n" in back
 
 
 def test_a_host_with_both_kinds_zones_only_tracked_packets() -> None:
