@@ -18,7 +18,9 @@ counting the samples that fall in netfilter's functions (nf_*, nft_*, br_nf_*, c
 received. The worlds alternate within each round. Output per world: median Gbit/s, median
 netfilter samples/GB, and with ``--symbols`` where they go.
 
-    sudo .venv/bin/python benchmarks/nft_cost_bench.py [--runs 5 --seconds 2 --symbols 15]
+    sudo .venv/bin/python benchmarks/nft_cost_bench.py [--runs 5 --seconds 2 --symbols 15 --compare main]
+
+``--compare REV`` adds the two kaon worlds again with ``kaon/agent/fw_plan.py`` as it is at git REV.
 
 Needs root, iperf3, and perf (Debian linux-perf; without it only throughput is printed).
 """
@@ -40,6 +42,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -59,8 +62,8 @@ RULE = {"direction": "ingress", "ethertype": "IPv4", "protocol": None, "port_ran
         "port_range_max": None, "remote_ip_prefix": None, "remote_set": None}
 
 
-def kaon_ruleset(host: str, stateful: bool) -> str:
-    """What kaon's agent writes on ``host`` for its VM in the benchmark's group."""
+def kaon_ruleset(host: str, stateful: bool, plan: ModuleType = fw_plan) -> str:
+    """What kaon's agent writes on ``host`` for its VM in the benchmark's group (``plan``: a fw_plan)."""
     tap, mac, ip = VMS[host]
     rules = [{**RULE, "protocol": 6}, {**RULE, "protocol": 1},  # the group: tcp and icmp in,
              {**RULE, "direction": "egress"}, {**RULE, "direction": "egress", "ethertype": "IPv6"}]  # all out
@@ -71,21 +74,36 @@ def kaon_ruleset(host: str, stateful: bool) -> str:
         "firewall": {"ports": {"vm": {"device": tap, "mac": mac, "ips": [ip], "port_security": True,
                                       "stateful": stateful, "security_groups": ["g"]}},
                      "groups": {"g": {"stateful": stateful, "rules": rules}}, "sets": {}}})
-    return fw_plan.full_script(fw_plan.build(intent.firewall, intent.networks))
+    return str(plan.full_script(plan.build(intent.firewall, intent.networks)))
 
 
-def worlds(base: db.Baseline) -> dict[str, Callable[[], None]]:
+def plan_at(rev: str) -> ModuleType:
+    """kaon/agent/fw_plan.py as it is at git revision ``rev``, imported under another name."""
+    text = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:kaon/agent/fw_plan.py"], capture_output=True,
+                          text=True, check=True).stdout
+    name = "fw_plan_at_" + re.sub(r"\W", "_", rev)
+    module = ModuleType(name)
+    sys.modules[name] = module  # dataclasses look their module up
+    exec(compile(text, f"{rev}:kaon/agent/fw_plan.py", "exec"), module.__dict__)
+    return module
+
+
+def worlds(base: db.Baseline, compare: str | None) -> dict[str, Callable[[], None]]:
     """World name -> what sets it up on the hosts (whatever the previous world left)."""
-    def setup(kaon: bool | None = None, hand: str | None = None) -> Callable[[], None]:
+    def setup(kaon: bool | None = None, hand: str | None = None, plan: ModuleType = fw_plan) -> Callable[[], None]:
         def apply() -> None:
             base.firewall(hand)  # the hand-written tables, or none of them
             for host in VMS:  # kaon's tables, or none of them
                 empty = fw_plan.full_script(fw_plan.Ruleset())
-                nft.run(f"{base.prefix}{host}", empty if kaon is None else kaon_ruleset(host, kaon))
+                nft.run(f"{base.prefix}{host}", empty if kaon is None else kaon_ruleset(host, kaon, plan))
         return apply
 
-    return {"bare": setup(), "hand-stateful": setup(hand="stateful"), "hand-stateless": setup(hand="stateless"),
-            "kaon-stateful": setup(kaon=True), "kaon-stateless": setup(kaon=False)}
+    out = {"bare": setup(), "hand-stateful": setup(hand="stateful"), "hand-stateless": setup(hand="stateless"),
+           "kaon-stateful": setup(kaon=True), "kaon-stateless": setup(kaon=False)}
+    if compare:
+        other = plan_at(compare)
+        out |= {f"{compare}-stateful": setup(kaon=True, plan=other), f"{compare}-stateless": setup(kaon=False, plan=other)}
+    return out
 
 
 def netfilter_samples(data: Path) -> Counter[str]:
@@ -123,6 +141,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=2)
     parser.add_argument("--symbols", type=int, default=0, help="print the top N netfilter symbols per world")
+    parser.add_argument("--compare", metavar="REV", help="also the rulesets of fw_plan.py at git REV (e.g. main)")
     args = parser.parse_args()
     if os.geteuid() != 0 or not shutil.which("iperf3"):
         print("nft_cost_bench: needs root and iperf3", file=sys.stderr)
@@ -140,7 +159,7 @@ def main() -> int:
             servers = [subprocess.Popen(["ip", "netns", "exec", srv, "iperf3", "-s", "-p", str(db.PORT)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                        for srv, _, _ in paths.values()]
-            setups = worlds(base)
+            setups = worlds(base, args.compare)
             for _, client, address in paths.values():  # neighbours and FDB before the first run
                 db.run("ip", "netns", "exec", client, "ping", "-c", "2", "-W", "1", address, check=False)
             gbit: dict[tuple[str, str], list[float]] = {(p, w): [] for p in paths for w in setups}
