@@ -187,3 +187,34 @@ def test_rules_merged_into_a_port_set_load(fw: tuple[Firewall, str]) -> None:
     sync(firewall, raw)
     chain = nft.run(ns, f"list chain inet {fw_plan.TABLE} sg-g1-in")
     assert chain.count("accept") == 1 and "5201, 20000, 20002," in chain
+
+
+@pytest.mark.parametrize("stateful", [True, False])
+def test_every_kind_of_rule_loads_in_both_families(fw: tuple[Firewall, str], stateful: bool) -> None:
+    """A stateless port's group is rendered in the bridge family (``ether type`` instead of
+    ``meta nfproto``): the kernel takes every kind of rule there as it does in inet."""
+    firewall, ns = fw
+    raw = intent(1)
+    raw["firewall"]["ports"]["p1"] = {**port(1, stateful), "allowed_address_pairs": [
+        {"ip_address": "fd00::5", "mac_address": "fa:16:3e:00:00:99"}]}
+    raw["firewall"]["groups"]["g1"]["stateful"] = stateful
+    v6 = {**RULE, "ethertype": "IPv6", "remote_set": "sg6-g1"}
+    raw["firewall"]["groups"]["g1"]["rules"] += [
+        {**RULE, "remote_set": None, "protocol": 1, "port_range_min": 8, "port_range_max": 0},
+        {**RULE, "remote_set": None, "protocol": 17, "port_range_min": 53, "port_range_max": 54},
+        {**RULE, "remote_set": None, "protocol": 6, "port_range_min": 80, "port_range_max": 80},
+        {**RULE, "remote_set": None, "protocol": 132, "remote_ip_prefix": "192.168.0.0/16"},
+        {**v6, "protocol": 58, "port_range_min": 128, "port_range_max": None},
+        {**v6, "direction": "egress", "remote_set": None, "remote_ip_prefix": "fd00::/64"}]
+    raw["firewall"]["sets"]["sg6-g1"] = ["fd00::1"]
+    sync(firewall, raw)
+    family, other = ("inet", "bridge") if stateful else ("bridge", "inet")
+    chain = nft.run(ns, f"list chain {family} {fw_plan.TABLE} sg-g1-in")
+    assert "icmp type echo-request icmp code net-unreachable accept" in chain
+    assert "ip6 saddr @sg6-g1 icmpv6 type echo-request accept" in chain and "udp dport 53-54 accept" in chain
+    assert "ip saddr 192.168.0.0/16 meta l4proto sctp accept" in chain
+    assert ("meta nfproto ipv4 tcp dport 80" if stateful else "ether type ip tcp dport 80") in chain
+    assert "ip6 daddr fd00::/64 " in nft.run(ns, f"list chain {family} {fw_plan.TABLE} sg-g1-out")
+    with pytest.raises(nft.NftError):  # the group's chains are in one family only
+        nft.run(ns, f"list chain {other} {fw_plan.TABLE} sg-g1-in")
+    assert read_back(ns) == fw_plan.summary(firewall.applied)
