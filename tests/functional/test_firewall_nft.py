@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
 from typing import Any
 
 import pytest
@@ -218,3 +219,57 @@ def test_every_kind_of_rule_loads_in_both_families(fw: tuple[Firewall, str], sta
     with pytest.raises(nft.NftError):  # the group's chains are in one family only
         nft.run(ns, f"list chain {other} {fw_plan.TABLE} sg-g1-in")
     assert read_back(ns) == fw_plan.summary(firewall.applied)
+
+
+def _ping(ns: str, address: str) -> bool:
+    return subprocess.run(["ip", "netns", "exec", ns, "ping", "-c", "1", "-W", "1", address],
+                          capture_output=True).returncode == 0
+
+
+def test_a_stateless_and_a_stateful_port_on_one_bridge(make_netns: Any) -> None:
+    """Traffic through the kernel: a stateless port's rules are in the bridge family, a stateful
+    port's in inet; between them on one bridge, the sender's egress and the receiver's ingress both
+    decide, and the stateless port's packets stay untracked."""
+    host = make_netns("fwh")
+    vms = {n: make_netns(f"vm{n}") for n in (1, 2)}
+    for cmd in (["link", "add", "brqn1", "type", "bridge"], ["link", "set", "brqn1", "up"]):
+        subprocess.run(["ip", "-n", host, *cmd], check=True)
+    for n, vm in vms.items():
+        subprocess.run(["ip", "-n", host, "link", "add", f"tapp{n}", "type", "veth", "peer", "name", "eth0",
+                        "netns", vm], check=True)
+        subprocess.run(["ip", "-n", host, "link", "set", f"tapp{n}", "master", "brqn1", "up"], check=True)
+        subprocess.run(["ip", "-n", vm, "link", "set", "eth0", "address", f"fa:16:3e:00:00:{n:02x}", "up"], check=True)
+        subprocess.run(["ip", "-n", vm, "addr", "add", f"10.0.0.{n}/24", "dev", "eth0"], check=True)
+    icmp = {**RULE, "remote_set": None, "protocol": 1}
+    egress = {**RULE, "direction": "egress", "remote_set": None}
+    raw = intent(1, 2)
+    raw["firewall"]["ports"] = {"p1": {**port(1, stateful=False), "security_groups": ["free"]},
+                                "p2": {**port(2), "security_groups": ["full"]}}
+    raw["firewall"]["groups"] = {"free": {"stateful": False, "rules": [icmp, egress]},
+                                 "full": {"stateful": True, "rules": [icmp, egress]}}
+    raw["firewall"]["sets"] = {}
+    firewall = Firewall(AgentConfig(host="h1", firewall_driver="nftables", namespace=host))
+    sync(firewall, raw)
+    assert _ping(vms[1], "10.0.0.2") and _ping(vms[2], "10.0.0.1")
+    # Untracked: nothing in the host's conntrack table has the stateless port's address.
+    entries = subprocess.run(["ip", "netns", "exec", host, "conntrack", "-L"], capture_output=True, text=True)
+    assert "10.0.0.1" not in entries.stdout
+    # The stateful receiver's ingress (inet) judges the stateless sender's packets: no ICMP rule, no
+    # ping — neither requests nor replies to its own pings, which come untracked, never "established".
+    no_icmp = copy.deepcopy(raw)
+    no_icmp["firewall"]["groups"]["full"]["rules"] = [egress]
+    sync(firewall, no_icmp)
+    assert not _ping(vms[1], "10.0.0.2") and not _ping(vms[2], "10.0.0.1")
+    # The stateless receiver's ingress (bridge) judges too: without its ICMP rule the replies to
+    # the stateful port's pings do not come back (no conntrack shortcut for it).
+    no_free_icmp = copy.deepcopy(raw)
+    no_free_icmp["firewall"]["groups"]["free"]["rules"] = [egress]
+    sync(firewall, no_free_icmp)
+    assert not _ping(vms[2], "10.0.0.1") and not _ping(vms[1], "10.0.0.2")
+    # And the stateless sender's egress (bridge): no egress rule, nothing out.
+    no_free_out = copy.deepcopy(raw)
+    no_free_out["firewall"]["groups"]["free"]["rules"] = [icmp]
+    sync(firewall, no_free_out)
+    assert not _ping(vms[1], "10.0.0.2")
+    sync(firewall, raw)
+    assert _ping(vms[1], "10.0.0.2") and firewall.rebuilds == 1
