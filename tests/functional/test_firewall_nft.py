@@ -60,6 +60,12 @@ def read_back(ns: str) -> dict[str, int]:
     return found
 
 
+def planned(firewall: Firewall) -> dict[str, int]:
+    """The read-back shape of what the firewall last wrote."""
+    assert firewall.applied is not None
+    return fw_plan.summary(firewall.applied)
+
+
 @pytest.fixture
 def fw(make_netns: Any) -> tuple[Firewall, str]:
     ns = make_netns("fw")
@@ -120,7 +126,7 @@ def test_a_stateless_port_is_untracked(fw: tuple[Firewall, str]) -> None:
     assert "chain to-tapp2 {\n\t\tether type != ip ether type != ip6 accept\n\t\tjump sg-g1-in" in bridge
     assert "chain from-tapp2 {\n\t\tnotrack\n" in bridge and "elements = { fa:16:3e:00:00:02 }" in bridge
     assert "ether daddr @untracked_mac notrack\n" in bridge
-    assert read_back(ns) == fw_plan.summary(firewall.applied)
+    assert read_back(ns) == planned(firewall)
 
 
 def test_a_host_of_stateless_ports_has_no_inet_hook_and_no_ct_expression(fw: tuple[Firewall, str]) -> None:
@@ -131,17 +137,17 @@ def test_a_host_of_stateless_ports_has_no_inet_hook_and_no_ct_expression(fw: tup
     sync(firewall, raw)
     inet = nft.run(ns, f"list table inet {fw_plan.TABLE}")
     assert "hook" not in inet and "ct state" not in inet and "ct zone set" not in inet and "tapp" not in inet
-    assert read_back(ns) == fw_plan.summary(firewall.applied)
+    assert read_back(ns) == planned(firewall)
     # A stateful port joins: the inet base chains come in place (no rewrite), and go with it.
     both = copy.deepcopy(raw)
     both["firewall"]["ports"]["p3"] = {**port(3), "security_groups": []}
     sync(firewall, both)
     inet = nft.run(ns, f"list table inet {fw_plan.TABLE}")
     assert "type filter hook forward priority filter; policy accept;" in inet and "ct zone set" in inet
-    assert firewall.rebuilds == 1 and read_back(ns) == fw_plan.summary(firewall.applied)
+    assert firewall.rebuilds == 1 and read_back(ns) == planned(firewall)
     sync(firewall, raw)
     assert "hook" not in nft.run(ns, f"list table inet {fw_plan.TABLE}")
-    assert firewall.rebuilds == 1 and firewall.updates == 2 and read_back(ns) == fw_plan.summary(firewall.applied)
+    assert firewall.rebuilds == 1 and firewall.updates == 2 and read_back(ns) == planned(firewall)
 
 
 def test_a_rule_deleted_by_hand_is_put_back_on_the_next_resync(make_netns: Any) -> None:
@@ -218,7 +224,7 @@ def test_every_kind_of_rule_loads_in_both_families(fw: tuple[Firewall, str], sta
     assert "ip6 daddr fd00::/64 " in nft.run(ns, f"list chain {family} {fw_plan.TABLE} sg-g1-out")
     with pytest.raises(nft.NftError):  # the group's chains are in one family only
         nft.run(ns, f"list chain {other} {fw_plan.TABLE} sg-g1-in")
-    assert read_back(ns) == fw_plan.summary(firewall.applied)
+    assert read_back(ns) == planned(firewall)
 
 
 def _ping(ns: str, address: str) -> bool:
