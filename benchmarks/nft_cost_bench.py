@@ -20,7 +20,9 @@ netfilter samples/GB, and with ``--symbols`` where they go.
 
     sudo .venv/bin/python benchmarks/nft_cost_bench.py [--runs 5 --seconds 2 --symbols 15 --compare main]
 
-``--compare REV`` adds the two kaon worlds again with ``kaon/agent/fw_plan.py`` as it is at git REV.
+``--compare REV`` adds the two kaon worlds again with ``kaon/agent/fw_plan.py`` as it is at git REV;
+``--ablate`` adds kaon's stateful ruleset with only its bridge table and with only its inet table
+(not a working firewall either way: a measure of what each half costs).
 
 Needs root, iperf3, and perf (Debian linux-perf; without it only throughput is printed).
 """
@@ -43,6 +45,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -62,8 +65,9 @@ RULE = {"direction": "ingress", "ethertype": "IPv4", "protocol": None, "port_ran
         "port_range_max": None, "remote_ip_prefix": None, "remote_set": None}
 
 
-def kaon_ruleset(host: str, stateful: bool, plan: ModuleType = fw_plan) -> str:
-    """What kaon's agent writes on ``host`` for its VM in the benchmark's group (``plan``: a fw_plan)."""
+def kaon_ruleset(host: str, stateful: bool, plan: ModuleType = fw_plan, only: str | None = None) -> str:
+    """What kaon's agent writes on ``host`` for its VM in the benchmark's group (``plan``: a fw_plan);
+    ``only``: just that family's table of it (the other one empty), to see what each costs."""
     tap, mac, ip = VMS[host]
     rules = [{**RULE, "protocol": 6}, {**RULE, "protocol": 1},  # the group: tcp and icmp in,
              {**RULE, "direction": "egress"}, {**RULE, "direction": "egress", "ethertype": "IPv6"}]  # all out
@@ -74,7 +78,12 @@ def kaon_ruleset(host: str, stateful: bool, plan: ModuleType = fw_plan) -> str:
         "firewall": {"ports": {"vm": {"device": tap, "mac": mac, "ips": [ip], "port_security": True,
                                       "stateful": stateful, "security_groups": ["g"]}},
                      "groups": {"g": {"stateful": stateful, "rules": rules}}, "sets": {}}})
-    return str(plan.full_script(plan.build(intent.firewall, intent.networks)))
+    rs = plan.build(intent.firewall, intent.networks)
+    if only is not None:
+        def mine(d: dict[tuple[str, str], Any]) -> dict[tuple[str, str], Any]:
+            return {k: v for k, v in d.items() if k[0] == only}
+        rs = plan.Ruleset(mine(rs.hooks), mine(rs.chains), mine(rs.decls), mine(rs.elements), rs.guarded, rs.numbers)
+    return str(plan.full_script(rs))
 
 
 def plan_at(rev: str) -> ModuleType:
@@ -88,18 +97,22 @@ def plan_at(rev: str) -> ModuleType:
     return module
 
 
-def worlds(base: db.Baseline, compare: str | None) -> dict[str, Callable[[], None]]:
+def worlds(base: db.Baseline, compare: str | None, ablate: bool) -> dict[str, Callable[[], None]]:
     """World name -> what sets it up on the hosts (whatever the previous world left)."""
-    def setup(kaon: bool | None = None, hand: str | None = None, plan: ModuleType = fw_plan) -> Callable[[], None]:
+    def setup(kaon: bool | None = None, hand: str | None = None, plan: ModuleType = fw_plan,
+              only: str | None = None) -> Callable[[], None]:
         def apply() -> None:
             base.firewall(hand)  # the hand-written tables, or none of them
             for host in VMS:  # kaon's tables, or none of them
                 empty = fw_plan.full_script(fw_plan.Ruleset())
-                nft.run(f"{base.prefix}{host}", empty if kaon is None else kaon_ruleset(host, kaon, plan))
+                nft.run(f"{base.prefix}{host}", empty if kaon is None else kaon_ruleset(host, kaon, plan, only))
         return apply
 
     out = {"bare": setup(), "hand-stateful": setup(hand="stateful"), "hand-stateless": setup(hand="stateless"),
            "kaon-stateful": setup(kaon=True), "kaon-stateless": setup(kaon=False)}
+    if ablate:
+        out |= {"kaon-stateful:bridge": setup(kaon=True, only="bridge"),
+                "kaon-stateful:inet": setup(kaon=True, only="inet")}
     if compare:
         other = plan_at(compare)
         out |= {f"{compare}-stateful": setup(kaon=True, plan=other), f"{compare}-stateless": setup(kaon=False, plan=other)}
@@ -142,6 +155,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=2)
     parser.add_argument("--symbols", type=int, default=0, help="print the top N netfilter symbols per world")
     parser.add_argument("--compare", metavar="REV", help="also the rulesets of fw_plan.py at git REV (e.g. main)")
+    parser.add_argument("--ablate", action="store_true",
+                        help="also kaon's stateful ruleset with only its bridge table, and with only its inet table")
     args = parser.parse_args()
     if os.geteuid() != 0 or not shutil.which("iperf3"):
         print("nft_cost_bench: needs root and iperf3", file=sys.stderr)
@@ -159,7 +174,7 @@ def main() -> int:
             servers = [subprocess.Popen(["ip", "netns", "exec", srv, "iperf3", "-s", "-p", str(db.PORT)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                        for srv, _, _ in paths.values()]
-            setups = worlds(base, args.compare)
+            setups = worlds(base, args.compare, args.ablate)
             for _, client, address in paths.values():  # neighbours and FDB before the first run
                 db.run("ip", "netns", "exec", client, "ping", "-c", "2", "-W", "1", address, check=False)
             gbit: dict[tuple[str, str], list[float]] = {(p, w): [] for p in paths for w in setups}
