@@ -11,8 +11,9 @@ when kaon's agents enforce security groups, each of 1-3 is also run against the 
 topology with a minimal stateful firewall written by hand (``Baseline.firewall``): what any
 conntrack-based security group costs on a Linux bridge, as opposed to what kaon's ruleset costs;
 and with the VMs' ports in *stateless* groups (``stateful: false``, the same rules plus what
-replies need; their packets are untracked): targets, stateless kaon >= 95% of the bare kernel,
-stateful kaon >= 97% of the hand-written stateful firewall;
+replies need; their packets are untracked), next to the same topology with a minimal stateless
+firewall written by hand (bridge family, no conntrack): targets, stateless kaon >= 95% of the
+bare kernel, stateful kaon >= 97% of the hand-written stateful firewall;
 
 and, kaon only: 4. the wall time of one busybox udhcpc run (discover -> bound) in a lab VM;
 5. the time from ``PUT /v2.0/floatingips/{id}`` with ``port_id`` until the outside's ping
@@ -130,19 +131,39 @@ class Baseline:
                     "  type nat hook postrouting priority srcnat; policy accept;\n"
                     '  ip saddr 10.0.0.0/24 oifname "qg-r1" snat to 192.168.100.10\n }\n}\n')
 
-    def firewall(self, on: bool) -> None:
-        """A stateful firewall written by hand in both host namespaces, or none.
+    def firewall(self, kind: str | None) -> None:
+        """A firewall written by hand in both host namespaces: "stateful", "stateless", or none.
 
-        What any conntrack-based security group needs on a Linux bridge,
-        and nothing more: br_netfilter hands bridged IPv4 to an inet
+        stateful: what any conntrack-based security group needs on a Linux
+        bridge, and nothing more: br_netfilter hands bridged IPv4 to an inet
         ``forward`` chain; replies (``ct state established,related``) pass,
         ``invalid`` drops, new flows pass if they go to a VM port and match
         an allowed protocol (tcp, icmp: the benchmark group's rules), or come
-        from one; the rest drops. No anti-spoofing, no zones, no sets."""
+        from one; the rest drops. No anti-spoofing, no zones, no sets.
+
+        stateless: what any security group without conntrack needs, in the
+        bridge family (no conntrack in the namespace): the host's VM port
+        sends from its MAC and address only (and ARP), and receives IPv4 only
+        if tcp or icmp (the rules; replies need them too); the rest of the
+        port's IPv4 drops. No IPv6, DHCP or ND cases."""
         for host in ("h1", "h2"):
             ns = f"{self.prefix}{host}"
-            script = "table inet handfw {}\ndelete table inet handfw\n"
-            if on:
+            script = "table inet handfw {}\ndelete table inet handfw\ntable bridge handsl {}\ndelete table bridge handsl\n"
+            if kind == "stateless":
+                n = host[1]
+                tap, mac, ip = f"tap-vm{n}", f"fa:16:3e:00:01:0{n}", f"10.0.0.1{n}"
+                script += (
+                    "table bridge handsl {\n chain prerouting {\n"
+                    "  type filter hook prerouting priority filter; policy accept;\n"
+                    f'  iifname "{tap}" ether saddr {mac} ip saddr {ip} accept\n'
+                    f'  iifname "{tap}" ether saddr {mac} ether type arp accept\n'
+                    f'  iifname "{tap}" drop\n'
+                    " }\n chain forward {\n"
+                    "  type filter hook forward priority filter; policy accept;\n"
+                    f'  oifname "{tap}" ether type ip meta l4proto {{ tcp, icmp }} accept\n'
+                    f'  oifname "{tap}" ether type ip drop\n'
+                    " }\n}\n")
+            if kind == "stateful":
                 script += (
                     "table inet handfw {\n chain forward {\n"
                     "  type filter hook forward priority 0; policy accept;\n"
@@ -207,6 +228,12 @@ def report(label: str, res: dict[str, list[float]], note: str = "") -> str:
         free = statistics.median(res["kaon-stateless"])
         line += (f" | kaon with stateless groups {free:.2f} Gbit/s [{runs(res['kaon-stateless'])}] "
                  f"| that/baseline {free / base:.0%} (target >= 95%)")
+    if "baseline+slfw" in res:
+        hand = statistics.median(res["baseline+slfw"])
+        line += (f" | baseline with a hand-written stateless firewall {hand:.2f} Gbit/s "
+                 f"[{runs(res['baseline+slfw'])}] ({hand / base:.0%} of baseline)")
+        if "kaon-stateless" in res:
+            line += f" | kaon stateless/that {statistics.median(res['kaon-stateless']) / hand:.0%}"
     line += note
     print(line, flush=True)
     return line
@@ -360,17 +387,24 @@ def bench(s: Stack, base: Baseline, args: argparse.Namespace) -> list[str]:
                                                    check=False).returncode == 0, 10)
     vxlan = {"kaon": (vm_ns["a2"], vm_ns["a1"], VM2), "baseline": (b["vm2"], b["vm1"], VM2)}
     snat = {"kaon": (s.lab.names.outside, vm_ns["a2"], OUTSIDE), "baseline": (b["out"], b["vm2"], OUTSIDE)}
-    groups = Groups(s, {vm: topo["vms"][vm]["port_id"] for vm in ("a1", "a2")})
-    stateful = {vm: [topo["open"]] for vm in ("a1", "a2")}
+    # Every filtered port of the lab switches groups together (d1 too): a host's stateful port
+    # turns conntrack on in its namespace for everything, the underlay's VXLAN packets included,
+    # so "stateless" means a host whose ports are all stateless.
+    vms = ("a1", "a2", "d1")
+    groups = Groups(s, {vm: topo["vms"][vm]["port_id"] for vm in vms})
+    stateful = {vm: [topo["open"]] for vm in vms}
     before: dict[str, Any] | None = None
     if firewall_evidence(s):
-        # kaon filters: also measure the baseline with the least a stateful firewall needs, and
-        # kaon with the same ports in stateless groups (untracked: what the bare kernel costs).
+        # kaon filters: also measure the baseline with the least a stateful firewall needs, the
+        # baseline with the least a stateless one needs, and kaon with the same ports in
+        # stateless groups (untracked).
         free = security_group(s, "bench-open-stateless", OPEN, stateful=False)
-        stateless = {vm: [free] for vm in ("a1", "a2")}
+        stateless = {vm: [free] for vm in vms}
         for paths in (vxlan, snat):
-            paths["baseline+fw"], paths["kaon-stateless"] = paths["baseline"], paths["kaon"]
-        before = {"baseline": lambda: base.firewall(False), "baseline+fw": lambda: base.firewall(True),
+            paths["baseline+fw"], paths["baseline+slfw"] = paths["baseline"], paths["baseline"]
+            paths["kaon-stateless"] = paths["kaon"]
+        before = {"baseline": lambda: base.firewall(None), "baseline+fw": lambda: base.firewall("stateful"),
+                  "baseline+slfw": lambda: base.firewall("stateless"),
                   "kaon": lambda: groups.use(stateful), "kaon-stateless": lambda: groups.use(stateless)}
     lines = [report("1. VM-to-VM across VXLAN (h1 -> h2)", measure(vxlan, args.runs, args.seconds, before)),
              report("2. VM to outside through SNAT (h2 -> router on h1 -> outside)",
@@ -379,16 +413,16 @@ def bench(s: Stack, base: Baseline, args: argparse.Namespace) -> list[str]:
     lease = dhcp_times(s, "d1", args.samples)
     fip = fip_times(s, topo["ext"]["id"], topo["vms"]["a2"]["port_id"], args.samples)
     many = security_group(s, f"bench-{args.rules}", many_rules(args.rules))
-    stateful = {"a1": [topo["open"]], "a2": [many]}
+    stateful = {"a1": [topo["open"]], "a2": [many], "d1": [topo["open"]]}
     converge = groups.use(stateful)
     if before is not None:
         many_free = security_group(s, f"bench-{args.rules}-stateless", many_rules(args.rules), stateful=False)
-        stateless = {"a1": [free], "a2": [many_free]}  # a1's group lets iperf3's replies in
+        stateless = {"a1": [free], "a2": [many_free], "d1": [free]}  # a1's group lets iperf3's replies in
     evidence = firewall_evidence(s)
     note = f" ({evidence})" if evidence else " (security groups not enforced by this build)"
     lines.append(report(f"3. item 1 with {args.rules} SG rules on the receiving port (set + converged in "
                         f"{converge:.2f} s)", measure(vxlan, args.runs, args.seconds, before), note))
-    base.firewall(False)
+    base.firewall(None)
     for line in (f"4. DHCP lease, one udhcpc run discover -> bound in a lab VM on h2 (dnsmasq on h1): {ms(lease)}",
                  f"5. PUT floatingip port_id -> first ping reply from the outside: {ms(fip)}"):
         print(line, flush=True)

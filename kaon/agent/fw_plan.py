@@ -4,27 +4,36 @@ Design (docs/design/security-groups-dataplane.md; measured in the shared
 dataplane reference §5.1): this kernel has no conntrack in the nft *bridge*
 family, so the work is split in two tables, both owned by name:
 
-* ``bridge kaon-sg`` — stateless, per port: anti-spoofing (MAC, IPv4/IPv6
-  source, ARP sender, with allowed address pairs), the DHCP client allowed,
-  DHCP/DHCPv6 server replies and router advertisements sent *by* the VM
-  dropped, and a mark saying which port the packet comes from (low 16 bits,
-  at prerouting) and goes to (high 16 bits, at forward);
-* ``inet kaon-sg`` — stateful, reached through br_netfilter: per-port egress
-  and ingress chains keyed on that mark, ``ct state established,related``
-  accepted for stateful ports, one chain per security group with its rules,
-  remote groups as named interval sets, default drop; packets of stateless
-  ports are marked untracked before conntrack sees them.
+* ``bridge kaon-sg`` — per port: anti-spoofing (MAC, IPv4/IPv6 source, ARP
+  sender, with allowed address pairs), the DHCP client allowed, DHCP/DHCPv6
+  server replies and router advertisements sent *by* the VM dropped. A
+  stateful port's packets are then marked with the port they come from (low
+  16 bits, at prerouting) and go to (high 16 bits, at forward) for the inet
+  table. A **stateless** port needs no conntrack, so all of it is here: its
+  egress rules at prerouting (``out-<tap>``), its ingress rules at forward
+  (``to-<tap>``), and its packets are made untracked (``notrack``) before
+  br_netfilter hands them to conntrack;
+* ``inet kaon-sg`` — stateful ports, reached through br_netfilter: per-port
+  egress and ingress chains keyed on that mark, ``ct state
+  established,related`` accepted, one chain per security group with its
+  rules, remote groups as named interval sets, default drop; a conntrack
+  zone per network.
 
-Egress and ingress share one ``forward`` base chain (one hook invocation
-per packet): what the sender's egress chain allows continues with
+The base chains hold only what the host's ports need: without a stateful
+port there is no ``ct`` expression (kaon turns no conntrack on in the
+namespace), without a stateless one no ``notrack``.
+
+Stateful egress and ingress share one ``forward`` base chain (one hook
+invocation per packet): what the sender's egress chain allows continues with
 ``goto ingress`` rather than ``accept``, so a packet between two ports of
 this host still meets the receiver's ingress chain, whose accept or drop is
-final.
+final. Between the two families the hooks compose the same way: an accept
+ends only its own hook, the next one still decides.
 
-Incremental by construction: the base chains are fixed and dispatch through
-*named* verdict maps (tap → chain, port mark → chain), so a port is its own
-four chains plus one element in each map. :func:`build` returns the wanted
-objects (:class:`Ruleset`); :func:`change_script` turns two of them into one
+Incremental by construction: the base chains dispatch through *named*
+verdict maps (tap → chain, port mark → chain), so a port is its own chains
+plus one element in each map. :func:`build` returns the wanted objects
+(:class:`Ruleset`); :func:`change_script` turns two of them into one
 transaction that touches only what differs — a new port adds its chains and
 map elements, a removed one deletes them, a rule change refills its group's
 chains — and :func:`full_script` writes both tables whole (first sync, or
@@ -63,6 +72,8 @@ CONSTANT_SETS: dict[Key, tuple[str, tuple[str, ...]]] = {
     ("bridge", "dad_types"): ("icmpv6_type", DAD),
     ("inet", "nd_egress"): ("icmpv6_type", ND_EGRESS),
     ("inet", "nd_ingress"): ("icmpv6_type", ND_INGRESS),
+    ("bridge", "nd_egress"): ("icmpv6_type", ND_EGRESS),  # for stateless ports' chains
+    ("bridge", "nd_ingress"): ("icmpv6_type", ND_INGRESS),
 }
 
 
@@ -110,19 +121,37 @@ def build(fw: FirewallIntent | None, networks: Mapping[str, NetworkIntent],
         return Ruleset()
     assert fw is not None
     numbers = number_ports(previous or {}, ports)
-    used = sorted({g for p in ports.values() for g in p.security_groups or () if g in fw.groups})
     rs = Ruleset(guarded=frozenset(ports), numbers=numbers)
-    _skeleton(rs)
+    _skeleton(rs, stateful=any(p.stateful is not False for p in ports.values()),
+              stateless=any(p.stateful is False for p in ports.values()))
+    for key in rs.decls:
+        rs.elements[key] = {}
+    for key, (kind, members) in CONSTANT_SETS.items():
+        rs.decls[key] = f"set {{ type {kind}; }}"
+        rs.elements[key] = dict.fromkeys(members, "")
     for pid, port in sorted(ports.items()):
         _port(rs, numbers[pid], port, fw.groups)
-    for gid in used:
-        _group(rs, gid, fw.groups[gid])
-    for name, members in sorted(fw.sets.items()):
-        rs.decls["inet", name] = f"set {{ type {'ipv4_addr' if name.startswith('sg4-') else 'ipv6_addr'}; flags interval; }}"
-        rs.elements["inet", name] = dict.fromkeys(members, "")
+    # A group's chains (and the remote sets its rules name) in each family one of its ports is
+    # filtered in: inet for stateful ports, bridge for stateless ones.
+    for family in FAMILIES:
+        used = sorted({g for p in ports.values() if _family(p) == family
+                       for g in p.security_groups or () if g in fw.groups})
+        for gid in used:
+            _group(rs, family, gid, fw.groups[gid])
+        named = {r.remote_set for gid in used for r in fw.groups[gid].rules if r.remote_set}
+        for name in sorted(named & fw.sets.keys()):
+            kind = "ipv4_addr" if name.startswith("sg4-") else "ipv6_addr"
+            rs.decls[family, name] = f"set {{ type {kind}; flags interval; }}"
+            rs.elements[family, name] = dict.fromkeys(fw.sets[name], "")
     rs.elements["inet", "zone_of"] = {f'"{net.bridge}"': str(zone(nid))
                                       for nid, net in sorted(networks.items()) if net.bridge}
     return rs
+
+
+def _family(port: FirewallPort) -> str:
+    """Where a port's rules are: a stateless port needs no conntrack, so all of it is in the bridge
+    family, and its packets meet no inet chain of its own (see the module docstring)."""
+    return "bridge" if port.stateful is False else "inet"
 
 
 def zone(network_id: str) -> int:
@@ -135,31 +164,43 @@ def zone(network_id: str) -> int:
 
 
 # -- the fixed part: base chains dispatching through named maps -------------------
-def _skeleton(rs: Ruleset) -> None:
+def _skeleton(rs: Ruleset, stateful: bool, stateless: bool) -> None:
+    """The base chains, and in them only what the host's ports need.
+
+    Every packet crossing the host's namespace runs them (the underlay's VXLAN packets too), so
+    a rule or a hook only some ports need is there only while such a port is: without a
+    stateful port there is no inet base chain and no ``ct`` expression at all — nothing of
+    kaon's turns conntrack on in the namespace — and without a stateless port no ``notrack``."""
     rs.decls.update({
         ("bridge", "from_port"): "map { type ifname : verdict; }",
         ("bridge", "to_port"): "map { type ifname : verdict; }",
+        ("bridge", "untracked_mac"): "set { type ether_addr; }",  # stateless ports' MACs, as destinations
         ("inet", "out_port"): "map { type mark : verdict; }",
         ("inet", "in_port"): "map { type mark : verdict; }",
         # One map lookup per packet, however many networks the host has.
         ("inet", "zone_of"): "map { typeof iifname : ct zone; }",
-        ("inet", "untracked_out"): "set { type mark; }",  # stateless ports' numbers
-        ("inet", "untracked_mac"): "set { type ether_addr; }",  # and their MACs, as destinations
     })
     hook = "type filter hook {} priority {}; policy accept;"
     rs.hooks.update({("bridge", "prerouting"): hook.format("prerouting", "filter"),
-                     ("bridge", "forward"): hook.format("forward", "filter"),
-                     ("inet", "zones"): hook.format("prerouting", "raw"),
+                     ("bridge", "forward"): hook.format("forward", "filter")})
+    rs.chains.update({
+        # A stateless port's packets are never tracked: what it sends gets ``notrack`` in its
+        # from- chain, what goes to its MAC here — both in the bridge family, which runs before
+        # br_netfilter hands the packet to the inet hooks and conntrack. (Before the port
+        # dispatch: the from- chains end in a verdict.)
+        ("bridge", "prerouting"): (("ether daddr @untracked_mac notrack",) if stateless else ())
+        + ("iifname vmap @from_port",),
+        ("bridge", "forward"): ("oifname vmap @to_port",),
+        ("inet", "ingress"): ("meta mark and 0xffff0000 vmap @in_port", "accept"),
+    })
+    if not stateful:  # stateless ports are wholly in the bridge family: no inet hook to run
+        return
+    rs.hooks.update({("inet", "zones"): hook.format("prerouting", "raw"),
                      ("inet", "forward"): hook.format("forward", "0")})
     rs.chains.update({
-        ("bridge", "prerouting"): ("iifname vmap @from_port",),
-        ("bridge", "forward"): ("oifname vmap @to_port",),
-        # Before conntrack (priority raw): a stateless port's packets, sent or received, are
-        # never tracked — they pay nothing for conntrack. The zone is set for the rest only
-        # (setting a zone gives an untracked packet a conntrack template again).
-        ("inet", "zones"): ("meta mark and 0x0000ffff @untracked_out notrack accept",
-                            "ether daddr @untracked_mac notrack accept",
-                            "ct zone set iifname map @zone_of"),
+        # A conntrack zone per network, set before conntrack (priority raw) — but not for an
+        # untracked packet: setting a zone gives it a conntrack template again.
+        ("inet", "zones"): (("ct state untracked accept",) if stateless else ()) + ("ct zone set iifname map @zone_of",),
         # One base chain (one hook invocation per packet): the sender's egress checks first; what
         # they allow continues with ``goto ingress`` (the receiver's checks), whose accept or drop
         # ends the hook. A packet from no filtered port goes to ``ingress`` directly.
@@ -169,13 +210,7 @@ def _skeleton(rs: Ruleset) -> None:
         # cost one conntrack state test here, however many ports and rules the host has.
         ("inet", "forward"): ("ct state established,related accept",
                               "meta mark and 0x0000ffff vmap @out_port", "goto ingress"),
-        ("inet", "ingress"): ("meta mark and 0xffff0000 vmap @in_port", "accept"),
     })
-    for key in rs.decls:
-        rs.elements[key] = {}
-    for key, (kind, members) in CONSTANT_SETS.items():
-        rs.decls[key] = f"set {{ type {kind}; }}"
-        rs.elements[key] = dict.fromkeys(members, "")
 
 
 # -- a port: four chains and one element per map ----------------------------------
@@ -185,32 +220,41 @@ def _port(rs: Ruleset, number: int, port: FirewallPort, groups: Mapping[str, Sec
     rs.chains.update(_port_chains(number, port, present))
     rs.elements["bridge", "from_port"][f'"{tap}"'] = f"jump from-{tap}"
     rs.elements["bridge", "to_port"][f'"{tap}"'] = f"jump to-{tap}"
+    if _family(port) == "bridge":
+        for mac in _addresses(port):
+            rs.elements["bridge", "untracked_mac"][mac] = ""
+        return
     for suffix, mapname, mark in (("out", "out_port", number), ("in", "in_port", number << 16)):
         rs.elements["inet", mapname][f"{mark:#010x}"] = f"goto {suffix}-{tap}"
-    if port.stateful is False:
-        rs.elements["inet", "untracked_out"][f"{number:#010x}"] = ""
-        for mac in _addresses(port):
-            rs.elements["inet", "untracked_mac"][mac] = ""
 
 
 @functools.lru_cache(maxsize=1 << 16)
 def _port_chains(number: int, port: FirewallPort, present: tuple[str, ...]) -> dict[Key, tuple[str, ...]]:
-    """A port's four chains; cached, as a pass rebuilds every port's while few change (and equal
-    tuples that are the same object compare at once in :func:`change_script`)."""
+    """A port's chains; cached, as a pass rebuilds every port's while few change (and equal
+    tuples that are the same object compare at once in :func:`change_script`).
+
+    Stateless: three bridge chains — ``from-`` (anti-spoofing, then ``goto out-``), ``out-``
+    (egress rules) and ``to-`` (ingress rules). Stateful: ``from-`` and ``to-`` only mark the
+    packet, the rules are in inet ``out-`` and ``in-``."""
     tap = port.device
+    if _family(port) == "bridge":
+        return {("bridge", f"from-{tap}"): _from_port(number, port),
+                ("bridge", f"out-{tap}"): _port_chain("out", port, present, "bridge"),
+                ("bridge", f"to-{tap}"): _port_chain("in", port, present, "bridge")}
     return {("bridge", f"from-{tap}"): _from_port(number, port),
             ("bridge", f"to-{tap}"): (f"meta mark set meta mark or {number << 16:#010x}",),
             ("inet", f"out-{tap}"): _port_chain("out", port, present),
             ("inet", f"in-{tap}"): _port_chain("in", port, present)}
 
 
-def _group(rs: Ruleset, gid: str, group: SecurityGroupIntent) -> None:
+def _group(rs: Ruleset, family: str, gid: str, group: SecurityGroupIntent) -> None:
     for direction, suffix in (("egress", "out"), ("ingress", "in")):
-        rs.chains["inet", f"sg-{gid}-{suffix}"] = tuple(
-            f"{match} {PASS[suffix]}" for match in _matches([r for r in group.rules if r.direction == direction]))
+        rs.chains[family, f"sg-{gid}-{suffix}"] = tuple(
+            f"{match} {PASS[family][suffix]}"
+            for match in _matches([r for r in group.rules if r.direction == direction], family))
 
 
-def _matches(rules: list[FirewallRule]) -> list[str]:
+def _matches(rules: list[FirewallRule], family: str = "inet") -> list[str]:
     """The rules as nft matches, rules that differ only in their port range as one rule.
 
     Why: a packet that no rule allows walks the whole chain — every packet of a
@@ -229,8 +273,8 @@ def _matches(rules: list[FirewallRule]) -> list[str]:
                 out.append("")  # the merged rule's place: where its first rule was
             ports[key].append((low, high if high is not None else low))
         else:
-            out.append(_match(rule))
-    merged = iter(f"{_match(key)} th dport {_port_set(ranges)}" for key, ranges in ports.items())
+            out.append(_match(rule, family))
+    merged = iter(f"{_match(key, family)} th dport {_port_set(ranges)}" for key, ranges in ports.items())
     return [m or next(merged) for m in out]
 
 
@@ -268,14 +312,16 @@ def full_script(rs: Ruleset) -> str:
 
 def change_script(old: Ruleset, new: Ruleset) -> str | None:
     """One transaction from ``old`` to ``new`` touching only what differs; None: write whole."""
-    if old.empty or new.empty or old.hooks != new.hooks or any(
+    if old.empty or new.empty or any(old.hooks[k] != new.hooks[k] for k in old.hooks.keys() & new.hooks.keys()) or any(
             old.decls[k] != new.decls[k] for k in old.decls.keys() & new.decls.keys()):
         return None if old != new else ""
     out = []
     for key in sorted(new.decls.keys() - old.decls.keys()):
         kind, spec = _decl(new.decls[key])
         out.append(f"add {kind} {key[0]} {TABLE} {key[1]} {{ {spec} }}\n")
-    out += [f"add chain {f} {TABLE} {n}\n" for f, n in new.chains if (f, n) not in old.chains]
+    for key in [k for k in new.chains if k not in old.chains]:  # a base chain comes with its hook
+        hook = f" {{ {new.hooks[key]} }}" if key in new.hooks else ""
+        out.append(f"add chain {key[0]} {TABLE} {key[1]}{hook}\n")
     for key, rules in new.chains.items():
         if old.chains.get(key) == rules:
             continue
@@ -339,13 +385,17 @@ def _merged(addresses: list[str], version: int) -> str:
 
 
 def _from_port(number: int, port: FirewallPort) -> tuple[str, ...]:
-    mark = f"meta mark set {number:#010x} accept"
+    # What passes anti-spoofing: a stateful port's packet is marked with the port's number for the
+    # inet chains; a stateless port's goes on to its egress rules, in this family.
+    mark = f"meta mark set {number:#010x} accept" if _family(port) == "inet" else f"goto out-{port.device}"
     by_mac = _addresses(port)
     # Hot path first: IPv4 that is not UDP, or IPv6 that is neither UDP nor ICMPv6, from the
     # port's own addresses — i.e. what none of the DHCP/RA drops below concerns, and what the
     # general rules further down would accept anyway. Every packet a VM sends runs this chain:
     # the common case must not walk the special cases first.
-    rules = []
+    # A stateless port's packets are untracked from here on (before conntrack: bridge prerouting
+    # runs before br_netfilter's inet hooks), dropped ones included: one expression, no lookup.
+    rules = ["notrack"] if port.stateful is False else []
     for mac, addresses in by_mac.items():
         v4 = _merged(addresses, 4)
         v6 = _merged([*addresses, str(netaddr.EUI(mac).ipv6_link_local())], 6)
@@ -375,33 +425,42 @@ def _from_port(number: int, port: FirewallPort) -> tuple[str, ...]:
 
 
 # -- inet family: the stateful part -----------------------------------------------
-# What an allowed packet does next: past the sender's egress it still meets the receiver's ingress.
-PASS = {"out": "goto ingress", "in": "accept"}
+# What an allowed packet does next. inet: past the sender's egress it still meets the receiver's
+# ingress (one base chain). bridge (stateless ports): egress is checked at prerouting, ingress at
+# forward, two hooks — an accept ends only its own, the other still decides.
+PASS = {"inet": {"out": "goto ingress", "in": "accept"}, "bridge": {"out": "accept", "in": "accept"}}
 
 
-def _port_chain(suffix: str, port: FirewallPort, present: tuple[str, ...]) -> tuple[str, ...]:
-    rules, ok = [], PASS[suffix]
+def _port_chain(suffix: str, port: FirewallPort, present: tuple[str, ...], family: str = "inet") -> tuple[str, ...]:
+    rules, ok = [], PASS[family][suffix]
+    v6 = "meta nfproto ipv6" if family == "inet" else "ether type ip6"
+    if family == "bridge" and suffix == "in":
+        # Rules filter IP only (br_netfilter hands only IPv4/IPv6 to the inet chains): ARP and the rest pass.
+        rules.append(f"ether type != ip ether type != ip6 {ok}")
     if port.stateful is not False:
         rules += [f"ct state established,related {ok}", "ct state invalid drop"]
+    # The groups' rules before the special cases below: everything after ``invalid drop`` only
+    # allows, so the order does not change what passes, and the common packet — one a rule
+    # allows: a new flow, or any packet of a stateless port — should not test DHCP and ND first.
+    rules += [f"jump sg-{g}-{suffix}" for g in present]
     if suffix == "out":
         rules += [f"udp sport 68 udp dport 67 {ok}", f"icmpv6 type @nd_egress {ok}"]
-        rules.append(f"meta nfproto ipv6 udp sport 546 udp dport 547 {ok}")  # DHCPv6 client to server
+        rules.append(f"{v6} udp sport 546 udp dport 547 {ok}")  # DHCPv6 client to server
     else:
         rules += [f"udp sport 67 udp dport 68 {ok}", f"icmpv6 type @nd_ingress {ok}"]
         # DHCPv6 replies come from the server's link-local address to the client's, which
         # conntrack does not tie to the request (that went to ff02::1:2): Neutron allows them.
-        rules.append(f"meta nfproto ipv6 udp sport 547 udp dport 546 {ok}")
-    rules += [f"jump sg-{g}-{suffix}" for g in present]
+        rules.append(f"{v6} udp sport 547 udp dport 546 {ok}")
     rules.append("drop")  # nothing allowed it
     return tuple(rules)
 
 
-def _match(rule: FirewallRule) -> str:
-    """One security group rule as an nft match (the verdict is added by the caller)."""
+def _match(rule: FirewallRule, table: str = "inet") -> str:
+    """One security group rule as an nft match in ``table``'s family (the verdict is added by the caller)."""
     v4 = rule.ethertype == "IPv4"
     family = "ip" if v4 else "ip6"
     where = "saddr" if rule.direction == "ingress" else "daddr"
-    parts = [f"meta nfproto {'ipv4' if v4 else 'ipv6'}"]
+    parts = [f"meta nfproto {'ipv4' if v4 else 'ipv6'}" if table == "inet" else f"ether type {family}"]
     prefix = rule.remote_ip_prefix
     if prefix and netaddr.IPNetwork(prefix).prefixlen > 0:
         parts.append(f"{family} {where} {prefix}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
 from typing import Any
 
 import pytest
@@ -57,6 +58,12 @@ def read_back(ns: str) -> dict[str, int]:
     for family in fw_plan.FAMILIES:
         found.update(fw_plan.read_summary(nft.run(ns, f"list table {family} {fw_plan.TABLE}", nft.OUTPUT_JSON)))
     return found
+
+
+def planned(firewall: Firewall) -> dict[str, int]:
+    """The read-back shape of what the firewall last wrote."""
+    assert firewall.applied is not None
+    return fw_plan.summary(firewall.applied)
 
 
 @pytest.fixture
@@ -112,8 +119,35 @@ def test_a_stateless_port_is_untracked(fw: tuple[Firewall, str]) -> None:
     sync(firewall, stateless)
     assert firewall.rebuilds == 1
     listing = nft.run(ns, f"list table inet {fw_plan.TABLE}")
-    assert "elements = { 0x00000002 }" in listing and "elements = { fa:16:3e:00:00:02 }" in listing
-    assert "chain in-tapp2 {\n\t\tudp sport 67" in listing  # no conntrack shortcut in its chains
+    assert "tapp2" not in listing and "ct state untracked accept" in listing  # p1 is stateful: zones, not for p2
+    # Filtered in the bridge family, with no conntrack shortcut; untracked there, before br_netfilter
+    # and conntrack: what it sends and what goes to its MAC.
+    bridge = nft.run(ns, f"list table bridge {fw_plan.TABLE}")
+    assert "chain to-tapp2 {\n\t\tether type != ip ether type != ip6 accept\n\t\tjump sg-g1-in" in bridge
+    assert "chain from-tapp2 {\n\t\tnotrack\n" in bridge and "elements = { fa:16:3e:00:00:02 }" in bridge
+    assert "ether daddr @untracked_mac notrack\n" in bridge
+    assert read_back(ns) == planned(firewall)
+
+
+def test_a_host_of_stateless_ports_has_no_inet_hook_and_no_ct_expression(fw: tuple[Firewall, str]) -> None:
+    firewall, ns = fw
+    raw = intent(1, 2)
+    raw["firewall"]["ports"] = {f"p{n}": port(n, stateful=False) for n in (1, 2)}
+    raw["firewall"]["groups"]["g1"]["stateful"] = False
+    sync(firewall, raw)
+    inet = nft.run(ns, f"list table inet {fw_plan.TABLE}")
+    assert "hook" not in inet and "ct state" not in inet and "ct zone set" not in inet and "tapp" not in inet
+    assert read_back(ns) == planned(firewall)
+    # A stateful port joins: the inet base chains come in place (no rewrite), and go with it.
+    both = copy.deepcopy(raw)
+    both["firewall"]["ports"]["p3"] = {**port(3), "security_groups": []}
+    sync(firewall, both)
+    inet = nft.run(ns, f"list table inet {fw_plan.TABLE}")
+    assert "type filter hook forward priority filter; policy accept;" in inet and "ct zone set" in inet
+    assert firewall.rebuilds == 1 and read_back(ns) == planned(firewall)
+    sync(firewall, raw)
+    assert "hook" not in nft.run(ns, f"list table inet {fw_plan.TABLE}")
+    assert firewall.rebuilds == 1 and firewall.updates == 2 and read_back(ns) == planned(firewall)
 
 
 def test_a_rule_deleted_by_hand_is_put_back_on_the_next_resync(make_netns: Any) -> None:
@@ -160,3 +194,88 @@ def test_rules_merged_into_a_port_set_load(fw: tuple[Firewall, str]) -> None:
     sync(firewall, raw)
     chain = nft.run(ns, f"list chain inet {fw_plan.TABLE} sg-g1-in")
     assert chain.count("accept") == 1 and "5201, 20000, 20002," in chain
+
+
+@pytest.mark.parametrize("stateful", [True, False])
+def test_every_kind_of_rule_loads_in_both_families(fw: tuple[Firewall, str], stateful: bool) -> None:
+    """A stateless port's group is rendered in the bridge family (``ether type`` instead of
+    ``meta nfproto``): the kernel takes every kind of rule there as it does in inet."""
+    firewall, ns = fw
+    raw = intent(1)
+    raw["firewall"]["ports"]["p1"] = {**port(1, stateful), "allowed_address_pairs": [
+        {"ip_address": "fd00::5", "mac_address": "fa:16:3e:00:00:99"}]}
+    raw["firewall"]["groups"]["g1"]["stateful"] = stateful
+    v6 = {**RULE, "ethertype": "IPv6", "remote_set": "sg6-g1"}
+    raw["firewall"]["groups"]["g1"]["rules"] += [
+        {**RULE, "remote_set": None, "protocol": 1, "port_range_min": 8, "port_range_max": 0},
+        {**RULE, "remote_set": None, "protocol": 17, "port_range_min": 53, "port_range_max": 54},
+        {**RULE, "remote_set": None, "protocol": 6, "port_range_min": 80, "port_range_max": 80},
+        {**RULE, "remote_set": None, "protocol": 132, "remote_ip_prefix": "192.168.0.0/16"},
+        {**v6, "protocol": 58, "port_range_min": 128, "port_range_max": None},
+        {**v6, "direction": "egress", "remote_set": None, "remote_ip_prefix": "fd00::/64"}]
+    raw["firewall"]["sets"]["sg6-g1"] = ["fd00::1"]
+    sync(firewall, raw)
+    family, other = ("inet", "bridge") if stateful else ("bridge", "inet")
+    chain = nft.run(ns, f"list chain {family} {fw_plan.TABLE} sg-g1-in")
+    assert "icmp type echo-request icmp code net-unreachable accept" in chain
+    assert "ip6 saddr @sg6-g1 icmpv6 type echo-request accept" in chain and "udp dport 53-54 accept" in chain
+    assert "ip saddr 192.168.0.0/16 meta l4proto sctp accept" in chain
+    assert ("meta nfproto ipv4 tcp dport 80" if stateful else "ether type ip tcp dport 80") in chain
+    assert "ip6 daddr fd00::/64 " in nft.run(ns, f"list chain {family} {fw_plan.TABLE} sg-g1-out")
+    with pytest.raises(nft.NftError):  # the group's chains are in one family only
+        nft.run(ns, f"list chain {other} {fw_plan.TABLE} sg-g1-in")
+    assert read_back(ns) == planned(firewall)
+
+
+def _ping(ns: str, address: str) -> bool:
+    return subprocess.run(["ip", "netns", "exec", ns, "ping", "-c", "1", "-W", "1", address],
+                          capture_output=True).returncode == 0
+
+
+def test_a_stateless_and_a_stateful_port_on_one_bridge(make_netns: Any) -> None:
+    """Traffic through the kernel: a stateless port's rules are in the bridge family, a stateful
+    port's in inet; between them on one bridge, the sender's egress and the receiver's ingress both
+    decide, and the stateless port's packets stay untracked."""
+    host = make_netns("fwh")
+    vms = {n: make_netns(f"vm{n}") for n in (1, 2)}
+    for cmd in (["link", "add", "brqn1", "type", "bridge"], ["link", "set", "brqn1", "up"]):
+        subprocess.run(["ip", "-n", host, *cmd], check=True)
+    for n, vm in vms.items():
+        subprocess.run(["ip", "-n", host, "link", "add", f"tapp{n}", "type", "veth", "peer", "name", "eth0",
+                        "netns", vm], check=True)
+        subprocess.run(["ip", "-n", host, "link", "set", f"tapp{n}", "master", "brqn1", "up"], check=True)
+        subprocess.run(["ip", "-n", vm, "link", "set", "eth0", "address", f"fa:16:3e:00:00:{n:02x}", "up"], check=True)
+        subprocess.run(["ip", "-n", vm, "addr", "add", f"10.0.0.{n}/24", "dev", "eth0"], check=True)
+    icmp = {**RULE, "remote_set": None, "protocol": 1}
+    egress = {**RULE, "direction": "egress", "remote_set": None}
+    raw = intent(1, 2)
+    raw["firewall"]["ports"] = {"p1": {**port(1, stateful=False), "security_groups": ["free"]},
+                                "p2": {**port(2), "security_groups": ["full"]}}
+    raw["firewall"]["groups"] = {"free": {"stateful": False, "rules": [icmp, egress]},
+                                 "full": {"stateful": True, "rules": [icmp, egress]}}
+    raw["firewall"]["sets"] = {}
+    firewall = Firewall(AgentConfig(host="h1", firewall_driver="nftables", namespace=host))
+    sync(firewall, raw)
+    assert _ping(vms[1], "10.0.0.2") and _ping(vms[2], "10.0.0.1")
+    # Untracked: nothing in the host's conntrack table has the stateless port's address.
+    entries = subprocess.run(["ip", "netns", "exec", host, "conntrack", "-L"], capture_output=True, text=True)
+    assert "10.0.0.1" not in entries.stdout
+    # The stateful receiver's ingress (inet) judges the stateless sender's packets: no ICMP rule, no
+    # ping — neither requests nor replies to its own pings, which come untracked, never "established".
+    no_icmp = copy.deepcopy(raw)
+    no_icmp["firewall"]["groups"]["full"]["rules"] = [egress]
+    sync(firewall, no_icmp)
+    assert not _ping(vms[1], "10.0.0.2") and not _ping(vms[2], "10.0.0.1")
+    # The stateless receiver's ingress (bridge) judges too: without its ICMP rule the replies to
+    # the stateful port's pings do not come back (no conntrack shortcut for it).
+    no_free_icmp = copy.deepcopy(raw)
+    no_free_icmp["firewall"]["groups"]["free"]["rules"] = [egress]
+    sync(firewall, no_free_icmp)
+    assert not _ping(vms[2], "10.0.0.1") and not _ping(vms[1], "10.0.0.2")
+    # And the stateless sender's egress (bridge): no egress rule, nothing out.
+    no_free_out = copy.deepcopy(raw)
+    no_free_out["firewall"]["groups"]["free"]["rules"] = [icmp]
+    sync(firewall, no_free_out)
+    assert not _ping(vms[1], "10.0.0.2")
+    sync(firewall, raw)
+    assert _ping(vms[1], "10.0.0.2") and firewall.rebuilds == 1

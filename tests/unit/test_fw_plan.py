@@ -73,7 +73,10 @@ def test_the_ruleset_filters_secured_ports_only() -> None:
            "meta l4proto != udp meta mark set 0x00000001 accept" in script
     assert "chain out-tapp1 {\n    ct state established,related goto ingress" in script
     assert "meta nfproto ipv4 goto ingress" in script  # the egress rule: allowed, ingress still checks
-    assert rs.elements["inet", "untracked_out"] == {}  # stateful: tracked
+    # stateful only: tracked, zoned, nothing untracked
+    assert rs.elements["bridge", "untracked_mac"] == {} and "notrack" not in script
+    assert rs.chains["inet", "zones"] == ("ct zone set iifname map @zone_of",)
+    assert rs.chains["bridge", "prerouting"] == ("iifname vmap @from_port",)
 
 
 def test_every_port_lets_dhcpv6_client_traffic_through_and_no_server_out() -> None:
@@ -85,15 +88,83 @@ def test_every_port_lets_dhcpv6_client_traffic_through_and_no_server_out() -> No
     assert "ether type ip6 udp sport 547 drop" in script  # a VM answering DHCPv6 is still dropped
 
 
-def test_a_stateless_port_has_no_conntrack_shortcut_and_is_untracked() -> None:
-    rs = fw_plan.build(firewall_part(intent(stateful=False)), {})
-    assert not any("ct state" in r for key, rules in rs.chains.items() for r in rules if "tapp1" in key[1])
-    assert rs.chains["inet", "in-tapp1"][-2:] == ("jump sg-g1-in", "drop")
-    assert rs.elements["inet", "untracked_out"] == {"0x00000001": ""}
-    assert rs.elements["inet", "untracked_mac"] == {"fa:16:3e:00:00:01": ""}
-    # Before conntrack, and before the zone (which would give the packet a template again).
-    zones = rs.chains["inet", "zones"]
-    assert zones[-1].startswith("ct zone set") and all("notrack accept" in r for r in zones[:-1])
+def test_a_stateless_port_is_filtered_in_the_bridge_family_untracked() -> None:
+    raw = intent(stateful=False)
+    rs = fw_plan.build(firewall_part(raw), typed(raw).networks)
+    chains = {key: rules for key, rules in rs.chains.items() if "tapp1" in key[1]}
+    # No conntrack needed: all of it in the bridge family — anti-spoofing, then egress at prerouting,
+    # ingress at forward; no inet chain, no inet map element, no mark.
+    assert set(chains) == {("bridge", "from-tapp1"), ("bridge", "out-tapp1"), ("bridge", "to-tapp1")}
+    assert rs.elements["inet", "out_port"] == {} and rs.elements["inet", "in_port"] == {}
+    assert not any("ct state" in r or "meta mark" in r for rules in chains.values() for r in rules)
+    assert "ether saddr fa:16:3e:00:00:01 ether type ip ip saddr { 10.0.0.1, 10.0.0.64/28 } " \
+           "meta l4proto != udp goto out-tapp1" in rs.chains["bridge", "from-tapp1"]
+    assert rs.chains["bridge", "out-tapp1"][0] == "jump sg-g1-out" and rs.chains["bridge", "out-tapp1"][-1] == "drop"
+    # Ingress filters IP only, as the inet chains (br_netfilter hands them IP only): ARP passes.
+    assert rs.chains["bridge", "to-tapp1"][:2] == ("ether type != ip ether type != ip6 accept", "jump sg-g1-in")
+    assert "ether type ip6 udp sport 547 udp dport 546 accept" in rs.chains["bridge", "to-tapp1"]
+    # The group's rules and the remote set they name, in the bridge family (both verdicts accept:
+    # egress and ingress are two hooks here).
+    assert rs.chains["bridge", "sg-g1-in"] == ("ether type ip ip saddr @sg4-g1 accept",
+                                               "ether type ip meta l4proto 6 th dport 22 accept",
+                                               "ether type ip meta l4proto 1 icmp type 8 accept")
+    assert rs.chains["bridge", "sg-g1-out"] == ("ether type ip accept",)
+    assert rs.elements["bridge", "sg4-g1"] == {"10.0.0.1": "", "10.0.0.2": ""}
+    assert ("inet", "sg-g1-in") not in rs.chains and ("inet", "sg4-g1") not in rs.decls
+    # Untracked in the bridge family, i.e. before br_netfilter hands the packet to conntrack:
+    # what it sends (first rule of its anti-spoofing chain), what goes to its MACs (pairs' too).
+    assert rs.chains["bridge", "from-tapp1"][0] == "notrack"
+    assert rs.elements["bridge", "untracked_mac"] == {"fa:16:3e:00:00:01": ""}
+    assert rs.chains["bridge", "prerouting"] == ("ether daddr @untracked_mac notrack", "iifname vmap @from_port")
+    # No stateful port on the host: no ct expression anywhere (conntrack stays off in the namespace),
+    # and no inet base chain for packets to run.
+    assert not any(r.startswith("ct ") or " ct " in r for rules in rs.chains.values() for r in rules)
+    assert set(rs.hooks) == {("bridge", "prerouting"), ("bridge", "forward")}
+    # Its first stateful port brings them, in place.
+    raw["firewall"]["ports"]["p3"] = {"device": "tapp3", "mac": "fa:16:3e:00:00:03", "ips": ["10.0.0.3"],
+                                      "port_security": True, "stateful": True, "security_groups": []}
+    after = fw_plan.build(firewall_part(raw), typed(raw).networks, rs.numbers)
+    script = fw_plan.change_script(rs, after)
+    assert script is not None and "tapp1" not in script
+    assert "add chain inet kaon-sg forward { type filter hook forward priority 0; policy accept; }\n" in script
+    assert "add rule inet kaon-sg zones ct state untracked accept\n" in script
+    # And it going takes them away again.
+    back = fw_plan.change_script(after, fw_plan.build(firewall_part(intent(stateful=False)), typed(raw).networks,
+                                                       after.numbers))
+    assert back is not None and "delete chain inet kaon-sg zones\n" in back
+
+
+def test_a_host_with_both_kinds_zones_only_tracked_packets() -> None:
+    raw = intent()
+    raw["firewall"]["ports"]["p3"] = {"device": "tapp3", "mac": "fa:16:3e:00:00:03", "ips": ["10.0.0.3"],
+                                      "port_security": True, "stateful": False, "security_groups": ["g2"]}
+    raw["firewall"]["groups"]["g2"] = {"stateful": False, "rules": [RULE]}
+    rs = fw_plan.build(firewall_part(raw), typed(raw).networks)
+    # Setting a zone would give an untracked packet a conntrack template again.
+    assert rs.chains["inet", "zones"] == ("ct state untracked accept", "ct zone set iifname map @zone_of")
+    assert rs.chains["inet", "forward"][0] == "ct state established,related accept"
+    assert rs.chains["bridge", "from-tapp3"][0] == "notrack" and "notrack" not in rs.chains["bridge", "from-tapp1"]
+    assert rs.elements["bridge", "untracked_mac"] == {"fa:16:3e:00:00:03": ""}
+    assert ("bridge", "sg-g2-in") in rs.chains and ("inet", "sg-g2-in") not in rs.chains
+    assert ("inet", "sg-g1-in") in rs.chains and ("bridge", "sg-g1-in") not in rs.chains
+    # The stateless port going stateful is a change in place: its chains move to the inet family,
+    # the base chains are refilled, nothing else is rewritten.
+    raw["firewall"]["ports"]["p3"]["stateful"] = raw["firewall"]["groups"]["g2"]["stateful"] = True
+    after = fw_plan.build(firewall_part(raw), typed(raw).networks, rs.numbers)
+    script = fw_plan.change_script(rs, after)
+    assert script is not None and "flush chain inet kaon-sg zones\n" in script
+    assert "delete element bridge kaon-sg untracked_mac { fa:16:3e:00:00:03 }" in script
+    assert "add chain inet kaon-sg in-tapp3\n" in script and "delete chain bridge kaon-sg out-tapp3\n" in script
+    assert "add element inet kaon-sg in_port { 0x00020000 : goto in-tapp3 }" in script
+    assert "delete chain bridge kaon-sg sg-g2-in\n" in script and "tapp1" not in script
+
+
+def test_group_rules_come_before_the_dhcp_and_nd_special_cases() -> None:
+    rs = fw_plan.build(firewall_part(intent()), {})
+    # After conntrack's verdicts (whose drop must come first), only allowing rules: the groups first.
+    assert rs.chains["inet", "in-tapp1"][:3] == ("ct state established,related accept", "ct state invalid drop",
+                                                 "jump sg-g1-in")
+    assert rs.chains["inet", "out-tapp1"][2] == "jump sg-g1-out"
 
 
 def test_established_traffic_is_accepted_before_any_port_lookup() -> None:

@@ -1,0 +1,213 @@
+"""What the nftables firewall costs per packet, without a kaon server: prints figures, asserts nothing.
+
+dataplane_bench.py measures throughput, kaon next to hand-written baselines, with a real server and
+lab. On a shared machine its ratios drown in the noise (single runs vary by a factor of 2-4 under
+load). This benchmark asks a narrower question that load barely moves: how much CPU does
+netfilter take per gigabyte sent, with kaon's ruleset and with the baselines? It builds
+dataplane_bench's hand-made topology (two hosts, Linux bridge + VXLAN, a router with SNAT), loads
+into both host namespaces, in turn:
+
+* ``bare``: nothing;
+* ``hand-stateful`` / ``hand-stateless``: dataplane_bench's hand-written minimal firewalls;
+* ``kaon-stateful`` / ``kaon-stateless``: the ruleset kaon's agent writes
+  (``kaon.agent.fw_plan.build`` + ``full_script``) for the host's VM port in a group allowing tcp
+  and icmp in and everything out, ``stateful`` true or false;
+
+and runs iperf3 (VM to VM across VXLAN; VM to outside through SNAT) under ``perf record -a``,
+counting the samples that fall in netfilter's functions (nf_*, nft_*, br_nf_*, conntrack) per GB
+received. The worlds alternate within each round. Output per world: median Gbit/s, median
+netfilter samples/GB, and with ``--symbols`` where they go.
+
+    sudo .venv/bin/python benchmarks/nft_cost_bench.py [--runs 5 --seconds 2 --symbols 15 --compare main]
+
+``--compare REV`` adds the two kaon worlds again with ``kaon/agent/fw_plan.py`` as it is at git REV;
+``--ablate`` adds kaon's stateful ruleset with only its bridge table and with only its inet table
+(not a working firewall either way: a measure of what each half costs).
+
+Needs root, iperf3, and perf (Debian linux-perf; without it only throughput is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import dataplane_bench as db  # noqa: E402
+
+from kaon.agent import fw_plan  # noqa: E402
+from kaon.dataplane import nft  # noqa: E402
+from kaon.model.intent import SCHEMA_VERSION, HostIntent  # noqa: E402
+
+# Netfilter's own work: hooks, br_netfilter, nf_tables, conntrack, set back ends and their hash.
+NETFILTER = re.compile(r"^(__)?(nf_|nft_|br_nf|ip_sabotage|ipv[46]_conntrack|ipv[46]_confirm|hash_conntrack|"
+                       r"____nf_conntrack|nf_conntrack|jhash|skb_ext|__skb_ext)")
+VMS = {"h1": ("tap-vm1", "fa:16:3e:00:01:01", db.VM1), "h2": ("tap-vm2", "fa:16:3e:00:01:02", db.VM2)}
+RULE = {"direction": "ingress", "ethertype": "IPv4", "protocol": None, "port_range_min": None,
+        "port_range_max": None, "remote_ip_prefix": None, "remote_set": None}
+
+
+def kaon_ruleset(host: str, stateful: bool, plan: ModuleType = fw_plan, only: str | None = None) -> str:
+    """What kaon's agent writes on ``host`` for its VM in the benchmark's group (``plan``: a fw_plan);
+    ``only``: just that family's table of it (the other one empty), to see what each costs."""
+    tap, mac, ip = VMS[host]
+    rules = [{**RULE, "protocol": 6}, {**RULE, "protocol": 1},  # the group: tcp and icmp in,
+             {**RULE, "direction": "egress"}, {**RULE, "direction": "egress", "ethertype": "IPv6"}]  # all out
+    intent = HostIntent.from_json({
+        "version": SCHEMA_VERSION, "host": host, "ports": {},
+        "networks": {"net1": {"bridge": "brq-net1", "network_type": "vxlan", "segmentation_id": 1001,
+                              "physical_network": None, "mtu": 1450}},
+        "firewall": {"ports": {"vm": {"device": tap, "mac": mac, "ips": [ip], "port_security": True,
+                                      "stateful": stateful, "security_groups": ["g"]}},
+                     "groups": {"g": {"stateful": stateful, "rules": rules}}, "sets": {}}})
+    rs = plan.build(intent.firewall, intent.networks)
+    if only is not None:
+        def mine(d: dict[tuple[str, str], Any]) -> dict[tuple[str, str], Any]:
+            return {k: v for k, v in d.items() if k[0] == only}
+        rs = plan.Ruleset(mine(rs.hooks), mine(rs.chains), mine(rs.decls), mine(rs.elements), rs.guarded, rs.numbers)
+    return str(plan.full_script(rs))
+
+
+def plan_at(rev: str) -> ModuleType:
+    """kaon/agent/fw_plan.py as it is at git revision ``rev``, imported under another name."""
+    text = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:kaon/agent/fw_plan.py"], capture_output=True,
+                          text=True, check=True).stdout
+    name = "fw_plan_at_" + re.sub(r"\W", "_", rev)
+    module = ModuleType(name)
+    sys.modules[name] = module  # dataclasses look their module up
+    exec(compile(text, f"{rev}:kaon/agent/fw_plan.py", "exec"), module.__dict__)
+    return module
+
+
+def worlds(base: db.Baseline, compare: str | None, ablate: bool) -> dict[str, Callable[[], None]]:
+    """World name -> what sets it up on the hosts (whatever the previous world left)."""
+    def setup(kaon: bool | None = None, hand: str | None = None, plan: ModuleType = fw_plan,
+              only: str | None = None) -> Callable[[], None]:
+        def apply() -> None:
+            base.firewall(hand)  # the hand-written tables, or none of them
+            for host in VMS:  # kaon's tables, or none of them
+                empty = fw_plan.full_script(fw_plan.Ruleset())
+                nft.run(f"{base.prefix}{host}", empty if kaon is None else kaon_ruleset(host, kaon, plan, only))
+        return apply
+
+    out = {"bare": setup(), "hand-stateful": setup(hand="stateful"), "hand-stateless": setup(hand="stateless"),
+           "kaon-stateful": setup(kaon=True), "kaon-stateless": setup(kaon=False)}
+    if ablate:
+        out |= {"kaon-stateful:bridge": setup(kaon=True, only="bridge"),
+                "kaon-stateful:inet": setup(kaon=True, only="inet")}
+    if compare:
+        other = plan_at(compare)
+        out |= {f"{compare}-stateful": setup(kaon=True, plan=other), f"{compare}-stateless": setup(kaon=False, plan=other)}
+    return out
+
+
+def netfilter_samples(data: Path) -> Counter[str]:
+    out = subprocess.run(["perf", "report", "-i", str(data), "--stdio", "--sort", "sym", "-F", "sample,sym"],
+                         capture_output=True, text=True, check=False).stdout
+    found: Counter[str] = Counter()
+    for line in out.splitlines():
+        m = re.match(r"\s*(\d+)\s+\[k\]\s+(\S+)", line)
+        if m and NETFILTER.match(m.group(2)):
+            found[m.group(2)] += int(m.group(1))
+    return found
+
+
+def one_run(client: str, address: str, seconds: int, data: Path | None) -> tuple[float, float, Counter[str]]:
+    """Gbit/s, GB received, netfilter samples by symbol (empty without perf)."""
+    perf = None
+    if data is not None:
+        perf = subprocess.Popen(["perf", "record", "-a", "-q", "-o", str(data)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.3)
+    try:
+        r = db.run("ip", "netns", "exec", client, "iperf3", "-c", address, "-p", str(db.PORT), "-t", str(seconds),
+                   "-J", timeout=seconds + 60)
+    finally:
+        if perf is not None:
+            perf.send_signal(signal.SIGINT)
+            perf.wait()
+    received = json.loads(r.stdout)["end"]["sum_received"]
+    samples = netfilter_samples(data) if data is not None else Counter()
+    return received["bits_per_second"] / 1e9, received["bytes"] / 1e9, samples
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=2)
+    parser.add_argument("--symbols", type=int, default=0, help="print the top N netfilter symbols per world")
+    parser.add_argument("--compare", metavar="REV", help="also the rulesets of fw_plan.py at git REV (e.g. main)")
+    parser.add_argument("--ablate", action="store_true",
+                        help="also kaon's stateful ruleset with only its bridge table, and with only its inet table")
+    args = parser.parse_args()
+    if os.geteuid() != 0 or not shutil.which("iperf3"):
+        print("nft_cost_bench: needs root and iperf3", file=sys.stderr)
+        return 2
+    if not shutil.which("perf"):
+        print("nft_cost_bench: no perf (Debian linux-perf): throughput only", file=sys.stderr)
+    base = db.Baseline(f"kc{uuid.uuid4().hex[:4]}-")
+    servers: list[subprocess.Popen[bytes]] = []
+    with tempfile.TemporaryDirectory(prefix="kaon-nft-cost-") as tmp:
+        data = Path(tmp, "perf.data") if shutil.which("perf") else None
+        try:
+            base.build()
+            paths = {"vxlan": (f"{base.prefix}vm2", f"{base.prefix}vm1", db.VM2),
+                     "snat": (f"{base.prefix}out", f"{base.prefix}vm2", db.OUTSIDE)}
+            servers = [subprocess.Popen(["ip", "netns", "exec", srv, "iperf3", "-s", "-p", str(db.PORT)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                       for srv, _, _ in paths.values()]
+            setups = worlds(base, args.compare, args.ablate)
+            for _, client, address in paths.values():  # neighbours and FDB before the first run
+                db.run("ip", "netns", "exec", client, "ping", "-c", "2", "-W", "1", address, check=False)
+            gbit: dict[tuple[str, str], list[float]] = {(p, w): [] for p in paths for w in setups}
+            per_gb: dict[tuple[str, str], list[float]] = {(p, w): [] for p in paths for w in setups}
+            symbols: dict[tuple[str, str], Counter[str]] = {(p, w): Counter() for p in paths for w in setups}
+            for _ in range(args.runs):
+                for path, (_, client, address) in paths.items():
+                    for world, setup in setups.items():
+                        setup()
+                        rate, gigabytes, samples = one_run(client, address, args.seconds, data)
+                        gbit[path, world].append(rate)
+                        per_gb[path, world].append(sum(samples.values()) / gigabytes)
+                        symbols[path, world].update({k: round(v / gigabytes) for k, v in samples.items()})
+        finally:
+            for proc in servers:
+                proc.kill()
+                proc.wait()
+            base.close()
+    print(f"\nmedian of {args.runs} x {args.seconds} s iperf3 runs per world, worlds alternating; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    for path in paths:
+        bare = statistics.median(per_gb[path, "bare"]) if data else 0.0
+        for world in setups:
+            line = f"{path:5} {world:15} {statistics.median(gbit[path, world]):6.2f} Gbit/s"
+            if data:
+                cost = statistics.median(per_gb[path, world])
+                line += (f" | netfilter {cost:5.0f} samples/GB [{' '.join(f'{v:.0f}' for v in per_gb[path, world])}]"
+                         f" | above bare {cost - bare:+5.0f}")
+            print(line)
+            for sym, n in symbols[path, world].most_common(args.symbols):
+                print(f"        {n // args.runs:6d}  {sym}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
