@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from kaon.agent.metadata_proxy import ProxyConfig, Table
+from kaon.agent.ns_role import write_if_changed
 from kaon.dataplane import DataplaneError, netns
 from kaon.dataplane.dnsmasq import cmdline
 
@@ -60,7 +61,7 @@ def running(directory: Path) -> tuple[int, list[str]] | None:
 def ensure(directory: Path, ns: str, address: tuple[str, int], upstream: ProxyConfig, table: Table) -> int:
     """A proxy for ``ns`` on ``address`` serving ``table``: adopted, reloaded, restarted or started; its pid."""
     directory.mkdir(parents=True, exist_ok=True)
-    changed = _write_private(directory / TABLE, table.to_json())
+    changed = write_if_changed(directory / TABLE, table.to_json(), mode=0o600)  # it holds the shared secret
     args = command(directory, ns, os.stat(netns.path(ns)).st_ino, address, upstream)
     found = running(directory)
     if found is not None and found[1] != args:
@@ -109,20 +110,4 @@ def stop(directory: Path, timeout: float = 5.0) -> bool:
         if cmdline(pid) is None:
             break
     (directory / PID).unlink(missing_ok=True)
-    return True
-
-
-def _write_private(path: Path, text: str) -> bool:
-    """Replace ``path`` (mode 0600: it holds the shared secret) when its text differs; whether it did."""
-    try:
-        if path.read_text() == text:
-            return False
-    except OSError:
-        pass
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # a leftover tmp file keeps its old mode through O_CREAT
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
     return True

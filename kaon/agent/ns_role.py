@@ -13,15 +13,24 @@ from pathlib import Path
 from kaon.agent.interface_driver import Plug
 
 
-def write_if_changed(path: Path, text: str) -> bool:
-    """Replace a file atomically when its text differs; whether it did (a daemon reloads only then)."""
+def write_if_changed(path: Path, text: str, mode: int | None = None) -> bool:
+    """Replace a file atomically when its text differs; whether it did (a daemon reloads only then).
+
+    ``mode`` (e.g. 0o600 for a file holding a secret) is set on the new file before it holds the text.
+    """
     try:
         if path.read_text() == text:
             return False
     except OSError:
         pass
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
+    if mode is None:
+        tmp.write_text(text)
+    else:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        os.fchmod(fd, mode)  # a leftover tmp file keeps its old mode through O_CREAT
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
     os.replace(tmp, path)
     return True
 

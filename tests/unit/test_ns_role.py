@@ -45,3 +45,12 @@ def test_the_sweep_unplugs_all_but_the_wanted_taps_and_says_when_it_cannot(caplo
     with caplog.at_level(logging.WARNING, logger=log.name):
         assert unplug_stale(FakePlug(fail=True), [], "DHCP ports", log) is False
     assert "cannot remove stale DHCP ports from the integration bridge: ovsdb-server is gone" in caplog.text
+
+
+def test_a_mode_is_set_before_the_text_and_survives_a_leftover_tmp(tmp_path: Path) -> None:
+    path = tmp_path / "table.json"
+    (tmp_path / "table.json.tmp").write_text("old")  # a crash's leftover, world-readable
+    (tmp_path / "table.json.tmp").chmod(0o644)
+    assert write_if_changed(path, "secret", mode=0o600)
+    assert path.read_text() == "secret" and path.stat().st_mode & 0o777 == 0o600
+    assert not write_if_changed(path, "secret", mode=0o600)
