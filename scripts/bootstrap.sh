@@ -50,11 +50,12 @@ OSC_TEST_DEPS=(pytest==9.2.0 fixtures==4.3.2 oslotest==6.1.1 testtools==2.9.1)
 #   iperf3                  benchmarks/dataplane_bench.py (throughput, kaon next to bare kernel)
 #   mariadb-server          MariaDB tests (tests start a private mariadbd by pid; nothing system-wide)
 #   ethtool                 lab OVS hosts: checksum offload off on veths into the userspace datapath
+#   linux-perf              benchmarks/nft_cost_bench.py (netfilter's perf samples per GB)
 APT_PACKAGES=(
   postgresql iproute2 kmod util-linux procps psmisc iptables conntrack
   dnsmasq-base openvswitch-switch iputils-ping iputils-arping python3-venv
   rabbitmq-server busybox libnftables1 socat tcpdump chromium radvd isc-dhcp-client iperf3 mariadb-server
-  ethtool
+  ethtool linux-perf
 )
 # shellcheck disable=SC2206
 APT_PACKAGES+=(${KAON_APT_EXTRA:-})
