@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import os
 import shutil
 import subprocess
@@ -53,6 +54,7 @@ OVS_CONF: dict[str, dict[str, Any]] = {
     "ml2_type_geneve": {"vni_ranges": "1:1000"},
 }
 L2_AGENT_TYPES = ("Linux bridge agent", "Open vSwitch agent")
+LB, OVS = "linuxbridge", "openvswitch"  # the hosts' mechanisms, as fullstack modules parametrize them
 
 
 def require_root() -> None:
@@ -166,6 +168,33 @@ class Stack:
 
         d = OvsDaemons(self.lab.state()["hosts"][host]["ovs"]["rundir"])  # type: ignore[index]
         return [f for f in OpenFlow(d.mgmt, d.env()).dump(bridge) if f.cookie == KAON_COOKIE]
+
+    def vsctl(self, host: str, *args: str) -> str:
+        """``ovs-vsctl`` against an Open vSwitch host's private OVS."""
+        from kaon.dataplane.ovs_daemons import OvsDaemons
+
+        rundir = self.lab.state()["hosts"][host]["ovs"]["rundir"]  # type: ignore[index]
+        return self.host(host, "ovs-vsctl", f"--db={OvsDaemons(rundir).db_remote}", *args)
+
+    def ovs_ports(self, host: str, bridge: str = "br-int") -> dict[str, int | None]:
+        """The ports of ``bridge`` on an Open vSwitch host: name -> tag (None when untagged)."""
+        on_bridge = set(self.vsctl(host, "list-ports", bridge).split())
+        rows = json.loads(self.vsctl(host, "--format=json", "--columns=name,tag", "list", "Port"))["data"]
+        return {name: tag if isinstance(tag, int) else None for name, tag in rows if name in on_bridge}
+
+    def l2_snapshot(self, host: str) -> Any:
+        """What ``host``'s L2 agent has made, to compare across a restart (changed or duplicated?).
+
+        Open vSwitch: kaon's flows (by cookie) on every bridge and br-int's ports with their tags.
+        Linux bridge: the host's links and the bridge each is enslaved to.
+        """
+        if self.mechanism(host) == "openvswitch":
+            bridges = self.vsctl(host, "list-br").split()
+            flows = sorted(f"{br} {f.add_line()}" for br in bridges for f in self.ovs_flows(host, br))
+            return flows, self.ovs_ports(host)
+        out = self.host(host, "ip", "-o", "link", "show")
+        return sorted((line.split(": ")[1].split("@")[0], line.split(" master ")[1].split()[0] if " master " in line
+                       else "") for line in out.splitlines())
 
     def flood_entries(self, host: str, vni: int) -> set[str]:
         """The VTEPs ``host`` floods a VXLAN network's frames to (l2population's flood list)."""

@@ -11,6 +11,10 @@ runs the dhcp role, with ``enable_isolated_metadata = true``.
 * kill -9 and restart h1's agent: dnsmasq adopted (same pid, one per
   network), a VM renews the same address, a network deleted meanwhile has its
   namespace swept.
+
+Every scenario runs on Linux bridge hosts and on Open vSwitch hosts (issue 11: the
+network node's ports on br-int with ``interface_driver = openvswitch``, the provider
+network through br-ex); one stack per mechanism for the module.
 """
 
 from __future__ import annotations
@@ -25,15 +29,15 @@ from typing import Any
 
 import pytest
 
-from tests.fullstack.stack import Stack, stack, wait_for
+from tests.fullstack.stack import LB, OVS, Stack, stack, wait_for
 
 pytestmark = [pytest.mark.needs_root]
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@pytest.fixture(scope="module", params=[LB, OVS])
+def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     conf = {"DEFAULT": {"enable_isolated_metadata": "true"}}
-    with stack(tmp_path_factory.mktemp("dhcp"), hosts=2, extra_conf=conf) as s:
+    with stack(tmp_path_factory.mktemp("dhcp"), hosts=2, extra_conf=conf, mechanism=request.param) as s:
         wait_for("the DHCP agent on h1", lambda: any(
             a["alive"] for a in s.api("GET", "/v2.0/agents", agent_type="DHCP agent")["agents"]))
         yield s

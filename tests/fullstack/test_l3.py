@@ -6,8 +6,13 @@ or metadata, on a lab of two hosts whose h1 also runs the l3 role.
   outside reaches; router ports become ACTIVE;
 * seed 004: two routers, two networks both 192.168.101.0/24, a VM at .3 on
   each: both reach the outside, each floating IP reaches the right VM;
-* kill -9 and restart h1's agent: NAT still works, nothing duplicated; a
-  deleted router's namespace is swept.
+* kill -9 and restart h1's agent: NAT still works, nothing duplicated (the
+  router namespace, and h1's L2 wiring: OVS flows and br-int ports, or Linux
+  bridge links); a deleted router's namespace is swept.
+
+Every scenario runs on Linux bridge hosts and on Open vSwitch hosts (issue 11:
+``interface_driver = openvswitch``, qr-/qg- ports on br-int, the external
+network through br-ex).
 """
 
 from __future__ import annotations
@@ -23,16 +28,16 @@ from typing import Any
 import pytest
 
 from kaon.dataplane import nft
-from tests.fullstack.stack import Stack, stack, wait_for
+from tests.fullstack.stack import LB, OVS, Stack, stack, wait_for
 
 pytestmark = [pytest.mark.needs_root]
 
 OUTSIDE = "192.168.100.1"
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with stack(tmp_path_factory.mktemp("l3"), hosts=2) as s:
+@pytest.fixture(scope="module", params=[LB, OVS])
+def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with stack(tmp_path_factory.mktemp("l3"), hosts=2, mechanism=request.param) as s:
         wait_for("the L3 agent on h1", lambda: any(
             a["alive"] for a in s.api("GET", "/v2.0/agents", agent_type="L3 agent")["agents"]))
         s.open_default_groups()  # the outside pings and connects to the VMs' floating IPs
@@ -173,6 +178,9 @@ def test_agent_kill_restart_keeps_nat_and_sweeps_a_deleted_router(lab: Stack, ex
     address = fip(lab, ext["id"], vm["port_id"])
     wait_ping(lab, "k1", OUTSIDE)
     ns = router_ns(lab, r["id"])
+    lab.wait_converged()
+    # h1's L2 side (OVS: kaon's flows and br-int's tagged ports; Linux bridge: links and their bridges).
+    l2_before = lab.l2_snapshot("h1")
     os.kill(agent_pid(lab, "h1"), signal.SIGKILL)
     wait_for("h1's agent gone", lambda: subprocess.run(["kill", "-0", str(agent_pid(lab, "h1"))],
                                                        capture_output=True).returncode != 0, timeout=10)
@@ -181,6 +189,7 @@ def test_agent_kill_restart_keeps_nat_and_sweeps_a_deleted_router(lab: Stack, ex
     lab.wait_converged(timeout=30)
     assert lab.ping("k1", OUTSIDE, count=2)
     assert lab.lab.outside_exec(["ping", "-c", "1", "-W", "2", address], capture=True).returncode == 0
+    assert lab.l2_snapshot("h1") == l2_before, "the restarted agent changed or duplicated h1's L2 wiring"
     tables = in_ns(ns, "ip", "-o", "link").stdout  # one veth end per port, no second one
     assert sum(1 for line in tables.splitlines() if ": qg-" in line) == 1
     addrs = in_ns(ns, "ip", "-o", "-4", "addr", "show").stdout

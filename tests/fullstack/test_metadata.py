@@ -22,6 +22,10 @@ API would be) on a free port of the root namespace's 127.0.0.1.
 
 Seed 002 runs first and removes its flat network: the lab has one physical
 network, and seed 001's ext-net is flat on it too.
+
+Every scenario runs on Linux bridge hosts and on Open vSwitch hosts (issue 11: the
+network node's ports on br-int with ``interface_driver = openvswitch``, the provider
+network through br-ex); one stack per mechanism for the module.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ import pytest
 
 from tests.fixtures import free_port, wait_for_port
 from tests.fixtures.server import REPO_ROOT
-from tests.fullstack.stack import Stack, stack, wait_for
+from tests.fullstack.stack import LB, OVS, Stack, stack, wait_for
 
 pytestmark = [pytest.mark.needs_root]
 
@@ -72,12 +76,12 @@ class MetadataService:
             self.proc.wait()
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, int]]:
+@pytest.fixture(scope="module", params=[LB, OVS])
+def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, int]]:
     port = free_port()
     conf = {"DEFAULT": {"enable_isolated_metadata": "true", "metadata_proxy_shared_secret": SECRET,
                         "nova_metadata_host": "127.0.0.1", "nova_metadata_port": str(port)}}
-    with stack(tmp_path_factory.mktemp("md"), hosts=2, extra_conf=conf) as s:
+    with stack(tmp_path_factory.mktemp("md"), hosts=2, extra_conf=conf, mechanism=request.param) as s:
         for kind in ("DHCP agent", "L3 agent"):
             wait_for(f"the {kind} on h1", lambda k=kind: any(
                 a["alive"] for a in s.api("GET", "/v2.0/agents", agent_type=k)["agents"]))
