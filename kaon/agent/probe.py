@@ -223,7 +223,8 @@ class VxlanProber:
 
     def _receive(self, timeout: float) -> None:
         sock = self._sock
-        if sock is None:
+        if sock is None:  # no peer wired yet (an OVS host): wait out the round, do not spin
+            self._stop.wait(timeout)
             return
         deadline = time.monotonic() + timeout
         while not self._stop.is_set():
