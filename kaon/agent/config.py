@@ -75,8 +75,23 @@ def agent_config(cfg: Config) -> AgentConfig:
     proxy = proxy_config(cfg)
     # DHCP and router ports are plugged the way the host's L2 agent wires ports: a mismatch is refused here.
     interface_driver(cfg, "openvswitch" if ovs_selected(cfg) else "linuxbridge")
+    # What every agent reads, whichever L2 mechanism it runs.
+    common: dict[str, Any] = dict(
+        host=text("agent", "host") or cfg.default.host,
+        transport_url=cfg.default.transport_url,
+        state_path=cfg.default.state_path,
+        namespace=text("agent", "namespace"),
+        namespace_prefix=text("agent", "namespace_prefix") or "",
+        report_interval=typed("agent", "report_interval", parse_int, 30),
+        resync_interval=typed("agent", "resync_interval", parse_int, 30),
+        enable_security_group=typed("securitygroup", "enable_security_group", parse_bool, True),
+        firewall_driver=text("securitygroup", "firewall_driver") or "",
+        availability_zone=text("agent", "availability_zone") or "nova",
+        nova_metadata_host=proxy.nova_metadata_host,
+        nova_metadata_port=proxy.nova_metadata_port,
+    )
     if ovs_selected(cfg):
-        return _ovs_agent_config(cfg, text, typed, proxy)
+        return _ovs_agent_config(cfg, common)
     local_ip = text("vxlan", "local_ip")
     enable_vxlan = typed("vxlan", "enable_vxlan", parse_bool, True)
     if enable_vxlan and not local_ip:
@@ -93,47 +108,25 @@ def agent_config(cfg: Config) -> AgentConfig:
                               "address on the overlay network)", file=cfg.origins.get(("vxlan", "local_ip")),
                               section="vxlan", option="local_ip") from None
     return AgentConfig(
-        host=text("agent", "host") or cfg.default.host,
-        transport_url=cfg.default.transport_url,
-        state_path=cfg.default.state_path,
-        namespace=text("agent", "namespace"),
-        namespace_prefix=text("agent", "namespace_prefix") or "",
-        report_interval=typed("agent", "report_interval", parse_int, 30),
-        resync_interval=typed("agent", "resync_interval", parse_int, 30),
+        **common,
         interface_mappings=typed("linux_bridge", "physical_interface_mappings", parse_mapping, {}),
         bridge_mappings=typed("linux_bridge", "bridge_mappings", parse_mapping, {}),
         enable_vxlan=enable_vxlan,
         local_ip=local_ip,
         l2_population=typed("vxlan", "l2_population", parse_bool, False),
         vxlan_group=text("vxlan", "vxlan_group"),
-        enable_security_group=typed("securitygroup", "enable_security_group", parse_bool, True),
-        firewall_driver=text("securitygroup", "firewall_driver") or "",
-        availability_zone=text("agent", "availability_zone") or "nova",
-        nova_metadata_host=proxy.nova_metadata_host,
-        nova_metadata_port=proxy.nova_metadata_port,
     )
 
 
-def _ovs_agent_config(cfg: Config, text, typed, proxy) -> AgentConfig:  # type: ignore[no-untyped-def]
+def _ovs_agent_config(cfg: Config, common: dict[str, Any]) -> AgentConfig:
     """The options every manager reads, for an Open vSwitch agent (openvswitch_agent.ini's names)."""
     opts = ovs_config(cfg).options
     return AgentConfig(
-        host=text("agent", "host") or cfg.default.host,
-        transport_url=cfg.default.transport_url,
-        state_path=cfg.default.state_path,
-        namespace=text("agent", "namespace"),
-        namespace_prefix=text("agent", "namespace_prefix") or "",
-        report_interval=typed("agent", "report_interval", parse_int, 30),
-        resync_interval=typed("agent", "resync_interval", parse_int, 30),
+        **common,
         bridge_mappings=dict(opts.bridge_mappings),
         enable_vxlan="vxlan" in opts.tunnel_types,
         local_ip=opts.local_ip,
         l2_population=opts.l2_population,
-        enable_security_group=typed("securitygroup", "enable_security_group", parse_bool, True),
-        firewall_driver=text("securitygroup", "firewall_driver") or "",
-        availability_zone=text("agent", "availability_zone") or "nova",
-        nova_metadata_host=proxy.nova_metadata_host,
-        nova_metadata_port=proxy.nova_metadata_port,
         mechanism="openvswitch",
         ovs_tunnel_types=opts.tunnel_types,
     )
