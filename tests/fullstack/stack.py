@@ -13,6 +13,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -193,8 +194,12 @@ class Stack:
             flows = sorted(f"{br} {f.add_line()}" for br in bridges for f in self.ovs_flows(host, br))
             return flows, self.ovs_ports(host)
         out = self.host(host, "ip", "-o", "link", "show")
-        return sorted((line.split(": ")[1].split("@")[0], line.split(" master ")[1].split()[0] if " master " in line
-                       else "") for line in out.splitlines())
+        links = sorted((line.split(": ")[1].split("@")[0], line.split(" master ")[1].split()[0] if " master " in line
+                        else "") for line in out.splitlines())
+        # A starting agent's kernel-feature probe (kaon.dataplane.features) makes and deletes scratch
+        # devices kp<6 hex><kind> for a moment: not L2 wiring.
+        return [(name, master) for name, master in links
+                if not re.fullmatch(r"kp[0-9a-f]{6}(br|vx|va|vb|vl)", name)]
 
     def flood_entries(self, host: str, vni: int) -> set[str]:
         """The VTEPs ``host`` floods a VXLAN network's frames to (l2population's flood list)."""
