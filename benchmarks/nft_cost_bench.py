@@ -15,7 +15,7 @@ into both host namespaces, in turn:
 
 and runs iperf3 (VM to VM across VXLAN; VM to outside through SNAT) under ``perf record -a``,
 counting the samples that fall in netfilter's functions (nf_*, nft_*, br_nf_*, conntrack) per GB
-received. The worlds alternate within each round. Output per world: median Gbit/s, median
+received, and all busy CPU samples (idle excluded) per GB. The worlds alternate within each round. Output per world: median Gbit/s, median
 netfilter samples/GB, and with ``--symbols`` where they go.
 
     sudo .venv/bin/python benchmarks/nft_cost_bench.py [--runs 5 --seconds 2 --symbols 15 --compare main]
@@ -60,6 +60,9 @@ from kaon.model.intent import SCHEMA_VERSION, HostIntent  # noqa: E402
 # Netfilter's own work: hooks, br_netfilter, nf_tables, conntrack, set back ends and their hash.
 NETFILTER = re.compile(r"^(__)?(nf_|nft_|br_nf|ip_sabotage|ipv[46]_conntrack|ipv[46]_confirm|hash_conntrack|"
                        r"____nf_conntrack|nf_conntrack|jhash|skb_ext|__skb_ext)")
+ALL = "(everything else)"  # the samples outside netfilter, kernel and user, idle excluded
+IDLE = re.compile(r"^(default_idle|pv_native_safe_halt|intel_idle|acpi_idle|cpu_idle|do_idle|poll_idle|mwait_idle|"
+                  r"native_safe_halt|arch_cpu_idle|cpuidle_)")
 VMS = {"h1": ("tap-vm1", "fa:16:3e:00:01:01", db.VM1), "h2": ("tap-vm2", "fa:16:3e:00:01:02", db.VM2)}
 RULE = {"direction": "ingress", "ethertype": "IPv4", "protocol": None, "port_range_min": None,
         "port_range_max": None, "remote_ip_prefix": None, "remote_set": None}
@@ -124,9 +127,10 @@ def netfilter_samples(data: Path) -> Counter[str]:
                          capture_output=True, text=True, check=False).stdout
     found: Counter[str] = Counter()
     for line in out.splitlines():
-        m = re.match(r"\s*(\d+)\s+\[k\]\s+(\S+)", line)
-        if m and NETFILTER.match(m.group(2)):
-            found[m.group(2)] += int(m.group(1))
+        m = re.match(r"\s*(\d+)\s+\[(.)\]\s+(\S+)", line)
+        if m:
+            if not IDLE.match(m.group(3)):
+                found[m.group(3) if m.group(2) == "k" and NETFILTER.match(m.group(3)) else ALL] += int(m.group(1))
     return found
 
 
@@ -179,6 +183,7 @@ def main() -> int:
                 db.run("ip", "netns", "exec", client, "ping", "-c", "2", "-W", "1", address, check=False)
             gbit: dict[tuple[str, str], list[float]] = {(p, w): [] for p in paths for w in setups}
             per_gb: dict[tuple[str, str], list[float]] = {(p, w): [] for p in paths for w in setups}
+            busy_gb: dict[tuple[str, str], list[float]] = {(p, w): [] for p in paths for w in setups}
             symbols: dict[tuple[str, str], Counter[str]] = {(p, w): Counter() for p in paths for w in setups}
             for _ in range(args.runs):
                 for path, (_, client, address) in paths.items():
@@ -186,7 +191,9 @@ def main() -> int:
                         setup()
                         rate, gigabytes, samples = one_run(client, address, args.seconds, data)
                         gbit[path, world].append(rate)
-                        per_gb[path, world].append(sum(samples.values()) / gigabytes)
+                        per_gb[path, world].append((sum(samples.values()) - samples[ALL]) / gigabytes)
+                        busy_gb[path, world].append(sum(samples.values()) / gigabytes)
+                        del samples[ALL]
                         symbols[path, world].update({k: round(v / gigabytes) for k, v in samples.items()})
         finally:
             for proc in servers:
@@ -197,12 +204,15 @@ def main() -> int:
           f"load average {os.getloadavg()[0]:.1f}")
     for path in paths:
         bare = statistics.median(per_gb[path, "bare"]) if data else 0.0
+        bare_busy = statistics.median(busy_gb[path, "bare"]) if data else 0.0
         for world in setups:
             line = f"{path:5} {world:15} {statistics.median(gbit[path, world]):6.2f} Gbit/s"
             if data:
                 cost = statistics.median(per_gb[path, world])
                 line += (f" | netfilter {cost:5.0f} samples/GB [{' '.join(f'{v:.0f}' for v in per_gb[path, world])}]"
                          f" | above bare {cost - bare:+5.0f}")
+                busy = statistics.median(busy_gb[path, world])
+                line += f" | all CPU {busy:5.0f} samples/GB, above bare {busy - bare_busy:+5.0f} ({busy / bare_busy - 1:+.1%})"
             print(line)
             for sym, n in symbols[path, world].most_common(args.symbols):
                 print(f"        {n // args.runs:6d}  {sym}")

@@ -5,7 +5,8 @@ report_interval`` (30 s), kaon's ``[agent] namespace`` (program devices in
 that network namespace; the lab's simulated hosts) and ``resync_interval``;
 ``[linux_bridge] physical_interface_mappings``, ``bridge_mappings``;
 ``[vxlan] enable_vxlan``, ``local_ip``, ``l2_population``, ``vxlan_group``;
-``[securitygroup] enable_security_group``, ``firewall_driver`` (kaon.agent.firewall);
+``[securitygroup] enable_security_group``, ``firewall_driver`` and kaon's
+``netfilter_all_bridges`` (kaon.agent.firewall);
 ``[agent] availability_zone`` (``nova``) and the metadata proxy's
 ``nova_metadata_host``/``port``, for the agent records.
 
@@ -46,6 +47,11 @@ class AgentConfig:
     vxlan_group: str | None = None
     enable_security_group: bool = True
     firewall_driver: str = ""  # unset or "noop": no filtering, as in Neutron
+    # True: bridged traffic of every bridge in the namespace reaches netfilter (the namespace-wide
+    # br_netfilter sysctls = 1, as Neutron's guide asks). False: only the bridges that carry a
+    # stateful port do (per bridge), and the sysctls are set to 0 — for a namespace kaon owns
+    # (the default when ``[agent] namespace`` is set).
+    netfilter_all_bridges: bool = True
     # [agent] availability_zone: what the DHCP and L3 agents' records say (Neutron's default).
     availability_zone: str = "nova"
     # Where the metadata proxies of the DHCP and L3 roles send requests (the Metadata agent's record).
@@ -86,6 +92,11 @@ def agent_config(cfg: Config) -> AgentConfig:
         resync_interval=typed("agent", "resync_interval", parse_int, 30),
         enable_security_group=typed("securitygroup", "enable_security_group", parse_bool, True),
         firewall_driver=text("securitygroup", "firewall_driver") or "",
+        # Default: every bridge on the machine's own namespace (the host's br_netfilter sysctls are
+        # shared with whatever else bridges there), only the stateful ports' bridges in a namespace
+        # of kaon's own ([agent] namespace: the lab's hosts, the tests').
+        netfilter_all_bridges=typed("securitygroup", "netfilter_all_bridges", parse_bool,
+                                    text("agent", "namespace") is None),
         availability_zone=text("agent", "availability_zone") or "nova",
         nova_metadata_host=proxy.nova_metadata_host,
         nova_metadata_port=proxy.nova_metadata_port,

@@ -17,9 +17,18 @@ After a change it deletes the conntrack entries of flows the new rules no
 longer allow (kaon.agent.fw_conntrack), as Neutron does.
 
 Fail closed: the stateful half of the design works only while bridged IPv4
-and IPv6 traverse netfilter (``net.bridge.bridge-nf-call-iptables`` and
-``-ip6tables`` = 1 in the host namespace). The firewall sets and checks
-them on every pass; when it cannot, or when the kernel refuses the ruleset,
+and IPv6 traverse netfilter (br_netfilter). With ``[securitygroup]
+netfilter_all_bridges = true`` (the default, Neutron's way) that is
+``net.bridge.bridge-nf-call-iptables`` and ``-ip6tables`` = 1 in the host
+namespace, for every bridge in it. With ``false`` — for a namespace kaon owns,
+as the lab's hosts and ``kaon up``'s — those sysctls are set to 0 and only the
+bridges that carry a stateful port get the bridge's own switches
+(``nf_call_iptables``/``ip6tables``): L2 makes such a bridge with them on, and
+the firewall sets them on a bridge that exists before L2 plugs a port into
+it. Every other bridge's traffic (a router's external network, networks of
+stateless ports only) then skips br_netfilter and conntrack altogether. The
+firewall sets and checks this on every pass; when it cannot, or when the
+kernel refuses the ruleset,
 it logs an ERROR and names the secured ports it cannot vouch for (its
 outcome's ``hold``) — L2 keeps those out of their bridges (DOWN) rather than let them pass
 traffic unfiltered. A ruleset that failed to load leaves the previous one in
@@ -35,9 +44,11 @@ from collections.abc import Callable
 
 from kaon.agent import fw_conntrack, fw_plan
 from kaon.agent.config import AgentConfig
+from kaon.agent.l2_plan import bridge_of
 from kaon.agent.manager import Outcome, Step
 from kaon.config import ConfigError
-from kaon.dataplane import conntrack, netns, nft
+from kaon.dataplane import LinkNotFound, conntrack, netns, nft
+from kaon.dataplane.linux_l2 import LinuxL2
 from kaon.model.intent import FirewallIntent, HostIntent
 
 LOG = logging.getLogger("kaon.agent.firewall")
@@ -57,25 +68,35 @@ def enabled(cfg: AgentConfig) -> bool:
     return cfg.enable_security_group and driver not in NOOP
 
 
-def ensure_br_netfilter(namespace: str | None) -> None:
-    """Make bridged traffic traverse the inet hooks in ``namespace``; raise when it cannot."""
+def ensure_br_netfilter(namespace: str | None, all_bridges: bool = True) -> None:
+    """The namespace-wide br_netfilter sysctls in ``namespace``: 1 when every bridge's traffic is
+    to traverse the inet hooks, 0 when only some bridges' is (their own switches, set per bridge);
+    raise when br_netfilter is not there or the value does not hold."""
+    value = "1" if all_bridges else "0"
+
     def ensure() -> None:
         for key in SYSCTLS:
             path = "/proc/sys/" + key.replace(".", "/")
             with open(path) as fh:
-                if fh.read().strip() == "1":
+                if fh.read().strip() == value:
                     continue
             with open(path, "w") as fh:
-                fh.write("1")
+                fh.write(value)
             with open(path) as fh:
-                if fh.read().strip() != "1":
-                    raise OSError(f"{key} stays {fh.read().strip()!r} after writing 1")
+                if fh.read().strip() != value:
+                    raise OSError(f"{key} stays {fh.read().strip()!r} after writing {value}")
 
     try:
         netns.run_in(namespace, ensure)
     except OSError as exc:
         # No /proc/sys/net/bridge: br_netfilter is not loaded (modprobe br_netfilter).
-        raise FirewallUnavailable(f"cannot enable br_netfilter ({', '.join(SYSCTLS)}): {exc}") from exc
+        raise FirewallUnavailable(f"cannot {'enable' if all_bridges else 'set'} br_netfilter "
+                                  f"({', '.join(SYSCTLS)}): {exc}") from exc
+
+
+def set_bridge_netfilter(namespace: str | None, bridge: str, on: bool) -> None:
+    with LinuxL2(namespace) as links:
+        links.set_bridge_netfilter(bridge, on)
 
 
 class FirewallUnavailable(Exception):
@@ -85,20 +106,24 @@ class FirewallUnavailable(Exception):
 Run = Callable[..., object]  # (namespace, nft script[, output flags]) -> output
 Forget = Callable[[str | None, list[str]], None]  # (namespace, conntrack -D arguments)
 Generation = Callable[[str | None], int]  # the nftables ruleset generation of a namespace
-Ensure = Callable[[str | None], None]  # make bridged traffic reach netfilter in a namespace, or raise
+Ensure = Callable[[str | None, bool], None]  # (namespace, all bridges?): bridged traffic to netfilter, or raise
+SetBridge = Callable[[str | None, str, bool], None]  # (namespace, bridge, on): a bridge's own br_netfilter switches
 
 
 class Firewall:
     name = "firewall"
 
     def __init__(self, cfg: AgentConfig, run: Run | None = None, ensure: Ensure | None = None,
-                 forget: Forget | None = None, generation: Generation | None = None) -> None:
+                 forget: Forget | None = None, generation: Generation | None = None,
+                 set_bridge: SetBridge | None = None) -> None:
         self.cfg = cfg
         self.enabled = enabled(cfg)
         self._run: Run = run or nft.run  # tests pass fakes
         self._ensure: Ensure = ensure or ensure_br_netfilter
         self._forget: Forget = forget or conntrack.delete
         self._generation: Generation = generation or nft.generation
+        self._set_bridge: SetBridge = set_bridge or set_bridge_netfilter
+        self._nf_bridges: set[str] = set()  # bridges whose own br_netfilter switches this firewall set
         self._written_gen: int | None = None  # the namespace's nft generation right after our last write
         self._intent: HostIntent | None = None
         self._firewall: FirewallIntent | None = None  # the intent part ``applied`` was built from
@@ -115,8 +140,10 @@ class Firewall:
         self._intent = intent
 
     def mark_dirty(self) -> None:
-        """Read the tables back on the next pass: someone may have edited them."""
+        """Read the tables back on the next pass: someone may have edited them (and set the
+        bridges' br_netfilter switches again: someone may have turned one off)."""
         self._check = True
+        self._nf_bridges.clear()
 
     def close(self) -> None:
         """Nothing runs: the tables outlive the agent and are adopted (rewritten once) at restart."""
@@ -128,24 +155,51 @@ class Firewall:
         fw = intent.firewall
         secured = fw_plan.secured(fw)
         try:
-            self._ensure(self.cfg.namespace)
+            self._ensure(self.cfg.namespace, self.cfg.netfilter_all_bridges)
         except FirewallUnavailable as exc:
             # Every rule of the inet table would be bypassed: no secured port is safe.
             self._error(f"security groups cannot be enforced, keeping {len(secured)} port(s) down: {exc}")
             return Outcome(False, frozenset(secured))
+        unsafe = self._ensure_bridges(intent)
+        if unsafe:
+            return Outcome(False, frozenset(unsafe & secured))
         try:
             if self._check:
                 self._read_back()
             previous = self.applied.numbers if self.applied is not None else None
-            changes = self._write(fw_plan.build(fw, intent.networks, previous))
+            changes = self._write(fw_plan.build(fw, intent.networks, previous, zones=self._zones(intent)))
         except Exception as exc:
             guarded = self.applied.guarded if self.applied is not None else frozenset()
             self.applied = None  # unknown now: the next pass replaces the tables whole
             self._error(f"firewall update failed, ports it does not cover yet stay down: {exc}")
             return Outcome(False, frozenset(secured - guarded))
-        errors = self._forget_flows(self._firewall, fw, {pid: p.network_id for pid, p in intent.ports.items()})
+        errors = self._forget_flows(self._firewall, fw, {pid: p.network_id for pid, p in intent.ports.items()},
+                                    fw_plan.zone if self._zones(intent) else lambda network_id: 0)
         self._firewall = fw
         return Outcome(True, changes=changes, errors=errors)
+
+    def _ensure_bridges(self, intent: HostIntent) -> set[str]:
+        """Per-bridge mode: br_netfilter on for each existing bridge of a stateful port's network
+        (one that does not exist yet is made with it by L2). Returns the ports it could not vouch for."""
+        if self.cfg.netfilter_all_bridges:
+            return set()
+        network_of = {pid: p.network_id for pid, p in intent.ports.items()}
+        unsafe: set[str] = set()
+        for net_id in sorted(fw_plan.netfilter_networks(intent.firewall, network_of)):
+            net = intent.networks.get(net_id)
+            bridge = bridge_of(net, self.cfg) if net is not None else None
+            if bridge is None or bridge in self._nf_bridges:
+                continue
+            try:
+                self._set_bridge(self.cfg.namespace, bridge, True)
+            except LinkNotFound:
+                continue  # L2 makes it, with the switches on, before it plugs anything into it
+            except Exception as exc:
+                self._error(f"cannot turn br_netfilter on for bridge {bridge}: its ports stay down: {exc}")
+                unsafe |= {pid for pid, n in network_of.items() if n == net_id}
+                continue
+            self._nf_bridges.add(bridge)
+        return unsafe
 
     def _write(self, want: fw_plan.Ruleset) -> int:
         have = self.applied
@@ -202,11 +256,16 @@ class Firewall:
         else:
             self._written_gen = self._gen()  # someone else's commit, not touching our tables
 
+    def _zones(self, intent: HostIntent) -> bool:
+        network_of = {pid: p.network_id for pid, p in intent.ports.items()}
+        return fw_plan.zones_needed(self.cfg.netfilter_all_bridges,
+                                    fw_plan.netfilter_networks(intent.firewall, network_of))
+
     def _forget_flows(self, old: FirewallIntent | None, new: FirewallIntent | None,
-                      network_of: dict[str, str]) -> tuple[tuple[str, str], ...]:
+                      network_of: dict[str, str], zone_of: Callable[[str], int | None]) -> tuple[tuple[str, str], ...]:
         """Delete the conntrack entries of flows the change no longer allows (after the new rules are in)."""
         errors = []
-        for flow in fw_conntrack.stale_flows(old, new, network_of):
+        for flow in fw_conntrack.stale_flows(old, new, network_of, zone_of):
             try:
                 self._forget(self.cfg.namespace, flow.args())
                 self.forgotten += 1

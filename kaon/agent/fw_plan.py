@@ -17,7 +17,8 @@ family, so the work is split in two tables, both owned by name:
   egress and ingress chains keyed on that mark, ``ct state
   established,related`` accepted, one chain per security group with its
   rules, remote groups as named interval sets, default drop; a conntrack
-  zone per network.
+  zone per network wherever two networks' traffic meets in conntrack
+  (:func:`zones_needed`).
 
 The base chains hold only what the host's ports need: without a stateful
 port there is no ``ct`` expression (kaon turns no conntrack on in the
@@ -51,6 +52,7 @@ from dataclasses import dataclass, field
 
 import netaddr
 
+from kaon.model import names
 from kaon.model.intent import FirewallIntent, FirewallPort, FirewallRule, NetworkIntent, SecurityGroupIntent
 
 Key = tuple[str, str]  # (family, object name)
@@ -114,8 +116,13 @@ def number_ports(previous: Mapping[str, int], ports: Iterable[str]) -> dict[str,
 
 
 def build(fw: FirewallIntent | None, networks: Mapping[str, NetworkIntent],
-          previous: Mapping[str, int] | None = None) -> Ruleset:
-    """The wanted objects; ``previous``: the port numbers in force (kept for ports still here)."""
+          previous: Mapping[str, int] | None = None, zones: bool = True) -> Ruleset:
+    """The wanted objects; ``previous``: the port numbers in force (kept for ports still here).
+
+    ``zones``: a conntrack zone per network. Needed where two networks' traffic meets in the
+    namespace's conntrack table (the same addresses in two tenants' networks); where only one
+    network's bridge goes through conntrack at all (kaon.agent.firewall's per-bridge mode, see
+    :func:`zones_needed`), zones separate nothing and would cost a base chain per packet."""
     ports = {pid: p for pid, p in fw.ports.items() if p.port_security} if fw is not None else {}
     if not ports:
         return Ruleset()
@@ -123,7 +130,7 @@ def build(fw: FirewallIntent | None, networks: Mapping[str, NetworkIntent],
     numbers = number_ports(previous or {}, ports)
     rs = Ruleset(guarded=frozenset(ports), numbers=numbers)
     _skeleton(rs, stateful=any(p.stateful is not False for p in ports.values()),
-              stateless=any(p.stateful is False for p in ports.values()))
+              stateless=any(p.stateful is False for p in ports.values()), zones=zones)
     for key in rs.decls:
         rs.elements[key] = {}
     for key, (kind, members) in CONSTANT_SETS.items():
@@ -143,9 +150,32 @@ def build(fw: FirewallIntent | None, networks: Mapping[str, NetworkIntent],
             kind = "ipv4_addr" if name.startswith("sg4-") else "ipv6_addr"
             rs.decls[family, name] = f"set {{ type {kind}; flags interval; }}"
             rs.elements[family, name] = dict.fromkeys(fw.sets[name], "")
-    rs.elements["inet", "zone_of"] = {f'"{net.bridge}"': str(zone(nid))
-                                      for nid, net in sorted(networks.items()) if net.bridge}
+    if ("inet", "zone_of") in rs.decls:
+        rs.elements["inet", "zone_of"] = {f'"{net.bridge}"': str(zone(nid))
+                                          for nid, net in sorted(networks.items()) if net.bridge}
     return rs
+
+
+def netfilter_networks(fw: FirewallIntent | None, network_of: Mapping[str, str]) -> set[str]:
+    """The networks whose bridge must hand IPv4/IPv6 to netfilter (br_netfilter): those with a
+    secured stateful port. ``network_of``: port id -> network id (the intent's ports).
+
+    Only they need it: a stateless port is filtered in the bridge family, and routers' and DHCP
+    ports are not filtered. Every other bridge then costs nothing in conntrack (with
+    ``[securitygroup] netfilter_all_bridges = false``; see kaon.agent.firewall)."""
+    if fw is None:
+        return set()
+    return {network_of[pid] for pid, p in fw.ports.items()
+            if p.port_security and p.stateful is not False and pid in network_of}
+
+
+def zones_needed(all_bridges: bool, tracked_networks: set[str]) -> bool:
+    """Whether conntrack zones are needed: when every bridge of the namespace goes through
+    br_netfilter (any bridge, kaon's or not, may carry the same addresses as another), or when
+    more than one network's bridge does (per-bridge mode; ``tracked_networks``:
+    :func:`netfilter_networks`). The host's own traffic shares zone 0 with the one tracked
+    network then, as it shares the table with every network on a host without zones."""
+    return all_bridges or len(tracked_networks) > 1
 
 
 def _family(port: FirewallPort) -> str:
@@ -164,7 +194,7 @@ def zone(network_id: str) -> int:
 
 
 # -- the fixed part: base chains dispatching through named maps -------------------
-def _skeleton(rs: Ruleset, stateful: bool, stateless: bool) -> None:
+def _skeleton(rs: Ruleset, stateful: bool, stateless: bool, zones: bool = True) -> None:
     """The base chains, and in them only what the host's ports need.
 
     Every packet crossing the host's namespace runs them (the underlay's VXLAN packets too), so
@@ -177,9 +207,9 @@ def _skeleton(rs: Ruleset, stateful: bool, stateless: bool) -> None:
         ("bridge", "untracked_mac"): "set { type ether_addr; }",  # stateless ports' MACs, as destinations
         ("inet", "out_port"): "map { type mark : verdict; }",
         ("inet", "in_port"): "map { type mark : verdict; }",
-        # One map lookup per packet, however many networks the host has.
-        ("inet", "zone_of"): "map { typeof iifname : ct zone; }",
     })
+    if zones:  # one map lookup per packet, however many networks the host has
+        rs.decls["inet", "zone_of"] = "map { typeof iifname : ct zone; }"
     hook = "type filter hook {} priority {}; policy accept;"
     rs.hooks.update({("bridge", "prerouting"): hook.format("prerouting", "filter"),
                      ("bridge", "forward"): hook.format("forward", "filter")})
@@ -195,12 +225,14 @@ def _skeleton(rs: Ruleset, stateful: bool, stateless: bool) -> None:
     })
     if not stateful:  # stateless ports are wholly in the bridge family: no inet hook to run
         return
-    rs.hooks.update({("inet", "zones"): hook.format("prerouting", "raw"),
-                     ("inet", "forward"): hook.format("forward", "0")})
-    rs.chains.update({
+    if zones:
+        rs.hooks["inet", "zones"] = hook.format("prerouting", "raw")
         # A conntrack zone per network, set before conntrack (priority raw) — but not for an
         # untracked packet: setting a zone gives it a conntrack template again.
-        ("inet", "zones"): (("ct state untracked accept",) if stateless else ()) + ("ct zone set iifname map @zone_of",),
+        rs.chains["inet", "zones"] = (("ct state untracked accept",) if stateless else ()) + (
+            "ct zone set iifname map @zone_of",)
+    rs.hooks["inet", "forward"] = hook.format("forward", "0")
+    rs.chains.update({
         # One base chain (one hook invocation per packet): the sender's egress checks first; what
         # they allow continues with ``goto ingress`` (the receiver's checks), whose accept or drop
         # ends the hook. A packet from no filtered port goes to ``ingress`` directly.
@@ -208,7 +240,12 @@ def _skeleton(rs: Ruleset, stateful: bool, stateless: bool) -> None:
         # such a packet accepts it anyway (stateful ports' first rule; a stateless port's packets
         # are untracked, never "established"; an unfiltered port accepts all), so most packets
         # cost one conntrack state test here, however many ports and rules the host has.
-        ("inet", "forward"): ("ct state established,related accept",
+        # On kaon's own bridges the port marks are cleared once the packet is let through: a
+        # packet with a mark leaves by VXLAN without the tunnel's cached route (the kernel looks
+        # the route up again for every marked packet) and would carry the mark onto the underlay.
+        # (Marks of traffic the host itself routes are not kaon's to clear.)
+        ("inet", "forward"): (f'ct state established,related iifname "{names.BRIDGE}*" meta mark set 0x0 accept',
+                              "ct state established,related accept",
                               "meta mark and 0x0000ffff vmap @out_port", "goto ingress"),
     })
 

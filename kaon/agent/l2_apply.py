@@ -47,7 +47,7 @@ def run(l2: BridgeDriver, a: Action) -> None:
     """One action; mypy checks that every ``Op`` has its case."""
     match a.op:
         case "ensure_bridge":
-            l2.ensure_bridge(a.dev, alias=a.arg("alias"))
+            l2.ensure_bridge(a.dev, alias=a.arg("alias"), netfilter=a.arg("netfilter"))
         case "ensure_vxlan":
             l2.ensure_vxlan(a.dev, a.arg("vni"), a.arg("local_ip"), None, learning=False, proxy=bool(a.arg("proxy")),
                             group=a.arg("group"), mtu=a.arg("mtu"), alias=a.arg("alias"))

@@ -22,6 +22,8 @@ from collections.abc import Callable
 from typing import Any
 
 from kaon.agent.config import AgentConfig
+from kaon.agent.firewall import enabled as firewall_enabled
+from kaon.agent.fw_plan import netfilter_networks
 from kaon.agent.l2_apply import apply, observe
 from kaon.agent.l2_plan import Observed, plan, port_states
 from kaon.agent.manager import Outcome, PortStatus, Step
@@ -62,7 +64,7 @@ class LinuxBridgeManager:
         vxlans = [names.vxlan(n.segmentation_id) for n in intent.networks.values()
                   if n.network_type == "vxlan" and n.segmentation_id is not None]
         seen = observe(self.driver, vxlans)
-        result = plan(intent, seen, self.cfg, sweep=step.sweep)
+        result = plan(intent, seen, self.cfg, sweep=step.sweep, netfilter=self._netfilter(intent))
         done = apply(self.driver, result.actions)
         if result.actions:
             seen = observe(self.driver, ())
@@ -71,6 +73,12 @@ class LinuxBridgeManager:
         self.mtu_mismatches = mtu_mismatches(self.intent, seen)
         errors = tuple((f"{a.op}:{a.dev}", f"{a} failed: {why}") for a, why in done.failed)
         return Outcome(done.ok, ports=PortStatus(tuple(up), tuple(down)), changes=done.done, errors=errors)
+
+    def _netfilter(self, intent: HostIntent) -> frozenset[str] | None:
+        """Networks whose bridge is made with br_netfilter on (per-bridge mode; kaon.agent.firewall)."""
+        if self.cfg.netfilter_all_bridges or not firewall_enabled(self.cfg):
+            return None
+        return frozenset(netfilter_networks(intent.firewall, {pid: p.network_id for pid, p in intent.ports.items()}))
 
     def close(self) -> None:
         self.driver.close()

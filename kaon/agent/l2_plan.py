@@ -82,11 +82,15 @@ class Plan:
     bridges: dict[str, str | None]  # network id -> the bridge its ports go into (None: cannot carry)
 
 
-def plan(intent: HostIntent, seen: Observed, cfg: AgentConfig, *, sweep: bool) -> Plan:
+def plan(intent: HostIntent, seen: Observed, cfg: AgentConfig, *, sweep: bool,
+         netfilter: frozenset[str] | None = None) -> Plan:
+    """``netfilter``: networks whose bridge is made with br_netfilter on (per bridge; None: the
+    namespace-wide sysctls decide, the bridges are made as they are)."""
     actions: list[Action] = []
     wanted = _Wanted()
     for net_id, net in sorted(intent.networks.items()):
-        wanted.bridges[net_id] = _network(net, seen, cfg, wanted, actions)
+        nf = None if netfilter is None else net_id in netfilter
+        wanted.bridges[net_id] = _network(net, seen, cfg, wanted, actions, nf)
     _ports(intent.ports, seen, wanted, actions)
     for dev in sorted(wanted.fdb):
         _entries(dev, wanted.fdb[dev], seen.fdb.get(dev, set()), ("fdb_add", "fdb_del"), actions, seen, wanted)
@@ -102,19 +106,32 @@ def plan(intent: HostIntent, seen: Observed, cfg: AgentConfig, *, sweep: bool) -
     return Plan(actions, wanted.bridges)
 
 
+def bridge_of(net: NetworkIntent, cfg: AgentConfig) -> str | None:
+    """The bridge a network's ports go into on this host: the operator's for a mapped flat
+    network, kaon's own otherwise (None: a VLAN on a mapped bridge, which cannot carry it)."""
+    if net.network_type in ("flat", "vlan") and net.physical_network in cfg.bridge_mappings:
+        return cfg.bridge_mappings[net.physical_network] if net.network_type == "flat" else None
+    return net.bridge
+
+
 def _network(net: NetworkIntent, seen: Observed, cfg: AgentConfig, wanted: _Wanted,
-             actions: list[Action]) -> str | None:
+             actions: list[Action], netfilter: bool | None = None) -> str | None:
     kind, physnet, seg_id, mtu = net.network_type, net.physical_network, net.segmentation_id, net.mtu
     if kind in ("flat", "vlan") and physnet in cfg.bridge_mappings:
-        bridge = cfg.bridge_mappings[physnet]  # the operator's bridge: used, not made
-        if kind == "vlan":
-            return None  # Neutron's agent has no VLAN on a mapped bridge either; binding says so
-        return bridge if bridge in seen.links else None
+        # The operator's bridge: used, not made. No VLAN on it (Neutron's agent has none either;
+        # binding says so).
+        mapped = bridge_of(net, cfg)
+        return mapped if mapped is not None and mapped in seen.links else None
     bridge = net.bridge
     wanted.own_links.add(bridge)
     link = seen.links.get(bridge)
     if link is None or not link.up or link.alias != OWNER_ALIAS:
-        actions.append(act("ensure_bridge", bridge, alias=OWNER_ALIAS))
+        # A bridge made for a stateful port's network has br_netfilter on from its first packet
+        # (kaon.agent.firewall sets it on bridges that already exist, before their ports are plugged).
+        if netfilter:
+            actions.append(act("ensure_bridge", bridge, alias=OWNER_ALIAS, netfilter=True))
+        else:
+            actions.append(act("ensure_bridge", bridge, alias=OWNER_ALIAS))
     if kind == "vxlan":
         _vxlan(net, bridge, _vid(seg_id), mtu, seen, cfg, wanted, actions)
     elif kind in ("flat", "vlan"):

@@ -59,7 +59,8 @@ class BridgeDriver(Protocol):
         ...
 
     # -- program ------------------------------------------------------------
-    def ensure_bridge(self, name: str, mtu: int | None = None, alias: str | None = None) -> None: ...
+    def ensure_bridge(self, name: str, mtu: int | None = None, alias: str | None = None,
+                      netfilter: bool | None = None) -> None: ...
 
     def ensure_vxlan(self, name: str, vni: int, local_ip: str, dev: str | None, *, dstport: int = 4789,
                      learning: bool = False, proxy: bool = True, group: str | None = None,

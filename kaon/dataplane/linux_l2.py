@@ -72,6 +72,14 @@ def _open_netns(name: str) -> int:
         raise NamespaceNotFound(f"network namespace {name!r} does not exist") from None
 
 
+IFLA_BR_NF_CALL_IPTABLES, IFLA_BR_NF_CALL_IP6TABLES = 36, 37
+
+
+def _nf_call(on: bool) -> tuple[bytes, bytes]:
+    value = bytes([1 if on else 0])
+    return nl.attr(IFLA_BR_NF_CALL_IPTABLES, value), nl.attr(IFLA_BR_NF_CALL_IP6TABLES, value)
+
+
 class LinuxL2:
     """L2 devices of namespace ``netns`` (None: the current one), over one netlink socket."""
 
@@ -172,10 +180,31 @@ class LinuxL2:
             raise DataplaneError(f"{name!r} exists but is a {raw.kind or 'non-virtual'} device, not a {kind}")
         return raw
 
-    def ensure_bridge(self, name: str, mtu: int | None = None, alias: str | None = None) -> None:
-        """Create bridge ``name`` if missing; set ``mtu`` and ``alias`` when given; bring it up."""
-        raw = self._of_kind(name, "bridge") or self._create(name, "bridge", linkinfo("bridge"), mtu=mtu)
+    def ensure_bridge(self, name: str, mtu: int | None = None, alias: str | None = None,
+                      netfilter: bool | None = None) -> None:
+        """Create bridge ``name`` if missing; set ``mtu`` and ``alias`` when given; bring it up.
+
+        ``netfilter``: whether its IPv4/IPv6 traffic goes through br_netfilter (the bridge's own
+        ``nf_call_iptables``/``ip6tables``; None: leave as is). A new bridge is created with it,
+        so no packet crosses it before the setting holds."""
+        raw = self._of_kind(name, "bridge")
+        if raw is None:
+            data = _nf_call(netfilter) if netfilter is not None else ()
+            raw = self._create(name, "bridge", linkinfo("bridge", *data), mtu=mtu)
+        elif netfilter is not None:
+            self.set_bridge_netfilter(name, netfilter)
         self._converge(self._need_created(raw, name), mtu, alias, up=True)
+
+    def set_bridge_netfilter(self, name: str, on: bool) -> None:
+        """Bridge ``name``'s own br_netfilter switches (``ip link set NAME type bridge nf_call_iptables
+        1 nf_call_ip6tables 1``). They add to the namespace-wide sysctls: with those at 1, every
+        bridge's traffic goes through netfilter whatever this says."""
+        raw = self._of_kind(name, "bridge")
+        if raw is None:
+            raise LinkNotFound(f"no bridge {name!r}")
+        # RTM_NEWLINK on an existing link (no NLM_F_CREATE) changes its kind's options; RTM_SETLINK would not.
+        req = IFINFO.pack(0, 0, raw.index, 0, 0) + linkinfo("bridge", *_nf_call(on))
+        self._nl.request(nl.RTM_NEWLINK, 0, req, f"set netfilter of bridge {name}")
 
     def _need_created(self, raw: RawLink | None, name: str) -> RawLink:
         if raw is None:  # created and deleted again by someone else in between

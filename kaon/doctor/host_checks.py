@@ -79,12 +79,15 @@ def br_netfilter(inp: Inputs) -> list[Finding]:
     except (OSError, NamespaceNotFound) as exc:
         raise CannotCheck(f"cannot read the sysctls{f' in namespace {ns}' if ns else ''}: {exc}") from exc
     where = f" (namespace {ns})" if ns else ""
+    # Per bridge (the agent's default in a namespace of its own): the agent sets these sysctls to
+    # 0 itself and turns br_netfilter on per bridge; only the module must be there.
+    all_bridges = inp.cfg.get_typed("securitygroup", "netfilter_all_bridges", parse_bool, ns is None)
     if all(v is None for v in values.values()):
         return [Finding("br_netfilter", ERROR, "br_netfilter", f"is not loaded: no /proc/sys/net/bridge{where}; "
                         "security groups' stateful rules never see bridged traffic",
                         "modprobe br_netfilter, and list it in /etc/modules-load.d/ so it loads at boot",
                         host=_host(inp))]
-    off = [k for k, v in values.items() if v is not None and v != "1"]
+    off = [k for k, v in values.items() if v is not None and v != "1" and all_bridges]
     return [Finding("br_netfilter", ERROR, key, f"= {values[key]}{where}: bridged packets skip the security "
                     "group rules", f"sysctl -w {key}=1 and persist it in /etc/sysctl.d/ (the agent sets it when it "
                     "runs as root; 0 again means something else resets it)", host=_host(inp)) for key in off]

@@ -21,6 +21,7 @@ import pytest
 
 from kaon.dataplane import netns, nft, ovs_conntrack
 from kaon.dataplane.ovs_daemons import OvsDaemons
+from kaon.model import names
 from tests.fullstack.stack import Stack, stack, wait_for
 
 pytestmark = pytest.mark.needs_root
@@ -35,9 +36,14 @@ def stacks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str],
         by_mechanism: dict[str, tuple[Stack, dict[str, Any]]] = {}
 
         def get(mechanism: str) -> tuple[Stack, dict[str, Any]]:
+            """``mechanism``; "linuxbridge-all": Linux bridge with br_netfilter on for every bridge
+            (the namespace-wide sysctls, the default on a machine's own namespace) rather than per bridge."""
             if mechanism not in by_mechanism:
+                conf = SG_CONF
+                if mechanism == "linuxbridge-all":
+                    conf = {"securitygroup": {**SG_CONF["securitygroup"], "netfilter_all_bridges": "true"}}
                 s = made.enter_context(stack(tmp_path_factory.mktemp(f"sg-{mechanism}"), hosts=2,
-                                             extra_conf=SG_CONF, mechanism=mechanism))
+                                             extra_conf=conf, mechanism=mechanism.removesuffix("-all")))
                 by_mechanism[mechanism] = (s, make_world(s))
             return by_mechanism[mechanism]
 
@@ -64,6 +70,15 @@ def lb_sg(stacks: Callable[[str], tuple[Stack, dict[str, Any]]]) -> Stack:
 @pytest.fixture
 def lb_world(stacks: Callable[[str], tuple[Stack, dict[str, Any]]]) -> dict[str, Any]:
     return stacks("linuxbridge")[1]
+
+
+@pytest.fixture(params=["per-bridge", "all-bridges"])
+def lb_mode(request: pytest.FixtureRequest,
+            stacks: Callable[[str], tuple[Stack, dict[str, Any]]]) -> tuple[str, Stack, dict[str, Any]]:
+    """The nftables firewall with br_netfilter per bridge (the lab's default: its hosts are namespaces
+    of kaon's own) and for all bridges (``netfilter_all_bridges = true``)."""
+    s, world = stacks("linuxbridge" if request.param == "per-bridge" else "linuxbridge-all")
+    return request.param, s, world
 
 
 def make_world(sg: Stack) -> dict[str, Any]:
@@ -289,9 +304,13 @@ def test_a_member_leaving_a_remote_group_loses_its_established_flows(sg: Stack, 
         server.close()
 
 
-def test_the_agent_puts_br_netfilter_back(lb_sg: Stack, lb_world: dict[str, Any]) -> None:
-    """With bridge-nf-call-iptables=0 every stateful rule would be bypassed; the next pass restores it."""
-    sg = lb_sg
+def test_the_agent_puts_br_netfilter_back(lb_mode: tuple[str, Stack, dict[str, Any]]) -> None:
+    """Bridged traffic that skips br_netfilter would bypass every stateful rule; the agent puts it back.
+
+    All bridges: ``bridge-nf-call-iptables`` set to 0 is back to 1 on the next pass. Per bridge: the
+    sysctl stays 0 (so a bridge without a stateful port costs nothing in conntrack), the stateful
+    ports' bridge has its own switch on, and turned off by hand it is back within the resync."""
+    mode, sg, world = lb_mode
     key = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 
     def write(value: str) -> None:
@@ -303,9 +322,25 @@ def test_the_agent_puts_br_netfilter_back(lb_sg: Stack, lb_world: dict[str, Any]
             return fh.read().strip()
 
     ns = sg.lab.host_namespace("h2")
-    netns.run_in(ns, write, "0")
-    wait_for("bridge-nf-call-iptables back to 1", lambda: netns.run_in(ns, read) == "1", timeout=15, interval=0.2)
-    assert blocked(sg, "a", "10.60.0.30")
+    bridge = names.bridge(world["net"]["id"])
+
+    def bridge_switch() -> int:
+        out = subprocess.run(["ip", "-n", ns, "-d", "-j", "link", "show", bridge], capture_output=True, text=True,
+                             check=True).stdout
+        return int(json.loads(out)[0]["linkinfo"]["info_data"]["nf_call_iptables"])
+
+    assert pings(sg, "a", "10.60.0.20")  # a and b share the default group: allowed
+    if mode == "all-bridges":
+        netns.run_in(ns, write, "0")
+        wait_for("bridge-nf-call-iptables back to 1", lambda: netns.run_in(ns, read) == "1", timeout=15,
+                 interval=0.2)
+    else:
+        assert netns.run_in(ns, read) == "0" and bridge_switch() == 1
+        subprocess.run(["ip", "-n", ns, "link", "set", bridge, "type", "bridge", "nf_call_iptables", "0"],
+                       check=True)
+        wait_for(f"{bridge}'s nf_call_iptables back to 1", lambda: bridge_switch() == 1, timeout=15, interval=0.2)
+    assert blocked(sg, "a", "10.60.0.30")  # c's group has no ingress rule
+    assert pings(sg, "a", "10.60.0.20")
 
 
 def conntrack_entries(s: Stack, host: str, address: str) -> str:

@@ -121,6 +121,26 @@ def test_run_in_propagates_exceptions(ns: str) -> None:
 
 
 # ------------------------------------------------------------------ links
+def _nf_call(ns: str, bridge: str) -> tuple[int, int]:
+    import json
+
+    data = json.loads(ip("-n", ns, "-d", "-j", "link", "show", bridge))[0]["linkinfo"]["info_data"]
+    return data["nf_call_iptables"], data["nf_call_ip6tables"]
+
+
+def test_bridge_netfilter_switches(ns: str, l2: LinuxL2) -> None:
+    l2.ensure_bridge("brqnf", netfilter=True)  # made with them on
+    assert _nf_call(ns, "brqnf") == (1, 1)
+    l2.set_bridge_netfilter("brqnf", False)
+    assert _nf_call(ns, "brqnf") == (0, 0)
+    l2.ensure_bridge("brqnf", netfilter=True)  # an existing bridge converges
+    assert _nf_call(ns, "brqnf") == (1, 1)
+    l2.ensure_bridge("brqplain")
+    assert _nf_call(ns, "brqplain") == (0, 0)
+    with pytest.raises(LinkNotFound):
+        l2.set_bridge_netfilter("brqnone", True)
+
+
 def test_bridge(l2: LinuxL2) -> None:
     l2.ensure_bridge("brqtest", mtu=1450, alias="kaon:l2")
     link = l2.links()["brqtest"]

@@ -44,7 +44,7 @@ def ns(make_netns: Any) -> str:
     return make_netns("doctor")
 
 
-SG = {"firewall_driver": "iptables_hybrid"}
+SG = {"firewall_driver": "iptables_hybrid", "netfilter_all_bridges": "true"}
 
 
 def test_br_netfilter_sysctl_off_where_security_groups_need_it(ns: str) -> None:
@@ -60,6 +60,16 @@ def test_br_netfilter_sysctl_off_where_security_groups_need_it(ns: str) -> None:
     # No firewall configured: nothing to say about it.
     out = doctor("br_netfilter", agent=agent, securitygroup={"firewall_driver": "noop"})
     assert [s.check for s in out.not_applicable] == ["br_netfilter"] and not out.findings
+
+
+def test_br_netfilter_per_bridge_wants_the_sysctls_off(ns: str) -> None:
+    # In a namespace of its own the agent turns br_netfilter on per bridge and the sysctls off:
+    # 0 is what it wants there, nothing to report.
+    require(os.path.exists("/proc/sys/net/bridge"), "needs br_netfilter loaded on this machine")
+    agent = {"host": "h1", "namespace": ns}
+    in_ns(ns, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=0", "net.bridge.bridge-nf-call-ip6tables=0")
+    assert lines("br_netfilter", agent=agent, securitygroup={"firewall_driver": "nftables"}) == []
+    assert len(lines("br_netfilter", agent=agent, securitygroup=SG)) == 2  # all bridges asked for: both off
 
 
 def test_br_netfilter_module_missing(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -226,8 +226,9 @@ class FakeDriver:
     def neighbours(self, dev: str) -> set[tuple[str, str]]:
         return set()
 
-    def ensure_bridge(self, name: str, mtu: int | None = None, alias: str | None = None) -> None:
-        self.ops.append(f"bridge {name}")
+    def ensure_bridge(self, name: str, mtu: int | None = None, alias: str | None = None,
+                      netfilter: bool | None = None) -> None:
+        self.ops.append(f"bridge {name}" + (f" netfilter={netfilter}" if netfilter is not None else ""))
         self.state[name] = Link(name, "bridge", alias=alias or "")
 
     def ensure_vxlan(self, name: str, vni: int, local_ip: str, dev: str | None, *, dstport: int = 4789,

@@ -142,7 +142,7 @@ def test_a_host_with_both_kinds_zones_only_tracked_packets() -> None:
     rs = fw_plan.build(firewall_part(raw), typed(raw).networks)
     # Setting a zone would give an untracked packet a conntrack template again.
     assert rs.chains["inet", "zones"] == ("ct state untracked accept", "ct zone set iifname map @zone_of")
-    assert rs.chains["inet", "forward"][0] == "ct state established,related accept"
+    assert rs.chains["inet", "forward"][1] == "ct state established,related accept"
     assert rs.chains["bridge", "from-tapp3"][0] == "notrack" and "notrack" not in rs.chains["bridge", "from-tapp1"]
     assert rs.elements["bridge", "untracked_mac"] == {"fa:16:3e:00:00:03": ""}
     assert ("bridge", "sg-g2-in") in rs.chains and ("inet", "sg-g2-in") not in rs.chains
@@ -169,7 +169,10 @@ def test_group_rules_come_before_the_dhcp_and_nd_special_cases() -> None:
 
 def test_established_traffic_is_accepted_before_any_port_lookup() -> None:
     rs = fw_plan.build(firewall_part(intent()), {})
-    assert rs.chains["inet", "forward"][0] == "ct state established,related accept"
+    # On kaon's bridges with the port marks cleared (a marked packet would leave by VXLAN without the
+    # tunnel's cached route), on other bridges and routed traffic with its mark as it is.
+    assert rs.chains["inet", "forward"][:2] == (
+        'ct state established,related iifname "brq*" meta mark set 0x0 accept', "ct state established,related accept")
 
 
 def test_rules_differing_only_in_ports_are_one_rule_with_a_port_set() -> None:
@@ -265,11 +268,12 @@ class FakeNft:
         return len(self.scripts)  # one commit per script
 
 
-def firewall(nft: FakeNft, ensure: Any = None, forgotten: list[list[str]] | None = None) -> Firewall:
-    cfg = AgentConfig(host="h1", firewall_driver="iptables_hybrid")
+def firewall(nft: FakeNft, ensure: Any = None, forgotten: list[list[str]] | None = None,
+             set_bridge: Any = None) -> Firewall:
+    cfg = AgentConfig(host="h1", firewall_driver="iptables_hybrid", netfilter_all_bridges=set_bridge is None)
     log = forgotten if forgotten is not None else []
-    return Firewall(cfg, run=nft, ensure=ensure or (lambda ns: None), forget=lambda ns, args: log.append(args),
-                    generation=nft.generation)
+    return Firewall(cfg, run=nft, ensure=ensure or (lambda ns, all_bridges: None),
+                    forget=lambda ns, args: log.append(args), generation=nft.generation, set_bridge=set_bridge)
 
 
 def test_changes_are_written_in_place_after_the_first_sync() -> None:
@@ -318,7 +322,7 @@ def test_a_removed_rule_forgets_the_flows_it_allowed() -> None:
 
 
 def test_fail_closed_when_br_netfilter_cannot_be_enabled() -> None:
-    def broken(namespace: str | None) -> None:
+    def broken(namespace: str | None, all_bridges: bool) -> None:
         raise FirewallUnavailable("no /proc/sys/net/bridge")
 
     result = sync(firewall(FakeNft(), broken), intent())
@@ -350,3 +354,92 @@ def test_driver_names() -> None:
 def test_the_firewall_is_a_manager() -> None:
     fw: Manager = firewall(FakeNft())  # mypy checks the contract; isinstance the runtime shape
     assert isinstance(fw, Manager) and fw.name == "firewall"
+
+
+def _ports_on_n1(raw: dict[str, Any]) -> dict[str, Any]:
+    raw["ports"] = {pid: {"network_id": "n1", "device": p["device"], "mac": p["mac"], "ips": p.get("ips", []),
+                          "admin_state_up": True, "device_owner": "compute:nova"}
+                    for pid, p in raw["firewall"]["ports"].items()}
+    return raw
+
+
+def test_per_bridge_br_netfilter_is_turned_on_for_stateful_ports_bridges_only() -> None:
+    calls: list[tuple[str | None, str, bool]] = []
+    modes: list[bool] = []
+    fw = firewall(FakeNft(), ensure=lambda ns, all_bridges: modes.append(all_bridges),
+                  set_bridge=lambda ns, bridge, on: calls.append((ns, bridge, on)))
+    want = _ports_on_n1(intent())
+    want["networks"]["n2"] = {"bridge": "brqn2"}  # no filtered port: its traffic skips netfilter
+    assert sync(fw, want).ok and modes == [False] and calls == [(None, "brqn1", True)]
+    assert sync(fw, want).ok and len(calls) == 1  # set once, not every pass
+    fw.mark_dirty()  # the periodic resync sets it again (someone may have turned it off)
+    assert sync(fw, want).ok and len(calls) == 2
+    # A stateless port's bridge needs none: it is filtered in the bridge family.
+    calls.clear()
+    fw2 = firewall(FakeNft(), set_bridge=lambda ns, bridge, on: calls.append((ns, bridge, on)))
+    assert sync(fw2, _ports_on_n1(intent(stateful=False))).ok and calls == []
+
+
+def test_per_bridge_a_missing_bridge_is_left_to_l2_a_failing_one_holds_its_ports() -> None:
+    from kaon.dataplane import LinkNotFound
+
+    def missing(ns: str | None, bridge: str, on: bool) -> None:
+        raise LinkNotFound(bridge)
+
+    assert sync(firewall(FakeNft(), set_bridge=missing), _ports_on_n1(intent())).ok
+
+    def refused(ns: str | None, bridge: str, on: bool) -> None:
+        raise OSError("Operation not permitted")
+
+    result = sync(firewall(FakeNft(), set_bridge=refused), _ports_on_n1(intent()))
+    assert not result.ok and result.hold == {"p1"}  # p2 has no port security: not held
+
+
+def test_l2_makes_a_stateful_ports_bridge_with_br_netfilter_on() -> None:
+    from kaon.agent import l2_plan
+
+    raw = _ports_on_n1(intent())
+    raw["networks"]["n2"] = {"bridge": "brqn2", "segmentation_id": 2}
+    cfg = AgentConfig(host="h1", local_ip="192.0.2.1")
+    seen = l2_plan.Observed(links={})
+    made = {a.dev: a.arg("netfilter") for a in l2_plan.plan(typed(raw), seen, cfg, sweep=False,
+                                                           netfilter=frozenset({"n1"})).actions
+            if a.op == "ensure_bridge"}
+    assert made == {"brqn1": True, "brqn2": None}
+    made = {a.dev: a.arg("netfilter") for a in l2_plan.plan(typed(raw), seen, cfg, sweep=False).actions
+            if a.op == "ensure_bridge"}
+    assert made == {"brqn1": None, "brqn2": None}
+
+
+def test_zones_only_where_two_networks_meet_in_conntrack() -> None:
+    assert fw_plan.zones_needed(True, set()) and fw_plan.zones_needed(True, {"n1"})  # every bridge tracked
+    assert not fw_plan.zones_needed(False, {"n1"}) and fw_plan.zones_needed(False, {"n1", "n2"})
+    raw = intent()
+    alone = fw_plan.build(firewall_part(raw), typed(raw).networks, zones=False)
+    assert ("inet", "zones") not in alone.chains and ("inet", "zone_of") not in alone.decls
+    assert ("inet", "zone_of") not in alone.elements
+    # A second tracked network turns them on in place: the raw chain and its map are added.
+    zoned = fw_plan.build(firewall_part(raw), typed(raw).networks, alone.numbers, zones=True)
+    script = fw_plan.change_script(alone, zoned)
+    assert script is not None and "add chain inet kaon-sg zones { type filter hook prerouting priority raw;" in script
+    assert "add map inet kaon-sg zone_of" in script and "from-tapp1" not in script
+    back = fw_plan.change_script(zoned, alone)
+    assert back is not None and "delete chain inet kaon-sg zones\n" in back and "delete map inet kaon-sg zone_of\n" in back
+
+
+def test_per_bridge_one_tracked_network_has_no_zones_and_forgets_in_zone_0() -> None:
+    forgotten: list[list[str]] = []
+    nft = FakeNft()
+    fw = firewall(nft, forgotten=forgotten, set_bridge=lambda ns, bridge, on: None)
+    want = _ports_on_n1(intent())
+    assert sync(fw, want).ok and "chain zones" not in nft.scripts[0] and "zone_of" not in nft.scripts[0]
+    want["firewall"]["groups"]["g1"]["rules"].pop(1)  # tcp 22 from anywhere
+    assert sync(fw, want).ok
+    assert forgotten == [["-f", "ipv4", "-w", "0", "-p", "tcp", "--dport", "22", "-d", "10.0.0.1"]]
+    # A stateful port on a second network: zones, for both.
+    want["networks"]["n2"] = {"bridge": "brqn2"}
+    want["firewall"]["ports"]["p3"] = {"device": "tapp3", "mac": "fa:16:3e:00:00:03", "ips": ["10.0.1.3"],
+                                      "port_security": True, "stateful": True, "security_groups": ["g1"]}
+    want["ports"]["p3"] = {"network_id": "n2", "device": "tapp3", "mac": "fa:16:3e:00:00:03", "ips": ["10.0.1.3"],
+                           "admin_state_up": True, "device_owner": "compute:nova"}
+    assert sync(fw, want).ok and "add chain inet kaon-sg zones" in nft.scripts[-1]
