@@ -39,6 +39,7 @@ filtered stay plugged.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable
 
@@ -94,6 +95,22 @@ def ensure_br_netfilter(namespace: str | None, all_bridges: bool = True) -> None
                                   f"({', '.join(SYSCTLS)}): {exc}") from exc
 
 
+def netdev_hooks_by_name(namespace: str | None) -> bool:
+    """Whether nftables in ``namespace`` hooks a chain to a device by name — before the device exists,
+    and again when it is made anew (Linux 6.16 on). Then a stateful port's anti-spoofing is a chain on
+    its tap's own ingress hook (fw_plan ``per_device``); before, a tap that Nova deletes and plugs again
+    would take its chain with it, so the bridge's prerouting chain is used."""
+    tag = secrets.token_hex(3)
+    table = f"kaon-probe-{tag}"
+    try:
+        nft.run(namespace, f"table netdev {table} {{\n chain c {{\n  type filter hook ingress device \"kpnd{tag}\" "
+                           "priority filter; policy accept;\n }\n}\n")
+    except nft.NftError:
+        return False
+    nft.run(namespace, f"delete table netdev {table}\n")
+    return True
+
+
 def set_bridge_netfilter(namespace: str | None, bridge: str, on: bool) -> None:
     with LinuxL2(namespace) as links:
         links.set_bridge_netfilter(bridge, on)
@@ -115,7 +132,7 @@ class Firewall:
 
     def __init__(self, cfg: AgentConfig, run: Run | None = None, ensure: Ensure | None = None,
                  forget: Forget | None = None, generation: Generation | None = None,
-                 set_bridge: SetBridge | None = None) -> None:
+                 set_bridge: SetBridge | None = None, per_device: bool | None = None) -> None:
         self.cfg = cfg
         self.enabled = enabled(cfg)
         self._run: Run = run or nft.run  # tests pass fakes
@@ -124,6 +141,7 @@ class Firewall:
         self._generation: Generation = generation or nft.generation
         self._set_bridge: SetBridge = set_bridge or set_bridge_netfilter
         self._nf_bridges: set[str] = set()  # bridges whose own br_netfilter switches this firewall set
+        self._per_device = per_device  # anti-spoofing on the taps' own hooks (None: probe the kernel once)
         self._written_gen: int | None = None  # the namespace's nft generation right after our last write
         self._intent: HostIntent | None = None
         self._firewall: FirewallIntent | None = None  # the intent part ``applied`` was built from
@@ -167,7 +185,12 @@ class Firewall:
             if self._check:
                 self._read_back()
             previous = self.applied.numbers if self.applied is not None else None
-            changes = self._write(fw_plan.build(fw, intent.networks, previous, zones=self._zones(intent)))
+            if self._per_device is None:
+                self._per_device = netdev_hooks_by_name(self.cfg.namespace)
+                LOG.info("anti-spoofing on %s", "each tap's own ingress hook" if self._per_device else
+                         "the bridges' prerouting hook (this kernel hooks no chain to a device by name)")
+            changes = self._write(fw_plan.build(fw, intent.networks, previous, zones=self._zones(intent),
+                                                per_device=self._per_device))
         except Exception as exc:
             guarded = self.applied.guarded if self.applied is not None else frozenset()
             self.applied = None  # unknown now: the next pass replaces the tables whole

@@ -56,8 +56,8 @@ from kaon.model import names
 from kaon.model.intent import FirewallIntent, FirewallPort, FirewallRule, NetworkIntent, SecurityGroupIntent
 
 Key = tuple[str, str]  # (family, object name)
-TABLE = "kaon-sg"  # the name of both tables (bridge and inet families)
-FAMILIES = ("bridge", "inet")
+TABLE = "kaon-sg"  # the name of the tables (bridge, inet and netdev families)
+FAMILIES = ("bridge", "inet", "netdev")
 MAX_PORTS = 0xFFFF  # the port mark has 16 bits per direction
 PORT_PROTOCOLS = {6, 17, 33, 132, 136}  # tcp, udp, dccp, sctp, udplite: th dport is at the same place
 ICMP = {1: "icmp", 58: "icmpv6"}
@@ -76,6 +76,8 @@ CONSTANT_SETS: dict[Key, tuple[str, tuple[str, ...]]] = {
     ("inet", "nd_ingress"): ("icmpv6_type", ND_INGRESS),
     ("bridge", "nd_egress"): ("icmpv6_type", ND_EGRESS),  # for stateless ports' chains
     ("bridge", "nd_ingress"): ("icmpv6_type", ND_INGRESS),
+    ("netdev", "udp_icmpv6"): ("inet_proto", ("udp", "icmpv6")),  # stateful ports' anti-spoofing, per device
+    ("netdev", "dad_types"): ("icmpv6_type", DAD),
 }
 
 
@@ -116,28 +118,37 @@ def number_ports(previous: Mapping[str, int], ports: Iterable[str]) -> dict[str,
 
 
 def build(fw: FirewallIntent | None, networks: Mapping[str, NetworkIntent],
-          previous: Mapping[str, int] | None = None, zones: bool = True) -> Ruleset:
+          previous: Mapping[str, int] | None = None, zones: bool = True, per_device: bool = False) -> Ruleset:
     """The wanted objects; ``previous``: the port numbers in force (kept for ports still here).
 
     ``zones``: a conntrack zone per network. Needed where two networks' traffic meets in the
     namespace's conntrack table (the same addresses in two tenants' networks); where only one
     network's bridge goes through conntrack at all (kaon.agent.firewall's per-bridge mode, see
-    :func:`zones_needed`), zones separate nothing and would cost a base chain per packet."""
+    :func:`zones_needed`), zones separate nothing and would cost a base chain per packet.
+
+    ``per_device``: a stateful port's anti-spoofing is a base chain of its own on its tap's
+    ingress hook (netdev family) instead of a bridge prerouting chain reached through the
+    ``from_port`` map: only the VM's own packets run it, the rest of the bridge's traffic (the
+    VXLAN device's, the router's) meets no prerouting chain at all. Needs a kernel that hooks a
+    chain to a device by name, before the device exists and across its re-creation (6.16 on;
+    kaon.agent.firewall probes it)."""
     ports = {pid: p for pid, p in fw.ports.items() if p.port_security} if fw is not None else {}
     if not ports:
         return Ruleset()
     assert fw is not None
     numbers = number_ports(previous or {}, ports)
     rs = Ruleset(guarded=frozenset(ports), numbers=numbers)
-    _skeleton(rs, stateful=any(p.stateful is not False for p in ports.values()),
-              stateless=any(p.stateful is False for p in ports.values()), zones=zones)
+    stateful = any(p.stateful is not False for p in ports.values())
+    stateless = any(p.stateful is False for p in ports.values())
+    _skeleton(rs, stateful=stateful, stateless=stateless, zones=zones, bridge_from=stateless or not per_device)
     for key in rs.decls:
         rs.elements[key] = {}
     for key, (kind, members) in CONSTANT_SETS.items():
-        rs.decls[key] = f"set {{ type {kind}; }}"
-        rs.elements[key] = dict.fromkeys(members, "")
+        if key[0] != "netdev" or (per_device and stateful):
+            rs.decls[key] = f"set {{ type {kind}; }}"
+            rs.elements[key] = dict.fromkeys(members, "")
     for pid, port in sorted(ports.items()):
-        _port(rs, numbers[pid], port, fw.groups)
+        _port(rs, numbers[pid], port, fw.groups, per_device)
     # A group's chains (and the remote sets its rules name) in each family one of its ports is
     # filtered in: inet for stateful ports, bridge for stateless ones.
     for family in FAMILIES:
@@ -194,7 +205,7 @@ def zone(network_id: str) -> int:
 
 
 # -- the fixed part: base chains dispatching through named maps -------------------
-def _skeleton(rs: Ruleset, stateful: bool, stateless: bool, zones: bool = True) -> None:
+def _skeleton(rs: Ruleset, stateful: bool, stateless: bool, zones: bool = True, bridge_from: bool = True) -> None:
     """The base chains, and in them only what the host's ports need.
 
     Every packet crossing the host's namespace runs them (the underlay's VXLAN packets too), so
@@ -211,15 +222,16 @@ def _skeleton(rs: Ruleset, stateful: bool, stateless: bool, zones: bool = True) 
     if zones:  # one map lookup per packet, however many networks the host has
         rs.decls["inet", "zone_of"] = "map { typeof iifname : ct zone; }"
     hook = "type filter hook {} priority {}; policy accept;"
-    rs.hooks.update({("bridge", "prerouting"): hook.format("prerouting", "filter"),
-                     ("bridge", "forward"): hook.format("forward", "filter")})
-    rs.chains.update({
+    rs.hooks["bridge", "forward"] = hook.format("forward", "filter")
+    if bridge_from:  # some port's anti-spoofing is reached through the bridge (not per device)
+        rs.hooks["bridge", "prerouting"] = hook.format("prerouting", "filter")
         # A stateless port's packets are never tracked: what it sends gets ``notrack`` in its
         # from- chain, what goes to its MAC here — both in the bridge family, which runs before
         # br_netfilter hands the packet to the inet hooks and conntrack. (Before the port
         # dispatch: the from- chains end in a verdict.)
-        ("bridge", "prerouting"): (("ether daddr @untracked_mac notrack",) if stateless else ())
-        + ("iifname vmap @from_port",),
+        rs.chains["bridge", "prerouting"] = (("ether daddr @untracked_mac notrack",) if stateless else ()) + (
+            "iifname vmap @from_port",)
+    rs.chains.update({
         ("bridge", "forward"): ("oifname vmap @to_port",),
         ("inet", "ingress"): ("meta mark and 0xffff0000 vmap @in_port", "accept"),
     })
@@ -251,11 +263,16 @@ def _skeleton(rs: Ruleset, stateful: bool, stateless: bool, zones: bool = True) 
 
 
 # -- a port: four chains and one element per map ----------------------------------
-def _port(rs: Ruleset, number: int, port: FirewallPort, groups: Mapping[str, SecurityGroupIntent]) -> None:
+def _port(rs: Ruleset, number: int, port: FirewallPort, groups: Mapping[str, SecurityGroupIntent],
+          per_device: bool = False) -> None:
     tap = port.device
     present = tuple(g for g in port.security_groups or () if g in groups)
-    rs.chains.update(_port_chains(number, port, present))
-    rs.elements["bridge", "from_port"][f'"{tap}"'] = f"jump from-{tap}"
+    own = per_device and _family(port) == "inet"
+    rs.chains.update(_port_chains(number, port, present, own))
+    if own:  # the tap's own ingress hook, by name (it may not exist yet; it may come and go)
+        rs.hooks["netdev", f"from-{tap}"] = f'type filter hook ingress device "{tap}" priority filter; policy accept;'
+    else:
+        rs.elements["bridge", "from_port"][f'"{tap}"'] = f"jump from-{tap}"
     rs.elements["bridge", "to_port"][f'"{tap}"'] = f"jump to-{tap}"
     if _family(port) == "bridge":
         for mac in _addresses(port):
@@ -266,7 +283,8 @@ def _port(rs: Ruleset, number: int, port: FirewallPort, groups: Mapping[str, Sec
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _port_chains(number: int, port: FirewallPort, present: tuple[str, ...]) -> dict[Key, tuple[str, ...]]:
+def _port_chains(number: int, port: FirewallPort, present: tuple[str, ...],
+                 per_device: bool = False) -> dict[Key, tuple[str, ...]]:
     """A port's chains; cached, as a pass rebuilds every port's while few change (and equal
     tuples that are the same object compare at once in :func:`change_script`).
 
@@ -278,7 +296,7 @@ def _port_chains(number: int, port: FirewallPort, present: tuple[str, ...]) -> d
         return {("bridge", f"from-{tap}"): _from_port(number, port),
                 ("bridge", f"out-{tap}"): _port_chain("out", port, present, "bridge"),
                 ("bridge", f"to-{tap}"): _port_chain("in", port, present, "bridge")}
-    return {("bridge", f"from-{tap}"): _from_port(number, port),
+    return {("netdev" if per_device else "bridge", f"from-{tap}"): _from_port(number, port),
             ("bridge", f"to-{tap}"): (f"meta mark set meta mark or {number << 16:#010x}",),
             ("inet", f"out-{tap}"): _port_chain("out", port, present),
             ("inet", f"in-{tap}"): _port_chain("in", port, present)}

@@ -11,7 +11,7 @@ never by a guess at names another tool might use:
 * links carrying the agent's ownership marks (interface alias ``kaon:l2``:
   its ``brq`` bridges, ``vxlan-`` and VLAN devices; ``kaon:probe``: the
   doctor's VXLAN probe device ``kprobe-vx``) in the agent's namespace;
-* the firewall's and NAT's nftables tables (``kaon-sg``, bridge and inet) in
+* the firewall's and NAT's nftables tables (``kaon-sg``, bridge, inet and netdev) in
   the agent's namespace;
 * each router's radvd, by its pid file (``<state>/l3/<host>/radvd/<router>/``);
 * on Open vSwitch, what ``kaon up`` recorded in ``<state>/ovs.json``: the private
@@ -108,7 +108,7 @@ def clean_agent(state_path: Path, host: str, namespace: str | None) -> list[str]
     for name in sorted(own, key=lambda n: n.startswith("brq")):
         _ip(namespace, "link", "delete", name)
         removed.append(f"link {name}")
-    for family in ("bridge", "inet"):
+    for family in ("bridge", "inet", "netdev"):
         try:
             present = FIREWALL_TABLE in nft.run(namespace, f"list tables {family}")
             if present:

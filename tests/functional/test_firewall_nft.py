@@ -279,3 +279,49 @@ def test_a_stateless_and_a_stateful_port_on_one_bridge(make_netns: Any) -> None:
     assert not _ping(vms[1], "10.0.0.2")
     sync(firewall, raw)
     assert _ping(vms[1], "10.0.0.2") and firewall.rebuilds == 1
+
+
+def _plug(host: str, vm: str, n: int) -> None:
+    subprocess.run(["ip", "-n", host, "link", "add", f"tapp{n}", "type", "veth", "peer", "name", "eth0", "netns", vm],
+                   check=True)
+    subprocess.run(["ip", "-n", host, "link", "set", f"tapp{n}", "master", "brqn1", "up"], check=True)
+    subprocess.run(["ip", "-n", vm, "link", "set", "eth0", "address", f"fa:16:3e:00:00:{n:02x}", "up"], check=True)
+    subprocess.run(["ip", "-n", vm, "addr", "add", f"10.0.0.{n}/24", "dev", "eth0"], check=True)
+
+
+@pytest.mark.parametrize("per_device", [None, False], ids=["probed", "bridge-prerouting"])
+def test_anti_spoofing_before_and_after_the_tap(make_netns: Any, per_device: bool | None) -> None:
+    """A stateful port's anti-spoofing is in force on a tap plugged after the rules were written, and
+    again on the tap Nova deletes and plugs anew: on the tap's own hook where the kernel hooks chains
+    by name (probed; this one does), and through the bridge's prerouting chain where it does not."""
+    host, vm1, vm2 = make_netns("fwd"), make_netns("vm1"), make_netns("vm2")
+    for cmd in (["link", "add", "brqn1", "type", "bridge"], ["link", "set", "brqn1", "up"]):
+        subprocess.run(["ip", "-n", host, *cmd], check=True)
+    firewall = Firewall(AgentConfig(host="h1", firewall_driver="nftables", namespace=host), per_device=per_device)
+    raw = intent(1, 2)
+    raw["firewall"]["groups"]["g1"]["rules"].append({**RULE, "remote_set": None, "protocol": 1})  # icmp in
+    sync(firewall, raw)  # before either tap exists
+    if per_device is None:
+        if not firewall._per_device:
+            pytest.skip("this kernel hooks no nftables chain to a device by name (Linux 6.16 on does)")
+        assert 'hook ingress device "tapp1"' in nft.run(host, f"list table netdev {fw_plan.TABLE}")
+        assert "from-tapp1" not in nft.run(host, f"list table bridge {fw_plan.TABLE}")
+    else:
+        assert "from-tapp1" in nft.run(host, f"list table bridge {fw_plan.TABLE}")
+    _plug(host, vm1, 1)
+    _plug(host, vm2, 2)
+    assert _ping(vm1, "10.0.0.2")
+
+    def spoofed() -> bool:  # vm1 sends from an address that is not its own
+        subprocess.run(["ip", "-n", vm1, "addr", "add", "10.0.0.99/24", "dev", "eth0"], check=True)
+        try:
+            return subprocess.run(["ip", "netns", "exec", vm1, "ping", "-c", "1", "-W", "1", "-I", "10.0.0.99",
+                                   "10.0.0.2"], capture_output=True).returncode == 0
+        finally:
+            subprocess.run(["ip", "-n", vm1, "addr", "del", "10.0.0.99/24", "dev", "eth0"], check=True)
+
+    assert not spoofed()
+    subprocess.run(["ip", "-n", host, "link", "delete", "tapp1"], check=True)  # the VM goes, and comes back
+    _plug(host, vm1, 1)
+    assert _ping(vm1, "10.0.0.2") and not spoofed()
+    assert firewall.rebuilds == 1

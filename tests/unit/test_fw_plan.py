@@ -191,12 +191,13 @@ def test_rules_differing_only_in_ports_are_one_rule_with_a_port_set() -> None:
         "meta nfproto ipv4 ip saddr @sg4-g1 meta l4proto 1 icmp type 8 accept")
 
 
-def test_nothing_to_filter_removes_both_tables() -> None:
+def test_nothing_to_filter_removes_the_tables() -> None:
     rs = fw_plan.build(firewall_part({"firewall": {"ports": {"p2": {"device": "tapp2", "mac": "m",
                                                                    "port_security": False}},
                                                    "groups": {}, "sets": {}}}), {})
     assert fw_plan.full_script(rs) == ("table bridge kaon-sg {}\ndelete table bridge kaon-sg\n"
-                                       "table inet kaon-sg {}\ndelete table inet kaon-sg\n") and not rs.guarded
+                                       "table inet kaon-sg {}\ndelete table inet kaon-sg\n"
+                                       "table netdev kaon-sg {}\ndelete table netdev kaon-sg\n") and not rs.guarded
 
 
 def test_port_numbers_stay_while_the_port_lives() -> None:
@@ -269,11 +270,12 @@ class FakeNft:
 
 
 def firewall(nft: FakeNft, ensure: Any = None, forgotten: list[list[str]] | None = None,
-             set_bridge: Any = None) -> Firewall:
+             set_bridge: Any = None, per_device: bool = False) -> Firewall:
     cfg = AgentConfig(host="h1", firewall_driver="iptables_hybrid", netfilter_all_bridges=set_bridge is None)
     log = forgotten if forgotten is not None else []
     return Firewall(cfg, run=nft, ensure=ensure or (lambda ns, all_bridges: None),
-                    forget=lambda ns, args: log.append(args), generation=nft.generation, set_bridge=set_bridge)
+                    forget=lambda ns, args: log.append(args), generation=nft.generation, set_bridge=set_bridge,
+                    per_device=per_device)
 
 
 def test_changes_are_written_in_place_after_the_first_sync() -> None:
@@ -443,3 +445,28 @@ def test_per_bridge_one_tracked_network_has_no_zones_and_forgets_in_zone_0() -> 
     want["ports"]["p3"] = {"network_id": "n2", "device": "tapp3", "mac": "fa:16:3e:00:00:03", "ips": ["10.0.1.3"],
                            "admin_state_up": True, "device_owner": "compute:nova"}
     assert sync(fw, want).ok and "add chain inet kaon-sg zones" in nft.scripts[-1]
+
+
+def test_per_device_a_stateful_ports_anti_spoofing_is_on_its_taps_own_hook() -> None:
+    raw = intent()
+    rs = fw_plan.build(firewall_part(raw), typed(raw).networks, per_device=True)
+    assert rs.hooks["netdev", "from-tapp1"] == ('type filter hook ingress device "tapp1" priority filter; '
+                                               "policy accept;")
+    assert rs.chains["netdev", "from-tapp1"][0].endswith("meta mark set 0x00000001 accept")
+    assert ("bridge", "from-tapp1") not in rs.chains and rs.elements["bridge", "from_port"] == {}
+    # No port left for the bridge's prerouting dispatch: no such base chain, nothing for other traffic to run.
+    assert ("bridge", "prerouting") not in rs.hooks and ("bridge", "prerouting") not in rs.chains
+    assert rs.elements["netdev", "udp_icmpv6"] and rs.elements["netdev", "dad_types"]
+    # A port more is its own base chain, added in place with its hook.
+    raw["firewall"]["ports"]["p3"] = {"device": "tapp3", "mac": "fa:16:3e:00:00:03", "ips": ["10.0.0.3"],
+                                      "port_security": True, "stateful": True, "security_groups": ["g1"]}
+    more = fw_plan.build(firewall_part(raw), typed(raw).networks, rs.numbers, per_device=True)
+    script = fw_plan.change_script(rs, more)
+    assert script is not None and ('add chain netdev kaon-sg from-tapp3 { type filter hook ingress device "tapp3" '
+                                   "priority filter; policy accept; }") in script
+    # A stateless port still goes through the bridge: the prerouting chain comes back for it alone.
+    raw["firewall"]["ports"]["p3"]["stateful"] = False
+    mixed = fw_plan.build(firewall_part(raw), typed(raw).networks, rs.numbers, per_device=True)
+    assert mixed.elements["bridge", "from_port"] == {'"tapp3"': "jump from-tapp3"}
+    assert mixed.chains["bridge", "prerouting"][-1] == "iifname vmap @from_port"
+    assert fw_plan.change_script(more, mixed) is not None
