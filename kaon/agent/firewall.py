@@ -190,7 +190,7 @@ class Firewall:
                 LOG.info("anti-spoofing on %s", "each tap's own ingress hook" if self._per_device else
                          "the bridges' prerouting hook (this kernel hooks no chain to a device by name)")
             changes = self._write(fw_plan.build(fw, intent.networks, previous, zones=self._zones(intent),
-                                                per_device=self._per_device))
+                                                per_device=self._per_device, tracked=self._tracked(intent)))
         except Exception as exc:
             guarded = self.applied.guarded if self.applied is not None else frozenset()
             self.applied = None  # unknown now: the next pass replaces the tables whole
@@ -278,6 +278,15 @@ class Firewall:
             self.applied = None
         else:
             self._written_gen = self._gen()  # someone else's commit, not touching our tables
+
+    def _tracked(self, intent: HostIntent) -> frozenset[str] | None:
+        """The taps whose packets can meet conntrack: all of them when every bridge goes through
+        br_netfilter, else those on the bridges of stateful ports."""
+        if self.cfg.netfilter_all_bridges:
+            return None
+        network_of = {pid: p.network_id for pid, p in intent.ports.items()}
+        nets = fw_plan.netfilter_networks(intent.firewall, network_of)
+        return frozenset(p.device for p in intent.ports.values() if p.network_id in nets)
 
     def _zones(self, intent: HostIntent) -> bool:
         network_of = {pid: p.network_id for pid, p in intent.ports.items()}

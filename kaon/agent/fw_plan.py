@@ -78,6 +78,7 @@ CONSTANT_SETS: dict[Key, tuple[str, tuple[str, ...]]] = {
     ("bridge", "nd_ingress"): ("icmpv6_type", ND_INGRESS),
     ("netdev", "udp_icmpv6"): ("inet_proto", ("udp", "icmpv6")),  # stateful ports' anti-spoofing, per device
     ("netdev", "dad_types"): ("icmpv6_type", DAD),
+    ("netdev", "nd_egress"): ("icmpv6_type", ND_EGRESS),  # stateless ports' egress, per device
 }
 
 
@@ -118,7 +119,8 @@ def number_ports(previous: Mapping[str, int], ports: Iterable[str]) -> dict[str,
 
 
 def build(fw: FirewallIntent | None, networks: Mapping[str, NetworkIntent],
-          previous: Mapping[str, int] | None = None, zones: bool = True, per_device: bool = False) -> Ruleset:
+          previous: Mapping[str, int] | None = None, zones: bool = True, per_device: bool = False,
+          tracked: frozenset[str] | None = None) -> Ruleset:
     """The wanted objects; ``previous``: the port numbers in force (kept for ports still here).
 
     ``zones``: a conntrack zone per network. Needed where two networks' traffic meets in the
@@ -126,12 +128,15 @@ def build(fw: FirewallIntent | None, networks: Mapping[str, NetworkIntent],
     network's bridge goes through conntrack at all (kaon.agent.firewall's per-bridge mode, see
     :func:`zones_needed`), zones separate nothing and would cost a base chain per packet.
 
-    ``per_device``: a stateful port's anti-spoofing is a base chain of its own on its tap's
-    ingress hook (netdev family) instead of a bridge prerouting chain reached through the
-    ``from_port`` map: only the VM's own packets run it, the rest of the bridge's traffic (the
-    VXLAN device's, the router's) meets no prerouting chain at all. Needs a kernel that hooks a
-    chain to a device by name, before the device exists and across its re-creation (6.16 on;
-    kaon.agent.firewall probes it)."""
+    ``per_device``: a port's anti-spoofing (and a stateless port's egress rules after it) is a
+    base chain of its own on its tap's ingress hook (netdev family) instead of a bridge
+    prerouting chain reached through the ``from_port`` map: only the VM's own packets run it,
+    the rest of the bridge's traffic (the VXLAN device's, the router's) meets no prerouting
+    chain at all. Needs a kernel that hooks a chain to a device by name, before the device
+    exists and across its re-creation (6.16 on; kaon.agent.firewall probes it).
+
+    ``tracked``: the taps whose packets can meet conntrack (on a bridge that goes through
+    br_netfilter); None: all of them. A stateless port elsewhere needs no ``notrack``."""
     ports = {pid: p for pid, p in fw.ports.items() if p.port_security} if fw is not None else {}
     if not ports:
         return Ruleset()
@@ -139,20 +144,21 @@ def build(fw: FirewallIntent | None, networks: Mapping[str, NetworkIntent],
     numbers = number_ports(previous or {}, ports)
     rs = Ruleset(guarded=frozenset(ports), numbers=numbers)
     stateful = any(p.stateful is not False for p in ports.values())
-    stateless = any(p.stateful is False for p in ports.values())
-    _skeleton(rs, stateful=stateful, stateless=stateless, zones=zones, bridge_from=stateless or not per_device)
+    untracked = {pid for pid, p in ports.items() if p.stateful is False and (tracked is None or p.device in tracked)}
+    _skeleton(rs, stateful=stateful, stateless=bool(untracked), zones=zones, bridge_from=not per_device)
     for key in rs.decls:
         rs.elements[key] = {}
     for key, (kind, members) in CONSTANT_SETS.items():
-        if key[0] != "netdev" or (per_device and stateful):
+        if key[0] != "netdev" or per_device:
             rs.decls[key] = f"set {{ type {kind}; }}"
             rs.elements[key] = dict.fromkeys(members, "")
     for pid, port in sorted(ports.items()):
-        _port(rs, numbers[pid], port, fw.groups, per_device)
+        _port(rs, numbers[pid], port, fw.groups, per_device, pid in untracked)
     # A group's chains (and the remote sets its rules name) in each family one of its ports is
-    # filtered in: inet for stateful ports, bridge for stateless ones.
+    # filtered in: inet for stateful ports, bridge for stateless ones (and netdev for their egress
+    # rules, per device).
     for family in FAMILIES:
-        used = sorted({g for p in ports.values() if _family(p) == family
+        used = sorted({g for p in ports.values() if family in _families(p, per_device)
                        for g in p.security_groups or () if g in fw.groups})
         for gid in used:
             _group(rs, family, gid, fw.groups[gid])
@@ -189,6 +195,14 @@ def zones_needed(all_bridges: bool, tracked_networks: set[str]) -> bool:
     return all_bridges or len(tracked_networks) > 1
 
 
+def _families(port: FirewallPort, per_device: bool) -> tuple[str, ...]:
+    """Where a port's groups' chains are needed: inet (stateful), or bridge for a stateless port's
+    ingress rules and netdev or bridge for its egress rules (after its per-device anti-spoofing)."""
+    if _family(port) == "inet":
+        return ("inet",)
+    return ("bridge", "netdev") if per_device else ("bridge",)
+
+
 def _family(port: FirewallPort) -> str:
     """Where a port's rules are: a stateless port needs no conntrack, so all of it is in the bridge
     family, and its packets meet no inet chain of its own (see the module docstring)."""
@@ -223,14 +237,15 @@ def _skeleton(rs: Ruleset, stateful: bool, stateless: bool, zones: bool = True, 
         rs.decls["inet", "zone_of"] = "map { typeof iifname : ct zone; }"
     hook = "type filter hook {} priority {}; policy accept;"
     rs.hooks["bridge", "forward"] = hook.format("forward", "filter")
-    if bridge_from:  # some port's anti-spoofing is reached through the bridge (not per device)
+    if bridge_from or stateless:
         rs.hooks["bridge", "prerouting"] = hook.format("prerouting", "filter")
         # A stateless port's packets are never tracked: what it sends gets ``notrack`` in its
-        # from- chain, what goes to its MAC here — both in the bridge family, which runs before
-        # br_netfilter hands the packet to the inet hooks and conntrack. (Before the port
-        # dispatch: the from- chains end in a verdict.)
+        # from- chain, what goes to its MAC here — both before br_netfilter hands the packet to the
+        # inet hooks and conntrack. (Before the port dispatch: the from- chains end in a verdict.)
+        # ``stateless``: such a port whose packets can meet conntrack at all. ``bridge_from``: the
+        # ports' anti-spoofing is reached through the bridge (not on their taps' own hooks).
         rs.chains["bridge", "prerouting"] = (("ether daddr @untracked_mac notrack",) if stateless else ()) + (
-            "iifname vmap @from_port",)
+            ("iifname vmap @from_port",) if bridge_from else ())
     rs.chains.update({
         ("bridge", "forward"): ("oifname vmap @to_port",),
         ("inet", "ingress"): ("meta mark and 0xffff0000 vmap @in_port", "accept"),
@@ -264,19 +279,20 @@ def _skeleton(rs: Ruleset, stateful: bool, stateless: bool, zones: bool = True, 
 
 # -- a port: four chains and one element per map ----------------------------------
 def _port(rs: Ruleset, number: int, port: FirewallPort, groups: Mapping[str, SecurityGroupIntent],
-          per_device: bool = False) -> None:
+          per_device: bool = False, untracked: bool = False) -> None:
+    """``untracked``: a stateless port whose packets can meet conntrack (``notrack`` them)."""
     tap = port.device
     present = tuple(g for g in port.security_groups or () if g in groups)
-    own = per_device and _family(port) == "inet"
-    rs.chains.update(_port_chains(number, port, present, own))
-    if own:  # the tap's own ingress hook, by name (it may not exist yet; it may come and go)
+    rs.chains.update(_port_chains(number, port, present, per_device, untracked))
+    if per_device:  # the tap's own ingress hook, by name (it may not exist yet; it may come and go)
         rs.hooks["netdev", f"from-{tap}"] = f'type filter hook ingress device "{tap}" priority filter; policy accept;'
     else:
         rs.elements["bridge", "from_port"][f'"{tap}"'] = f"jump from-{tap}"
     rs.elements["bridge", "to_port"][f'"{tap}"'] = f"jump to-{tap}"
     if _family(port) == "bridge":
-        for mac in _addresses(port):
-            rs.elements["bridge", "untracked_mac"][mac] = ""
+        if untracked:
+            for mac in _addresses(port):
+                rs.elements["bridge", "untracked_mac"][mac] = ""
         return
     for suffix, mapname, mark in (("out", "out_port", number), ("in", "in_port", number << 16)):
         rs.elements["inet", mapname][f"{mark:#010x}"] = f"goto {suffix}-{tap}"
@@ -284,7 +300,7 @@ def _port(rs: Ruleset, number: int, port: FirewallPort, groups: Mapping[str, Sec
 
 @functools.lru_cache(maxsize=1 << 16)
 def _port_chains(number: int, port: FirewallPort, present: tuple[str, ...],
-                 per_device: bool = False) -> dict[Key, tuple[str, ...]]:
+                 per_device: bool = False, untracked: bool = False) -> dict[Key, tuple[str, ...]]:
     """A port's chains; cached, as a pass rebuilds every port's while few change (and equal
     tuples that are the same object compare at once in :func:`change_script`).
 
@@ -292,11 +308,12 @@ def _port_chains(number: int, port: FirewallPort, present: tuple[str, ...],
     (egress rules) and ``to-`` (ingress rules). Stateful: ``from-`` and ``to-`` only mark the
     packet, the rules are in inet ``out-`` and ``in-``."""
     tap = port.device
+    out = "netdev" if per_device else "bridge"  # where the port's own packets are judged
     if _family(port) == "bridge":
-        return {("bridge", f"from-{tap}"): _from_port(number, port),
-                ("bridge", f"out-{tap}"): _port_chain("out", port, present, "bridge"),
+        return {(out, f"from-{tap}"): _from_port(number, port, untracked),
+                (out, f"out-{tap}"): _port_chain("out", port, present, out),
                 ("bridge", f"to-{tap}"): _port_chain("in", port, present, "bridge")}
-    return {("netdev" if per_device else "bridge", f"from-{tap}"): _from_port(number, port),
+    return {(out, f"from-{tap}"): _from_port(number, port),
             ("bridge", f"to-{tap}"): (f"meta mark set meta mark or {number << 16:#010x}",),
             ("inet", f"out-{tap}"): _port_chain("out", port, present),
             ("inet", f"in-{tap}"): _port_chain("in", port, present)}
@@ -439,7 +456,7 @@ def _merged(addresses: list[str], version: int) -> str:
     return items[0] if len(items) == 1 else "{ " + ", ".join(items) + " }" if items else ""
 
 
-def _from_port(number: int, port: FirewallPort) -> tuple[str, ...]:
+def _from_port(number: int, port: FirewallPort, untracked: bool = False) -> tuple[str, ...]:
     # What passes anti-spoofing: a stateful port's packet is marked with the port's number for the
     # inet chains; a stateless port's goes on to its egress rules, in this family.
     mark = f"meta mark set {number:#010x} accept" if _family(port) == "inet" else f"goto out-{port.device}"
@@ -450,7 +467,7 @@ def _from_port(number: int, port: FirewallPort) -> tuple[str, ...]:
     # the common case must not walk the special cases first.
     # A stateless port's packets are untracked from here on (before conntrack: bridge prerouting
     # runs before br_netfilter's inet hooks), dropped ones included: one expression, no lookup.
-    rules = ["notrack"] if port.stateful is False else []
+    rules = ["notrack"] if untracked else []
     for mac, addresses in by_mac.items():
         v4 = _merged(addresses, 4)
         v6 = _merged([*addresses, str(netaddr.EUI(mac).ipv6_link_local())], 6)
@@ -483,7 +500,8 @@ def _from_port(number: int, port: FirewallPort) -> tuple[str, ...]:
 # What an allowed packet does next. inet: past the sender's egress it still meets the receiver's
 # ingress (one base chain). bridge (stateless ports): egress is checked at prerouting, ingress at
 # forward, two hooks — an accept ends only its own, the other still decides.
-PASS = {"inet": {"out": "goto ingress", "in": "accept"}, "bridge": {"out": "accept", "in": "accept"}}
+PASS = {"inet": {"out": "goto ingress", "in": "accept"}, "bridge": {"out": "accept", "in": "accept"},
+        "netdev": {"out": "accept", "in": "accept"}}
 
 
 def _port_chain(suffix: str, port: FirewallPort, present: tuple[str, ...], family: str = "inet") -> tuple[str, ...]:

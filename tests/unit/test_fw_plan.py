@@ -464,9 +464,19 @@ def test_per_device_a_stateful_ports_anti_spoofing_is_on_its_taps_own_hook() -> 
     script = fw_plan.change_script(rs, more)
     assert script is not None and ('add chain netdev kaon-sg from-tapp3 { type filter hook ingress device "tapp3" '
                                    "priority filter; policy accept; }") in script
-    # A stateless port still goes through the bridge: the prerouting chain comes back for it alone.
+    # A stateless port: anti-spoofing then its egress rules on its tap's hook, its groups' chains
+    # in the netdev table too; ingress rules at bridge forward. Untracked (``notrack``, and its MAC
+    # in bridge prerouting) only where its packets can meet conntrack.
     raw["firewall"]["ports"]["p3"]["stateful"] = False
     mixed = fw_plan.build(firewall_part(raw), typed(raw).networks, rs.numbers, per_device=True)
-    assert mixed.elements["bridge", "from_port"] == {'"tapp3"': "jump from-tapp3"}
-    assert mixed.chains["bridge", "prerouting"][-1] == "iifname vmap @from_port"
+    assert mixed.chains["netdev", "from-tapp3"][0] == "notrack"
+    assert mixed.chains["netdev", "from-tapp3"][1].endswith("goto out-tapp3")
+    assert mixed.chains["netdev", "out-tapp3"][0] == "jump sg-g1-out" and ("netdev", "sg-g1-out") in mixed.chains
+    assert ("netdev", "sg4-g1") in mixed.decls and ("bridge", "to-tapp3") in mixed.chains
+    assert mixed.elements["bridge", "from_port"] == {} and mixed.elements["bridge", "untracked_mac"]
+    assert mixed.chains["bridge", "prerouting"] == ("ether daddr @untracked_mac notrack",)
     assert fw_plan.change_script(more, mixed) is not None
+    quiet = fw_plan.build(firewall_part(raw), typed(raw).networks, rs.numbers, per_device=True,
+                          tracked=frozenset({"tapp1"}))  # tapp3's bridge does not go through conntrack
+    assert "notrack" not in quiet.chains["netdev", "from-tapp3"] and quiet.elements["bridge", "untracked_mac"] == {}
+    assert ("bridge", "prerouting") not in quiet.chains
