@@ -21,8 +21,11 @@ netfilter samples/GB, and with ``--symbols`` where they go.
     sudo .venv/bin/python benchmarks/nft_cost_bench.py [--runs 5 --seconds 2 --symbols 15 --compare main]
 
 ``--compare REV`` adds the two kaon worlds again with ``kaon/agent/fw_plan.py`` as it is at git REV;
-``--ablate`` adds kaon's stateful ruleset with only its bridge table and with only its inet table
-(not a working firewall either way: a measure of what each half costs).
+``--ablate`` adds kaon's stateful ruleset with only one of its tables (bridge, inet, netdev) at a
+time (not a working firewall: a measure of what each part costs). kaon's worlds run as a lab
+host's agent leaves the namespace: br_netfilter per bridge (``netfilter_all_bridges = false``),
+anti-spoofing on the tap's own hook where the kernel allows it; the baselines and ``--compare``'s
+older rulesets with the sysctls at 1.
 
 Needs root, iperf3, and perf (Debian linux-perf; without it only throughput is printed).
 """
@@ -54,6 +57,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import dataplane_bench as db  # noqa: E402
 
 from kaon.agent import fw_plan  # noqa: E402
+from kaon.agent.firewall import netdev_hooks_by_name  # noqa: E402
 from kaon.dataplane import nft  # noqa: E402
 from kaon.model.intent import SCHEMA_VERSION, HostIntent  # noqa: E402
 
@@ -68,9 +72,12 @@ RULE = {"direction": "ingress", "ethertype": "IPv4", "protocol": None, "port_ran
         "port_range_max": None, "remote_ip_prefix": None, "remote_set": None}
 
 
-def kaon_ruleset(host: str, stateful: bool, plan: ModuleType = fw_plan, only: str | None = None) -> str:
-    """What kaon's agent writes on ``host`` for its VM in the benchmark's group (``plan``: a fw_plan);
-    ``only``: just that family's table of it (the other one empty), to see what each costs."""
+def kaon_ruleset(host: str, stateful: bool, plan: ModuleType = fw_plan, only: str | None = None,
+                 per_device: bool = False) -> str:
+    """What kaon's agent writes on ``host`` for its VM in the benchmark's group (``plan``: a fw_plan),
+    as a lab host's agent does: br_netfilter per bridge, so one tracked network and no zones,
+    anti-spoofing per device where the kernel allows (``per_device``; an older ``plan`` takes
+    neither); ``only``: just that family's table of it (the others empty), to see what each costs."""
     tap, mac, ip = VMS[host]
     rules = [{**RULE, "protocol": 6}, {**RULE, "protocol": 1},  # the group: tcp and icmp in,
              {**RULE, "direction": "egress"}, {**RULE, "direction": "egress", "ethertype": "IPv6"}]  # all out
@@ -81,7 +88,11 @@ def kaon_ruleset(host: str, stateful: bool, plan: ModuleType = fw_plan, only: st
         "firewall": {"ports": {"vm": {"device": tap, "mac": mac, "ips": [ip], "port_security": True,
                                       "stateful": stateful, "security_groups": ["g"]}},
                      "groups": {"g": {"stateful": stateful, "rules": rules}}, "sets": {}}})
-    rs = plan.build(intent.firewall, intent.networks)
+    try:
+        rs = plan.build(intent.firewall, intent.networks, zones=False, per_device=per_device,
+                        tracked=frozenset({tap} if stateful else ()))
+    except TypeError:  # fw_plan before br_netfilter per bridge
+        rs = plan.build(intent.firewall, intent.networks)
     if only is not None:
         def mine(d: dict[tuple[str, str], Any]) -> dict[tuple[str, str], Any]:
             return {k: v for k, v in d.items() if k[0] == only}
@@ -100,22 +111,36 @@ def plan_at(rev: str) -> ModuleType:
     return module
 
 
+def br_netfilter(ns: str, per_bridge: bool, bridge_on: bool) -> None:
+    """The namespace's br_netfilter as kaon's agent leaves it: all bridges (the sysctls at 1), or per
+    bridge (sysctls 0, ``brq-net1``'s own switch on when it carries a stateful port)."""
+    db.run("ip", "netns", "exec", ns, "sysctl", "-qw", f"net.bridge.bridge-nf-call-iptables={int(not per_bridge)}",
+           f"net.bridge.bridge-nf-call-ip6tables={int(not per_bridge)}")
+    db.run("ip", "-n", ns, "link", "set", "brq-net1", "type", "bridge", "nf_call_iptables", str(int(bridge_on)),
+           "nf_call_ip6tables", str(int(bridge_on)))
+
+
 def worlds(base: db.Baseline, compare: str | None, ablate: bool) -> dict[str, Callable[[], None]]:
     """World name -> what sets it up on the hosts (whatever the previous world left)."""
+    per_device = netdev_hooks_by_name(f"{base.prefix}h1")
+
     def setup(kaon: bool | None = None, hand: str | None = None, plan: ModuleType = fw_plan,
               only: str | None = None) -> Callable[[], None]:
         def apply() -> None:
             base.firewall(hand)  # the hand-written tables, or none of them
             for host in VMS:  # kaon's tables, or none of them
+                ns = f"{base.prefix}{host}"
+                # The baselines and kaon's older rulesets with the sysctls at 1, as the hand-written ones
+                # need and the old agent set them; kaon's as a lab host's agent leaves them.
+                br_netfilter(ns, per_bridge=kaon is not None and plan is fw_plan, bridge_on=bool(kaon))
                 empty = fw_plan.full_script(fw_plan.Ruleset())
-                nft.run(f"{base.prefix}{host}", empty if kaon is None else kaon_ruleset(host, kaon, plan, only))
+                nft.run(ns, empty if kaon is None else kaon_ruleset(host, kaon, plan, only, per_device))
         return apply
 
     out = {"bare": setup(), "hand-stateful": setup(hand="stateful"), "hand-stateless": setup(hand="stateless"),
            "kaon-stateful": setup(kaon=True), "kaon-stateless": setup(kaon=False)}
     if ablate:
-        out |= {"kaon-stateful:bridge": setup(kaon=True, only="bridge"),
-                "kaon-stateful:inet": setup(kaon=True, only="inet")}
+        out |= {f"kaon-stateful:{family}": setup(kaon=True, only=family) for family in fw_plan.FAMILIES}
     if compare:
         other = plan_at(compare)
         out |= {f"{compare}-stateful": setup(kaon=True, plan=other), f"{compare}-stateless": setup(kaon=False, plan=other)}
@@ -160,7 +185,7 @@ def main() -> int:
     parser.add_argument("--symbols", type=int, default=0, help="print the top N netfilter symbols per world")
     parser.add_argument("--compare", metavar="REV", help="also the rulesets of fw_plan.py at git REV (e.g. main)")
     parser.add_argument("--ablate", action="store_true",
-                        help="also kaon's stateful ruleset with only its bridge table, and with only its inet table")
+                        help="also kaon's stateful ruleset with only one of its tables at a time")
     args = parser.parse_args()
     if os.geteuid() != 0 or not shutil.which("iperf3"):
         print("nft_cost_bench: needs root and iperf3", file=sys.stderr)
