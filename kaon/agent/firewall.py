@@ -178,7 +178,11 @@ class Firewall:
             # Every rule of the inet table would be bypassed: no secured port is safe.
             self._error(f"security groups cannot be enforced, keeping {len(secured)} port(s) down: {exc}")
             return Outcome(False, frozenset(secured))
-        unsafe = self._ensure_bridges(intent)
+        # Ports and their networks, and the networks whose bridges go through br_netfilter: once a pass.
+        network_of = {pid: p.network_id for pid, p in intent.ports.items()}
+        tracked = fw_plan.netfilter_networks(fw, network_of)
+        zones = fw_plan.zones_needed(self.cfg.netfilter_all_bridges, tracked)
+        unsafe = self._ensure_bridges(intent, tracked, network_of)
         if unsafe:
             return Outcome(False, frozenset(unsafe & secured))
         try:
@@ -189,26 +193,27 @@ class Firewall:
                 self._per_device = netdev_hooks_by_name(self.cfg.namespace)
                 LOG.info("anti-spoofing on %s", "each tap's own ingress hook" if self._per_device else
                          "the bridges' prerouting hook (this kernel hooks no chain to a device by name)")
-            changes = self._write(fw_plan.build(fw, intent.networks, previous, zones=self._zones(intent),
-                                                per_device=self._per_device, tracked=self._tracked(intent)))
+            # The taps whose packets can meet conntrack: all with br_netfilter on every bridge.
+            taps = None if self.cfg.netfilter_all_bridges else frozenset(
+                p.device for p in intent.ports.values() if p.network_id in tracked)
+            changes = self._write(fw_plan.build(fw, intent.networks, previous, zones=zones,
+                                                per_device=self._per_device, tracked=taps))
         except Exception as exc:
             guarded = self.applied.guarded if self.applied is not None else frozenset()
             self.applied = None  # unknown now: the next pass replaces the tables whole
             self._error(f"firewall update failed, ports it does not cover yet stay down: {exc}")
             return Outcome(False, frozenset(secured - guarded))
-        errors = self._forget_flows(self._firewall, fw, {pid: p.network_id for pid, p in intent.ports.items()},
-                                    fw_plan.zone if self._zones(intent) else lambda network_id: 0)
+        errors = self._forget_flows(self._firewall, fw, network_of, fw_plan.zone if zones else lambda network_id: 0)
         self._firewall = fw
         return Outcome(True, changes=changes, errors=errors)
 
-    def _ensure_bridges(self, intent: HostIntent) -> set[str]:
-        """Per-bridge mode: br_netfilter on for each existing bridge of a stateful port's network
-        (one that does not exist yet is made with it by L2). Returns the ports it could not vouch for."""
+    def _ensure_bridges(self, intent: HostIntent, tracked: set[str], network_of: dict[str, str]) -> set[str]:
+        """Per-bridge mode: br_netfilter on for each existing bridge of the ``tracked`` networks (one
+        that does not exist yet is made with it by L2). Returns the ports it could not vouch for."""
         if self.cfg.netfilter_all_bridges:
             return set()
-        network_of = {pid: p.network_id for pid, p in intent.ports.items()}
         unsafe: set[str] = set()
-        for net_id in sorted(fw_plan.netfilter_networks(intent.firewall, network_of)):
+        for net_id in sorted(tracked):
             net = intent.networks.get(net_id)
             bridge = bridge_of(net, self.cfg) if net is not None else None
             if bridge is None or bridge in self._nf_bridges:
@@ -278,20 +283,6 @@ class Firewall:
             self.applied = None
         else:
             self._written_gen = self._gen()  # someone else's commit, not touching our tables
-
-    def _tracked(self, intent: HostIntent) -> frozenset[str] | None:
-        """The taps whose packets can meet conntrack: all of them when every bridge goes through
-        br_netfilter, else those on the bridges of stateful ports."""
-        if self.cfg.netfilter_all_bridges:
-            return None
-        network_of = {pid: p.network_id for pid, p in intent.ports.items()}
-        nets = fw_plan.netfilter_networks(intent.firewall, network_of)
-        return frozenset(p.device for p in intent.ports.values() if p.network_id in nets)
-
-    def _zones(self, intent: HostIntent) -> bool:
-        network_of = {pid: p.network_id for pid, p in intent.ports.items()}
-        return fw_plan.zones_needed(self.cfg.netfilter_all_bridges,
-                                    fw_plan.netfilter_networks(intent.firewall, network_of))
 
     def _forget_flows(self, old: FirewallIntent | None, new: FirewallIntent | None,
                       network_of: dict[str, str], zone_of: Callable[[str], int | None]) -> tuple[tuple[str, str], ...]:
