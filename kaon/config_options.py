@@ -170,6 +170,7 @@ TABLE: Mapping[str, Mapping[str, Mapping[str, str]]] = {
         "neutron": {"metadata_proxy_shared_secret": USED, "*": "a nova.conf section; kaon reads only "
                     "metadata_proxy_shared_secret from it"},
         "metadata": {"serve": USED},
+        "securitygroup": {"netfilter_all_bridges": USED},
     },
 }
 

@@ -187,3 +187,17 @@ def test_the_http_and_login_limits_are_options_kaon_uses(tmp_path: Path) -> None
         "[security_compliance]\nlockout_failure_attempts = 3\nlockout_duration = 60\n"
     )
     assert check_files([str(conf)], "server") == []
+
+
+def test_the_firewalls_br_netfilter_option_is_kaons_and_known(tmp_path: Path) -> None:
+    ini = write(tmp_path, "linuxbridge_agent.ini", "[vxlan]\nlocal_ip = 127.0.0.1\n[securitygroup]\nfirewall_driver = nftables\n"
+                                                   "netfilter_all_bridges = false\nnetfilter_all_bridgez = 1\n")
+    found = by_option(check_files([ini], "check"))
+    assert ("securitygroup", "netfilter_all_bridges") not in found
+    assert found[("securitygroup", "netfilter_all_bridgez")].message.startswith("unknown option")
+    # Its default follows [agent] namespace: per bridge in a namespace of kaon's own, all bridges on the machine's.
+    assert agent_config(load_config([ini])).netfilter_all_bridges is False  # given
+    plain = write(tmp_path, "plain.ini", "[vxlan]\nlocal_ip = 127.0.0.1\n")
+    own = write(tmp_path, "own.ini", "[vxlan]\nlocal_ip = 127.0.0.1\n[agent]\nnamespace = kaon-h1\n")
+    assert agent_config(load_config([plain])).netfilter_all_bridges is True
+    assert agent_config(load_config([own])).netfilter_all_bridges is False
