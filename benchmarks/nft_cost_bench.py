@@ -57,7 +57,6 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import dataplane_bench as db  # noqa: E402
 
 from kaon.agent import fw_plan  # noqa: E402
-from kaon.agent.firewall import netdev_hooks_by_name  # noqa: E402
 from kaon.dataplane import nft  # noqa: E402
 from kaon.model.intent import SCHEMA_VERSION, HostIntent  # noqa: E402
 
@@ -122,7 +121,7 @@ def br_netfilter(ns: str, per_bridge: bool, bridge_on: bool) -> None:
 
 def worlds(base: db.Baseline, compare: str | None, ablate: bool) -> dict[str, Callable[[], None]]:
     """World name -> what sets it up on the hosts (whatever the previous world left)."""
-    per_device = netdev_hooks_by_name(f"{base.prefix}h1")
+    per_device = nft.netdev_hooks_by_name(f"{base.prefix}h1")
 
     def setup(kaon: bool | None = None, hand: str | None = None, plan: ModuleType = fw_plan,
               only: str | None = None) -> Callable[[], None]:

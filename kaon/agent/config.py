@@ -92,11 +92,7 @@ def agent_config(cfg: Config) -> AgentConfig:
         resync_interval=typed("agent", "resync_interval", parse_int, 30),
         enable_security_group=typed("securitygroup", "enable_security_group", parse_bool, True),
         firewall_driver=text("securitygroup", "firewall_driver") or "",
-        # Default: every bridge on the machine's own namespace (the host's br_netfilter sysctls are
-        # shared with whatever else bridges there), only the stateful ports' bridges in a namespace
-        # of kaon's own ([agent] namespace: the lab's hosts, the tests').
-        netfilter_all_bridges=typed("securitygroup", "netfilter_all_bridges", parse_bool,
-                                    text("agent", "namespace") is None),
+        netfilter_all_bridges=netfilter_all_bridges(cfg),
         availability_zone=text("agent", "availability_zone") or "nova",
         nova_metadata_host=proxy.nova_metadata_host,
         nova_metadata_port=proxy.nova_metadata_port,
@@ -127,6 +123,14 @@ def agent_config(cfg: Config) -> AgentConfig:
         l2_population=typed("vxlan", "l2_population", parse_bool, False),
         vxlan_group=text("vxlan", "vxlan_group"),
     )
+
+
+def netfilter_all_bridges(cfg: Config) -> bool:
+    """``[securitygroup] netfilter_all_bridges``. Default: every bridge on the machine's own namespace
+    (the host's br_netfilter sysctls are shared with whatever else bridges there), only the stateful
+    ports' bridges in a namespace of kaon's own (``[agent] namespace``: the lab's hosts, the tests')."""
+    own_namespace = bool((cfg.get("agent", "namespace") or "").strip())
+    return bool(cfg.get_typed("securitygroup", "netfilter_all_bridges", parse_bool, not own_namespace))
 
 
 def _ovs_agent_config(cfg: Config, common: dict[str, Any]) -> AgentConfig:

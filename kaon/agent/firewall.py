@@ -10,7 +10,7 @@ ports are safe to plug. It is a manager (kaon.agent.manager) that runs
 after DHCP and L3 and before L2, and looks every pass. A pass compares the
 wanted objects with what it last wrote and sends one transaction with the
 difference (a port's own chains and map elements, a group's chains, set
-elements); it writes both tables whole only when it does not know what the
+elements); it writes the tables whole only when it does not know what the
 kernel has (first sync, a failure) or when reading them back — on the
 periodic resync (``mark_dirty``) — shows that someone else changed them.
 After a change it deletes the conntrack entries of flows the new rules no
@@ -39,7 +39,6 @@ filtered stay plugged.
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from collections.abc import Callable
 
@@ -93,22 +92,6 @@ def ensure_br_netfilter(namespace: str | None, all_bridges: bool = True) -> None
         # No /proc/sys/net/bridge: br_netfilter is not loaded (modprobe br_netfilter).
         raise FirewallUnavailable(f"cannot {'enable' if all_bridges else 'set'} br_netfilter "
                                   f"({', '.join(SYSCTLS)}): {exc}") from exc
-
-
-def netdev_hooks_by_name(namespace: str | None) -> bool:
-    """Whether nftables in ``namespace`` hooks a chain to a device by name — before the device exists,
-    and again when it is made anew (Linux 6.16 on). Then a stateful port's anti-spoofing is a chain on
-    its tap's own ingress hook (fw_plan ``per_device``); before, a tap that Nova deletes and plugs again
-    would take its chain with it, so the bridge's prerouting chain is used."""
-    tag = secrets.token_hex(3)
-    table = f"kaon-probe-{tag}"
-    try:
-        nft.run(namespace, f"table netdev {table} {{\n chain c {{\n  type filter hook ingress device \"kpnd{tag}\" "
-                           "priority filter; policy accept;\n }\n}\n")
-    except nft.NftError:
-        return False
-    nft.run(namespace, f"delete table netdev {table}\n")
-    return True
 
 
 def set_bridge_netfilter(namespace: str | None, bridge: str, on: bool) -> None:
@@ -180,7 +163,7 @@ class Firewall:
             return Outcome(False, frozenset(secured))
         # Ports and their networks, and the networks whose bridges go through br_netfilter: once a pass.
         network_of = {pid: p.network_id for pid, p in intent.ports.items()}
-        tracked = fw_plan.netfilter_networks(fw, network_of)
+        tracked = fw_plan.netfilter_networks(intent)
         zones = fw_plan.zones_needed(self.cfg.netfilter_all_bridges, tracked)
         unsafe = self._ensure_bridges(intent, tracked, network_of)
         if unsafe:
@@ -190,7 +173,7 @@ class Firewall:
                 self._read_back()
             previous = self.applied.numbers if self.applied is not None else None
             if self._per_device is None:
-                self._per_device = netdev_hooks_by_name(self.cfg.namespace)
+                self._per_device = nft.netdev_hooks_by_name(self.cfg.namespace)
                 LOG.info("anti-spoofing on %s", "each tap's own ingress hook" if self._per_device else
                          "the bridges' prerouting hook (this kernel hooks no chain to a device by name)")
             # The taps whose packets can meet conntrack: all with br_netfilter on every bridge.

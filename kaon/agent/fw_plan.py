@@ -2,17 +2,22 @@
 
 Design (docs/design/security-groups-dataplane.md; measured in the shared
 dataplane reference §5.1): this kernel has no conntrack in the nft *bridge*
-family, so the work is split in two tables, both owned by name:
+family, so the work is split in three tables, all owned by name:
 
-* ``bridge kaon-sg`` — per port: anti-spoofing (MAC, IPv4/IPv6 source, ARP
-  sender, with allowed address pairs), the DHCP client allowed, DHCP/DHCPv6
-  server replies and router advertisements sent *by* the VM dropped. A
-  stateful port's packets are then marked with the port they come from (low
-  16 bits, at prerouting) and go to (high 16 bits, at forward) for the inet
-  table. A **stateless** port needs no conntrack, so all of it is here: its
-  egress rules at prerouting (``out-<tap>``), its ingress rules at forward
+* ``netdev kaon-sg`` — where the kernel hooks a chain to a device by name
+  (``per_device``): per port, a base chain on its tap's ingress hook with its
+  anti-spoofing (MAC, IPv4/IPv6 source, ARP sender, with allowed address
+  pairs; the DHCP client allowed; DHCP/DHCPv6 server replies and router
+  advertisements sent *by* the VM dropped), and a stateless port's egress
+  rules after it. Otherwise those chains are in the bridge table, reached
+  from bridge prerouting;
+* ``bridge kaon-sg`` — a stateful port's packets are marked with the port
+  they come from (low 16 bits, by its anti-spoofing chain) and go to (high
+  16 bits, at forward) for the inet table. A **stateless** port needs no
+  conntrack, so all of it is in the bridge family (and netdev): its egress
+  rules after its anti-spoofing (``out-<tap>``), its ingress rules at forward
   (``to-<tap>``), and its packets are made untracked (``notrack``) before
-  br_netfilter hands them to conntrack;
+  br_netfilter hands them to conntrack, where they can meet it;
 * ``inet kaon-sg`` — stateful ports, reached through br_netfilter: per-port
   egress and ingress chains keyed on that mark, ``ct state
   established,related`` accepted, one chain per security group with its
@@ -37,7 +42,7 @@ plus one element in each map. :func:`build` returns the wanted objects
 (:class:`Ruleset`); :func:`change_script` turns two of them into one
 transaction that touches only what differs — a new port adds its chains and
 map elements, a removed one deletes them, a rule change refills its group's
-chains — and :func:`full_script` writes both tables whole (first sync, or
+chains — and :func:`full_script` writes the tables whole (first sync, or
 when the read-back, :func:`summary`, shows drift). Port numbers (the marks)
 must therefore stay the same while a port lives: :func:`number_ports`.
 """
@@ -53,7 +58,14 @@ from dataclasses import dataclass, field
 import netaddr
 
 from kaon.model import names
-from kaon.model.intent import FirewallIntent, FirewallPort, FirewallRule, NetworkIntent, SecurityGroupIntent
+from kaon.model.intent import (
+    FirewallIntent,
+    FirewallPort,
+    FirewallRule,
+    HostIntent,
+    NetworkIntent,
+    SecurityGroupIntent,
+)
 
 Key = tuple[str, str]  # (family, object name)
 TABLE = "kaon-sg"  # the name of the tables (bridge, inet and netdev families)
@@ -148,7 +160,7 @@ def build(fw: FirewallIntent | None, networks: Mapping[str, NetworkIntent],
     rs = Ruleset(guarded=frozenset(ports), numbers=numbers)
     stateful = any(p.stateful is not False for p in ports.values())
     untracked = {pid for pid, p in ports.items() if p.stateful is False and (tracked is None or p.device in tracked)}
-    _skeleton(rs, stateful=stateful, stateless=bool(untracked), zones=zones, bridge_from=not per_device)
+    _skeleton(rs, stateful=stateful, untracked=bool(untracked), zones=zones, bridge_from=not per_device)
     for key in rs.decls:
         rs.elements[key] = {}
     for key, (kind, members) in CONSTANT_SETS.items():
@@ -176,17 +188,18 @@ def build(fw: FirewallIntent | None, networks: Mapping[str, NetworkIntent],
     return rs
 
 
-def netfilter_networks(fw: FirewallIntent | None, network_of: Mapping[str, str]) -> set[str]:
+def netfilter_networks(intent: HostIntent) -> set[str]:
     """The networks whose bridge must hand IPv4/IPv6 to netfilter (br_netfilter): those with a
-    secured stateful port. ``network_of``: port id -> network id (the intent's ports).
+    secured stateful port.
 
     Only they need it: a stateless port is filtered in the bridge family, and routers' and DHCP
     ports are not filtered. Every other bridge then costs nothing in conntrack (with
     ``[securitygroup] netfilter_all_bridges = false``; see kaon.agent.firewall)."""
+    fw = intent.firewall
     if fw is None:
         return set()
-    return {network_of[pid] for pid, p in fw.ports.items()
-            if p.port_security and p.stateful is not False and pid in network_of}
+    return {intent.ports[pid].network_id for pid, p in fw.ports.items()
+            if p.port_security and p.stateful is not False and pid in intent.ports}
 
 
 def zones_needed(all_bridges: bool, tracked_networks: set[str]) -> bool:
@@ -222,7 +235,7 @@ def zone(network_id: str) -> int:
 
 
 # -- the fixed part: base chains dispatching through named maps -------------------
-def _skeleton(rs: Ruleset, stateful: bool, stateless: bool, zones: bool = True, bridge_from: bool = True) -> None:
+def _skeleton(rs: Ruleset, stateful: bool, untracked: bool, zones: bool = True, bridge_from: bool = True) -> None:
     """The base chains, and in them only what the host's ports need.
 
     Every packet crossing the host's namespace runs them (the underlay's VXLAN packets too), so
@@ -240,14 +253,14 @@ def _skeleton(rs: Ruleset, stateful: bool, stateless: bool, zones: bool = True, 
         rs.decls["inet", "zone_of"] = "map { typeof iifname : ct zone; }"
     hook = "type filter hook {} priority {}; policy accept;"
     rs.hooks["bridge", "forward"] = hook.format("forward", "filter")
-    if bridge_from or stateless:
+    if bridge_from or untracked:
         rs.hooks["bridge", "prerouting"] = hook.format("prerouting", "filter")
         # A stateless port's packets are never tracked: what it sends gets ``notrack`` in its
         # from- chain, what goes to its MAC here — both before br_netfilter hands the packet to the
         # inet hooks and conntrack. (Before the port dispatch: the from- chains end in a verdict.)
-        # ``stateless``: such a port whose packets can meet conntrack at all. ``bridge_from``: the
-        # ports' anti-spoofing is reached through the bridge (not on their taps' own hooks).
-        rs.chains["bridge", "prerouting"] = (("ether daddr @untracked_mac notrack",) if stateless else ()) + (
+        # ``untracked``: a stateless port whose packets can meet conntrack at all. ``bridge_from``:
+        # the ports' anti-spoofing is reached through the bridge (not on their taps' own hooks).
+        rs.chains["bridge", "prerouting"] = (("ether daddr @untracked_mac notrack",) if untracked else ()) + (
             ("iifname vmap @from_port",) if bridge_from else ())
     rs.chains.update({
         ("bridge", "forward"): ("oifname vmap @to_port",),
@@ -259,7 +272,7 @@ def _skeleton(rs: Ruleset, stateful: bool, stateless: bool, zones: bool = True, 
         rs.hooks["inet", "zones"] = hook.format("prerouting", "raw")
         # A conntrack zone per network, set before conntrack (priority raw) — but not for an
         # untracked packet: setting a zone gives it a conntrack template again.
-        rs.chains["inet", "zones"] = (("ct state untracked accept",) if stateless else ()) + (
+        rs.chains["inet", "zones"] = (("ct state untracked accept",) if untracked else ()) + (
             "ct zone set iifname map @zone_of",)
     rs.hooks["inet", "forward"] = hook.format("forward", "0")
     rs.chains.update({
@@ -468,8 +481,9 @@ def _from_port(number: int, port: FirewallPort, untracked: bool = False) -> tupl
     # port's own addresses — i.e. what none of the DHCP/RA drops below concerns, and what the
     # general rules further down would accept anyway. Every packet a VM sends runs this chain:
     # the common case must not walk the special cases first.
-    # A stateless port's packets are untracked from here on (before conntrack: bridge prerouting
-    # runs before br_netfilter's inet hooks), dropped ones included: one expression, no lookup.
+    # A stateless port's packets are untracked from here on (before conntrack: a tap's ingress hook
+    # and bridge prerouting run before br_netfilter's inet hooks), dropped ones included: one
+    # expression, no lookup — where they can meet conntrack at all (``untracked``).
     rules = ["notrack"] if untracked else []
     for mac, addresses in by_mac.items():
         v4 = _merged(addresses, 4)

@@ -78,7 +78,7 @@ class LinuxBridgeManager:
         """Networks whose bridge is made with br_netfilter on (per-bridge mode; kaon.agent.firewall)."""
         if self.cfg.netfilter_all_bridges or not firewall_enabled(self.cfg):
             return None
-        return frozenset(netfilter_networks(intent.firewall, {pid: p.network_id for pid, p in intent.ports.items()}))
+        return frozenset(netfilter_networks(intent))
 
     def close(self) -> None:
         self.driver.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import secrets
 import socket
 import struct
 import threading
@@ -116,3 +117,19 @@ def generation(namespace: str | None) -> int:
             return int(struct.unpack_from("!L", data, offset + 4)[0])
         offset += (size + 3) & ~3
     raise NftError("nft generation: no NFTA_GEN_ID in the kernel's answer")
+
+
+def netdev_hooks_by_name(namespace: str | None) -> bool:
+    """Whether nftables in ``namespace`` hooks a chain to a device by name — before the device exists,
+    and again when it is made anew (Linux 6.16 on). Then a stateful port's anti-spoofing is a chain on
+    its tap's own ingress hook (kaon.agent.fw_plan ``per_device``); before, a tap that Nova deletes and
+    plugs again would take its chain with it, so the bridge's prerouting chain is used."""
+    tag = secrets.token_hex(3)
+    table = f"kaon-probe-{tag}"
+    try:
+        run(namespace, f"table netdev {table} {{\n chain c {{\n  type filter hook ingress device \"kpnd{tag}\" "
+                       "priority filter; policy accept;\n }\n}\n")
+    except NftError:
+        return False
+    run(namespace, f"delete table netdev {table}\n")
+    return True

@@ -81,7 +81,9 @@ def br_netfilter(inp: Inputs) -> list[Finding]:
     where = f" (namespace {ns})" if ns else ""
     # Per bridge (the agent's default in a namespace of its own): the agent sets these sysctls to
     # 0 itself and turns br_netfilter on per bridge; only the module must be there.
-    all_bridges = inp.cfg.get_typed("securitygroup", "netfilter_all_bridges", parse_bool, ns is None)
+    from kaon.agent.config import netfilter_all_bridges
+
+    all_bridges = netfilter_all_bridges(inp.cfg)
     if all(v is None for v in values.values()):
         return [Finding("br_netfilter", ERROR, "br_netfilter", f"is not loaded: no /proc/sys/net/bridge{where}; "
                         "security groups' stateful rules never see bridged traffic",
