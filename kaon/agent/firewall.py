@@ -26,7 +26,10 @@ bridges that carry a stateful port get the bridge's own switches
 (``nf_call_iptables``/``ip6tables``): L2 makes such a bridge with them on, and
 the firewall sets them on a bridge that exists before L2 plugs a port into
 it. Every other bridge's traffic (a router's external network, networks of
-stateless ports only) then skips br_netfilter and conntrack altogether. The
+stateless ports only) then skips br_netfilter and conntrack altogether: the
+firewall turns a bridge's switches off again once its network's last stateful
+port is gone (after the new ruleset is in force; kaon's own bridges, and an
+operator's only if this agent turned them on). The
 firewall sets and checks this on every pass; when it cannot, or when the
 kernel refuses the ruleset,
 it logs an ERROR and names the secured ports it cannot vouch for (its
@@ -124,6 +127,8 @@ class Firewall:
         self._generation: Generation = generation or nft.generation
         self._set_bridge: SetBridge = set_bridge or set_bridge_netfilter
         self._nf_bridges: set[str] = set()  # bridges whose own br_netfilter switches this firewall set
+        self._nf_off: set[str] = set()  # bridges whose switches it has seen to be off since the last resync
+        self._nf_ours: set[str] = set()  # operator bridges it turned on (it turns off only those of theirs)
         self._per_device = per_device  # anti-spoofing on the taps' own hooks (None: probe the kernel once)
         self._written_gen: int | None = None  # the namespace's nft generation right after our last write
         self._intent: HostIntent | None = None
@@ -145,6 +150,7 @@ class Firewall:
         bridges' br_netfilter switches again: someone may have turned one off)."""
         self._check = True
         self._nf_bridges.clear()
+        self._nf_off.clear()
 
     def close(self) -> None:
         """Nothing runs: the tables outlive the agent and are adopted (rewritten once) at restart."""
@@ -186,6 +192,7 @@ class Firewall:
             self.applied = None  # unknown now: the next pass replaces the tables whole
             self._error(f"firewall update failed, ports it does not cover yet stay down: {exc}")
             return Outcome(False, frozenset(secured - guarded))
+        self._release_bridges(intent, tracked)
         errors = self._forget_flows(self._firewall, fw, network_of, fw_plan.zone if zones else lambda network_id: 0)
         self._firewall = fw
         return Outcome(True, changes=changes, errors=errors)
@@ -198,7 +205,9 @@ class Firewall:
         unsafe: set[str] = set()
         for net_id in sorted(tracked):
             net = intent.networks.get(net_id)
-            bridge = bridge_of(net, self.cfg) if net is not None else None
+            if net is None:
+                continue
+            bridge = bridge_of(net, self.cfg)
             if bridge is None or bridge in self._nf_bridges:
                 continue
             try:
@@ -210,7 +219,34 @@ class Firewall:
                 unsafe |= {pid for pid, n in network_of.items() if n == net_id}
                 continue
             self._nf_bridges.add(bridge)
+            self._nf_off.discard(bridge)
+            if bridge != net.bridge:
+                self._nf_ours.add(bridge)
         return unsafe
+
+    def _release_bridges(self, intent: HostIntent, tracked: set[str]) -> None:
+        """Per-bridge mode: br_netfilter off again for the bridges no tracked network uses — once
+        the ruleset without their stateful ports is in force (until then those ports' rules need
+        it). Off is only a saving: a failure is logged, and tried again at the next resync."""
+        if self.cfg.netfilter_all_bridges:
+            return
+        needed = {bridge_of(intent.networks[n], self.cfg) for n in tracked if n in intent.networks}
+        for net in intent.networks.values():
+            bridge = bridge_of(net, self.cfg)
+            if bridge is None or bridge in needed or bridge in self._nf_off:
+                continue
+            if bridge != net.bridge and bridge not in self._nf_ours:
+                continue  # an operator's bridge: its switches are theirs unless this agent set them
+            try:
+                self._set_bridge(self.cfg.namespace, bridge, False)
+            except LinkNotFound:
+                continue  # not made yet: L2 makes a bridge of an untracked network with them off
+            except Exception as exc:
+                self._error(f"cannot turn br_netfilter off for bridge {bridge} (no stateful port uses it): {exc}")
+                continue
+            self._nf_off.add(bridge)
+            self._nf_bridges.discard(bridge)
+            self._nf_ours.discard(bridge)
 
     def _write(self, want: fw_plan.Ruleset) -> int:
         have = self.applied

@@ -325,9 +325,7 @@ def test_the_agent_puts_br_netfilter_back(lb_mode: tuple[str, Stack, dict[str, A
     bridge = names.bridge(world["net"]["id"])
 
     def bridge_switch() -> int:
-        out = subprocess.run(["ip", "-n", ns, "-d", "-j", "link", "show", bridge], capture_output=True, text=True,
-                             check=True).stdout
-        return int(json.loads(out)[0]["linkinfo"]["info_data"]["nf_call_iptables"])
+        return nf_call_iptables(ns, bridge)
 
     assert pings(sg, "a", "10.60.0.20")  # a and b share the default group: allowed
     if mode == "all-bridges":
@@ -341,6 +339,51 @@ def test_the_agent_puts_br_netfilter_back(lb_mode: tuple[str, Stack, dict[str, A
         wait_for(f"{bridge}'s nf_call_iptables back to 1", lambda: bridge_switch() == 1, timeout=15, interval=0.2)
     assert blocked(sg, "a", "10.60.0.30")  # c's group has no ingress rule
     assert pings(sg, "a", "10.60.0.20")
+
+
+def nf_call_iptables(ns: str, bridge: str) -> int:
+    """A bridge's own br_netfilter switch for IPv4 (``ip -d link``)."""
+    out = subprocess.run(["ip", "-n", ns, "-d", "-j", "link", "show", bridge], capture_output=True, text=True,
+                         check=True).stdout
+    return int(json.loads(out)[0]["linkinfo"]["info_data"]["nf_call_iptables"])
+
+
+def test_per_bridge_a_bridge_whose_last_stateful_port_left_skips_br_netfilter_again(lb_sg: Stack) -> None:
+    """Per bridge: a network's bridge goes through br_netfilter while it carries a stateful port, and
+    stops once its ports are all in stateless groups (their packets then pay for neither
+    br_netfilter nor conntrack) — with the stateless rules in force; back to stateful, back on."""
+    s = lb_sg
+    net = s.network("nfoff", "10.62.0.0/24")
+    free = s.api("POST", "/v2.0/security-groups", {"security_group": {"name": "nfoff-free",
+                                                                      "stateful": False}})["security_group"]
+    for direction in ("ingress", "egress"):
+        add_rule(s, free["id"], direction=direction, protocol="icmp")
+    vms = {"nfa": s.vm("nfa", "h1", net["id"], ip_address="10.62.0.10"),
+           "nfb": s.vm("nfb", "h2", net["id"], ip_address="10.62.0.20")}
+    s.wait_converged()
+    default = s.port(vms["nfb"]["port_id"])["security_groups"]
+    bridge = names.bridge(net["id"])
+    switches = {h: (s.lab.host_namespace(h), bridge) for h in ("h1", "h2")}
+    assert {h: nf_call_iptables(*sw) for h, sw in switches.items()} == {"h1": 1, "h2": 1}
+
+    def use(groups: list[str]) -> None:
+        for vm in vms.values():
+            s.api("PUT", f"/v2.0/ports/{vm['port_id']}", {"port": {"security_groups": groups}})
+        s.wait_converged()
+
+    use([free["id"]])
+    wait_for("both bridges off br_netfilter", lambda: all(nf_call_iptables(*sw) == 0 for sw in switches.values()),
+             timeout=10, interval=0.2)
+    assert pings(s, "nfa", "10.62.0.20")  # ICMP both ways by the stateless rules
+    server = Server(s, "nfb", 2400)
+    try:
+        assert connect(s, "nfa", "10.62.0.20", 2400) is None  # no TCP rule
+    finally:
+        server.close()
+    assert conntrack_entries(s, "h2", "10.62.0.20").count("10.62.0.20") == 0
+    use(default)
+    assert {h: nf_call_iptables(*sw) for h, sw in switches.items()} == {"h1": 1, "h2": 1}
+    assert pings(s, "nfa", "10.62.0.20")
 
 
 def conntrack_entries(s: Stack, host: str, address: str) -> str:

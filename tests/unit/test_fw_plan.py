@@ -372,14 +372,50 @@ def test_per_bridge_br_netfilter_is_turned_on_for_stateful_ports_bridges_only() 
                   set_bridge=lambda ns, bridge, on: calls.append((ns, bridge, on)))
     want = _ports_on_n1(intent())
     want["networks"]["n2"] = {"bridge": "brqn2"}  # no filtered port: its traffic skips netfilter
-    assert sync(fw, want).ok and modes == [False] and calls == [(None, "brqn1", True)]
-    assert sync(fw, want).ok and len(calls) == 1  # set once, not every pass
-    fw.mark_dirty()  # the periodic resync sets it again (someone may have turned it off)
-    assert sync(fw, want).ok and len(calls) == 2
+    assert sync(fw, want).ok and modes == [False] and calls == [(None, "brqn1", True), (None, "brqn2", False)]
+    assert sync(fw, want).ok and len(calls) == 2  # set once, not every pass
+    fw.mark_dirty()  # the periodic resync sets them again (someone may have changed one)
+    assert sync(fw, want).ok and len(calls) == 4
     # A stateless port's bridge needs none: it is filtered in the bridge family.
     calls.clear()
     fw2 = firewall(FakeNft(), set_bridge=lambda ns, bridge, on: calls.append((ns, bridge, on)))
-    assert sync(fw2, _ports_on_n1(intent(stateful=False))).ok and calls == []
+    assert sync(fw2, _ports_on_n1(intent(stateful=False))).ok and calls == [(None, "brqn1", False)]
+
+
+def test_per_bridge_br_netfilter_goes_off_after_the_last_stateful_port_once_its_rules_are_gone() -> None:
+    nft = FakeNft()
+    calls: list[tuple[str, bool, int]] = []  # (bridge, on, scripts written by then)
+    fw = firewall(nft, set_bridge=lambda ns, bridge, on: calls.append((bridge, on, len(nft.scripts))))
+    assert sync(fw, _ports_on_n1(intent())).ok and calls == [("brqn1", True, 0)]  # on before the rules
+    calls.clear()
+    stateless = _ports_on_n1(intent(stateful=False))
+    assert sync(fw, stateless).ok and calls == [("brqn1", False, 2)]  # off after the stateless ruleset
+    assert "delete chain inet kaon-sg in-tapp1" in nft.scripts[-1]  # that change took its inet rules away
+    assert sync(fw, stateless).ok and len(calls) == 1  # once
+    assert sync(fw, _ports_on_n1(intent())).ok and calls[-1] == ("brqn1", True, 2)  # stateful again: on first
+
+    # An operator's bridge (a mapped flat network) is turned off only if this agent turned it on.
+    calls.clear()
+    cfg = AgentConfig(host="h1", firewall_driver="iptables_hybrid", netfilter_all_bridges=False,
+                      bridge_mappings={"physnet1": "br-op"})
+    fw = Firewall(cfg, run=FakeNft(), ensure=lambda ns, all_bridges: None, forget=lambda ns, args: None,
+                  generation=FakeNft().generation, per_device=False,
+                  set_bridge=lambda ns, bridge, on: calls.append((bridge, on, 0)))
+    flat = {"bridge": "brqn1", "network_type": "flat", "physical_network": "physnet1"}
+    assert sync(fw, {**_ports_on_n1(intent(stateful=False)), "networks": {"n1": flat}}).ok and calls == []
+    assert sync(fw, {**_ports_on_n1(intent()), "networks": {"n1": flat}}).ok and calls == [("br-op", True, 0)]
+    assert sync(fw, {**_ports_on_n1(intent(stateful=False)), "networks": {"n1": flat}}).ok
+    assert calls[-1] == ("br-op", False, 0)
+
+
+def test_per_bridge_a_bridge_that_refuses_to_go_off_only_logs() -> None:
+    def refused(ns: str | None, bridge: str, on: bool) -> None:
+        if not on:
+            raise OSError("Operation not permitted")
+
+    fw = firewall(FakeNft(), set_bridge=refused)
+    result = sync(fw, _ports_on_n1(intent(stateful=False)))
+    assert result.ok and not result.hold  # a saving missed, nothing unfiltered
 
 
 def test_per_bridge_a_missing_bridge_is_left_to_l2_a_failing_one_holds_its_ports() -> None:
