@@ -255,13 +255,13 @@ def report(label: str, res: dict[str, list[float]], note: str = "") -> str:
         # cancels what drifts between rounds on a shared machine.
         paired = sorted(k / f for k, f in zip(res["kaon"], res["baseline+fw"], strict=True))
         line += (f" | baseline with a hand-written stateful firewall {fw:.2f} Gbit/s "
-                 f"[{runs(res['baseline+fw'])}] ({fw / base:.0%} of baseline) | kaon/that {kaon / fw:.0%}"
-                 f" (target >= 97%; per round: median {statistics.median(paired):.0%}, "
+                 f"[{runs(res['baseline+fw'])}] ({fw / base:.0%} of baseline) | kaon/that {kaon / fw:.1%}"
+                 f" (target >= 97%; per round: median {statistics.median(paired):.1%}, "
                  f"{paired[0]:.0%}-{paired[-1]:.0%})")
     if "kaon-stateless" in res:
         free = statistics.median(res["kaon-stateless"])
         line += (f" | kaon with stateless groups {free:.2f} Gbit/s [{runs(res['kaon-stateless'])}] "
-                 f"| that/baseline {free / base:.0%} (target >= 95%)")
+                 f"| that/baseline {free / base:.1%} (target >= 95%)")
     if "baseline+slfw" in res:
         hand = statistics.median(res["baseline+slfw"])
         line += (f" | baseline with a hand-written stateless firewall {hand:.2f} Gbit/s "
