@@ -126,9 +126,11 @@ class Firewall:
         self._forget: Forget = forget or conntrack.delete
         self._generation: Generation = generation or nft.generation
         self._set_bridge: SetBridge = set_bridge or set_bridge_netfilter
-        self._nf_bridges: set[str] = set()  # bridges whose own br_netfilter switches this firewall set
-        self._nf_off: set[str] = set()  # bridges whose switches it has seen to be off since the last resync
-        self._nf_ours: set[str] = set()  # operator bridges it turned on (it turns off only those of theirs)
+        # Bridge -> what this firewall last set its own br_netfilter switches to (forgotten at each
+        # resync, so they are set again); and the operator's bridges it turned on (the only ones
+        # of theirs it turns off).
+        self._nf_set: dict[str, bool] = {}
+        self._nf_ours: set[str] = set()
         self._per_device = per_device  # anti-spoofing on the taps' own hooks (None: probe the kernel once)
         self._written_gen: int | None = None  # the namespace's nft generation right after our last write
         self._intent: HostIntent | None = None
@@ -149,8 +151,7 @@ class Firewall:
         """Read the tables back on the next pass: someone may have edited them (and set the
         bridges' br_netfilter switches again: someone may have turned one off)."""
         self._check = True
-        self._nf_bridges.clear()
-        self._nf_off.clear()
+        self._nf_set.clear()
 
     def close(self) -> None:
         """Nothing runs: the tables outlive the agent and are adopted (rewritten once) at restart."""
@@ -208,7 +209,7 @@ class Firewall:
             if net is None:
                 continue
             bridge = bridge_of(net, self.cfg)
-            if bridge is None or bridge in self._nf_bridges:
+            if bridge is None or self._nf_set.get(bridge) is True:
                 continue
             try:
                 self._set_bridge(self.cfg.namespace, bridge, True)
@@ -218,8 +219,7 @@ class Firewall:
                 self._error(f"cannot turn br_netfilter on for bridge {bridge}: its ports stay down: {exc}")
                 unsafe |= {pid for pid, n in network_of.items() if n == net_id}
                 continue
-            self._nf_bridges.add(bridge)
-            self._nf_off.discard(bridge)
+            self._nf_set[bridge] = True
             if bridge != net.bridge:
                 self._nf_ours.add(bridge)
         return unsafe
@@ -233,7 +233,7 @@ class Firewall:
         needed = {bridge_of(intent.networks[n], self.cfg) for n in tracked if n in intent.networks}
         for net in intent.networks.values():
             bridge = bridge_of(net, self.cfg)
-            if bridge is None or bridge in needed or bridge in self._nf_off:
+            if bridge is None or bridge in needed or self._nf_set.get(bridge) is False:
                 continue
             if bridge != net.bridge and bridge not in self._nf_ours:
                 continue  # an operator's bridge: its switches are theirs unless this agent set them
@@ -244,8 +244,7 @@ class Firewall:
             except Exception as exc:
                 self._error(f"cannot turn br_netfilter off for bridge {bridge} (no stateful port uses it): {exc}")
                 continue
-            self._nf_off.add(bridge)
-            self._nf_bridges.discard(bridge)
+            self._nf_set[bridge] = False
             self._nf_ours.discard(bridge)
 
     def _write(self, want: fw_plan.Ruleset) -> int:
