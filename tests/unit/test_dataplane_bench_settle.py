@@ -1,0 +1,37 @@
+"""benchmarks/dataplane_bench.py's ``--quiet``: the wait for a quiet machine before each run."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "dataplane_bench.py"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("dataplane_bench_under_test", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_busy_fraction_is_a_share_of_all_cpus(bench: ModuleType) -> None:
+    assert 0.0 <= bench.busy_fraction(0.1) <= 1.0
+
+
+def test_settle_stops_at_its_limit_on_a_machine_that_never_gets_quiet_enough(bench: ModuleType) -> None:
+    t0 = time.monotonic()
+    waited = bench.settle(0.35, window=0.1, busy=-1.0)  # nothing is ever below -100 % busy
+    assert 0.35 <= waited < 1.0 and time.monotonic() - t0 >= 0.35
+
+
+def test_settle_returns_after_one_window_when_the_machine_is_quiet(bench: ModuleType) -> None:
+    assert bench.settle(5.0, window=0.1, busy=1.01) < 0.5  # any machine is below 101 % busy
