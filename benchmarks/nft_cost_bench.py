@@ -20,6 +20,14 @@ netfilter samples/GB, and with ``--symbols`` where they go.
 
     sudo .venv/bin/python benchmarks/nft_cost_bench.py [--runs 5 --seconds 2 --symbols 15 --compare main]
 
+``--paired A/B`` (repeatable) measures instead how much one world costs against another with the
+machine's noise cancelled: it builds the topology twice and runs world A's flow on one and world B's
+on the other *at the same time*, so that whatever else the machine does in that moment slows both;
+then again with the worlds swapped between the topologies (which cancels what differs between the
+two copies). Per round: A/B = sqrt((a1/b1) / (a2/b2)); printed as the mean with a 95 % interval.
+Two runs one after another on this 2-vCPU VM move by +-3 % each; this moves by about +-1 % in ten
+rounds (an A/A pairing reads 1.00 within that).
+
 ``--compare REV`` adds the two kaon worlds again with ``kaon/agent/fw_plan.py`` as it is at git REV;
 ``--ablate`` adds kaon's stateful ruleset with only one of its tables (bridge, inet, netdev) at a
 time (not a working firewall: a measure of what each part costs). kaon's worlds run as a lab
@@ -34,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -119,12 +128,24 @@ def br_netfilter(ns: str, per_bridge: bool, bridge_on: bool) -> None:
            "nf_call_ip6tables", str(int(bridge_on)))
 
 
+# Ablations (not working firewalls: a measure of what a part costs): kaon's stateful ruleset with one
+# of the two hooks the hand-written minimal firewall has no counterpart of made an ordinary chain
+# (its rules stay, nothing reaches them): the anti-spoofing on the sending tap (netdev ingress, or
+# bridge prerouting on a kernel without per-device hooks), and the bridge forward hook that names the
+# receiving port for new flows' ingress rules.
+WITHOUT: dict[str, Callable[[str], str]] = {
+    "no-antispoofing-hook": lambda s: re.sub(r"\n    type filter hook (ingress device \S+|prerouting) priority filter; "
+                                             r"policy accept;", "", s),
+    "no-forward-hook": lambda s: s.replace("\n    type filter hook forward priority filter; policy accept;", ""),
+}
+
+
 def worlds(base: db.Baseline, compare: str | None, ablate: bool) -> dict[str, Callable[[], None]]:
     """World name -> what sets it up on the hosts (whatever the previous world left)."""
     per_device = nft.netdev_hooks_by_name(f"{base.prefix}h1")
 
     def setup(kaon: bool | None = None, hand: str | None = None, plan: ModuleType = fw_plan,
-              only: str | None = None) -> Callable[[], None]:
+              only: str | None = None, without: str | None = None) -> Callable[[], None]:
         def apply() -> None:
             base.firewall(hand)  # the hand-written tables, or none of them
             for host in VMS:  # kaon's tables, or none of them
@@ -133,13 +154,15 @@ def worlds(base: db.Baseline, compare: str | None, ablate: bool) -> dict[str, Ca
                 # need and the old agent set them; kaon's as a lab host's agent leaves them.
                 br_netfilter(ns, per_bridge=kaon is not None and plan is fw_plan, bridge_on=bool(kaon))
                 empty = fw_plan.full_script(fw_plan.Ruleset())
-                nft.run(ns, empty if kaon is None else kaon_ruleset(host, kaon, plan, only, per_device))
+                script = empty if kaon is None else kaon_ruleset(host, kaon, plan, only, per_device)
+                nft.run(ns, WITHOUT[without](script) if without else script)
         return apply
 
     out = {"bare": setup(), "hand-stateful": setup(hand="stateful"), "hand-stateless": setup(hand="stateless"),
            "kaon-stateful": setup(kaon=True), "kaon-stateless": setup(kaon=False)}
     if ablate:
         out |= {f"kaon-stateful:{family}": setup(kaon=True, only=family) for family in fw_plan.FAMILIES}
+        out |= {f"kaon-stateful-{part}": setup(kaon=True, without=part) for part in WITHOUT}
     if compare:
         other = plan_at(compare)
         out |= {f"{compare}-stateful": setup(kaon=True, plan=other), f"{compare}-stateless": setup(kaon=False, plan=other)}
@@ -177,6 +200,70 @@ def one_run(client: str, address: str, seconds: int, data: Path | None) -> tuple
     return received["bits_per_second"] / 1e9, received["bytes"] / 1e9, samples
 
 
+def paired_ratio(x1: float, y1: float, x2: float, y2: float) -> float:
+    """A/B from one round of ``--paired``: A ran on copy X and B on copy Y at the same time (rates x1,
+    y1), then B on X and A on Y (x2, y2). A/B on X is x1/x2, on Y y2/y1 (each compares the two
+    worlds on one topology); their geometric mean cancels what differs between the two copies."""
+    return math.sqrt((x1 / x2) * (y2 / y1))
+
+
+def summary(ratios: list[float]) -> str:
+    """Mean with a 95 % interval (normal approximation), the median, n."""
+    mean = statistics.fmean(ratios)
+    half = 1.96 * statistics.stdev(ratios) / math.sqrt(len(ratios)) if len(ratios) > 1 else math.inf
+    return f"{mean:.3f} +- {half:.3f} (95 %), median {statistics.median(ratios):.3f}, n = {len(ratios)}"
+
+
+def concurrent(flows: list[tuple[str, str]], seconds: int) -> list[float]:
+    """iperf3 from each (client namespace, server address) at the same time; Gbit/s received each."""
+    procs = [subprocess.Popen(["ip", "netns", "exec", client, "iperf3", "-c", address, "-p", str(db.PORT),
+                               "-t", str(seconds), "-J"], stdout=subprocess.PIPE, text=True)
+             for client, address in flows]
+    outs = [proc.communicate(timeout=seconds + 60)[0] for proc in procs]
+    return [float(json.loads(out)["end"]["sum_received"]["bits_per_second"]) / 1e9 for out in outs]
+
+
+def run_paired(pairs: list[tuple[str, str]], runs: int, seconds: int, quiet: float) -> None:
+    """``--paired``: two copies of the topology, each pair's worlds at the same time (see the module
+    docstring); prints per path and pair the ratio A/B of their throughput."""
+    copies = [db.Baseline(f"kc{uuid.uuid4().hex[:4]}-"), db.Baseline(f"kd{uuid.uuid4().hex[:4]}-")]
+    servers: list[subprocess.Popen[bytes]] = []
+    try:
+        for copy in copies:
+            copy.build()
+        paths = {name: [(f"{c.prefix}{srv}", f"{c.prefix}{cli}", addr) for c in copies]
+                 for name, (srv, cli, addr) in {"vxlan": ("vm2", "vm1", db.VM2), "snat": ("out", "vm2", db.OUTSIDE)}.items()}
+        for ends in paths.values():
+            for srv, client, address in ends:
+                servers.append(subprocess.Popen(["ip", "netns", "exec", srv, "iperf3", "-s", "-p", str(db.PORT)],
+                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                db.run("ip", "netns", "exec", client, "ping", "-c", "2", "-W", "1", address, check=False)
+        setups = [worlds(copy, None, ablate=True) for copy in copies]
+        for a, b in pairs:
+            for name in (a, b):
+                if name not in setups[0]:
+                    raise SystemExit(f"nft_cost_bench: no world {name!r}; worlds: {', '.join(setups[0])}")
+        for path, ends in paths.items():
+            flows = [(client, address) for _, client, address in ends]
+            for a, b in pairs:
+                ratios = []
+                for _ in range(runs):
+                    setups[0][a](), setups[1][b]()
+                    db.settle(quiet)
+                    x1, y1 = concurrent(flows, seconds)
+                    setups[0][b](), setups[1][a]()
+                    db.settle(quiet)
+                    x2, y2 = concurrent(flows, seconds)
+                    ratios.append(paired_ratio(x1, y1, x2, y2))
+                print(f"{path:5} {a} / {b}: {summary(ratios)}  [{' '.join(f'{r:.3f}' for r in ratios)}]", flush=True)
+    finally:
+        for proc in servers:
+            proc.kill()
+            proc.wait()
+        for copy in copies:
+            copy.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
@@ -185,10 +272,21 @@ def main() -> int:
     parser.add_argument("--compare", metavar="REV", help="also the rulesets of fw_plan.py at git REV (e.g. main)")
     parser.add_argument("--ablate", action="store_true",
                         help="also kaon's stateful ruleset with only one of its tables at a time")
+    parser.add_argument("--paired", action="append", default=[], metavar="A/B",
+                        help="measure world A against world B with flows at the same time (repeatable), "
+                             "e.g. kaon-stateful/hand-stateful")
+    parser.add_argument("--quiet", type=float, default=5.0,
+                        help="--paired: wait up to this many s for a quiet machine before each round's halves")
     args = parser.parse_args()
     if os.geteuid() != 0 or not shutil.which("iperf3"):
         print("nft_cost_bench: needs root and iperf3", file=sys.stderr)
         return 2
+    if args.paired:
+        pairs = [tuple(p.split("/", 1)) for p in args.paired]
+        if any(len(p) != 2 for p in pairs):
+            parser.error("--paired takes A/B: two world names")
+        run_paired([(a, b) for a, b in pairs], args.runs, args.seconds, args.quiet)
+        return 0
     if not shutil.which("perf"):
         print("nft_cost_bench: no perf (Debian linux-perf): throughput only", file=sys.stderr)
     base = db.Baseline(f"kc{uuid.uuid4().hex[:4]}-")

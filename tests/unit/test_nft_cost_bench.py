@@ -1,0 +1,54 @@
+"""benchmarks/nft_cost_bench.py: the ``--paired`` statistic and the ablations' rulesets (pure parts)."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "nft_cost_bench.py"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("nft_cost_bench_under_test", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_paired_ratio_cancels_a_difference_between_the_two_copies(bench: ModuleType) -> None:
+    # World A costs 4 % more than B; copy Y is 10 % slower than copy X; the machine is 20 % slower in
+    # the second half of the round. The ratio sees only A's 4 %.
+    a, b, y_slower, later = 1 / 1.04, 1.0, 0.9, 0.8
+    x1, y1 = 10 * a, 10 * b * y_slower
+    x2, y2 = 10 * b * later, 10 * a * y_slower * later
+    assert bench.paired_ratio(x1, y1, x2, y2) == pytest.approx(a)
+    assert bench.paired_ratio(5.0, 5.0, 5.0, 5.0) == 1.0
+
+
+def test_summary_gives_the_mean_an_interval_and_the_median(bench: ModuleType) -> None:
+    text = bench.summary([0.96, 0.98, 1.00])
+    half = 1.96 * 0.02 / math.sqrt(3)
+    assert text == f"0.980 +- {half:.3f} (95 %), median 0.980, n = 3"
+    assert "+- inf" in bench.summary([0.97])
+
+
+@pytest.mark.parametrize("per_device", [True, False])
+def test_ablations_turn_exactly_one_hook_into_an_ordinary_chain(bench: ModuleType, per_device: bool) -> None:
+    full = bench.kaon_ruleset("h2", True, per_device=per_device)
+    antispoof = "ingress device" if per_device else "hook prerouting"
+    assert full.count("type filter hook") == 3  # anti-spoofing, bridge forward, inet forward
+    no_spoof = bench.WITHOUT["no-antispoofing-hook"](full)
+    assert antispoof not in no_spoof and no_spoof.count("type filter hook") == 2
+    assert "chain from-tap-vm2" in no_spoof and "ether saddr fa:16:3e:00:01:02" in no_spoof  # the rules stay
+    no_forward = bench.WITHOUT["no-forward-hook"](full)
+    assert "hook forward priority filter" not in no_forward
+    assert "hook forward priority 0" in no_forward and no_forward.count("type filter hook") == 2
+    assert "oifname vmap @to_port" in no_forward
