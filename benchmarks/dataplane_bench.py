@@ -14,7 +14,10 @@ conntrack-based security group costs on a Linux bridge, as opposed to what kaon'
 and with the VMs' ports in *stateless* groups (``stateful: false``, the same rules plus what
 replies need; their packets are untracked), next to the same topology with a minimal stateless
 firewall written by hand (bridge family, no conntrack): targets, stateless kaon >= 95% of the
-bare kernel, stateful kaon >= 97% of the hand-written stateful firewall;
+bare kernel, stateful kaon >= 97% of the hand-written stateful firewall; with ``--concurrent
+ROUNDS`` also those two pairs (kaon stateful / hand-written stateful, kaon stateless / bare) with
+both flows at the same time, ROUNDS times: a ratio per round that the machine's noise, hitting both
+flows alike, barely moves (two runs one after another each move by +-3 % on a 2-vCPU VM);
 
 and, kaon only: 4. the wall time of one busybox udhcpc run (discover -> bound) in a lab VM;
 5. the time from ``PUT /v2.0/floatingips/{id}`` with ``port_id`` until the outside's ping
@@ -26,13 +29,15 @@ prefix, as ../shared/reference/dataplane.md sections 1 and 2 (Linux bridge + VXL
 MTU 1450; router namespace with nft SNAT); like the lab, the outside hangs off a provider bridge
 reached through h1's eth1. Everything goes by exact name or pid.
 
-    sudo .venv/bin/python benchmarks/dataplane_bench.py [--seconds 3 --runs 3 --samples 5 --quiet 5]
+    sudo .venv/bin/python benchmarks/dataplane_bench.py [--seconds 3 --runs 3 --samples 5 --quiet 5 --concurrent 0]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
 import shutil
 import statistics
@@ -41,6 +46,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +199,22 @@ def iperf_client(ns: str, address: str, seconds: int) -> float:
     raise RuntimeError(f"iperf3 from {ns} to {address}: {r.stdout[-500:]} {r.stderr[-500:]}")
 
 
+def concurrent(flows: list[tuple[str, str]], seconds: int) -> list[float]:
+    """iperf3 from each (client namespace, server address) at the same time; Gbit/s received each."""
+    procs = [subprocess.Popen(["ip", "netns", "exec", client, "iperf3", "-c", address, "-p", str(PORT),
+                               "-t", str(seconds), "-J"], stdout=subprocess.PIPE, text=True)
+             for client, address in flows]
+    outs = [proc.communicate(timeout=seconds + 60)[0] for proc in procs]
+    return [float(json.loads(out)["end"]["sum_received"]["bits_per_second"]) / 1e9 for out in outs]
+
+
+def summary(ratios: list[float]) -> str:
+    """Mean with a 95 % interval (normal approximation), the median, n."""
+    mean = statistics.fmean(ratios)
+    half = 1.96 * statistics.stdev(ratios) / math.sqrt(len(ratios)) if len(ratios) > 1 else math.inf
+    return f"{mean:.3f} +- {half:.3f} (95 %), median {statistics.median(ratios):.3f}, n = {len(ratios)}"
+
+
 def busy_fraction(window: float) -> float:
     """The share of all CPUs' time spent busy (not idle or iowait) over ``window`` seconds."""
     def sample() -> tuple[int, int]:
@@ -221,10 +243,7 @@ def measure(paths: dict[str, tuple[str, str, str]], runs: int, seconds: int,
     ``before``: name -> a callable run before each of that path's runs (two names may share a
     topology and differ in what is set up on it); then up to ``quiet`` s for the machine to
     settle (every world alike)."""
-    servers = [subprocess.Popen(["ip", "netns", "exec", srv, "iperf3", "-s", "-p", str(PORT)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-               for srv in dict.fromkeys(srv for srv, _, _ in paths.values())]
-    try:
+    with iperf_servers(srv for srv, _, _ in paths.values()):
         results: dict[str, list[float]] = {name: [] for name in paths}
         waited: dict[str, list[float]] = {name: [] for name in paths}
         for _ in range(runs):
@@ -238,10 +257,54 @@ def measure(paths: dict[str, tuple[str, str, str]], runs: int, seconds: int,
             print("  settled before each run (median s): " + ", ".join(
                 f"{name} {statistics.median(v):.1f}" for name, v in waited.items()), flush=True)
         return results
+
+
+@contextlib.contextmanager
+def iperf_servers(namespaces: Iterable[str]) -> Iterator[None]:
+    """An ``iperf3 -s`` in each namespace (once each) while the block runs, killed by pid after."""
+    servers = [subprocess.Popen(["ip", "netns", "exec", ns, "iperf3", "-s", "-p", str(PORT)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               for ns in dict.fromkeys(namespaces)]
+    try:
+        yield
     finally:
         for proc in servers:  # `ip netns exec` execs iperf3: this pid is the server's
             proc.kill()
             proc.wait()
+
+
+# The pairs --concurrent measures: (kaon's world, the baseline's) and the issue's target for it.
+CONCURRENT = (("kaon", "baseline+fw", "kaon stateful / hand-written stateful", 0.97),
+              ("kaon-stateless", "baseline", "kaon stateless / bare", 0.95))
+
+
+def measure_concurrent(paths: dict[str, tuple[str, str, str]], before: dict[str, Any], rounds: int,
+                       seconds: int, quiet: float) -> dict[str, list[float]]:
+    """``--concurrent``: per pair of CONCURRENT, both worlds set up (kaon's and the baseline's are
+    separate namespaces), then ``rounds`` times both flows at once, after the machine settled.
+    Whatever else the machine does in that moment slows both alike: the ratio per round moves far
+    less than that of two runs one after another. Pair label -> kaon/baseline per round."""
+    out: dict[str, list[float]] = {}
+    with iperf_servers(srv for srv, _, _ in paths.values()):
+        for kaon_world, base_world, label, _ in CONCURRENT:
+            before[kaon_world]()
+            before[base_world]()
+            flows = [(paths[w][1], paths[w][2]) for w in (kaon_world, base_world)]
+            out[label] = []
+            for _ in range(rounds):
+                if quiet:
+                    settle(quiet)
+                k, b = concurrent(flows, seconds)
+                out[label].append(k / b)
+    return out
+
+
+def report_concurrent(res: dict[str, list[float]], seconds: int) -> str:
+    targets = {label: target for _, _, label, target in CONCURRENT}
+    line = f"   concurrently (both flows at once, {seconds} s rounds): " + " | ".join(
+        f"{label} {summary(ratios)} (target >= {targets[label]:.0%})" for label, ratios in res.items())
+    print(line, flush=True)
+    return line
 
 
 def report(label: str, res: dict[str, list[float]], note: str = "") -> str:
@@ -440,9 +503,15 @@ def bench(s: Stack, base: Baseline, args: argparse.Namespace) -> list[str]:
         before = {"baseline": lambda: base.firewall(None), "baseline+fw": lambda: base.firewall("stateful"),
                   "baseline+slfw": lambda: base.firewall("stateless"),
                   "kaon": lambda: groups.use(stateful), "kaon-stateless": lambda: groups.use(stateless)}
-    lines = [report("1. VM-to-VM across VXLAN (h1 -> h2)", measure(vxlan, args.runs, args.seconds, before, args.quiet)),
-             report("2. VM to outside through SNAT (h2 -> router on h1 -> outside)",
-                    measure(snat, args.runs, args.seconds, before, args.quiet))]
+    def side_by_side(label: str, paths: dict[str, tuple[str, str, str]], note: str = "") -> list[str]:
+        out = [report(label, measure(paths, args.runs, args.seconds, before, args.quiet), note)]
+        if args.concurrent and before is not None:
+            out.append(report_concurrent(measure_concurrent(paths, before, args.concurrent, args.seconds,
+                                                            args.quiet), args.seconds))
+        return out
+
+    lines = side_by_side("1. VM-to-VM across VXLAN (h1 -> h2)", vxlan)
+    lines += side_by_side("2. VM to outside through SNAT (h2 -> router on h1 -> outside)", snat)
     groups.use(stateful)
     lease = dhcp_times(s, "d1", args.samples)
     fip = fip_times(s, topo["ext"]["id"], topo["vms"]["a2"]["port_id"], args.samples)
@@ -454,8 +523,8 @@ def bench(s: Stack, base: Baseline, args: argparse.Namespace) -> list[str]:
         stateless = {"a1": [free], "a2": [many_free], "d1": [free]}  # a1's group lets iperf3's replies in
     evidence = firewall_evidence(s)
     note = f" ({evidence})" if evidence else " (security groups not enforced by this build)"
-    lines.append(report(f"3. item 1 with {args.rules} SG rules on the receiving port (set + converged in "
-                        f"{converge:.2f} s)", measure(vxlan, args.runs, args.seconds, before, args.quiet), note))
+    lines += side_by_side(f"3. item 1 with {args.rules} SG rules on the receiving port (set + converged in "
+                          f"{converge:.2f} s)", vxlan, note)
     base.firewall(None)
     for line in (f"4. DHCP lease, one udhcpc run discover -> bound in a lab VM on h2 (dnsmasq on h1): {ms(lease)}",
                  f"5. PUT floatingip port_id -> first ping reply from the outside: {ms(fip)}"):
@@ -472,6 +541,9 @@ def main() -> int:
     parser.add_argument("--rules", type=int, default=1000)
     parser.add_argument("--quiet", type=float, default=5.0,
                         help="before each run, wait up to this many seconds for the machine to settle (0: not at all)")
+    parser.add_argument("--concurrent", type=int, default=0, metavar="ROUNDS",
+                        help="also run kaon's and the baseline's flow at the same time, ROUNDS times per "
+                             "path and pair (stateful, stateless), for ratios the machine's noise cancels in")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("dataplane_bench: needs root (namespaces, bridges, VXLAN)", file=sys.stderr)

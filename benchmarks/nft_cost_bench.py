@@ -207,22 +207,6 @@ def paired_ratio(x1: float, y1: float, x2: float, y2: float) -> float:
     return math.sqrt((x1 / x2) * (y2 / y1))
 
 
-def summary(ratios: list[float]) -> str:
-    """Mean with a 95 % interval (normal approximation), the median, n."""
-    mean = statistics.fmean(ratios)
-    half = 1.96 * statistics.stdev(ratios) / math.sqrt(len(ratios)) if len(ratios) > 1 else math.inf
-    return f"{mean:.3f} +- {half:.3f} (95 %), median {statistics.median(ratios):.3f}, n = {len(ratios)}"
-
-
-def concurrent(flows: list[tuple[str, str]], seconds: int) -> list[float]:
-    """iperf3 from each (client namespace, server address) at the same time; Gbit/s received each."""
-    procs = [subprocess.Popen(["ip", "netns", "exec", client, "iperf3", "-c", address, "-p", str(db.PORT),
-                               "-t", str(seconds), "-J"], stdout=subprocess.PIPE, text=True)
-             for client, address in flows]
-    outs = [proc.communicate(timeout=seconds + 60)[0] for proc in procs]
-    return [float(json.loads(out)["end"]["sum_received"]["bits_per_second"]) / 1e9 for out in outs]
-
-
 def run_paired(pairs: list[tuple[str, str]], runs: int, seconds: int, quiet: float) -> None:
     """``--paired``: two copies of the topology, each pair's worlds at the same time (see the module
     docstring); prints per path and pair the ratio A/B of their throughput."""
@@ -250,12 +234,12 @@ def run_paired(pairs: list[tuple[str, str]], runs: int, seconds: int, quiet: flo
                 for _ in range(runs):
                     setups[0][a](), setups[1][b]()
                     db.settle(quiet)
-                    x1, y1 = concurrent(flows, seconds)
+                    x1, y1 = db.concurrent(flows, seconds)
                     setups[0][b](), setups[1][a]()
                     db.settle(quiet)
-                    x2, y2 = concurrent(flows, seconds)
+                    x2, y2 = db.concurrent(flows, seconds)
                     ratios.append(paired_ratio(x1, y1, x2, y2))
-                print(f"{path:5} {a} / {b}: {summary(ratios)}  [{' '.join(f'{r:.3f}' for r in ratios)}]", flush=True)
+                print(f"{path:5} {a} / {b}: {db.summary(ratios)}  [{' '.join(f'{r:.3f}' for r in ratios)}]", flush=True)
     finally:
         for proc in servers:
             proc.kill()

@@ -1,8 +1,10 @@
-"""benchmarks/dataplane_bench.py's ``--quiet``: the wait for a quiet machine before each run."""
+"""benchmarks/dataplane_bench.py: ``--quiet``'s wait for a quiet machine before each run, and the
+interval ``--concurrent`` (and nft_cost_bench's ``--paired``) print."""
 
 from __future__ import annotations
 
 import importlib.util
+import math
 import sys
 import time
 from pathlib import Path
@@ -35,3 +37,10 @@ def test_settle_stops_at_its_limit_on_a_machine_that_never_gets_quiet_enough(ben
 
 def test_settle_returns_after_one_window_when_the_machine_is_quiet(bench: ModuleType) -> None:
     assert bench.settle(5.0, window=0.1, busy=1.01) < 0.5  # any machine is below 101 % busy
+
+
+def test_summary_gives_the_mean_an_interval_and_the_median(bench: ModuleType) -> None:
+    text = bench.summary([0.96, 0.98, 1.00])
+    half = 1.96 * 0.02 / math.sqrt(3)
+    assert text == f"0.980 +- {half:.3f} (95 %), median 0.980, n = 3"
+    assert "+- inf" in bench.summary([0.97])
