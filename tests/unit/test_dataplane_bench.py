@@ -3,26 +3,18 @@ interval ``--concurrent`` (and nft_cost_bench's ``--paired``) print."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 import time
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "dataplane_bench.py"
+from tests.unit.benchmark_module import load
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("dataplane_bench_under_test", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load("dataplane_bench.py")
 
 
 def test_busy_fraction_is_a_share_of_all_cpus(bench: ModuleType) -> None:
