@@ -211,42 +211,36 @@ def run_paired(pairs: list[tuple[str, str]], runs: int, seconds: int, quiet: flo
     """``--paired``: two copies of the topology, each pair's worlds at the same time (see the module
     docstring); prints per path and pair the ratio A/B of their throughput."""
     copies = [db.Baseline(f"kc{uuid.uuid4().hex[:4]}-"), db.Baseline(f"kd{uuid.uuid4().hex[:4]}-")]
-    servers: list[subprocess.Popen[bytes]] = []
+    ends = {"vxlan": ("vm2", "vm1", db.VM2), "snat": ("out", "vm2", db.OUTSIDE)}  # server, client, address
     try:
         for copy in copies:
             copy.build()
-        paths = {name: [(f"{c.prefix}{srv}", f"{c.prefix}{cli}", addr) for c in copies]
-                 for name, (srv, cli, addr) in {"vxlan": ("vm2", "vm1", db.VM2), "snat": ("out", "vm2", db.OUTSIDE)}.items()}
-        for ends in paths.values():
-            for srv, client, address in ends:
-                servers.append(subprocess.Popen(["ip", "netns", "exec", srv, "iperf3", "-s", "-p", str(db.PORT)],
-                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-                db.run("ip", "netns", "exec", client, "ping", "-c", "2", "-W", "1", address, check=False)
         setups = [worlds(copy, None, ablate=True) for copy in copies]
-        for a, b in pairs:
-            for name in (a, b):
-                if name not in setups[0]:
-                    raise SystemExit(f"nft_cost_bench: no world {name!r}; worlds: {', '.join(setups[0])}")
-        for path, ends in paths.items():
-            flows = [(client, address) for _, client, address in ends]
-            for a, b in pairs:
-                ratios = []
-                for _ in range(runs):
-                    setups[0][a](), setups[1][b]()
-                    db.settle(quiet)
-                    x1, y1 = db.concurrent(flows, seconds)
-                    setups[0][b](), setups[1][a]()
-                    db.settle(quiet)
-                    x2, y2 = db.concurrent(flows, seconds)
-                    ratios.append(paired_ratio(x1, y1, x2, y2))
-                print(f"{path:5} {a} / {b}: {db.summary(ratios)}  [{' '.join(f'{r:.3f}' for r in ratios)}]", flush=True)
+        unknown = sorted({name for pair in pairs for name in pair} - setups[0].keys())
+        if unknown:
+            raise SystemExit(f"nft_cost_bench: no world {', '.join(unknown)}; worlds: {', '.join(setups[0])}")
+        with db.iperf_servers(f"{c.prefix}{srv}" for srv, _, _ in ends.values() for c in copies):
+            for path, (_, client, address) in ends.items():
+                flows = [(f"{c.prefix}{client}", address) for c in copies]
+                for ns, _ in flows:  # neighbours and FDB before the first round
+                    db.run("ip", "netns", "exec", ns, "ping", "-c", "2", "-W", "1", address, check=False)
+                for a, b in pairs:
+                    ratios = []
+                    for _ in range(runs):
+                        setups[0][a]()
+                        setups[1][b]()
+                        db.settle(quiet)
+                        x1, y1 = db.concurrent(flows, seconds)
+                        setups[0][b]()
+                        setups[1][a]()
+                        db.settle(quiet)
+                        x2, y2 = db.concurrent(flows, seconds)
+                        ratios.append(paired_ratio(x1, y1, x2, y2))
+                    print(f"{path:5} {a} / {b}: {db.summary(ratios)}  [{' '.join(f'{r:.3f}' for r in ratios)}]",
+                          flush=True)
     finally:
-        for proc in servers:
-            proc.kill()
-            proc.wait()
         for copy in copies:
             copy.close()
-
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
