@@ -192,9 +192,8 @@ def iperf_client(ns: str, address: str, seconds: int) -> float:
     for _ in range(50):
         r = run("ip", "netns", "exec", ns, "iperf3", "-c", address, "-p", str(PORT), "-t", str(seconds), "-J",
                 check=False, timeout=seconds + 60)
-        data = json.loads(r.stdout or "{}")
-        if "end" in data and "sum_received" in data["end"]:
-            return float(data["end"]["sum_received"]["bits_per_second"]) / 1e9
+        if (rate := received_gbit(r.stdout)) is not None:
+            return rate
         time.sleep(0.2)
     raise RuntimeError(f"iperf3 from {ns} to {address}: {r.stdout[-500:]} {r.stderr[-500:]}")
 
@@ -204,8 +203,18 @@ def concurrent(flows: list[tuple[str, str]], seconds: int) -> list[float]:
     procs = [subprocess.Popen(["ip", "netns", "exec", client, "iperf3", "-c", address, "-p", str(PORT),
                                "-t", str(seconds), "-J"], stdout=subprocess.PIPE, text=True)
              for client, address in flows]
-    outs = [proc.communicate(timeout=seconds + 60)[0] for proc in procs]
-    return [float(json.loads(out)["end"]["sum_received"]["bits_per_second"]) / 1e9 for out in outs]
+    rates = [received_gbit(proc.communicate(timeout=seconds + 60)[0]) for proc in procs]
+    if None in rates:
+        raise RuntimeError(f"iperf3 at once from {flows}: a client got no result")
+    return [rate for rate in rates if rate is not None]
+
+
+def received_gbit(report: str) -> float | None:
+    """Gbit/s received, from ``iperf3 -J``'s report; None if the run did not get that far."""
+    data = json.loads(report or "{}")
+    if "end" in data and "sum_received" in data["end"]:
+        return float(data["end"]["sum_received"]["bits_per_second"]) / 1e9
+    return None
 
 
 def summary(ratios: list[float]) -> str:

@@ -242,6 +242,7 @@ def run_paired(pairs: list[tuple[str, str]], runs: int, seconds: int, quiet: flo
         for copy in copies:
             copy.close()
 
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
@@ -260,10 +261,10 @@ def main() -> int:
         print("nft_cost_bench: needs root and iperf3", file=sys.stderr)
         return 2
     if args.paired:
-        pairs = [tuple(p.split("/", 1)) for p in args.paired]
-        if any(len(p) != 2 for p in pairs):
+        pairs = [p.partition("/")[::2] for p in args.paired]
+        if not all(a and b for a, b in pairs):
             parser.error("--paired takes A/B: two world names")
-        run_paired([(a, b) for a, b in pairs], args.runs, args.seconds, args.quiet)
+        run_paired(pairs, args.runs, args.seconds, args.quiet)
         return 0
     if not shutil.which("perf"):
         print("nft_cost_bench: no perf (Debian linux-perf): throughput only", file=sys.stderr)

@@ -324,19 +324,16 @@ def test_the_agent_puts_br_netfilter_back(lb_mode: tuple[str, Stack, dict[str, A
     ns = sg.lab.host_namespace("h2")
     bridge = names.bridge(world["net"]["id"])
 
-    def bridge_switch() -> int:
-        return nf_call_iptables(ns, bridge)
-
     assert pings(sg, "a", "10.60.0.20")  # a and b share the default group: allowed
     if mode == "all-bridges":
         netns.run_in(ns, write, "0")
         wait_for("bridge-nf-call-iptables back to 1", lambda: netns.run_in(ns, read) == "1", timeout=15,
                  interval=0.2)
     else:
-        assert netns.run_in(ns, read) == "0" and bridge_switch() == 1
+        assert netns.run_in(ns, read) == "0" and nf_call_iptables(ns, bridge) == 1
         subprocess.run(["ip", "-n", ns, "link", "set", bridge, "type", "bridge", "nf_call_iptables", "0"],
                        check=True)
-        wait_for(f"{bridge}'s nf_call_iptables back to 1", lambda: bridge_switch() == 1, timeout=15, interval=0.2)
+        wait_for(f"{bridge}'s nf_call_iptables back to 1", lambda: nf_call_iptables(ns, bridge) == 1, timeout=15, interval=0.2)
     assert blocked(sg, "a", "10.60.0.30")  # c's group has no ingress rule
     assert pings(sg, "a", "10.60.0.20")
 

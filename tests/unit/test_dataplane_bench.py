@@ -36,3 +36,10 @@ def test_summary_gives_the_mean_an_interval_and_the_median(bench: ModuleType) ->
     half = 1.96 * 0.02 / math.sqrt(3)
     assert text == f"0.980 +- {half:.3f} (95 %), median 0.980, n = 3"
     assert "+- inf" in bench.summary([0.97])
+
+
+def test_received_gbit_reads_iperf3s_report_or_says_it_has_none(bench: ModuleType) -> None:
+    report = '{"end": {"sum_received": {"bits_per_second": 12.5e9, "bytes": 1}}}'
+    assert bench.received_gbit(report) == 12.5
+    assert bench.received_gbit("") is None
+    assert bench.received_gbit('{"error": "unable to connect to server"}') is None
