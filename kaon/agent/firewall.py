@@ -186,8 +186,11 @@ class Firewall:
             # The taps whose packets can meet conntrack: all with br_netfilter on every bridge.
             taps = None if self.cfg.netfilter_all_bridges else frozenset(
                 p.device for p in intent.ports.values() if p.network_id in tracked)
+            # The bridge each filtered port's frames cross: its stateful ingress is found by it and MAC.
+            bridges = {pid: bridge for pid, net_id in network_of.items()
+                       if net_id in intent.networks and (bridge := bridge_of(intent.networks[net_id], self.cfg))}
             changes = self._write(fw_plan.build(fw, intent.networks, previous, zones=zones,
-                                                per_device=self._per_device, tracked=taps))
+                                                per_device=self._per_device, tracked=taps, bridges=bridges))
         except Exception as exc:
             guarded = self.applied.guarded if self.applied is not None else frozenset()
             self.applied = None  # unknown now: the next pass replaces the tables whole

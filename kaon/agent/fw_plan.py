@@ -10,16 +10,19 @@ family, so the work is split in three tables, all owned by name:
   pairs; the DHCP client allowed; DHCP/DHCPv6 server replies and router
   advertisements sent *by* the VM dropped), and a stateless port's egress
   rules after it. Otherwise those chains are in the bridge table, reached
-  from bridge prerouting;
+  from bridge prerouting. And per stateful port found by MAC (:func:`by_mac`),
+  a base chain on its tap's egress hook for the frames its MACs do not name;
 * ``bridge kaon-sg`` — a stateful port's packets are marked with the port
-  they come from (low 16 bits, by its anti-spoofing chain) and go to (high
-  16 bits, at forward) for the inet table. A **stateless** port needs no
+  they come from (low 16 bits, by its anti-spoofing chain) and, where the
+  inet table cannot find the receiver by bridge and MAC, the port they go
+  to (high 16 bits, at forward). A **stateless** port needs no
   conntrack, so all of it is in the bridge family (and netdev): its egress
   rules after its anti-spoofing (``out-<tap>``), its ingress rules at forward
   (``to-<tap>``), and its packets are made untracked (``notrack``) before
   br_netfilter hands them to conntrack, where they can meet it;
 * ``inet kaon-sg`` — stateful ports, reached through br_netfilter: per-port
-  egress and ingress chains keyed on that mark, ``ct state
+  egress and ingress chains keyed on that mark (ingress: or on the
+  receiver's bridge and destination MAC, :func:`by_mac`), ``ct state
   established,related`` accepted, one chain per security group with its
   rules, remote groups as named interval sets, default drop; a conntrack
   zone per network wherever two networks' traffic meets in conntrack
@@ -50,6 +53,7 @@ must therefore stay the same while a port lives: :func:`number_ports`.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import zlib
 from collections.abc import Iterable, Mapping
@@ -94,6 +98,7 @@ CONSTANT_SETS: dict[Key, tuple[str, tuple[str, ...]]] = {
     ("netdev", "udp_icmpv6"): ("inet_proto", ("udp", "icmpv6")),  # stateful ports' anti-spoofing, per device
     ("netdev", "dad_types"): ("icmpv6_type", DAD),
     ("netdev", "nd_egress"): ("icmpv6_type", ND_EGRESS),  # stateless ports' egress, per device
+    ("netdev", "nd_ingress"): ("icmpv6_type", ND_INGRESS),  # stateful ports' group frames (by_mac)
 }
 
 
@@ -135,7 +140,7 @@ def number_ports(previous: Mapping[str, int], ports: Iterable[str]) -> dict[str,
 
 def build(fw: FirewallIntent | None, networks: Mapping[str, NetworkIntent],
           previous: Mapping[str, int] | None = None, zones: bool = True, per_device: bool = False,
-          tracked: frozenset[str] | None = None) -> Ruleset:
+          tracked: frozenset[str] | None = None, bridges: Mapping[str, str] | None = None) -> Ruleset:
     """The wanted objects; ``previous``: the port numbers in force (kept for ports still here).
 
     ``zones``: a conntrack zone per network. Needed where two networks' traffic meets in the
@@ -151,7 +156,10 @@ def build(fw: FirewallIntent | None, networks: Mapping[str, NetworkIntent],
     exists and across its re-creation (6.16 on; kaon.agent.firewall probes it).
 
     ``tracked``: the taps whose packets can meet conntrack (on a bridge that goes through
-    br_netfilter); None: all of them. A stateless port elsewhere needs no ``notrack``."""
+    br_netfilter); None: all of them. A stateless port elsewhere needs no ``notrack``.
+
+    ``bridges``: port id -> the bridge its frames cross. With ``per_device``, a stateful port's
+    ingress is then found by destination MAC (:func:`by_mac`): no bridge ``forward`` hook."""
     ports = {pid: p for pid, p in fw.ports.items() if p.port_security} if fw is not None else {}
     if not ports:
         return Ruleset()
@@ -160,7 +168,10 @@ def build(fw: FirewallIntent | None, networks: Mapping[str, NetworkIntent],
     rs = Ruleset(guarded=frozenset(ports), numbers=numbers)
     stateful = any(p.stateful is not False for p in ports.values())
     untracked = {pid for pid, p in ports.items() if p.stateful is False and (tracked is None or p.device in tracked)}
-    _skeleton(rs, stateful=stateful, untracked=bool(untracked), zones=zones, bridge_from=not per_device)
+    keys = by_mac(ports, bridges) if per_device else None
+    forward = keys is None or any(p.stateful is False for p in ports.values())
+    _skeleton(rs, stateful=stateful, untracked=bool(untracked), zones=zones, bridge_from=not per_device,
+              forward=forward, mac_dispatch=keys is not None)
     for key in rs.decls:
         rs.elements[key] = {}
     for key, (kind, members) in CONSTANT_SETS.items():
@@ -168,12 +179,12 @@ def build(fw: FirewallIntent | None, networks: Mapping[str, NetworkIntent],
             rs.decls[key] = f"set {{ type {kind}; }}"
             rs.elements[key] = dict.fromkeys(members, "")
     for pid, port in sorted(ports.items()):
-        _port(rs, numbers[pid], port, fw.groups, per_device, pid in untracked)
+        _port(rs, numbers[pid], port, fw.groups, per_device, pid in untracked, keys.get(pid) if keys else None)
     # A group's chains (and the remote sets its rules name) in each family one of its ports is
     # filtered in: inet for stateful ports, bridge for stateless ones (and netdev for their egress
     # rules, per device).
     for family in FAMILIES:
-        used = sorted({g for p in ports.values() if family in _families(p, per_device)
+        used = sorted({g for p in ports.values() if family in _families(p, per_device, keys is not None)
                        for g in p.security_groups or () if g in fw.groups})
         for gid in used:
             _group(rs, family, gid, fw.groups[gid])
@@ -211,11 +222,38 @@ def zones_needed(all_bridges: bool, tracked_networks: set[str]) -> bool:
     return all_bridges or len(tracked_networks) > 1
 
 
-def _families(port: FirewallPort, per_device: bool) -> tuple[str, ...]:
-    """Where a port's groups' chains are needed: inet (stateful), or bridge for a stateless port's
-    ingress rules and netdev or bridge for its egress rules (after its per-device anti-spoofing)."""
+def by_mac(ports: Mapping[str, FirewallPort], bridges: Mapping[str, str] | None) -> dict[str, tuple[str, ...]] | None:
+    """Port id -> the ``"bridge" . mac`` keys its stateful ingress is found by in the inet chain, or
+    None where that cannot tell every port apart: a port whose bridge is not known, or one bridge
+    and MAC two filtered ports share (an address pair's MAC, say). Then the bridge ``forward`` hook
+    names the receiving port, as on a kernel without per-device hooks.
+
+    Why: that hook runs for every bridged frame, to the VXLAN device and the router too, and costs
+    about a point of throughput (docs/performance-dataplane.md, session 9); keyed by destination
+    MAC, as Neutron's Open vSwitch firewall finds a port (network and ``dl_dst``), the stateful
+    port needs a hook only on its own tap, for what a MAC cannot name (:func:`_to_port`)."""
+    if bridges is None:
+        return None
+    out: dict[str, tuple[str, ...]] = {}
+    seen: set[str] = set()
+    for pid, port in sorted(ports.items()):
+        if pid not in bridges:
+            return None
+        keys = tuple(f'"{bridges[pid]}" . {mac}' for mac in _addresses(port))
+        if seen & set(keys):
+            return None
+        seen |= set(keys)
+        if _family(port) == "inet":
+            out[pid] = keys
+    return out
+
+
+def _families(port: FirewallPort, per_device: bool, mac_dispatch: bool = False) -> tuple[str, ...]:
+    """Where a port's groups' chains are needed: inet (stateful; and netdev for the ingress rules on
+    its tap's egress hook, see :func:`_to_port`), or bridge for a stateless port's ingress rules
+    and netdev or bridge for its egress rules (after its per-device anti-spoofing)."""
     if _family(port) == "inet":
-        return ("inet",)
+        return ("inet", "netdev") if mac_dispatch else ("inet",)
     return ("bridge", "netdev") if per_device else ("bridge",)
 
 
@@ -235,7 +273,8 @@ def zone(network_id: str) -> int:
 
 
 # -- the fixed part: base chains dispatching through named maps -------------------
-def _skeleton(rs: Ruleset, stateful: bool, untracked: bool, zones: bool = True, bridge_from: bool = True) -> None:
+def _skeleton(rs: Ruleset, stateful: bool, untracked: bool, zones: bool = True, bridge_from: bool = True,
+              forward: bool = True, mac_dispatch: bool = False) -> None:
     """The base chains, and in them only what the host's ports need.
 
     Every packet crossing the host's namespace runs them (the underlay's VXLAN packets too), so
@@ -244,15 +283,22 @@ def _skeleton(rs: Ruleset, stateful: bool, untracked: bool, zones: bool = True, 
     kaon's turns conntrack on in the namespace — and without a stateless port no ``notrack``."""
     rs.decls.update({
         ("bridge", "from_port"): "map { type ifname : verdict; }",
-        ("bridge", "to_port"): "map { type ifname : verdict; }",
         ("bridge", "untracked_mac"): "set { type ether_addr; }",  # stateless ports' MACs, as destinations
         ("inet", "out_port"): "map { type mark : verdict; }",
-        ("inet", "in_port"): "map { type mark : verdict; }",
     })
+    # The receiving stateful port: by bridge and destination MAC (``mac_dispatch``, see by_mac), or
+    # by the mark the bridge forward hook sets from the outgoing port's name.
+    if mac_dispatch:
+        rs.decls["inet", "in_mac"] = "map { type ifname . ether_addr : verdict; }"
+    else:
+        rs.decls["inet", "in_port"] = "map { type mark : verdict; }"
     if zones:  # one map lookup per packet, however many networks the host has
         rs.decls["inet", "zone_of"] = "map { typeof iifname : ct zone; }"
     hook = "type filter hook {} priority {}; policy accept;"
-    rs.hooks["bridge", "forward"] = hook.format("forward", "filter")
+    if forward:  # stateless ports' ingress rules, and stateful ports' marks without mac_dispatch
+        rs.decls["bridge", "to_port"] = "map { type ifname : verdict; }"
+        rs.hooks["bridge", "forward"] = hook.format("forward", "filter")
+        rs.chains["bridge", "forward"] = ("oifname vmap @to_port",)
     if bridge_from or untracked:
         rs.hooks["bridge", "prerouting"] = hook.format("prerouting", "filter")
         # A stateless port's packets are never tracked: what it sends gets ``notrack`` in its
@@ -262,10 +308,8 @@ def _skeleton(rs: Ruleset, stateful: bool, untracked: bool, zones: bool = True, 
         # the ports' anti-spoofing is reached through the bridge (not on their taps' own hooks).
         rs.chains["bridge", "prerouting"] = (("ether daddr @untracked_mac notrack",) if untracked else ()) + (
             ("iifname vmap @from_port",) if bridge_from else ())
-    rs.chains.update({
-        ("bridge", "forward"): ("oifname vmap @to_port",),
-        ("inet", "ingress"): ("meta mark and 0xffff0000 vmap @in_port", "accept"),
-    })
+    rs.chains["inet", "ingress"] = ("iifname . ether daddr vmap @in_mac" if mac_dispatch else
+                                    "meta mark and 0xffff0000 vmap @in_port", "accept")
     if not stateful:  # stateless ports are wholly in the bridge family: no inet hook to run
         return
     if zones:
@@ -295,15 +339,22 @@ def _skeleton(rs: Ruleset, stateful: bool, untracked: bool, zones: bool = True, 
 
 # -- a port: four chains and one element per map ----------------------------------
 def _port(rs: Ruleset, number: int, port: FirewallPort, groups: Mapping[str, SecurityGroupIntent],
-          per_device: bool = False, untracked: bool = False) -> None:
-    """``untracked``: a stateless port whose packets can meet conntrack (``notrack`` them)."""
+          per_device: bool = False, untracked: bool = False, keys: tuple[str, ...] | None = None) -> None:
+    """``untracked``: a stateless port whose packets can meet conntrack (``notrack`` them).
+    ``keys``: a stateful port's ``"bridge" . mac`` keys, when its ingress is found by them (by_mac)."""
     tap = port.device
     present = tuple(g for g in port.security_groups or () if g in groups)
-    rs.chains.update(_port_chains(number, port, present, per_device, untracked))
+    rs.chains.update(_port_chains(number, port, present, per_device, untracked, keys is not None))
     if per_device:  # the tap's own ingress hook, by name (it may not exist yet; it may come and go)
         rs.hooks["netdev", f"from-{tap}"] = f'type filter hook ingress device "{tap}" priority filter; policy accept;'
     else:
         rs.elements["bridge", "from_port"][f'"{tap}"'] = f"jump from-{tap}"
+    if keys is not None:  # and its egress hook, for what its MACs do not name
+        rs.hooks["netdev", f"to-{tap}"] = f'type filter hook egress device "{tap}" priority filter; policy accept;'
+        rs.elements["inet", "out_port"][f"{number:#010x}"] = f"goto out-{tap}"
+        for key in keys:
+            rs.elements["inet", "in_mac"][key] = f"goto in-{tap}"
+        return
     rs.elements["bridge", "to_port"][f'"{tap}"'] = f"jump to-{tap}"
     if _family(port) == "bridge":
         if untracked:
@@ -316,7 +367,8 @@ def _port(rs: Ruleset, number: int, port: FirewallPort, groups: Mapping[str, Sec
 
 @functools.lru_cache(maxsize=1 << 16)
 def _port_chains(number: int, port: FirewallPort, present: tuple[str, ...],
-                 per_device: bool = False, untracked: bool = False) -> dict[Key, tuple[str, ...]]:
+                 per_device: bool = False, untracked: bool = False,
+                 mac_dispatch: bool = False) -> dict[Key, tuple[str, ...]]:
     """A port's chains; cached, as a pass rebuilds every port's while few change (and equal
     tuples that are the same object compare at once in :func:`change_script`).
 
@@ -329,10 +381,32 @@ def _port_chains(number: int, port: FirewallPort, present: tuple[str, ...],
         return {(out, f"from-{tap}"): _from_port(number, port, untracked),
                 (out, f"out-{tap}"): _port_chain("out", port, present, out),
                 ("bridge", f"to-{tap}"): _port_chain("in", port, present, "bridge")}
-    return {(out, f"from-{tap}"): _from_port(number, port),
-            ("bridge", f"to-{tap}"): (f"meta mark set meta mark or {number << 16:#010x}",),
-            ("inet", f"out-{tap}"): _port_chain("out", port, present),
+    chains = {(out, f"from-{tap}"): _from_port(number, port)}
+    if mac_dispatch:
+        groups = f"in-groups-{hashlib.sha256(' '.join(present).encode()).hexdigest()[:16]}"
+        chains[("netdev", f"to-{tap}")] = _to_port(port, groups)
+        # Shared by every port of these groups: one chain, not one per port (a full write of 1,000
+        # ports is ~0.15 s faster). 64 bits of a digest name it: a collision is not a concern.
+        chains[("netdev", groups)] = _port_chain("in", port, present, "netdev", conntrack=False)
+    else:
+        chains[("bridge", f"to-{tap}")] = (f"meta mark set meta mark or {number << 16:#010x}",)
+    return {**chains, ("inet", f"out-{tap}"): _port_chain("out", port, present),
             ("inet", f"in-{tap}"): _port_chain("in", port, present)}
+
+
+def _to_port(port: FirewallPort, groups: str) -> tuple[str, ...]:
+    """A stateful port's tap egress hook, where its ingress is found by MAC (:func:`by_mac`).
+
+    A frame to one of the port's MACs was judged by its ingress chain in the inet table already. A
+    unicast frame to another MAC reaches the tap only when the bridge floods it: dropped, as
+    Neutron's Open vSwitch firewall delivers a port only its own MACs. A frame to a group address
+    (broadcast, multicast) names no port: it meets the port's ingress rules here, without conntrack
+    (the netdev family has none; ``groups``: the chain of its groups' rules for that, shared by the
+    ports of the same groups) — such a frame opens a flow, it never answers one."""
+    macs = list(_addresses(port))
+    own = macs[0] if len(macs) == 1 else "{ " + ", ".join(macs) + " }"
+    return (f"ether daddr {own} accept", "ether daddr & 01:00:00:00:00:00 == 00:00:00:00:00:00 drop",
+            f"goto {groups}")
 
 
 def _group(rs: Ruleset, family: str, gid: str, group: SecurityGroupIntent) -> None:
@@ -521,13 +595,14 @@ PASS = {"inet": {"out": "goto ingress", "in": "accept"}, "bridge": {"out": "acce
         "netdev": {"out": "accept", "in": "accept"}}
 
 
-def _port_chain(suffix: str, port: FirewallPort, present: tuple[str, ...], family: str = "inet") -> tuple[str, ...]:
+def _port_chain(suffix: str, port: FirewallPort, present: tuple[str, ...], family: str = "inet",
+                conntrack: bool = True) -> tuple[str, ...]:
     rules, ok = [], PASS[family][suffix]
     v6 = "meta nfproto ipv6" if family == "inet" else "ether type ip6"
-    if family == "bridge" and suffix == "in":
+    if family != "inet" and suffix == "in":
         # Rules filter IP only (br_netfilter hands only IPv4/IPv6 to the inet chains): ARP and the rest pass.
         rules.append(f"ether type != ip ether type != ip6 {ok}")
-    if port.stateful is not False:
+    if port.stateful is not False and conntrack:
         rules += [f"ct state established,related {ok}", "ct state invalid drop"]
     # The groups' rules before the special cases below: everything after ``invalid drop`` only
     # allows, so the order does not change what passes, and the common packet — one a rule

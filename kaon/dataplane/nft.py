@@ -121,14 +121,17 @@ def generation(namespace: str | None) -> int:
 
 def netdev_hooks_by_name(namespace: str | None) -> bool:
     """Whether nftables in ``namespace`` hooks a chain to a device by name — before the device exists,
-    and again when it is made anew (Linux 6.16 on). Then a stateful port's anti-spoofing is a chain on
-    its tap's own ingress hook (kaon.agent.fw_plan ``per_device``); before, a tap that Nova deletes and
-    plugs again would take its chain with it, so the bridge's prerouting chain is used."""
+    and again when it is made anew (Linux 6.16 on), on its ingress and its egress hook. Then a stateful
+    port's anti-spoofing is a chain on its tap's own ingress hook, and what its MACs do not name of its
+    ingress one on its egress hook (kaon.agent.fw_plan ``per_device``); before, a tap that Nova deletes
+    and plugs again would take its chains with it, so the bridge's hooks are used."""
     tag = secrets.token_hex(3)
     table = f"kaon-probe-{tag}"
     try:
-        run(namespace, f"table netdev {table} {{\n chain c {{\n  type filter hook ingress device \"kpnd{tag}\" "
-                       "priority filter; policy accept;\n }\n}\n")
+        run(namespace, f"table netdev {table} {{\n"
+                       + "".join(f" chain {hook} {{\n  type filter hook {hook} device \"kpnd{tag}\" "
+                                 "priority filter; policy accept;\n }\n" for hook in ("ingress", "egress"))
+                       + "}\n")
     except NftError:
         return False
     run(namespace, f"delete table netdev {table}\n")

@@ -195,6 +195,13 @@ def test_the_default_group_allows_its_members_and_denies_others(sg: Stack, world
     assert blocked(sg, "a", "10.60.0.30")  # c's group has no ingress rule at all
     for vm in ("a", "b", "c"):
         assert sg.port(world[vm]["port_id"])["status"] == "ACTIVE"
+    if sg.mechanism("h2") == "linuxbridge" and nft.netdev_hooks_by_name(sg.lab.host_namespace("h2")):
+        # The receiving stateful port found by its bridge and MAC: no bridge forward hook on the host.
+        ns = sg.lab.host_namespace("h2")
+        assert "iifname . ether daddr vmap @in_mac" in nft.run(ns, "list chain inet kaon-sg ingress")
+        assert "hook forward" not in nft.run(ns, "list table bridge kaon-sg")
+        tap = "tap" + world["b"]["port_id"][:11]
+        assert f'hook egress device "{tap}"' in nft.run(ns, "list table netdev kaon-sg")
 
 
 def test_a_rule_change_takes_effect_and_only_flows_still_allowed_survive(sg: Stack, world: dict[str, Any]) -> None:

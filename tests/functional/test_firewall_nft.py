@@ -327,3 +327,76 @@ def test_anti_spoofing_before_and_after_the_tap(make_netns: Any, per_device: boo
     _plug(host, vm1, 1)
     assert _ping(vm1, "10.0.0.2") and not spoofed()
     assert firewall.rebuilds == 1
+
+
+def _rx_packets(ns: str) -> int:
+    out = subprocess.run(["ip", "netns", "exec", ns, "cat", "/sys/class/net/eth0/statistics/rx_packets"],
+                         capture_output=True, text=True, check=True)
+    return int(out.stdout)
+
+
+def _broadcast_reaches(sender: str, receiver: str) -> bool:
+    """UDP to 10.0.0.255:5000 from ``sender``: does ``receiver``'s listener get it?"""
+    listen = subprocess.Popen(
+        ["ip", "netns", "exec", receiver, "python3", "-c",
+         "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 5000)); "
+         "s.settimeout(3); print(s.recvfrom(64)[0].decode())"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        text=True)
+    send = ("import socket, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+            "s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)\n"
+            "for _ in range(8):\n    s.sendto(b'hello', ('10.0.0.255', 5000)); time.sleep(0.25)")
+    subprocess.run(["ip", "netns", "exec", sender, "python3", "-c", send], check=True)
+    out, _ = listen.communicate(timeout=10)
+    return out.strip() == "hello"
+
+
+@pytest.mark.parametrize("by_mac", [True, False], ids=["by-mac", "forward-hook"])
+def test_a_stateful_port_found_by_its_mac_gets_its_own_frames_and_group_frames_its_rules_allow(
+        make_netns: Any, by_mac: bool) -> None:
+    """Traffic through the kernel, where the kernel hooks chains to devices by name: with every
+    filtered port's bridge known, the receiving stateful port is found by its MAC in the inet chain
+    and there is no bridge forward hook. A unicast frame the bridge floods reaches only the port
+    whose MAC it is there (the forward-hook design delivers it to every port, as the bridge does); a
+    broadcast meets the receiver's ingress rules; ping works both ways, and a rule change takes."""
+    host = make_netns("fwm")
+    vms = {n: make_netns(f"vm{n}") for n in (1, 2, 3)}
+    for cmd in (["link", "add", "brqn1", "type", "bridge"], ["link", "set", "brqn1", "up"]):
+        subprocess.run(["ip", "-n", host, *cmd], check=True)
+    firewall = Firewall(AgentConfig(host="h1", firewall_driver="nftables", namespace=host))
+    raw = intent(1, 2, 3)
+    icmp = {**RULE, "remote_set": None, "protocol": 1}
+    raw["firewall"]["groups"]["g1"]["rules"] = [icmp, {**RULE, "direction": "egress", "remote_set": None}]
+    raw["firewall"]["sets"] = {}
+    if by_mac:  # the ports' networks: the bridge each port's frames cross
+        raw["ports"] = {f"p{n}": {"network_id": "n1", "device": f"tapp{n}", "mac": f"fa:16:3e:00:00:{n:02x}",
+                                  "ips": [f"10.0.0.{n}"], "admin_state_up": True, "device_owner": "compute:nova"}
+                        for n in (1, 2, 3)}
+    sync(firewall, raw)
+    if not firewall._per_device:
+        pytest.skip("this kernel hooks no nftables chain to a device by name (Linux 6.16 on does)")
+    assert ("hook forward" in nft.run(host, f"list table bridge {fw_plan.TABLE}")) is not by_mac
+    assert ('hook egress device "tapp2"' in nft.run(host, f"list table netdev {fw_plan.TABLE}")) is by_mac
+    for n, vm in vms.items():  # IPv4 only: no multicast of their own (ND, MLD) in the count below
+        subprocess.run(["ip", "netns", "exec", vm, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"], check=True)
+        _plug(host, vm, n)
+    # The bridge never learns vm2's MAC: every frame to it is flooded, to vm3's tap too.
+    subprocess.run(["ip", "-n", host, "link", "set", "tapp2", "type", "bridge_slave", "learning", "off"], check=True)
+    assert _ping(vms[1], "10.0.0.2") and _ping(vms[2], "10.0.0.1") and _ping(vms[3], "10.0.0.2")
+    before = _rx_packets(vms[3])
+    subprocess.run(["ip", "netns", "exec", vms[1], "ping", "-c", "20", "-i", "0.05", "-W", "1", "10.0.0.2"],
+                   capture_output=True, check=True)
+    flooded = _rx_packets(vms[3]) - before
+    assert flooded < 5 if by_mac else flooded >= 20, flooded
+    # A broadcast: the receiver's ingress rules decide (no UDP rule: not delivered), at its tap.
+    assert not _broadcast_reaches(vms[1], vms[2])
+    udp = copy.deepcopy(raw)
+    udp["firewall"]["groups"]["g1"]["rules"].append({**RULE, "remote_set": None, "protocol": 17,
+                                                     "port_range_min": 5000, "port_range_max": 5000})
+    sync(firewall, udp)
+    assert _broadcast_reaches(vms[1], vms[2])
+    # Unicast by MAC: without the ICMP rule, no new ping in.
+    no_icmp = copy.deepcopy(raw)
+    no_icmp["firewall"]["groups"]["g1"]["rules"] = [{**RULE, "direction": "egress", "remote_set": None}]
+    sync(firewall, no_icmp)
+    assert not _ping(vms[1], "10.0.0.2")
+    assert read_back(host) == planned(firewall) and firewall.rebuilds == 1

@@ -516,3 +516,94 @@ def test_per_device_a_stateful_ports_anti_spoofing_is_on_its_taps_own_hook() -> 
                           tracked=frozenset({"tapp1"}))  # tapp3's bridge does not go through conntrack
     assert "notrack" not in quiet.chains["netdev", "from-tapp3"] and quiet.elements["bridge", "untracked_mac"] == {}
     assert ("bridge", "prerouting") not in quiet.chains
+
+
+# -- stateful ingress found by bridge and destination MAC (per device) ---------------------------
+def _by_mac_intent() -> dict[str, Any]:
+    raw = intent()
+    raw["firewall"]["ports"]["p3"] = {"device": "tapp3", "mac": "fa:16:3e:00:00:03", "ips": ["10.0.0.3"],
+                                      "port_security": True, "security_groups": ["g1"],
+                                      "allowed_address_pairs": [{"ip_address": "10.0.0.99",
+                                                                 "mac_address": "fa:16:3e:00:00:99"}]}
+    return raw
+
+
+def test_a_stateful_port_is_found_by_its_bridge_and_macs_and_needs_no_bridge_forward_hook() -> None:
+    raw = _by_mac_intent()
+    rs = fw_plan.build(firewall_part(raw), typed(raw).networks, per_device=True,
+                       bridges={"p1": "brqn1", "p2": "brqn1", "p3": "brqn1"})
+    assert ("bridge", "forward") not in rs.hooks and ("bridge", "to_port") not in rs.decls
+    assert rs.chains["inet", "ingress"] == ("iifname . ether daddr vmap @in_mac", "accept")
+    assert rs.elements["inet", "in_mac"] == {'"brqn1" . fa:16:3e:00:00:01': "goto in-tapp1",
+                                             '"brqn1" . fa:16:3e:00:00:03': "goto in-tapp3",
+                                             '"brqn1" . fa:16:3e:00:00:99': "goto in-tapp3"}  # its pair's MAC too
+    assert ("inet", "in_port") not in rs.decls and rs.elements["inet", "out_port"]["0x00000002"] == "goto out-tapp3"
+    # The tap's own egress hook: its MACs were judged in inet; another MAC (flooded) drops; a group
+    # address meets the ingress rules without conntrack.
+    to = rs.chains["netdev", "to-tapp3"]
+    assert rs.hooks["netdev", "to-tapp3"] == 'type filter hook egress device "tapp3" priority filter; policy accept;'
+    assert to[:2] == ("ether daddr { fa:16:3e:00:00:03, fa:16:3e:00:00:99 } accept",
+                      "ether daddr & 01:00:00:00:00:00 == 00:00:00:00:00:00 drop")
+    # the group's rules, without conntrack: one chain for the ports of the same groups
+    assert len(to) == 3 and to[2].startswith("goto in-groups-") and rs.chains["netdev", "to-tapp1"][2] == to[2]
+    groups = rs.chains["netdev", to[2].removeprefix("goto ")]
+    assert groups[:2] == ("ether type != ip ether type != ip6 accept", "jump sg-g1-in")
+    assert not any("ct " in r for r in groups) and groups[-1] == "drop"
+    assert rs.chains["netdev", "sg-g1-in"] and ("netdev", "sg4-g1") in rs.decls  # the rules, and their sets
+    assert ("netdev", "nd_ingress") in rs.decls and "icmpv6 type @nd_ingress accept" in groups
+    assert rs.chains["netdev", "to-tapp1"][0] == "ether daddr fa:16:3e:00:00:01 accept"
+    other = copy.deepcopy(raw)  # a port of other groups has a chain of its own
+    other["firewall"]["groups"]["g2"] = other["firewall"]["groups"]["g1"]
+    other["firewall"]["ports"]["p3"]["security_groups"] = ["g1", "g2"]
+    more = fw_plan.build(firewall_part(other), typed(other).networks, per_device=True,
+                         bridges={"p1": "brqn1", "p2": "brqn1", "p3": "brqn1"})
+    theirs = more.chains["netdev", "to-tapp3"][2]
+    assert theirs != to[2] and "jump sg-g2-in" in more.chains["netdev", theirs.removeprefix("goto ")]
+    script = fw_plan.full_script(rs)
+    assert "hook forward priority filter" not in script and "meta mark set meta mark or" not in script
+
+
+@pytest.mark.parametrize("bridges", [None, {"p1": "brqn1"}, {"p1": "brqn1", "p3": "brqn1", "shared": True}],
+                         ids=["no-bridges", "a-port-without-bridge", "a-mac-shared-on-one-bridge"])
+def test_without_a_key_for_every_port_the_bridge_forward_hook_names_the_receiver(bridges: Any) -> None:
+    raw = _by_mac_intent()
+    if bridges and bridges.pop("shared", False):  # p3's address pair carries p1's MAC
+        raw["firewall"]["ports"]["p3"]["allowed_address_pairs"][0]["mac_address"] = "fa:16:3e:00:00:01"
+    rs = fw_plan.build(firewall_part(raw), typed(raw).networks, per_device=True, bridges=bridges)
+    assert rs.chains["bridge", "forward"] == ("oifname vmap @to_port",)
+    assert rs.chains["inet", "ingress"] == ("meta mark and 0xffff0000 vmap @in_port", "accept")
+    assert ("netdev", "to-tapp3") not in rs.chains and ("inet", "in_mac") not in rs.decls
+    assert rs.elements["inet", "in_port"]["0x00020000"] == "goto in-tapp3"
+
+
+def test_the_same_mac_on_two_bridges_is_two_keys() -> None:
+    raw = _by_mac_intent()
+    raw["firewall"]["ports"]["p3"]["mac"] = "fa:16:3e:00:00:01"
+    keys = fw_plan.by_mac(firewall_part(raw).ports, {"p1": "brqn1", "p2": "brqn1", "p3": "brqn2"})
+    assert keys is not None and keys["p1"][0] == '"brqn1" . fa:16:3e:00:00:01'
+    assert keys["p3"][0] == '"brqn2" . fa:16:3e:00:00:01'
+
+
+def test_a_stateless_port_keeps_its_ingress_at_the_bridge_forward_hook_beside_ports_found_by_mac() -> None:
+    raw = _by_mac_intent()
+    raw["firewall"]["ports"]["p1"]["stateful"] = False
+    rs = fw_plan.build(firewall_part(raw), typed(raw).networks, per_device=True,
+                       bridges={"p1": "brqn1", "p2": "brqn1", "p3": "brqn1"})
+    assert rs.elements["bridge", "to_port"] == {'"tapp1"': "jump to-tapp1"}  # the stateless one only
+    assert ("netdev", "to-tapp3") in rs.chains and ("bridge", "to-tapp3") not in rs.chains
+    assert set(rs.elements["inet", "in_mac"].values()) == {"goto in-tapp3"}
+
+
+def test_changing_between_forward_hook_and_by_mac_is_one_transaction_or_a_rewrite() -> None:
+    raw = _by_mac_intent()
+    everyone = {"p1": "brqn1", "p2": "brqn1", "p3": "brqn1"}
+    by_mac = fw_plan.build(firewall_part(raw), typed(raw).networks, per_device=True, bridges=everyone)
+    forward = fw_plan.build(firewall_part(raw), typed(raw).networks, by_mac.numbers, per_device=True)
+    # A port that comes or goes moves the host between the two: one transaction, not a rewrite
+    # (tests/functional/test_firewall_nft.py loads both into the kernel).
+    there, back = fw_plan.change_script(by_mac, forward), fw_plan.change_script(forward, by_mac)
+    assert there is not None and back is not None
+    assert "add rule inet kaon-sg ingress meta mark and 0xffff0000 vmap @in_port" in there
+    assert "delete chain netdev kaon-sg to-tapp3" in there and "delete map inet kaon-sg in_mac" in there
+    assert "add rule inet kaon-sg ingress iifname . ether daddr vmap @in_mac" in back
+    assert "delete chain bridge kaon-sg forward" in back and "delete map bridge kaon-sg to_port" in back
