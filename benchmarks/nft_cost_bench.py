@@ -29,11 +29,14 @@ Two runs one after another on this 2-vCPU VM move by +-3 % each; this moves by a
 rounds (an A/A pairing reads 1.00 within that).
 
 ``--compare REV`` adds the two kaon worlds again with ``kaon/agent/fw_plan.py`` as it is at git REV;
-``--ablate`` adds kaon's stateful ruleset with only one of its tables (bridge, inet, netdev) at a
-time (not a working firewall: a measure of what each part costs). kaon's worlds run as a lab
-host's agent leaves the namespace: br_netfilter per bridge (``netfilter_all_bridges = false``),
-anti-spoofing on the tap's own hook where the kernel allows it; the baselines and ``--compare``'s
-older rulesets with the sysctls at 1.
+``--ablate`` (and always ``--paired``) adds kaon's stateful ruleset with only one of its tables
+(bridge, inet, netdev) at a time, and with its anti-spoofing hook made an ordinary chain (not
+working firewalls: a measure of what each part costs), and ``kaon-stateful-forward-hook``: kaon's
+ruleset with the receiving port named by a bridge forward hook instead of by its MAC (what a host
+runs whose ports ``fw_plan.by_mac`` cannot tell apart). kaon's worlds run as a lab host's agent
+leaves the namespace: br_netfilter per bridge (``netfilter_all_bridges = false``), anti-spoofing on
+the tap's own hook and ingress by MAC where the kernel allows it; the baselines and
+``--compare``'s older rulesets with the sysctls at 1.
 
 Needs root, iperf3, and perf (Debian linux-perf; without it only throughput is printed).
 """
@@ -41,6 +44,7 @@ Needs root, iperf3, and perf (Debian linux-perf; without it only throughput is p
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import os
@@ -81,11 +85,13 @@ RULE = {"direction": "ingress", "ethertype": "IPv4", "protocol": None, "port_ran
 
 
 def kaon_ruleset(host: str, stateful: bool, plan: ModuleType = fw_plan, only: str | None = None,
-                 per_device: bool = False) -> str:
+                 per_device: bool = False, by_mac: bool = True) -> str:
     """What kaon's agent writes on ``host`` for its VM in the benchmark's group (``plan``: a fw_plan),
     as a lab host's agent does: br_netfilter per bridge, so one tracked network and no zones,
     anti-spoofing per device where the kernel allows (``per_device``; an older ``plan`` takes
-    neither); ``only``: just that family's table of it (the others empty), to see what each costs."""
+    neither); ``only``: just that family's table of it (the others empty), to see what each costs;
+    ``by_mac`` False: the receiving port named by the bridge forward hook, as on a host whose ports
+    fw_plan.by_mac cannot tell apart (or a kernel without per-device hooks)."""
     tap, mac, ip = VMS[host]
     rules = [{**RULE, "protocol": 6}, {**RULE, "protocol": 1},  # the group: tcp and icmp in,
              {**RULE, "direction": "egress"}, {**RULE, "direction": "egress", "ethertype": "IPv6"}]  # all out
@@ -97,8 +103,9 @@ def kaon_ruleset(host: str, stateful: bool, plan: ModuleType = fw_plan, only: st
                                       "stateful": stateful, "security_groups": ["g"]}},
                      "groups": {"g": {"stateful": stateful, "rules": rules}}, "sets": {}}})
     try:
+        more = {"bridges": {"vm": "brq-net1"}} if by_mac and "bridges" in inspect.signature(plan.build).parameters else {}
         rs = plan.build(intent.firewall, intent.networks, zones=False, per_device=per_device,
-                        tracked=frozenset({tap} if stateful else ()))
+                        tracked=frozenset({tap} if stateful else ()), **more)
     except TypeError:  # fw_plan before br_netfilter per bridge
         rs = plan.build(intent.firewall, intent.networks)
     if only is not None:
@@ -128,15 +135,12 @@ def br_netfilter(ns: str, per_bridge: bool, bridge_on: bool) -> None:
            "nf_call_ip6tables", str(int(bridge_on)))
 
 
-# Ablations (not working firewalls: a measure of what a part costs): kaon's stateful ruleset with one
-# of the two hooks the hand-written minimal firewall has no counterpart of made an ordinary chain
-# (its rules stay, nothing reaches them): the anti-spoofing on the sending tap (netdev ingress, or
-# bridge prerouting on a kernel without per-device hooks), and the bridge forward hook that names the
-# receiving port for new flows' ingress rules.
+# Ablation (not a working firewall: a measure of what a part costs): kaon's stateful ruleset with its
+# anti-spoofing hook on the sending tap (netdev ingress, or bridge prerouting on a kernel without
+# per-device hooks) made an ordinary chain: its rules stay, nothing reaches them.
 WITHOUT: dict[str, Callable[[str], str]] = {
     "no-antispoofing-hook": lambda s: re.sub(r"\n    type filter hook (ingress device \S+|prerouting) priority filter; "
                                              r"policy accept;", "", s),
-    "no-forward-hook": lambda s: s.replace("\n    type filter hook forward priority filter; policy accept;", ""),
 }
 
 
@@ -145,7 +149,7 @@ def worlds(base: db.Baseline, compare: str | None, ablate: bool) -> dict[str, Ca
     per_device = nft.netdev_hooks_by_name(f"{base.prefix}h1")
 
     def setup(kaon: bool | None = None, hand: str | None = None, plan: ModuleType = fw_plan,
-              only: str | None = None, without: str | None = None) -> Callable[[], None]:
+              only: str | None = None, without: str | None = None, by_mac: bool = True) -> Callable[[], None]:
         def apply() -> None:
             base.firewall(hand)  # the hand-written tables, or none of them
             for host in VMS:  # kaon's tables, or none of them
@@ -154,7 +158,7 @@ def worlds(base: db.Baseline, compare: str | None, ablate: bool) -> dict[str, Ca
                 # need and the old agent set them; kaon's as a lab host's agent leaves them.
                 br_netfilter(ns, per_bridge=kaon is not None and plan is fw_plan, bridge_on=bool(kaon))
                 empty = fw_plan.full_script(fw_plan.Ruleset())
-                script = empty if kaon is None else kaon_ruleset(host, kaon, plan, only, per_device)
+                script = empty if kaon is None else kaon_ruleset(host, kaon, plan, only, per_device, by_mac)
                 nft.run(ns, WITHOUT[without](script) if without else script)
         return apply
 
@@ -163,6 +167,7 @@ def worlds(base: db.Baseline, compare: str | None, ablate: bool) -> dict[str, Ca
     if ablate:
         out |= {f"kaon-stateful:{family}": setup(kaon=True, only=family) for family in fw_plan.FAMILIES}
         out |= {f"kaon-stateful-{part}": setup(kaon=True, without=part) for part in WITHOUT}
+        out["kaon-stateful-forward-hook"] = setup(kaon=True, by_mac=False)
     if compare:
         other = plan_at(compare)
         out |= {f"{compare}-stateful": setup(kaon=True, plan=other), f"{compare}-stateless": setup(kaon=False, plan=other)}

@@ -25,14 +25,21 @@ def test_paired_ratio_cancels_a_difference_between_the_two_copies(bench: ModuleT
 
 
 @pytest.mark.parametrize("per_device", [True, False])
-def test_ablations_turn_exactly_one_hook_into_an_ordinary_chain(bench: ModuleType, per_device: bool) -> None:
+def test_the_antispoofing_ablation_turns_exactly_that_hook_into_an_ordinary_chain(bench: ModuleType,
+                                                                                  per_device: bool) -> None:
     full = bench.kaon_ruleset("h2", True, per_device=per_device)
     antispoof = "ingress device" if per_device else "hook prerouting"
-    assert full.count("type filter hook") == 3  # anti-spoofing, bridge forward, inet forward
+    # per device: anti-spoofing, the tap's egress hook, inet forward; otherwise with the bridge forward hook
+    assert full.count("type filter hook") == 3 and antispoof in full
+    assert ("hook egress device" in full) is per_device and ("hook forward priority filter" in full) is not per_device
     no_spoof = bench.WITHOUT["no-antispoofing-hook"](full)
     assert antispoof not in no_spoof and no_spoof.count("type filter hook") == 2
     assert "chain from-tap-vm2" in no_spoof and "ether saddr fa:16:3e:00:01:02" in no_spoof  # the rules stay
-    no_forward = bench.WITHOUT["no-forward-hook"](full)
-    assert "hook forward priority filter" not in no_forward
-    assert "hook forward priority 0" in no_forward and no_forward.count("type filter hook") == 2
-    assert "oifname vmap @to_port" in no_forward
+
+
+def test_the_forward_hook_world_is_kaons_ruleset_with_the_receiver_named_by_the_bridge(bench: ModuleType) -> None:
+    by_mac = bench.kaon_ruleset("h2", True, per_device=True)
+    forward = bench.kaon_ruleset("h2", True, per_device=True, by_mac=False)
+    assert '"brq-net1" . fa:16:3e:00:01:02 : goto in-tap-vm2' in by_mac and "hook forward priority filter" not in by_mac
+    assert "hook forward priority filter" in forward and "hook egress device" not in forward
+    assert "in_port" in forward and "in_mac" not in forward
