@@ -349,20 +349,21 @@ def _port(rs: Ruleset, number: int, port: FirewallPort, groups: Mapping[str, Sec
         rs.hooks["netdev", f"from-{tap}"] = f'type filter hook ingress device "{tap}" priority filter; policy accept;'
     else:
         rs.elements["bridge", "from_port"][f'"{tap}"'] = f"jump from-{tap}"
-    if keys is not None:  # and its egress hook, for what its MACs do not name
-        rs.hooks["netdev", f"to-{tap}"] = f'type filter hook egress device "{tap}" priority filter; policy accept;'
-        rs.elements["inet", "out_port"][f"{number:#010x}"] = f"goto out-{tap}"
-        for key in keys:
-            rs.elements["inet", "in_mac"][key] = f"goto in-{tap}"
-        return
-    rs.elements["bridge", "to_port"][f'"{tap}"'] = f"jump to-{tap}"
+    if keys is None:  # the receiver named at bridge forward
+        rs.elements["bridge", "to_port"][f'"{tap}"'] = f"jump to-{tap}"
     if _family(port) == "bridge":
         if untracked:
             for mac in _addresses(port):
                 rs.elements["bridge", "untracked_mac"][mac] = ""
         return
-    for suffix, mapname, mark in (("out", "out_port", number), ("in", "in_port", number << 16)):
-        rs.elements["inet", mapname][f"{mark:#010x}"] = f"goto {suffix}-{tap}"
+    rs.elements["inet", "out_port"][f"{number:#010x}"] = f"goto out-{tap}"
+    if keys is None:
+        rs.elements["inet", "in_port"][f"{number << 16:#010x}"] = f"goto in-{tap}"
+        return
+    # Found by its MACs, and its tap's egress hook for what they do not name.
+    rs.hooks["netdev", f"to-{tap}"] = f'type filter hook egress device "{tap}" priority filter; policy accept;'
+    for key in keys:
+        rs.elements["inet", "in_mac"][key] = f"goto in-{tap}"
 
 
 @functools.lru_cache(maxsize=1 << 16)
