@@ -217,3 +217,35 @@ def test_call_without_any_broker_is_unavailable(buses: list) -> None:
     with pytest.raises(BusUnavailable):
         agent.call("x", {}, timeout=5)
     assert time.monotonic() - t0 < 1
+
+
+def test_a_broker_whose_port_was_taken_starts_again_on_fresh_ports(monkeypatch):
+    """CI once lost the distribution port to another process during Erlang's boot:
+    the fixture starts over on new ports instead of failing the session."""
+    import socket
+
+    from tests.fixtures import rabbitmq as rmq
+    from tests.fixtures.net import free_port
+
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    calls: list[int] = []
+
+    def ports() -> int:
+        calls.append(0)
+        return taken if len(calls) == 2 else free_port()  # the first broker's dist port
+
+    monkeypatch.setattr(rmq, "free_port", ports)
+    try:
+        broker = RabbitMQ.start()
+    finally:
+        squatter.close()
+    try:
+        assert len(calls) == 6  # two brokers, three ports each
+        assert broker.dist_port != taken
+        with kombu.Connection(broker.url.replace("rabbit://", "amqp://"), connect_timeout=5) as conn:
+            conn.ensure_connection(max_retries=1)
+    finally:
+        broker.close()
