@@ -15,11 +15,12 @@ import json
 import os
 import re
 import secrets
-import socket
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from kaon.cli.free_port import free_port
 
 NODE_FILE = "node.json"
 _HEADER = re.compile(r"^\s*\[([^\]]+)\]\s*$")
@@ -67,12 +68,6 @@ def _set_one(lines: list[str], section: str, option: str, value: str) -> list[st
     return [*lines[:at], f"{option} = {value}", *lines[at:]]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def run_values(conf_text: str, state: Path, port: int | None) -> dict[str, dict[str, str]]:
     """The options ``kaon up`` writes into ``kaon.conf`` before it starts.
 
@@ -99,7 +94,7 @@ def run_values(conf_text: str, state: Path, port: int | None) -> dict[str, dict[
         values["DEFAULT"]["transport_url"] = f"unix://{state / 'bus.sock'}"
     if missing("DEFAULT", "nova_metadata_port"):
         values["DEFAULT"]["nova_metadata_host"] = "127.0.0.1"
-        values["DEFAULT"]["nova_metadata_port"] = str(_free_port())
+        values["DEFAULT"]["nova_metadata_port"] = str(free_port())
     if missing("DEFAULT", "metadata_proxy_shared_secret"):
         values["DEFAULT"]["metadata_proxy_shared_secret"] = secrets.token_hex(16)
     if missing("metadata", "serve"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from kaon.core.context import Context
 from kaon.identity import passwords
 from kaon.identity.testing import Node, SyncClient, make_node, password_body
 from kaon.identity.tokens import TokenData, new_audit_id
+from tests.fixtures.net import free_port
 
 IDENTITY_URI = "http://127.0.0.1:9696/identity"
 
@@ -174,12 +174,6 @@ def test_kaon_public_paths(node: Node) -> None:
 
 
 # -- keystone (external, through keystonemiddleware) ------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

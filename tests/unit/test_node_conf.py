@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kaon.cli.free_port import below_ephemeral
 from kaon.cli.node_conf import run_values, set_options, write_run_config
 from kaon.cli.up import DEFAULTS
 from kaon.config import load_config
@@ -30,6 +31,9 @@ def test_kaon_up_writes_what_it_runs_with_and_keeps_it(tmp_path: Path) -> None:
     assert cfg.default.transport_url == f"unix://{tmp_path / 'bus.sock'}"
     port, secret = cfg.get("DEFAULT", "nova_metadata_port"), cfg.get("DEFAULT", "metadata_proxy_shared_secret")
     assert port and int(port) > 0 and secret and len(secret) == 32
+    # kept for every later start: never a port connect() may be holding then
+    low, high = below_ephemeral()
+    assert low <= int(port) <= high
     assert cfg.get("metadata", "serve") == "true"
     # A second start without --port keeps the port, the metadata port and the secret.
     write_run_config(conf, tmp_path, None)
