@@ -33,7 +33,9 @@ rounds (an A/A pairing reads 1.00 within that).
 (bridge, inet, netdev) at a time, and with its anti-spoofing hook made an ordinary chain (not
 working firewalls: a measure of what each part costs), and ``kaon-stateful-forward-hook``: kaon's
 ruleset with the receiving port named by a bridge forward hook instead of by its MAC (what a host
-runs whose ports ``fw_plan.by_mac`` cannot tell apart). kaon's worlds run as a lab host's agent
+runs whose ports ``fw_plan.by_mac`` cannot tell apart); ``kaon-stateless-forward-hook``: the
+stateless ruleset with its ingress rules at that hook instead of on the tap's egress hook (the
+same hosts; before session 10, any host with a stateless port). kaon's worlds run as a lab host's agent
 leaves the namespace: br_netfilter per bridge (``netfilter_all_bridges = false``), anti-spoofing on
 the tap's own hook and ingress by MAC where the kernel allows it; the baselines and
 ``--compare``'s older rulesets with the sysctls at 1.
@@ -168,6 +170,7 @@ def worlds(base: db.Baseline, compare: str | None, ablate: bool) -> dict[str, Ca
         out |= {f"kaon-stateful:{family}": setup(kaon=True, only=family) for family in fw_plan.FAMILIES}
         out |= {f"kaon-stateful-{part}": setup(kaon=True, without=part) for part in WITHOUT}
         out["kaon-stateful-forward-hook"] = setup(kaon=True, by_mac=False)
+        out["kaon-stateless-forward-hook"] = setup(kaon=False, by_mac=False)
     if compare:
         other = plan_at(compare)
         out |= {f"{compare}-stateful": setup(kaon=True, plan=other), f"{compare}-stateless": setup(kaon=False, plan=other)}

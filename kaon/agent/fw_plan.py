@@ -10,16 +10,18 @@ family, so the work is split in three tables, all owned by name:
   pairs; the DHCP client allowed; DHCP/DHCPv6 server replies and router
   advertisements sent *by* the VM dropped), and a stateless port's egress
   rules after it. Otherwise those chains are in the bridge table, reached
-  from bridge prerouting. And per stateful port found by MAC (:func:`by_mac`),
-  a base chain on its tap's egress hook for the frames its MACs do not name;
+  from bridge prerouting. And where ports are found by MAC (:func:`by_mac`),
+  per port a base chain on its tap's egress hook: a stateful port's for the
+  frames its MACs do not name, a stateless port's with its ingress rules;
 * ``bridge kaon-sg`` — a stateful port's packets are marked with the port
   they come from (low 16 bits, by its anti-spoofing chain) and, where the
   inet table cannot find the receiver by bridge and MAC, the port they go
   to (high 16 bits, at forward). A **stateless** port needs no
-  conntrack, so all of it is in the bridge family (and netdev): its egress
+  conntrack, so all of it is in the bridge family (or netdev): its egress
   rules after its anti-spoofing (``out-<tap>``), its ingress rules at forward
-  (``to-<tap>``), and its packets are made untracked (``notrack``) before
-  br_netfilter hands them to conntrack, where they can meet it;
+  or on its tap's egress hook (``to-<tap>``), and its packets are made
+  untracked (``notrack``) before br_netfilter hands them to conntrack, where
+  they can meet it;
 * ``inet kaon-sg`` — stateful ports, reached through br_netfilter: per-port
   egress and ingress chains keyed on that mark (ingress: or on the
   receiver's bridge and destination MAC, :func:`by_mac`), ``ct state
@@ -169,9 +171,8 @@ def build(fw: FirewallIntent | None, networks: Mapping[str, NetworkIntent],
     stateful = any(p.stateful is not False for p in ports.values())
     untracked = {pid for pid, p in ports.items() if p.stateful is False and (tracked is None or p.device in tracked)}
     keys = by_mac(ports, bridges) if per_device else None
-    forward = keys is None or any(p.stateful is False for p in ports.values())
     _skeleton(rs, stateful=stateful, untracked=bool(untracked), zones=zones, bridge_from=not per_device,
-              forward=forward, mac_dispatch=keys is not None)
+              forward=keys is None, mac_dispatch=keys is not None)
     for key in rs.decls:
         rs.elements[key] = {}
     for key, (kind, members) in CONSTANT_SETS.items():
@@ -179,10 +180,11 @@ def build(fw: FirewallIntent | None, networks: Mapping[str, NetworkIntent],
             rs.decls[key] = f"set {{ type {kind}; }}"
             rs.elements[key] = dict.fromkeys(members, "")
     for pid, port in sorted(ports.items()):
-        _port(rs, numbers[pid], port, fw.groups, per_device, pid in untracked, keys.get(pid) if keys else None)
+        _port(rs, numbers[pid], port, fw.groups, per_device, pid in untracked,
+              None if keys is None else keys.get(pid, ()))
     # A group's chains (and the remote sets its rules name) in each family one of its ports is
-    # filtered in: inet for stateful ports, bridge for stateless ones (and netdev for their egress
-    # rules, per device).
+    # filtered in: inet for stateful ports (and netdev for group frames, by MAC), bridge or netdev
+    # for stateless ones (see _families).
     for family in FAMILIES:
         used = sorted({g for p in ports.values() if family in _families(p, per_device, keys is not None)
                        for g in p.security_groups or () if g in fw.groups})
@@ -250,10 +252,13 @@ def by_mac(ports: Mapping[str, FirewallPort], bridges: Mapping[str, str] | None)
 
 def _families(port: FirewallPort, per_device: bool, mac_dispatch: bool = False) -> tuple[str, ...]:
     """Where a port's groups' chains are needed: inet (stateful; and netdev for the ingress rules on
-    its tap's egress hook, see :func:`_to_port`), or bridge for a stateless port's ingress rules
-    and netdev or bridge for its egress rules (after its per-device anti-spoofing)."""
+    its tap's egress hook, see :func:`_to_port`), or, for a stateless port, netdev or bridge for its
+    egress rules (after its per-device anti-spoofing) and bridge for its ingress rules — or netdev,
+    on its tap's egress hook, where no bridge forward hook is left (``mac_dispatch``)."""
     if _family(port) == "inet":
         return ("inet", "netdev") if mac_dispatch else ("inet",)
+    if mac_dispatch:
+        return ("netdev",)
     return ("bridge", "netdev") if per_device else ("bridge",)
 
 
@@ -295,7 +300,7 @@ def _skeleton(rs: Ruleset, stateful: bool, untracked: bool, zones: bool = True, 
     if zones:  # one map lookup per packet, however many networks the host has
         rs.decls["inet", "zone_of"] = "map { typeof iifname : ct zone; }"
     hook = "type filter hook {} priority {}; policy accept;"
-    if forward:  # stateless ports' ingress rules, and stateful ports' marks without mac_dispatch
+    if forward:  # the receiving port named by the bridge: without mac_dispatch
         rs.decls["bridge", "to_port"] = "map { type ifname : verdict; }"
         rs.hooks["bridge", "forward"] = hook.format("forward", "filter")
         rs.chains["bridge", "forward"] = ("oifname vmap @to_port",)
@@ -341,7 +346,9 @@ def _skeleton(rs: Ruleset, stateful: bool, untracked: bool, zones: bool = True, 
 def _port(rs: Ruleset, number: int, port: FirewallPort, groups: Mapping[str, SecurityGroupIntent],
           per_device: bool = False, untracked: bool = False, keys: tuple[str, ...] | None = None) -> None:
     """``untracked``: a stateless port whose packets can meet conntrack (``notrack`` them).
-    ``keys``: a stateful port's ``"bridge" . mac`` keys, when its ingress is found by them (by_mac)."""
+    ``keys``: when ports are found by MAC (by_mac), a stateful port's ``"bridge" . mac`` keys (a
+    stateless port has none: its ingress rules are wholly on its tap's egress hook); None: the
+    bridge forward hook names the receiver."""
     tap = port.device
     present = tuple(g for g in port.security_groups or () if g in groups)
     rs.chains.update(_port_chains(number, port, present, per_device, untracked, keys is not None))
@@ -351,6 +358,8 @@ def _port(rs: Ruleset, number: int, port: FirewallPort, groups: Mapping[str, Sec
         rs.elements["bridge", "from_port"][f'"{tap}"'] = f"jump from-{tap}"
     if keys is None:  # the receiver named at bridge forward
         rs.elements["bridge", "to_port"][f'"{tap}"'] = f"jump to-{tap}"
+    else:  # the tap's own egress hook
+        rs.hooks["netdev", f"to-{tap}"] = f'type filter hook egress device "{tap}" priority filter; policy accept;'
     if _family(port) == "bridge":
         if untracked:
             for mac in _addresses(port):
@@ -360,9 +369,7 @@ def _port(rs: Ruleset, number: int, port: FirewallPort, groups: Mapping[str, Sec
     if keys is None:
         rs.elements["inet", "in_port"][f"{number << 16:#010x}"] = f"goto in-{tap}"
         return
-    # Found by its MACs, and its tap's egress hook for what they do not name.
-    rs.hooks["netdev", f"to-{tap}"] = f'type filter hook egress device "{tap}" priority filter; policy accept;'
-    for key in keys:
+    for key in keys:  # found by its MACs; its tap's egress hook judges what they do not name
         rs.elements["inet", "in_mac"][key] = f"goto in-{tap}"
 
 
@@ -374,14 +381,18 @@ def _port_chains(number: int, port: FirewallPort, present: tuple[str, ...],
     tuples that are the same object compare at once in :func:`change_script`).
 
     Stateless: three bridge chains — ``from-`` (anti-spoofing, then ``goto out-``), ``out-``
-    (egress rules) and ``to-`` (ingress rules). Stateful: ``from-`` and ``to-`` only mark the
-    packet, the rules are in inet ``out-`` and ``in-``."""
+    (egress rules) and ``to-`` (ingress rules); per device, ``from-`` and ``out-`` are netdev
+    chains on the tap's ingress hook, and with ``mac_dispatch`` ``to-`` is one on its egress
+    hook. Stateful: ``from-`` and ``to-`` only mark the packet, the rules are in inet ``out-``
+    and ``in-`` (with ``mac_dispatch``, ``to-`` judges what the inet chain could not, see
+    :func:`_to_port`)."""
     tap = port.device
     out = "netdev" if per_device else "bridge"  # where the port's own packets are judged
     if _family(port) == "bridge":
+        into = "netdev" if mac_dispatch else "bridge"  # where what it receives is judged
         return {(out, f"from-{tap}"): _from_port(number, port, untracked),
                 (out, f"out-{tap}"): _port_chain("out", port, present, out),
-                ("bridge", f"to-{tap}"): _port_chain("in", port, present, "bridge")}
+                (into, f"to-{tap}"): _port_chain("in", port, present, into)}
     chains = {(out, f"from-{tap}"): _from_port(number, port)}
     if mac_dispatch:
         groups = f"in-groups-{hashlib.sha256(' '.join(present).encode()).hexdigest()[:16]}"

@@ -420,7 +420,13 @@ def test_a_stateless_group_passes_what_its_rules_say_untracked(sg: Stack, world:
         assert connect(sg, "f", "10.60.0.40", 2222) is None
     finally:
         server.close()
-    assert f["port_id"]
+    if sg.mechanism("h1") == "linuxbridge" and nft.netdev_hooks_by_name(sg.lab.host_namespace("h1")):
+        # What it receives was judged on its tap's own egress hook: the stateless port keeps no
+        # bridge forward hook on its host (every bridged frame would pay for it).
+        ns, tap = sg.lab.host_namespace("h1"), "tap" + f["port_id"][:11]
+        assert "hook forward" not in nft.run(ns, "list table bridge kaon-sg")
+        chain = nft.run(ns, f"list chain netdev kaon-sg to-{tap}")
+        assert f'hook egress device "{tap}"' in chain and f"jump sg-{gid}-in" in chain
 
 
 def test_a_rule_deleted_by_hand_comes_back_within_the_resync_interval(sg: Stack, world: dict[str, Any]) -> None:

@@ -584,14 +584,36 @@ def test_the_same_mac_on_two_bridges_is_two_keys() -> None:
     assert keys["p3"][0] == '"brqn2" . fa:16:3e:00:00:01'
 
 
-def test_a_stateless_port_keeps_its_ingress_at_the_bridge_forward_hook_beside_ports_found_by_mac() -> None:
+def test_a_stateless_port_beside_ports_found_by_mac_has_its_ingress_rules_on_its_taps_egress_hook() -> None:
     raw = _by_mac_intent()
     raw["firewall"]["ports"]["p1"]["stateful"] = False
-    rs = fw_plan.build(firewall_part(raw), typed(raw).networks, per_device=True,
-                       bridges={"p1": "brqn1", "p2": "brqn1", "p3": "brqn1"})
-    assert rs.elements["bridge", "to_port"] == {'"tapp1"': "jump to-tapp1"}  # the stateless one only
+    everyone = {"p1": "brqn1", "p2": "brqn1", "p3": "brqn1"}
+    rs = fw_plan.build(firewall_part(raw), typed(raw).networks, per_device=True, bridges=everyone)
+    # No bridge forward hook left on the host: every bridged frame is spared it.
+    assert ("bridge", "forward") not in rs.hooks and ("bridge", "to_port") not in rs.decls
+    assert rs.hooks["netdev", "to-tapp1"] == 'type filter hook egress device "tapp1" priority filter; policy accept;'
+    to = rs.chains["netdev", "to-tapp1"]  # the port's ingress rules themselves, without conntrack
+    assert to[:2] == ("ether type != ip ether type != ip6 accept", "jump sg-g1-in") and to[-1] == "drop"
+    assert not any("ct " in r for r in to) and "icmpv6 type @nd_ingress accept" in to
+    assert rs.chains["netdev", "sg-g1-in"] and ("bridge", "to-tapp1") not in rs.chains
+    assert not any(family == "bridge" and name.startswith("sg") for family, name in rs.chains)
+    assert set(rs.elements["inet", "in_mac"].values()) == {"goto in-tapp3"}  # the stateful one
     assert ("netdev", "to-tapp3") in rs.chains and ("bridge", "to-tapp3") not in rs.chains
-    assert set(rs.elements["inet", "in_mac"].values()) == {"goto in-tapp3"}
+    assert rs.chains["netdev", "from-tapp1"][-1] == "drop"  # its anti-spoofing, as before
+    # A host of stateless ports only: the same, and nothing in inet to run.
+    for port in raw["firewall"]["ports"].values():
+        port["stateful"] = False
+    alone = fw_plan.build(firewall_part(raw), typed(raw).networks, rs.numbers, per_device=True, bridges=everyone)
+    assert ("bridge", "forward") not in alone.hooks and ("netdev", "to-tapp3") in alone.hooks
+    assert not any(family == "inet" for family, _ in alone.hooks)
+    assert alone.chains["netdev", "to-tapp3"] == to
+    # A port turning stateless (or back) is one transaction on this layout too.
+    there, back = fw_plan.change_script(rs, alone), fw_plan.change_script(alone, rs)
+    assert there is not None and back is not None and "add element inet" in back
+    # Where the forward hook stays (a port without a known bridge), so does its stateless to- chain.
+    fallback = fw_plan.build(firewall_part(raw), typed(raw).networks, per_device=True, bridges={"p1": "brqn1"})
+    assert fallback.elements["bridge", "to_port"]['"tapp1"'] == "jump to-tapp1"
+    assert ("bridge", "to-tapp1") in fallback.chains and ("netdev", "to-tapp1") not in fallback.hooks
 
 
 def test_changing_between_forward_hook_and_by_mac_is_one_transaction_or_a_rewrite() -> None:

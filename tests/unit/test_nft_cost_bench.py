@@ -43,3 +43,11 @@ def test_the_forward_hook_world_is_kaons_ruleset_with_the_receiver_named_by_the_
     assert '"brq-net1" . fa:16:3e:00:01:02 : goto in-tap-vm2' in by_mac and "hook forward priority filter" not in by_mac
     assert "hook forward priority filter" in forward and "hook egress device" not in forward
     assert "in_port" in forward and "in_mac" not in forward
+
+
+def test_the_stateless_forward_hook_world_judges_what_the_port_receives_at_the_bridge(bench: ModuleType) -> None:
+    tap = bench.kaon_ruleset("h2", False, per_device=True)
+    forward = bench.kaon_ruleset("h2", False, per_device=True, by_mac=False)
+    assert 'hook egress device "tap-vm2"' in tap and "hook forward priority filter" not in tap
+    assert "hook forward priority filter" in forward and "hook egress device" not in forward
+    assert '"tap-vm2" : jump to-tap-vm2' in forward and "ct " not in tap
